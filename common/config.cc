@@ -1,0 +1,220 @@
+#include "common/config.h"
+
+#include <cstdlib>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "common/status_macros.h"
+#include "common/yaml_fields.h"
+
+namespace rc {
+namespace {
+
+absl::Status Bad(absl::string_view what, absl::string_view problem) {
+  return absl::InvalidArgumentError(absl::StrCat(what, ": ", problem));
+}
+
+absl::Status ValidateLogLevel(absl::string_view level) {
+  for (const char* ok : {"trace", "debug", "info", "warn", "error", "off"}) {
+    if (level == ok) return absl::OkStatus();
+  }
+  return Bad("log_level", absl::StrCat("unknown level '", level, "' (trace, debug, info, warn, error, off)"));
+}
+
+absl::Status ValidatePositive(absl::string_view what, absl::Duration d) {
+  if (d <= absl::ZeroDuration()) return Bad(what, "must be greater than 0 seconds");
+  return absl::OkStatus();
+}
+
+// Reads the file named by --config through `parse`, or returns `defaults`.
+template <typename Config, typename ParseFn>
+absl::StatusOr<Config> FromFile(const ParsedFlags& flags, ParseFn parse) {
+  std::optional<std::string> path = flags.Get("config");
+  if (!path.has_value()) return Config{};
+  std::string text;
+  RETURN_IF_ERROR(ReadFile(*path, &text));
+  return parse(text, *path);
+}
+
+absl::Status SetInt(const ParsedFlags& f, absl::string_view name, int* out) {
+  if (std::optional<std::string> v = f.Get(name)) {
+    ASSIGN_OR_RETURN(int64_t n, FlagInt(name, *v));
+    *out = static_cast<int>(n);
+  }
+  return absl::OkStatus();
+}
+
+void SetString(const ParsedFlags& f, absl::string_view name, std::string* out) {
+  if (std::optional<std::string> v = f.Get(name)) *out = *v;
+}
+
+}  // namespace
+
+absl::Status ValidateAddress(absl::string_view what, absl::string_view address) {
+  size_t colon = address.rfind(':');
+  int port = -1;
+  if (colon == absl::string_view::npos || colon == 0 ||
+      !absl::SimpleAtoi(address.substr(colon + 1), &port) || port <= 0 || port > 65535) {
+    return Bad(what, absl::StrCat("expected HOST:PORT, got '", address, "'"));
+  }
+  return absl::OkStatus();
+}
+
+std::vector<FlagSpec> CoordinatorFlagSpecs() {
+  return {
+      {"host", "ADDR", "address to listen on (default 0.0.0.0)"},
+      {"port", "PORT", "gRPC port (default 8080; 0 picks a free one)"},
+      {"http-port", "PORT", "HTTP bridge port (default 8081; bridge not built yet)"},
+      {"data-dir", "DIR", "state directory (durable store: a later release)"},
+      {"log-level", "LEVEL", "trace|debug|info|warn|error|off (default info)"},
+  };
+}
+
+std::vector<FlagSpec> WorkerFlagSpecs() {
+  return {
+      {"join", "HOST:PORT", "coordinator to join (default 127.0.0.1:8080)"},
+      {"device-id", "ID", "stable worker identity (default: hostname)"},
+      {"role", "ROLE", "worker, compute, storage, mobile, ... (default worker)"},
+      {"tags", "A,B", "comma-separated tags"},
+      {"slots", "N", "tasks run at once (default: CPU cores)"},
+      {"allow", "TYPE,...", "opt-in task types (dangerous handlers, plugins)"},
+      {"node-task-root", "DIR", "root for node_task directories"},
+      {"plugin-dir", "DIR", "directory of plugins"},
+      {"data-dir", "DIR", "worker state directory (default /tmp/retire-cluster-worker)"},
+      {"log-level", "LEVEL", "trace|debug|info|warn|error|off (default info)"},
+  };
+}
+
+absl::StatusOr<CoordinatorConfig> ParseCoordinatorYaml(const std::string& text, const std::string& source) {
+  CoordinatorConfig c;
+  YamlFields y;
+  RETURN_IF_ERROR(YamlFields::Parse(text, source, &y));
+  RETURN_IF_ERROR(y.Read("host", &c.host));
+  RETURN_IF_ERROR(y.Read("port", &c.port));
+  RETURN_IF_ERROR(y.Read("http_port", &c.http_port));
+  RETURN_IF_ERROR(y.Read("data_dir", &c.data_dir));
+  RETURN_IF_ERROR(y.ReadSeconds("heartbeat_interval_seconds", &c.heartbeat_interval));
+  RETURN_IF_ERROR(y.ReadSeconds("offline_after_seconds", &c.offline_after));
+  RETURN_IF_ERROR(y.ReadSeconds("reconnect_grace_seconds", &c.reconnect_grace));
+  RETURN_IF_ERROR(y.Read("log_level", &c.log_level));
+  RETURN_IF_ERROR(y.CheckNoUnknownKeys());
+  if (absl::Status s = Validate(c); !s.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(source, ": ", s.message()));
+  }
+  return c;
+}
+
+absl::StatusOr<WorkerConfig> ParseWorkerYaml(const std::string& text, const std::string& source) {
+  WorkerConfig c;
+  YamlFields y;
+  RETURN_IF_ERROR(YamlFields::Parse(text, source, &y));
+  RETURN_IF_ERROR(y.Read("join", &c.join));
+  RETURN_IF_ERROR(y.Read("device_id", &c.device_id));
+  RETURN_IF_ERROR(y.Read("role", &c.role));
+  RETURN_IF_ERROR(y.Read("tags", &c.tags));
+  RETURN_IF_ERROR(y.Read("slots", &c.slots));
+  RETURN_IF_ERROR(y.Read("allow", &c.allow));
+  RETURN_IF_ERROR(y.Read("node_task_root", &c.node_task_root));
+  RETURN_IF_ERROR(y.Read("plugin_dir", &c.plugin_dir));
+  RETURN_IF_ERROR(y.Read("data_dir", &c.data_dir));
+  RETURN_IF_ERROR(y.ReadSeconds("heartbeat_interval_seconds", &c.heartbeat_interval));
+  RETURN_IF_ERROR(y.ReadSeconds("reconnect_initial_seconds", &c.reconnect_initial));
+  RETURN_IF_ERROR(y.ReadSeconds("reconnect_max_seconds", &c.reconnect_max));
+  RETURN_IF_ERROR(y.Read("internet", &c.internet));
+  RETURN_IF_ERROR(y.Read("internet_check", &c.internet_check));
+  RETURN_IF_ERROR(y.Read("log_level", &c.log_level));
+  RETURN_IF_ERROR(y.CheckNoUnknownKeys());
+  if (absl::Status s = Validate(c); !s.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(source, ": ", s.message()));
+  }
+  return c;
+}
+
+absl::StatusOr<ClientConfig> ParseClientYaml(const std::string& text, const std::string& source) {
+  ClientConfig c;
+  YamlFields y;
+  RETURN_IF_ERROR(YamlFields::Parse(text, source, &y));
+  RETURN_IF_ERROR(y.Read("coordinator", &c.coordinator));
+  RETURN_IF_ERROR(y.ReadSeconds("rpc_timeout_seconds", &c.rpc_timeout));
+  RETURN_IF_ERROR(y.CheckNoUnknownKeys());
+  if (absl::Status s = ValidateAddress("coordinator", c.coordinator); !s.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(source, ": ", s.message()));
+  }
+  if (c.rpc_timeout <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError(absl::StrCat(source, ": key 'rpc_timeout_seconds': must be greater than 0"));
+  }
+  return c;
+}
+
+absl::Status Validate(const CoordinatorConfig& c) {
+  if (c.host.empty()) return Bad("host", "must not be empty");
+  if (c.port < 0 || c.port > 65535) return Bad("port", absl::StrCat("must be 0..65535, got ", c.port));
+  if (c.http_port < 0 || c.http_port > 65535) {
+    return Bad("http_port", absl::StrCat("must be 0..65535, got ", c.http_port));
+  }
+  RETURN_IF_ERROR(ValidatePositive("heartbeat_interval_seconds", c.heartbeat_interval));
+  RETURN_IF_ERROR(ValidatePositive("offline_after_seconds", c.offline_after));
+  RETURN_IF_ERROR(ValidatePositive("reconnect_grace_seconds", c.reconnect_grace));
+  if (c.offline_after <= c.heartbeat_interval) {
+    return Bad("offline_after_seconds", "must be longer than heartbeat_interval_seconds");
+  }
+  return ValidateLogLevel(c.log_level);
+}
+
+absl::Status Validate(const WorkerConfig& c) {
+  RETURN_IF_ERROR(ValidateAddress("join", c.join));
+  if (c.role.empty()) return Bad("role", "must not be empty");
+  for (const std::string& t : c.tags) {
+    if (t.empty() || t.find_first_of(", \t") != std::string::npos) {
+      return Bad("tags", absl::StrCat("tag '", t, "' must be non-empty without commas or spaces"));
+    }
+  }
+  if (c.slots < 0 || c.slots > 4096) return Bad("slots", absl::StrCat("must be 1..4096, got ", c.slots));
+  RETURN_IF_ERROR(ValidatePositive("heartbeat_interval_seconds", c.heartbeat_interval));
+  RETURN_IF_ERROR(ValidatePositive("reconnect_initial_seconds", c.reconnect_initial));
+  if (c.reconnect_max < c.reconnect_initial) {
+    return Bad("reconnect_max_seconds", "must be at least reconnect_initial_seconds");
+  }
+  if (!c.internet_check.empty()) RETURN_IF_ERROR(ValidateAddress("internet_check", c.internet_check));
+  return ValidateLogLevel(c.log_level);
+}
+
+absl::StatusOr<CoordinatorConfig> LoadCoordinatorConfig(const ParsedFlags& f) {
+  ASSIGN_OR_RETURN(CoordinatorConfig c, FromFile<CoordinatorConfig>(f, ParseCoordinatorYaml));
+  SetString(f, "host", &c.host);
+  RETURN_IF_ERROR(SetInt(f, "port", &c.port));
+  RETURN_IF_ERROR(SetInt(f, "http-port", &c.http_port));
+  SetString(f, "data-dir", &c.data_dir);
+  SetString(f, "log-level", &c.log_level);
+  RETURN_IF_ERROR(Validate(c));
+  return c;
+}
+
+absl::StatusOr<WorkerConfig> LoadWorkerConfig(const ParsedFlags& f) {
+  ASSIGN_OR_RETURN(WorkerConfig c, FromFile<WorkerConfig>(f, ParseWorkerYaml));
+  SetString(f, "join", &c.join);
+  SetString(f, "device-id", &c.device_id);
+  SetString(f, "role", &c.role);
+  if (auto v = f.Get("tags")) c.tags = SplitList(*v);
+  RETURN_IF_ERROR(SetInt(f, "slots", &c.slots));
+  if (auto v = f.Get("allow")) c.allow = SplitList(*v);
+  SetString(f, "node-task-root", &c.node_task_root);
+  SetString(f, "plugin-dir", &c.plugin_dir);
+  SetString(f, "data-dir", &c.data_dir);
+  SetString(f, "log-level", &c.log_level);
+  RETURN_IF_ERROR(Validate(c));
+  return c;
+}
+
+absl::StatusOr<ClientConfig> LoadClientConfig(const ParsedFlags& f) {
+  ASSIGN_OR_RETURN(ClientConfig c, FromFile<ClientConfig>(f, ParseClientYaml));
+  if (const char* env = std::getenv("RETIRE_CLUSTER_COORDINATOR"); env != nullptr && *env != '\0') {
+    c.coordinator = env;
+  }
+  SetString(f, "coordinator", &c.coordinator);
+  RETURN_IF_ERROR(ValidateAddress("coordinator", c.coordinator));
+  return c;
+}
+
+}  // namespace rc

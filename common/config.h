@@ -1,0 +1,73 @@
+#pragma once
+// Configuration of every binary (STYLE.md rule 16): parsed and validated once into plain
+// structs with defaults. Precedence: defaults < YAML file (--config) < command-line flags.
+// Errors name the file, the key (or flag) and the problem.
+
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "common/flags.h"
+
+namespace rc {
+
+struct CoordinatorConfig {
+  std::string host = "0.0.0.0";
+  int port = 8080;  // 0 picks a free port (printed at startup)
+  int http_port = 8081;
+  std::string data_dir;  // unused until the durable store lands; accepted for forward compat
+  absl::Duration heartbeat_interval = absl::Seconds(1);  // told to workers at register
+  absl::Duration offline_after = absl::Seconds(5);  // no heartbeat for this long => offline
+  absl::Duration reconnect_grace = absl::Seconds(5);  // stream gone this long => offline
+  std::string log_level = "info";
+};
+
+struct WorkerConfig {
+  std::string join = "127.0.0.1:8080";
+  std::string device_id;  // "" => hostname
+  std::string role = "worker";
+  std::vector<std::string> tags;
+  int slots = 0;  // 0 => number of CPU cores
+  std::vector<std::string> allow;  // opt-in task types (dangerous handlers, plugins)
+  std::string node_task_root;
+  std::string plugin_dir;
+  std::string data_dir = "/tmp/retire-cluster-worker";  // free disk is measured here
+  absl::Duration heartbeat_interval = absl::Seconds(1);
+  absl::Duration reconnect_initial = absl::Milliseconds(200);
+  absl::Duration reconnect_max = absl::Seconds(10);
+  // Internet reachability: "" reports internet = `internet`; "host:port" probes it with
+  // a TCP connect (2 s timeout) at start and on every reconnect.
+  bool internet = false;
+  std::string internet_check;
+  std::string log_level = "info";
+};
+
+struct ClientConfig {
+  std::string coordinator = "127.0.0.1:8080";
+  absl::Duration rpc_timeout = absl::Seconds(10);  // per unary RPC
+};
+
+// Flags each binary accepts in addition to --help, --version and --config.
+std::vector<FlagSpec> CoordinatorFlagSpecs();
+std::vector<FlagSpec> WorkerFlagSpecs();
+
+// Defaults, then the YAML file named by --config (if any), then flags, then Validate.
+absl::StatusOr<CoordinatorConfig> LoadCoordinatorConfig(const ParsedFlags& flags);
+absl::StatusOr<WorkerConfig> LoadWorkerConfig(const ParsedFlags& flags);
+// For the CLI: file from --config, then $RETIRE_CLUSTER_COORDINATOR, then --coordinator.
+absl::StatusOr<ClientConfig> LoadClientConfig(const ParsedFlags& flags);
+
+// YAML text -> struct (defaults for absent keys). INVALID_ARGUMENT names `source`, the
+// key and the problem; unknown keys are errors (a typo must not be silently ignored).
+absl::StatusOr<CoordinatorConfig> ParseCoordinatorYaml(const std::string& text, const std::string& source);
+absl::StatusOr<WorkerConfig> ParseWorkerYaml(const std::string& text, const std::string& source);
+absl::StatusOr<ClientConfig> ParseClientYaml(const std::string& text, const std::string& source);
+
+absl::Status Validate(const CoordinatorConfig& c);
+absl::Status Validate(const WorkerConfig& c);
+
+// "host:port" -> OK, or INVALID_ARGUMENT naming `what`.
+absl::Status ValidateAddress(absl::string_view what, absl::string_view address);
+
+}  // namespace rc

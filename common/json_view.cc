@@ -1,0 +1,143 @@
+#include "common/json_view.h"
+
+#include "absl/strings/str_cat.h"
+#include "common/clock.h"
+#include "common/task_names.h"
+
+namespace rc {
+namespace {
+
+using nlohmann::json;
+
+json TimeOrNull(int64_t ms) { return ms == 0 ? json(nullptr) : json(FormatTimeMs(ms)); }
+
+}  // namespace
+
+json ParseOrString(absl::string_view text) {
+  if (text.empty()) return json::object();
+  json parsed = json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (parsed.is_discarded()) return json(std::string(text));
+  return parsed;
+}
+
+absl::Status ValidateJsonObject(absl::string_view text, absl::string_view what) {
+  size_t i = text.find_first_not_of(" \t\r\n");
+  if (i == absl::string_view::npos) return absl::OkStatus();  // empty means {}
+  if (text[i] != '{') {
+    return absl::InvalidArgumentError(absl::StrCat(what, " must be a JSON object"));
+  }
+  try {
+    json::parse(text);  // exceptions carry position and reason
+  } catch (const json::parse_error& e) {
+    return absl::InvalidArgumentError(absl::StrCat(what, " is not valid JSON: ", e.what()));
+  }
+  return absl::OkStatus();
+}
+
+json RequirementsToJson(const pb::Requirements& r) {
+  json j = {
+      {"min_cpu_cores", r.min_cpu_cores()},
+      {"min_memory_gb", r.min_memory_gb()},
+      {"min_storage_gb", r.min_storage_gb()},
+      {"gpu_required", r.gpu_required()},
+      {"internet_required", r.internet_required()},
+      {"required_platform", r.required_platform()},
+      {"required_role", r.required_role()},
+      {"required_tags", json::array()},
+      {"target_device_id", r.target_device_id()},
+      {"timeout_seconds", r.has_timeout_seconds() ? r.timeout_seconds() : 300.0},
+      {"max_retries", r.has_max_retries() ? r.max_retries() : 3},
+  };
+  for (const auto& t : r.required_tags()) j["required_tags"].push_back(t);
+  return j;
+}
+
+json TaskToJson(const pb::Task& t) {
+  const pb::TaskSpec& s = t.spec();
+  json metadata = json::object();
+  for (const auto& [k, v] : s.metadata()) metadata[k] = v;
+  json history = json::array();
+  for (const pb::Attempt& a : t.attempt_history()) {
+    history.push_back({{"attempt", a.number()},
+                       {"worker_device_id", a.worker_device_id()},
+                       {"assigned_at", TimeOrNull(a.assigned_at_ms())},
+                       {"started_at", TimeOrNull(a.started_at_ms())},
+                       {"finished_at", TimeOrNull(a.finished_at_ms())},
+                       {"status", StatusName(a.status())},
+                       {"error_message", a.error_message()}});
+  }
+  json j = {
+      {"task_id", t.task_id()},
+      {"task_type", s.task_type()},
+      {"payload", ParseOrString(s.payload())},
+      {"priority", PriorityName(s.priority())},
+      {"requirements", RequirementsToJson(s.requirements())},
+      {"metadata", metadata},
+      {"idempotency_key", s.idempotency_key()},
+      {"status", StatusName(t.status())},
+      {"result", t.result().empty() ? json(nullptr) : ParseOrString(t.result())},
+      {"error_message", t.error_message()},
+      {"stdout", t.stdout()},
+      {"stderr", t.stderr()},
+      {"exit_code", t.exit_code()},
+      {"execution_time_seconds", t.execution_time_seconds()},
+      {"worker_device_id", t.worker_device_id()},
+      {"attempts", t.attempts()},
+      {"created_at", TimeOrNull(t.created_at_ms())},
+      {"started_at", TimeOrNull(t.started_at_ms())},
+      {"finished_at", TimeOrNull(t.finished_at_ms())},
+      {"unschedulable_reason", t.unschedulable_reason()},
+      {"attempt_history", history},
+  };
+  return j;
+}
+
+json WorkerToJson(const pb::Worker& w) {
+  const pb::Capabilities& c = w.capabilities();
+  json j = {
+      {"device_id", c.device_id()},
+      {"hostname", c.hostname()},
+      {"status", WorkerStatusName(w.status())},
+      {"role", c.role()},
+      {"platform", c.platform()},
+      {"arch", c.arch()},
+      {"cpu_cores", c.cpu_cores()},
+      {"memory_gb", c.memory_gb()},
+      {"storage_gb", c.storage_gb()},
+      {"gpu", c.gpu()},
+      {"gpu_name", c.gpu_name()},
+      {"internet", c.internet()},
+      {"tags", json::array()},
+      {"task_types", json::array()},
+      {"slots", c.slots()},
+      {"running", w.running()},
+      {"load", w.load()},
+      {"load_average", w.load_average()},
+      {"last_heartbeat", TimeOrNull(w.last_heartbeat_ms())},
+      {"version", c.version()},
+  };
+  for (const auto& t : c.tags()) j["tags"].push_back(t);
+  for (const auto& t : c.task_types()) j["task_types"].push_back(t);
+  return j;
+}
+
+json StatsToJson(const pb::Stats& s) {
+  json tasks = json::object();
+  for (const auto& [k, v] : s.tasks()) tasks[k] = v;
+  json queued = json::object();
+  for (const auto& [k, v] : s.queued_by_priority()) queued[k] = v;
+  return {
+      {"online_devices", s.online_devices()},
+      {"total_devices", s.total_devices()},
+      {"total_slots", s.total_slots()},
+      {"busy_slots", s.busy_slots()},
+      {"tasks", tasks},
+      {"queued_by_priority", queued},
+      {"tasks_scheduled", s.tasks_scheduled()},
+      {"tasks_succeeded", s.tasks_succeeded()},
+      {"tasks_failed", s.tasks_failed()},
+      {"uptime_seconds", s.uptime_seconds()},
+  };
+}
+
+}  // namespace rc

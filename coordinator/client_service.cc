@@ -1,0 +1,174 @@
+// ClientService on the gRPC callback API: unary calls answer from the core; WatchTask
+// streams snapshots through a TaskSink with one write in flight.
+#include <deque>
+#include <optional>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+#include "common/grpc_status.h"
+#include "common/task_names.h"
+#include "coordinator/grpc_services.h"
+
+namespace rc::coordinator {
+namespace {
+
+template <typename T>
+grpc::ServerUnaryReactor* Answer(grpc::CallbackServerContext* ctx, absl::StatusOr<T> r, T* resp) {
+  auto* reactor = ctx->DefaultReactor();
+  if (r.ok()) *resp = std::move(*r);
+  reactor->Finish(ToGrpcStatus(r.status()));
+  return reactor;
+}
+
+// Streams snapshots of one task until its terminal state. Newer snapshots replace an
+// unsent older one (only the latest matters); the terminal one is always sent.
+class WatchReactor final : public grpc::ServerWriteReactor<pb::Task> {
+ public:
+  WatchReactor(Coordinator* core, std::string task_id) : core_(core), task_id_(std::move(task_id)) {
+    sink_ = std::make_shared<Sink>(this);
+    absl::StatusOr<uint64_t> id = core_->Watch(task_id_, sink_);
+    if (id.ok()) {
+      watch_id_ = *id;
+    } else {
+      sink_->Abort(id.status());
+    }
+  }
+
+  void OnWriteDone(bool ok) override { sink_->WriteDone(ok); }
+  void OnCancel() override { sink_->Abort(absl::CancelledError("watch cancelled by client")); }
+  void OnDone() override {
+    sink_->Detach();
+    if (watch_id_ != 0) core_->Unwatch(task_id_, watch_id_);
+    delete this;
+  }
+
+ private:
+  class Sink final : public TaskSink {
+   public:
+    explicit Sink(WatchReactor* r) : reactor_(r) {}
+
+    void OnTask(const pb::Task& t) override {
+      absl::MutexLock lock(&mu_);
+      if (finishing_ || reactor_ == nullptr || t.revision() <= newest_) return;
+      newest_ = t.revision();
+      pending_ = t;
+      PumpLocked();
+    }
+    void Abort(absl::Status s) override {
+      absl::MutexLock lock(&mu_);
+      if (finishing_ || reactor_ == nullptr || final_status_.has_value()) return;
+      final_status_ = s;
+      pending_.reset();
+      PumpLocked();
+    }
+    void WriteDone(bool ok) {
+      absl::MutexLock lock(&mu_);
+      writing_ = false;
+      if (!ok && !final_status_.has_value()) final_status_ = absl::CancelledError("watch stream broken");
+      PumpLocked();
+    }
+    void Detach() {
+      absl::MutexLock lock(&mu_);
+      reactor_ = nullptr;
+    }
+
+   private:
+    void PumpLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      if (writing_ || finishing_ || reactor_ == nullptr) return;
+      if (pending_.has_value() && !sent_terminal_) {
+        current_ = std::move(*pending_);
+        pending_.reset();
+        sent_terminal_ = IsTerminal(current_.status());
+        writing_ = true;
+        reactor_->StartWrite(&current_);
+        return;
+      }
+      if (sent_terminal_ || final_status_.has_value()) {
+        finishing_ = true;
+        reactor_->Finish(sent_terminal_ ? grpc::Status::OK : ToGrpcStatus(*final_status_));
+      }
+    }
+
+    absl::Mutex mu_;
+    WatchReactor* reactor_ ABSL_GUARDED_BY(mu_);
+    std::optional<pb::Task> pending_ ABSL_GUARDED_BY(mu_);
+    pb::Task current_ ABSL_GUARDED_BY(mu_);
+    uint64_t newest_ ABSL_GUARDED_BY(mu_) = 0;
+    bool writing_ ABSL_GUARDED_BY(mu_) = false;
+    bool sent_terminal_ ABSL_GUARDED_BY(mu_) = false;
+    bool finishing_ ABSL_GUARDED_BY(mu_) = false;
+    std::optional<absl::Status> final_status_ ABSL_GUARDED_BY(mu_);
+  };
+
+  Coordinator* const core_;
+  const std::string task_id_;
+  std::shared_ptr<Sink> sink_;
+  uint64_t watch_id_ = 0;
+};
+
+}  // namespace
+
+grpc::ServerUnaryReactor* ClientServiceImpl::Submit(grpc::CallbackServerContext* ctx, const pb::SubmitRequest* req,
+                                                    pb::SubmitResponse* resp) {
+  auto* reactor = ctx->DefaultReactor();
+  core_->Submit(req->spec(), [reactor, resp](absl::StatusOr<SubmitResult> r) {
+    if (r.ok()) {
+      resp->set_task_id(r->task_id);
+      resp->set_status(r->status);
+      resp->set_existing(r->existing);
+    }
+    reactor->Finish(ToGrpcStatus(r.status()));
+  });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* ClientServiceImpl::GetTask(grpc::CallbackServerContext* ctx, const pb::GetTaskRequest* req,
+                                                     pb::Task* resp) {
+  return Answer(ctx, core_->GetTask(req->task_id()), resp);
+}
+
+grpc::ServerWriteReactor<pb::Task>* ClientServiceImpl::WatchTask(grpc::CallbackServerContext* ctx,
+                                                                 const pb::GetTaskRequest* req) {
+  return new WatchReactor(core_, req->task_id());
+}
+
+grpc::ServerUnaryReactor* ClientServiceImpl::CancelTask(grpc::CallbackServerContext* ctx,
+                                                        const pb::CancelTaskRequest* req,
+                                                        pb::CancelTaskResponse* resp) {
+  return Answer(ctx, core_->Cancel(req->task_id()), resp);
+}
+
+grpc::ServerUnaryReactor* ClientServiceImpl::ListTasks(grpc::CallbackServerContext* ctx,
+                                                       const pb::ListTasksRequest* req, pb::ListTasksResponse* resp) {
+  TaskFilter f;
+  f.status = req->status();
+  f.task_type = req->task_type();
+  f.worker_device_id = req->worker_device_id();
+  f.limit = req->limit() == 0 ? 100 : req->limit();
+  absl::StatusOr<std::vector<pb::Task>> tasks = core_->ListTasks(f);
+  absl::StatusOr<pb::ListTasksResponse> out = tasks.status();
+  if (tasks.ok()) {
+    out = pb::ListTasksResponse();
+    for (pb::Task& t : *tasks) *out->add_tasks() = std::move(t);
+  }
+  return Answer(ctx, std::move(out), resp);
+}
+
+grpc::ServerUnaryReactor* ClientServiceImpl::ListWorkers(grpc::CallbackServerContext* ctx,
+                                                         const pb::ListWorkersRequest* req,
+                                                         pb::ListWorkersResponse* resp) {
+  pb::ListWorkersResponse out;
+  for (pb::Worker& w : core_->ListWorkers(req->device_id())) *out.add_workers() = std::move(w);
+  if (!req->device_id().empty() && out.workers_size() == 0) {
+    return Answer<pb::ListWorkersResponse>(
+        ctx, absl::NotFoundError("no worker with device id '" + req->device_id() + "'"), resp);
+  }
+  return Answer<pb::ListWorkersResponse>(ctx, std::move(out), resp);
+}
+
+grpc::ServerUnaryReactor* ClientServiceImpl::GetStats(grpc::CallbackServerContext* ctx, const pb::GetStatsRequest* req,
+                                                      pb::Stats* resp) {
+  return Answer<pb::Stats>(ctx, core_->Stats(), resp);
+}
+
+}  // namespace rc::coordinator

@@ -1,0 +1,153 @@
+#pragma once
+// The coordinator's domain core: task table, queue, worker registry and dispatch, with
+// no gRPC in sight (STYLE.md rule 3). All state sits behind one mutex; every operation
+// computes its effects (messages to workers, snapshots to watchers, records to store)
+// under the lock and delivers them after releasing it, in state-change order.
+//
+// Design assumptions: the working set fits in memory (the store is write-through, read
+// only at startup); dispatch is event-driven: every event that can make a placement
+// possible (submit, worker join, slot freed) runs Dispatch at once, and there is no
+// polling loop. Tick() is the only periodic work: worker liveness.
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "common/clock.h"
+#include "coordinator/links.h"
+#include "coordinator/task_queue.h"
+#include "coordinator/task_store.h"
+#include "retire_cluster/v1/client_service.pb.h"
+#include "retire_cluster/v1/worker.pb.h"
+
+namespace rc::coordinator {
+
+struct CoordinatorOptions {
+  absl::Duration heartbeat_interval = absl::Seconds(1);
+  absl::Duration offline_after = absl::Seconds(5);
+  absl::Duration reconnect_grace = absl::Seconds(5);
+};
+
+struct SubmitResult {
+  std::string task_id;
+  pb::TaskStatus status;
+  bool existing = false;
+};
+
+struct TaskFilter {
+  pb::TaskStatus status = pb::TASK_STATUS_UNSPECIFIED;
+  std::string task_type;
+  std::string worker_device_id;
+  int limit = 100;
+};
+
+class Coordinator {
+ public:
+  Coordinator(CoordinatorOptions options, TaskStore* store, Clock* clock);
+  ~Coordinator();
+  Coordinator(const Coordinator&) = delete;
+  Coordinator& operator=(const Coordinator&) = delete;
+
+  // ---- Client side ----
+
+  // Validates `spec`, persists the task, queues it and dispatches. `done` runs once
+  // when the task is durable: INVALID_ARGUMENT naming a bad field, UNAVAILABLE after
+  // Shutdown or when the store fails. An idempotency_key already seen answers the
+  // first task with existing = true.
+  void Submit(pb::TaskSpec spec, std::function<void(absl::StatusOr<SubmitResult>)> done);
+  // NOT_FOUND for an unknown id.
+  absl::StatusOr<pb::Task> GetTask(const std::string& task_id) const;
+  // A queued task ends CANCELLED now; an assigned/running one ends CANCELLED now and
+  // its worker is told to stop it (its slot stays reserved until the worker confirms).
+  // cancelled = false for a task already finished. NOT_FOUND for an unknown id.
+  absl::StatusOr<pb::CancelTaskResponse> Cancel(const std::string& task_id);
+  // Newest first. INVALID_ARGUMENT for a limit outside 1..10000.
+  absl::StatusOr<std::vector<pb::Task>> ListTasks(const TaskFilter& filter) const;
+  std::vector<pb::Worker> ListWorkers(const std::string& device_id) const;
+  pb::Stats Stats() const;
+  // Sends the current snapshot to `sink` at once, then every change until a terminal
+  // state. Returns a handle for Unwatch. NOT_FOUND for an unknown id, UNAVAILABLE after
+  // Shutdown.
+  absl::StatusOr<uint64_t> Watch(const std::string& task_id, std::shared_ptr<TaskSink> sink);
+  void Unwatch(const std::string& task_id, uint64_t watch_id);
+
+  // ---- Worker side (the worker protocol in worker_service.proto) ----
+
+  // A worker (re)connects over `link`. Returns the connection's epoch, which later
+  // calls must carry; replaces an older connection of the same device. Reconciles the
+  // attempts the worker reports against those the coordinator owns.
+  // INVALID_ARGUMENT for bad capabilities, UNAVAILABLE after Shutdown.
+  absl::StatusOr<uint64_t> RegisterWorker(const pb::Register& reg, std::shared_ptr<WorkerLink> link);
+  // Heartbeat / started / finished events. Ignored when `epoch` is not the device's
+  // current connection (fencing).
+  void HandleWorkerMessage(const std::string& device_id, uint64_t epoch, const pb::WorkerMessage& msg);
+  // The stream of that epoch ended. Its tasks are requeued if it does not reconnect
+  // within reconnect_grace.
+  void WorkerDisconnected(const std::string& device_id, uint64_t epoch);
+
+  // Liveness: marks workers offline whose heartbeats stopped, requeues tasks of workers
+  // gone past the grace period. Call periodically (CoordinatorServer does).
+  void Tick();
+  // Closes every worker link and aborts every watcher; later submits are refused.
+  void Shutdown();
+
+ private:
+  struct TaskEntry;
+  struct WorkerEntry;
+  struct Effects;
+
+  // Runs `fn(fx)` under mu_, then delivers fx in order (hand-over-hand on delivery_mu_).
+  template <typename Fn>
+  auto Mutate(Fn&& fn);
+  void Deliver(Effects& fx);
+
+  void AcceptLocked(TaskEntry* e, Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void ChangedLocked(TaskEntry* e, Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void SetStatusLocked(TaskEntry* e, pb::TaskStatus s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  pb::Task SnapshotLocked(const TaskEntry& e) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void DispatchLocked(Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void AssignLocked(TaskEntry* e, WorkerEntry* w, Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void RefreshReasonsLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void RefreshReasonLocked(ClassId cls) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  std::vector<WorkerView> ViewsLocked(bool free_only) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void ReleaseAttemptLocked(WorkerEntry* w, const std::string& task_id, int32_t attempt)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void LoseWorkerTasksLocked(WorkerEntry* w, const std::string& why, Effects& fx)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void RequeueLocked(TaskEntry* e, const std::string& why, Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void FinishLocked(WorkerEntry* w, const pb::TaskFinished& f, Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void StartedLocked(WorkerEntry* w, const pb::TaskStarted& s, Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void ReconcileLocked(WorkerEntry* w, const pb::Register& reg, Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  TaskEntry* FindLocked(const std::string& task_id) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  const CoordinatorOptions options_;
+  TaskStore* const store_;
+  Clock* const clock_;
+  const int64_t started_at_ms_;
+
+  mutable absl::Mutex mu_ ABSL_ACQUIRED_BEFORE(delivery_mu_);
+  // Held while delivering effects so that deliveries happen in state-change order.
+  absl::Mutex delivery_mu_;
+
+  bool shut_down_ ABSL_GUARDED_BY(mu_) = false;
+  absl::flat_hash_map<std::string, std::unique_ptr<TaskEntry>> tasks_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::string> order_ ABSL_GUARDED_BY(mu_);  // task ids, oldest first
+  absl::flat_hash_map<std::string, std::string> by_idempotency_key_ ABSL_GUARDED_BY(mu_);
+  TaskQueue queue_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<ClassId, std::string> class_reasons_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<std::string, std::unique_ptr<WorkerEntry>> workers_ ABSL_GUARDED_BY(mu_);
+  uint64_t next_seq_ ABSL_GUARDED_BY(mu_) = 1;
+  uint64_t next_epoch_ ABSL_GUARDED_BY(mu_) = 1;
+  uint64_t next_watch_ ABSL_GUARDED_BY(mu_) = 1;
+  int64_t status_counts_[9] ABSL_GUARDED_BY(mu_) = {};
+  int64_t tasks_scheduled_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+}  // namespace rc::coordinator

@@ -1,0 +1,117 @@
+// Coordinator: placement of queued tasks on workers (the mechanism around the policy).
+#include <queue>
+
+#include "absl/strings/str_cat.h"
+#include "common/task_names.h"
+#include "coordinator/coordinator_internal.h"
+
+namespace rc::coordinator {
+
+std::vector<WorkerView> Coordinator::ViewsLocked(bool free_only) const {
+  std::vector<WorkerView> views;
+  views.reserve(workers_.size());
+  for (const auto& [id, w] : workers_) {
+    if (w->link == nullptr || w->status != pb::WORKER_STATUS_ONLINE) continue;
+    int running = static_cast<int>(w->running.size());
+    if (free_only && running >= w->caps.slots()) continue;
+    views.push_back(WorkerView{&w->caps, running, true, w->last_task_type});
+  }
+  return views;
+}
+
+void Coordinator::RefreshReasonLocked(ClassId cls) {
+  std::vector<WorkerView> views = ViewsLocked(/*free_only=*/false);
+  class_reasons_[cls] = UnschedulableReason(views, queue_.spec(cls));
+}
+
+void Coordinator::RefreshReasonsLocked() {
+  class_reasons_.clear();
+  std::vector<WorkerView> views = ViewsLocked(/*free_only=*/false);
+  for (ClassId cls : queue_.non_empty()) {
+    class_reasons_[cls] = UnschedulableReason(views, queue_.spec(cls));
+  }
+}
+
+void Coordinator::DispatchLocked(Effects& fx) {
+  if (queue_.size() == 0) return;
+  std::vector<WorkerView> views = ViewsLocked(/*free_only=*/true);
+  if (views.empty()) return;
+  // Best head first: a max-heap on "is better than".
+  using Item = std::pair<QueueKey, ClassId>;
+  auto worse = [](const Item& a, const Item& b) { return b.first < a.first; };
+  std::priority_queue<Item, std::vector<Item>, decltype(worse)> heads(worse);
+  for (ClassId cls : queue_.non_empty()) heads.emplace(queue_.Head(cls)->first, cls);
+
+  while (!heads.empty() && !views.empty()) {
+    ClassId cls = heads.top().second;
+    heads.pop();
+    int chosen = ChooseWorker(views, queue_.spec(cls));
+    if (chosen < 0) continue;  // nobody free can run this class now; others may still go
+    auto head = queue_.Head(cls);
+    queue_.Remove(cls, head->first);
+    WorkerEntry* w = workers_.at(views[chosen].capabilities->device_id()).get();
+    AssignLocked(FindLocked(head->second), w, fx);
+    WorkerView& v = views[chosen];
+    v.running = static_cast<int>(w->running.size());
+    v.last_task_type = w->last_task_type;
+    if (v.running >= v.capabilities->slots()) {
+      v = views.back();
+      views.pop_back();
+    }
+    if (auto next = queue_.Head(cls)) heads.emplace(next->first, cls);
+  }
+}
+
+void Coordinator::AssignLocked(TaskEntry* e, WorkerEntry* w, Effects& fx) {
+  pb::Task& t = e->task;
+  const int64_t now = clock_->NowMs();
+  t.set_attempts(t.attempts() + 1);
+  t.set_worker_device_id(w->caps.device_id());
+  t.set_started_at_ms(0);
+  t.clear_unschedulable_reason();
+  pb::Attempt* a = t.add_attempt_history();
+  a->set_number(t.attempts());
+  a->set_worker_device_id(w->caps.device_id());
+  a->set_assigned_at_ms(now);
+  a->set_status(pb::TASK_STATUS_ASSIGNED);
+  SetStatusLocked(e, pb::TASK_STATUS_ASSIGNED);
+  w->running[t.task_id()] = t.attempts();
+  w->last_task_type = t.spec().task_type();
+  ++tasks_scheduled_;
+
+  pb::Assignment* as = fx.MessageFor(w->link).add_assignments();
+  as->set_task_id(t.task_id());
+  as->set_attempt(t.attempts());
+  as->set_task_type(t.spec().task_type());
+  as->set_payload(t.spec().payload());
+  const pb::Requirements& r = t.spec().requirements();
+  as->set_timeout_seconds(r.has_timeout_seconds() ? r.timeout_seconds() : 300.0);
+  as->mutable_metadata()->insert(t.spec().metadata().begin(), t.spec().metadata().end());
+  ChangedLocked(e, fx);
+}
+
+void Coordinator::RequeueLocked(TaskEntry* e, const std::string& why, Effects& fx) {
+  pb::Task& t = e->task;
+  const int64_t now = clock_->NowMs();
+  if (t.attempt_history_size() > 0) {
+    pb::Attempt* a = t.mutable_attempt_history(t.attempt_history_size() - 1);
+    a->set_status(pb::TASK_STATUS_FAILED);
+    a->set_error_message(why);
+    a->set_finished_at_ms(now);
+  }
+  const pb::Requirements& r = t.spec().requirements();
+  const int max_attempts = 1 + (r.has_max_retries() ? r.max_retries() : 3);
+  if (t.attempts() < max_attempts) {
+    SetStatusLocked(e, pb::TASK_STATUS_QUEUED);
+    t.set_started_at_ms(0);
+    queue_.Push(e->cls, e->key, t.task_id());  // keeps its original place in line
+    if (!class_reasons_.contains(e->cls)) RefreshReasonLocked(e->cls);
+  } else {
+    SetStatusLocked(e, pb::TASK_STATUS_FAILED);
+    t.set_error_message(absl::StrCat(why, "; no retries left after ", t.attempts(), " attempts"));
+    t.set_finished_at_ms(now);
+  }
+  ChangedLocked(e, fx);
+}
+
+}  // namespace rc::coordinator

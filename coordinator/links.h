@@ -1,0 +1,34 @@
+#pragma once
+// Outbound seams of the Coordinator: where it pushes messages to a worker and task
+// snapshots to a watcher. The gRPC layer implements them; tests use fakes. The
+// Coordinator calls them after releasing its state lock, in the order state changed.
+// Implementations must not block and must not call back into the Coordinator.
+
+#include "absl/status/status.h"
+#include "retire_cluster/v1/task.pb.h"
+#include "retire_cluster/v1/worker_service.pb.h"
+
+namespace rc::coordinator {
+
+namespace pb = ::retire_cluster::v1;
+
+class WorkerLink {
+ public:
+  virtual ~WorkerLink() = default;
+  // Queues a message for the worker (dropped if the stream is already gone).
+  virtual void Send(pb::CoordinatorMessage message) = 0;
+  // Ends the stream with `status` after queued messages are written.
+  virtual void Close(absl::Status status) = 0;
+};
+
+class TaskSink {
+ public:
+  virtual ~TaskSink() = default;
+  // A snapshot of the watched task; revisions only grow, but a sink may see a later
+  // snapshot before an earlier one and must drop the older. The last call carries the
+  // terminal state, or `Abort` is called when the Coordinator shuts down.
+  virtual void OnTask(const pb::Task& task) = 0;
+  virtual void Abort(absl::Status status) = 0;
+};
+
+}  // namespace rc::coordinator

@@ -1,0 +1,72 @@
+// retire-cluster-main: the coordinator. Parses flags/YAML, starts the server, waits
+// for SIGINT/SIGTERM, shuts down cleanly.
+#include <cstdio>
+#include <iostream>
+
+#include "common/config.h"
+#include "common/process.h"
+#include "coordinator/server.h"
+#include "spdlog/spdlog.h"
+
+namespace {
+
+constexpr char kUsage[] =
+    "usage: retire-cluster-main [--host 0.0.0.0] [--port 8080] [--http-port 8081]\n"
+    "                           [--data-dir DIR] [--config FILE]\n\n"
+    "The retire-cluster coordinator: holds the task queue and schedules tasks onto\n"
+    "workers that join with `retire-cluster-worker --join HOST:PORT`.\n\n";
+
+std::vector<rc::FlagSpec> Specs() {
+  std::vector<rc::FlagSpec> specs = rc::CoordinatorFlagSpecs();
+  specs.push_back({"config", "FILE", "YAML configuration (see deploy/main.yaml)"});
+  specs.push_back({"help", "", "show this help"});
+  specs.push_back({"version", "", "print the version"});
+  return specs;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  rc::BlockShutdownSignals();
+  std::vector<std::string> args(argv, argv + argc);
+  absl::StatusOr<rc::ParsedFlags> flags = rc::ParseFlags(args, 1, Specs());
+  if (!flags.ok()) {
+    std::cerr << "retire-cluster-main: " << flags.status().message() << "\n";
+    return 2;
+  }
+  if (flags->Has("help")) {
+    std::cout << kUsage << rc::FormatFlagHelp(Specs());
+    return 0;
+  }
+  if (flags->Has("version")) {
+    std::cout << "retire-cluster-main " << RC_VERSION << "\n";
+    return 0;
+  }
+  if (!flags->positional().empty()) {
+    std::cerr << "retire-cluster-main: unexpected argument '" << flags->positional()[0] << "'\n";
+    return 2;
+  }
+  absl::StatusOr<rc::CoordinatorConfig> config = rc::LoadCoordinatorConfig(*flags);
+  if (!config.ok()) {
+    std::cerr << "retire-cluster-main: " << config.status().message() << "\n";
+    return 2;
+  }
+  rc::SetupLogging(config->log_level);
+  auto server = rc::coordinator::CoordinatorServer::Start(*config);
+  if (!server.ok()) {
+    std::cerr << "retire-cluster-main: " << server.status().message() << "\n";
+    return 1;
+  }
+  if (!config->data_dir.empty()) {
+    spdlog::warn("--data-dir {}: this release keeps tasks in memory only (durable store pending)", config->data_dir);
+  }
+  spdlog::info("HTTP bridge (port {}) is not part of this release; use the gRPC API or the CLI", config->http_port);
+  std::printf("retire-cluster-main %s listening on %s:%d\n", RC_VERSION, config->host.c_str(), (*server)->port());
+  std::fflush(stdout);
+
+  int sig = rc::WaitForShutdownSignal();
+  spdlog::info("signal {} received; shutting down", sig);
+  (*server)->Shutdown();
+  spdlog::info("stopped");
+  return 0;
+}

@@ -1,0 +1,51 @@
+#pragma once
+// Scheduling policy as pure functions (STYLE.md rule 4): given a read-only view of
+// workers and the requirements shared by one scheduling class, decide. No clock, no I/O,
+// no locks; the Dispatcher owns state and commits decisions.
+//
+// Design assumption: a task's eligibility depends only on its class (task type +
+// placement requirements), so the policy is asked once per class, never per task.
+
+#include <span>
+#include <string>
+#include "absl/strings/string_view.h"
+
+#include "retire_cluster/v1/task.pb.h"
+#include "retire_cluster/v1/worker.pb.h"
+
+namespace rc::coordinator {
+
+namespace pb = ::retire_cluster::v1;
+
+// What every task of one scheduling class needs.
+struct ClassSpec {
+  std::string task_type;
+  pb::Requirements requirements;  // timeout_seconds / max_retries are not part of a class
+};
+
+// One worker as the policy sees it.
+struct WorkerView {
+  const pb::Capabilities* capabilities = nullptr;
+  int running = 0;        // attempts reserved on it
+  bool accepting = true;  // online and not draining
+  absl::string_view last_task_type;  // type of the last task placed there (affinity)
+};
+
+// True when the worker's capabilities meet every requirement of the class (free slots
+// and liveness are not considered).
+bool CanRun(const pb::Capabilities& worker, const ClassSpec& spec);
+
+// Why `worker` can never run tasks of `spec`, e.g. "lacks tag 'gpu-box'"; "" if it can.
+std::string Mismatch(const pb::Capabilities& worker, const ClassSpec& spec);
+
+// The worker to place one task of `spec` on, or -1 when none is eligible (accepting,
+// a free slot, CanRun). Prefers the lowest load (running / slots); at equal load the
+// worker that last ran this task type (warm caches), then more free slots, then the
+// smaller device id so that decisions are deterministic.
+int ChooseWorker(std::span<const WorkerView> workers, const ClassSpec& spec);
+
+// "" when some accepting worker in `workers` could run `spec` (busy or not); otherwise
+// a sentence saying why none can, naming up to three workers and their first mismatch.
+std::string UnschedulableReason(std::span<const WorkerView> workers, const ClassSpec& spec);
+
+}  // namespace rc::coordinator

@@ -1,0 +1,45 @@
+#pragma once
+// A running coordinator: the core, its store, the gRPC server and the liveness ticker.
+// Used by retire-cluster-main and by in-process integration tests.
+
+#include <memory>
+#include <thread>
+
+#include "absl/status/statusor.h"
+#include "absl/synchronization/notification.h"
+#include "common/clock.h"
+#include "common/config.h"
+#include "coordinator/coordinator.h"
+#include "coordinator/grpc_services.h"
+#include "grpcpp/server.h"
+
+namespace rc::coordinator {
+
+class CoordinatorServer {
+ public:
+  // Binds config.host:config.port (port 0 picks a free one) and starts serving.
+  // UNAVAILABLE naming the address when it cannot listen.
+  static absl::StatusOr<std::unique_ptr<CoordinatorServer>> Start(const CoordinatorConfig& config,
+                                                                  Clock* clock = RealClock::Get());
+  ~CoordinatorServer();
+
+  int port() const { return port_; }
+  Coordinator* core() { return core_.get(); }
+  // Ends worker streams and watches, stops the server; idempotent.
+  void Shutdown();
+
+ private:
+  CoordinatorServer() = default;
+
+  std::unique_ptr<TaskStore> store_;
+  std::unique_ptr<Coordinator> core_;
+  std::unique_ptr<ClientServiceImpl> client_service_;
+  std::unique_ptr<WorkerServiceImpl> worker_service_;
+  std::unique_ptr<grpc::Server> server_;
+  int port_ = 0;
+  absl::Notification stop_;
+  std::thread ticker_;
+  bool shut_down_ = false;
+};
+
+}  // namespace rc::coordinator

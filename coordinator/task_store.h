@@ -1,0 +1,42 @@
+#pragma once
+// Persistence seam. The Coordinator keeps its working state in memory and writes every
+// task record through a TaskStore; a submit is acknowledged only after the store says
+// the record is durable. MemoryTaskStore is the in-process implementation (tests and
+// the current release); a durable SQLite store implements the same interface.
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "retire_cluster/v1/task.pb.h"
+
+namespace rc::coordinator {
+
+namespace pb = ::retire_cluster::v1;
+
+class TaskStore {
+ public:
+  virtual ~TaskStore() = default;
+  // Inserts or replaces each record by task_id. `done` runs exactly once, possibly on
+  // another thread, after the records are durable (OK) or could not be written
+  // (UNAVAILABLE / INTERNAL with the reason). Never blocks the caller on disk.
+  virtual void Write(std::vector<pb::Task> tasks, std::function<void(absl::Status)> done) = 0;
+  // Every stored record, for recovery at startup.
+  virtual absl::StatusOr<std::vector<pb::Task>> LoadAll() = 0;
+};
+
+class MemoryTaskStore final : public TaskStore {
+ public:
+  void Write(std::vector<pb::Task> tasks, std::function<void(absl::Status)> done) override;
+  absl::StatusOr<std::vector<pb::Task>> LoadAll() override;
+
+ private:
+  absl::Mutex mu_;
+  absl::flat_hash_map<std::string, pb::Task> tasks_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace rc::coordinator

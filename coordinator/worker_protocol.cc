@@ -1,0 +1,259 @@
+// Coordinator: the worker protocol (register, heartbeats, task events, liveness).
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "common/task_names.h"
+#include "coordinator/coordinator_internal.h"
+#include "spdlog/spdlog.h"
+
+namespace rc::coordinator {
+namespace {
+
+absl::Status ValidateCapabilities(const pb::Capabilities& c) {
+  if (c.device_id().empty()) return absl::InvalidArgumentError("capabilities.device_id: must not be empty");
+  if (c.device_id().size() > 128) return absl::InvalidArgumentError("capabilities.device_id: longer than 128");
+  if (c.slots() < 1) return absl::InvalidArgumentError("capabilities.slots: must be at least 1");
+  return absl::OkStatus();
+}
+
+bool IsOutcome(pb::TaskStatus s) { return IsTerminal(s); }
+
+}  // namespace
+
+absl::StatusOr<uint64_t> Coordinator::RegisterWorker(const pb::Register& reg, std::shared_ptr<WorkerLink> link) {
+  if (absl::Status s = ValidateCapabilities(reg.capabilities()); !s.ok()) return s;
+  return Mutate([&](Effects& fx) -> absl::StatusOr<uint64_t> {
+    if (shut_down_) return absl::UnavailableError("coordinator is shutting down");
+    const std::string& device = reg.capabilities().device_id();
+    std::unique_ptr<WorkerEntry>& slot = workers_[device];
+    if (slot == nullptr) slot = std::make_unique<WorkerEntry>();
+    WorkerEntry* w = slot.get();
+    if (w->link != nullptr) {
+      spdlog::warn("worker {} connected again; closing its previous connection", device);
+      fx.closes.emplace_back(std::move(w->link),
+                             absl::AbortedError(absl::StrCat("replaced by a newer connection of device ", device)));
+    }
+    const int64_t now = clock_->NowMs();
+    w->caps = reg.capabilities();
+    w->epoch = next_epoch_++;
+    w->link = std::move(link);
+    w->status = pb::WORKER_STATUS_ONLINE;
+    w->last_heartbeat_ms = now;
+    w->connected_at_ms = now;
+    fx.MessageFor(w->link).mutable_registered()->set_heartbeat_interval_ms(
+        absl::ToInt64Milliseconds(options_.heartbeat_interval));
+    ReconcileLocked(w, reg, fx);
+    spdlog::info("worker {} online: {} slots, types [{}], tags [{}]", device, w->caps.slots(),
+                 absl::StrJoin(w->caps.task_types(), ","), absl::StrJoin(w->caps.tags(), ","));
+    RefreshReasonsLocked();
+    DispatchLocked(fx);
+    return w->epoch;
+  });
+}
+
+void Coordinator::ReconcileLocked(WorkerEntry* w, const pb::Register& reg, Effects& fx) {
+  const std::string& device = w->caps.device_id();
+  absl::flat_hash_map<std::string, int32_t> reported;
+  for (const pb::RunningAttempt& r : reg.running()) reported[r.task_id()] = r.attempt();
+
+  // Attempts we placed there that the worker no longer has: lost with its old process.
+  std::vector<std::pair<std::string, int32_t>> ours(w->running.begin(), w->running.end());
+  for (const auto& [id, attempt] : ours) {
+    auto it = reported.find(id);
+    if (it != reported.end() && it->second == attempt) continue;
+    w->running.erase(id);
+    TaskEntry* e = FindLocked(id);
+    if (e != nullptr && !IsTerminal(e->task.status()) && e->task.attempts() == attempt &&
+        e->task.worker_device_id() == device) {
+      RequeueLocked(e, absl::StrCat("worker ", device, " restarted without this attempt"), fx);
+    }
+  }
+  // Attempts the worker runs: keep the ones we own; stop the rest, keeping their slots
+  // reserved until the worker confirms they ended.
+  for (const auto& [id, attempt] : reported) {
+    w->running[id] = attempt;
+    TaskEntry* e = FindLocked(id);
+    bool owned = e != nullptr && !IsTerminal(e->task.status()) && e->task.attempts() == attempt &&
+                 e->task.worker_device_id() == device &&
+                 (e->task.status() == pb::TASK_STATUS_ASSIGNED || e->task.status() == pb::TASK_STATUS_RUNNING);
+    if (owned) continue;
+    pb::CancelAttempt* c = fx.MessageFor(w->link).add_cancels();
+    c->set_task_id(id);
+    c->set_attempt(attempt);
+  }
+}
+
+void Coordinator::HandleWorkerMessage(const std::string& device_id, uint64_t epoch, const pb::WorkerMessage& msg) {
+  Mutate([&](Effects& fx) {
+    auto it = workers_.find(device_id);
+    if (it == workers_.end() || it->second->epoch != epoch || it->second->link == nullptr) {
+      return 0;  // a replaced or closed connection: fenced off
+    }
+    WorkerEntry* w = it->second.get();
+    w->last_heartbeat_ms = clock_->NowMs();  // any message proves liveness
+    if (msg.has_heartbeat()) w->load_average = msg.heartbeat().load_average();
+    for (const pb::TaskStarted& s : msg.started()) StartedLocked(w, s, fx);
+    for (const pb::TaskFinished& f : msg.finished()) FinishLocked(w, f, fx);
+    if (msg.finished_size() > 0) DispatchLocked(fx);
+    return 0;
+  });
+}
+
+void Coordinator::StartedLocked(WorkerEntry* w, const pb::TaskStarted& s, Effects& fx) {
+  TaskEntry* e = FindLocked(s.task_id());
+  if (e == nullptr || e->task.attempts() != s.attempt() || e->task.worker_device_id() != w->caps.device_id() ||
+      e->task.status() != pb::TASK_STATUS_ASSIGNED) {
+    return;
+  }
+  const int64_t now = clock_->NowMs();
+  SetStatusLocked(e, pb::TASK_STATUS_RUNNING);
+  e->task.set_started_at_ms(now);
+  pb::Attempt* a = e->task.mutable_attempt_history(e->task.attempt_history_size() - 1);
+  a->set_started_at_ms(now);
+  a->set_status(pb::TASK_STATUS_RUNNING);
+  ChangedLocked(e, fx);
+}
+
+void Coordinator::ReleaseAttemptLocked(WorkerEntry* w, const std::string& task_id, int32_t attempt) {
+  auto it = w->running.find(task_id);
+  if (it != w->running.end() && it->second == attempt) w->running.erase(it);
+}
+
+void Coordinator::FinishLocked(WorkerEntry* w, const pb::TaskFinished& f, Effects& fx) {
+  ReleaseAttemptLocked(w, f.task_id(), f.attempt());
+  TaskEntry* e = FindLocked(f.task_id());
+  if (e == nullptr || e->task.attempts() != f.attempt() || e->task.worker_device_id() != w->caps.device_id() ||
+      IsTerminal(e->task.status())) {
+    return;  // stale attempt, or already ended (e.g. cancelled): recorded at most once
+  }
+  pb::Task& t = e->task;
+  const int64_t now = clock_->NowMs();
+  pb::TaskStatus status = f.status();
+  if (!IsOutcome(status)) {
+    status = pb::TASK_STATUS_FAILED;
+    t.set_error_message(absl::StrCat("worker reported a non-terminal status ", static_cast<int>(f.status())));
+  } else {
+    t.set_error_message(f.error_message());
+  }
+  SetStatusLocked(e, status);
+  t.set_result(f.result());
+  t.set_stdout(f.stdout());
+  t.set_stderr(f.stderr());
+  t.set_exit_code(f.exit_code());
+  t.set_execution_time_seconds(f.execution_time_seconds());
+  if (t.started_at_ms() == 0) {
+    t.set_started_at_ms(now - static_cast<int64_t>(f.execution_time_seconds() * 1000));
+  }
+  t.set_finished_at_ms(now);
+  pb::Attempt* a = t.mutable_attempt_history(t.attempt_history_size() - 1);
+  if (a->started_at_ms() == 0) a->set_started_at_ms(t.started_at_ms());
+  a->set_finished_at_ms(now);
+  a->set_status(status);
+  a->set_error_message(t.error_message());
+  ChangedLocked(e, fx);
+}
+
+void Coordinator::WorkerDisconnected(const std::string& device_id, uint64_t epoch) {
+  Mutate([&](Effects& fx) {
+    auto it = workers_.find(device_id);
+    if (it == workers_.end() || it->second->epoch != epoch || it->second->link == nullptr) return 0;
+    WorkerEntry* w = it->second.get();
+    w->link = nullptr;
+    w->status = pb::WORKER_STATUS_OFFLINE;
+    w->disconnected_at_ms = clock_->NowMs();
+    spdlog::info("worker {} disconnected ({} attempts held for {}s grace)", device_id, w->running.size(),
+                 absl::ToDoubleSeconds(options_.reconnect_grace));
+    RefreshReasonsLocked();
+    return 0;
+  });
+}
+
+void Coordinator::LoseWorkerTasksLocked(WorkerEntry* w, const std::string& why, Effects& fx) {
+  const std::string& device = w->caps.device_id();
+  for (const auto& [id, attempt] : w->running) {
+    TaskEntry* e = FindLocked(id);
+    if (e != nullptr && !IsTerminal(e->task.status()) && e->task.attempts() == attempt &&
+        e->task.worker_device_id() == device) {
+      RequeueLocked(e, why, fx);
+    }
+  }
+  w->running.clear();
+}
+
+void Coordinator::Tick() {
+  Mutate([&](Effects& fx) {
+    const int64_t now = clock_->NowMs();
+    const int64_t offline_after = absl::ToInt64Milliseconds(options_.offline_after);
+    const int64_t grace = absl::ToInt64Milliseconds(options_.reconnect_grace);
+    bool changed = false;
+    for (auto& [device, w] : workers_) {
+      if (w->link != nullptr && now - w->last_heartbeat_ms > offline_after) {
+        std::string why = absl::StrFormat("worker %s sent no heartbeat for %.1fs", device,
+                                          (now - w->last_heartbeat_ms) / 1000.0);
+        spdlog::warn("{}; marking it offline", why);
+        fx.closes.emplace_back(std::move(w->link), absl::UnavailableError(why));
+        w->link = nullptr;
+        w->status = pb::WORKER_STATUS_OFFLINE;
+        w->disconnected_at_ms = now;
+        LoseWorkerTasksLocked(w.get(), why, fx);
+        changed = true;
+      } else if (w->link == nullptr && !w->running.empty() && now - w->disconnected_at_ms >= grace) {
+        LoseWorkerTasksLocked(
+            w.get(), absl::StrFormat("worker %s disconnected and did not return within %.1fs", device, grace / 1000.0),
+            fx);
+        changed = true;
+      }
+    }
+    if (changed) {
+      RefreshReasonsLocked();
+      DispatchLocked(fx);
+    }
+    return 0;
+  });
+}
+
+std::vector<pb::Worker> Coordinator::ListWorkers(const std::string& device_id) const {
+  absl::MutexLock lock(&mu_);
+  std::vector<pb::Worker> out;
+  for (const auto& [id, w] : workers_) {
+    if (!device_id.empty() && id != device_id) continue;
+    pb::Worker& v = out.emplace_back();
+    *v.mutable_capabilities() = w->caps;
+    v.set_status(w->status);
+    v.set_running(static_cast<int32_t>(w->running.size()));
+    v.set_load(w->caps.slots() > 0 ? static_cast<double>(w->running.size()) / w->caps.slots() : 0);
+    v.set_last_heartbeat_ms(w->last_heartbeat_ms);
+    v.set_connected_at_ms(w->connected_at_ms);
+    v.set_load_average(w->load_average);
+  }
+  std::sort(out.begin(), out.end(), [](const pb::Worker& a, const pb::Worker& b) {
+    return a.capabilities().device_id() < b.capabilities().device_id();
+  });
+  return out;
+}
+
+pb::Stats Coordinator::Stats() const {
+  absl::MutexLock lock(&mu_);
+  pb::Stats s;
+  for (const auto& [id, w] : workers_) {
+    s.set_total_devices(s.total_devices() + 1);
+    if (w->link == nullptr || w->status != pb::WORKER_STATUS_ONLINE) continue;
+    s.set_online_devices(s.online_devices() + 1);
+    s.set_total_slots(s.total_slots() + w->caps.slots());
+    s.set_busy_slots(s.busy_slots() + static_cast<int32_t>(w->running.size()));
+  }
+  for (int st = pb::TASK_STATUS_PENDING; st <= pb::TASK_STATUS_TIMEOUT; ++st) {
+    (*s.mutable_tasks())[std::string(StatusName(static_cast<pb::TaskStatus>(st)))] = status_counts_[st];
+  }
+  for (int p = pb::PRIORITY_LOW; p <= pb::PRIORITY_URGENT; ++p) {
+    (*s.mutable_queued_by_priority())[std::string(PriorityName(static_cast<pb::Priority>(p)))] =
+        queue_.count_by_priority(p);
+  }
+  s.set_tasks_scheduled(tasks_scheduled_);
+  s.set_tasks_succeeded(status_counts_[pb::TASK_STATUS_SUCCESS]);
+  s.set_tasks_failed(status_counts_[pb::TASK_STATUS_FAILED]);
+  s.set_uptime_seconds((clock_->NowMs() - started_at_ms_) / 1000.0);
+  return s;
+}
+
+}  // namespace rc::coordinator
