@@ -7,7 +7,7 @@
 namespace rc {
 namespace {
 
-using nlohmann::json;
+using json = Json;
 
 json TimeOrNull(int64_t ms) { return ms == 0 ? json(nullptr) : json(FormatTimeMs(ms)); }
 

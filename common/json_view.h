@@ -11,10 +11,13 @@
 
 namespace rc {
 
-nlohmann::json TaskToJson(const ::retire_cluster::v1::Task& task);
-nlohmann::json RequirementsToJson(const ::retire_cluster::v1::Requirements& r);
-nlohmann::json WorkerToJson(const ::retire_cluster::v1::Worker& worker);
-nlohmann::json StatsToJson(const ::retire_cluster::v1::Stats& stats);
+// Objects keep the order fields are added in (task_id first), as users read them.
+using Json = nlohmann::ordered_json;
+
+Json TaskToJson(const ::retire_cluster::v1::Task& task);
+Json RequirementsToJson(const ::retire_cluster::v1::Requirements& r);
+Json WorkerToJson(const ::retire_cluster::v1::Worker& worker);
+Json StatsToJson(const ::retire_cluster::v1::Stats& stats);
 
 // OK when `text` is one JSON object; INVALID_ARGUMENT naming `what` and the parse error
 // otherwise. Does not build a document tree.
@@ -22,6 +25,6 @@ absl::Status ValidateJsonObject(absl::string_view text, absl::string_view what);
 
 // `text` parsed (must be valid JSON; invalid text is returned as a JSON string so that
 // a view never throws).
-nlohmann::json ParseOrString(absl::string_view text);
+Json ParseOrString(absl::string_view text);
 
 }  // namespace rc

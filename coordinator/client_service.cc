@@ -146,12 +146,10 @@ grpc::ServerUnaryReactor* ClientServiceImpl::ListTasks(grpc::CallbackServerConte
   f.worker_device_id = req->worker_device_id();
   f.limit = req->limit() == 0 ? 100 : req->limit();
   absl::StatusOr<std::vector<pb::Task>> tasks = core_->ListTasks(f);
-  absl::StatusOr<pb::ListTasksResponse> out = tasks.status();
-  if (tasks.ok()) {
-    out = pb::ListTasksResponse();
-    for (pb::Task& t : *tasks) *out->add_tasks() = std::move(t);
-  }
-  return Answer(ctx, std::move(out), resp);
+  if (!tasks.ok()) return Answer<pb::ListTasksResponse>(ctx, tasks.status(), resp);
+  pb::ListTasksResponse out;
+  for (pb::Task& t : *tasks) *out.add_tasks() = std::move(t);
+  return Answer<pb::ListTasksResponse>(ctx, std::move(out), resp);
 }
 
 grpc::ServerUnaryReactor* ClientServiceImpl::ListWorkers(grpc::CallbackServerContext* ctx,

@@ -1,0 +1,29 @@
+#pragma once
+// Pieces shared by the two command lines.
+
+#include <ostream>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "client/cli.h"
+#include "common/config.h"
+#include "common/json_view.h"
+#include "retire_cluster/v1/worker.pb.h"
+
+namespace rc::client {
+
+// Prints "error: MESSAGE" and returns the exit code for the status's code.
+inline int Fail(std::ostream& err, const absl::Status& s) {
+  err << "error: " << s.message() << "\n";
+  switch (s.code()) {
+    case absl::StatusCode::kInvalidArgument: return kExitUsage;
+    case absl::StatusCode::kNotFound: return kExitNotFound;
+    case absl::StatusCode::kUnavailable: return kExitUnavailable;
+    case absl::StatusCode::kDeadlineExceeded: return kExitTimeout;
+    default: return kExitTaskFailed;
+  }
+}
+
+Json WorkersJson(const std::vector<::retire_cluster::v1::Worker>& workers);
+
+}  // namespace rc::client

@@ -1,0 +1,130 @@
+#include "client/client.h"
+
+#include <chrono>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "common/grpc_status.h"
+#include "common/task_names.h"
+#include "grpcpp/create_channel.h"
+#include "grpcpp/security/credentials.h"
+
+namespace rc::client {
+
+Client::Client(ClientOptions options) : options_(std::move(options)) {
+  auto channel = grpc::CreateChannel(options_.target, grpc::InsecureChannelCredentials());
+  stub_ = pb::ClientService::NewStub(channel);
+}
+
+void Client::Prepare(grpc::ClientContext* ctx) const {
+  ctx->set_deadline(std::chrono::system_clock::now() +
+                    std::chrono::milliseconds(absl::ToInt64Milliseconds(options_.rpc_timeout)));
+}
+
+absl::Status Client::Convert(const grpc::Status& s) const {
+  if (s.error_code() == grpc::StatusCode::UNAVAILABLE) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot reach coordinator at ", options_.target, ": ", s.error_message()));
+  }
+  if (s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
+    return absl::DeadlineExceededError(
+        absl::StrCat("coordinator at ", options_.target, " did not answer in time: ", s.error_message()));
+  }
+  return FromGrpcStatus(s);
+}
+
+absl::StatusOr<pb::SubmitResponse> Client::Submit(const pb::TaskSpec& spec) {
+  grpc::ClientContext ctx;
+  Prepare(&ctx);
+  pb::SubmitRequest req;
+  *req.mutable_spec() = spec;
+  pb::SubmitResponse resp;
+  if (grpc::Status s = stub_->Submit(&ctx, req, &resp); !s.ok()) return Convert(s);
+  return resp;
+}
+
+absl::StatusOr<pb::Task> Client::Get(const std::string& task_id) {
+  grpc::ClientContext ctx;
+  Prepare(&ctx);
+  pb::GetTaskRequest req;
+  req.set_task_id(task_id);
+  pb::Task task;
+  if (grpc::Status s = stub_->GetTask(&ctx, req, &task); !s.ok()) return Convert(s);
+  return task;
+}
+
+absl::StatusOr<pb::Task> Client::Wait(const std::string& task_id, absl::Duration timeout,
+                                      const std::function<void(const pb::Task&)>& on_update) {
+  const absl::Time deadline = timeout == absl::InfiniteDuration() ? absl::InfiniteFuture() : absl::Now() + timeout;
+  pb::Task last;
+  absl::Duration retry = absl::Milliseconds(100);
+  while (true) {
+    grpc::ClientContext ctx;
+    if (deadline != absl::InfiniteFuture()) ctx.set_deadline(absl::ToChronoTime(deadline));
+    pb::GetTaskRequest req;
+    req.set_task_id(task_id);
+    auto reader = stub_->WatchTask(&ctx, req);
+    pb::Task task;
+    while (reader->Read(&task)) {
+      last = task;
+      if (on_update) on_update(task);
+      if (IsTerminal(task.status())) {
+        ctx.TryCancel();
+        reader->Finish();
+        return task;
+      }
+    }
+    grpc::Status s = reader->Finish();
+    if (s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED || absl::Now() >= deadline) {
+      return absl::DeadlineExceededError(absl::StrCat("task ", task_id, " still ",
+                                                      last.task_id().empty() ? absl::string_view("unfinished") : StatusName(last.status()),
+                                                      " after ", absl::FormatDuration(timeout)));
+    }
+    if (s.error_code() != grpc::StatusCode::UNAVAILABLE) {
+      return s.ok() ? absl::InternalError("watch ended before the task finished") : Convert(s);
+    }
+    // UNAVAILABLE before any snapshot: the coordinator is unreachable, fail fast.
+    // After one: it restarted or the connection broke; resume within the deadline.
+    if (last.task_id().empty()) return Convert(s);
+    std::this_thread::sleep_for(absl::ToChronoMilliseconds(std::min(retry, deadline - absl::Now())));
+    retry = std::min(retry * 2, absl::Seconds(2));
+  }
+}
+
+absl::StatusOr<pb::CancelTaskResponse> Client::Cancel(const std::string& task_id) {
+  grpc::ClientContext ctx;
+  Prepare(&ctx);
+  pb::CancelTaskRequest req;
+  req.set_task_id(task_id);
+  pb::CancelTaskResponse resp;
+  if (grpc::Status s = stub_->CancelTask(&ctx, req, &resp); !s.ok()) return Convert(s);
+  return resp;
+}
+
+absl::StatusOr<std::vector<pb::Task>> Client::List(const pb::ListTasksRequest& request) {
+  grpc::ClientContext ctx;
+  Prepare(&ctx);
+  pb::ListTasksResponse resp;
+  if (grpc::Status s = stub_->ListTasks(&ctx, request, &resp); !s.ok()) return Convert(s);
+  return std::vector<pb::Task>(resp.tasks().begin(), resp.tasks().end());
+}
+
+absl::StatusOr<std::vector<pb::Worker>> Client::Workers(const std::string& device_id) {
+  grpc::ClientContext ctx;
+  Prepare(&ctx);
+  pb::ListWorkersRequest req;
+  req.set_device_id(device_id);
+  pb::ListWorkersResponse resp;
+  if (grpc::Status s = stub_->ListWorkers(&ctx, req, &resp); !s.ok()) return Convert(s);
+  return std::vector<pb::Worker>(resp.workers().begin(), resp.workers().end());
+}
+
+absl::StatusOr<pb::Stats> Client::Stats() {
+  grpc::ClientContext ctx;
+  Prepare(&ctx);
+  pb::Stats stats;
+  if (grpc::Status s = stub_->GetStats(&ctx, pb::GetStatsRequest(), &stats); !s.ok()) return Convert(s);
+  return stats;
+}
+
+}  // namespace rc::client

@@ -1,0 +1,56 @@
+#pragma once
+// The C++ client SDK: what applications link against (target rc_client) to submit
+// tasks and read results. One Client is thread-safe and may be shared; it holds one
+// gRPC channel. Every method returns a Status with the coordinator's code and message;
+// UNAVAILABLE says the coordinator could not be reached and names its address.
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "retire_cluster/v1/client_service.grpc.pb.h"
+
+namespace rc::client {
+
+namespace pb = ::retire_cluster::v1;
+
+struct ClientOptions {
+  std::string target = "127.0.0.1:8080";  // HOST:PORT of retire-cluster-main
+  absl::Duration rpc_timeout = absl::Seconds(10);  // bound on each unary call
+};
+
+class Client {
+ public:
+  explicit Client(ClientOptions options);
+
+  // Queues a task; returns its id and status once the coordinator accepted it.
+  // INVALID_ARGUMENT names a bad field.
+  absl::StatusOr<pb::SubmitResponse> Submit(const pb::TaskSpec& spec);
+  // NOT_FOUND for an unknown id.
+  absl::StatusOr<pb::Task> Get(const std::string& task_id);
+  // Blocks until the task reaches a terminal state and returns it, following the
+  // coordinator's WatchTask stream (no polling). `on_update` sees every snapshot.
+  // DEADLINE_EXCEEDED after `timeout` (absl::InfiniteDuration() waits for ever);
+  // a stream broken by a coordinator restart is resumed within the same deadline.
+  absl::StatusOr<pb::Task> Wait(const std::string& task_id, absl::Duration timeout = absl::InfiniteDuration(),
+                                const std::function<void(const pb::Task&)>& on_update = nullptr);
+  absl::StatusOr<pb::CancelTaskResponse> Cancel(const std::string& task_id);
+  absl::StatusOr<std::vector<pb::Task>> List(const pb::ListTasksRequest& request);
+  // All workers, or the one with `device_id` (NOT_FOUND if unknown).
+  absl::StatusOr<std::vector<pb::Worker>> Workers(const std::string& device_id = "");
+  absl::StatusOr<pb::Stats> Stats();
+
+  const std::string& target() const { return options_.target; }
+
+ private:
+  void Prepare(grpc::ClientContext* ctx) const;
+  absl::Status Convert(const grpc::Status& s) const;
+
+  const ClientOptions options_;
+  std::unique_ptr<pb::ClientService::Stub> stub_;
+};
+
+}  // namespace rc::client

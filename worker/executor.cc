@@ -1,0 +1,157 @@
+#include "worker/executor.h"
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
+#include "spdlog/spdlog.h"
+
+namespace rc::worker {
+
+Executor::Executor(int slots, const HandlerRegistry* handlers, EventSink* sink,
+                   std::function<pb::Capabilities()> capabilities)
+    : handlers_(handlers), sink_(sink), capabilities_(std::move(capabilities)) {
+  for (int i = 0; i < slots; ++i) threads_.emplace_back([this] { SlotLoop(); });
+}
+
+Executor::~Executor() { Stop(); }
+
+void Executor::Assign(const pb::Assignment& a) {
+  absl::MutexLock lock(&mu_);
+  if (stopping_ || held_.contains(a.task_id())) return;
+  held_[a.task_id()] = HeldAttempt{a.attempt(), nullptr, false};
+  pending_.push_back(a);
+}
+
+void Executor::Cancel(const std::string& task_id, int attempt) {
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = held_.find(task_id);
+    if (it == held_.end() || it->second.attempt != attempt) return;
+    it->second.cancelled = true;
+    if (it->second.token != nullptr) {
+      it->second.token->Cancel();
+      return;  // its slot thread reports CANCELLED as soon as the handler returns
+    }
+    // Still queued: drop it and report now.
+    std::erase_if(pending_, [&](const pb::Assignment& a) { return a.task_id() == task_id; });
+    held_.erase(it);
+  }
+  pb::TaskFinished fin;
+  fin.set_task_id(task_id);
+  fin.set_attempt(attempt);
+  fin.set_status(pb::TASK_STATUS_CANCELLED);
+  fin.set_error_message("cancelled before it started");
+  fin.set_finished_at_ms(absl::ToUnixMillis(absl::Now()));
+  sink_->Finished(std::move(fin));
+}
+
+std::vector<pb::RunningAttempt> Executor::HeldAttempts() const {
+  absl::MutexLock lock(&mu_);
+  std::vector<pb::RunningAttempt> out;
+  for (const auto& [id, h] : held_) {
+    pb::RunningAttempt& r = out.emplace_back();
+    r.set_task_id(id);
+    r.set_attempt(h.attempt);
+  }
+  return out;
+}
+
+int Executor::running() const {
+  absl::MutexLock lock(&mu_);
+  return running_;
+}
+
+void Executor::Stop() {
+  {
+    absl::MutexLock lock(&mu_);
+    if (stopping_ && threads_.empty()) return;
+    stopping_ = true;
+    pending_.clear();
+    for (auto& [id, h] : held_) {
+      if (h.token != nullptr) h.token->Cancel();
+    }
+  }
+  for (std::thread& t : threads_) t.join();
+  threads_.clear();
+}
+
+void Executor::SlotLoop() {
+  while (true) {
+    pb::Assignment a;
+    std::shared_ptr<StopToken> token;
+    {
+      absl::MutexLock lock(&mu_);
+      mu_.Await(absl::Condition(
+          +[](Executor* e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(e->mu_) { return e->stopping_ || !e->pending_.empty(); },
+          this));
+      if (stopping_) return;
+      a = std::move(pending_.front());
+      pending_.pop_front();
+      // The token exists from the moment the attempt leaves the queue, so a cancel
+      // racing with the start always reaches it.
+      HeldAttempt& h = held_[a.task_id()];
+      h.token = std::make_shared<StopToken>(absl::Now() + absl::Seconds(a.timeout_seconds()));
+      if (h.cancelled) h.token->Cancel();
+      token = h.token;
+      ++running_;
+    }
+    RunOne(a, token);
+  }
+}
+
+void Executor::RunOne(const pb::Assignment& a, const std::shared_ptr<StopToken>& token) {
+  const absl::Time start = absl::Now();
+  pb::TaskFinished fin;
+  fin.set_task_id(a.task_id());
+  fin.set_attempt(a.attempt());
+  fin.set_started_at_ms(absl::ToUnixMillis(start));
+
+  if (!token->cancelled()) {
+    pb::TaskStarted started;
+    started.set_task_id(a.task_id());
+    started.set_attempt(a.attempt());
+    started.set_started_at_ms(fin.started_at_ms());
+    sink_->Started(std::move(started));
+
+    absl::StatusOr<HandlerOutput> out = absl::NotFoundError(
+        absl::StrCat("this worker does not run task type '", a.task_type(), "'"));
+    if (Handler* handler = handlers_->Find(a.task_type())) {
+      TaskContext ctx{a.task_id(), a.attempt(), a.payload(), token.get(), {capabilities_(), running()}};
+      out = handler->Run(ctx);
+    }
+    if (out.ok()) {
+      fin.set_result(std::move(out->result));
+      fin.set_stdout(std::move(out->stdout));
+      fin.set_stderr(std::move(out->stderr));
+      fin.set_exit_code(out->exit_code);
+    }
+    if (token->cancelled()) {
+      fin.set_status(pb::TASK_STATUS_CANCELLED);
+      fin.set_error_message("cancelled");
+    } else if (token->expired()) {
+      fin.set_status(pb::TASK_STATUS_TIMEOUT);
+      fin.set_error_message(absl::StrFormat("timed out after %gs", a.timeout_seconds()));
+    } else if (out.ok()) {
+      fin.set_status(pb::TASK_STATUS_SUCCESS);
+    } else {
+      fin.set_status(pb::TASK_STATUS_FAILED);
+      fin.set_error_message(std::string(out.status().message()));
+    }
+  } else {
+    fin.set_status(pb::TASK_STATUS_CANCELLED);
+    fin.set_error_message("cancelled before it started");
+  }
+  const absl::Time end = absl::Now();
+  fin.set_finished_at_ms(absl::ToUnixMillis(end));
+  fin.set_execution_time_seconds(absl::ToDoubleSeconds(end - start));
+  bool report;
+  {
+    absl::MutexLock lock(&mu_);
+    held_.erase(a.task_id());
+    --running_;
+    report = !stopping_;  // on shutdown the coordinator requeues what we drop
+  }
+  if (report) sink_->Finished(std::move(fin));
+}
+
+}  // namespace rc::worker

@@ -1,0 +1,70 @@
+#pragma once
+// Runs assigned attempts on a fixed pool of `slots` threads (no thread per task).
+// Each attempt gets a StopToken with its deadline; cancel stops it through the same
+// token. The Executor decides the outcome: CANCELLED if cancelled, TIMEOUT if the
+// deadline passed, otherwise what the handler returned.
+
+#include <deque>
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/synchronization/mutex.h"
+#include "retire_cluster/v1/worker_service.pb.h"
+#include "worker/handler.h"
+
+namespace rc::worker {
+
+// Where the Executor reports. Called from slot threads; must not block for long.
+class EventSink {
+ public:
+  virtual ~EventSink() = default;
+  virtual void Started(pb::TaskStarted event) = 0;
+  virtual void Finished(pb::TaskFinished event) = 0;
+};
+
+class Executor {
+ public:
+  // `snapshot` returns the worker's current capabilities (for system_info).
+  Executor(int slots, const HandlerRegistry* handlers, EventSink* sink,
+           std::function<pb::Capabilities()> capabilities);
+  ~Executor();
+
+  // Queues an attempt. A task already held (any attempt) is ignored: the coordinator
+  // cancels the old attempt before it could assign a new one here.
+  void Assign(const pb::Assignment& assignment);
+  // Stops that attempt if held (queued ones finish CANCELLED at once); else no-op.
+  void Cancel(const std::string& task_id, int attempt);
+  // Attempts held: queued or running.
+  std::vector<pb::RunningAttempt> HeldAttempts() const;
+  int running() const;
+  // Stops every attempt without reporting (the coordinator requeues them) and joins
+  // the slot threads. Idempotent.
+  void Stop();
+
+ private:
+  struct HeldAttempt {
+    int attempt = 0;
+    std::shared_ptr<StopToken> token;  // set when it starts
+    bool cancelled = false;
+  };
+  void SlotLoop();
+  void RunOne(const pb::Assignment& a, const std::shared_ptr<StopToken>& token);
+
+  const HandlerRegistry* const handlers_;
+  EventSink* const sink_;
+  const std::function<pb::Capabilities()> capabilities_;
+
+  mutable absl::Mutex mu_;
+  std::deque<pb::Assignment> pending_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<std::string, HeldAttempt> held_ ABSL_GUARDED_BY(mu_);
+  int running_ ABSL_GUARDED_BY(mu_) = 0;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  std::vector<std::thread> threads_;
+};
+
+}  // namespace rc::worker

@@ -1,0 +1,63 @@
+#pragma once
+// The one interface every task type implements (STYLE.md rule 11). A handler gets the
+// payload and a StopToken, returns output or an error; it never decides TIMEOUT or
+// CANCELLED itself: the Executor does, from the token. Handlers must return promptly
+// once the token is stopped.
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "worker/stop_token.h"
+#include "retire_cluster/v1/worker.pb.h"
+
+namespace rc::worker {
+
+namespace pb = ::retire_cluster::v1;
+
+// What a handler may know about the worker running it.
+struct WorkerSnapshot {
+  pb::Capabilities capabilities;
+  int running = 0;
+};
+
+struct TaskContext {
+  std::string task_id;
+  int attempt = 0;
+  std::string payload;  // a JSON object (validated by the coordinator)
+  const StopToken* stop = nullptr;
+  WorkerSnapshot worker;
+};
+
+struct HandlerOutput {
+  std::string result = "{}";  // JSON text
+  std::string stdout;
+  std::string stderr;
+  int exit_code = 0;
+};
+
+class Handler {
+ public:
+  virtual ~Handler() = default;
+  // An error Status makes the attempt FAILED with its message (INVALID_ARGUMENT for a
+  // payload the handler cannot use, naming the field).
+  virtual absl::StatusOr<HandlerOutput> Run(const TaskContext& ctx) = 0;
+};
+
+// Task type -> handler. Built once at worker start, read-only afterwards.
+class HandlerRegistry {
+ public:
+  void Add(std::string type, std::unique_ptr<Handler> handler);
+  Handler* Find(const std::string& type) const;
+  std::vector<std::string> types() const;  // sorted
+
+ private:
+  absl::flat_hash_map<std::string, std::unique_ptr<Handler>> handlers_;
+};
+
+// The built-in safe handlers: echo, sleep, system_info.
+void AddBuiltinHandlers(HandlerRegistry* registry);
+
+}  // namespace rc::worker

@@ -1,0 +1,72 @@
+// retire-cluster-worker: joins a coordinator and runs the tasks it is given.
+#include <cstdio>
+#include <iostream>
+
+#include "absl/strings/str_join.h"
+#include "common/config.h"
+#include "common/process.h"
+#include "spdlog/spdlog.h"
+#include "worker/worker.h"
+
+namespace {
+
+constexpr char kUsage[] =
+    "usage: retire-cluster-worker --join HOST:PORT [--device-id ID] [--role compute]\n"
+    "                             [--tags a,b] [--slots N] [--allow TYPE,...]\n"
+    "                             [--node-task-root DIR] [--plugin-dir DIR]\n"
+    "                             [--data-dir DIR] [--config FILE]\n\n"
+    "A retire-cluster worker: registers this machine's capabilities with the\n"
+    "coordinator and runs the tasks it assigns (echo, sleep, system_info built in).\n\n";
+
+std::vector<rc::FlagSpec> Specs() {
+  std::vector<rc::FlagSpec> specs = rc::WorkerFlagSpecs();
+  specs.push_back({"config", "FILE", "YAML configuration (see deploy/worker.yaml)"});
+  specs.push_back({"help", "", "show this help"});
+  specs.push_back({"version", "", "print the version"});
+  return specs;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  rc::BlockShutdownSignals();
+  std::vector<std::string> args(argv, argv + argc);
+  absl::StatusOr<rc::ParsedFlags> flags = rc::ParseFlags(args, 1, Specs());
+  if (!flags.ok()) {
+    std::cerr << "retire-cluster-worker: " << flags.status().message() << "\n";
+    return 2;
+  }
+  if (flags->Has("help")) {
+    std::cout << kUsage << rc::FormatFlagHelp(Specs());
+    return 0;
+  }
+  if (flags->Has("version")) {
+    std::cout << "retire-cluster-worker " << RC_VERSION << "\n";
+    return 0;
+  }
+  if (!flags->positional().empty()) {
+    std::cerr << "retire-cluster-worker: unexpected argument '" << flags->positional()[0] << "'\n";
+    return 2;
+  }
+  absl::StatusOr<rc::WorkerConfig> config = rc::LoadWorkerConfig(*flags);
+  if (!config.ok()) {
+    std::cerr << "retire-cluster-worker: " << config.status().message() << "\n";
+    return 2;
+  }
+  rc::SetupLogging(config->log_level);
+  auto worker = rc::worker::Worker::Start(*config);
+  if (!worker.ok()) {
+    std::cerr << "retire-cluster-worker: " << worker.status().message() << "\n";
+    return 2;
+  }
+  const auto& caps = (*worker)->capabilities();
+  spdlog::info("worker {} ({} {} {}, {} cores, {:.1f} GB RAM, {:.1f} GB free disk{}) joining {}", caps.device_id(),
+               caps.platform(), caps.arch(), caps.hostname(), caps.cpu_cores(), caps.memory_gb(), caps.storage_gb(),
+               caps.gpu() ? ", GPU " + caps.gpu_name() : "", config->join);
+
+  int sig = rc::WaitForShutdownSignal();
+  spdlog::info("signal {} received; stopping (running tasks go back to the coordinator's queue)", sig);
+  (*worker)->Stop();
+  spdlog::info("stopped");
+  return 0;
+}

@@ -1,0 +1,141 @@
+#include "worker/session.h"
+
+#include <random>
+
+#include "absl/strings/str_join.h"
+#include "grpcpp/create_channel.h"
+#include "grpcpp/security/credentials.h"
+#include "spdlog/spdlog.h"
+#include "worker/capability_probe.h"
+
+namespace rc::worker {
+
+Session::Session(const WorkerConfig& config, Executor* executor, Outbox* outbox,
+                 std::function<pb::Capabilities()> probe)
+    : config_(config), executor_(executor), outbox_(outbox), probe_(std::move(probe)) {}
+
+Session::~Session() { Stop(); }
+
+void Session::Start() { thread_ = std::thread([this] { Run(); }); }
+
+void Session::Stop() {
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+    if (context_ != nullptr) context_->TryCancel();
+  }
+  outbox_->Wake();
+  if (thread_.joinable()) thread_.join();
+}
+
+bool Session::connected() const {
+  absl::MutexLock lock(&mu_);
+  return connected_;
+}
+
+void Session::Run() {
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 20000);
+  args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 10000);
+  args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  // Our own backoff decides when to retry; keep gRPC's reconnect short.
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
+  auto channel = grpc::CreateCustomChannel(config_.join, grpc::InsecureChannelCredentials(), args);
+  auto stub = pb::WorkerService::NewStub(channel);
+  std::mt19937_64 rng(std::random_device{}());
+  absl::Duration backoff = config_.reconnect_initial;
+  while (true) {
+    if (ConnectOnce(stub.get())) backoff = config_.reconnect_initial;
+    absl::MutexLock lock(&mu_);
+    if (stopping_) return;
+    // Full jitter over [backoff/2, backoff] so that many workers do not reconnect in step.
+    std::uniform_real_distribution<double> jitter(0.5, 1.0);
+    absl::Duration wait = backoff * jitter(rng);
+    spdlog::info("reconnecting to {} in {:.1f}s", config_.join, absl::ToDoubleSeconds(wait));
+    mu_.AwaitWithTimeout(absl::Condition(&stopping_), wait);
+    if (stopping_) return;
+    backoff = std::min(backoff * 2, config_.reconnect_max);
+  }
+}
+
+bool Session::ConnectOnce(pb::WorkerService::Stub* stub) {
+  grpc::ClientContext context;
+  {
+    absl::MutexLock lock(&mu_);
+    if (stopping_) return false;
+    context_ = &context;
+  }
+  auto stream = stub->Connect(&context);
+
+  pb::WorkerMessage hello;
+  pb::Register* reg = hello.mutable_register_();
+  *reg->mutable_capabilities() = probe_();
+  for (auto& a : executor_->HeldAttempts()) *reg->add_running() = std::move(a);
+  for (auto& a : outbox_->PendingFinished()) *reg->add_running() = std::move(a);
+  outbox_->Take(absl::Now(), &hello);  // results finished while disconnected ride along
+
+  bool registered = false;
+  pb::CoordinatorMessage in;
+  if (stream->Write(hello) && stream->Read(&in) && in.has_registered()) {
+    registered = true;
+    absl::Duration heartbeat = in.registered().heartbeat_interval_ms() > 0
+                                   ? absl::Milliseconds(in.registered().heartbeat_interval_ms())
+                                   : config_.heartbeat_interval;
+    spdlog::info("joined {} as {} ({} slots, types {})", config_.join, reg->capabilities().device_id(),
+                 reg->capabilities().slots(), absl::StrJoin(reg->capabilities().task_types(), ","));
+    {
+      absl::MutexLock lock(&mu_);
+      connected_ = true;
+    }
+    absl::Notification writer_done;
+    std::thread writer([&] { WriteLoop(stream.get(), heartbeat, &writer_done); });
+    do {
+      for (const pb::Assignment& a : in.assignments()) executor_->Assign(a);
+      for (const pb::CancelAttempt& c : in.cancels()) executor_->Cancel(c.task_id(), c.attempt());
+      in.Clear();
+    } while (stream->Read(&in));
+    writer_done.Notify();
+    outbox_->Wake();
+    writer.join();
+    absl::MutexLock lock(&mu_);
+    connected_ = false;
+  } else {
+    outbox_->Restore(hello);
+  }
+  grpc::Status status = stream->Finish();
+  {
+    absl::MutexLock lock(&mu_);
+    context_ = nullptr;
+    if (stopping_) return registered;
+  }
+  spdlog::warn("stream to {} ended: {} ({})", config_.join, status.error_message().empty() ? "closed" : status.error_message(),
+               static_cast<int>(status.error_code()));
+  return registered;
+}
+
+void Session::WriteLoop(grpc::ClientReaderWriter<pb::WorkerMessage, pb::CoordinatorMessage>* stream,
+                        absl::Duration heartbeat, absl::Notification* done) {
+  absl::Time next_heartbeat = absl::Now() + heartbeat;
+  while (!done->HasBeenNotified()) {
+    pb::WorkerMessage msg;
+    outbox_->Take(next_heartbeat, &msg);
+    if (done->HasBeenNotified()) {
+      outbox_->Restore(msg);
+      return;
+    }
+    if (absl::Now() >= next_heartbeat) {
+      pb::Heartbeat* hb = msg.mutable_heartbeat();
+      hb->set_running(executor_->running());
+      hb->set_load_average(ReadLoad().load1);
+      next_heartbeat = absl::Now() + heartbeat;
+    }
+    if (msg.ByteSizeLong() == 0) continue;
+    if (!stream->Write(msg)) {
+      outbox_->Restore(msg);
+      return;
+    }
+  }
+}
+
+}  // namespace rc::worker

@@ -1,0 +1,53 @@
+#pragma once
+// The worker's side of WorkerService.Connect: connect, register (capabilities + held
+// attempts), then read assignments/cancels while a writer sends batched task events
+// and heartbeats. On any failure it reconnects with exponential backoff and jitter,
+// re-probing capabilities each time.
+
+#include <functional>
+#include <memory>
+#include <thread>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "common/config.h"
+#include "grpcpp/client_context.h"
+#include "retire_cluster/v1/worker_service.grpc.pb.h"
+#include "worker/executor.h"
+#include "worker/outbox.h"
+
+namespace rc::worker {
+
+class Session {
+ public:
+  Session(const WorkerConfig& config, Executor* executor, Outbox* outbox,
+          std::function<pb::Capabilities()> probe);
+  ~Session();
+
+  void Start();
+  // Ends the stream and stops reconnecting; idempotent.
+  void Stop();
+  // True while registered on a live stream (for tests and logs).
+  bool connected() const;
+
+ private:
+  void Run();
+  // One connection from connect to stream end. True if it got as far as registered.
+  bool ConnectOnce(pb::WorkerService::Stub* stub);
+  void WriteLoop(grpc::ClientReaderWriter<pb::WorkerMessage, pb::CoordinatorMessage>* stream,
+                 absl::Duration heartbeat, absl::Notification* done);
+
+  const WorkerConfig config_;
+  Executor* const executor_;
+  Outbox* const outbox_;
+  const std::function<pb::Capabilities()> probe_;
+
+  mutable absl::Mutex mu_;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  bool connected_ ABSL_GUARDED_BY(mu_) = false;
+  grpc::ClientContext* context_ ABSL_GUARDED_BY(mu_) = nullptr;  // of the live attempt
+  std::thread thread_;
+};
+
+}  // namespace rc::worker

@@ -1,0 +1,38 @@
+#include "worker/worker.h"
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "worker/capability_probe.h"
+
+namespace rc::worker {
+
+absl::StatusOr<std::unique_ptr<Worker>> Worker::Start(const WorkerConfig& config) {
+  std::unique_ptr<Worker> w(new Worker());
+  w->config_ = config;
+  AddBuiltinHandlers(&w->handlers_);
+  std::vector<std::string> types = w->handlers_.types();
+  for (const std::string& allowed : config.allow) {
+    if (w->handlers_.Find(allowed) == nullptr) {
+      return absl::InvalidArgumentError(absl::StrCat("allow: task type '", allowed,
+                                                     "' is not available on this worker (available: ",
+                                                     absl::StrJoin(types, ", "), ")"));
+    }
+  }
+  w->capabilities_ = ProbeCapabilities(config, types);
+  Worker* raw = w.get();
+  auto probe = [raw, types] { return ProbeCapabilities(raw->config_, types); };
+  w->executor_ = std::make_unique<Executor>(w->capabilities_.slots(), &w->handlers_, &w->outbox_,
+                                            [raw] { return raw->capabilities_; });
+  w->session_ = std::make_unique<Session>(config, w->executor_.get(), &w->outbox_, probe);
+  w->session_->Start();
+  return w;
+}
+
+void Worker::Stop() {
+  if (session_ != nullptr) session_->Stop();
+  if (executor_ != nullptr) executor_->Stop();
+}
+
+Worker::~Worker() { Stop(); }
+
+}  // namespace rc::worker

@@ -1,0 +1,39 @@
+#pragma once
+// A running worker: handlers, executor, session. Used by retire-cluster-worker and by
+// in-process integration tests.
+
+#include <memory>
+
+#include "absl/status/statusor.h"
+#include "common/config.h"
+#include "worker/executor.h"
+#include "worker/handler.h"
+#include "worker/outbox.h"
+#include "worker/session.h"
+
+namespace rc::worker {
+
+class Worker {
+ public:
+  // Probes the machine and starts joining config.join (retrying until it succeeds).
+  // INVALID_ARGUMENT when config.allow names a task type this worker cannot run.
+  static absl::StatusOr<std::unique_ptr<Worker>> Start(const WorkerConfig& config);
+  ~Worker();
+
+  // Stops running attempts (the coordinator requeues them), closes the stream.
+  void Stop();
+  const pb::Capabilities& capabilities() const { return capabilities_; }
+  bool connected() const { return session_ != nullptr && session_->connected(); }
+
+ private:
+  Worker() = default;
+
+  WorkerConfig config_;
+  pb::Capabilities capabilities_;  // as probed at start; re-probed on reconnect
+  HandlerRegistry handlers_;
+  Outbox outbox_;
+  std::unique_ptr<Executor> executor_;
+  std::unique_ptr<Session> session_;
+};
+
+}  // namespace rc::worker
