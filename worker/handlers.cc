@@ -10,7 +10,7 @@
 namespace rc::worker {
 namespace {
 
-using nlohmann::json;
+using json = nlohmann::ordered_json;
 
 class EchoHandler final : public Handler {
  public:

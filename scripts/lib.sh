@@ -1,0 +1,70 @@
+# Shared by the demo and the end-to-end tests: start binaries on 127.0.0.1 with
+# ephemeral ports, and stop everything they started on exit.
+# shellcheck shell=bash
+
+RC_PIDS=()
+RC_TMP=$(mktemp -d /tmp/retire-cluster.XXXXXX)
+
+rc_cleanup() {
+  for pid in "${RC_PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${RC_PIDS[@]}"; do
+    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
+  done
+  rm -rf "$RC_TMP"
+}
+trap rc_cleanup EXIT
+
+# rc_start_main BUILD_DIR [FLAGS...]: starts the coordinator on a free port; sets
+# RC_MAIN_PID and RC_ADDR (127.0.0.1:PORT).
+rc_start_main() {
+  local build=$1; shift
+  "$build/coordinator/retire-cluster-main" --host 127.0.0.1 --port 0 "$@" \
+    >"$RC_TMP/main.out" 2>"$RC_TMP/main.log" &
+  RC_MAIN_PID=$!
+  RC_PIDS+=("$RC_MAIN_PID")
+  for _ in $(seq 100); do
+    RC_ADDR=$(sed -n 's/.* listening on \(127\.0\.0\.1:[0-9]*\)$/\1/p' "$RC_TMP/main.out")
+    [ -n "$RC_ADDR" ] && return 0
+    kill -0 "$RC_MAIN_PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  echo "coordinator did not start:" >&2
+  cat "$RC_TMP/main.log" >&2
+  return 1
+}
+
+# rc_start_worker BUILD_DIR DEVICE_ID [FLAGS...]: starts a worker joined to RC_ADDR and
+# waits until the coordinator lists it online; sets RC_LAST_WORKER_PID.
+rc_start_worker() {
+  local build=$1 device=$2; shift 2
+  "$build/worker/retire-cluster-worker" --join "$RC_ADDR" --device-id "$device" \
+    --data-dir "$RC_TMP/$device" "$@" 2>"$RC_TMP/$device.log" &
+  RC_LAST_WORKER_PID=$!
+  RC_PIDS+=("$RC_LAST_WORKER_PID")
+  for _ in $(seq 100); do
+    if "$build/client/retire-cluster" --coordinator "$RC_ADDR" workers 2>/dev/null \
+        | grep -q "^$device  *online"; then
+      return 0
+    fi
+    sleep 0.1
+  done
+  echo "worker $device did not come online:" >&2
+  cat "$RC_TMP/$device.log" >&2
+  return 1
+}
+
+# rc_stop PID [SECONDS]: SIGTERM and wait; fails if it does not exit 0 in time.
+rc_stop() {
+  local pid=$1 limit=${2:-5}
+  kill -TERM "$pid"
+  for _ in $(seq $((limit * 10))); do
+    if ! kill -0 "$pid" 2>/dev/null; then
+      wait "$pid"
+      return $?
+    fi
+    sleep 0.1
+  done
+  echo "process $pid did not stop within ${limit}s after SIGTERM" >&2
+  return 1
+}

@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# End-to-end checks on the real binaries: --help/--version, config and flag errors,
+# a task through the real processes, clean SIGTERM of each.
+# usage: binaries_test.sh BUILD_DIR
+set -uo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+build=$(cd "$1" && pwd)
+source "$here/../../scripts/lib.sh"
+main="$build/coordinator/retire-cluster-main"
+worker="$build/worker/retire-cluster-worker"
+cli="$build/client/retire-cluster"
+status="$build/client/retire-cluster-status"
+passed=0 failed=0
+
+check() {  # check NAME COMMAND...: the command must succeed
+  local name=$1; shift
+  if "$@"; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAIL: $name" >&2; fi
+}
+# expect NAME CODE PATTERN COMMAND...: exit code CODE and stdout+stderr matching PATTERN
+expect() {
+  local name=$1 code=$2 pattern=$3; shift 3
+  local out rc
+  out=$("$@" 2>&1); rc=$?
+  if [ "$rc" -eq "$code" ] && grep -qE -- "$pattern" <<<"$out"; then
+    passed=$((passed + 1))
+  else
+    failed=$((failed + 1))
+    printf 'FAIL: %s: exit %s (want %s), output:\n%s\n' "$name" "$rc" "$code" "$out" >&2
+  fi
+}
+
+for bin in "$main" "$worker" "$cli" "$status"; do
+  name=$(basename "$bin")
+  expect "$name --help" 0 "usage: $name" "$bin" --help
+  expect "$name --version" 0 "^$name [0-9]+\.[0-9]+\.[0-9]+$" "$bin" --version
+done
+
+printf 'port: [1, 2\n' >"$RC_TMP/broken.yaml"
+printf 'port: 8080\nheartbeat_interval_seconds: -1\n' >"$RC_TMP/negative.yaml"
+printf 'slots: lots\n' >"$RC_TMP/worker.yaml"
+expect "main: malformed YAML" 2 "broken.yaml: not valid YAML" "$main" --config "$RC_TMP/broken.yaml"
+expect "main: bad value names the key" 2 "heartbeat_interval_seconds: must be greater than 0" \
+  "$main" --config "$RC_TMP/negative.yaml"
+expect "main: missing config" 2 "cannot read /nonexistent.yaml" "$main" --config /nonexistent.yaml
+expect "main: bad port flag" 2 "port: must be 0..65535, got 99999" "$main" --port 99999
+expect "main: unknown flag" 2 "unknown flag --prot" "$main" --prot 1
+expect "worker: bad slots in file" 2 "worker.yaml: key 'slots': expected an integer, got 'lots'" \
+  "$worker" --config "$RC_TMP/worker.yaml"
+expect "worker: bad join address" 2 "join: expected HOST:PORT, got 'nowhere'" "$worker" --join nowhere
+expect "worker: allow of an unavailable type" 2 "allow: task type 'command' is not available" \
+  "$worker" --join 127.0.0.1:1 --allow command
+expect "cli: unreachable coordinator" 4 "cannot reach coordinator at 127.0.0.1:1" "$cli" --coordinator 127.0.0.1:1 stats
+expect "status: unreachable coordinator" 4 "cannot reach coordinator at 127.0.0.1:1" "$status" 127.0.0.1:1
+expect "cli: no command" 2 "usage: retire-cluster" "$cli"
+
+printf 'reconnect_grace_seconds: 0.5\nlog_level: warn\n' >"$RC_TMP/main.yaml"
+check "coordinator starts" rc_start_main "$build" --config "$RC_TMP/main.yaml"
+check "worker w1 joins" rc_start_worker "$build" w1 --tags fast --slots 2
+w1=$RC_LAST_WORKER_PID
+check "worker w2 joins" rc_start_worker "$build" w2 --role compute --slots 1
+w2=$RC_LAST_WORKER_PID
+expect "echo through the real binaries" 0 '"message": "e2e"' \
+  "$cli" --coordinator "$RC_ADDR" submit echo --payload '{"message":"e2e"}' --tag fast --wait --json
+expect "role-routed task lands on w2" 0 '"worker_device_id": "w2"' \
+  "$cli" --coordinator "$RC_ADDR" submit echo --role compute --wait --json
+expect "status --device" 0 "device_id: +w1" "$status" "$RC_ADDR" --device w1
+expect "invalid payload" 2 "--payload is not valid JSON" "$cli" --coordinator "$RC_ADDR" submit echo --payload '{x'
+expect "unknown priority" 2 "unknown priority 'asap'" "$cli" --coordinator "$RC_ADDR" submit echo --priority asap
+expect "negative timeout" 2 "timeout_seconds: must be greater than 0" \
+  "$cli" --coordinator "$RC_ADDR" submit echo --timeout -1
+expect "unknown task id" 3 "no task with id 'task-missing'" "$cli" --coordinator "$RC_ADDR" get task-missing
+
+# A worker stopped with SIGTERM while running a task exits 0 promptly; its task goes
+# back to the queue (only w1 has tag fast, so it waits, saying why) and runs when w1
+# comes back under the same device id.
+id=$("$cli" --coordinator "$RC_ADDR" submit sleep --payload '{"duration":1}' --device w2 --max-retries 0)
+long=$("$cli" --coordinator "$RC_ADDR" submit sleep --payload '{"duration":0.5}' --tag fast)
+sleep 0.2
+check "SIGTERM stops a busy worker cleanly" rc_stop "$w1"
+requeued() {
+  for _ in $(seq 50); do
+    "$cli" --coordinator "$RC_ADDR" get "$long" | grep -q "unschedulable_reason: .*w2 lacks tag 'fast'" && return 0
+    sleep 0.1
+  done
+  "$cli" --coordinator "$RC_ADDR" get "$long" >&2
+  return 1
+}
+check "the stopped worker's task is requeued, saying why it waits" requeued
+check "worker w1 restarts under the same id" rc_start_worker "$build" w1 --tags fast --slots 2
+w1=$RC_LAST_WORKER_PID
+expect "the requeued task runs as attempt 2" 0 '"attempts": 2' \
+  "$cli" --coordinator "$RC_ADDR" wait "$long" --timeout 20 --json
+expect "one entry per device id" 0 '^2$' bash -c "'$cli' --coordinator $RC_ADDR workers --json | grep -c '\"device_id\"'"
+expect "the other worker's task is unaffected" 0 '"status": "success"' \
+  "$cli" --coordinator "$RC_ADDR" wait "$id" --timeout 20 --json
+check "SIGTERM stops an idle worker cleanly" rc_stop "$w2"
+check "SIGTERM stops the restarted worker cleanly" rc_stop "$w1"
+check "SIGTERM stops the coordinator cleanly" rc_stop "$RC_MAIN_PID"
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]

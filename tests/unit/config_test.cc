@@ -1,0 +1,108 @@
+#include <catch2/catch.hpp>
+#include <cstdlib>
+#include <fstream>
+
+#include "common/config.h"
+
+namespace rc {
+namespace {
+
+std::string Message(const absl::Status& s) { return std::string(s.message()); }
+
+ParsedFlags Parse(std::vector<std::string> args, const std::vector<FlagSpec>& specs) {
+  args.insert(args.begin(), "prog");
+  auto f = ParseFlags(args, 1, specs);
+  REQUIRE(f.ok());
+  return *f;
+}
+
+}  // namespace
+
+TEST_CASE("Coordinator config: defaults, file values, validation naming the key") {
+  auto c = ParseCoordinatorYaml("", "main.yaml");
+  REQUIRE(c.ok());
+  CHECK(c->port == 8080);
+  CHECK(c->http_port == 8081);
+  CHECK(c->offline_after == absl::Seconds(5));
+
+  c = ParseCoordinatorYaml("port: 9000\nheartbeat_interval_seconds: 0.5\n", "main.yaml");
+  REQUIRE(c.ok());
+  CHECK(c->port == 9000);
+  CHECK(c->heartbeat_interval == absl::Milliseconds(500));
+
+  c = ParseCoordinatorYaml("port: abc\n", "main.yaml");
+  CHECK(c.status().code() == absl::StatusCode::kInvalidArgument);
+  CHECK(Message(c.status()) == "main.yaml: key 'port': expected an integer, got 'abc'");
+
+  c = ParseCoordinatorYaml("prot: 9000\n", "main.yaml");
+  CHECK(Message(c.status()) == "main.yaml: key 'prot': unknown key");
+
+  c = ParseCoordinatorYaml("port: 70000\n", "main.yaml");
+  CHECK(Message(c.status()) == "main.yaml: port: must be 0..65535, got 70000");
+
+  c = ParseCoordinatorYaml("heartbeat_interval_seconds: 10\n", "main.yaml");
+  CHECK(Message(c.status()) == "main.yaml: offline_after_seconds: must be longer than heartbeat_interval_seconds");
+
+  c = ParseCoordinatorYaml("port: [1, 2\n", "main.yaml");
+  CHECK(Message(c.status()).rfind("main.yaml: not valid YAML", 0) == 0);
+
+  c = ParseCoordinatorYaml("- a\n- b\n", "main.yaml");
+  CHECK(Message(c.status()) == "main.yaml: expected a mapping of key: value");
+}
+
+TEST_CASE("Worker config: lists, booleans and invalid values") {
+  auto w = ParseWorkerYaml("join: 10.0.0.1:8080\ntags: [a, b]\nslots: 4\ninternet: true\n", "worker.yaml");
+  REQUIRE(w.ok());
+  CHECK(w->join == "10.0.0.1:8080");
+  CHECK(w->tags == std::vector<std::string>{"a", "b"});
+  CHECK(w->slots == 4);
+  CHECK(w->internet);
+
+  CHECK(Message(ParseWorkerYaml("join: nowhere\n", "w.yaml").status()) ==
+        "w.yaml: join: expected HOST:PORT, got 'nowhere'");
+  CHECK(Message(ParseWorkerYaml("tags: a\n", "w.yaml").status()) == "w.yaml: key 'tags': expected a list, e.g. [a, b]");
+  CHECK(Message(ParseWorkerYaml("internet: maybe\n", "w.yaml").status()) ==
+        "w.yaml: key 'internet': expected true or false, got 'maybe'");
+  CHECK(Message(ParseWorkerYaml("slots: -1\n", "w.yaml").status()) == "w.yaml: slots: must be 1..4096, got -1");
+  CHECK(Message(ParseWorkerYaml("log_level: loud\n", "w.yaml").status()) ==
+        "w.yaml: log_level: unknown level 'loud' (trace, debug, info, warn, error, off)");
+}
+
+TEST_CASE("Flags override the YAML file") {
+  const std::string path = "/tmp/rc_config_test_worker.yaml";
+  {
+    std::ofstream out(path);
+    out << "join: 127.0.0.1:9000\nslots: 3\nrole: storage\n";
+  }
+  std::vector<FlagSpec> specs = WorkerFlagSpecs();
+  specs.push_back({"config", "FILE", ""});
+  auto w = LoadWorkerConfig(Parse({"--config", path, "--slots", "5", "--tags", "x,y"}, specs));
+  REQUIRE(w.ok());
+  CHECK(w->join == "127.0.0.1:9000");
+  CHECK(w->slots == 5);
+  CHECK(w->role == "storage");
+  CHECK(w->tags == std::vector<std::string>{"x", "y"});
+
+  auto bad = LoadWorkerConfig(Parse({"--slots", "many"}, specs));
+  CHECK(Message(bad.status()) == "--slots: expected an integer, got 'many'");
+
+  auto missing = LoadWorkerConfig(Parse({"--config", "/nonexistent/w.yaml"}, specs));
+  CHECK(missing.status().code() == absl::StatusCode::kNotFound);
+  CHECK(Message(missing.status()).find("/nonexistent/w.yaml") != std::string::npos);
+  std::remove(path.c_str());
+}
+
+TEST_CASE("Client config takes the environment, then the flag") {
+  std::vector<FlagSpec> specs = {{"coordinator", "HOST:PORT", ""}, {"config", "FILE", ""}};
+  setenv("RETIRE_CLUSTER_COORDINATOR", "10.1.1.1:7000", 1);
+  auto c = LoadClientConfig(Parse({}, specs));
+  REQUIRE(c.ok());
+  CHECK(c->coordinator == "10.1.1.1:7000");
+  c = LoadClientConfig(Parse({"--coordinator", "127.0.0.1:1234"}, specs));
+  CHECK(c->coordinator == "127.0.0.1:1234");
+  unsetenv("RETIRE_CLUSTER_COORDINATOR");
+  c = LoadClientConfig(Parse({"--coordinator", "localhost"}, specs));
+  CHECK(Message(c.status()) == "coordinator: expected HOST:PORT, got 'localhost'");
+}
+
+}  // namespace rc

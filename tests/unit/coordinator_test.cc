@@ -1,0 +1,273 @@
+// The coordinator core without RPC: fake clock, fake worker links.
+#include <catch2/catch.hpp>
+
+#include "common/clock.h"
+#include "coordinator/coordinator.h"
+
+namespace rc::coordinator {
+namespace {
+
+class FakeLink final : public WorkerLink {
+ public:
+  void Send(pb::CoordinatorMessage m) override {
+    for (const auto& a : m.assignments()) assigned.push_back(a);
+    for (const auto& c : m.cancels()) cancels.push_back(c);
+  }
+  void Close(absl::Status s) override { closed = s; }
+  std::vector<pb::Assignment> assigned;
+  std::vector<pb::CancelAttempt> cancels;
+  std::optional<absl::Status> closed;
+};
+
+struct Fixture {
+  FakeClock clock;
+  MemoryTaskStore store;
+  Coordinator core{CoordinatorOptions{absl::Seconds(1), absl::Seconds(5), absl::Seconds(5)}, &store, &clock};
+
+  std::string Submit(const std::string& type, pb::Priority p = pb::PRIORITY_NORMAL,
+                     const std::function<void(pb::TaskSpec*)>& edit = nullptr) {
+    pb::TaskSpec spec;
+    spec.set_task_type(type);
+    spec.set_priority(p);
+    if (edit) edit(&spec);
+    std::string id;
+    core.Submit(spec, [&](absl::StatusOr<SubmitResult> r) {
+      REQUIRE(r.ok());
+      id = r->task_id;
+    });
+    return id;
+  }
+
+  // Registers a worker; returns its epoch.
+  uint64_t Join(const std::string& device, int slots, std::shared_ptr<FakeLink> link,
+                std::vector<std::string> tags = {}, std::vector<pb::RunningAttempt> running = {}) {
+    pb::Register reg;
+    pb::Capabilities* c = reg.mutable_capabilities();
+    c->set_device_id(device);
+    c->set_slots(slots);
+    c->set_platform("linux");
+    c->set_cpu_cores(2);
+    c->add_task_types("echo");
+    c->add_task_types("sleep");
+    for (const auto& t : tags) c->add_tags(t);
+    for (const auto& r : running) *reg.add_running() = r;
+    auto epoch = core.RegisterWorker(reg, link);
+    REQUIRE(epoch.ok());
+    return *epoch;
+  }
+
+  void Finish(const std::string& device, uint64_t epoch, const pb::Assignment& a,
+              pb::TaskStatus status = pb::TASK_STATUS_SUCCESS) {
+    pb::WorkerMessage m;
+    pb::TaskFinished* f = m.add_finished();
+    f->set_task_id(a.task_id());
+    f->set_attempt(a.attempt());
+    f->set_status(status);
+    f->set_result(a.payload());
+    core.HandleWorkerMessage(device, epoch, m);
+  }
+
+  pb::Task Get(const std::string& id) { return *core.GetTask(id); }
+};
+
+}  // namespace
+
+TEST_CASE("With one slot, queued tasks are assigned by priority, then FIFO") {
+  Fixture f;
+  auto link = std::make_shared<FakeLink>();
+  uint64_t epoch = f.Join("w1", 1, link);
+  std::string first = f.Submit("echo");
+  std::string low = f.Submit("echo", pb::PRIORITY_LOW);
+  std::string n1 = f.Submit("echo", pb::PRIORITY_NORMAL);
+  std::string urgent = f.Submit("sleep", pb::PRIORITY_URGENT);  // another class
+  std::string n2 = f.Submit("echo", pb::PRIORITY_NORMAL);
+  std::string high = f.Submit("echo", pb::PRIORITY_HIGH);
+  REQUIRE(link->assigned.size() == 1);
+  CHECK(link->assigned[0].task_id() == first);
+  for (int i = 0; i < 5; ++i) f.Finish("w1", epoch, link->assigned[i]);
+  std::vector<std::string> order;
+  for (const auto& a : link->assigned) order.push_back(a.task_id());
+  CHECK(order == std::vector<std::string>{first, urgent, high, n1, n2, low});
+  CHECK(f.Get(first).status() == pb::TASK_STATUS_SUCCESS);
+  CHECK(f.Get(low).status() == pb::TASK_STATUS_ASSIGNED);
+}
+
+TEST_CASE("An unschedulable urgent task does not block others, says why, and can be cancelled") {
+  Fixture f;
+  auto link = std::make_shared<FakeLink>();
+  f.Join("w1", 1, link);
+  std::string urgent = f.Submit("echo", pb::PRIORITY_URGENT, [](pb::TaskSpec* s) {
+    s->mutable_requirements()->add_required_tags("gpu-box");
+  });
+  std::string normal = f.Submit("echo");
+  REQUIRE(link->assigned.size() == 1);
+  CHECK(link->assigned[0].task_id() == normal);
+  pb::Task t = f.Get(urgent);
+  CHECK(t.status() == pb::TASK_STATUS_QUEUED);
+  CHECK(t.unschedulable_reason() == "no connected worker can run it: w1 lacks tag 'gpu-box'");
+
+  auto cancel = f.core.Cancel(urgent);
+  REQUIRE(cancel.ok());
+  CHECK(cancel->cancelled());
+  CHECK(f.Get(urgent).status() == pb::TASK_STATUS_CANCELLED);
+  CHECK(f.core.Stats().queued_by_priority().at("urgent") == 0);
+}
+
+TEST_CASE("The unschedulable reason clears when a capable worker joins, and the task runs there") {
+  Fixture f;
+  auto w1 = std::make_shared<FakeLink>();
+  f.Join("w1", 2, w1);
+  std::string id = f.Submit("echo", pb::PRIORITY_NORMAL, [](pb::TaskSpec* s) {
+    s->mutable_requirements()->add_required_tags("gpu-box");
+  });
+  CHECK_FALSE(f.Get(id).unschedulable_reason().empty());
+  auto w2 = std::make_shared<FakeLink>();
+  f.Join("w2", 1, w2, {"gpu-box"});
+  REQUIRE(w2->assigned.size() == 1);
+  CHECK(w2->assigned[0].task_id() == id);
+  CHECK(f.Get(id).unschedulable_reason().empty());
+  CHECK(w1->assigned.empty());
+}
+
+TEST_CASE("Cancelling a running task tells its worker and keeps the slot until it stops") {
+  Fixture f;
+  auto link = std::make_shared<FakeLink>();
+  uint64_t epoch = f.Join("w1", 1, link);
+  std::string running = f.Submit("sleep");
+  std::string next = f.Submit("echo");
+  REQUIRE(link->assigned.size() == 1);
+  REQUIRE(f.core.Cancel(running)->cancelled());
+  CHECK(f.Get(running).status() == pb::TASK_STATUS_CANCELLED);
+  REQUIRE(link->cancels.size() == 1);
+  CHECK(link->cancels[0].task_id() == running);
+  CHECK(link->assigned.size() == 1);  // slot still reserved
+  f.Finish("w1", epoch, link->assigned[0], pb::TASK_STATUS_CANCELLED);
+  REQUIRE(link->assigned.size() == 2);
+  CHECK(link->assigned[1].task_id() == next);
+  CHECK(f.Get(running).status() == pb::TASK_STATUS_CANCELLED);
+  CHECK_FALSE(f.core.Cancel(running)->cancelled());  // already finished
+}
+
+TEST_CASE("Results from a replaced connection or a stale attempt are ignored") {
+  Fixture f;
+  auto old_link = std::make_shared<FakeLink>();
+  uint64_t old_epoch = f.Join("w1", 1, old_link);
+  std::string id = f.Submit("echo");
+  REQUIRE(old_link->assigned.size() == 1);
+  pb::Assignment a = old_link->assigned[0];
+  // Same device reconnects without the attempt: the task goes back as attempt 2.
+  auto new_link = std::make_shared<FakeLink>();
+  uint64_t new_epoch = f.Join("w1", 1, new_link);
+  CHECK(old_link->closed.has_value());
+  REQUIRE(new_link->assigned.size() == 1);
+  CHECK(new_link->assigned[0].attempt() == 2);
+  f.Finish("w1", old_epoch, a);  // old connection: fenced
+  CHECK(f.Get(id).status() == pb::TASK_STATUS_ASSIGNED);
+  f.Finish("w1", new_epoch, a);  // new connection, stale attempt: fenced
+  CHECK(f.Get(id).status() == pb::TASK_STATUS_ASSIGNED);
+  f.Finish("w1", new_epoch, new_link->assigned[0]);
+  pb::Task t = f.Get(id);
+  CHECK(t.status() == pb::TASK_STATUS_SUCCESS);
+  CHECK(t.attempts() == 2);
+  REQUIRE(t.attempt_history_size() == 2);
+  CHECK(t.attempt_history(0).status() == pb::TASK_STATUS_FAILED);
+  CHECK(f.core.ListWorkers("").size() == 1);
+}
+
+TEST_CASE("A worker that stops heartbeating goes offline and its task runs elsewhere") {
+  Fixture f;
+  auto w1 = std::make_shared<FakeLink>();
+  uint64_t e1 = f.Join("w1", 1, w1);
+  std::string id = f.Submit("sleep");
+  REQUIRE(w1->assigned.size() == 1);
+  auto w2 = std::make_shared<FakeLink>();
+  uint64_t e2 = f.Join("w2", 1, w2);
+  f.clock.Advance(absl::Seconds(3));
+  f.core.HandleWorkerMessage("w2", e2, pb::WorkerMessage());  // w2 heartbeats
+  f.core.Tick();
+  CHECK(w2->assigned.empty());
+  f.clock.Advance(absl::Seconds(3));  // w1 silent for 6 s > 5 s
+  f.core.Tick();
+  CHECK(w1->closed.has_value());
+  REQUIRE(w2->assigned.size() == 1);
+  CHECK(w2->assigned[0].task_id() == id);
+  f.Finish("w1", e1, w1->assigned[0]);  // a late result from the lost worker: fenced
+  CHECK(f.Get(id).status() == pb::TASK_STATUS_ASSIGNED);
+  CHECK(f.core.ListWorkers("w1")[0].status() == pb::WORKER_STATUS_OFFLINE);
+}
+
+TEST_CASE("A worker that reconnects within the grace period keeps its running attempt") {
+  Fixture f;
+  auto link = std::make_shared<FakeLink>();
+  uint64_t epoch = f.Join("w1", 1, link);
+  std::string id = f.Submit("sleep");
+  pb::Assignment a = link->assigned.at(0);
+  f.core.WorkerDisconnected("w1", epoch);
+  f.clock.Advance(absl::Seconds(2));
+  f.core.Tick();
+  CHECK(f.Get(id).status() == pb::TASK_STATUS_ASSIGNED);
+  pb::RunningAttempt r;
+  r.set_task_id(id);
+  r.set_attempt(a.attempt());
+  auto again = std::make_shared<FakeLink>();
+  uint64_t e2 = f.Join("w1", 1, again, {}, {r});
+  CHECK(again->assigned.empty());
+  CHECK(again->cancels.empty());
+  f.Finish("w1", e2, a);
+  CHECK(f.Get(id).status() == pb::TASK_STATUS_SUCCESS);
+  CHECK(f.Get(id).attempts() == 1);
+}
+
+TEST_CASE("A lost worker's task past max_retries fails with the reason") {
+  Fixture f;
+  auto link = std::make_shared<FakeLink>();
+  uint64_t epoch = f.Join("w1", 1, link);
+  std::string id = f.Submit("sleep", pb::PRIORITY_NORMAL, [](pb::TaskSpec* s) {
+    s->mutable_requirements()->set_max_retries(0);
+  });
+  f.core.WorkerDisconnected("w1", epoch);
+  f.clock.Advance(absl::Seconds(6));
+  f.core.Tick();
+  pb::Task t = f.Get(id);
+  CHECK(t.status() == pb::TASK_STATUS_FAILED);
+  CHECK(t.error_message() ==
+        "worker w1 disconnected and did not return within 5.0s; no retries left after 1 attempts");
+}
+
+TEST_CASE("A repeated idempotency key returns the first task") {
+  Fixture f;
+  auto edit = [](pb::TaskSpec* s) { s->set_idempotency_key("job-42"); };
+  std::string a = f.Submit("echo", pb::PRIORITY_NORMAL, edit);
+  bool existing = false;
+  pb::TaskSpec spec;
+  spec.set_task_type("echo");
+  spec.set_idempotency_key("job-42");
+  std::string b;
+  f.core.Submit(spec, [&](absl::StatusOr<SubmitResult> r) {
+    b = r->task_id;
+    existing = r->existing;
+  });
+  CHECK(a == b);
+  CHECK(existing);
+  CHECK(f.core.ListTasks(TaskFilter{})->size() == 1);
+}
+
+TEST_CASE("Stats count tasks by status and slots of online workers") {
+  Fixture f;
+  auto link = std::make_shared<FakeLink>();
+  uint64_t epoch = f.Join("w1", 2, link);
+  f.Submit("echo");
+  f.Submit("echo");
+  f.Submit("echo", pb::PRIORITY_HIGH);
+  f.Finish("w1", epoch, link->assigned[0]);
+  pb::Stats s = f.core.Stats();
+  CHECK(s.online_devices() == 1);
+  CHECK(s.total_slots() == 2);
+  CHECK(s.busy_slots() == 2);
+  CHECK(s.tasks().at("success") == 1);
+  CHECK(s.tasks().at("assigned") == 2);
+  CHECK(s.tasks_scheduled() == 3);
+  CHECK(s.tasks_succeeded() == 1);
+}
+
+}  // namespace rc::coordinator

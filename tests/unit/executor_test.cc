@@ -1,0 +1,120 @@
+#include <catch2/catch.hpp>
+
+#include "absl/synchronization/notification.h"
+#include "worker/executor.h"
+
+namespace rc::worker {
+namespace {
+
+class Recorder final : public EventSink {
+ public:
+  void Started(pb::TaskStarted e) override {
+    absl::MutexLock lock(&mu);
+    started.push_back(e);
+  }
+  void Finished(pb::TaskFinished e) override {
+    absl::MutexLock lock(&mu);
+    finished.push_back(e);
+  }
+  // Waits (bounded) for `n` finished events.
+  bool WaitFinished(size_t n, absl::Duration limit = absl::Seconds(5)) {
+    absl::MutexLock lock(&mu);
+    auto enough = [&]() { return finished.size() >= n; };
+    return mu.AwaitWithTimeout(absl::Condition(&enough), limit);
+  }
+  absl::Mutex mu;
+  std::vector<pb::TaskStarted> started ABSL_GUARDED_BY(mu);
+  std::vector<pb::TaskFinished> finished ABSL_GUARDED_BY(mu);
+};
+
+pb::Assignment Task(const std::string& id, const std::string& type, const std::string& payload, double timeout = 30) {
+  pb::Assignment a;
+  a.set_task_id(id);
+  a.set_attempt(1);
+  a.set_task_type(type);
+  a.set_payload(payload);
+  a.set_timeout_seconds(timeout);
+  return a;
+}
+
+struct Fixture {
+  HandlerRegistry handlers;
+  Recorder events;
+  std::unique_ptr<Executor> executor;
+  explicit Fixture(int slots) {
+    AddBuiltinHandlers(&handlers);
+    executor = std::make_unique<Executor>(slots, &handlers, &events, [] { return pb::Capabilities(); });
+  }
+};
+
+}  // namespace
+
+TEST_CASE("echo returns its payload; an unknown type fails naming it") {
+  Fixture f(2);
+  f.executor->Assign(Task("t1", "echo", R"({"x":1})"));
+  f.executor->Assign(Task("t2", "command", "{}"));
+  REQUIRE(f.events.WaitFinished(2));
+  absl::MutexLock lock(&f.events.mu);
+  for (const auto& e : f.events.finished) {
+    if (e.task_id() == "t1") {
+      CHECK(e.status() == pb::TASK_STATUS_SUCCESS);
+      CHECK(e.result() == R"({"x":1})");
+    } else {
+      CHECK(e.status() == pb::TASK_STATUS_FAILED);
+      CHECK(e.error_message() == "this worker does not run task type 'command'");
+    }
+  }
+}
+
+TEST_CASE("Cancel stops a running sleep promptly") {
+  Fixture f(1);
+  absl::Time start = absl::Now();
+  f.executor->Assign(Task("t1", "sleep", R"({"duration": 30})"));
+  for (int i = 0; i < 500 && f.executor->running() == 0; ++i) absl::SleepFor(absl::Milliseconds(2));
+  f.executor->Cancel("t1", 2);  // wrong attempt: ignored
+  f.executor->Cancel("t1", 1);
+  REQUIRE(f.events.WaitFinished(1));
+  CHECK(absl::Now() - start < absl::Seconds(2));
+  absl::MutexLock lock(&f.events.mu);
+  CHECK(f.events.finished[0].status() == pb::TASK_STATUS_CANCELLED);
+}
+
+TEST_CASE("A sleep past its timeout ends TIMEOUT at the deadline") {
+  Fixture f(1);
+  f.executor->Assign(Task("t1", "sleep", R"({"duration": 30})", 0.2));
+  REQUIRE(f.events.WaitFinished(1));
+  absl::MutexLock lock(&f.events.mu);
+  const auto& e = f.events.finished[0];
+  CHECK(e.status() == pb::TASK_STATUS_TIMEOUT);
+  CHECK(e.error_message() == "timed out after 0.2s");
+  CHECK(e.execution_time_seconds() >= 0.19);
+  CHECK(e.execution_time_seconds() < 1.5);
+}
+
+TEST_CASE("sleep names a bad duration") {
+  Fixture f(1);
+  f.executor->Assign(Task("t1", "sleep", R"({"duration": "long"})"));
+  REQUIRE(f.events.WaitFinished(1));
+  absl::MutexLock lock(&f.events.mu);
+  CHECK(f.events.finished[0].status() == pb::TASK_STATUS_FAILED);
+  CHECK(f.events.finished[0].error_message() == "payload.duration: required, a number of seconds");
+}
+
+TEST_CASE("A cancel of a queued attempt reports it at once; held attempts are listed") {
+  Fixture f(1);
+  f.executor->Assign(Task("busy", "sleep", R"({"duration": 30})"));
+  f.executor->Assign(Task("waiting", "echo", "{}"));
+  CHECK(f.executor->HeldAttempts().size() == 2);
+  f.executor->Cancel("waiting", 1);
+  REQUIRE(f.events.WaitFinished(1));
+  {
+    absl::MutexLock lock(&f.events.mu);
+    CHECK(f.events.finished[0].task_id() == "waiting");
+    CHECK(f.events.finished[0].status() == pb::TASK_STATUS_CANCELLED);
+  }
+  f.executor->Stop();  // stops "busy" without reporting it
+  absl::MutexLock lock(&f.events.mu);
+  CHECK(f.events.finished.size() == 1);
+}
+
+}  // namespace rc::worker

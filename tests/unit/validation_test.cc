@@ -1,0 +1,48 @@
+#include <catch2/catch.hpp>
+
+#include "coordinator/task_validation.h"
+
+namespace rc::coordinator {
+namespace {
+
+namespace pb = ::retire_cluster::v1;
+
+std::string Check(const std::function<void(pb::TaskSpec*)>& edit) {
+  pb::TaskSpec spec;
+  spec.set_task_type("echo");
+  edit(&spec);
+  return std::string(ValidateAndNormalize(&spec).message());
+}
+
+}  // namespace
+
+TEST_CASE("A valid spec gets explicit defaults") {
+  pb::TaskSpec spec;
+  spec.set_task_type("echo");
+  REQUIRE(ValidateAndNormalize(&spec).ok());
+  CHECK(spec.priority() == pb::PRIORITY_NORMAL);
+  CHECK(spec.payload() == "{}");
+}
+
+TEST_CASE("Invalid specs are refused naming the field") {
+  CHECK(Check([](auto* s) { s->set_task_type(""); }) == "task_type: must not be empty");
+  CHECK(Check([](auto* s) { s->set_task_type("rm -rf"); }) ==
+        "task_type: 'rm -rf' may only hold letters, digits, '_', '-' and '.'");
+  CHECK(Check([](auto* s) { s->set_payload("[1,2]"); }) == "payload must be a JSON object");
+  CHECK(Check([](auto* s) { s->set_payload("{\"a\":"); }).rfind("payload is not valid JSON", 0) == 0);
+  CHECK(Check([](auto* s) { s->set_priority(static_cast<pb::Priority>(9)); }) == "priority: unknown value 9");
+  CHECK(Check([](auto* s) { s->mutable_requirements()->set_timeout_seconds(-1); }) ==
+        "requirements.timeout_seconds: must be greater than 0, got -1");
+  CHECK(Check([](auto* s) { s->mutable_requirements()->set_timeout_seconds(0); }) ==
+        "requirements.timeout_seconds: must be greater than 0, got 0");
+  CHECK(Check([](auto* s) { s->mutable_requirements()->set_max_retries(-2); }) ==
+        "requirements.max_retries: must be 0..100, got -2");
+  CHECK(Check([](auto* s) { s->mutable_requirements()->set_min_cpu_cores(-1); }) ==
+        "requirements.min_cpu_cores: must be >= 0");
+  CHECK(Check([](auto* s) { s->mutable_requirements()->set_required_platform("Linux"); }) ==
+        "requirements.required_platform: unknown platform 'Linux' (linux, windows, darwin or android)");
+  CHECK(Check([](auto* s) { s->mutable_requirements()->add_required_tags(""); }) ==
+        "requirements.required_tags: a tag must not be empty");
+}
+
+}  // namespace rc::coordinator
