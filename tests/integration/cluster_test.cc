@@ -258,3 +258,39 @@ TEST_CASE("Wait follows the server stream and reports progress; a wait that runs
 }
 
 }  // namespace rc::testing
+
+namespace rc::testing {
+
+TEST_CASE("A worker reconnects with backoff when its coordinator comes back") {
+  CoordinatorConfig config = Cluster::FastConfig();
+  auto first = coordinator::CoordinatorServer::Start(config);
+  REQUIRE(first.ok());
+  const int port = (*first)->port();
+  WorkerConfig wc = Cluster::Worker("w1", 1);
+  wc.join = absl::StrCat("127.0.0.1:", port);
+  auto w = worker::Worker::Start(wc);
+  REQUIRE(w.ok());
+  REQUIRE(Eventually([&] { return (*w)->connected(); }));
+  (*first)->Shutdown();
+  first->reset();
+  REQUIRE(Eventually([&] { return !(*w)->connected(); }));
+
+  config.port = port;
+  auto second = coordinator::CoordinatorServer::Start(config);
+  REQUIRE(second.ok());
+  REQUIRE(Eventually([&] {
+    auto list = (*second)->core()->ListWorkers("w1");
+    return !list.empty() && list[0].status() == pb::WORKER_STATUS_ONLINE;
+  }));
+  client::Client c(client::ClientOptions{wc.join, absl::Seconds(5)});
+  auto r = c.Submit(Spec("echo", R"({"after":"restart"})"));
+  REQUIRE(r.ok());
+  auto t = c.Wait(r->task_id(), absl::Seconds(10));
+  REQUIRE(t.ok());
+  CHECK(t->status() == pb::TASK_STATUS_SUCCESS);
+  CHECK(t->result() == R"({"after":"restart"})");
+  (*w)->Stop();
+  (*second)->Shutdown();
+}
+
+}  // namespace rc::testing

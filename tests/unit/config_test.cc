@@ -3,6 +3,7 @@
 #include <fstream>
 
 #include "common/config.h"
+#include "common/yaml_fields.h"
 
 namespace rc {
 namespace {
@@ -103,6 +104,25 @@ TEST_CASE("Client config takes the environment, then the flag") {
   unsetenv("RETIRE_CLUSTER_COORDINATOR");
   c = LoadClientConfig(Parse({"--coordinator", "localhost"}, specs));
   CHECK(Message(c.status()) == "coordinator: expected HOST:PORT, got 'localhost'");
+}
+
+}  // namespace rc
+
+namespace rc {
+
+TEST_CASE("The commented examples in deploy/ are valid configurations") {
+  const std::string dir = std::string(RC_SOURCE_DIR) + "/deploy/";
+  std::string text;
+  REQUIRE(ReadFile(dir + "main.yaml", &text).ok());
+  auto main = ParseCoordinatorYaml(text, "main.yaml");
+  INFO(main.status().ToString());
+  CHECK(main.ok());
+  REQUIRE(ReadFile(dir + "worker.yaml", &text).ok());
+  auto worker = ParseWorkerYaml(text, "worker.yaml");
+  INFO(worker.status().ToString());
+  CHECK(worker.ok());
+  REQUIRE(ReadFile(dir + "client.yaml", &text).ok());
+  CHECK(ParseClientYaml(text, "client.yaml").ok());
 }
 
 }  // namespace rc
