@@ -16,8 +16,6 @@ absl::Status ValidateCapabilities(const pb::Capabilities& c) {
   return absl::OkStatus();
 }
 
-bool IsOutcome(pb::TaskStatus s) { return IsTerminal(s); }
-
 }  // namespace
 
 absl::StatusOr<uint64_t> Coordinator::RegisterWorker(const pb::Register& reg, std::shared_ptr<WorkerLink> link) {
@@ -129,7 +127,7 @@ void Coordinator::FinishLocked(WorkerEntry* w, const pb::TaskFinished& f, Effect
   pb::Task& t = e->task;
   const int64_t now = clock_->NowMs();
   pb::TaskStatus status = f.status();
-  if (!IsOutcome(status)) {
+  if (!IsTerminal(status)) {
     status = pb::TASK_STATUS_FAILED;
     t.set_error_message(absl::StrCat("worker reported a non-terminal status ", static_cast<int>(f.status())));
   } else {

@@ -1,8 +1,11 @@
 // retire-cluster-worker: joins a coordinator and runs the tasks it is given.
+#include <signal.h>
+#include <unistd.h>
+
 #include <cstdio>
 #include <iostream>
 
-#include "absl/strings/str_join.h"
+#include "absl/synchronization/mutex.h"
 #include "common/config.h"
 #include "common/process.h"
 #include "spdlog/spdlog.h"
@@ -54,7 +57,17 @@ int main(int argc, char** argv) {
     return 2;
   }
   rc::SetupLogging(config->log_level);
-  auto worker = rc::worker::Worker::Start(*config);
+  // A fatal session error ends the process like a signal would, but exits non-zero.
+  static absl::Mutex fatal_mu;
+  static std::string fatal_error;
+  auto on_fatal = [](absl::Status s) {
+    {
+      absl::MutexLock lock(&fatal_mu);
+      fatal_error = std::string(s.message());
+    }
+    kill(getpid(), SIGTERM);
+  };
+  auto worker = rc::worker::Worker::Start(*config, on_fatal);
   if (!worker.ok()) {
     std::cerr << "retire-cluster-worker: " << worker.status().message() << "\n";
     return 2;
@@ -65,6 +78,14 @@ int main(int argc, char** argv) {
                caps.gpu() ? ", GPU " + caps.gpu_name() : "", config->join);
 
   int sig = rc::WaitForShutdownSignal();
+  {
+    absl::MutexLock lock(&fatal_mu);
+    if (!fatal_error.empty()) {
+      (*worker)->Stop();
+      std::cerr << "retire-cluster-worker: " << fatal_error << "\n";
+      return 1;
+    }
+  }
   spdlog::info("signal {} received; stopping (running tasks go back to the coordinator's queue)", sig);
   (*worker)->Stop();
   spdlog::info("stopped");

@@ -2,6 +2,7 @@
 
 #include <random>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
@@ -11,8 +12,12 @@
 namespace rc::worker {
 
 Session::Session(const WorkerConfig& config, Executor* executor, Outbox* outbox,
-                 std::function<pb::Capabilities()> probe)
-    : config_(config), executor_(executor), outbox_(outbox), probe_(std::move(probe)) {}
+                 std::function<pb::Capabilities()> probe, std::function<void(absl::Status)> on_fatal)
+    : config_(config),
+      executor_(executor),
+      outbox_(outbox),
+      probe_(std::move(probe)),
+      on_fatal_(std::move(on_fatal)) {}
 
 Session::~Session() { Stop(); }
 
@@ -46,7 +51,16 @@ void Session::Run() {
   std::mt19937_64 rng(std::random_device{}());
   absl::Duration backoff = config_.reconnect_initial;
   while (true) {
-    if (ConnectOnce(stub.get())) backoff = config_.reconnect_initial;
+    Outcome outcome = ConnectOnce(stub.get());
+    if (outcome == Outcome::kReplaced) {
+      absl::Status why = absl::AlreadyExistsError(absl::StrCat(
+          "another worker registered with device id '", config_.device_id.empty() ? "(hostname)" : config_.device_id,
+          "' and replaced this one; give each worker its own --device-id"));
+      spdlog::error("{}", std::string(why.message()));
+      if (on_fatal_) on_fatal_(why);
+      return;
+    }
+    if (outcome == Outcome::kRegistered) backoff = config_.reconnect_initial;
     absl::MutexLock lock(&mu_);
     if (stopping_) return;
     // Full jitter over [backoff/2, backoff] so that many workers do not reconnect in step.
@@ -59,11 +73,11 @@ void Session::Run() {
   }
 }
 
-bool Session::ConnectOnce(pb::WorkerService::Stub* stub) {
+Session::Outcome Session::ConnectOnce(pb::WorkerService::Stub* stub) {
   grpc::ClientContext context;
   {
     absl::MutexLock lock(&mu_);
-    if (stopping_) return false;
+    if (stopping_) return Outcome::kFailed;
     context_ = &context;
   }
   auto stream = stub->Connect(&context);
@@ -107,11 +121,14 @@ bool Session::ConnectOnce(pb::WorkerService::Stub* stub) {
   {
     absl::MutexLock lock(&mu_);
     context_ = nullptr;
-    if (stopping_) return registered;
+    if (stopping_) return Outcome::kFailed;
   }
+  // The coordinator ends a stream with ABORTED only when a newer connection of the
+  // same device id replaced it; this process never opens two, so another one did.
+  if (registered && status.error_code() == grpc::StatusCode::ABORTED) return Outcome::kReplaced;
   spdlog::warn("stream to {} ended: {} ({})", config_.join, status.error_message().empty() ? "closed" : status.error_message(),
                static_cast<int>(status.error_code()));
-  return registered;
+  return registered ? Outcome::kRegistered : Outcome::kFailed;
 }
 
 void Session::WriteLoop(grpc::ClientReaderWriter<pb::WorkerMessage, pb::CoordinatorMessage>* stream,

@@ -21,8 +21,10 @@ namespace rc::worker {
 
 class Session {
  public:
+  // `on_fatal` runs (once, on the session thread) when retrying cannot help: another
+  // worker process registered with the same device id. The session then stops.
   Session(const WorkerConfig& config, Executor* executor, Outbox* outbox,
-          std::function<pb::Capabilities()> probe);
+          std::function<pb::Capabilities()> probe, std::function<void(absl::Status)> on_fatal);
   ~Session();
 
   void Start();
@@ -33,8 +35,9 @@ class Session {
 
  private:
   void Run();
-  // One connection from connect to stream end. True if it got as far as registered.
-  bool ConnectOnce(pb::WorkerService::Stub* stub);
+  enum class Outcome { kFailed, kRegistered, kReplaced };
+  // One connection from connect to stream end.
+  Outcome ConnectOnce(pb::WorkerService::Stub* stub);
   void WriteLoop(grpc::ClientReaderWriter<pb::WorkerMessage, pb::CoordinatorMessage>* stream,
                  absl::Duration heartbeat, absl::Notification* done);
 
@@ -42,6 +45,7 @@ class Session {
   Executor* const executor_;
   Outbox* const outbox_;
   const std::function<pb::Capabilities()> probe_;
+  const std::function<void(absl::Status)> on_fatal_;
 
   mutable absl::Mutex mu_;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;

@@ -6,7 +6,8 @@
 
 namespace rc::worker {
 
-absl::StatusOr<std::unique_ptr<Worker>> Worker::Start(const WorkerConfig& config) {
+absl::StatusOr<std::unique_ptr<Worker>> Worker::Start(const WorkerConfig& config,
+                                                      std::function<void(absl::Status)> on_fatal) {
   std::unique_ptr<Worker> w(new Worker());
   w->config_ = config;
   AddBuiltinHandlers(&w->handlers_);
@@ -23,7 +24,7 @@ absl::StatusOr<std::unique_ptr<Worker>> Worker::Start(const WorkerConfig& config
   auto probe = [raw, types] { return ProbeCapabilities(raw->config_, types); };
   w->executor_ = std::make_unique<Executor>(w->capabilities_.slots(), &w->handlers_, &w->outbox_,
                                             [raw] { return raw->capabilities_; });
-  w->session_ = std::make_unique<Session>(config, w->executor_.get(), &w->outbox_, probe);
+  w->session_ = std::make_unique<Session>(config, w->executor_.get(), &w->outbox_, probe, std::move(on_fatal));
   w->session_->Start();
   return w;
 }

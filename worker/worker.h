@@ -17,7 +17,9 @@ class Worker {
  public:
   // Probes the machine and starts joining config.join (retrying until it succeeds).
   // INVALID_ARGUMENT when config.allow names a task type this worker cannot run.
-  static absl::StatusOr<std::unique_ptr<Worker>> Start(const WorkerConfig& config);
+  // `on_fatal` is told when the worker gave up for good (see Session).
+  static absl::StatusOr<std::unique_ptr<Worker>> Start(const WorkerConfig& config,
+                                                       std::function<void(absl::Status)> on_fatal = nullptr);
   ~Worker();
 
   // Stops running attempts (the coordinator requeues them), closes the stream.

@@ -5,6 +5,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
 #include "common/task_names.h"
 #include "tests/integration/cluster_fixture.h"
 
@@ -291,6 +292,35 @@ TEST_CASE("A worker reconnects with backoff when its coordinator comes back") {
   CHECK(t->result() == R"({"after":"restart"})");
   (*w)->Stop();
   (*second)->Shutdown();
+}
+
+}  // namespace rc::testing
+
+namespace rc::testing {
+
+TEST_CASE("A second worker process with the same device id replaces the first, which gives up") {
+  Cluster cluster;
+  WorkerConfig wc = Cluster::Worker("twin", 1);
+  wc.join = cluster.address();
+  absl::Notification first_gave_up;
+  absl::Status why;
+  auto first = worker::Worker::Start(wc, [&](absl::Status s) {
+    why = s;
+    first_gave_up.Notify();
+  });
+  REQUIRE(first.ok());
+  REQUIRE(Eventually([&] { return (*first)->connected(); }));
+  auto second = worker::Worker::Start(wc);
+  REQUIRE(second.ok());
+  REQUIRE(first_gave_up.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  CHECK(why.code() == absl::StatusCode::kAlreadyExists);
+  CHECK_THAT(std::string(why.message()), Catch::Contains("device id 'twin'"));
+  REQUIRE(Eventually([&] { return (*second)->connected(); }));
+  absl::SleepFor(absl::Milliseconds(300));  // the first must not come back and flap
+  CHECK((*second)->connected());
+  CHECK(cluster.client().Workers()->size() == 1);
+  (*first)->Stop();
+  (*second)->Stop();
 }
 
 }  // namespace rc::testing
