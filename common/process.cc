@@ -1,6 +1,7 @@
 #include "common/process.h"
 
 #include <csignal>
+#include <iostream>
 
 #include "spdlog/sinks/stdout_sinks.h"
 #include "spdlog/spdlog.h"
@@ -29,6 +30,31 @@ void BlockShutdownSignals() {
   sigset_t set = ShutdownSet();
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   signal(SIGPIPE, SIG_IGN);
+}
+
+std::variant<ParsedFlags, int> ParseDaemonFlags(const std::string& name, const std::string& usage,
+                                                std::vector<FlagSpec> specs, int argc, char** argv) {
+  specs.push_back({"config", "FILE", "YAML configuration (commented examples in deploy/)"});
+  specs.push_back({"help", "", "show this help"});
+  specs.push_back({"version", "", "print the version"});
+  absl::StatusOr<ParsedFlags> flags = ParseFlags(std::vector<std::string>(argv, argv + argc), 1, specs);
+  if (!flags.ok()) {
+    std::cerr << name << ": " << flags.status().message() << "\n";
+    return 2;
+  }
+  if (flags->Has("help")) {
+    std::cout << usage << FormatFlagHelp(specs);
+    return 0;
+  }
+  if (flags->Has("version")) {
+    std::cout << name << " " << RC_VERSION << "\n";
+    return 0;
+  }
+  if (!flags->positional().empty()) {
+    std::cerr << name << ": unexpected argument '" << flags->positional()[0] << "'\n";
+    return 2;
+  }
+  return *std::move(flags);
 }
 
 int WaitForShutdownSignal() {

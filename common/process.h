@@ -2,6 +2,10 @@
 // Process-level helpers shared by the thin mains: logging setup and shutdown signals.
 
 #include <string>
+#include <variant>
+#include <vector>
+
+#include "common/flags.h"
 
 namespace rc {
 
@@ -13,5 +17,11 @@ void SetupLogging(const std::string& level);
 // the signal number once one arrives.
 void BlockShutdownSignals();
 int WaitForShutdownSignal();
+
+// Parses a daemon's command line: `specs` plus --config, --help and --version, no
+// positional arguments. Returns the flags, or the exit code when the process should end
+// now (help or version printed: 0; an error printed to stderr naming the flag: 2).
+std::variant<ParsedFlags, int> ParseDaemonFlags(const std::string& name, const std::string& usage,
+                                                std::vector<FlagSpec> specs, int argc, char** argv);
 
 }  // namespace rc

@@ -16,37 +16,14 @@ constexpr char kUsage[] =
     "The retire-cluster coordinator: holds the task queue and schedules tasks onto\n"
     "workers that join with `retire-cluster-worker --join HOST:PORT`.\n\n";
 
-std::vector<rc::FlagSpec> Specs() {
-  std::vector<rc::FlagSpec> specs = rc::CoordinatorFlagSpecs();
-  specs.push_back({"config", "FILE", "YAML configuration (see deploy/main.yaml)"});
-  specs.push_back({"help", "", "show this help"});
-  specs.push_back({"version", "", "print the version"});
-  return specs;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
   rc::BlockShutdownSignals();
-  std::vector<std::string> args(argv, argv + argc);
-  absl::StatusOr<rc::ParsedFlags> flags = rc::ParseFlags(args, 1, Specs());
-  if (!flags.ok()) {
-    std::cerr << "retire-cluster-main: " << flags.status().message() << "\n";
-    return 2;
-  }
-  if (flags->Has("help")) {
-    std::cout << kUsage << rc::FormatFlagHelp(Specs());
-    return 0;
-  }
-  if (flags->Has("version")) {
-    std::cout << "retire-cluster-main " << RC_VERSION << "\n";
-    return 0;
-  }
-  if (!flags->positional().empty()) {
-    std::cerr << "retire-cluster-main: unexpected argument '" << flags->positional()[0] << "'\n";
-    return 2;
-  }
-  absl::StatusOr<rc::CoordinatorConfig> config = rc::LoadCoordinatorConfig(*flags);
+  auto parsed = rc::ParseDaemonFlags("retire-cluster-main", kUsage, rc::CoordinatorFlagSpecs(), argc, argv);
+  if (const int* code = std::get_if<int>(&parsed)) return *code;
+  const rc::ParsedFlags& flags = std::get<rc::ParsedFlags>(parsed);
+  absl::StatusOr<rc::CoordinatorConfig> config = rc::LoadCoordinatorConfig(flags);
   if (!config.ok()) {
     std::cerr << "retire-cluster-main: " << config.status().message() << "\n";
     return 2;

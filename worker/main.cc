@@ -21,37 +21,14 @@ constexpr char kUsage[] =
     "A retire-cluster worker: registers this machine's capabilities with the\n"
     "coordinator and runs the tasks it assigns (echo, sleep, system_info built in).\n\n";
 
-std::vector<rc::FlagSpec> Specs() {
-  std::vector<rc::FlagSpec> specs = rc::WorkerFlagSpecs();
-  specs.push_back({"config", "FILE", "YAML configuration (see deploy/worker.yaml)"});
-  specs.push_back({"help", "", "show this help"});
-  specs.push_back({"version", "", "print the version"});
-  return specs;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
   rc::BlockShutdownSignals();
-  std::vector<std::string> args(argv, argv + argc);
-  absl::StatusOr<rc::ParsedFlags> flags = rc::ParseFlags(args, 1, Specs());
-  if (!flags.ok()) {
-    std::cerr << "retire-cluster-worker: " << flags.status().message() << "\n";
-    return 2;
-  }
-  if (flags->Has("help")) {
-    std::cout << kUsage << rc::FormatFlagHelp(Specs());
-    return 0;
-  }
-  if (flags->Has("version")) {
-    std::cout << "retire-cluster-worker " << RC_VERSION << "\n";
-    return 0;
-  }
-  if (!flags->positional().empty()) {
-    std::cerr << "retire-cluster-worker: unexpected argument '" << flags->positional()[0] << "'\n";
-    return 2;
-  }
-  absl::StatusOr<rc::WorkerConfig> config = rc::LoadWorkerConfig(*flags);
+  auto parsed = rc::ParseDaemonFlags("retire-cluster-worker", kUsage, rc::WorkerFlagSpecs(), argc, argv);
+  if (const int* code = std::get_if<int>(&parsed)) return *code;
+  const rc::ParsedFlags& flags = std::get<rc::ParsedFlags>(parsed);
+  absl::StatusOr<rc::WorkerConfig> config = rc::LoadWorkerConfig(flags);
   if (!config.ok()) {
     std::cerr << "retire-cluster-worker: " << config.status().message() << "\n";
     return 2;
