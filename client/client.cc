@@ -12,7 +12,12 @@
 namespace rc::client {
 
 Client::Client(ClientOptions options) : options_(std::move(options)) {
-  auto channel = grpc::CreateChannel(options_.target, grpc::InsecureChannelCredentials());
+  grpc::ChannelArguments args;
+  // A long Wait must notice a coordinator host that vanished without a reset.
+  args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 20000);
+  args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 10000);
+  args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  auto channel = grpc::CreateCustomChannel(options_.target, grpc::InsecureChannelCredentials(), args);
   stub_ = pb::ClientService::NewStub(channel);
 }
 

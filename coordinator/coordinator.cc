@@ -106,6 +106,9 @@ void Coordinator::Submit(pb::TaskSpec spec, std::function<void(absl::StatusOr<Su
       if (!stored.ok()) {
         // Not durable: forget it entirely so that nothing unacknowledged runs.
         if (e != nullptr) {
+          for (auto& [wid, sink] : e->watchers) {
+            fx.aborts.emplace_back(sink, absl::UnavailableError("task was not stored"));
+          }
           --status_counts_[e->task.status()];
           by_idempotency_key_.erase(e->task.spec().idempotency_key());
           order_.erase(std::find(order_.begin(), order_.end(), id));
@@ -144,7 +147,8 @@ absl::StatusOr<pb::CancelTaskResponse> Coordinator::Cancel(const std::string& ta
       return resp;
     }
     if (t.status() == pb::TASK_STATUS_QUEUED) queue_.Remove(e->cls, e->key);
-    if (t.status() == pb::TASK_STATUS_ASSIGNED || t.status() == pb::TASK_STATUS_RUNNING) {
+    const bool on_worker = t.status() == pb::TASK_STATUS_ASSIGNED || t.status() == pb::TASK_STATUS_RUNNING;
+    if (on_worker) {
       auto w = workers_.find(t.worker_device_id());
       if (w != workers_.end() && w->second->link != nullptr) {
         pb::CancelAttempt* c = fx.MessageFor(w->second->link).add_cancels();
@@ -156,7 +160,7 @@ absl::StatusOr<pb::CancelTaskResponse> Coordinator::Cancel(const std::string& ta
     SetStatusLocked(e, pb::TASK_STATUS_CANCELLED);
     t.set_error_message("cancelled by client");
     t.set_finished_at_ms(now);
-    if (t.attempt_history_size() > 0) {
+    if (on_worker) {
       pb::Attempt* a = t.mutable_attempt_history(t.attempt_history_size() - 1);
       a->set_status(pb::TASK_STATUS_CANCELLED);
       a->set_finished_at_ms(now);

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "coordinator/coordinator.h"
 
 namespace rc::coordinator {
@@ -23,9 +24,10 @@ struct Coordinator::WorkerEntry {
   pb::WorkerStatus status = pb::WORKER_STATUS_ONLINE;
   uint64_t epoch = 0;
   std::shared_ptr<WorkerLink> link;  // null while disconnected
-  // Attempts reserved on this worker (task id -> attempt number); a slot is freed only
-  // when the worker reports the attempt finished or the worker is lost.
-  absl::flat_hash_map<std::string, int32_t> running;
+  // Attempts reserved on this worker, one slot each; a slot is freed only when the
+  // worker reports that attempt finished or the worker is lost. Keyed by attempt, not
+  // by task: a worker may still be stopping attempt 1 when attempt 2 lands there.
+  absl::flat_hash_set<std::pair<std::string, int32_t>> running;
   std::string last_task_type;
   int64_t last_heartbeat_ms = 0;
   int64_t connected_at_ms = 0;

@@ -75,7 +75,7 @@ void Coordinator::AssignLocked(TaskEntry* e, WorkerEntry* w, Effects& fx) {
   a->set_assigned_at_ms(now);
   a->set_status(pb::TASK_STATUS_ASSIGNED);
   SetStatusLocked(e, pb::TASK_STATUS_ASSIGNED);
-  w->running[t.task_id()] = t.attempts();
+  w->running.emplace(t.task_id(), t.attempts());
   w->last_task_type = t.spec().task_type();
   ++tasks_scheduled_;
 
@@ -104,6 +104,7 @@ void Coordinator::RequeueLocked(TaskEntry* e, const std::string& why, Effects& f
   if (t.attempts() < max_attempts) {
     SetStatusLocked(e, pb::TASK_STATUS_QUEUED);
     t.set_started_at_ms(0);
+    t.clear_worker_device_id();  // the attempt history keeps where it ran
     queue_.Push(e->cls, e->key, t.task_id());  // keeps its original place in line
     if (!class_reasons_.contains(e->cls)) RefreshReasonLocked(e->cls);
   } else {

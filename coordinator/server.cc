@@ -21,6 +21,8 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(cons
   const std::string address = absl::StrCat(config.host, ":", config.port);
   grpc::ServerBuilder builder;
   builder.AddListeningPort(address, grpc::InsecureServerCredentials(), &s->port_);
+  // A second coordinator on the same port must fail, not silently share it.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.RegisterService(s->client_service_.get());
   builder.RegisterService(s->worker_service_.get());
   // Workers hold streams open for hours; keepalive notices dead peers on idle streams.
@@ -41,7 +43,7 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(cons
 }
 
 void CoordinatorServer::Shutdown() {
-  if (shut_down_) return;
+  if (shut_down_ || server_ == nullptr) return;
   shut_down_ = true;
   stop_.Notify();
   if (ticker_.joinable()) ticker_.join();

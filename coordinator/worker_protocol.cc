@@ -51,15 +51,14 @@ absl::StatusOr<uint64_t> Coordinator::RegisterWorker(const pb::Register& reg, st
 
 void Coordinator::ReconcileLocked(WorkerEntry* w, const pb::Register& reg, Effects& fx) {
   const std::string& device = w->caps.device_id();
-  absl::flat_hash_map<std::string, int32_t> reported;
-  for (const pb::RunningAttempt& r : reg.running()) reported[r.task_id()] = r.attempt();
+  absl::flat_hash_set<std::pair<std::string, int32_t>> reported;
+  for (const pb::RunningAttempt& r : reg.running()) reported.emplace(r.task_id(), r.attempt());
 
   // Attempts we placed there that the worker no longer has: lost with its old process.
   std::vector<std::pair<std::string, int32_t>> ours(w->running.begin(), w->running.end());
   for (const auto& [id, attempt] : ours) {
-    auto it = reported.find(id);
-    if (it != reported.end() && it->second == attempt) continue;
-    w->running.erase(id);
+    if (reported.contains({id, attempt})) continue;
+    w->running.erase({id, attempt});
     TaskEntry* e = FindLocked(id);
     if (e != nullptr && !IsTerminal(e->task.status()) && e->task.attempts() == attempt &&
         e->task.worker_device_id() == device) {
@@ -69,7 +68,7 @@ void Coordinator::ReconcileLocked(WorkerEntry* w, const pb::Register& reg, Effec
   // Attempts the worker runs: keep the ones we own; stop the rest, keeping their slots
   // reserved until the worker confirms they ended.
   for (const auto& [id, attempt] : reported) {
-    w->running[id] = attempt;
+    w->running.emplace(id, attempt);
     TaskEntry* e = FindLocked(id);
     bool owned = e != nullptr && !IsTerminal(e->task.status()) && e->task.attempts() == attempt &&
                  e->task.worker_device_id() == device &&
@@ -113,16 +112,15 @@ void Coordinator::StartedLocked(WorkerEntry* w, const pb::TaskStarted& s, Effect
 }
 
 void Coordinator::ReleaseAttemptLocked(WorkerEntry* w, const std::string& task_id, int32_t attempt) {
-  auto it = w->running.find(task_id);
-  if (it != w->running.end() && it->second == attempt) w->running.erase(it);
+  w->running.erase({task_id, attempt});
 }
 
 void Coordinator::FinishLocked(WorkerEntry* w, const pb::TaskFinished& f, Effects& fx) {
   ReleaseAttemptLocked(w, f.task_id(), f.attempt());
   TaskEntry* e = FindLocked(f.task_id());
   if (e == nullptr || e->task.attempts() != f.attempt() || e->task.worker_device_id() != w->caps.device_id() ||
-      IsTerminal(e->task.status())) {
-    return;  // stale attempt, or already ended (e.g. cancelled): recorded at most once
+      (e->task.status() != pb::TASK_STATUS_ASSIGNED && e->task.status() != pb::TASK_STATUS_RUNNING)) {
+    return;  // stale attempt, requeued, or already ended (e.g. cancelled): recorded at most once
   }
   pb::Task& t = e->task;
   const int64_t now = clock_->NowMs();

@@ -17,23 +17,22 @@ Executor::~Executor() { Stop(); }
 
 void Executor::Assign(const pb::Assignment& a) {
   absl::MutexLock lock(&mu_);
-  if (stopping_ || held_.contains(a.task_id())) return;
-  held_[a.task_id()] = HeldAttempt{a.attempt(), nullptr, false};
+  if (stopping_ || !held_.emplace(AttemptKey(a.task_id(), a.attempt()), HeldAttempt()).second) return;
   pending_.push_back(a);
 }
 
 void Executor::Cancel(const std::string& task_id, int attempt) {
   {
     absl::MutexLock lock(&mu_);
-    auto it = held_.find(task_id);
-    if (it == held_.end() || it->second.attempt != attempt) return;
+    auto it = held_.find(AttemptKey(task_id, attempt));
+    if (it == held_.end()) return;
     it->second.cancelled = true;
     if (it->second.token != nullptr) {
       it->second.token->Cancel();
       return;  // its slot thread reports CANCELLED as soon as the handler returns
     }
     // Still queued: drop it and report now.
-    std::erase_if(pending_, [&](const pb::Assignment& a) { return a.task_id() == task_id; });
+    std::erase_if(pending_, [&](const pb::Assignment& a) { return a.task_id() == task_id && a.attempt() == attempt; });
     held_.erase(it);
   }
   pb::TaskFinished fin;
@@ -48,10 +47,10 @@ void Executor::Cancel(const std::string& task_id, int attempt) {
 std::vector<pb::RunningAttempt> Executor::HeldAttempts() const {
   absl::MutexLock lock(&mu_);
   std::vector<pb::RunningAttempt> out;
-  for (const auto& [id, h] : held_) {
+  for (const auto& [key, h] : held_) {
     pb::RunningAttempt& r = out.emplace_back();
-    r.set_task_id(id);
-    r.set_attempt(h.attempt);
+    r.set_task_id(key.first);
+    r.set_attempt(key.second);
   }
   return out;
 }
@@ -89,7 +88,7 @@ void Executor::SlotLoop() {
       pending_.pop_front();
       // The token exists from the moment the attempt leaves the queue, so a cancel
       // racing with the start always reaches it.
-      HeldAttempt& h = held_[a.task_id()];
+      HeldAttempt& h = held_[AttemptKey(a.task_id(), a.attempt())];
       h.token = std::make_shared<StopToken>(absl::Now() + absl::Seconds(a.timeout_seconds()));
       if (h.cancelled) h.token->Cancel();
       token = h.token;
@@ -147,11 +146,14 @@ void Executor::RunOne(const pb::Assignment& a, const std::shared_ptr<StopToken>&
   bool report;
   {
     absl::MutexLock lock(&mu_);
-    held_.erase(a.task_id());
-    --running_;
     report = !stopping_;  // on shutdown the coordinator requeues what we drop
   }
+  // Into the outbox before it leaves held_, so that a register in between lists it in
+  // one or the other (never neither, which would requeue a finished attempt).
   if (report) sink_->Finished(std::move(fin));
+  absl::MutexLock lock(&mu_);
+  held_.erase(AttemptKey(a.task_id(), a.attempt()));
+  --running_;
 }
 
 }  // namespace rc::worker

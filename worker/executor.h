@@ -34,8 +34,8 @@ class Executor {
            std::function<pb::Capabilities()> capabilities);
   ~Executor();
 
-  // Queues an attempt. A task already held (any attempt) is ignored: the coordinator
-  // cancels the old attempt before it could assign a new one here.
+  // Queues an attempt; one already held is ignored. A newer attempt of a task whose
+  // older attempt is still stopping here runs beside it (each has its own slot).
   void Assign(const pb::Assignment& assignment);
   // Stops that attempt if held (queued ones finish CANCELLED at once); else no-op.
   void Cancel(const std::string& task_id, int attempt);
@@ -47,8 +47,8 @@ class Executor {
   void Stop();
 
  private:
+  using AttemptKey = std::pair<std::string, int>;  // task id, attempt
   struct HeldAttempt {
-    int attempt = 0;
     std::shared_ptr<StopToken> token;  // set when it starts
     bool cancelled = false;
   };
@@ -61,7 +61,7 @@ class Executor {
 
   mutable absl::Mutex mu_;
   std::deque<pb::Assignment> pending_ ABSL_GUARDED_BY(mu_);
-  absl::flat_hash_map<std::string, HeldAttempt> held_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<AttemptKey, HeldAttempt> held_ ABSL_GUARDED_BY(mu_);
   int running_ ABSL_GUARDED_BY(mu_) = 0;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::vector<std::thread> threads_;

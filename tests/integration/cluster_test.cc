@@ -324,3 +324,18 @@ TEST_CASE("A second worker process with the same device id replaces the first, w
 }
 
 }  // namespace rc::testing
+
+namespace rc::testing {
+
+TEST_CASE("A second coordinator on a port in use fails with a clear error") {
+  Cluster cluster;
+  CoordinatorConfig config = Cluster::FastConfig();
+  config.port = std::stoi(cluster.address().substr(cluster.address().rfind(':') + 1));
+  auto second = coordinator::CoordinatorServer::Start(config);
+  REQUIRE_FALSE(second.ok());
+  CHECK(second.status().code() == absl::StatusCode::kUnavailable);
+  CHECK_THAT(std::string(second.status().message()), Catch::Contains(cluster.address()));
+  CHECK(cluster.client().Stats().ok());
+}
+
+}  // namespace rc::testing

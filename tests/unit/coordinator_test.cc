@@ -271,3 +271,75 @@ TEST_CASE("Stats count tasks by status and slots of online workers") {
 }
 
 }  // namespace rc::coordinator
+
+namespace rc::coordinator {
+
+TEST_CASE("A late report for a requeued attempt neither finishes the task nor leaks a slot") {
+  Fixture f;
+  auto link = std::make_shared<FakeLink>();
+  f.Join("w1", 1, link);
+  std::string id = f.Submit("sleep");
+  pb::Assignment a1 = link->assigned.at(0);
+  f.clock.Advance(absl::Seconds(6));
+  f.core.Tick();  // w1 silent: offline, task requeued
+  CHECK(f.Get(id).status() == pb::TASK_STATUS_QUEUED);
+  CHECK(f.Get(id).worker_device_id().empty());
+
+  // w1 comes back still holding attempt 1: told to stop it; its one slot stays reserved.
+  pb::RunningAttempt held;
+  held.set_task_id(id);
+  held.set_attempt(1);
+  auto again = std::make_shared<FakeLink>();
+  uint64_t epoch = f.Join("w1", 1, again, {}, {held});
+  REQUIRE(again->cancels.size() == 1);
+  CHECK(again->assigned.empty());
+  // Its (successful) result for attempt 1 arrives late: ignored, slot released.
+  f.Finish("w1", epoch, a1, pb::TASK_STATUS_SUCCESS);
+  REQUIRE(again->assigned.size() == 1);
+  CHECK(again->assigned[0].attempt() == 2);
+  CHECK(f.Get(id).status() == pb::TASK_STATUS_ASSIGNED);
+  f.Finish("w1", epoch, again->assigned[0]);
+  CHECK(f.Get(id).status() == pb::TASK_STATUS_SUCCESS);
+  CHECK(f.Get(id).attempts() == 2);
+  CHECK(f.core.Stats().busy_slots() == 0);
+}
+
+TEST_CASE("A new attempt may land beside an old one still stopping on the same worker") {
+  Fixture f;
+  auto link = std::make_shared<FakeLink>();
+  f.Join("w1", 2, link);
+  std::string id = f.Submit("sleep");
+  pb::Assignment a1 = link->assigned.at(0);
+  f.clock.Advance(absl::Seconds(6));
+  f.core.Tick();
+  pb::RunningAttempt held;
+  held.set_task_id(id);
+  held.set_attempt(1);
+  auto again = std::make_shared<FakeLink>();
+  uint64_t epoch = f.Join("w1", 2, again, {}, {held});
+  REQUIRE(again->cancels.size() == 1);
+  REQUIRE(again->assigned.size() == 1);  // attempt 2 takes the second slot
+  CHECK(f.core.Stats().busy_slots() == 2);
+  f.Finish("w1", epoch, a1, pb::TASK_STATUS_CANCELLED);  // attempt 1 stopped: slot freed, task untouched
+  CHECK(f.core.Stats().busy_slots() == 1);
+  CHECK(f.Get(id).status() == pb::TASK_STATUS_ASSIGNED);
+  f.Finish("w1", epoch, again->assigned[0]);
+  CHECK(f.Get(id).status() == pb::TASK_STATUS_SUCCESS);
+  CHECK(f.core.Stats().busy_slots() == 0);
+}
+
+TEST_CASE("Cancelling a requeued task keeps the lost attempt's record") {
+  Fixture f;
+  auto link = std::make_shared<FakeLink>();
+  f.Join("w1", 1, link);
+  std::string id = f.Submit("sleep");
+  f.clock.Advance(absl::Seconds(6));
+  f.core.Tick();
+  REQUIRE(f.core.Cancel(id)->cancelled());
+  pb::Task t = f.Get(id);
+  REQUIRE(t.attempt_history_size() == 1);
+  CHECK(t.attempt_history(0).status() == pb::TASK_STATUS_FAILED);
+  CHECK_THAT(t.attempt_history(0).error_message(), Catch::Contains("no heartbeat"));
+}
+
+}  // namespace rc::coordinator

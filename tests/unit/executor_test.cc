@@ -104,6 +104,7 @@ TEST_CASE("A cancel of a queued attempt reports it at once; held attempts are li
   Fixture f(1);
   f.executor->Assign(Task("busy", "sleep", R"({"duration": 30})"));
   f.executor->Assign(Task("waiting", "echo", "{}"));
+  f.executor->Assign(Task("waiting", "echo", "{}"));  // a duplicate of a held attempt is ignored
   CHECK(f.executor->HeldAttempts().size() == 2);
   f.executor->Cancel("waiting", 1);
   REQUIRE(f.events.WaitFinished(1));
@@ -115,6 +116,29 @@ TEST_CASE("A cancel of a queued attempt reports it at once; held attempts are li
   f.executor->Stop();  // stops "busy" without reporting it
   absl::MutexLock lock(&f.events.mu);
   CHECK(f.events.finished.size() == 1);
+}
+
+}  // namespace rc::worker
+
+namespace rc::worker {
+
+TEST_CASE("A newer attempt of a task runs beside an older one that is still stopping") {
+  Fixture f(2);
+  f.executor->Assign(Task("t1", "sleep", R"({"duration": 30})"));
+  pb::Assignment second = Task("t1", "echo", R"({"attempt":2})");
+  second.set_attempt(2);
+  f.executor->Assign(second);
+  REQUIRE(f.events.WaitFinished(1));
+  {
+    absl::MutexLock lock(&f.events.mu);
+    CHECK(f.events.finished[0].attempt() == 2);
+    CHECK(f.events.finished[0].status() == pb::TASK_STATUS_SUCCESS);
+  }
+  f.executor->Cancel("t1", 1);
+  REQUIRE(f.events.WaitFinished(2));
+  absl::MutexLock lock(&f.events.mu);
+  CHECK(f.events.finished.size() == 2);
+  CHECK(f.events.finished[1].status() == pb::TASK_STATUS_CANCELLED);
 }
 
 }  // namespace rc::worker
