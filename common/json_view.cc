@@ -27,7 +27,7 @@ absl::Status ValidateJsonObject(absl::string_view text, absl::string_view what) 
     return absl::InvalidArgumentError(absl::StrCat(what, " must be a JSON object"));
   }
   try {
-    json::parse(text);  // exceptions carry position and reason
+    [[maybe_unused]] json parsed = json::parse(text);  // exceptions carry position and reason
   } catch (const json::parse_error& e) {
     return absl::InvalidArgumentError(absl::StrCat(what, " is not valid JSON: ", e.what()));
   }

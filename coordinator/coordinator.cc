@@ -70,7 +70,7 @@ void Coordinator::Submit(pb::TaskSpec spec, std::function<void(absl::StatusOr<Su
     done(s);
     return;
   }
-  std::optional<pb::Task> created = Mutate([&](Effects& fx) -> std::optional<pb::Task> {
+  std::optional<pb::Task> created = Mutate([&](Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) -> std::optional<pb::Task> {
     if (shut_down_) {
       fx.callbacks.push_back([done] { done(absl::UnavailableError("coordinator is shutting down")); });
       return std::nullopt;
@@ -101,7 +101,7 @@ void Coordinator::Submit(pb::TaskSpec spec, std::function<void(absl::StatusOr<Su
   if (!created.has_value()) return;
   std::string id = created->task_id();
   store_->Write({std::move(*created)}, [this, id, done](absl::Status stored) {
-    Mutate([&](Effects& fx) {
+    Mutate([&](Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
       TaskEntry* e = FindLocked(id);
       if (!stored.ok()) {
         // Not durable: forget it entirely so that nothing unacknowledged runs.
@@ -136,7 +136,7 @@ absl::StatusOr<pb::Task> Coordinator::GetTask(const std::string& task_id) const 
 }
 
 absl::StatusOr<pb::CancelTaskResponse> Coordinator::Cancel(const std::string& task_id) {
-  return Mutate([&](Effects& fx) -> absl::StatusOr<pb::CancelTaskResponse> {
+  return Mutate([&](Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) -> absl::StatusOr<pb::CancelTaskResponse> {
     TaskEntry* e = FindLocked(task_id);
     if (e == nullptr) return absl::NotFoundError(absl::StrCat("no task with id '", task_id, "'"));
     pb::CancelTaskResponse resp;
@@ -189,7 +189,7 @@ absl::StatusOr<std::vector<pb::Task>> Coordinator::ListTasks(const TaskFilter& f
 }
 
 absl::StatusOr<uint64_t> Coordinator::Watch(const std::string& task_id, std::shared_ptr<TaskSink> sink) {
-  return Mutate([&](Effects& fx) -> absl::StatusOr<uint64_t> {
+  return Mutate([&](Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) -> absl::StatusOr<uint64_t> {
     if (shut_down_) return absl::UnavailableError("coordinator is shutting down");
     TaskEntry* e = FindLocked(task_id);
     if (e == nullptr) return absl::NotFoundError(absl::StrCat("no task with id '", task_id, "'"));
@@ -208,7 +208,7 @@ void Coordinator::Unwatch(const std::string& task_id, uint64_t watch_id) {
 }
 
 void Coordinator::Shutdown() {
-  Mutate([&](Effects& fx) {
+  Mutate([&](Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     shut_down_ = true;
     for (auto& [id, w] : workers_) {
       if (w->link != nullptr) fx.closes.emplace_back(std::move(w->link), absl::UnavailableError("coordinator is shutting down"));

@@ -20,7 +20,7 @@ absl::Status ValidateCapabilities(const pb::Capabilities& c) {
 
 absl::StatusOr<uint64_t> Coordinator::RegisterWorker(const pb::Register& reg, std::shared_ptr<WorkerLink> link) {
   if (absl::Status s = ValidateCapabilities(reg.capabilities()); !s.ok()) return s;
-  return Mutate([&](Effects& fx) -> absl::StatusOr<uint64_t> {
+  return Mutate([&](Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) -> absl::StatusOr<uint64_t> {
     if (shut_down_) return absl::UnavailableError("coordinator is shutting down");
     const std::string& device = reg.capabilities().device_id();
     std::unique_ptr<WorkerEntry>& slot = workers_[device];
@@ -81,7 +81,7 @@ void Coordinator::ReconcileLocked(WorkerEntry* w, const pb::Register& reg, Effec
 }
 
 void Coordinator::HandleWorkerMessage(const std::string& device_id, uint64_t epoch, const pb::WorkerMessage& msg) {
-  Mutate([&](Effects& fx) {
+  Mutate([&](Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     auto it = workers_.find(device_id);
     if (it == workers_.end() || it->second->epoch != epoch || it->second->link == nullptr) {
       return 0;  // a replaced or closed connection: fenced off
@@ -150,7 +150,7 @@ void Coordinator::FinishLocked(WorkerEntry* w, const pb::TaskFinished& f, Effect
 }
 
 void Coordinator::WorkerDisconnected(const std::string& device_id, uint64_t epoch) {
-  Mutate([&](Effects& fx) {
+  Mutate([&](Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     auto it = workers_.find(device_id);
     if (it == workers_.end() || it->second->epoch != epoch || it->second->link == nullptr) return 0;
     WorkerEntry* w = it->second.get();
@@ -177,7 +177,7 @@ void Coordinator::LoseWorkerTasksLocked(WorkerEntry* w, const std::string& why, 
 }
 
 void Coordinator::Tick() {
-  Mutate([&](Effects& fx) {
+  Mutate([&](Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     const int64_t now = clock_->NowMs();
     const int64_t offline_after = absl::ToInt64Milliseconds(options_.offline_after);
     const int64_t grace = absl::ToInt64Milliseconds(options_.reconnect_grace);
