@@ -28,17 +28,6 @@ void Coordinator::Deliver(Effects& fx) {
   for (auto& [sink, status] : fx.aborts) sink->Abort(status);
 }
 
-Coordinator::TaskEntry* Coordinator::FindLocked(const std::string& task_id) const {
-  auto it = tasks_.find(task_id);
-  return it == tasks_.end() ? nullptr : it->second.get();
-}
-
-void Coordinator::SetStatusLocked(TaskEntry* e, pb::TaskStatus s) {
-  --status_counts_[e->task.status()];
-  ++status_counts_[s];
-  e->task.set_status(s);
-}
-
 pb::Task Coordinator::SnapshotLocked(const TaskEntry& e) const {
   pb::Task t = e.task;
   if (t.status() == pb::TASK_STATUS_QUEUED) {
@@ -58,7 +47,7 @@ void Coordinator::ChangedLocked(TaskEntry* e, Effects& fx) {
 }
 
 void Coordinator::AcceptLocked(TaskEntry* e, Effects& fx) {
-  SetStatusLocked(e, pb::TASK_STATUS_QUEUED);
+  tasks_.SetStatus(e, pb::TASK_STATUS_QUEUED);
   queue_.Push(e->cls, e->key, e->task.task_id());
   if (!class_reasons_.contains(e->cls)) RefreshReasonLocked(e->cls);
   ChangedLocked(e, fx);
@@ -76,9 +65,8 @@ void Coordinator::Submit(pb::TaskSpec spec, std::function<void(absl::StatusOr<Su
       return std::nullopt;
     }
     if (!spec.idempotency_key().empty()) {
-      auto it = by_idempotency_key_.find(spec.idempotency_key());
-      if (it != by_idempotency_key_.end()) {
-        SubmitResult r{it->second, FindLocked(it->second)->task.status(), true};
+      if (const TaskEntry* first = tasks_.FindByIdempotencyKey(spec.idempotency_key())) {
+        SubmitResult r{first->task.task_id(), first->task.status(), true};
         fx.callbacks.push_back([done, r] { done(r); });
         return std::nullopt;
       }
@@ -91,28 +79,20 @@ void Coordinator::Submit(pb::TaskSpec spec, std::function<void(absl::StatusOr<Su
     entry->cls = queue_.Intern(spec.task_type(), spec.requirements());
     entry->key = QueueKey{spec.priority(), next_seq_++};
     *t.mutable_spec() = std::move(spec);
-    ++status_counts_[pb::TASK_STATUS_PENDING];
-    order_.push_back(t.task_id());
-    if (!t.spec().idempotency_key().empty()) by_idempotency_key_[t.spec().idempotency_key()] = t.task_id();
-    pb::Task copy = t;
-    tasks_.emplace(t.task_id(), std::move(entry));
-    return copy;
+    return tasks_.Insert(std::move(entry))->task;
   });
   if (!created.has_value()) return;
   std::string id = created->task_id();
   store_->Write({std::move(*created)}, [this, id, done](absl::Status stored) {
     Mutate([&](Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-      TaskEntry* e = FindLocked(id);
+      TaskEntry* e = tasks_.Find(id);
       if (!stored.ok()) {
         // Not durable: forget it entirely so that nothing unacknowledged runs.
         if (e != nullptr) {
           for (auto& [wid, sink] : e->watchers) {
             fx.aborts.emplace_back(sink, absl::UnavailableError("task was not stored"));
           }
-          --status_counts_[e->task.status()];
-          by_idempotency_key_.erase(e->task.spec().idempotency_key());
-          order_.erase(std::find(order_.begin(), order_.end(), id));
-          tasks_.erase(id);
+          tasks_.Erase(id);
         }
         fx.callbacks.push_back([done, stored] {
           done(absl::UnavailableError(absl::StrCat("task store: ", stored.message())));
@@ -130,14 +110,14 @@ void Coordinator::Submit(pb::TaskSpec spec, std::function<void(absl::StatusOr<Su
 
 absl::StatusOr<pb::Task> Coordinator::GetTask(const std::string& task_id) const {
   absl::MutexLock lock(&mu_);
-  TaskEntry* e = FindLocked(task_id);
+  TaskEntry* e = tasks_.Find(task_id);
   if (e == nullptr) return absl::NotFoundError(absl::StrCat("no task with id '", task_id, "'"));
   return SnapshotLocked(*e);
 }
 
 absl::StatusOr<pb::CancelTaskResponse> Coordinator::Cancel(const std::string& task_id) {
   return Mutate([&](Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) -> absl::StatusOr<pb::CancelTaskResponse> {
-    TaskEntry* e = FindLocked(task_id);
+    TaskEntry* e = tasks_.Find(task_id);
     if (e == nullptr) return absl::NotFoundError(absl::StrCat("no task with id '", task_id, "'"));
     pb::CancelTaskResponse resp;
     resp.set_task_id(task_id);
@@ -149,15 +129,15 @@ absl::StatusOr<pb::CancelTaskResponse> Coordinator::Cancel(const std::string& ta
     if (t.status() == pb::TASK_STATUS_QUEUED) queue_.Remove(e->cls, e->key);
     const bool on_worker = t.status() == pb::TASK_STATUS_ASSIGNED || t.status() == pb::TASK_STATUS_RUNNING;
     if (on_worker) {
-      auto w = workers_.find(t.worker_device_id());
-      if (w != workers_.end() && w->second->link != nullptr) {
-        pb::CancelAttempt* c = fx.MessageFor(w->second->link).add_cancels();
+      WorkerEntry* w = workers_.Find(t.worker_device_id());
+      if (w != nullptr && w->link != nullptr) {
+        pb::CancelAttempt* c = fx.MessageFor(w->link).add_cancels();
         c->set_task_id(task_id);
         c->set_attempt(t.attempts());
       }
     }
     const int64_t now = clock_->NowMs();
-    SetStatusLocked(e, pb::TASK_STATUS_CANCELLED);
+    tasks_.SetStatus(e, pb::TASK_STATUS_CANCELLED);
     t.set_error_message("cancelled by client");
     t.set_finished_at_ms(now);
     if (on_worker) {
@@ -178,20 +158,14 @@ absl::StatusOr<std::vector<pb::Task>> Coordinator::ListTasks(const TaskFilter& f
   }
   absl::MutexLock lock(&mu_);
   std::vector<pb::Task> out;
-  for (auto it = order_.rbegin(); it != order_.rend() && static_cast<int>(out.size()) < f.limit; ++it) {
-    const TaskEntry& e = *tasks_.at(*it);
-    if (f.status != pb::TASK_STATUS_UNSPECIFIED && e.task.status() != f.status) continue;
-    if (!f.task_type.empty() && e.task.spec().task_type() != f.task_type) continue;
-    if (!f.worker_device_id.empty() && e.task.worker_device_id() != f.worker_device_id) continue;
-    out.push_back(SnapshotLocked(e));
-  }
+  for (const TaskEntry* e : tasks_.Newest(f)) out.push_back(SnapshotLocked(*e));
   return out;
 }
 
 absl::StatusOr<uint64_t> Coordinator::Watch(const std::string& task_id, std::shared_ptr<TaskSink> sink) {
   return Mutate([&](Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) -> absl::StatusOr<uint64_t> {
     if (shut_down_) return absl::UnavailableError("coordinator is shutting down");
-    TaskEntry* e = FindLocked(task_id);
+    TaskEntry* e = tasks_.Find(task_id);
     if (e == nullptr) return absl::NotFoundError(absl::StrCat("no task with id '", task_id, "'"));
     fx.snapshots.emplace_back(sink, SnapshotLocked(*e));
     uint64_t id = next_watch_++;
@@ -202,7 +176,7 @@ absl::StatusOr<uint64_t> Coordinator::Watch(const std::string& task_id, std::sha
 
 void Coordinator::Unwatch(const std::string& task_id, uint64_t watch_id) {
   absl::MutexLock lock(&mu_);
-  TaskEntry* e = FindLocked(task_id);
+  TaskEntry* e = tasks_.Find(task_id);
   if (e == nullptr) return;
   std::erase_if(e->watchers, [&](const auto& w) { return w.first == watch_id; });
 }
@@ -210,16 +184,15 @@ void Coordinator::Unwatch(const std::string& task_id, uint64_t watch_id) {
 void Coordinator::Shutdown() {
   Mutate([&](Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     shut_down_ = true;
-    for (auto& [id, w] : workers_) {
-      if (w->link != nullptr) fx.closes.emplace_back(std::move(w->link), absl::UnavailableError("coordinator is shutting down"));
+    const absl::Status why = absl::UnavailableError("coordinator is shutting down");
+    for (WorkerEntry* w : workers_.All()) {
+      if (w->link != nullptr) fx.closes.emplace_back(std::move(w->link), why);
       w->link = nullptr;
     }
-    for (auto& [id, e] : tasks_) {
-      for (auto& [wid, sink] : e->watchers) {
-        fx.aborts.emplace_back(sink, absl::UnavailableError("coordinator is shutting down"));
-      }
-      e->watchers.clear();
-    }
+    tasks_.ForEach([&](TaskEntry& e) {
+      for (auto& [wid, sink] : e.watchers) fx.aborts.emplace_back(sink, why);
+      e.watchers.clear();
+    });
     return 0;
   });
 }

@@ -24,6 +24,8 @@
 #include "coordinator/links.h"
 #include "coordinator/task_queue.h"
 #include "coordinator/task_store.h"
+#include "coordinator/task_table.h"
+#include "coordinator/worker_registry.h"
 #include "retire_cluster/v1/client_service.pb.h"
 #include "retire_cluster/v1/worker.pb.h"
 
@@ -39,13 +41,6 @@ struct SubmitResult {
   std::string task_id;
   pb::TaskStatus status;
   bool existing = false;
-};
-
-struct TaskFilter {
-  pb::TaskStatus status = pb::TASK_STATUS_UNSPECIFIED;
-  std::string task_type;
-  std::string worker_device_id;
-  int limit = 100;
 };
 
 class Coordinator {
@@ -99,8 +94,6 @@ class Coordinator {
   void Shutdown();
 
  private:
-  struct TaskEntry;
-  struct WorkerEntry;
   struct Effects;
 
   // Runs `fn(fx)` under mu_, then delivers fx in order (hand-over-hand on delivery_mu_).
@@ -110,13 +103,11 @@ class Coordinator {
 
   void AcceptLocked(TaskEntry* e, Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ChangedLocked(TaskEntry* e, Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void SetStatusLocked(TaskEntry* e, pb::TaskStatus s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   pb::Task SnapshotLocked(const TaskEntry& e) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void DispatchLocked(Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void AssignLocked(TaskEntry* e, WorkerEntry* w, Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void RefreshReasonsLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void RefreshReasonLocked(ClassId cls) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  std::vector<WorkerView> ViewsLocked(bool free_only) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ReleaseAttemptLocked(WorkerEntry* w, const std::string& task_id, int32_t attempt)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void LoseWorkerTasksLocked(WorkerEntry* w, const std::string& why, Effects& fx)
@@ -125,7 +116,6 @@ class Coordinator {
   void FinishLocked(WorkerEntry* w, const pb::TaskFinished& f, Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void StartedLocked(WorkerEntry* w, const pb::TaskStarted& s, Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ReconcileLocked(WorkerEntry* w, const pb::Register& reg, Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  TaskEntry* FindLocked(const std::string& task_id) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const CoordinatorOptions options_;
   TaskStore* const store_;
@@ -137,16 +127,15 @@ class Coordinator {
   absl::Mutex delivery_mu_;
 
   bool shut_down_ ABSL_GUARDED_BY(mu_) = false;
-  absl::flat_hash_map<std::string, std::unique_ptr<TaskEntry>> tasks_ ABSL_GUARDED_BY(mu_);
-  std::vector<std::string> order_ ABSL_GUARDED_BY(mu_);  // task ids, oldest first
-  absl::flat_hash_map<std::string, std::string> by_idempotency_key_ ABSL_GUARDED_BY(mu_);
+  TaskTable tasks_ ABSL_GUARDED_BY(mu_);
   TaskQueue queue_ ABSL_GUARDED_BY(mu_);
+  // Per scheduling class: why no accepting worker could run it ("" if one could).
+  // Cleared whenever the set of accepting workers changes; filled on demand.
   absl::flat_hash_map<ClassId, std::string> class_reasons_ ABSL_GUARDED_BY(mu_);
-  absl::flat_hash_map<std::string, std::unique_ptr<WorkerEntry>> workers_ ABSL_GUARDED_BY(mu_);
+  WorkerRegistry workers_ ABSL_GUARDED_BY(mu_);
   uint64_t next_seq_ ABSL_GUARDED_BY(mu_) = 1;
   uint64_t next_epoch_ ABSL_GUARDED_BY(mu_) = 1;
   uint64_t next_watch_ ABSL_GUARDED_BY(mu_) = 1;
-  int64_t status_counts_[9] ABSL_GUARDED_BY(mu_) = {};
   int64_t tasks_scheduled_ ABSL_GUARDED_BY(mu_) = 0;
 };
 

@@ -7,33 +7,9 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
-#include "absl/container/flat_hash_set.h"
 #include "coordinator/coordinator.h"
 
 namespace rc::coordinator {
-
-struct Coordinator::TaskEntry {
-  pb::Task task;
-  ClassId cls = 0;
-  QueueKey key;
-  std::vector<std::pair<uint64_t, std::shared_ptr<TaskSink>>> watchers;
-};
-
-struct Coordinator::WorkerEntry {
-  pb::Capabilities caps;
-  pb::WorkerStatus status = pb::WORKER_STATUS_ONLINE;
-  uint64_t epoch = 0;
-  std::shared_ptr<WorkerLink> link;  // null while disconnected
-  // Attempts reserved on this worker, one slot each; a slot is freed only when the
-  // worker reports that attempt finished or the worker is lost. Keyed by attempt, not
-  // by task: a worker may still be stopping attempt 1 when attempt 2 lands there.
-  absl::flat_hash_set<std::pair<std::string, int32_t>> running;
-  std::string last_task_type;
-  int64_t last_heartbeat_ms = 0;
-  int64_t connected_at_ms = 0;
-  int64_t disconnected_at_ms = 0;
-  double load_average = 0;
-};
 
 // Everything an operation must do after releasing the state lock.
 struct Coordinator::Effects {

@@ -7,26 +7,14 @@
 
 namespace rc::coordinator {
 
-std::vector<WorkerView> Coordinator::ViewsLocked(bool free_only) const {
-  std::vector<WorkerView> views;
-  views.reserve(workers_.size());
-  for (const auto& [id, w] : workers_) {
-    if (w->link == nullptr || w->status != pb::WORKER_STATUS_ONLINE) continue;
-    int running = static_cast<int>(w->running.size());
-    if (free_only && running >= w->caps.slots()) continue;
-    views.push_back(WorkerView{&w->caps, running, true, w->last_task_type});
-  }
-  return views;
-}
-
 void Coordinator::RefreshReasonLocked(ClassId cls) {
-  std::vector<WorkerView> views = ViewsLocked(/*free_only=*/false);
+  std::vector<WorkerView> views = workers_.Views(/*free_only=*/false);
   class_reasons_[cls] = UnschedulableReason(views, queue_.spec(cls));
 }
 
 void Coordinator::RefreshReasonsLocked() {
   class_reasons_.clear();
-  std::vector<WorkerView> views = ViewsLocked(/*free_only=*/false);
+  std::vector<WorkerView> views = workers_.Views(/*free_only=*/false);
   for (ClassId cls : queue_.non_empty()) {
     class_reasons_[cls] = UnschedulableReason(views, queue_.spec(cls));
   }
@@ -34,7 +22,8 @@ void Coordinator::RefreshReasonsLocked() {
 
 void Coordinator::DispatchLocked(Effects& fx) {
   if (queue_.size() == 0) return;
-  std::vector<WorkerView> views = ViewsLocked(/*free_only=*/true);
+  std::vector<WorkerEntry*> entries;
+  std::vector<WorkerView> views = workers_.Views(/*free_only=*/true, &entries);
   if (views.empty()) return;
   // Best head first: a max-heap on "is better than".
   using Item = std::pair<QueueKey, ClassId>;
@@ -49,14 +38,16 @@ void Coordinator::DispatchLocked(Effects& fx) {
     if (chosen < 0) continue;  // nobody free can run this class now; others may still go
     auto head = queue_.Head(cls);
     queue_.Remove(cls, head->first);
-    WorkerEntry* w = workers_.at(views[chosen].capabilities->device_id()).get();
-    AssignLocked(FindLocked(head->second), w, fx);
+    WorkerEntry* w = entries[chosen];
+    AssignLocked(tasks_.Find(head->second), w, fx);
     WorkerView& v = views[chosen];
     v.running = static_cast<int>(w->running.size());
     v.last_task_type = w->last_task_type;
     if (v.running >= v.capabilities->slots()) {
       v = views.back();
       views.pop_back();
+      entries[chosen] = entries.back();
+      entries.pop_back();
     }
     if (auto next = queue_.Head(cls)) heads.emplace(next->first, cls);
   }
@@ -74,7 +65,7 @@ void Coordinator::AssignLocked(TaskEntry* e, WorkerEntry* w, Effects& fx) {
   a->set_worker_device_id(w->caps.device_id());
   a->set_assigned_at_ms(now);
   a->set_status(pb::TASK_STATUS_ASSIGNED);
-  SetStatusLocked(e, pb::TASK_STATUS_ASSIGNED);
+  tasks_.SetStatus(e, pb::TASK_STATUS_ASSIGNED);
   w->running.emplace(t.task_id(), t.attempts());
   w->last_task_type = t.spec().task_type();
   ++tasks_scheduled_;
@@ -102,13 +93,13 @@ void Coordinator::RequeueLocked(TaskEntry* e, const std::string& why, Effects& f
   const pb::Requirements& r = t.spec().requirements();
   const int max_attempts = 1 + (r.has_max_retries() ? r.max_retries() : 3);
   if (t.attempts() < max_attempts) {
-    SetStatusLocked(e, pb::TASK_STATUS_QUEUED);
+    tasks_.SetStatus(e, pb::TASK_STATUS_QUEUED);
     t.set_started_at_ms(0);
     t.clear_worker_device_id();  // the attempt history keeps where it ran
     queue_.Push(e->cls, e->key, t.task_id());  // keeps its original place in line
     if (!class_reasons_.contains(e->cls)) RefreshReasonLocked(e->cls);
   } else {
-    SetStatusLocked(e, pb::TASK_STATUS_FAILED);
+    tasks_.SetStatus(e, pb::TASK_STATUS_FAILED);
     t.set_error_message(absl::StrCat(why, "; no retries left after ", t.attempts(), " attempts"));
     t.set_finished_at_ms(now);
   }

@@ -23,9 +23,7 @@ absl::StatusOr<uint64_t> Coordinator::RegisterWorker(const pb::Register& reg, st
   return Mutate([&](Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) -> absl::StatusOr<uint64_t> {
     if (shut_down_) return absl::UnavailableError("coordinator is shutting down");
     const std::string& device = reg.capabilities().device_id();
-    std::unique_ptr<WorkerEntry>& slot = workers_[device];
-    if (slot == nullptr) slot = std::make_unique<WorkerEntry>();
-    WorkerEntry* w = slot.get();
+    WorkerEntry* w = workers_.FindOrAdd(device);
     if (w->link != nullptr) {
       spdlog::warn("worker {} connected again; closing its previous connection", device);
       fx.closes.emplace_back(std::move(w->link),
@@ -59,7 +57,7 @@ void Coordinator::ReconcileLocked(WorkerEntry* w, const pb::Register& reg, Effec
   for (const auto& [id, attempt] : ours) {
     if (reported.contains({id, attempt})) continue;
     w->running.erase({id, attempt});
-    TaskEntry* e = FindLocked(id);
+    TaskEntry* e = tasks_.Find(id);
     if (e != nullptr && !IsTerminal(e->task.status()) && e->task.attempts() == attempt &&
         e->task.worker_device_id() == device) {
       RequeueLocked(e, absl::StrCat("worker ", device, " restarted without this attempt"), fx);
@@ -69,7 +67,7 @@ void Coordinator::ReconcileLocked(WorkerEntry* w, const pb::Register& reg, Effec
   // reserved until the worker confirms they ended.
   for (const auto& [id, attempt] : reported) {
     w->running.emplace(id, attempt);
-    TaskEntry* e = FindLocked(id);
+    TaskEntry* e = tasks_.Find(id);
     bool owned = e != nullptr && !IsTerminal(e->task.status()) && e->task.attempts() == attempt &&
                  e->task.worker_device_id() == device &&
                  (e->task.status() == pb::TASK_STATUS_ASSIGNED || e->task.status() == pb::TASK_STATUS_RUNNING);
@@ -82,11 +80,10 @@ void Coordinator::ReconcileLocked(WorkerEntry* w, const pb::Register& reg, Effec
 
 void Coordinator::HandleWorkerMessage(const std::string& device_id, uint64_t epoch, const pb::WorkerMessage& msg) {
   Mutate([&](Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    auto it = workers_.find(device_id);
-    if (it == workers_.end() || it->second->epoch != epoch || it->second->link == nullptr) {
+    WorkerEntry* w = workers_.Find(device_id);
+    if (w == nullptr || w->epoch != epoch || w->link == nullptr) {
       return 0;  // a replaced or closed connection: fenced off
     }
-    WorkerEntry* w = it->second.get();
     w->last_heartbeat_ms = clock_->NowMs();  // any message proves liveness
     if (msg.has_heartbeat()) w->load_average = msg.heartbeat().load_average();
     for (const pb::TaskStarted& s : msg.started()) StartedLocked(w, s, fx);
@@ -97,13 +94,13 @@ void Coordinator::HandleWorkerMessage(const std::string& device_id, uint64_t epo
 }
 
 void Coordinator::StartedLocked(WorkerEntry* w, const pb::TaskStarted& s, Effects& fx) {
-  TaskEntry* e = FindLocked(s.task_id());
+  TaskEntry* e = tasks_.Find(s.task_id());
   if (e == nullptr || e->task.attempts() != s.attempt() || e->task.worker_device_id() != w->caps.device_id() ||
       e->task.status() != pb::TASK_STATUS_ASSIGNED) {
     return;
   }
   const int64_t now = clock_->NowMs();
-  SetStatusLocked(e, pb::TASK_STATUS_RUNNING);
+  tasks_.SetStatus(e, pb::TASK_STATUS_RUNNING);
   e->task.set_started_at_ms(now);
   pb::Attempt* a = e->task.mutable_attempt_history(e->task.attempt_history_size() - 1);
   a->set_started_at_ms(now);
@@ -117,7 +114,7 @@ void Coordinator::ReleaseAttemptLocked(WorkerEntry* w, const std::string& task_i
 
 void Coordinator::FinishLocked(WorkerEntry* w, const pb::TaskFinished& f, Effects& fx) {
   ReleaseAttemptLocked(w, f.task_id(), f.attempt());
-  TaskEntry* e = FindLocked(f.task_id());
+  TaskEntry* e = tasks_.Find(f.task_id());
   if (e == nullptr || e->task.attempts() != f.attempt() || e->task.worker_device_id() != w->caps.device_id() ||
       (e->task.status() != pb::TASK_STATUS_ASSIGNED && e->task.status() != pb::TASK_STATUS_RUNNING)) {
     return;  // stale attempt, requeued, or already ended (e.g. cancelled): recorded at most once
@@ -131,7 +128,7 @@ void Coordinator::FinishLocked(WorkerEntry* w, const pb::TaskFinished& f, Effect
   } else {
     t.set_error_message(f.error_message());
   }
-  SetStatusLocked(e, status);
+  tasks_.SetStatus(e, status);
   t.set_result(f.result());
   t.set_stdout(f.stdout());
   t.set_stderr(f.stderr());
@@ -151,9 +148,8 @@ void Coordinator::FinishLocked(WorkerEntry* w, const pb::TaskFinished& f, Effect
 
 void Coordinator::WorkerDisconnected(const std::string& device_id, uint64_t epoch) {
   Mutate([&](Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    auto it = workers_.find(device_id);
-    if (it == workers_.end() || it->second->epoch != epoch || it->second->link == nullptr) return 0;
-    WorkerEntry* w = it->second.get();
+    WorkerEntry* w = workers_.Find(device_id);
+    if (w == nullptr || w->epoch != epoch || w->link == nullptr) return 0;
     w->link = nullptr;
     w->status = pb::WORKER_STATUS_OFFLINE;
     w->disconnected_at_ms = clock_->NowMs();
@@ -167,7 +163,7 @@ void Coordinator::WorkerDisconnected(const std::string& device_id, uint64_t epoc
 void Coordinator::LoseWorkerTasksLocked(WorkerEntry* w, const std::string& why, Effects& fx) {
   const std::string& device = w->caps.device_id();
   for (const auto& [id, attempt] : w->running) {
-    TaskEntry* e = FindLocked(id);
+    TaskEntry* e = tasks_.Find(id);
     if (e != nullptr && !IsTerminal(e->task.status()) && e->task.attempts() == attempt &&
         e->task.worker_device_id() == device) {
       RequeueLocked(e, why, fx);
@@ -179,26 +175,32 @@ void Coordinator::LoseWorkerTasksLocked(WorkerEntry* w, const std::string& why, 
 void Coordinator::Tick() {
   Mutate([&](Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     const int64_t now = clock_->NowMs();
-    const int64_t offline_after = absl::ToInt64Milliseconds(options_.offline_after);
-    const int64_t grace = absl::ToInt64Milliseconds(options_.reconnect_grace);
     bool changed = false;
-    for (auto& [device, w] : workers_) {
-      if (w->link != nullptr && now - w->last_heartbeat_ms > offline_after) {
-        std::string why = absl::StrFormat("worker %s sent no heartbeat for %.1fs", device,
-                                          (now - w->last_heartbeat_ms) / 1000.0);
-        spdlog::warn("{}; marking it offline", why);
-        fx.closes.emplace_back(std::move(w->link), absl::UnavailableError(why));
-        w->link = nullptr;
-        w->status = pb::WORKER_STATUS_OFFLINE;
-        w->disconnected_at_ms = now;
-        LoseWorkerTasksLocked(w.get(), why, fx);
-        changed = true;
-      } else if (w->link == nullptr && !w->running.empty() && now - w->disconnected_at_ms >= grace) {
-        LoseWorkerTasksLocked(
-            w.get(), absl::StrFormat("worker %s disconnected and did not return within %.1fs", device, grace / 1000.0),
-            fx);
-        changed = true;
+    for (WorkerEntry* worker : workers_.All()) {
+      WorkerEntry& w = *worker;
+      const std::string& device = w.caps.device_id();
+      switch (CheckLiveness(w, now, options_.offline_after, options_.reconnect_grace)) {
+        case Liveness::kFine:
+          continue;
+        case Liveness::kSilent: {
+          std::string why = absl::StrFormat("worker %s sent no heartbeat for %.1fs", device,
+                                            (now - w.last_heartbeat_ms) / 1000.0);
+          spdlog::warn("{}; marking it offline", why);
+          fx.closes.emplace_back(std::move(w.link), absl::UnavailableError(why));
+          w.link = nullptr;
+          w.status = pb::WORKER_STATUS_OFFLINE;
+          w.disconnected_at_ms = now;
+          LoseWorkerTasksLocked(&w, why, fx);
+          break;
+        }
+        case Liveness::kGraceExpired:
+          LoseWorkerTasksLocked(&w,
+                                absl::StrFormat("worker %s disconnected and did not return within %.1fs", device,
+                                                absl::ToDoubleSeconds(options_.reconnect_grace)),
+                                fx);
+          break;
       }
+      changed = true;
     }
     if (changed) {
       RefreshReasonsLocked();
@@ -210,44 +212,24 @@ void Coordinator::Tick() {
 
 std::vector<pb::Worker> Coordinator::ListWorkers(const std::string& device_id) const {
   absl::MutexLock lock(&mu_);
-  std::vector<pb::Worker> out;
-  for (const auto& [id, w] : workers_) {
-    if (!device_id.empty() && id != device_id) continue;
-    pb::Worker& v = out.emplace_back();
-    *v.mutable_capabilities() = w->caps;
-    v.set_status(w->status);
-    v.set_running(static_cast<int32_t>(w->running.size()));
-    v.set_load(w->caps.slots() > 0 ? static_cast<double>(w->running.size()) / w->caps.slots() : 0);
-    v.set_last_heartbeat_ms(w->last_heartbeat_ms);
-    v.set_connected_at_ms(w->connected_at_ms);
-    v.set_load_average(w->load_average);
-  }
-  std::sort(out.begin(), out.end(), [](const pb::Worker& a, const pb::Worker& b) {
-    return a.capabilities().device_id() < b.capabilities().device_id();
-  });
-  return out;
+  return workers_.List(device_id);
 }
 
 pb::Stats Coordinator::Stats() const {
   absl::MutexLock lock(&mu_);
   pb::Stats s;
-  for (const auto& [id, w] : workers_) {
-    s.set_total_devices(s.total_devices() + 1);
-    if (w->link == nullptr || w->status != pb::WORKER_STATUS_ONLINE) continue;
-    s.set_online_devices(s.online_devices() + 1);
-    s.set_total_slots(s.total_slots() + w->caps.slots());
-    s.set_busy_slots(s.busy_slots() + static_cast<int32_t>(w->running.size()));
-  }
+  workers_.AddStats(&s);
   for (int st = pb::TASK_STATUS_PENDING; st <= pb::TASK_STATUS_TIMEOUT; ++st) {
-    (*s.mutable_tasks())[std::string(StatusName(static_cast<pb::TaskStatus>(st)))] = status_counts_[st];
+    auto status = static_cast<pb::TaskStatus>(st);
+    (*s.mutable_tasks())[std::string(StatusName(status))] = tasks_.count(status);
   }
   for (int p = pb::PRIORITY_LOW; p <= pb::PRIORITY_URGENT; ++p) {
     (*s.mutable_queued_by_priority())[std::string(PriorityName(static_cast<pb::Priority>(p)))] =
         queue_.count_by_priority(p);
   }
   s.set_tasks_scheduled(tasks_scheduled_);
-  s.set_tasks_succeeded(status_counts_[pb::TASK_STATUS_SUCCESS]);
-  s.set_tasks_failed(status_counts_[pb::TASK_STATUS_FAILED]);
+  s.set_tasks_succeeded(tasks_.count(pb::TASK_STATUS_SUCCESS));
+  s.set_tasks_failed(tasks_.count(pb::TASK_STATUS_FAILED));
   s.set_uptime_seconds((clock_->NowMs() - started_at_ms_) / 1000.0);
   return s;
 }

@@ -343,3 +343,22 @@ TEST_CASE("Cancelling a requeued task keeps the lost attempt's record") {
 }
 
 }  // namespace rc::coordinator
+
+namespace rc::coordinator {
+
+TEST_CASE("CheckLiveness: silent when connected without heartbeats, grace expiry only with attempts held") {
+  WorkerEntry w;
+  w.link = std::make_shared<FakeLink>();
+  w.last_heartbeat_ms = 10'000;
+  const absl::Duration offline = absl::Seconds(5), grace = absl::Seconds(3);
+  CHECK(CheckLiveness(w, 15'000, offline, grace) == Liveness::kFine);
+  CHECK(CheckLiveness(w, 15'001, offline, grace) == Liveness::kSilent);
+  w.link = nullptr;
+  w.disconnected_at_ms = 20'000;
+  CHECK(CheckLiveness(w, 30'000, offline, grace) == Liveness::kFine);  // holds nothing
+  w.running.emplace("task-1", 1);
+  CHECK(CheckLiveness(w, 22'999, offline, grace) == Liveness::kFine);
+  CHECK(CheckLiveness(w, 23'000, offline, grace) == Liveness::kGraceExpired);
+}
+
+}  // namespace rc::coordinator

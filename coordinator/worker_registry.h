@@ -1,0 +1,66 @@
+#pragma once
+// The workers the coordinator has seen, connected or not, with what each holds.
+// Liveness is decided by a pure function of one worker's record and the time.
+// Not thread-safe: the Coordinator guards it with its mutex.
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/time/time.h"
+#include "coordinator/links.h"
+#include "coordinator/scheduling_policy.h"
+#include "retire_cluster/v1/worker.pb.h"
+
+namespace rc::coordinator {
+
+struct WorkerEntry {
+  pb::Capabilities caps;
+  pb::WorkerStatus status = pb::WORKER_STATUS_ONLINE;
+  uint64_t epoch = 0;                // of the current (or last) connection
+  std::shared_ptr<WorkerLink> link;  // null while disconnected
+  // Attempts reserved on this worker, one slot each; a slot is freed only when the
+  // worker reports that attempt finished or the worker is lost. Keyed by attempt, not
+  // by task: a worker may still be stopping attempt 1 when attempt 2 lands there.
+  absl::flat_hash_set<std::pair<std::string, int32_t>> running;
+  std::string last_task_type;
+  int64_t last_heartbeat_ms = 0;
+  int64_t connected_at_ms = 0;
+  int64_t disconnected_at_ms = 0;
+  double load_average = 0;
+
+  bool accepting() const { return link != nullptr && status == pb::WORKER_STATUS_ONLINE; }
+};
+
+enum class Liveness {
+  kFine,
+  kSilent,        // connected, but no message for longer than offline_after
+  kGraceExpired,  // disconnected longer than reconnect_grace while holding attempts
+};
+Liveness CheckLiveness(const WorkerEntry& w, int64_t now_ms, absl::Duration offline_after,
+                       absl::Duration reconnect_grace);
+
+class WorkerRegistry {
+ public:
+  WorkerEntry* Find(const std::string& device_id) const;
+  WorkerEntry* FindOrAdd(const std::string& device_id);
+
+  // Accepting workers as the policy sees them; with free_only, only those with a free
+  // slot. `entries`, when given, receives the matching records in the same order.
+  std::vector<WorkerView> Views(bool free_only, std::vector<WorkerEntry*>* entries = nullptr) const;
+  // Every worker (or the one with `device_id`), by device id.
+  std::vector<pb::Worker> List(const std::string& device_id) const;
+  // Device and slot counts into `stats`.
+  void AddStats(pb::Stats* stats) const;
+
+  std::vector<WorkerEntry*> All() const;
+
+ private:
+  absl::flat_hash_map<std::string, std::unique_ptr<WorkerEntry>> workers_;
+};
+
+}  // namespace rc::coordinator
