@@ -24,7 +24,8 @@ std::vector<rc::FlagSpec> Specs() {
           {"type", "TYPE", "task type (default echo)"},
           {"payload-bytes", "B", "size of the string in the echo payload (default 16)"},
           {"json", "", "print one JSON object"},
-          {"help", "", "show this help"}};
+          {"help", "", "show this help"},
+          {"version", "", "print the version"}};
 }
 
 double Percentile(std::vector<double>& v, double p) {
@@ -53,6 +54,10 @@ int main(int argc, char** argv) {
     }
     return *n;
   };
+  if (flags->Has("version")) {
+    std::cout << "retire-cluster-bench " << RC_VERSION << "\n";
+    return 0;
+  }
   const std::string target = flags->Get("coordinator").value_or("127.0.0.1:8080");
   const std::string mode = flags->Get("mode").value_or("throughput");
   const std::string type = flags->Get("type").value_or("echo");

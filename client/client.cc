@@ -17,6 +17,8 @@ Client::Client(ClientOptions options) : options_(std::move(options)) {
   args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 20000);
   args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 10000);
   args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  // `list --limit 10000` of tasks with large results exceeds gRPC's 4 MiB default.
+  args.SetMaxReceiveMessageSize(256 << 20);
   auto channel = grpc::CreateCustomChannel(options_.target, grpc::InsecureChannelCredentials(), args);
   stub_ = pb::ClientService::NewStub(channel);
 }

@@ -10,6 +10,7 @@ main="$build/coordinator/retire-cluster-main"
 worker="$build/worker/retire-cluster-worker"
 cli="$build/client/retire-cluster"
 status="$build/client/retire-cluster-status"
+bench="$build/bench/retire-cluster-bench"
 passed=0 failed=0
 
 check() {  # check NAME COMMAND...: the command must succeed
@@ -29,7 +30,7 @@ expect() {
   fi
 }
 
-for bin in "$main" "$worker" "$cli" "$status"; do
+for bin in "$main" "$worker" "$cli" "$status" "$bench"; do
   name=$(basename "$bin")
   expect "$name --help" 0 "usage: $name" "$bin" --help
   expect "$name --version" 0 "^$name [0-9]+\.[0-9]+\.[0-9]+$" "$bin" --version
@@ -63,6 +64,8 @@ expect "echo through the real binaries" 0 '"message": "e2e"' \
   "$cli" --coordinator "$RC_ADDR" submit echo --payload '{"message":"e2e"}' --tag fast --wait --json
 expect "role-routed task lands on w2" 0 '"worker_device_id": "w2"' \
   "$cli" --coordinator "$RC_ADDR" submit echo --role compute --wait --json
+expect "bench against the real cluster" 0 '"succeeded":200,"failed":0' \
+  "$bench" --coordinator "$RC_ADDR" --tasks 200 --concurrency 4 --json
 expect "status --device" 0 "device_id: +w1" "$status" "$RC_ADDR" --device w1
 expect "invalid payload" 2 "--payload is not valid JSON" "$cli" --coordinator "$RC_ADDR" submit echo --payload '{x'
 expect "unknown priority" 2 "unknown priority 'asap'" "$cli" --coordinator "$RC_ADDR" submit echo --priority asap
