@@ -66,7 +66,8 @@ std::vector<FlagSpec> CoordinatorFlagSpecs() {
       {"host", "ADDR", "address to listen on (default 0.0.0.0)"},
       {"port", "PORT", "gRPC port (default 8080; 0 picks a free one)"},
       {"http-port", "PORT", "HTTP bridge port (default 8081; bridge not built yet)"},
-      {"data-dir", "DIR", "state directory (durable store: a later release)"},
+      {"data-dir", "DIR", "state directory (default ~/.local/share/retire-cluster)"},
+      {"store", "KIND", "sqlite (durable, default) or memory (lost on restart)"},
       {"log-level", "LEVEL", "trace|debug|info|warn|error|off (default info)"},
   };
 }
@@ -93,10 +94,16 @@ absl::StatusOr<CoordinatorConfig> ParseCoordinatorYaml(const std::string& text, 
   RETURN_IF_ERROR(y.Read("host", &c.host));
   RETURN_IF_ERROR(y.Read("port", &c.port));
   RETURN_IF_ERROR(y.Read("http_port", &c.http_port));
+  RETURN_IF_ERROR(y.Read("store", &c.store));
   RETURN_IF_ERROR(y.Read("data_dir", &c.data_dir));
   RETURN_IF_ERROR(y.ReadSeconds("heartbeat_interval_seconds", &c.heartbeat_interval));
   RETURN_IF_ERROR(y.ReadSeconds("offline_after_seconds", &c.offline_after));
   RETURN_IF_ERROR(y.ReadSeconds("reconnect_grace_seconds", &c.reconnect_grace));
+  RETURN_IF_ERROR(y.ReadSeconds("retry_backoff_initial_seconds", &c.retry_backoff_initial));
+  RETURN_IF_ERROR(y.ReadSeconds("retry_backoff_max_seconds", &c.retry_backoff_max));
+  double retention_hours = absl::ToDoubleHours(c.retention);
+  RETURN_IF_ERROR(y.ReadNumber("retention_hours", &retention_hours));
+  c.retention = absl::Hours(retention_hours);
   RETURN_IF_ERROR(y.Read("log_level", &c.log_level));
   RETURN_IF_ERROR(y.CheckNoUnknownKeys());
   if (absl::Status s = Validate(c); !s.ok()) {
@@ -121,6 +128,7 @@ absl::StatusOr<WorkerConfig> ParseWorkerYaml(const std::string& text, const std:
   RETURN_IF_ERROR(y.ReadSeconds("heartbeat_interval_seconds", &c.heartbeat_interval));
   RETURN_IF_ERROR(y.ReadSeconds("reconnect_initial_seconds", &c.reconnect_initial));
   RETURN_IF_ERROR(y.ReadSeconds("reconnect_max_seconds", &c.reconnect_max));
+  RETURN_IF_ERROR(y.ReadSeconds("drain_grace_seconds", &c.drain_grace));
   RETURN_IF_ERROR(y.Read("internet", &c.internet));
   RETURN_IF_ERROR(y.Read("internet_check", &c.internet_check));
   RETURN_IF_ERROR(y.Read("log_level", &c.log_level));
@@ -156,6 +164,14 @@ absl::Status Validate(const CoordinatorConfig& c) {
   RETURN_IF_ERROR(ValidatePositive("heartbeat_interval_seconds", c.heartbeat_interval));
   RETURN_IF_ERROR(ValidatePositive("offline_after_seconds", c.offline_after));
   RETURN_IF_ERROR(ValidatePositive("reconnect_grace_seconds", c.reconnect_grace));
+  RETURN_IF_ERROR(ValidatePositive("retry_backoff_initial_seconds", c.retry_backoff_initial));
+  RETURN_IF_ERROR(ValidatePositive("retention_hours", c.retention));
+  if (c.retry_backoff_max < c.retry_backoff_initial) {
+    return Bad("retry_backoff_max_seconds", "must be at least retry_backoff_initial_seconds");
+  }
+  if (c.store != "sqlite" && c.store != "memory") {
+    return Bad("store", absl::StrCat("unknown store '", c.store, "' (sqlite or memory)"));
+  }
   if (c.offline_after <= c.heartbeat_interval) {
     return Bad("offline_after_seconds", "must be longer than heartbeat_interval_seconds");
   }
@@ -176,6 +192,7 @@ absl::Status Validate(const WorkerConfig& c) {
   if (c.reconnect_max < c.reconnect_initial) {
     return Bad("reconnect_max_seconds", "must be at least reconnect_initial_seconds");
   }
+  if (c.drain_grace < absl::ZeroDuration()) return Bad("drain_grace_seconds", "must be >= 0");
   if (!c.internet_check.empty()) RETURN_IF_ERROR(ValidateAddress("internet_check", c.internet_check));
   return ValidateLogLevel(c.log_level);
 }
@@ -186,9 +203,21 @@ absl::StatusOr<CoordinatorConfig> LoadCoordinatorConfig(const ParsedFlags& f) {
   RETURN_IF_ERROR(SetInt(f, "port", &c.port));
   RETURN_IF_ERROR(SetInt(f, "http-port", &c.http_port));
   SetString(f, "data-dir", &c.data_dir);
+  SetString(f, "store", &c.store);
   SetString(f, "log-level", &c.log_level);
+  if (c.data_dir.empty()) c.data_dir = DefaultDataDir();
   RETURN_IF_ERROR(Validate(c));
   return c;
+}
+
+std::string DefaultDataDir() {
+  if (const char* xdg = std::getenv("XDG_DATA_HOME"); xdg != nullptr && *xdg != '\0') {
+    return absl::StrCat(xdg, "/retire-cluster");
+  }
+  if (const char* home = std::getenv("HOME"); home != nullptr && *home != '\0') {
+    return absl::StrCat(home, "/.local/share/retire-cluster");
+  }
+  return "retire-cluster-data";
 }
 
 absl::StatusOr<WorkerConfig> LoadWorkerConfig(const ParsedFlags& f) {

@@ -16,10 +16,18 @@ struct CoordinatorConfig {
   std::string host = "0.0.0.0";
   int port = 8080;  // 0 picks a free port (printed at startup)
   int http_port = 8081;
-  std::string data_dir;  // unused until the durable store lands; accepted for forward compat
+  // "sqlite": durable, in data_dir (default). "memory": nothing survives a restart.
+  std::string store = "sqlite";
+  // "" => $XDG_DATA_HOME/retire-cluster, else ~/.local/share/retire-cluster.
+  std::string data_dir;
   absl::Duration heartbeat_interval = absl::Seconds(1);  // told to workers at register
   absl::Duration offline_after = absl::Seconds(5);  // no heartbeat for this long => offline
   absl::Duration reconnect_grace = absl::Seconds(5);  // stream gone this long => offline
+  // Retry n (n = 1, 2, ...) waits initial * 2^(n-1), capped at max, times a random
+  // factor in [0.5, 1) so that retries of many tasks spread out.
+  absl::Duration retry_backoff_initial = absl::Seconds(1);
+  absl::Duration retry_backoff_max = absl::Seconds(60);
+  absl::Duration retention = absl::Hours(24 * 7);  // finished tasks are pruned after this
   std::string log_level = "info";
 };
 
@@ -36,6 +44,9 @@ struct WorkerConfig {
   absl::Duration heartbeat_interval = absl::Seconds(1);
   absl::Duration reconnect_initial = absl::Milliseconds(200);
   absl::Duration reconnect_max = absl::Seconds(10);
+  // On SIGTERM: take no new tasks, let running ones finish for up to this long, then
+  // hand the rest back to the coordinator and leave.
+  absl::Duration drain_grace = absl::Seconds(30);
   // Internet reachability: "" reports internet = `internet`; "host:port" probes it with
   // a TCP connect (2 s timeout) at start and on every reconnect.
   bool internet = false;
@@ -65,6 +76,8 @@ absl::StatusOr<WorkerConfig> ParseWorkerYaml(const std::string& text, const std:
 absl::StatusOr<ClientConfig> ParseClientYaml(const std::string& text, const std::string& source);
 
 absl::Status Validate(const CoordinatorConfig& c);
+// Where the coordinator keeps state when no data_dir is given.
+std::string DefaultDataDir();
 absl::Status Validate(const WorkerConfig& c);
 
 // "host:port" -> OK, or INVALID_ARGUMENT naming `what`.

@@ -32,6 +32,13 @@ void BlockShutdownSignals() {
   signal(SIGPIPE, SIG_IGN);
 }
 
+int WaitForShutdownSignalFor(absl::Duration timeout) {
+  sigset_t set = ShutdownSet();
+  timespec ts = absl::ToTimespec(timeout);
+  int sig = sigtimedwait(&set, nullptr, &ts);
+  return sig > 0 ? sig : 0;
+}
+
 std::variant<ParsedFlags, int> ParseDaemonFlags(const std::string& name, const std::string& usage,
                                                 std::vector<FlagSpec> specs, int argc, char** argv) {
   specs.push_back({"config", "FILE", "YAML configuration (commented examples in deploy/)"});

@@ -5,6 +5,7 @@
 #include <variant>
 #include <vector>
 
+#include "absl/time/time.h"
 #include "common/flags.h"
 
 namespace rc {
@@ -17,6 +18,8 @@ void SetupLogging(const std::string& level);
 // the signal number once one arrives.
 void BlockShutdownSignals();
 int WaitForShutdownSignal();
+// Like WaitForShutdownSignal, but returns 0 when `timeout` passes first.
+int WaitForShutdownSignalFor(absl::Duration timeout);
 
 // Parses a daemon's command line: `specs` plus --config, --help and --version, no
 // positional arguments. Returns the flags, or the exit code when the process should end

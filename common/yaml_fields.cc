@@ -78,6 +78,16 @@ absl::Status YamlFields::Read(const std::string& key, std::vector<std::string>* 
   return absl::OkStatus();
 }
 
+absl::Status YamlFields::ReadNumber(const std::string& key, double* out) {
+  used_.insert(key);
+  YAML::Node n = node_[key];
+  if (!n.IsDefined() || n.IsNull()) return absl::OkStatus();
+  if (!n.IsScalar() || !absl::SimpleAtod(n.Scalar(), out)) {
+    return Error(key, absl::StrCat("expected a number, got '", n.IsScalar() ? n.Scalar() : "(not a scalar)", "'"));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status YamlFields::ReadSeconds(const std::string& key, absl::Duration* out) {
   used_.insert(key);
   YAML::Node n = node_[key];

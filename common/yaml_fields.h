@@ -22,6 +22,7 @@ class YamlFields {
   absl::Status Read(const std::string& key, int* out);
   absl::Status Read(const std::string& key, bool* out);
   absl::Status Read(const std::string& key, std::vector<std::string>* out);
+  absl::Status ReadNumber(const std::string& key, double* out);
   // Seconds as a number ("1.5").
   absl::Status ReadSeconds(const std::string& key, absl::Duration* out);
 

@@ -22,6 +22,11 @@ void Coordinator::Deliver(Effects& fx) {
       if (!s.ok()) spdlog::error("task store write failed: {}", s.ToString());
     });
   }
+  if (!fx.deletes.empty()) {
+    store_->Delete(std::move(fx.deletes), [](absl::Status s) {
+      if (!s.ok()) spdlog::error("task store delete failed: {}", s.ToString());
+    });
+  }
   for (auto& [link, msg] : fx.sends) link->Send(std::move(msg));
   for (auto& [link, status] : fx.closes) link->Close(status);
   for (auto& [sink, task] : fx.snapshots) sink->OnTask(task);
@@ -48,8 +53,7 @@ void Coordinator::ChangedLocked(TaskEntry* e, Effects& fx) {
 
 void Coordinator::AcceptLocked(TaskEntry* e, Effects& fx) {
   tasks_.SetStatus(e, pb::TASK_STATUS_QUEUED);
-  queue_.Push(e->cls, e->key, e->task.task_id());
-  if (!class_reasons_.contains(e->cls)) RefreshReasonLocked(e->cls);
+  EnqueueLocked(e);
   ChangedLocked(e, fx);
   DispatchLocked(fx);
 }
@@ -78,6 +82,7 @@ void Coordinator::Submit(pb::TaskSpec spec, std::function<void(absl::StatusOr<Su
     t.set_created_at_ms(clock_->NowMs());
     entry->cls = queue_.Intern(spec.task_type(), spec.requirements());
     entry->key = QueueKey{spec.priority(), next_seq_++};
+    t.set_sequence(entry->key.seq);
     *t.mutable_spec() = std::move(spec);
     return tasks_.Insert(std::move(entry))->task;
   });
@@ -126,7 +131,10 @@ absl::StatusOr<pb::CancelTaskResponse> Coordinator::Cancel(const std::string& ta
       resp.set_status(t.status());
       return resp;
     }
-    if (t.status() == pb::TASK_STATUS_QUEUED) queue_.Remove(e->cls, e->key);
+    if (t.status() == pb::TASK_STATUS_QUEUED) {
+      queue_.Remove(e->cls, e->key);  // no-op while it waits out a retry backoff
+      t.set_next_attempt_at_ms(0);
+    }
     const bool on_worker = t.status() == pb::TASK_STATUS_ASSIGNED || t.status() == pb::TASK_STATUS_RUNNING;
     if (on_worker) {
       WorkerEntry* w = workers_.Find(t.worker_device_id());

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/container/btree_set.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
@@ -35,7 +36,16 @@ struct CoordinatorOptions {
   absl::Duration heartbeat_interval = absl::Seconds(1);
   absl::Duration offline_after = absl::Seconds(5);
   absl::Duration reconnect_grace = absl::Seconds(5);
+  absl::Duration retry_backoff_initial = absl::Seconds(1);
+  absl::Duration retry_backoff_max = absl::Seconds(60);
+  absl::Duration retention = absl::Hours(24 * 7);
+  // Uniform in [0, 1): the jitter of retry backoff. Injected so tests are exact.
+  std::function<double()> random;
 };
+
+// Delay before retry number `retry` (1-based): initial * 2^(retry-1), capped at max,
+// scaled by (0.5 + random/2). Pure.
+absl::Duration RetryBackoff(int retry, absl::Duration initial, absl::Duration max, double random);
 
 struct SubmitResult {
   std::string task_id;
@@ -49,6 +59,11 @@ class Coordinator {
   ~Coordinator();
   Coordinator(const Coordinator&) = delete;
   Coordinator& operator=(const Coordinator&) = delete;
+
+  // Rebuilds the state from stored records; call once, before serving. Unfinished
+  // tasks go back to the queue, except assigned/running ones: they stay reserved on
+  // their worker, which has reconnect_grace to come back and report them.
+  void Recover(std::vector<pb::Task> tasks);
 
   // ---- Client side ----
 
@@ -87,8 +102,10 @@ class Coordinator {
   // within reconnect_grace.
   void WorkerDisconnected(const std::string& device_id, uint64_t epoch);
 
-  // Liveness: marks workers offline whose heartbeats stopped, requeues tasks of workers
-  // gone past the grace period. Call periodically (CoordinatorServer does).
+  // Time-driven work: marks workers offline whose heartbeats stopped, requeues tasks of
+  // workers gone past the grace period, releases retries whose backoff has passed, and
+  // prunes finished tasks older than the retention (at most once a minute). Call
+  // periodically (CoordinatorServer does, several times a second).
   void Tick();
   // Closes every worker link and aborts every watcher; later submits are refused.
   void Shutdown();
@@ -112,7 +129,12 @@ class Coordinator {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void LoseWorkerTasksLocked(WorkerEntry* w, const std::string& why, Effects& fx)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void RequeueLocked(TaskEntry* e, const std::string& why, Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Ends the current attempt as FAILED with `why`; the task retries after a backoff,
+  // or fails for good when its attempts are used up.
+  void RetryOrFailLocked(TaskEntry* e, const std::string& why, Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void EnqueueLocked(TaskEntry* e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void ReleaseRetriesLocked(int64_t now_ms, Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void PruneLocked(int64_t now_ms, Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void FinishLocked(WorkerEntry* w, const pb::TaskFinished& f, Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void StartedLocked(WorkerEntry* w, const pb::TaskStarted& s, Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ReconcileLocked(WorkerEntry* w, const pb::Register& reg, Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -133,6 +155,9 @@ class Coordinator {
   // Cleared whenever the set of accepting workers changes; filled on demand.
   absl::flat_hash_map<ClassId, std::string> class_reasons_ ABSL_GUARDED_BY(mu_);
   WorkerRegistry workers_ ABSL_GUARDED_BY(mu_);
+  // Tasks waiting out a retry backoff, by the time they may go: (ms, task id).
+  absl::btree_set<std::pair<int64_t, std::string>> retry_at_ ABSL_GUARDED_BY(mu_);
+  int64_t last_prune_ms_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t next_seq_ ABSL_GUARDED_BY(mu_) = 1;
   uint64_t next_epoch_ ABSL_GUARDED_BY(mu_) = 1;
   uint64_t next_watch_ ABSL_GUARDED_BY(mu_) = 1;

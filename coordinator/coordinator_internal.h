@@ -19,6 +19,7 @@ struct Coordinator::Effects {
   std::vector<std::pair<std::shared_ptr<TaskSink>, pb::Task>> snapshots;
   std::vector<std::pair<std::shared_ptr<TaskSink>, absl::Status>> aborts;
   std::vector<pb::Task> writes;
+  std::vector<std::string> deletes;
   std::vector<std::function<void()>> callbacks;
 
   // The message being built for `link` in this operation (one per worker per operation,

@@ -1,4 +1,5 @@
 // Coordinator: placement of queued tasks on workers (the mechanism around the policy).
+#include <algorithm>
 #include <queue>
 
 #include "absl/strings/str_cat.h"
@@ -81,7 +82,18 @@ void Coordinator::AssignLocked(TaskEntry* e, WorkerEntry* w, Effects& fx) {
   ChangedLocked(e, fx);
 }
 
-void Coordinator::RequeueLocked(TaskEntry* e, const std::string& why, Effects& fx) {
+absl::Duration RetryBackoff(int retry, absl::Duration initial, absl::Duration max, double random) {
+  absl::Duration d = initial;
+  for (int i = 1; i < retry && d < max; ++i) d *= 2;
+  return std::min(d, max) * (0.5 + random / 2);
+}
+
+void Coordinator::EnqueueLocked(TaskEntry* e) {
+  queue_.Push(e->cls, e->key, e->task.task_id());  // its original place in line
+  if (!class_reasons_.contains(e->cls)) RefreshReasonLocked(e->cls);
+}
+
+void Coordinator::RetryOrFailLocked(TaskEntry* e, const std::string& why, Effects& fx) {
   pb::Task& t = e->task;
   const int64_t now = clock_->NowMs();
   if (t.attempt_history_size() > 0) {
@@ -96,14 +108,33 @@ void Coordinator::RequeueLocked(TaskEntry* e, const std::string& why, Effects& f
     tasks_.SetStatus(e, pb::TASK_STATUS_QUEUED);
     t.set_started_at_ms(0);
     t.clear_worker_device_id();  // the attempt history keeps where it ran
-    queue_.Push(e->cls, e->key, t.task_id());  // keeps its original place in line
-    if (!class_reasons_.contains(e->cls)) RefreshReasonLocked(e->cls);
+    t.set_error_message(why);    // the last failure, until an attempt succeeds
+    absl::Duration wait = RetryBackoff(t.attempts(), options_.retry_backoff_initial, options_.retry_backoff_max,
+                                       options_.random ? options_.random() : 0.5);
+    t.set_next_attempt_at_ms(now + absl::ToInt64Milliseconds(wait));
+    retry_at_.emplace(t.next_attempt_at_ms(), t.task_id());
   } else {
     tasks_.SetStatus(e, pb::TASK_STATUS_FAILED);
-    t.set_error_message(absl::StrCat(why, "; no retries left after ", t.attempts(), " attempts"));
+    t.set_error_message(absl::StrCat(why, " (attempt ", t.attempts(), " of ", max_attempts, "; no retries left)"));
     t.set_finished_at_ms(now);
   }
   ChangedLocked(e, fx);
+}
+
+void Coordinator::ReleaseRetriesLocked(int64_t now_ms, Effects& fx) {
+  bool released = false;
+  while (!retry_at_.empty() && retry_at_.begin()->first <= now_ms) {
+    auto [at, id] = *retry_at_.begin();
+    retry_at_.erase(retry_at_.begin());
+    TaskEntry* e = tasks_.Find(id);
+    // Skip entries made stale by a cancel (or a newer schedule).
+    if (e == nullptr || e->task.status() != pb::TASK_STATUS_QUEUED || e->task.next_attempt_at_ms() != at) continue;
+    e->task.set_next_attempt_at_ms(0);
+    EnqueueLocked(e);
+    ChangedLocked(e, fx);
+    released = true;
+  }
+  if (released) DispatchLocked(fx);
 }
 
 }  // namespace rc::coordinator

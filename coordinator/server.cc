@@ -1,6 +1,8 @@
 #include "coordinator/server.h"
 
+#include "absl/random/random.h"
 #include "absl/strings/str_cat.h"
+#include "coordinator/sqlite_task_store.h"
 #include "grpcpp/server_builder.h"
 #include "spdlog/spdlog.h"
 
@@ -9,12 +11,32 @@ namespace rc::coordinator {
 absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(const CoordinatorConfig& config,
                                                                             Clock* clock) {
   std::unique_ptr<CoordinatorServer> s(new CoordinatorServer());
-  s->store_ = std::make_unique<MemoryTaskStore>();
+  if (config.store == "memory") {
+    spdlog::warn("store: memory; tasks are lost when the coordinator stops");
+    s->store_ = std::make_unique<MemoryTaskStore>();
+  } else {
+    absl::StatusOr<std::unique_ptr<SqliteTaskStore>> store = SqliteTaskStore::Open(config.data_dir);
+    if (!store.ok()) return store.status();
+    spdlog::info("task store: {}", (*store)->path());
+    s->store_ = std::move(*store);
+  }
   CoordinatorOptions options;
   options.heartbeat_interval = config.heartbeat_interval;
   options.offline_after = config.offline_after;
   options.reconnect_grace = config.reconnect_grace;
+  options.retry_backoff_initial = config.retry_backoff_initial;
+  options.retry_backoff_max = config.retry_backoff_max;
+  options.retention = config.retention;
+  options.random = [gen = std::make_shared<absl::BitGen>()] { return absl::Uniform(*gen, 0.0, 1.0); };
   s->core_ = std::make_unique<Coordinator>(options, s->store_.get(), clock);
+  const absl::Time load_start = absl::Now();
+  absl::StatusOr<std::vector<pb::Task>> stored = s->store_->LoadAll();
+  if (!stored.ok()) return stored.status();
+  const size_t count = stored->size();
+  s->core_->Recover(std::move(*stored));
+  if (count > 0) {
+    spdlog::info("loaded {} tasks in {:.3f}s", count, absl::ToDoubleSeconds(absl::Now() - load_start));
+  }
   s->client_service_ = std::make_unique<ClientServiceImpl>(s->core_.get());
   s->worker_service_ = std::make_unique<WorkerServiceImpl>(s->core_.get());
 
@@ -33,8 +55,8 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(cons
   if (s->server_ == nullptr || s->port_ == 0) {
     return absl::UnavailableError(absl::StrCat("cannot listen on ", address, " (address in use or not local?)"));
   }
-  // Liveness needs a clock, not events: tick at a fraction of the heartbeat interval.
-  absl::Duration period = config.heartbeat_interval / 2;
+  // Liveness and retry backoff need a clock, not events: tick often enough for both.
+  absl::Duration period = std::min(config.heartbeat_interval / 2, absl::Milliseconds(100));
   CoordinatorServer* raw = s.get();
   s->ticker_ = std::thread([raw, period] {
     while (!raw->stop_.WaitForNotificationWithTimeout(period)) raw->core_->Tick();

@@ -13,6 +13,14 @@ void MemoryTaskStore::Write(std::vector<pb::Task> tasks, std::function<void(absl
   if (done) done(absl::OkStatus());
 }
 
+void MemoryTaskStore::Delete(std::vector<std::string> task_ids, std::function<void(absl::Status)> done) {
+  {
+    absl::MutexLock lock(&mu_);
+    for (const std::string& id : task_ids) tasks_.erase(id);
+  }
+  if (done) done(absl::OkStatus());
+}
+
 absl::StatusOr<std::vector<pb::Task>> MemoryTaskStore::LoadAll() {
   absl::MutexLock lock(&mu_);
   std::vector<pb::Task> out;

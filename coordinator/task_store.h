@@ -1,8 +1,8 @@
 #pragma once
 // Persistence seam. The Coordinator keeps its working state in memory and writes every
 // task record through a TaskStore; a submit is acknowledged only after the store says
-// the record is durable. MemoryTaskStore is the in-process implementation (tests and
-// the current release); a durable SQLite store implements the same interface.
+// the record is durable. SqliteTaskStore (sqlite_task_store.h) is the durable one;
+// MemoryTaskStore keeps records in this process (tests, and `store: memory`).
 
 #include <functional>
 #include <string>
@@ -25,6 +25,8 @@ class TaskStore {
   // another thread, after the records are durable (OK) or could not be written
   // (UNAVAILABLE / INTERNAL with the reason). Never blocks the caller on disk.
   virtual void Write(std::vector<pb::Task> tasks, std::function<void(absl::Status)> done) = 0;
+  // Removes records (retention). Same contract for `done`; unknown ids are ignored.
+  virtual void Delete(std::vector<std::string> task_ids, std::function<void(absl::Status)> done) = 0;
   // Every stored record, for recovery at startup.
   virtual absl::StatusOr<std::vector<pb::Task>> LoadAll() = 0;
 };
@@ -32,6 +34,7 @@ class TaskStore {
 class MemoryTaskStore final : public TaskStore {
  public:
   void Write(std::vector<pb::Task> tasks, std::function<void(absl::Status)> done) override;
+  void Delete(std::vector<std::string> task_ids, std::function<void(absl::Status)> done) override;
   absl::StatusOr<std::vector<pb::Task>> LoadAll() override;
 
  private:

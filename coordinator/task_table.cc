@@ -1,7 +1,5 @@
 #include "coordinator/task_table.h"
 
-#include <algorithm>
-
 namespace rc::coordinator {
 
 TaskEntry* TaskTable::Find(const std::string& task_id) const {
@@ -17,7 +15,7 @@ TaskEntry* TaskTable::FindByIdempotencyKey(const std::string& key) const {
 TaskEntry* TaskTable::Insert(std::unique_ptr<TaskEntry> entry) {
   const pb::Task& t = entry->task;
   ++counts_[t.status()];
-  order_.push_back(t.task_id());
+  by_sequence_[entry->key.seq] = entry.get();
   if (!t.spec().idempotency_key().empty()) by_idempotency_key_[t.spec().idempotency_key()] = t.task_id();
   TaskEntry* raw = entry.get();
   by_id_.emplace(t.task_id(), std::move(entry));
@@ -30,7 +28,7 @@ void TaskTable::Erase(const std::string& task_id) {
   const pb::Task& t = it->second->task;
   --counts_[t.status()];
   if (!t.spec().idempotency_key().empty()) by_idempotency_key_.erase(t.spec().idempotency_key());
-  order_.erase(std::find(order_.begin(), order_.end(), task_id));
+  by_sequence_.erase(it->second->key.seq);
   by_id_.erase(it);
 }
 
@@ -42,12 +40,22 @@ void TaskTable::SetStatus(TaskEntry* e, pb::TaskStatus status) {
 
 std::vector<const TaskEntry*> TaskTable::Newest(const TaskFilter& f) const {
   std::vector<const TaskEntry*> out;
-  for (auto it = order_.rbegin(); it != order_.rend() && static_cast<int>(out.size()) < f.limit; ++it) {
-    const TaskEntry* e = by_id_.at(*it).get();
+  for (auto it = by_sequence_.rbegin(); it != by_sequence_.rend() && static_cast<int>(out.size()) < f.limit; ++it) {
+    const TaskEntry* e = it->second;
     if (f.status != pb::TASK_STATUS_UNSPECIFIED && e->task.status() != f.status) continue;
     if (!f.task_type.empty() && e->task.spec().task_type() != f.task_type) continue;
     if (!f.worker_device_id.empty() && e->task.worker_device_id() != f.worker_device_id) continue;
     out.push_back(e);
+  }
+  return out;
+}
+
+std::vector<std::string> TaskTable::FinishedBefore(int64_t cutoff_ms, size_t limit) const {
+  std::vector<std::string> out;
+  for (const auto& [seq, e] : by_sequence_) {
+    if (out.size() >= limit) break;
+    const int64_t finished = e->task.finished_at_ms();
+    if (finished > 0 && finished < cutoff_ms) out.push_back(e->task.task_id());
   }
   return out;
 }

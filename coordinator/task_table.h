@@ -9,6 +9,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/container/btree_map.h"
 #include "absl/container/flat_hash_map.h"
 #include "coordinator/links.h"
 #include "coordinator/task_queue.h"
@@ -36,7 +37,7 @@ class TaskTable {
   TaskEntry* FindByIdempotencyKey(const std::string& key) const;
   // Adds a task with a new id; counts its current status.
   TaskEntry* Insert(std::unique_ptr<TaskEntry> entry);
-  // Forgets a task entirely (a submit whose record could not be stored).
+  // Forgets a task entirely (not stored, or pruned by retention).
   void Erase(const std::string& task_id);
   // The only way a task's status changes, so that counts stay exact.
   void SetStatus(TaskEntry* e, pb::TaskStatus status);
@@ -44,6 +45,10 @@ class TaskTable {
   int64_t count(pb::TaskStatus status) const { return counts_[status]; }
   // Matching tasks, newest first, at most filter.limit.
   std::vector<const TaskEntry*> Newest(const TaskFilter& filter) const;
+  // Ids of finished tasks that finished before `cutoff_ms`, oldest submitted first, at
+  // most `limit`.
+  std::vector<std::string> FinishedBefore(int64_t cutoff_ms, size_t limit) const;
+  size_t size() const { return by_id_.size(); }
 
   template <typename Fn>
   void ForEach(Fn fn) {
@@ -52,7 +57,7 @@ class TaskTable {
 
  private:
   absl::flat_hash_map<std::string, std::unique_ptr<TaskEntry>> by_id_;
-  std::vector<std::string> order_;  // task ids, oldest first
+  absl::btree_map<uint64_t, TaskEntry*> by_sequence_;  // submission order
   absl::flat_hash_map<std::string, std::string> by_idempotency_key_;
   int64_t counts_[pb::TaskStatus_ARRAYSIZE] = {};
 };

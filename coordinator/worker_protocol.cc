@@ -60,7 +60,7 @@ void Coordinator::ReconcileLocked(WorkerEntry* w, const pb::Register& reg, Effec
     TaskEntry* e = tasks_.Find(id);
     if (e != nullptr && !IsTerminal(e->task.status()) && e->task.attempts() == attempt &&
         e->task.worker_device_id() == device) {
-      RequeueLocked(e, absl::StrCat("worker ", device, " restarted without this attempt"), fx);
+      RetryOrFailLocked(e, absl::StrCat("worker ", device, " restarted without this attempt"), fx);
     }
   }
   // Attempts the worker runs: keep the ones we own; stop the rest, keeping their slots
@@ -87,8 +87,27 @@ void Coordinator::HandleWorkerMessage(const std::string& device_id, uint64_t epo
     w->last_heartbeat_ms = clock_->NowMs();  // any message proves liveness
     if (msg.has_heartbeat()) w->load_average = msg.heartbeat().load_average();
     for (const pb::TaskStarted& s : msg.started()) StartedLocked(w, s, fx);
-    for (const pb::TaskFinished& f : msg.finished()) FinishLocked(w, f, fx);
-    if (msg.finished_size() > 0) DispatchLocked(fx);
+    for (const pb::TaskFinished& f : msg.finished()) {
+      FinishLocked(w, f, fx);
+      pb::RunningAttempt* ack = fx.MessageFor(w->link).add_finished_acks();
+      ack->set_task_id(f.task_id());
+      ack->set_attempt(f.attempt());
+    }
+    if (msg.draining() && w->status == pb::WORKER_STATUS_ONLINE) {
+      spdlog::info("worker {} is draining ({} attempts running)", device_id, w->running.size());
+      w->status = pb::WORKER_STATUS_DRAINING;
+      RefreshReasonsLocked();
+    }
+    if (msg.deregister()) {
+      spdlog::info("worker {} left; {} unfinished attempts go back to the queue", device_id, w->running.size());
+      w->status = pb::WORKER_STATUS_OFFLINE;
+      w->disconnected_at_ms = clock_->NowMs();
+      LoseWorkerTasksLocked(w, absl::StrCat("worker ", device_id, " shut down before this attempt finished"), fx);
+      fx.closes.emplace_back(std::move(w->link), absl::OkStatus());
+      w->link = nullptr;
+      RefreshReasonsLocked();
+    }
+    if (msg.finished_size() > 0 || msg.deregister()) DispatchLocked(fx);
     return 0;
   });
 }
@@ -121,14 +140,6 @@ void Coordinator::FinishLocked(WorkerEntry* w, const pb::TaskFinished& f, Effect
   }
   pb::Task& t = e->task;
   const int64_t now = clock_->NowMs();
-  pb::TaskStatus status = f.status();
-  if (!IsTerminal(status)) {
-    status = pb::TASK_STATUS_FAILED;
-    t.set_error_message(absl::StrCat("worker reported a non-terminal status ", static_cast<int>(f.status())));
-  } else {
-    t.set_error_message(f.error_message());
-  }
-  tasks_.SetStatus(e, status);
   t.set_result(f.result());
   t.set_stdout(f.stdout());
   t.set_stderr(f.stderr());
@@ -137,11 +148,21 @@ void Coordinator::FinishLocked(WorkerEntry* w, const pb::TaskFinished& f, Effect
   if (t.started_at_ms() == 0) {
     t.set_started_at_ms(now - static_cast<int64_t>(f.execution_time_seconds() * 1000));
   }
-  t.set_finished_at_ms(now);
   pb::Attempt* a = t.mutable_attempt_history(t.attempt_history_size() - 1);
   if (a->started_at_ms() == 0) a->set_started_at_ms(t.started_at_ms());
+  if (!IsTerminal(f.status()) || f.status() == pb::TASK_STATUS_FAILED) {
+    // Handler failures retry (after a backoff) until the attempts are used up.
+    std::string why = IsTerminal(f.status())
+                          ? (f.error_message().empty() ? std::string("handler failed") : f.error_message())
+                          : absl::StrCat("worker reported a non-terminal status ", static_cast<int>(f.status()));
+    RetryOrFailLocked(e, why, fx);
+    return;
+  }
+  tasks_.SetStatus(e, f.status());
+  t.set_error_message(f.error_message());
+  t.set_finished_at_ms(now);
   a->set_finished_at_ms(now);
-  a->set_status(status);
+  a->set_status(f.status());
   a->set_error_message(t.error_message());
   ChangedLocked(e, fx);
 }
@@ -166,7 +187,7 @@ void Coordinator::LoseWorkerTasksLocked(WorkerEntry* w, const std::string& why, 
     TaskEntry* e = tasks_.Find(id);
     if (e != nullptr && !IsTerminal(e->task.status()) && e->task.attempts() == attempt &&
         e->task.worker_device_id() == device) {
-      RequeueLocked(e, why, fx);
+      RetryOrFailLocked(e, why, fx);
     }
   }
   w->running.clear();
@@ -205,6 +226,11 @@ void Coordinator::Tick() {
     if (changed) {
       RefreshReasonsLocked();
       DispatchLocked(fx);
+    }
+    ReleaseRetriesLocked(now, fx);
+    if (now - last_prune_ms_ >= 60'000) {
+      last_prune_ms_ = now;
+      PruneLocked(now, fx);
     }
     return 0;
   });

@@ -15,17 +15,21 @@ rc_cleanup() {
 }
 trap rc_cleanup EXIT
 
-# rc_start_main BUILD_DIR [FLAGS...]: starts the coordinator on a free port; sets
-# RC_MAIN_PID and RC_ADDR (127.0.0.1:PORT).
+# rc_start_main BUILD_DIR [FLAGS...]: starts the coordinator on RC_PORT (default: a
+# free port) with its data in $RC_TMP/main-data (so a restart finds it again); sets
+# RC_MAIN_PID, RC_PORT and RC_ADDR (127.0.0.1:PORT).
 rc_start_main() {
   local build=$1; shift
-  "$build/coordinator/retire-cluster-main" --host 127.0.0.1 --port 0 "$@" \
-    >"$RC_TMP/main.out" 2>"$RC_TMP/main.log" &
+  "$build/coordinator/retire-cluster-main" --host 127.0.0.1 --port "${RC_PORT:-0}" \
+    --data-dir "$RC_TMP/main-data" "$@" >"$RC_TMP/main.out" 2>>"$RC_TMP/main.log" &
   RC_MAIN_PID=$!
   RC_PIDS+=("$RC_MAIN_PID")
   for _ in $(seq 100); do
     RC_ADDR=$(sed -n 's/.* listening on \(127\.0\.0\.1:[0-9]*\)$/\1/p' "$RC_TMP/main.out")
-    [ -n "$RC_ADDR" ] && return 0
+    if [ -n "$RC_ADDR" ]; then
+      RC_PORT=${RC_ADDR##*:}
+      return 0
+    fi
     kill -0 "$RC_MAIN_PID" 2>/dev/null || break
     sleep 0.1
   done

@@ -55,6 +55,12 @@ std::vector<pb::RunningAttempt> Executor::HeldAttempts() const {
   return out;
 }
 
+bool Executor::WaitIdle(absl::Time deadline) const {
+  absl::MutexLock lock(&mu_);
+  auto idle = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return held_.empty(); };
+  return mu_.AwaitWithDeadline(absl::Condition(&idle), deadline);
+}
+
 int Executor::running() const {
   absl::MutexLock lock(&mu_);
   return running_;

@@ -42,6 +42,8 @@ class Executor {
   // Attempts held: queued or running.
   std::vector<pb::RunningAttempt> HeldAttempts() const;
   int running() const;
+  // True once no attempt is held; false if `deadline` passes first.
+  bool WaitIdle(absl::Time deadline) const;
   // Stops every attempt without reporting (the coordinator requeues them) and joins
   // the slot threads. Idempotent.
   void Stop();

@@ -4,8 +4,10 @@
 
 #include <cstdio>
 #include <iostream>
+#include <thread>
 
 #include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
 #include "common/config.h"
 #include "common/process.h"
 #include "spdlog/spdlog.h"
@@ -63,8 +65,22 @@ int main(int argc, char** argv) {
       return 1;
     }
   }
-  spdlog::info("signal {} received; stopping (running tasks go back to the coordinator's queue)", sig);
-  (*worker)->Stop();
+  spdlog::info("signal {} received; draining for up to {}s (send it again to stop at once)", sig,
+               absl::ToDoubleSeconds(config->drain_grace));
+  // Drain on a helper thread so that a second signal can cut it short.
+  absl::Notification drained;
+  std::thread drainer([&] {
+    int handed_back = (*worker)->Drain(config->drain_grace);
+    if (handed_back > 0) spdlog::warn("{} unfinished tasks handed back to the coordinator", handed_back);
+    drained.Notify();
+  });
+  while (!drained.HasBeenNotified()) {
+    if (rc::WaitForShutdownSignalFor(absl::Milliseconds(100)) != 0) {
+      spdlog::warn("second signal: stopping now");
+      (*worker)->Stop();
+    }
+  }
+  drainer.join();
   spdlog::info("stopped");
   return 0;
 }

@@ -17,37 +17,70 @@ void Outbox::Wake() {
   woken_ = true;
 }
 
+void Outbox::RequestDraining() {
+  absl::MutexLock lock(&mu_);
+  draining_ = true;
+  draining_due_ = true;
+}
+
+void Outbox::RequestDeregister() {
+  absl::MutexLock lock(&mu_);
+  deregister_ = true;
+}
+
 bool Outbox::Take(absl::Time until, pb::WorkerMessage* msg) {
   absl::MutexLock lock(&mu_);
   auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    return woken_ || !started_.empty() || !finished_.empty();
+    return woken_ || draining_due_ || deregister_ || !started_.empty() || !finished_.empty();
   };
   mu_.AwaitWithDeadline(absl::Condition(&ready), until);
   woken_ = false;
-  if (started_.empty() && finished_.empty()) return false;
+  bool any = !started_.empty() || !finished_.empty() || draining_due_ || deregister_;
   for (auto& e : started_) *msg->add_started() = std::move(e);
-  for (auto& e : finished_) *msg->add_finished() = std::move(e);
+  for (auto& e : finished_) {
+    *msg->add_finished() = e;
+    in_flight_.push_back(std::move(e));
+  }
   started_.clear();
   finished_.clear();
-  return true;
+  if (draining_due_) msg->set_draining(true);
+  if (deregister_) msg->set_deregister(true);
+  draining_due_ = false;
+  deregister_ = false;
+  return any;
 }
 
-void Outbox::Restore(const pb::WorkerMessage& msg) {
+void Outbox::Ack(const std::string& task_id, int attempt) {
   absl::MutexLock lock(&mu_);
-  std::vector<pb::TaskFinished> back(msg.finished().begin(), msg.finished().end());
-  back.insert(back.end(), std::make_move_iterator(finished_.begin()), std::make_move_iterator(finished_.end()));
-  finished_ = std::move(back);
+  std::erase_if(in_flight_, [&](const pb::TaskFinished& f) { return f.task_id() == task_id && f.attempt() == attempt; });
 }
 
-std::vector<pb::RunningAttempt> Outbox::PendingFinished() const {
+void Outbox::ResendInFlight() {
+  absl::MutexLock lock(&mu_);
+  in_flight_.insert(in_flight_.end(), std::make_move_iterator(finished_.begin()),
+                    std::make_move_iterator(finished_.end()));
+  finished_ = std::move(in_flight_);
+  in_flight_.clear();
+  draining_due_ = draining_;  // a new connection must hear it again
+}
+
+std::vector<pb::RunningAttempt> Outbox::Unacknowledged() const {
   absl::MutexLock lock(&mu_);
   std::vector<pb::RunningAttempt> out;
-  for (const auto& f : finished_) {
-    pb::RunningAttempt& r = out.emplace_back();
-    r.set_task_id(f.task_id());
-    r.set_attempt(f.attempt());
+  for (const auto* list : {&finished_, &in_flight_}) {
+    for (const auto& f : *list) {
+      pb::RunningAttempt& r = out.emplace_back();
+      r.set_task_id(f.task_id());
+      r.set_attempt(f.attempt());
+    }
   }
   return out;
+}
+
+bool Outbox::WaitAcknowledged(absl::Duration timeout) const {
+  absl::MutexLock lock(&mu_);
+  auto done = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return finished_.empty() && in_flight_.empty(); };
+  return mu_.AwaitWithTimeout(absl::Condition(&done), timeout);
 }
 
 }  // namespace rc::worker

@@ -1,7 +1,9 @@
 #pragma once
-// Task events waiting to go to the coordinator. The Executor adds; the session's writer
-// takes them in batches (one stream message carries many). Finished events survive a
-// reconnect: they are re-sent with the next register.
+// What the worker owes the coordinator: task events, batched (one stream message
+// carries many), and the draining / deregister flags of a shutdown. A finished event
+// stays here, in flight, until the coordinator acknowledges it; after a reconnect every
+// unacknowledged one is sent again (the coordinator ignores duplicates), so a result
+// is never lost to a broken stream.
 
 #include <vector>
 
@@ -17,19 +19,29 @@ class Outbox final : public EventSink {
   void Started(pb::TaskStarted event) override;
   void Finished(pb::TaskFinished event) override;
 
-  // Waits until events are queued, `until` passes, or Wake(); moves queued events into
-  // *msg. True when it moved any.
+  // Waits until something is due, `until` passes, or Wake(); moves what is due into
+  // *msg (finished events stay in flight until Ack). True when it moved anything.
   bool Take(absl::Time until, pb::WorkerMessage* msg);
-  // Puts finished events of a message that could not be written back in front.
-  void Restore(const pb::WorkerMessage& msg);
-  // Attempts whose results are waiting (reported as held at register).
-  std::vector<pb::RunningAttempt> PendingFinished() const;
+  void Ack(const std::string& task_id, int attempt);
+  // For a new connection: every unacknowledged finished event becomes due again.
+  void ResendInFlight();
+  // Attempts whose results the coordinator has not acknowledged (held at register).
+  std::vector<pb::RunningAttempt> Unacknowledged() const;
+  // True once every finished event is acknowledged; false if `timeout` passes first.
+  bool WaitAcknowledged(absl::Duration timeout) const;
+  // Shutdown: the next Take carries draining / deregister.
+  void RequestDraining();
+  void RequestDeregister();
   void Wake();
 
  private:
   mutable absl::Mutex mu_;
   std::vector<pb::TaskStarted> started_ ABSL_GUARDED_BY(mu_);
-  std::vector<pb::TaskFinished> finished_ ABSL_GUARDED_BY(mu_);
+  std::vector<pb::TaskFinished> finished_ ABSL_GUARDED_BY(mu_);   // due
+  std::vector<pb::TaskFinished> in_flight_ ABSL_GUARDED_BY(mu_);  // sent, not acknowledged
+  bool draining_ ABSL_GUARDED_BY(mu_) = false;      // shutting down
+  bool draining_due_ ABSL_GUARDED_BY(mu_) = false;  // not yet said on this connection
+  bool deregister_ ABSL_GUARDED_BY(mu_) = false;
   bool woken_ ABSL_GUARDED_BY(mu_) = false;
 };
 

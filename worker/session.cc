@@ -33,6 +33,20 @@ void Session::Stop() {
   if (thread_.joinable()) thread_.join();
 }
 
+void Session::Leave(absl::Duration timeout) {
+  {
+    absl::MutexLock lock(&mu_);
+    leaving_ = true;
+  }
+  outbox_->RequestDeregister();
+  {
+    absl::MutexLock lock(&mu_);
+    auto gone = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return !connected_; };
+    mu_.AwaitWithTimeout(absl::Condition(&gone), timeout);
+  }
+  Stop();
+}
+
 bool Session::connected() const {
   absl::MutexLock lock(&mu_);
   return connected_;
@@ -62,7 +76,7 @@ void Session::Run() {
     }
     if (outcome == Outcome::kRegistered) backoff = config_.reconnect_initial;
     absl::MutexLock lock(&mu_);
-    if (stopping_) return;
+    if (stopping_ || leaving_) return;
     // Full jitter over [backoff/2, backoff] so that many workers do not reconnect in step.
     std::uniform_real_distribution<double> jitter(0.5, 1.0);
     absl::Duration wait = backoff * jitter(rng);
@@ -85,9 +99,12 @@ Session::Outcome Session::ConnectOnce(pb::WorkerService::Stub* stub) {
   pb::WorkerMessage hello;
   pb::Register* reg = hello.mutable_register_();
   *reg->mutable_capabilities() = probe_();
+  // Results not yet acknowledged (finished while disconnected, or lost with the old
+  // stream) ride along; their attempts count as held until then.
+  outbox_->ResendInFlight();
   for (auto& a : executor_->HeldAttempts()) *reg->add_running() = std::move(a);
-  for (auto& a : outbox_->PendingFinished()) *reg->add_running() = std::move(a);
-  outbox_->Take(absl::Now(), &hello);  // results finished while disconnected ride along
+  for (auto& a : outbox_->Unacknowledged()) *reg->add_running() = std::move(a);
+  outbox_->Take(absl::Now(), &hello);
 
   bool registered = false;
   pb::CoordinatorMessage in;
@@ -107,6 +124,7 @@ Session::Outcome Session::ConnectOnce(pb::WorkerService::Stub* stub) {
     do {
       for (const pb::Assignment& a : in.assignments()) executor_->Assign(a);
       for (const pb::CancelAttempt& c : in.cancels()) executor_->Cancel(c.task_id(), c.attempt());
+      for (const pb::RunningAttempt& a : in.finished_acks()) outbox_->Ack(a.task_id(), a.attempt());
       in.Clear();
     } while (stream->Read(&in));
     writer_done.Notify();
@@ -114,8 +132,6 @@ Session::Outcome Session::ConnectOnce(pb::WorkerService::Stub* stub) {
     writer.join();
     absl::MutexLock lock(&mu_);
     connected_ = false;
-  } else {
-    outbox_->Restore(hello);
   }
   grpc::Status status = stream->Finish();
   {
@@ -137,10 +153,7 @@ void Session::WriteLoop(grpc::ClientReaderWriter<pb::WorkerMessage, pb::Coordina
   while (!done->HasBeenNotified()) {
     pb::WorkerMessage msg;
     outbox_->Take(next_heartbeat, &msg);
-    if (done->HasBeenNotified()) {
-      outbox_->Restore(msg);
-      return;
-    }
+    if (done->HasBeenNotified()) return;  // anything taken is resent on the next connection
     if (absl::Now() >= next_heartbeat) {
       pb::Heartbeat* hb = msg.mutable_heartbeat();
       hb->set_running(executor_->running());
@@ -148,10 +161,7 @@ void Session::WriteLoop(grpc::ClientReaderWriter<pb::WorkerMessage, pb::Coordina
       next_heartbeat = absl::Now() + heartbeat;
     }
     if (msg.ByteSizeLong() == 0) continue;
-    if (!stream->Write(msg)) {
-      outbox_->Restore(msg);
-      return;
-    }
+    if (!stream->Write(msg)) return;  // likewise
   }
 }
 

@@ -30,6 +30,9 @@ class Session {
   void Start();
   // Ends the stream and stops reconnecting; idempotent.
   void Stop();
+  // Says goodbye: sends deregister (the coordinator requeues whatever this worker still
+  // holds and closes the stream), waits up to `timeout` for the stream to end, then Stop.
+  void Leave(absl::Duration timeout);
   // True while registered on a live stream (for tests and logs).
   bool connected() const;
 
@@ -49,6 +52,7 @@ class Session {
 
   mutable absl::Mutex mu_;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  bool leaving_ ABSL_GUARDED_BY(mu_) = false;  // deregistered: do not reconnect
   bool connected_ ABSL_GUARDED_BY(mu_) = false;
   grpc::ClientContext* context_ ABSL_GUARDED_BY(mu_) = nullptr;  // of the live attempt
   std::thread thread_;

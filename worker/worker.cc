@@ -29,6 +29,17 @@ absl::StatusOr<std::unique_ptr<Worker>> Worker::Start(const WorkerConfig& config
   return w;
 }
 
+int Worker::Drain(absl::Duration grace) {
+  outbox_.RequestDraining();
+  outbox_.Wake();
+  executor_->WaitIdle(absl::Now() + grace);
+  const int handed_back = static_cast<int>(executor_->HeldAttempts().size());
+  executor_->Stop();
+  outbox_.WaitAcknowledged(absl::Seconds(2));
+  session_->Leave(absl::Seconds(2));
+  return handed_back;
+}
+
 void Worker::Stop() {
   if (session_ != nullptr) session_->Stop();
   if (executor_ != nullptr) executor_->Stop();

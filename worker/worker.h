@@ -22,7 +22,13 @@ class Worker {
                                                        std::function<void(absl::Status)> on_fatal = nullptr);
   ~Worker();
 
-  // Stops running attempts (the coordinator requeues them), closes the stream.
+  // A graceful shutdown (SIGTERM): asks the coordinator for no new tasks, lets running
+  // ones finish for up to `grace`, stops the rest, waits briefly for results to be
+  // acknowledged, then deregisters (the coordinator requeues what was stopped at once).
+  // Returns how many attempts were handed back unfinished.
+  int Drain(absl::Duration grace);
+  // Stops running attempts at once (the coordinator requeues them after its grace
+  // period), closes the stream.
   void Stop();
   const pb::Capabilities& capabilities() const { return capabilities_; }
   bool connected() const { return session_ != nullptr && session_->connected(); }

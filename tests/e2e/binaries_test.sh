@@ -56,7 +56,8 @@ expect "cli: no command" 2 "usage: retire-cluster" "$cli"
 
 printf 'reconnect_grace_seconds: 0.5\nlog_level: warn\n' >"$RC_TMP/main.yaml"
 check "coordinator starts" rc_start_main "$build" --config "$RC_TMP/main.yaml"
-check "worker w1 joins" rc_start_worker "$build" w1 --tags fast --slots 2
+printf 'drain_grace_seconds: 0.3\n' >"$RC_TMP/w1.yaml"
+check "worker w1 joins" rc_start_worker "$build" w1 --tags fast --slots 2 --config "$RC_TMP/w1.yaml"
 w1=$RC_LAST_WORKER_PID
 check "worker w2 joins" rc_start_worker "$build" w2 --role compute --slots 1
 w2=$RC_LAST_WORKER_PID
@@ -73,13 +74,18 @@ expect "negative timeout" 2 "timeout_seconds: must be greater than 0" \
   "$cli" --coordinator "$RC_ADDR" submit echo --timeout -1
 expect "unknown task id" 3 "no task with id 'task-missing'" "$cli" --coordinator "$RC_ADDR" get task-missing
 
-# A worker stopped with SIGTERM while running a task exits 0 promptly; its task goes
-# back to the queue (only w1 has tag fast, so it waits, saying why) and runs when w1
-# comes back under the same device id.
+# A worker stopped with SIGTERM drains: a task that ends within its drain grace (0.3 s
+# for w1) finishes there; a longer one is handed back at once and, as only w1 has tag
+# fast, waits (saying why) until w1 comes back under the same device id.
 id=$("$cli" --coordinator "$RC_ADDR" submit sleep --payload '{"duration":1}' --device w2 --max-retries 0)
-long=$("$cli" --coordinator "$RC_ADDR" submit sleep --payload '{"duration":0.5}' --tag fast)
-sleep 0.2
+quick=$("$cli" --coordinator "$RC_ADDR" submit sleep --payload '{"duration":0.1}' --tag fast)
+long=$("$cli" --coordinator "$RC_ADDR" submit sleep --payload '{"duration":1.5}' --tag fast)
+running() { "$cli" --coordinator "$RC_ADDR" get "$1" | grep -q '^status: *running'; }
+for _ in $(seq 50); do running "$long" && running "$quick" && break; sleep 0.05; done
 check "SIGTERM stops a busy worker cleanly" rc_stop "$w1"
+expect "the task that fit the drain grace finished on w1" 0 '^status: +success' \
+  "$cli" --coordinator "$RC_ADDR" get "$quick"
+expect "... in one attempt" 0 '^attempts: +1$' "$cli" --coordinator "$RC_ADDR" get "$quick"
 requeued() {
   for _ in $(seq 50); do
     "$cli" --coordinator "$RC_ADDR" get "$long" | grep -q "unschedulable_reason: .*w2 lacks tag 'fast'" && return 0
@@ -89,7 +95,7 @@ requeued() {
   return 1
 }
 check "the stopped worker's task is requeued, saying why it waits" requeued
-check "worker w1 restarts under the same id" rc_start_worker "$build" w1 --tags fast --slots 2
+check "worker w1 restarts under the same id" rc_start_worker "$build" w1 --tags fast --slots 2 --config "$RC_TMP/w1.yaml"
 w1=$RC_LAST_WORKER_PID
 expect "the requeued task runs as attempt 2" 0 '"attempts": 2' \
   "$cli" --coordinator "$RC_ADDR" wait "$long" --timeout 20 --json

@@ -2,7 +2,10 @@
 
 #include <catch2/catch.hpp>
 
+#include <filesystem>
+
 #include "absl/strings/str_cat.h"
+#include "common/ids.h"
 
 namespace rc::testing {
 
@@ -22,7 +25,13 @@ CoordinatorConfig Cluster::FastConfig() {
   c.heartbeat_interval = absl::Milliseconds(100);
   c.offline_after = absl::Seconds(2);
   c.reconnect_grace = absl::Milliseconds(300);
+  c.retry_backoff_initial = absl::Milliseconds(50);
+  c.retry_backoff_max = absl::Milliseconds(200);
   c.log_level = "warn";
+  // A fresh durable store per cluster (removed with it): the integration tests run on
+  // the same store as production.
+  c.store = "sqlite";
+  c.data_dir = (std::filesystem::temp_directory_path() / NewId("rc-test-data")).string();
   return c;
 }
 
@@ -39,7 +48,7 @@ WorkerConfig Cluster::Worker(const std::string& device_id, int slots, std::vecto
   return w;
 }
 
-Cluster::Cluster(CoordinatorConfig config) {
+Cluster::Cluster(CoordinatorConfig config) : data_dir_(config.data_dir) {
   auto server = coordinator::CoordinatorServer::Start(config);
   REQUIRE(server.ok());
   server_ = std::move(*server);
@@ -50,6 +59,9 @@ Cluster::Cluster(CoordinatorConfig config) {
 Cluster::~Cluster() {
   for (auto& w : workers_) w->Stop();
   server_->Shutdown();
+  server_.reset();
+  std::error_code ec;
+  if (!data_dir_.empty()) std::filesystem::remove_all(data_dir_, ec);
 }
 
 worker::Worker* Cluster::AddWorker(WorkerConfig config) {

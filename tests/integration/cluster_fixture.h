@@ -32,6 +32,7 @@ class Cluster {
                              const std::string& role = "worker");
 
  private:
+  std::string data_dir_;
   std::unique_ptr<coordinator::CoordinatorServer> server_;
   std::string address_;
   std::unique_ptr<client::Client> client_;

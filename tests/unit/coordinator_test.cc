@@ -1,76 +1,9 @@
 // The coordinator core without RPC: fake clock, fake worker links.
 #include <catch2/catch.hpp>
 
-#include "common/clock.h"
-#include "coordinator/coordinator.h"
+#include "tests/unit/coordinator_fixture.h"
 
 namespace rc::coordinator {
-namespace {
-
-class FakeLink final : public WorkerLink {
- public:
-  void Send(pb::CoordinatorMessage m) override {
-    for (const auto& a : m.assignments()) assigned.push_back(a);
-    for (const auto& c : m.cancels()) cancels.push_back(c);
-  }
-  void Close(absl::Status s) override { closed = s; }
-  std::vector<pb::Assignment> assigned;
-  std::vector<pb::CancelAttempt> cancels;
-  std::optional<absl::Status> closed;
-};
-
-struct Fixture {
-  FakeClock clock;
-  MemoryTaskStore store;
-  Coordinator core{CoordinatorOptions{absl::Seconds(1), absl::Seconds(5), absl::Seconds(5)}, &store, &clock};
-
-  std::string Submit(const std::string& type, pb::Priority p = pb::PRIORITY_NORMAL,
-                     const std::function<void(pb::TaskSpec*)>& edit = nullptr) {
-    pb::TaskSpec spec;
-    spec.set_task_type(type);
-    spec.set_priority(p);
-    if (edit) edit(&spec);
-    std::string id;
-    core.Submit(spec, [&](absl::StatusOr<SubmitResult> r) {
-      REQUIRE(r.ok());
-      id = r->task_id;
-    });
-    return id;
-  }
-
-  // Registers a worker; returns its epoch.
-  uint64_t Join(const std::string& device, int slots, std::shared_ptr<FakeLink> link,
-                std::vector<std::string> tags = {}, std::vector<pb::RunningAttempt> running = {}) {
-    pb::Register reg;
-    pb::Capabilities* c = reg.mutable_capabilities();
-    c->set_device_id(device);
-    c->set_slots(slots);
-    c->set_platform("linux");
-    c->set_cpu_cores(2);
-    c->add_task_types("echo");
-    c->add_task_types("sleep");
-    for (const auto& t : tags) c->add_tags(t);
-    for (const auto& r : running) *reg.add_running() = r;
-    auto epoch = core.RegisterWorker(reg, link);
-    REQUIRE(epoch.ok());
-    return *epoch;
-  }
-
-  void Finish(const std::string& device, uint64_t epoch, const pb::Assignment& a,
-              pb::TaskStatus status = pb::TASK_STATUS_SUCCESS) {
-    pb::WorkerMessage m;
-    pb::TaskFinished* f = m.add_finished();
-    f->set_task_id(a.task_id());
-    f->set_attempt(a.attempt());
-    f->set_status(status);
-    f->set_result(a.payload());
-    core.HandleWorkerMessage(device, epoch, m);
-  }
-
-  pb::Task Get(const std::string& id) { return *core.GetTask(id); }
-};
-
-}  // namespace
 
 TEST_CASE("With one slot, queued tasks are assigned by priority, then FIFO") {
   Fixture f;
@@ -159,6 +92,8 @@ TEST_CASE("Results from a replaced connection or a stale attempt are ignored") {
   auto new_link = std::make_shared<FakeLink>();
   uint64_t new_epoch = f.Join("w1", 1, new_link);
   CHECK(old_link->closed.has_value());
+  CHECK(new_link->assigned.empty());  // waits out the retry backoff
+  f.PassBackoff();
   REQUIRE(new_link->assigned.size() == 1);
   CHECK(new_link->assigned[0].attempt() == 2);
   f.Finish("w1", old_epoch, a);  // old connection: fenced
@@ -189,6 +124,11 @@ TEST_CASE("A worker that stops heartbeating goes offline and its task runs elsew
   f.clock.Advance(absl::Seconds(3));  // w1 silent for 6 s > 5 s
   f.core.Tick();
   CHECK(w1->closed.has_value());
+  CHECK(f.Get(id).status() == pb::TASK_STATUS_QUEUED);
+  CHECK(f.Get(id).next_attempt_at_ms() == f.clock.NowMs() + 500);
+  f.PassBackoff(absl::Milliseconds(499));
+  CHECK(w2->assigned.empty());
+  f.PassBackoff(absl::Milliseconds(1));
   REQUIRE(w2->assigned.size() == 1);
   CHECK(w2->assigned[0].task_id() == id);
   f.Finish("w1", e1, w1->assigned[0]);  // a late result from the lost worker: fenced
@@ -230,8 +170,7 @@ TEST_CASE("A lost worker's task past max_retries fails with the reason") {
   f.core.Tick();
   pb::Task t = f.Get(id);
   CHECK(t.status() == pb::TASK_STATUS_FAILED);
-  CHECK(t.error_message() ==
-        "worker w1 disconnected and did not return within 5.0s; no retries left after 1 attempts");
+  CHECK(t.error_message() == "worker w1 disconnected and did not return within 5.0s (attempt 1 of 1; no retries left)");
 }
 
 TEST_CASE("A repeated idempotency key returns the first task") {
@@ -292,9 +231,11 @@ TEST_CASE("A late report for a requeued attempt neither finishes the task nor le
   auto again = std::make_shared<FakeLink>();
   uint64_t epoch = f.Join("w1", 1, again, {}, {held});
   REQUIRE(again->cancels.size() == 1);
-  CHECK(again->assigned.empty());
   // Its (successful) result for attempt 1 arrives late: ignored, slot released.
   f.Finish("w1", epoch, a1, pb::TASK_STATUS_SUCCESS);
+  CHECK(f.Get(id).status() == pb::TASK_STATUS_QUEUED);
+  CHECK(f.core.Stats().busy_slots() == 0);
+  f.PassBackoff();
   REQUIRE(again->assigned.size() == 1);
   CHECK(again->assigned[0].attempt() == 2);
   CHECK(f.Get(id).status() == pb::TASK_STATUS_ASSIGNED);
@@ -318,6 +259,7 @@ TEST_CASE("A new attempt may land beside an old one still stopping on the same w
   auto again = std::make_shared<FakeLink>();
   uint64_t epoch = f.Join("w1", 2, again, {}, {held});
   REQUIRE(again->cancels.size() == 1);
+  f.PassBackoff();
   REQUIRE(again->assigned.size() == 1);  // attempt 2 takes the second slot
   CHECK(f.core.Stats().busy_slots() == 2);
   f.Finish("w1", epoch, a1, pb::TASK_STATUS_CANCELLED);  // attempt 1 stopped: slot freed, task untouched

@@ -1,0 +1,227 @@
+#include "coordinator/sqlite_task_store.h"
+
+#include <sqlite3.h>
+
+#include <filesystem>
+
+#include "absl/strings/str_cat.h"
+#include "spdlog/spdlog.h"
+
+namespace rc::coordinator {
+namespace {
+
+// Migration N takes the schema from version N-1 to N. Append only; never edit one that
+// has shipped.
+constexpr const char* kMigrations[] = {
+    // 1: task records, keyed by id; finished time indexed for retention.
+    "CREATE TABLE tasks ("
+    "  task_id TEXT PRIMARY KEY,"
+    "  status INTEGER NOT NULL,"
+    "  finished_at_ms INTEGER NOT NULL,"
+    "  record BLOB NOT NULL) WITHOUT ROWID;"
+    "CREATE INDEX tasks_finished_at ON tasks(finished_at_ms) WHERE finished_at_ms > 0;",
+};
+static_assert(std::size(kMigrations) == SqliteTaskStore::kSchemaVersion);
+
+// RAII for one prepared statement.
+class Statement {
+ public:
+  Statement(sqlite3* db, const char* sql) { rc_ = sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr); }
+  ~Statement() { sqlite3_finalize(stmt_); }
+  bool ok() const { return rc_ == SQLITE_OK; }
+  sqlite3_stmt* get() { return stmt_; }
+
+ private:
+  sqlite3_stmt* stmt_ = nullptr;
+  int rc_;
+};
+
+absl::Status SqlError(sqlite3* db, const std::string& path, absl::string_view what) {
+  const int code = sqlite3_errcode(db);
+  std::string msg = absl::StrCat(path, ": ", what, ": ", sqlite3_errmsg(db));
+  if (code == SQLITE_NOTADB || code == SQLITE_CORRUPT) {
+    return absl::DataLossError(absl::StrCat(msg, " (not a usable retire-cluster database; move it aside)"));
+  }
+  return absl::UnavailableError(msg);
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<SqliteTaskStore>> SqliteTaskStore::Open(const std::string& dir) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) return absl::UnavailableError(absl::StrCat("cannot create data dir ", dir, ": ", ec.message()));
+  const std::string path = (std::filesystem::path(dir) / "tasks.db").string();
+  sqlite3* db = nullptr;
+  if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr) !=
+      SQLITE_OK) {
+    absl::Status s = absl::UnavailableError(absl::StrCat("cannot open ", path, ": ", sqlite3_errmsg(db)));
+    sqlite3_close(db);
+    return s;
+  }
+  std::unique_ptr<SqliteTaskStore> store(new SqliteTaskStore(path, db));
+  absl::MutexLock lock(&store->db_mu_);
+  sqlite3_busy_timeout(db, 5000);
+  // journal_mode answers with a row; a non-database file fails here.
+  {
+    Statement wal(db, "PRAGMA journal_mode=WAL");
+    if (!wal.ok() || sqlite3_step(wal.get()) != SQLITE_ROW) return SqlError(db, path, "cannot enable WAL");
+  }
+  if (absl::Status s = store->Exec("PRAGMA synchronous=FULL"); !s.ok()) return s;
+  int version = 0;
+  {
+    Statement v(db, "PRAGMA user_version");
+    if (!v.ok() || sqlite3_step(v.get()) != SQLITE_ROW) return SqlError(db, path, "cannot read schema version");
+    version = sqlite3_column_int(v.get(), 0);
+  }
+  if (version > kSchemaVersion) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        path, " has schema version ", version, ", written by a newer retire-cluster; this one knows up to ",
+        kSchemaVersion, ". Upgrade retire-cluster-main or use another --data-dir"));
+  }
+  for (int v = version; v < kSchemaVersion; ++v) {
+    if (absl::Status s = store->Exec("BEGIN IMMEDIATE"); !s.ok()) return s;
+    absl::Status s = store->Exec(kMigrations[v]);
+    if (s.ok()) s = store->Exec(absl::StrCat("PRAGMA user_version=", v + 1).c_str());
+    if (s.ok()) s = store->Exec("COMMIT");
+    if (!s.ok()) {
+      store->Exec("ROLLBACK").IgnoreError();
+      return s;
+    }
+    spdlog::info("{}: schema migrated to version {}", path, v + 1);
+  }
+  store->writer_ = std::thread([raw = store.get()] { raw->WriterLoop(); });
+  return store;
+}
+
+SqliteTaskStore::SqliteTaskStore(std::string path, sqlite3* db) : path_(std::move(path)), db_(db) {}
+
+SqliteTaskStore::~SqliteTaskStore() {
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+  }
+  if (writer_.joinable()) writer_.join();
+  absl::MutexLock lock(&db_mu_);
+  sqlite3_close(db_);
+}
+
+absl::Status SqliteTaskStore::Exec(const char* sql) {
+  char* err = nullptr;
+  if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
+    std::string msg = err != nullptr ? err : "unknown error";
+    sqlite3_free(err);
+    const int code = sqlite3_errcode(db_);
+    absl::Status s = absl::UnavailableError(absl::StrCat(path_, ": ", msg));
+    if (code == SQLITE_NOTADB || code == SQLITE_CORRUPT) {
+      s = absl::DataLossError(absl::StrCat(path_, ": ", msg, " (not a usable retire-cluster database; move it aside)"));
+    }
+    return s;
+  }
+  return absl::OkStatus();
+}
+
+void SqliteTaskStore::Enqueue(Op op) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (!stopping_) {
+      pending_.push_back(std::move(op));
+      return;
+    }
+  }
+  if (op.done) op.done(absl::UnavailableError(absl::StrCat(path_, ": task store is closing")));
+}
+
+void SqliteTaskStore::Write(std::vector<pb::Task> tasks, std::function<void(absl::Status)> done) {
+  Enqueue(Op{std::move(tasks), {}, std::move(done)});
+}
+
+void SqliteTaskStore::Delete(std::vector<std::string> task_ids, std::function<void(absl::Status)> done) {
+  Enqueue(Op{{}, std::move(task_ids), std::move(done)});
+}
+
+void SqliteTaskStore::WriterLoop() {
+  while (true) {
+    std::deque<Op> batch;
+    {
+      absl::MutexLock lock(&mu_);
+      mu_.Await(absl::Condition(
+          +[](SqliteTaskStore* s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s->mu_) { return s->stopping_ || !s->pending_.empty(); },
+          this));
+      if (pending_.empty()) return;  // stopping, and everything is committed
+      batch.swap(pending_);
+    }
+    absl::Status status;
+    {
+      absl::MutexLock lock(&db_mu_);
+      status = Commit(batch);
+    }
+    if (!status.ok()) spdlog::error("task store commit of {} operations failed: {}", batch.size(), status.ToString());
+    for (Op& op : batch) {
+      if (op.done) op.done(status);
+    }
+  }
+}
+
+absl::Status SqliteTaskStore::Commit(const std::deque<Op>& batch) {
+  if (absl::Status s = Exec("BEGIN IMMEDIATE"); !s.ok()) return s;
+  Statement put(db_, "INSERT OR REPLACE INTO tasks(task_id, status, finished_at_ms, record) VALUES (?, ?, ?, ?)");
+  Statement del(db_, "DELETE FROM tasks WHERE task_id = ?");
+  if (!put.ok() || !del.ok()) {
+    absl::Status s = SqlError(db_, path_, "prepare");
+    Exec("ROLLBACK").IgnoreError();
+    return s;
+  }
+  std::string record;
+  for (const Op& op : batch) {
+    for (const pb::Task& t : op.puts) {
+      t.SerializeToString(&record);
+      sqlite3_bind_text(put.get(), 1, t.task_id().data(), static_cast<int>(t.task_id().size()), SQLITE_STATIC);
+      sqlite3_bind_int(put.get(), 2, t.status());
+      sqlite3_bind_int64(put.get(), 3, t.finished_at_ms());
+      sqlite3_bind_blob(put.get(), 4, record.data(), static_cast<int>(record.size()), SQLITE_STATIC);
+      int rc = sqlite3_step(put.get());
+      sqlite3_reset(put.get());
+      if (rc != SQLITE_DONE) {
+        absl::Status s = SqlError(db_, path_, "write");
+        Exec("ROLLBACK").IgnoreError();
+        return s;
+      }
+    }
+    for (const std::string& id : op.deletes) {
+      sqlite3_bind_text(del.get(), 1, id.data(), static_cast<int>(id.size()), SQLITE_STATIC);
+      int rc = sqlite3_step(del.get());
+      sqlite3_reset(del.get());
+      if (rc != SQLITE_DONE) {
+        absl::Status s = SqlError(db_, path_, "delete");
+        Exec("ROLLBACK").IgnoreError();
+        return s;
+      }
+    }
+  }
+  if (absl::Status s = Exec("COMMIT"); !s.ok()) {
+    Exec("ROLLBACK").IgnoreError();
+    return s;
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<pb::Task>> SqliteTaskStore::LoadAll() {
+  absl::MutexLock lock(&db_mu_);
+  Statement q(db_, "SELECT record FROM tasks");
+  if (!q.ok()) return SqlError(db_, path_, "read");
+  std::vector<pb::Task> out;
+  int rc;
+  while ((rc = sqlite3_step(q.get())) == SQLITE_ROW) {
+    pb::Task& t = out.emplace_back();
+    const void* data = sqlite3_column_blob(q.get(), 0);
+    int size = sqlite3_column_bytes(q.get(), 0);
+    if (!t.ParseFromArray(data, size)) {
+      return absl::DataLossError(absl::StrCat(path_, ": a task record does not parse (row ", out.size(), ")"));
+    }
+  }
+  if (rc != SQLITE_DONE) return SqlError(db_, path_, "read");
+  return out;
+}
+
+}  // namespace rc::coordinator

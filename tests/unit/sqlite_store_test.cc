@@ -1,0 +1,121 @@
+#include <sqlite3.h>
+
+#include <catch2/catch.hpp>
+#include <filesystem>
+#include <fstream>
+
+#include "absl/synchronization/notification.h"
+#include "common/ids.h"
+#include "coordinator/sqlite_task_store.h"
+
+namespace rc::coordinator {
+namespace {
+
+std::string TempDir() {
+  std::string dir = (std::filesystem::temp_directory_path() / NewId("rc-store-test")).string();
+  std::filesystem::create_directories(dir);
+  return dir;
+}
+
+pb::Task MakeTask(const std::string& id, pb::TaskStatus status, int64_t finished_at = 0) {
+  pb::Task t;
+  t.set_task_id(id);
+  t.set_status(status);
+  t.set_finished_at_ms(finished_at);
+  t.mutable_spec()->set_task_type("echo");
+  t.mutable_spec()->set_payload(R"({"id":")" + id + R"("})");
+  return t;
+}
+
+// Writes and waits for the commit.
+absl::Status WriteSync(TaskStore& store, std::vector<pb::Task> tasks) {
+  absl::Notification done;
+  absl::Status result;
+  store.Write(std::move(tasks), [&](absl::Status s) {
+    result = s;
+    done.Notify();
+  });
+  REQUIRE(done.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  return result;
+}
+
+}  // namespace
+
+TEST_CASE("Records survive closing and reopening the data dir; the last write of a task wins") {
+  const std::string dir = TempDir();
+  {
+    auto store = SqliteTaskStore::Open(dir);
+    REQUIRE(store.ok());
+    REQUIRE(WriteSync(**store, {MakeTask("a", pb::TASK_STATUS_QUEUED), MakeTask("b", pb::TASK_STATUS_QUEUED)}).ok());
+    REQUIRE(WriteSync(**store, {MakeTask("a", pb::TASK_STATUS_SUCCESS, 5)}).ok());
+  }
+  auto store = SqliteTaskStore::Open(dir);
+  REQUIRE(store.ok());
+  auto loaded = (*store)->LoadAll();
+  REQUIRE(loaded.ok());
+  REQUIRE(loaded->size() == 2);
+  for (const pb::Task& t : *loaded) {
+    CHECK(t.spec().payload() == R"({"id":")" + t.task_id() + R"("})");
+    if (t.task_id() == "a") CHECK(t.status() == pb::TASK_STATUS_SUCCESS);
+  }
+  absl::Notification deleted;
+  (*store)->Delete({"a", "missing"}, [&](absl::Status s) {
+    CHECK(s.ok());
+    deleted.Notify();
+  });
+  REQUIRE(deleted.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  CHECK((*store)->LoadAll()->size() == 1);
+  std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("Concurrent writes are all committed (group commit) and each caller is told") {
+  const std::string dir = TempDir();
+  auto store = SqliteTaskStore::Open(dir);
+  REQUIRE(store.ok());
+  std::atomic<int> ok{0};
+  absl::Notification all;
+  const int n = 2000;
+  for (int i = 0; i < n; ++i) {
+    (*store)->Write({MakeTask("t" + std::to_string(i), pb::TASK_STATUS_QUEUED)}, [&](absl::Status s) {
+      if (s.ok() && ++ok == n) all.Notify();
+    });
+  }
+  REQUIRE(all.WaitForNotificationWithTimeout(absl::Seconds(60)));
+  CHECK((*store)->LoadAll()->size() == static_cast<size_t>(n));
+  std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("A data dir from a newer release is refused, naming the path and versions") {
+  const std::string dir = TempDir();
+  { REQUIRE(SqliteTaskStore::Open(dir).ok()); }
+  const std::string path = dir + "/tasks.db";
+  sqlite3* db;
+  REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
+  REQUIRE(sqlite3_exec(db, "PRAGMA user_version=99", nullptr, nullptr, nullptr) == SQLITE_OK);
+  sqlite3_close(db);
+  auto store = SqliteTaskStore::Open(dir);
+  CHECK(store.status().code() == absl::StatusCode::kFailedPrecondition);
+  CHECK_THAT(std::string(store.status().message()), Catch::StartsWith(path + " has schema version 99"));
+  std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("A corrupt database or an unusable data dir fails with a message naming the path") {
+  const std::string dir = TempDir();
+  {
+    std::ofstream junk(dir + "/tasks.db");
+    junk << std::string(8192, 'x');
+  }
+  auto store = SqliteTaskStore::Open(dir);
+  CHECK(store.status().code() == absl::StatusCode::kDataLoss);
+  CHECK_THAT(std::string(store.status().message()), Catch::Contains(dir + "/tasks.db"));
+  CHECK_THAT(std::string(store.status().message()), Catch::Contains("not a usable retire-cluster database"));
+
+  const std::string file = dir + "/plain-file";
+  { std::ofstream(file) << "x"; }
+  auto under_file = SqliteTaskStore::Open(file + "/data");
+  CHECK(under_file.status().code() == absl::StatusCode::kUnavailable);
+  CHECK_THAT(std::string(under_file.status().message()), Catch::Contains("cannot create data dir " + file + "/data"));
+  std::filesystem::remove_all(dir);
+}
+
+}  // namespace rc::coordinator
