@@ -4,6 +4,7 @@
 
 #include <filesystem>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "spdlog/spdlog.h"
 
@@ -172,9 +173,16 @@ absl::Status SqliteTaskStore::Commit(const std::deque<Op>& batch) {
     Exec("ROLLBACK").IgnoreError();
     return s;
   }
+  // A task often changes several times within one batch (queued, assigned, running,
+  // finished): write only its last version.
+  absl::flat_hash_map<absl::string_view, const pb::Task*> last;
+  for (const Op& op : batch) {
+    for (const pb::Task& t : op.puts) last[t.task_id()] = &t;
+  }
   std::string record;
   for (const Op& op : batch) {
     for (const pb::Task& t : op.puts) {
+      if (last[t.task_id()] != &t) continue;
       t.SerializeToString(&record);
       sqlite3_bind_text(put.get(), 1, t.task_id().data(), static_cast<int>(t.task_id().size()), SQLITE_STATIC);
       sqlite3_bind_int(put.get(), 2, t.status());

@@ -8,6 +8,7 @@ packages=(
   protobuf-compiler libprotobuf-dev libgrpc++-dev protobuf-compiler-grpc
   libabsl-dev libspdlog-dev libfmt-dev libyaml-cpp-dev nlohmann-json3-dev libsqlite3-dev
   catch2
+  jq nftables iproute2   # tests: JSON checks; the network-partition fault test
 )
 
 missing=()

@@ -26,10 +26,20 @@ TEST_CASE("Coordinator config: defaults, file values, validation naming the key"
   CHECK(c->http_port == 8081);
   CHECK(c->offline_after == absl::Seconds(5));
 
-  c = ParseCoordinatorYaml("port: 9000\nheartbeat_interval_seconds: 0.5\n", "main.yaml");
+  c = ParseCoordinatorYaml("port: 9000\nheartbeat_interval_seconds: 0.5\nretention_hours: 1.5\nstore: memory\n",
+                           "main.yaml");
   REQUIRE(c.ok());
   CHECK(c->port == 9000);
   CHECK(c->heartbeat_interval == absl::Milliseconds(500));
+  CHECK(c->retention == absl::Minutes(90));
+  CHECK(c->store == "memory");
+
+  CHECK(Message(ParseCoordinatorYaml("store: disk\n", "main.yaml").status()) ==
+        "main.yaml: store: unknown store 'disk' (sqlite or memory)");
+  CHECK(Message(ParseCoordinatorYaml("retry_backoff_initial_seconds: 5\nretry_backoff_max_seconds: 1\n", "m.yaml")
+                    .status()) == "m.yaml: retry_backoff_max_seconds: must be at least retry_backoff_initial_seconds");
+  CHECK(Message(ParseCoordinatorYaml("retention_hours: soon\n", "m.yaml").status()) ==
+        "m.yaml: key 'retention_hours': expected a number, got 'soon'");
 
   c = ParseCoordinatorYaml("port: abc\n", "main.yaml");
   CHECK(c.status().code() == absl::StatusCode::kInvalidArgument);

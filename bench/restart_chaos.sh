@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Durability under repeated crashes: submits several thousand echo tasks while the
+# coordinator is killed with SIGKILL and restarted on the same data dir N times, then
+# checks that every acknowledged task ended `success` exactly once with its own result.
+# usage: bench/restart_chaos.sh [BUILD_DIR] [CYCLES=20] [TASKS=3000]
+set -uo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+build=$(cd "${1:-$here/../build}" && pwd)
+cycles=${2:-20}
+tasks=${3:-3000}
+source "$here/../scripts/lib.sh"
+cli() { "$build/client/retire-cluster" --coordinator "$RC_ADDR" "$@"; }
+
+printf 'heartbeat_interval_seconds: 0.5\noffline_after_seconds: 3\nreconnect_grace_seconds: 3\nlog_level: warn\n' \
+  >"$RC_TMP/main.yaml"
+printf 'reconnect_initial_seconds: 0.05\nreconnect_max_seconds: 0.3\nlog_level: warn\n' >"$RC_TMP/worker.yaml"
+rc_start_main "$build" --config "$RC_TMP/main.yaml" || exit 1
+rc_start_worker "$build" w1 --slots 4 --config "$RC_TMP/worker.yaml" || exit 1
+rc_start_worker "$build" w2 --slots 4 --config "$RC_TMP/worker.yaml" || exit 1
+
+# Submitters record "id payload-n" only for acknowledged submits; a submit that fails
+# because the coordinator is down is retried with the same idempotency key.
+submitter() {
+  local from=$1 to=$2 out=$3
+  for n in $(seq "$from" "$to"); do
+    for _ in $(seq 200); do
+      if id=$(cli submit echo --payload "{\"n\":$n}" --idempotency-key "chaos-$n" 2>/dev/null); then
+        echo "$id $n" >>"$out"
+        break
+      fi
+      sleep 0.05
+    done
+  done
+}
+per=$((tasks / 4))
+for k in 0 1 2 3; do
+  submitter $((k * per + 1)) $(((k + 1) * per)) "$RC_TMP/acked.$k" &
+  subs+=($!)
+done
+
+start=$(date +%s)
+for c in $(seq "$cycles"); do
+  sleep 0.$((RANDOM % 5 + 3))
+  kill -KILL "$RC_MAIN_PID"
+  wait "$RC_MAIN_PID" 2>/dev/null
+  rc_start_main "$build" --config "$RC_TMP/main.yaml" >/dev/null || { echo "restart $c failed"; exit 1; }
+  echo "cycle $c: coordinator killed and restarted"
+done
+wait "${subs[@]}"
+cat "$RC_TMP"/acked.* >"$RC_TMP/acked"
+acked=$(wc -l <"$RC_TMP/acked")
+
+# Wait (bounded) for every task to finish.
+for _ in $(seq 600); do
+  left=$(cli stats --json | jq '.tasks.queued + .tasks.assigned + .tasks.running + .tasks.pending')
+  [ "$left" = 0 ] && break
+  sleep 0.2
+done
+cli list --limit 10000 --json | jq -r '.tasks[] | "\(.task_id) \(.status) \(.result.n) \(.attempts)"' >"$RC_TMP/final"
+total=$(wc -l <"$RC_TMP/final")
+success=$(awk '$2 == "success"' "$RC_TMP/final" | wc -l)
+dup_ids=$(cut -d' ' -f1 "$RC_TMP/final" | sort | uniq -d | wc -l)
+dup_acks=$(cut -d' ' -f1 "$RC_TMP/acked" | sort | uniq -d | wc -l)
+# Each acknowledged id must be there, succeeded, with its own payload's n as result.
+wrong=$(awk 'NR == FNR { want[$1] = $2; next } ($1 in want) && ($2 != "success" || $3 != want[$1]) { bad++ }
+             END { print bad + 0 }' "$RC_TMP/acked" "$RC_TMP/final")
+missing=$(awk 'NR == FNR { have[$1] = 1; next } !($1 in have) { miss++ } END { print miss + 0 }' \
+  "$RC_TMP/final" "$RC_TMP/acked")
+retried=$(awk '$4 > 1' "$RC_TMP/final" | wc -l)
+echo "cycles=$cycles seconds=$(( $(date +%s) - start )) submitted=$tasks acknowledged=$acked tasks=$total" \
+     "success=$success missing=$missing wrong_or_unfinished=$wrong duplicate_ids=$dup_ids" \
+     "duplicate_acks=$dup_acks rerun_after_crash=$retried"
+[ "$acked" -eq "$tasks" ] && [ "$total" -eq "$tasks" ] && [ "$success" -eq "$tasks" ] && [ "$missing" -eq 0 ] &&
+  [ "$wrong" -eq 0 ] && [ "$dup_ids" -eq 0 ]
