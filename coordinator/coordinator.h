@@ -35,7 +35,7 @@ namespace rc::coordinator {
 struct CoordinatorOptions {
   absl::Duration heartbeat_interval = absl::Seconds(1);
   absl::Duration offline_after = absl::Seconds(5);
-  absl::Duration reconnect_grace = absl::Seconds(5);
+  absl::Duration reconnect_grace = absl::Seconds(2);
   absl::Duration retry_backoff_initial = absl::Seconds(1);
   absl::Duration retry_backoff_max = absl::Seconds(60);
   absl::Duration retention = absl::Hours(24 * 7);

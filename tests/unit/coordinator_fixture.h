@@ -34,6 +34,7 @@ struct Fixture {
   // Heartbeat 1 s, offline after 5 s, grace 5 s; retry n waits 0.5 s * 2^(n-1) (random = 0).
   static CoordinatorOptions Options() {
     CoordinatorOptions o;
+    o.reconnect_grace = absl::Seconds(5);
     o.retry_backoff_initial = absl::Seconds(1);
     o.random = [] { return 0.0; };
     return o;
