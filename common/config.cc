@@ -99,6 +99,7 @@ absl::StatusOr<CoordinatorConfig> ParseCoordinatorYaml(const std::string& text, 
   RETURN_IF_ERROR(y.ReadSeconds("heartbeat_interval_seconds", &c.heartbeat_interval));
   RETURN_IF_ERROR(y.ReadSeconds("offline_after_seconds", &c.offline_after));
   RETURN_IF_ERROR(y.ReadSeconds("reconnect_grace_seconds", &c.reconnect_grace));
+  RETURN_IF_ERROR(y.ReadSeconds("restart_grace_seconds", &c.restart_grace));
   RETURN_IF_ERROR(y.ReadSeconds("retry_backoff_initial_seconds", &c.retry_backoff_initial));
   RETURN_IF_ERROR(y.ReadSeconds("retry_backoff_max_seconds", &c.retry_backoff_max));
   double retention_hours = absl::ToDoubleHours(c.retention);
@@ -164,6 +165,7 @@ absl::Status Validate(const CoordinatorConfig& c) {
   RETURN_IF_ERROR(ValidatePositive("heartbeat_interval_seconds", c.heartbeat_interval));
   RETURN_IF_ERROR(ValidatePositive("offline_after_seconds", c.offline_after));
   RETURN_IF_ERROR(ValidatePositive("reconnect_grace_seconds", c.reconnect_grace));
+  RETURN_IF_ERROR(ValidatePositive("restart_grace_seconds", c.restart_grace));
   RETURN_IF_ERROR(ValidatePositive("retry_backoff_initial_seconds", c.retry_backoff_initial));
   RETURN_IF_ERROR(ValidatePositive("retention_hours", c.retention));
   if (c.retry_backoff_max < c.retry_backoff_initial) {

@@ -23,6 +23,8 @@ struct CoordinatorConfig {
   absl::Duration heartbeat_interval = absl::Seconds(1);  // told to workers at register
   absl::Duration offline_after = absl::Seconds(5);  // no heartbeat for this long => offline
   absl::Duration reconnect_grace = absl::Seconds(2);  // stream gone this long => its tasks retry
+  // After a restart: how long workers have to come back and report their attempts.
+  absl::Duration restart_grace = absl::Seconds(15);
   // Retry n (n = 1, 2, ...) waits initial * 2^(n-1), capped at max, times a random
   // factor in [0.5, 1) so that retries of many tasks spread out.
   absl::Duration retry_backoff_initial = absl::Seconds(1);

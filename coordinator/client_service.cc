@@ -135,7 +135,12 @@ grpc::ServerWriteReactor<pb::Task>* ClientServiceImpl::WatchTask(grpc::CallbackS
 grpc::ServerUnaryReactor* ClientServiceImpl::CancelTask(grpc::CallbackServerContext* ctx,
                                                         const pb::CancelTaskRequest* req,
                                                         pb::CancelTaskResponse* resp) {
-  return Answer(ctx, core_->Cancel(req->task_id()), resp);
+  auto* reactor = ctx->DefaultReactor();
+  core_->Cancel(req->task_id(), [reactor, resp](absl::StatusOr<pb::CancelTaskResponse> r) {
+    if (r.ok()) *resp = std::move(*r);
+    reactor->Finish(ToGrpcStatus(r.status()));
+  });
+  return reactor;
 }
 
 grpc::ServerUnaryReactor* ClientServiceImpl::ListTasks(grpc::CallbackServerContext* ctx,

@@ -16,11 +16,29 @@ Coordinator::Coordinator(CoordinatorOptions options, TaskStore* store, Clock* cl
 
 Coordinator::~Coordinator() = default;
 
-void Coordinator::Deliver(Effects& fx) {
+namespace {
+// Set while this thread delivers effects (see Mutate): where inline store callbacks wait.
+thread_local std::vector<std::function<void()>>* tl_deferred = nullptr;
+}  // namespace
+
+void Coordinator::Deliver(Effects& fx, std::vector<std::function<void()>>* deferred) {
   if (!fx.writes.empty()) {
-    store_->Write(std::move(fx.writes), [](absl::Status s) {
+    auto waiting = std::make_shared<std::vector<std::function<void(absl::Status)>>>(std::move(fx.after_commit));
+    tl_deferred = deferred;
+    store_->Write(std::move(fx.writes), [waiting](absl::Status s) {
       if (!s.ok()) spdlog::error("task store write failed: {}", s.ToString());
+      auto run = [waiting, s] {
+        for (auto& cb : *waiting) cb(s);
+      };
+      if (tl_deferred != nullptr) {
+        tl_deferred->push_back(std::move(run));
+      } else {
+        run();
+      }
     });
+    tl_deferred = nullptr;
+  } else {
+    for (auto& cb : fx.after_commit) deferred->push_back([cb = std::move(cb)] { cb(absl::OkStatus()); });
   }
   if (!fx.deletes.empty()) {
     store_->Delete(std::move(fx.deletes), [](absl::Status s) {
@@ -63,16 +81,20 @@ void Coordinator::Submit(pb::TaskSpec spec, std::function<void(absl::StatusOr<Su
     done(s);
     return;
   }
-  std::optional<pb::Task> created = Mutate([&](Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) -> std::optional<pb::Task> {
+  Mutate([&](Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (shut_down_) {
       fx.callbacks.push_back([done] { done(absl::UnavailableError("coordinator is shutting down")); });
-      return std::nullopt;
+      return 0;
     }
     if (!spec.idempotency_key().empty()) {
-      if (const TaskEntry* first = tasks_.FindByIdempotencyKey(spec.idempotency_key())) {
-        SubmitResult r{first->task.task_id(), first->task.status(), true};
-        fx.callbacks.push_back([done, r] { done(r); });
-        return std::nullopt;
+      if (TaskEntry* first = tasks_.FindByIdempotencyKey(spec.idempotency_key())) {
+        if (first->task.status() == pb::TASK_STATUS_PENDING) {
+          first->waiting_submits.push_back(std::move(done));  // answered once it is stored
+        } else {
+          SubmitResult r{first->task.task_id(), first->task.status(), true};
+          fx.callbacks.push_back([done, r] { done(r); });
+        }
+        return 0;
       }
     }
     auto entry = std::make_unique<TaskEntry>();
@@ -80,36 +102,51 @@ void Coordinator::Submit(pb::TaskSpec spec, std::function<void(absl::StatusOr<Su
     t.set_task_id(NewId("task"));
     t.set_status(pb::TASK_STATUS_PENDING);
     t.set_created_at_ms(clock_->NowMs());
+    t.set_revision(1);
     entry->cls = queue_.Intern(spec.task_type(), spec.requirements());
     entry->key = QueueKey{spec.priority(), next_seq_++};
     t.set_sequence(entry->key.seq);
     *t.mutable_spec() = std::move(spec);
-    return tasks_.Insert(std::move(entry))->task;
-  });
-  if (!created.has_value()) return;
-  std::string id = created->task_id();
-  store_->Write({std::move(*created)}, [this, id, done](absl::Status stored) {
-    Mutate([&](Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-      TaskEntry* e = tasks_.Find(id);
-      if (!stored.ok()) {
-        // Not durable: forget it entirely so that nothing unacknowledged runs.
-        if (e != nullptr) {
-          for (auto& [wid, sink] : e->watchers) {
-            fx.aborts.emplace_back(sink, absl::UnavailableError("task was not stored"));
-          }
-          tasks_.Erase(id);
-        }
-        fx.callbacks.push_back([done, stored] {
-          done(absl::UnavailableError(absl::StrCat("task store: ", stored.message())));
-        });
-        return 0;
-      }
-      // A cancel may have ended it while the write was in flight.
-      if (e->task.status() == pb::TASK_STATUS_PENDING) AcceptLocked(e, fx);
-      SubmitResult r{id, e->task.status(), false};
-      fx.callbacks.push_back([done, r] { done(r); });
-      return 0;
+    fx.writes.push_back(t);
+    fx.after_commit.push_back([this, id = t.task_id(), done = std::move(done)](absl::Status stored) {
+      Accepted(id, stored, done);
     });
+    tasks_.Insert(std::move(entry));
+    return 0;
+  });
+}
+
+void Coordinator::Accepted(const std::string& id, const absl::Status& stored,
+                           const std::function<void(absl::StatusOr<SubmitResult>)>& done) {
+  Mutate([&](Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    TaskEntry* e = tasks_.Find(id);
+    std::vector<std::function<void(absl::StatusOr<SubmitResult>)>> waiting;
+    if (e != nullptr) waiting = std::move(e->waiting_submits);
+    if (!stored.ok()) {
+      // Not durable: forget it entirely so that nothing unacknowledged runs.
+      if (e != nullptr) {
+        for (auto& [wid, sink] : e->watchers) fx.aborts.emplace_back(sink, absl::UnavailableError("task was not stored"));
+        tasks_.Erase(id);
+      }
+      absl::Status error = absl::UnavailableError(absl::StrCat("task store: ", stored.message()));
+      fx.callbacks.push_back([done, waiting = std::move(waiting), error] {
+        done(error);
+        for (auto& w : waiting) w(error);
+      });
+      return 0;
+    }
+    // A cancel may have ended it while the write was in flight (retention may even
+    // have pruned it since).
+    pb::TaskStatus status = pb::TASK_STATUS_CANCELLED;
+    if (e != nullptr) {
+      if (e->task.status() == pb::TASK_STATUS_PENDING) AcceptLocked(e, fx);
+      status = e->task.status();
+    }
+    fx.callbacks.push_back([done, waiting = std::move(waiting), id, status] {
+      done(SubmitResult{id, status, false});
+      for (auto& w : waiting) w(SubmitResult{id, status, true});
+    });
+    return 0;
   });
 }
 
@@ -120,16 +157,22 @@ absl::StatusOr<pb::Task> Coordinator::GetTask(const std::string& task_id) const 
   return SnapshotLocked(*e);
 }
 
-absl::StatusOr<pb::CancelTaskResponse> Coordinator::Cancel(const std::string& task_id) {
-  return Mutate([&](Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) -> absl::StatusOr<pb::CancelTaskResponse> {
+void Coordinator::Cancel(const std::string& task_id,
+                         std::function<void(absl::StatusOr<pb::CancelTaskResponse>)> done) {
+  Mutate([&](Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     TaskEntry* e = tasks_.Find(task_id);
-    if (e == nullptr) return absl::NotFoundError(absl::StrCat("no task with id '", task_id, "'"));
+    if (e == nullptr) {
+      fx.callbacks.push_back(
+          [done, task_id] { done(absl::NotFoundError(absl::StrCat("no task with id '", task_id, "'"))); });
+      return 0;
+    }
     pb::CancelTaskResponse resp;
     resp.set_task_id(task_id);
     pb::Task& t = e->task;
     if (IsTerminal(t.status())) {
       resp.set_status(t.status());
-      return resp;
+      fx.callbacks.push_back([done, resp] { done(resp); });
+      return 0;
     }
     if (t.status() == pb::TASK_STATUS_QUEUED) {
       queue_.Remove(e->cls, e->key);  // no-op while it waits out a retry backoff
@@ -156,7 +199,14 @@ absl::StatusOr<pb::CancelTaskResponse> Coordinator::Cancel(const std::string& ta
     ChangedLocked(e, fx);
     resp.set_cancelled(true);
     resp.set_status(pb::TASK_STATUS_CANCELLED);
-    return resp;
+    fx.after_commit.push_back([done, resp](absl::Status stored) {
+      if (stored.ok()) {
+        done(resp);
+      } else {
+        done(absl::UnavailableError(absl::StrCat("task store: ", stored.message())));
+      }
+    });
+    return 0;
   });
 }
 

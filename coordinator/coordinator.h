@@ -39,6 +39,9 @@ struct CoordinatorOptions {
   absl::Duration retry_backoff_initial = absl::Seconds(1);
   absl::Duration retry_backoff_max = absl::Seconds(60);
   absl::Duration retention = absl::Hours(24 * 7);
+  // After a restart, how long a worker has to come back and report the attempts the
+  // store says it holds (workers back off up to 10 s between reconnects).
+  absl::Duration restart_grace = absl::Seconds(15);
   // Uniform in [0, 1): the jitter of retry backoff. Injected so tests are exact.
   std::function<double()> random;
 };
@@ -46,12 +49,6 @@ struct CoordinatorOptions {
 // Delay before retry number `retry` (1-based): initial * 2^(retry-1), capped at max,
 // scaled by (0.5 + random/2). Pure.
 absl::Duration RetryBackoff(int retry, absl::Duration initial, absl::Duration max, double random);
-
-struct SubmitResult {
-  std::string task_id;
-  pb::TaskStatus status;
-  bool existing = false;
-};
 
 class Coordinator {
  public:
@@ -76,8 +73,9 @@ class Coordinator {
   absl::StatusOr<pb::Task> GetTask(const std::string& task_id) const;
   // A queued task ends CANCELLED now; an assigned/running one ends CANCELLED now and
   // its worker is told to stop it (its slot stays reserved until the worker confirms).
-  // cancelled = false for a task already finished. NOT_FOUND for an unknown id.
-  absl::StatusOr<pb::CancelTaskResponse> Cancel(const std::string& task_id);
+  // `done` runs once the cancellation is stored: cancelled = false for a task already
+  // finished; NOT_FOUND for an unknown id; UNAVAILABLE if the store failed.
+  void Cancel(const std::string& task_id, std::function<void(absl::StatusOr<pb::CancelTaskResponse>)> done);
   // Newest first. INVALID_ARGUMENT for a limit outside 1..10000.
   absl::StatusOr<std::vector<pb::Task>> ListTasks(const TaskFilter& filter) const;
   std::vector<pb::Worker> ListWorkers(const std::string& device_id) const;
@@ -94,7 +92,10 @@ class Coordinator {
   // calls must carry; replaces an older connection of the same device. Reconciles the
   // attempts the worker reports against those the coordinator owns.
   // INVALID_ARGUMENT for bad capabilities, UNAVAILABLE after Shutdown.
-  absl::StatusOr<uint64_t> RegisterWorker(const pb::Register& reg, std::shared_ptr<WorkerLink> link);
+  // `draining`: the worker is shutting down (its hello carried draining): nothing new
+  // is assigned to it.
+  absl::StatusOr<uint64_t> RegisterWorker(const pb::Register& reg, std::shared_ptr<WorkerLink> link,
+                                          bool draining = false);
   // Heartbeat / started / finished events. Ignored when `epoch` is not the device's
   // current connection (fencing).
   void HandleWorkerMessage(const std::string& device_id, uint64_t epoch, const pb::WorkerMessage& msg);
@@ -116,8 +117,11 @@ class Coordinator {
   // Runs `fn(fx)` under mu_, then delivers fx in order (hand-over-hand on delivery_mu_).
   template <typename Fn>
   auto Mutate(Fn&& fn);
-  void Deliver(Effects& fx);
+  void Deliver(Effects& fx, std::vector<std::function<void()>>* deferred);
 
+  // The second half of Submit, once the store answered for the new record.
+  void Accepted(const std::string& id, const absl::Status& stored,
+                const std::function<void(absl::StatusOr<SubmitResult>)>& done);
   void AcceptLocked(TaskEntry* e, Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ChangedLocked(TaskEntry* e, Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   pb::Task SnapshotLocked(const TaskEntry& e) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -129,6 +133,9 @@ class Coordinator {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void LoseWorkerTasksLocked(WorkerEntry* w, const std::string& why, Effects& fx)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // A deregistering worker's unfinished attempts: back to the queue at once, not
+  // counted as failures.
+  void HandBackLocked(WorkerEntry* w, Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Ends the current attempt as FAILED with `why`; the task retries after a backoff,
   // or fails for good when its attempts are used up.
   void RetryOrFailLocked(TaskEntry* e, const std::string& why, Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -137,6 +144,7 @@ class Coordinator {
   void PruneLocked(int64_t now_ms, Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void FinishLocked(WorkerEntry* w, const pb::TaskFinished& f, Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void StartedLocked(WorkerEntry* w, const pb::TaskStarted& s, Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void AdoptLocked(TaskEntry* e, WorkerEntry* w, int32_t attempt, Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ReconcileLocked(WorkerEntry* w, const pb::Register& reg, Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const CoordinatorOptions options_;

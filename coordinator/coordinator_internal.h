@@ -21,6 +21,9 @@ struct Coordinator::Effects {
   std::vector<pb::Task> writes;
   std::vector<std::string> deletes;
   std::vector<std::function<void()>> callbacks;
+  // Only once `writes` (and every earlier write) are durable: answers that promise
+  // something is stored (submit, cancel, result acknowledgements). Get the commit status.
+  std::vector<std::function<void(absl::Status)>> after_commit;
 
   // The message being built for `link` in this operation (one per worker per operation,
   // so several assignments travel in one stream message).
@@ -38,9 +41,14 @@ auto Coordinator::Mutate(Fn&& fn) {
   auto result = fn(fx);
   delivery_mu_.Lock();
   mu_.Unlock();
-  Deliver(fx);
+  // A store that commits inline (MemoryTaskStore) would run after_commit callbacks
+  // here, under delivery_mu_; they may call back into the Coordinator, so they wait in
+  // `deferred` until the lock is released.
+  std::vector<std::function<void()>> deferred;
+  Deliver(fx, &deferred);
   delivery_mu_.Unlock();
   for (auto& cb : fx.callbacks) cb();
+  for (auto& cb : deferred) cb();
   return result;
 }
 

@@ -57,7 +57,7 @@ void Coordinator::DispatchLocked(Effects& fx) {
 void Coordinator::AssignLocked(TaskEntry* e, WorkerEntry* w, Effects& fx) {
   pb::Task& t = e->task;
   const int64_t now = clock_->NowMs();
-  t.set_attempts(t.attempts() + 1);
+  t.set_attempts(std::max(t.attempts(), e->highest_attempt_seen) + 1);
   t.set_worker_device_id(w->caps.device_id());
   t.set_started_at_ms(0);
   t.clear_unschedulable_reason();
@@ -103,7 +103,7 @@ void Coordinator::RetryOrFailLocked(TaskEntry* e, const std::string& why, Effect
     a->set_finished_at_ms(now);
   }
   const pb::Requirements& r = t.spec().requirements();
-  const int max_attempts = 1 + (r.has_max_retries() ? r.max_retries() : 3);
+  const int max_attempts = 1 + (r.has_max_retries() ? r.max_retries() : 3) + t.handed_back();
   if (t.attempts() < max_attempts) {
     tasks_.SetStatus(e, pb::TASK_STATUS_QUEUED);
     t.set_started_at_ms(0);

@@ -34,9 +34,6 @@ int main(int argc, char** argv) {
     std::cerr << "retire-cluster-main: " << server.status().message() << "\n";
     return 1;
   }
-  if (!config->data_dir.empty()) {
-    spdlog::warn("--data-dir {}: this release keeps tasks in memory only (durable store pending)", config->data_dir);
-  }
   spdlog::info("HTTP bridge (port {}) is not part of this release; use the gRPC API or the CLI", config->http_port);
   std::printf("retire-cluster-main %s listening on %s:%d\n", RC_VERSION, config->host.c_str(), (*server)->port());
   std::fflush(stdout);

@@ -43,7 +43,9 @@ void Coordinator::Recover(std::vector<pb::Task> tasks) {
           if (w->caps.device_id().empty()) {
             w->caps.set_device_id(task.worker_device_id());
             w->status = pb::WORKER_STATUS_OFFLINE;
-            w->disconnected_at_ms = now;
+            // Shifted so that the usual reconnect_grace check gives it restart_grace.
+            w->disconnected_at_ms =
+                now + absl::ToInt64Milliseconds(std::max(absl::ZeroDuration(), options_.restart_grace - options_.reconnect_grace));
           }
           w->running.emplace(task.task_id(), task.attempts());
           ++held;

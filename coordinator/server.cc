@@ -27,6 +27,7 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(cons
   options.retry_backoff_initial = config.retry_backoff_initial;
   options.retry_backoff_max = config.retry_backoff_max;
   options.retention = config.retention;
+  options.restart_grace = config.restart_grace;
   options.random = [gen = std::make_shared<absl::BitGen>()] { return absl::Uniform(*gen, 0.0, 1.0); };
   s->core_ = std::make_unique<Coordinator>(options, s->store_.get(), clock);
   const absl::Time load_start = absl::Now();
@@ -72,6 +73,7 @@ void CoordinatorServer::Shutdown() {
   core_->Shutdown();
   server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   server_->Wait();
+  store_->Close();  // its last callbacks still reach core_, which outlives it
 }
 
 CoordinatorServer::~CoordinatorServer() { Shutdown(); }

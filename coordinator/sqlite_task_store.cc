@@ -4,6 +4,8 @@
 
 #include <filesystem>
 
+#include "absl/time/clock.h"
+
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "spdlog/spdlog.h"
@@ -45,6 +47,8 @@ absl::Status SqlError(sqlite3* db, const std::string& path, absl::string_view wh
   }
   return absl::UnavailableError(msg);
 }
+
+constexpr int kCommitTries = 5;
 
 }  // namespace
 
@@ -97,12 +101,17 @@ absl::StatusOr<std::unique_ptr<SqliteTaskStore>> SqliteTaskStore::Open(const std
 
 SqliteTaskStore::SqliteTaskStore(std::string path, sqlite3* db) : path_(std::move(path)), db_(db) {}
 
-SqliteTaskStore::~SqliteTaskStore() {
+void SqliteTaskStore::Close() {
   {
     absl::MutexLock lock(&mu_);
     stopping_ = true;
   }
+  absl::MutexLock lock(&close_mu_);
   if (writer_.joinable()) writer_.join();
+}
+
+SqliteTaskStore::~SqliteTaskStore() {
+  Close();
   absl::MutexLock lock(&db_mu_);
   sqlite3_close(db_);
 }
@@ -152,12 +161,21 @@ void SqliteTaskStore::WriterLoop() {
       if (pending_.empty()) return;  // stopping, and everything is committed
       batch.swap(pending_);
     }
+    // A failed commit (disk full, I/O error) is retried before anyone is told: callers
+    // are only answered OK for what is on disk, and errors only after several tries.
     absl::Status status;
-    {
-      absl::MutexLock lock(&db_mu_);
-      status = Commit(batch);
+    absl::Duration wait = absl::Milliseconds(50);
+    for (int attempt = 1; attempt <= kCommitTries; ++attempt) {
+      {
+        absl::MutexLock lock(&db_mu_);
+        status = Commit(batch);
+      }
+      if (status.ok()) break;
+      spdlog::error("task store commit of {} operations failed (try {} of {}): {}", batch.size(), attempt,
+                    kCommitTries, status.ToString());
+      if (attempt < kCommitTries) absl::SleepFor(wait);
+      wait *= 2;
     }
-    if (!status.ok()) spdlog::error("task store commit of {} operations failed: {}", batch.size(), status.ToString());
     for (Op& op : batch) {
       if (op.done) op.done(status);
     }

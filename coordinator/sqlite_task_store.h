@@ -35,6 +35,7 @@ class SqliteTaskStore final : public TaskStore {
   void Write(std::vector<pb::Task> tasks, std::function<void(absl::Status)> done) override;
   void Delete(std::vector<std::string> task_ids, std::function<void(absl::Status)> done) override;
   absl::StatusOr<std::vector<pb::Task>> LoadAll() override;
+  void Close() override;
 
   const std::string& path() const { return path_; }
 
@@ -59,6 +60,7 @@ class SqliteTaskStore final : public TaskStore {
   absl::Mutex mu_;
   std::deque<Op> pending_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Mutex close_mu_;  // serializes joining the writer
   std::thread writer_;
 };
 

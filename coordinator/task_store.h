@@ -29,6 +29,9 @@ class TaskStore {
   virtual void Delete(std::vector<std::string> task_ids, std::function<void(absl::Status)> done) = 0;
   // Every stored record, for recovery at startup.
   virtual absl::StatusOr<std::vector<pb::Task>> LoadAll() = 0;
+  // Commits what is queued, runs its callbacks, then refuses further writes (their
+  // `done` gets UNAVAILABLE at once). Call before destroying what callbacks reach.
+  virtual void Close() {}
 };
 
 class MemoryTaskStore final : public TaskStore {

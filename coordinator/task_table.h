@@ -4,6 +4,7 @@
 // the Coordinator guards it with its mutex.
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <utility>
@@ -11,17 +12,30 @@
 
 #include "absl/container/btree_map.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
 #include "coordinator/links.h"
 #include "coordinator/task_queue.h"
 #include "retire_cluster/v1/task.pb.h"
 
 namespace rc::coordinator {
 
+// What a submit answers.
+struct SubmitResult {
+  std::string task_id;
+  pb::TaskStatus status;
+  bool existing = false;  // an earlier task with the same idempotency key
+};
+
 struct TaskEntry {
   pb::Task task;
   ClassId cls = 0;  // its scheduling class
   QueueKey key;     // its place in line (priority, submission sequence)
   std::vector<std::pair<uint64_t, std::shared_ptr<TaskSink>>> watchers;
+  // The highest attempt number any worker reported holding (not stored): after a
+  // restart the store may lag behind an assignment, and a number must never be reused.
+  int32_t highest_attempt_seen = 0;
+  // Submits with the same idempotency key that arrived before this one was stored.
+  std::vector<std::function<void(absl::StatusOr<SubmitResult>)>> waiting_submits;
 };
 
 struct TaskFilter {

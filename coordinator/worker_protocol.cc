@@ -18,7 +18,8 @@ absl::Status ValidateCapabilities(const pb::Capabilities& c) {
 
 }  // namespace
 
-absl::StatusOr<uint64_t> Coordinator::RegisterWorker(const pb::Register& reg, std::shared_ptr<WorkerLink> link) {
+absl::StatusOr<uint64_t> Coordinator::RegisterWorker(const pb::Register& reg, std::shared_ptr<WorkerLink> link,
+                                                     bool draining) {
   if (absl::Status s = ValidateCapabilities(reg.capabilities()); !s.ok()) return s;
   return Mutate([&](Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) -> absl::StatusOr<uint64_t> {
     if (shut_down_) return absl::UnavailableError("coordinator is shutting down");
@@ -33,7 +34,7 @@ absl::StatusOr<uint64_t> Coordinator::RegisterWorker(const pb::Register& reg, st
     w->caps = reg.capabilities();
     w->epoch = next_epoch_++;
     w->link = std::move(link);
-    w->status = pb::WORKER_STATUS_ONLINE;
+    w->status = draining ? pb::WORKER_STATUS_DRAINING : pb::WORKER_STATUS_ONLINE;
     w->last_heartbeat_ms = now;
     w->connected_at_ms = now;
     fx.MessageFor(w->link).mutable_registered()->set_heartbeat_interval_ms(
@@ -68,6 +69,11 @@ void Coordinator::ReconcileLocked(WorkerEntry* w, const pb::Register& reg, Effec
   for (const auto& [id, attempt] : reported) {
     w->running.emplace(id, attempt);
     TaskEntry* e = tasks_.Find(id);
+    if (e != nullptr && attempt > e->task.attempts()) {
+      // Assigned just before a coordinator crash, stored only as queued: adopt it.
+      e->highest_attempt_seen = std::max(e->highest_attempt_seen, attempt);
+      if (e->task.status() == pb::TASK_STATUS_QUEUED) AdoptLocked(e, w, attempt, fx);
+    }
     bool owned = e != nullptr && !IsTerminal(e->task.status()) && e->task.attempts() == attempt &&
                  e->task.worker_device_id() == device &&
                  (e->task.status() == pb::TASK_STATUS_ASSIGNED || e->task.status() == pb::TASK_STATUS_RUNNING);
@@ -76,6 +82,21 @@ void Coordinator::ReconcileLocked(WorkerEntry* w, const pb::Register& reg, Effec
     c->set_task_id(id);
     c->set_attempt(attempt);
   }
+}
+
+void Coordinator::AdoptLocked(TaskEntry* e, WorkerEntry* w, int32_t attempt, Effects& fx) {
+  pb::Task& t = e->task;
+  queue_.Remove(e->cls, e->key);  // no-op while in retry backoff; that entry goes stale
+  t.set_next_attempt_at_ms(0);
+  t.set_attempts(attempt);
+  t.set_worker_device_id(w->caps.device_id());
+  pb::Attempt* a = t.add_attempt_history();
+  a->set_number(attempt);
+  a->set_worker_device_id(w->caps.device_id());
+  a->set_assigned_at_ms(clock_->NowMs());
+  a->set_status(pb::TASK_STATUS_ASSIGNED);
+  tasks_.SetStatus(e, pb::TASK_STATUS_ASSIGNED);
+  ChangedLocked(e, fx);
 }
 
 void Coordinator::HandleWorkerMessage(const std::string& device_id, uint64_t epoch, const pb::WorkerMessage& msg) {
@@ -87,11 +108,18 @@ void Coordinator::HandleWorkerMessage(const std::string& device_id, uint64_t epo
     w->last_heartbeat_ms = clock_->NowMs();  // any message proves liveness
     if (msg.has_heartbeat()) w->load_average = msg.heartbeat().load_average();
     for (const pb::TaskStarted& s : msg.started()) StartedLocked(w, s, fx);
-    for (const pb::TaskFinished& f : msg.finished()) {
-      FinishLocked(w, f, fx);
-      pb::RunningAttempt* ack = fx.MessageFor(w->link).add_finished_acks();
-      ack->set_task_id(f.task_id());
-      ack->set_attempt(f.attempt());
+    if (msg.finished_size() > 0) {
+      // Acknowledge only once the results are stored: the worker forgets them then.
+      pb::CoordinatorMessage acks;
+      for (const pb::TaskFinished& f : msg.finished()) {
+        FinishLocked(w, f, fx);
+        pb::RunningAttempt* ack = acks.add_finished_acks();
+        ack->set_task_id(f.task_id());
+        ack->set_attempt(f.attempt());
+      }
+      fx.after_commit.push_back([link = w->link, acks = std::move(acks)](absl::Status stored) {
+        if (stored.ok()) link->Send(acks);
+      });
     }
     if (msg.draining() && w->status == pb::WORKER_STATUS_ONLINE) {
       spdlog::info("worker {} is draining ({} attempts running)", device_id, w->running.size());
@@ -102,7 +130,7 @@ void Coordinator::HandleWorkerMessage(const std::string& device_id, uint64_t epo
       spdlog::info("worker {} left; {} unfinished attempts go back to the queue", device_id, w->running.size());
       w->status = pb::WORKER_STATUS_OFFLINE;
       w->disconnected_at_ms = clock_->NowMs();
-      LoseWorkerTasksLocked(w, absl::StrCat("worker ", device_id, " shut down before this attempt finished"), fx);
+      HandBackLocked(w, fx);
       fx.closes.emplace_back(std::move(w->link), absl::OkStatus());
       w->link = nullptr;
       RefreshReasonsLocked();
@@ -179,6 +207,30 @@ void Coordinator::WorkerDisconnected(const std::string& device_id, uint64_t epoc
     RefreshReasonsLocked();
     return 0;
   });
+}
+
+void Coordinator::HandBackLocked(WorkerEntry* w, Effects& fx) {
+  const std::string& device = w->caps.device_id();
+  const int64_t now = clock_->NowMs();
+  for (const auto& [id, attempt] : w->running) {
+    TaskEntry* e = tasks_.Find(id);
+    if (e == nullptr || IsTerminal(e->task.status()) || e->task.attempts() != attempt ||
+        e->task.worker_device_id() != device) {
+      continue;
+    }
+    pb::Task& t = e->task;
+    pb::Attempt* a = t.mutable_attempt_history(t.attempt_history_size() - 1);
+    a->set_status(pb::TASK_STATUS_CANCELLED);
+    a->set_error_message(absl::StrCat("handed back: worker ", device, " shut down before it finished"));
+    a->set_finished_at_ms(now);
+    t.set_handed_back(t.handed_back() + 1);
+    tasks_.SetStatus(e, pb::TASK_STATUS_QUEUED);
+    t.set_started_at_ms(0);
+    t.clear_worker_device_id();
+    EnqueueLocked(e);
+    ChangedLocked(e, fx);
+  }
+  w->running.clear();
 }
 
 void Coordinator::LoseWorkerTasksLocked(WorkerEntry* w, const std::string& why, Effects& fx) {

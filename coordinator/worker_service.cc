@@ -92,7 +92,7 @@ class WorkerStream final : public Stream {
         link_->Close(absl::FailedPreconditionError("the first message on a worker stream must be register"));
         return;
       }
-      absl::StatusOr<uint64_t> epoch = core_->RegisterWorker(in_.register_(), link_);
+      absl::StatusOr<uint64_t> epoch = core_->RegisterWorker(in_.register_(), link_, in_.draining());
       if (!epoch.ok()) {
         link_->Close(epoch.status());
         return;

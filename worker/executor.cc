@@ -10,6 +10,7 @@ namespace rc::worker {
 Executor::Executor(int slots, const HandlerRegistry* handlers, EventSink* sink,
                    std::function<pb::Capabilities()> capabilities)
     : handlers_(handlers), sink_(sink), capabilities_(std::move(capabilities)) {
+  absl::MutexLock lock(&join_mu_);
   for (int i = 0; i < slots; ++i) threads_.emplace_back([this] { SlotLoop(); });
 }
 
@@ -69,13 +70,14 @@ int Executor::running() const {
 void Executor::Stop() {
   {
     absl::MutexLock lock(&mu_);
-    if (stopping_ && threads_.empty()) return;
     stopping_ = true;
+    for (const pb::Assignment& a : pending_) held_.erase(AttemptKey(a.task_id(), a.attempt()));
     pending_.clear();
     for (auto& [id, h] : held_) {
       if (h.token != nullptr) h.token->Cancel();
     }
   }
+  absl::MutexLock lock(&join_mu_);  // Stop may race with itself (drain vs. a second signal)
   for (std::thread& t : threads_) t.join();
   threads_.clear();
 }

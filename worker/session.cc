@@ -21,7 +21,10 @@ Session::Session(const WorkerConfig& config, Executor* executor, Outbox* outbox,
 
 Session::~Session() { Stop(); }
 
-void Session::Start() { thread_ = std::thread([this] { Run(); }); }
+void Session::Start() {
+  absl::MutexLock lock(&join_mu_);
+  thread_ = std::thread([this] { Run(); });
+}
 
 void Session::Stop() {
   {
@@ -30,6 +33,7 @@ void Session::Stop() {
     if (context_ != nullptr) context_->TryCancel();
   }
   outbox_->Wake();
+  absl::MutexLock lock(&join_mu_);  // Stop may race with itself (drain vs. a second signal)
   if (thread_.joinable()) thread_.join();
 }
 

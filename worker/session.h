@@ -55,7 +55,8 @@ class Session {
   bool leaving_ ABSL_GUARDED_BY(mu_) = false;  // deregistered: do not reconnect
   bool connected_ ABSL_GUARDED_BY(mu_) = false;
   grpc::ClientContext* context_ ABSL_GUARDED_BY(mu_) = nullptr;  // of the live attempt
-  std::thread thread_;
+  absl::Mutex join_mu_;
+  std::thread thread_ ABSL_GUARDED_BY(join_mu_);
 };
 
 }  // namespace rc::worker

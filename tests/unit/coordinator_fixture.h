@@ -90,6 +90,12 @@ struct Fixture {
   }
 
   pb::Task Get(const std::string& id) { return *core.GetTask(id); }
+
+  absl::StatusOr<pb::CancelTaskResponse> Cancel(const std::string& id) {
+    absl::StatusOr<pb::CancelTaskResponse> out = absl::InternalError("not answered");
+    core.Cancel(id, [&](absl::StatusOr<pb::CancelTaskResponse> r) { out = std::move(r); });
+    return out;
+  }
 };
 
 

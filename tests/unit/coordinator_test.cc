@@ -39,7 +39,7 @@ TEST_CASE("An unschedulable urgent task does not block others, says why, and can
   CHECK(t.status() == pb::TASK_STATUS_QUEUED);
   CHECK(t.unschedulable_reason() == "no connected worker can run it: w1 lacks tag 'gpu-box'");
 
-  auto cancel = f.core.Cancel(urgent);
+  auto cancel = f.Cancel(urgent);
   REQUIRE(cancel.ok());
   CHECK(cancel->cancelled());
   CHECK(f.Get(urgent).status() == pb::TASK_STATUS_CANCELLED);
@@ -69,7 +69,7 @@ TEST_CASE("Cancelling a running task tells its worker and keeps the slot until i
   std::string running = f.Submit("sleep");
   std::string next = f.Submit("echo");
   REQUIRE(link->assigned.size() == 1);
-  REQUIRE(f.core.Cancel(running)->cancelled());
+  REQUIRE(f.Cancel(running)->cancelled());
   CHECK(f.Get(running).status() == pb::TASK_STATUS_CANCELLED);
   REQUIRE(link->cancels.size() == 1);
   CHECK(link->cancels[0].task_id() == running);
@@ -78,7 +78,7 @@ TEST_CASE("Cancelling a running task tells its worker and keeps the slot until i
   REQUIRE(link->assigned.size() == 2);
   CHECK(link->assigned[1].task_id() == next);
   CHECK(f.Get(running).status() == pb::TASK_STATUS_CANCELLED);
-  CHECK_FALSE(f.core.Cancel(running)->cancelled());  // already finished
+  CHECK_FALSE(f.Cancel(running)->cancelled());  // already finished
 }
 
 TEST_CASE("Results from a replaced connection or a stale attempt are ignored") {
@@ -277,7 +277,7 @@ TEST_CASE("Cancelling a requeued task keeps the lost attempt's record") {
   std::string id = f.Submit("sleep");
   f.clock.Advance(absl::Seconds(6));
   f.core.Tick();
-  REQUIRE(f.core.Cancel(id)->cancelled());
+  REQUIRE(f.Cancel(id)->cancelled());
   pb::Task t = f.Get(id);
   REQUIRE(t.attempt_history_size() == 1);
   CHECK(t.attempt_history(0).status() == pb::TASK_STATUS_FAILED);

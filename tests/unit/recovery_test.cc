@@ -62,7 +62,7 @@ TEST_CASE("Cancelling a task waiting out its backoff ends it; the retry never ru
   uint64_t epoch = f.Join("w1", 1, link);
   std::string id = f.Submit("sleep");
   f.Finish("w1", epoch, link->assigned[0], pb::TASK_STATUS_FAILED);
-  REQUIRE(f.core.Cancel(id)->cancelled());
+  REQUIRE(f.Cancel(id)->cancelled());
   f.PassBackoff(absl::Seconds(5));
   CHECK(link->assigned.size() == 1);
   CHECK(f.Get(id).status() == pb::TASK_STATUS_CANCELLED);
@@ -84,7 +84,9 @@ TEST_CASE("A draining worker gets nothing new; deregister hands its attempts bac
   Fixture f;
   auto w1 = std::make_shared<FakeLink>();
   uint64_t e1 = f.Join("w1", 2, w1);
-  std::string running = f.Submit("sleep");
+  std::string running = f.Submit("sleep", pb::PRIORITY_NORMAL, [](pb::TaskSpec* s) {
+    s->mutable_requirements()->set_max_retries(0);  // a hand-back is not a failure
+  });
   pb::WorkerMessage drain;
   drain.set_draining(true);
   f.core.HandleWorkerMessage("w1", e1, drain);
@@ -100,15 +102,47 @@ TEST_CASE("A draining worker gets nothing new; deregister hands its attempts bac
   CHECK(f.core.ListWorkers("w1")[0].status() == pb::WORKER_STATUS_OFFLINE);
   pb::Task t = f.Get(running);
   CHECK(t.status() == pb::TASK_STATUS_QUEUED);
-  CHECK(t.attempt_history(0).error_message() == "worker w1 shut down before this attempt finished");
+  CHECK(t.next_attempt_at_ms() == 0);  // no backoff
+  CHECK(t.handed_back() == 1);
+  CHECK(t.attempt_history(0).status() == pb::TASK_STATUS_CANCELLED);
+  CHECK(t.attempt_history(0).error_message() == "handed back: worker w1 shut down before it finished");
 
   auto w2 = std::make_shared<FakeLink>();
-  f.Join("w2", 2, w2);
-  CHECK(w2->assigned.size() == 1);  // `later` at once; `running` after its backoff
-  f.PassBackoff();
-  REQUIRE(w2->assigned.size() == 2);
-  CHECK(w2->assigned[1].task_id() == running);
-  CHECK(w2->assigned[1].attempt() == 2);
+  uint64_t e2 = f.Join("w2", 2, w2);
+  REQUIRE(w2->assigned.size() == 2);  // both at once, oldest first
+  CHECK(w2->assigned[0].task_id() == running);
+  CHECK(w2->assigned[0].attempt() == 2);
+  f.Finish("w2", e2, w2->assigned[0]);
+  CHECK(f.Get(running).status() == pb::TASK_STATUS_SUCCESS);
+}
+
+TEST_CASE("A worker reporting an attempt newer than the store knows keeps it (no attempt number reused)") {
+  FakeClock clock;
+  MemoryTaskStore store;
+  pb::Task t;  // stored as queued after attempt 1, though attempt 2 had been sent to w1
+  t.set_task_id("task-1");
+  t.set_status(pb::TASK_STATUS_QUEUED);
+  t.set_attempts(1);
+  t.set_sequence(1);
+  t.mutable_spec()->set_task_type("echo");
+  t.add_attempt_history()->set_number(1);
+  Coordinator c(Fixture::Options(), &store, &clock);
+  c.Recover({t});
+  pb::Register reg;
+  reg.mutable_capabilities()->set_device_id("w1");
+  reg.mutable_capabilities()->set_slots(1);
+  reg.mutable_capabilities()->add_task_types("echo");
+  pb::RunningAttempt* r = reg.add_running();
+  r->set_task_id("task-1");
+  r->set_attempt(2);
+  auto link = std::make_shared<FakeLink>();
+  REQUIRE(c.RegisterWorker(reg, link).ok());
+  CHECK(link->cancels.empty());
+  CHECK(link->assigned.empty());
+  pb::Task now = *c.GetTask("task-1");
+  CHECK(now.status() == pb::TASK_STATUS_ASSIGNED);
+  CHECK(now.attempts() == 2);
+  CHECK(now.worker_device_id() == "w1");
 }
 
 TEST_CASE("Recover rebuilds queue order, idempotency keys and attempts held by workers") {
@@ -202,9 +236,10 @@ TEST_CASE("After a restart, attempts whose worker does not return are retried af
     c.Tick();
   };
   advance(absl::Seconds(4));
-  CHECK(link->assigned.empty());
-  advance(absl::Seconds(2));  // past the 5 s grace
-  advance(absl::Seconds(1));  // past the backoff
+  advance(absl::Seconds(10));
+  CHECK(link->assigned.empty());  // workers get restart_grace (15 s) after a restart
+  advance(absl::Seconds(2));      // past it
+  advance(absl::Seconds(1));      // past the backoff
   REQUIRE(link->assigned.size() == 1);
   CHECK(link->assigned[0].attempt() == 2);
   // New submissions continue the sequence after recovered ones.
