@@ -123,6 +123,12 @@ absl::StatusOr<WorkerConfig> ParseWorkerYaml(const std::string& text, const std:
   RETURN_IF_ERROR(y.Read("tags", &c.tags));
   RETURN_IF_ERROR(y.Read("slots", &c.slots));
   RETURN_IF_ERROR(y.Read("allow", &c.allow));
+  RETURN_IF_ERROR(y.Read("limit_address_space_mb", &c.limit_address_space_mb));
+  RETURN_IF_ERROR(y.Read("limit_cpu_seconds", &c.limit_cpu_seconds));
+  RETURN_IF_ERROR(y.Read("limit_file_size_mb", &c.limit_file_size_mb));
+  RETURN_IF_ERROR(y.Read("limit_open_files", &c.limit_open_files));
+  RETURN_IF_ERROR(y.Read("output_cap_bytes", &c.output_cap_bytes));
+  RETURN_IF_ERROR(y.Read("pass_env", &c.pass_env));
   RETURN_IF_ERROR(y.Read("node_task_root", &c.node_task_root));
   RETURN_IF_ERROR(y.Read("plugin_dir", &c.plugin_dir));
   RETURN_IF_ERROR(y.Read("data_dir", &c.data_dir));
@@ -195,6 +201,13 @@ absl::Status Validate(const WorkerConfig& c) {
     return Bad("reconnect_max_seconds", "must be at least reconnect_initial_seconds");
   }
   if (c.drain_grace < absl::ZeroDuration()) return Bad("drain_grace_seconds", "must be >= 0");
+  for (auto [name, value] : {std::pair{"limit_address_space_mb", c.limit_address_space_mb},
+                             {"limit_cpu_seconds", c.limit_cpu_seconds},
+                             {"limit_file_size_mb", c.limit_file_size_mb},
+                             {"limit_open_files", c.limit_open_files}}) {
+    if (value < 0) return Bad(name, absl::StrCat("must be >= 0 (0 = unlimited), got ", value));
+  }
+  if (c.output_cap_bytes < 1024) return Bad("output_cap_bytes", "must be at least 1024");
   if (!c.internet_check.empty()) RETURN_IF_ERROR(ValidateAddress("internet_check", c.internet_check));
   return ValidateLogLevel(c.log_level);
 }

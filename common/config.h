@@ -40,6 +40,15 @@ struct WorkerConfig {
   std::vector<std::string> tags;
   int slots = 0;  // 0 => number of CPU cores
   std::vector<std::string> allow;  // opt-in task types (dangerous handlers, plugins)
+  // Limits on every process a task starts (0 = unlimited).
+  int limit_address_space_mb = 4096;
+  int limit_cpu_seconds = 0;
+  int limit_file_size_mb = 1024;
+  int limit_open_files = 1024;
+  int output_cap_bytes = 1 << 20;  // per stream; the rest is dropped and marked
+  // Environment variables passed from the worker to task processes (besides PATH,
+  // HOME, TMPDIR and LANG, which are set for them). Nothing else leaks through.
+  std::vector<std::string> pass_env;
   std::string node_task_root;
   std::string plugin_dir;
   std::string data_dir = "/tmp/retire-cluster-worker";  // free disk is measured here

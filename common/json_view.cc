@@ -88,6 +88,10 @@ json TaskToJson(const pb::Task& t) {
       {"finished_at", TimeOrNull(t.finished_at_ms())},
       {"unschedulable_reason", t.unschedulable_reason()},
       {"attempt_history", history},
+      {"resource_usage",
+       {{"cpu_seconds", t.resource_usage().cpu_seconds()},
+        {"peak_rss_bytes", t.resource_usage().peak_rss_bytes()},
+        {"pid", t.resource_usage().pid()}}},
   };
   return j;
 }

@@ -61,6 +61,7 @@ void Coordinator::AssignLocked(TaskEntry* e, WorkerEntry* w, Effects& fx) {
   t.set_worker_device_id(w->caps.device_id());
   t.set_started_at_ms(0);
   t.clear_unschedulable_reason();
+  t.clear_resource_usage();
   pb::Attempt* a = t.add_attempt_history();
   a->set_number(t.attempts());
   a->set_worker_device_id(w->caps.device_id());

@@ -108,6 +108,15 @@ void Coordinator::HandleWorkerMessage(const std::string& device_id, uint64_t epo
     w->last_heartbeat_ms = clock_->NowMs();  // any message proves liveness
     if (msg.has_heartbeat()) w->load_average = msg.heartbeat().load_average();
     for (const pb::TaskStarted& s : msg.started()) StartedLocked(w, s, fx);
+    for (const pb::TaskProgress& p : msg.progress()) {
+      TaskEntry* e = tasks_.Find(p.task_id());
+      if (e == nullptr || e->task.attempts() != p.attempt() || e->task.worker_device_id() != device_id ||
+          IsTerminal(e->task.status())) {
+        continue;
+      }
+      e->task.mutable_resource_usage()->set_pid(p.pid());
+      ChangedLocked(e, fx);
+    }
     if (msg.finished_size() > 0) {
       // Acknowledge only once the results are stored: the worker forgets them then.
       pb::CoordinatorMessage acks;
@@ -173,6 +182,7 @@ void Coordinator::FinishLocked(WorkerEntry* w, const pb::TaskFinished& f, Effect
   t.set_stderr(f.stderr());
   t.set_exit_code(f.exit_code());
   t.set_execution_time_seconds(f.execution_time_seconds());
+  *t.mutable_resource_usage() = f.usage();
   if (t.started_at_ms() == 0) {
     t.set_started_at_ms(now - static_cast<int64_t>(f.execution_time_seconds() * 1000));
   }

@@ -123,7 +123,14 @@ void Executor::RunOne(const pb::Assignment& a, const std::shared_ptr<StopToken>&
     absl::StatusOr<HandlerOutput> out = absl::NotFoundError(
         absl::StrCat("this worker does not run task type '", a.task_type(), "'"));
     if (Handler* handler = handlers_->Find(a.task_type())) {
-      TaskContext ctx{a.task_id(), a.attempt(), a.payload(), token.get(), {capabilities_(), running()}};
+      TaskContext ctx{a.task_id(), a.attempt(), a.payload(), token.get(), {capabilities_(), running()}, nullptr};
+      ctx.on_process_start = [this, &a](int pid) {
+        pb::TaskProgress p;
+        p.set_task_id(a.task_id());
+        p.set_attempt(a.attempt());
+        p.set_pid(pid);
+        sink_->Progress(std::move(p));
+      };
       out = handler->Run(ctx);
     }
     if (out.ok()) {
@@ -131,10 +138,16 @@ void Executor::RunOne(const pb::Assignment& a, const std::shared_ptr<StopToken>&
       fin.set_stdout(std::move(out->stdout));
       fin.set_stderr(std::move(out->stderr));
       fin.set_exit_code(out->exit_code);
+      *fin.mutable_usage() = out->usage;
+      fin.mutable_usage()->set_pid(0);  // it has ended
+      if (!out->failure.ok()) out = out->failure;
     }
     if (token->cancelled()) {
       fin.set_status(pb::TASK_STATUS_CANCELLED);
       fin.set_error_message("cancelled");
+    } else if (!out.ok() && out.status().code() == absl::StatusCode::kDeadlineExceeded) {
+      fin.set_status(pb::TASK_STATUS_TIMEOUT);  // the handler's own, shorter limit
+      fin.set_error_message(std::string(out.status().message()));
     } else if (token->expired()) {
       fin.set_status(pb::TASK_STATUS_TIMEOUT);
       fin.set_error_message(absl::StrFormat("timed out after %gs", a.timeout_seconds()));

@@ -25,6 +25,7 @@ class EventSink {
   virtual ~EventSink() = default;
   virtual void Started(pb::TaskStarted event) = 0;
   virtual void Finished(pb::TaskFinished event) = 0;
+  virtual void Progress(pb::TaskProgress event) = 0;
 };
 
 class Executor {

@@ -4,6 +4,7 @@
 // CANCELLED itself: the Executor does, from the token. Handlers must return promptly
 // once the token is stopped.
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -11,6 +12,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "worker/stop_token.h"
+#include "retire_cluster/v1/task.pb.h"
 #include "retire_cluster/v1/worker.pb.h"
 
 namespace rc::worker {
@@ -29,6 +31,8 @@ struct TaskContext {
   std::string payload;  // a JSON object (validated by the coordinator)
   const StopToken* stop = nullptr;
   WorkerSnapshot worker;
+  // Handlers that start a process call this with its pid (shown while it runs).
+  std::function<void(int pid)> on_process_start;
 };
 
 struct HandlerOutput {
@@ -36,6 +40,10 @@ struct HandlerOutput {
   std::string stdout;
   std::string stderr;
   int exit_code = 0;
+  // Set when the attempt failed but produced output worth keeping (a command that
+  // exited non-zero): the task ends FAILED with this message and the output above.
+  absl::Status failure;
+  pb::ResourceUsage usage;
 };
 
 class Handler {

@@ -12,6 +12,11 @@ void Outbox::Finished(pb::TaskFinished event) {
   finished_.push_back(std::move(event));
 }
 
+void Outbox::Progress(pb::TaskProgress event) {
+  absl::MutexLock lock(&mu_);
+  progress_.push_back(std::move(event));
+}
+
 void Outbox::Wake() {
   absl::MutexLock lock(&mu_);
   woken_ = true;
@@ -31,12 +36,14 @@ void Outbox::RequestDeregister() {
 bool Outbox::Take(absl::Time until, pb::WorkerMessage* msg) {
   absl::MutexLock lock(&mu_);
   auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    return woken_ || draining_due_ || deregister_ || !started_.empty() || !finished_.empty();
+    return woken_ || draining_due_ || deregister_ || !started_.empty() || !finished_.empty() || !progress_.empty();
   };
   mu_.AwaitWithDeadline(absl::Condition(&ready), until);
   woken_ = false;
-  bool any = !started_.empty() || !finished_.empty() || draining_due_ || deregister_;
+  bool any = !started_.empty() || !finished_.empty() || !progress_.empty() || draining_due_ || deregister_;
   for (auto& e : started_) *msg->add_started() = std::move(e);
+  for (auto& e : progress_) *msg->add_progress() = std::move(e);
+  progress_.clear();
   for (auto& e : finished_) {
     *msg->add_finished() = e;
     in_flight_.push_back(std::move(e));

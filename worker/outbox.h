@@ -18,6 +18,7 @@ class Outbox final : public EventSink {
  public:
   void Started(pb::TaskStarted event) override;
   void Finished(pb::TaskFinished event) override;
+  void Progress(pb::TaskProgress event) override;
 
   // Waits until something is due, `until` passes, or Wake(); moves what is due into
   // *msg (finished events stay in flight until Ack). True when it moved anything.
@@ -37,6 +38,7 @@ class Outbox final : public EventSink {
  private:
   mutable absl::Mutex mu_;
   std::vector<pb::TaskStarted> started_ ABSL_GUARDED_BY(mu_);
+  std::vector<pb::TaskProgress> progress_ ABSL_GUARDED_BY(mu_);
   std::vector<pb::TaskFinished> finished_ ABSL_GUARDED_BY(mu_);   // due
   std::vector<pb::TaskFinished> in_flight_ ABSL_GUARDED_BY(mu_);  // sent, not acknowledged
   bool draining_ ABSL_GUARDED_BY(mu_) = false;      // shutting down

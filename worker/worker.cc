@@ -3,6 +3,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "worker/capability_probe.h"
+#include "worker/opt_in_handlers.h"
 
 namespace rc::worker {
 
@@ -11,14 +12,8 @@ absl::StatusOr<std::unique_ptr<Worker>> Worker::Start(const WorkerConfig& config
   std::unique_ptr<Worker> w(new Worker());
   w->config_ = config;
   AddBuiltinHandlers(&w->handlers_);
+  if (absl::Status s = AddOptInHandlers(config, &w->handlers_); !s.ok()) return s;
   std::vector<std::string> types = w->handlers_.types();
-  for (const std::string& allowed : config.allow) {
-    if (w->handlers_.Find(allowed) == nullptr) {
-      return absl::InvalidArgumentError(absl::StrCat("allow: task type '", allowed,
-                                                     "' is not available on this worker (available: ",
-                                                     absl::StrJoin(types, ", "), ")"));
-    }
-  }
   w->capabilities_ = ProbeCapabilities(config, types);
   Worker* raw = w.get();
   auto probe = [raw, types] { return ProbeCapabilities(raw->config_, types); };

@@ -54,8 +54,8 @@ expect "main: corrupt data dir" 1 "$RC_TMP/corrupt/tasks.db: .*not a usable reti
 expect "worker: bad slots in file" 2 "worker.yaml: key 'slots': expected an integer, got 'lots'" \
   "$worker" --config "$RC_TMP/worker.yaml"
 expect "worker: bad join address" 2 "join: expected HOST:PORT, got 'nowhere'" "$worker" --join nowhere
-expect "worker: allow of an unavailable type" 2 "allow: task type 'command' is not available" \
-  "$worker" --join 127.0.0.1:1 --allow command
+expect "worker: allow of an unknown type" 2 "allow: task type 'frobnicate' is not available" \
+  "$worker" --join 127.0.0.1:1 --allow frobnicate
 expect "cli: unreachable coordinator" 4 "cannot reach coordinator at 127.0.0.1:1" "$cli" --coordinator 127.0.0.1:1 stats
 expect "status: unreachable coordinator" 4 "cannot reach coordinator at 127.0.0.1:1" "$status" 127.0.0.1:1
 expect "cli: no command" 2 "usage: retire-cluster" "$cli"

@@ -339,3 +339,40 @@ TEST_CASE("A second coordinator on a port in use fails with a clear error") {
 }
 
 }  // namespace rc::testing
+
+namespace rc::testing {
+
+TEST_CASE("command runs only on a worker that allows it, with exact output and exit code") {
+  Cluster cluster;
+  cluster.AddWorker(Cluster::Worker("plain", 1));
+  auto& c = cluster.client();
+  auto ok = c.Submit(Spec("command", R"({"command":"echo out; echo err >&2"})"));
+  REQUIRE(ok.ok());
+  auto waiting = c.Get(ok->task_id());
+  CHECK(waiting->status() == pb::TASK_STATUS_QUEUED);
+  CHECK(waiting->unschedulable_reason() == "no connected worker can run it: plain does not run task type 'command'");
+  auto plain = c.Workers("plain");
+  CHECK(std::find(plain->at(0).capabilities().task_types().begin(), plain->at(0).capabilities().task_types().end(),
+                  "command") == plain->at(0).capabilities().task_types().end());
+
+  WorkerConfig willing = Cluster::Worker("willing", 1);
+  willing.allow = {"command"};
+  cluster.AddWorker(willing);
+  pb::Task t = WaitDone(c, ok->task_id());
+  CHECK(t.status() == pb::TASK_STATUS_SUCCESS);
+  CHECK(t.worker_device_id() == "willing");
+  CHECK(t.stdout() == "out\n");
+  CHECK(t.stderr() == "err\n");
+  CHECK(t.exit_code() == 0);
+  CHECK(t.resource_usage().peak_rss_bytes() > 0);
+
+  auto bad = c.Submit(Spec("command", R"({"command":"echo partial; exit 7"})",
+                           [](auto* r) { r->set_max_retries(0); }));
+  pb::Task f = WaitDone(c, bad->task_id());
+  CHECK(f.status() == pb::TASK_STATUS_FAILED);
+  CHECK(f.exit_code() == 7);
+  CHECK(f.stdout() == "partial\n");
+  CHECK_THAT(f.error_message(), Catch::StartsWith("exit code 7"));
+}
+
+}  // namespace rc::testing

@@ -16,6 +16,10 @@ class Recorder final : public EventSink {
     absl::MutexLock lock(&mu);
     finished.push_back(e);
   }
+  void Progress(pb::TaskProgress e) override {
+    absl::MutexLock lock(&mu);
+    progress.push_back(e);
+  }
   // Waits (bounded) for `n` finished events.
   bool WaitFinished(size_t n, absl::Duration limit = absl::Seconds(5)) {
     absl::MutexLock lock(&mu);
@@ -25,6 +29,7 @@ class Recorder final : public EventSink {
   absl::Mutex mu;
   std::vector<pb::TaskStarted> started ABSL_GUARDED_BY(mu);
   std::vector<pb::TaskFinished> finished ABSL_GUARDED_BY(mu);
+  std::vector<pb::TaskProgress> progress ABSL_GUARDED_BY(mu);
 };
 
 pb::Assignment Task(const std::string& id, const std::string& type, const std::string& payload, double timeout = 30) {

@@ -1,0 +1,25 @@
+#pragma once
+// Handlers that run only where the worker allows them (--allow TYPE,...): they execute
+// code or reach other machines. A worker advertises only the types it enabled.
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "common/config.h"
+#include "worker/handler.h"
+#include "worker/task_process.h"
+
+namespace rc::worker {
+
+std::unique_ptr<Handler> MakeCommandHandler(const ExecutionOptions& options);
+
+// The opt-in types this build knows (plugins come on top, from --plugin-dir).
+std::vector<std::string> OptInTypes();
+
+// Registers every type in config.allow. INVALID_ARGUMENT naming an allowed type that
+// is neither a known opt-in type nor a plugin found in config.plugin_dir.
+absl::Status AddOptInHandlers(const WorkerConfig& config, HandlerRegistry* registry);
+
+}  // namespace rc::worker
