@@ -140,7 +140,10 @@ void Executor::RunOne(const pb::Assignment& a, const std::shared_ptr<StopToken>&
       fin.set_exit_code(out->exit_code);
       *fin.mutable_usage() = out->usage;
       fin.mutable_usage()->set_pid(0);  // it has ended
-      if (!out->failure.ok()) out = out->failure;
+      if (!out->failure.ok()) {
+        absl::Status failure = out->failure;  // copied: assigning `out` destroys it
+        out = std::move(failure);
+      }
     }
     if (token->cancelled()) {
       fin.set_status(pb::TASK_STATUS_CANCELLED);
