@@ -4,6 +4,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "spdlog/spdlog.h"
+#include "worker/plugins.h"
 
 namespace rc::worker {
 
@@ -11,16 +13,32 @@ std::vector<std::string> OptInTypes() { return {"command"}; }
 
 absl::Status AddOptInHandlers(const WorkerConfig& config, HandlerRegistry* registry) {
   const ExecutionOptions options = ExecutionOptions::FromConfig(config);
+  PluginScan plugins;
+  if (!config.plugin_dir.empty()) {
+    absl::StatusOr<PluginScan> scan = ScanPlugins(config.plugin_dir, options);
+    if (!scan.ok()) return scan.status();
+    plugins = std::move(*scan);
+    for (const std::string& why : plugins.refused) spdlog::warn("plugin refused: {}", why);
+    for (const auto& [type, h] : plugins.handlers) {
+      bool allowed = std::find(config.allow.begin(), config.allow.end(), type) != config.allow.end();
+      spdlog::info("plugin {} found in {}{}", type, config.plugin_dir, allowed ? "" : " (not in --allow: disabled)");
+    }
+  }
   for (const std::string& type : config.allow) {
     if (registry->Find(type) != nullptr) continue;  // a safe built-in: always on
     if (type == "command") {
       registry->Add(type, MakeCommandHandler(options));
       continue;
     }
+    if (auto it = plugins.handlers.find(type); it != plugins.handlers.end()) {
+      registry->Add(type, std::move(it->second));
+      continue;
+    }
     std::vector<std::string> known = OptInTypes();
-    return absl::InvalidArgumentError(absl::StrCat("allow: task type '", type,
-                                                   "' is not available on this worker (opt-in types: ",
-                                                   absl::StrJoin(known, ", "), ")"));
+    for (const auto& [t, h] : plugins.handlers) known.push_back(t);
+    return absl::InvalidArgumentError(absl::StrCat(
+        "allow: task type '", type, "' is not available on this worker (opt-in types: ", absl::StrJoin(known, ", "),
+        config.plugin_dir.empty() ? "; no --plugin-dir" : absl::StrCat("; plugins from ", config.plugin_dir), ")"));
   }
   return absl::OkStatus();
 }

@@ -108,6 +108,21 @@ expect "the requeued task runs as attempt 2" 0 '"attempts": 2' \
 expect "one entry per device id" 0 '^2$' bash -c "'$cli' --coordinator $RC_ADDR workers --json | grep -c '\"device_id\"'"
 expect "the other worker's task is unaffected" 0 '"status": "success"' \
   "$cli" --coordinator "$RC_ADDR" wait "$id" --timeout 20 --json
+# Both plugin kinds from a plugin dir, through the real binaries, only where allowed.
+check "worker with plugins joins" rc_start_worker "$build" plug --plugin-dir "$build/plugins" \
+  --allow word_count,reverse_text,command
+plug=$RC_LAST_WORKER_PID
+expect "executable plugin runs" 0 '"words": 3' \
+  "$cli" --coordinator "$RC_ADDR" submit word_count --payload '{"text":"a b c"}' --wait --json
+expect "shared-library plugin runs" 0 '"reversed": "olleh"' \
+  "$cli" --coordinator "$RC_ADDR" submit reverse_text --payload '{"text":"hello"}' --wait --json
+expect "command runs where allowed" 0 '"stdout": "hi\\n"' \
+  "$cli" --coordinator "$RC_ADDR" submit command --payload '{"command":"echo hi"}' --wait --json
+expect "a plugin type not allowed is not advertised" 0 '^0$' \
+  bash -c "'$cli' --coordinator $RC_ADDR workers --json | jq '[.workers[] | select(.device_id != \"plug\") | .task_types[] | select(. == \"word_count\")] | length'"
+expect "allow of a plugin that is not there" 2 "allow: task type 'nope' is not available on this worker" \
+  "$worker" --join 127.0.0.1:1 --plugin-dir "$build/plugins" --allow nope
+check "SIGTERM stops the plugin worker cleanly" rc_stop "$plug"
 check "SIGTERM stops an idle worker cleanly" rc_stop "$w2"
 check "SIGTERM stops the restarted worker cleanly" rc_stop "$w1"
 check "SIGTERM stops the coordinator cleanly" rc_stop "$RC_MAIN_PID"
