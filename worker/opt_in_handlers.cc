@@ -9,7 +9,7 @@
 
 namespace rc::worker {
 
-std::vector<std::string> OptInTypes() { return {"command"}; }
+std::vector<std::string> OptInTypes() { return {"command", "node_task"}; }
 
 absl::Status AddOptInHandlers(const WorkerConfig& config, HandlerRegistry* registry) {
   const ExecutionOptions options = ExecutionOptions::FromConfig(config);
@@ -28,6 +28,10 @@ absl::Status AddOptInHandlers(const WorkerConfig& config, HandlerRegistry* regis
     if (registry->Find(type) != nullptr) continue;  // a safe built-in: always on
     if (type == "command") {
       registry->Add(type, MakeCommandHandler(options));
+      continue;
+    }
+    if (type == "node_task") {
+      registry->Add(type, MakeNodeTaskHandler(config.node_task_root, options));
       continue;
     }
     if (auto it = plugins.handlers.find(type); it != plugins.handlers.end()) {
