@@ -9,7 +9,7 @@
 
 namespace rc::worker {
 
-std::vector<std::string> OptInTypes() { return {"command", "node_task"}; }
+std::vector<std::string> OptInTypes() { return {"command", "node_task", "python_eval"}; }
 
 absl::Status AddOptInHandlers(const WorkerConfig& config, HandlerRegistry* registry) {
   const ExecutionOptions options = ExecutionOptions::FromConfig(config);
@@ -28,6 +28,10 @@ absl::Status AddOptInHandlers(const WorkerConfig& config, HandlerRegistry* regis
     if (registry->Find(type) != nullptr) continue;  // a safe built-in: always on
     if (type == "command") {
       registry->Add(type, MakeCommandHandler(options));
+      continue;
+    }
+    if (type == "python_eval") {
+      registry->Add(type, MakePythonEvalHandler(options));
       continue;
     }
     if (type == "node_task") {

@@ -14,6 +14,7 @@
 namespace rc::worker {
 
 std::unique_ptr<Handler> MakeCommandHandler(const ExecutionOptions& options);
+std::unique_ptr<Handler> MakePythonEvalHandler(const ExecutionOptions& options);
 std::unique_ptr<Handler> MakeNodeTaskHandler(const std::string& root, const ExecutionOptions& options);
 
 // The opt-in types this build knows (plugins come on top, from --plugin-dir).
