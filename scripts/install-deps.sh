@@ -6,8 +6,9 @@ set -euo pipefail
 packages=(
   build-essential cmake ccache pkg-config git
   protobuf-compiler libprotobuf-dev libgrpc++-dev protobuf-compiler-grpc
-  libabsl-dev libspdlog-dev libfmt-dev libyaml-cpp-dev nlohmann-json3-dev libsqlite3-dev
+  libabsl-dev libspdlog-dev libfmt-dev libyaml-cpp-dev nlohmann-json3-dev libsqlite3-dev libcurl4-openssl-dev
   catch2
+  python3 python3-venv   # python_eval, python_script
   jq nftables iproute2   # tests: JSON checks; the network-partition fault test
 )
 

@@ -14,6 +14,8 @@
 namespace rc::worker {
 
 std::unique_ptr<Handler> MakeCommandHandler(const ExecutionOptions& options);
+// Not opt-in (DESIGN.md lists it among the safe built-ins); here for its options.
+std::unique_ptr<Handler> MakeHttpRequestHandler(size_t body_cap);
 std::unique_ptr<Handler> MakePythonEvalHandler(const ExecutionOptions& options);
 std::unique_ptr<Handler> MakeNodeTaskHandler(const std::string& root, const ExecutionOptions& options);
 
