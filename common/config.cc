@@ -129,6 +129,7 @@ absl::StatusOr<WorkerConfig> ParseWorkerYaml(const std::string& text, const std:
   RETURN_IF_ERROR(y.Read("limit_open_files", &c.limit_open_files));
   RETURN_IF_ERROR(y.Read("output_cap_bytes", &c.output_cap_bytes));
   RETURN_IF_ERROR(y.Read("pass_env", &c.pass_env));
+  RETURN_IF_ERROR(y.Read("venv_cache_mb", &c.venv_cache_mb));
   RETURN_IF_ERROR(y.Read("node_task_root", &c.node_task_root));
   RETURN_IF_ERROR(y.Read("plugin_dir", &c.plugin_dir));
   RETURN_IF_ERROR(y.Read("data_dir", &c.data_dir));
@@ -208,6 +209,7 @@ absl::Status Validate(const WorkerConfig& c) {
     if (value < 0) return Bad(name, absl::StrCat("must be >= 0 (0 = unlimited), got ", value));
   }
   if (c.output_cap_bytes < 1024) return Bad("output_cap_bytes", "must be at least 1024");
+  if (c.venv_cache_mb < 0) return Bad("venv_cache_mb", "must be >= 0 (0 = no limit)");
   if (!c.internet_check.empty()) RETURN_IF_ERROR(ValidateAddress("internet_check", c.internet_check));
   return ValidateLogLevel(c.log_level);
 }

@@ -49,6 +49,7 @@ struct WorkerConfig {
   // Environment variables passed from the worker to task processes (besides PATH,
   // HOME, TMPDIR and LANG, which are set for them). Nothing else leaks through.
   std::vector<std::string> pass_env;
+  int venv_cache_mb = 2048;  // python_script virtualenvs kept (least recently used go first)
   std::string node_task_root;
   std::string plugin_dir;
   std::string data_dir = "/tmp/retire-cluster-worker";  // free disk is measured here

@@ -9,7 +9,7 @@
 
 namespace rc::worker {
 
-std::vector<std::string> OptInTypes() { return {"command", "node_task", "python_eval"}; }
+std::vector<std::string> OptInTypes() { return {"command", "node_task", "python_eval", "python_script"}; }
 
 absl::Status AddOptInHandlers(const WorkerConfig& config, HandlerRegistry* registry) {
   const ExecutionOptions options = ExecutionOptions::FromConfig(config);
@@ -28,6 +28,12 @@ absl::Status AddOptInHandlers(const WorkerConfig& config, HandlerRegistry* regis
     if (registry->Find(type) != nullptr) continue;  // a safe built-in: always on
     if (type == "command") {
       registry->Add(type, MakeCommandHandler(options));
+      continue;
+    }
+    if (type == "python_script") {
+      auto h = MakePythonScriptHandler(options, static_cast<uint64_t>(config.venv_cache_mb) << 20);
+      if (!h.ok()) return h.status();
+      registry->Add(type, std::move(*h));
       continue;
     }
     if (type == "python_eval") {

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "common/config.h"
 #include "worker/handler.h"
 #include "worker/task_process.h"
@@ -17,6 +18,9 @@ std::unique_ptr<Handler> MakeCommandHandler(const ExecutionOptions& options);
 // Not opt-in (DESIGN.md lists it among the safe built-ins); here for its options.
 std::unique_ptr<Handler> MakeHttpRequestHandler(size_t body_cap);
 std::unique_ptr<Handler> MakePythonEvalHandler(const ExecutionOptions& options);
+// FAILED_PRECONDITION when python3 is missing.
+absl::StatusOr<std::unique_ptr<Handler>> MakePythonScriptHandler(const ExecutionOptions& options,
+                                                                 uint64_t cache_limit_bytes);
 std::unique_ptr<Handler> MakeNodeTaskHandler(const std::string& root, const ExecutionOptions& options);
 
 // The opt-in types this build knows (plugins come on top, from --plugin-dir).

@@ -1,0 +1,107 @@
+// python_script with a locally built wheel (PIP_FIND_LINKS + PIP_NO_INDEX: no network).
+#include <catch2/catch.hpp>
+#include <cstdlib>
+#include <filesystem>
+#include <thread>
+
+#include "common/ids.h"
+#include "nlohmann/json.hpp"
+#include "worker/opt_in_handlers.h"
+#include "worker/venv_cache.h"
+
+namespace rc::worker {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct Env {
+  fs::path root = fs::temp_directory_path() / NewId("rc-pyscript-test");
+  std::unique_ptr<Handler> handler;
+  Env() {
+    fs::create_directories(root / "wheels");
+    std::string cmd = "python3 " RC_SOURCE_DIR "/tests/fixtures/make_wheel.py " + (root / "wheels").string();
+    REQUIRE(std::system(cmd.c_str()) == 0);
+    setenv("PIP_FIND_LINKS", (root / "wheels").c_str(), 1);
+    setenv("PIP_NO_INDEX", "1", 1);
+    ExecutionOptions o;
+    o.work_root = (root / "data" / "tasks").string();
+    auto h = MakePythonScriptHandler(o, 0);
+    REQUIRE(h.ok());
+    handler = std::move(*h);
+  }
+  ~Env() {
+    unsetenv("PIP_FIND_LINKS");
+    unsetenv("PIP_NO_INDEX");
+    fs::remove_all(root);
+  }
+  absl::StatusOr<HandlerOutput> Run(const nlohmann::json& payload) {
+    StopToken stop(absl::Now() + absl::Seconds(120));
+    return handler->Run(TaskContext{NewId("task"), 1, payload.dump(), &stop, {}, nullptr});
+  }
+};
+
+const nlohmann::json kGreet = {{"code", "import rcgreet\nprint(rcgreet.greet('cluster'))\n"},
+                               {"requirements", {"rcgreet"}}};
+
+}  // namespace
+
+TEST_CASE("python_script installs a requirement from a local wheel, then reuses the environment") {
+  Env env;
+  absl::Time t0 = absl::Now();
+  auto first = env.Run(kGreet);
+  absl::Duration cold = absl::Now() - t0;
+  REQUIRE(first.ok());
+  INFO(first->stderr);
+  CHECK(first->failure.ok());
+  CHECK(first->stdout == "hello cluster\n");
+  CHECK(nlohmann::json::parse(first->result)["environment_created"] == true);
+
+  t0 = absl::Now();
+  auto second = env.Run(kGreet);
+  absl::Duration warm = absl::Now() - t0;
+  REQUIRE(second.ok());
+  CHECK(second->stdout == "hello cluster\n");
+  CHECK(nlohmann::json::parse(second->result)["environment_created"] == false);
+  CHECK(nlohmann::json::parse(second->result)["environment"] == nlohmann::json::parse(first->result)["environment"]);
+  INFO("cold " << absl::FormatDuration(cold) << ", warm " << absl::FormatDuration(warm));
+  CHECK(warm * 3 < cold);
+
+  auto plain = env.Run({{"code", "import sys; print(40 + 2); sys.exit(5)"}});
+  REQUIRE(plain.ok());
+  CHECK(plain->stdout == "42\n");
+  CHECK(plain->exit_code == 5);
+  CHECK(plain->failure.message() == "exit code 5");
+}
+
+TEST_CASE("python_script names a package pip cannot install") {
+  Env env;
+  auto out = env.Run({{"code", "print(1)"}, {"requirements", {"rc-no-such-package==9.9"}}});
+  REQUIRE_FALSE(out.ok());
+  CHECK_THAT(std::string(out.status().message()), Catch::StartsWith("pip could not install 'rc-no-such-package==9.9'"));
+}
+
+TEST_CASE("Concurrent tasks with the same requirements build the environment once") {
+  Env env;
+  std::vector<bool> created(3);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 3; ++i) {
+    threads.emplace_back([&, i] {
+      auto out = env.Run(kGreet);
+      created[i] = out.ok() && nlohmann::json::parse(out->result)["environment_created"] == true;
+    });
+  }
+  for (auto& t : threads) t.join();
+  CHECK(std::count(created.begin(), created.end(), true) == 1);
+}
+
+TEST_CASE("Requirement sets are normalised before hashing") {
+  CHECK(VenvCache::Normalize({" Foo_Bar>=1 ", "numpy", "foo-bar>=1", ""}) ==
+        std::vector<std::string>{"foo-bar>=1", "numpy"});
+  CHECK(VenvCache::Key("3.11", VenvCache::Normalize({"B", "a"})) == VenvCache::Key("3.11", {"a", "b"}));
+  CHECK(VenvCache::Key("3.11", {"a"}) != VenvCache::Key("3.12", {"a"}));
+  CHECK(PipError("ERROR: Could not find a version that satisfies the requirement zzz (from versions: none)\n"
+                 "ERROR: No matching distribution found for zzz\n") ==
+        "pip could not install 'zzz': No matching distribution found for zzz");
+}
+
+}  // namespace rc::worker

@@ -1,0 +1,81 @@
+// `python_script`: payload.code run by Python in a private directory; with
+// payload.requirements, in a cached virtualenv holding them (see VenvCache).
+// Opt-in (--allow python_script).
+#include <filesystem>
+#include <fstream>
+
+#include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
+#include "worker/opt_in_handlers.h"
+#include "worker/payload.h"
+#include "worker/task_process.h"
+#include "worker/venv_cache.h"
+
+namespace rc::worker {
+namespace {
+
+class PythonScriptHandler final : public Handler {
+ public:
+  PythonScriptHandler(ExecutionOptions options, std::string python, uint64_t cache_limit)
+      : options_(std::move(options)),
+        python_(python),
+        venvs_((std::filesystem::path(options_.work_root).parent_path() / "venvs").string(), python, cache_limit) {}
+
+  absl::StatusOr<HandlerOutput> Run(const TaskContext& ctx) override {
+    ASSIGN_OR_RETURN(Payload p, Payload::Parse(ctx.payload));
+    ASSIGN_OR_RETURN(std::optional<std::string> code, p.String("code"));
+    if (!code.has_value()) return absl::InvalidArgumentError("payload.code: required, Python source");
+    ASSIGN_OR_RETURN(std::vector<std::string> requirements, p.StringArray("requirements"));
+    ASSIGN_OR_RETURN(std::optional<bool> keep_alive, p.Bool("keep_alive"));
+    ASSIGN_OR_RETURN(std::optional<double> timeout, p.Seconds("timeout"));
+
+    std::optional<VenvCache::Lease> lease;
+    bool created = false;
+    std::string python = python_;
+    if (!requirements.empty() || keep_alive.value_or(false)) {
+      ASSIGN_OR_RETURN(VenvCache::Lease l, venvs_.Acquire(requirements, keep_alive.value_or(false), *ctx.stop, &created));
+      python = l.python();
+      lease.emplace(std::move(l));
+    }
+    ASSIGN_OR_RETURN(TaskDir dir, TaskDir::Create(options_.work_root, ctx.task_id, ctx.attempt));
+    const std::string script = (std::filesystem::path(dir.path()) / "main.py").string();
+    std::ofstream(script) << *code;
+    ProcessSpec spec;
+    spec.argv = {python, script};
+    std::map<std::string, std::string> extra = {{"PYTHONUNBUFFERED", "1"}};
+    if (lease.has_value()) extra["VIRTUAL_ENV"] = lease->dir();
+    spec.env = TaskEnvironment(options_, dir.path(), extra);
+    spec.cwd = dir.path();
+    spec.limits = options_.limits;
+    spec.output_cap = options_.output_cap;
+    if (timeout.has_value()) spec.deadline = absl::Now() + absl::Seconds(*timeout);
+    ASSIGN_OR_RETURN(ProcessResult r, RunProcess(spec, *ctx.stop, ctx.on_process_start));
+    HandlerOutput out = FromProcess(r, options_.output_cap);
+    if (r.deadline_passed && !ctx.stop->stopped()) {
+      out.failure = absl::DeadlineExceededError(absl::StrCat("payload.timeout: killed after ", *timeout, "s"));
+    }
+    nlohmann::json result = {{"exit_code", r.exit_code}, {"stdout", out.stdout}, {"stderr", out.stderr}};
+    if (lease.has_value()) {
+      result["environment"] = std::filesystem::path(lease->dir()).filename().string();
+      result["environment_created"] = created;
+    }
+    out.result = result.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    return out;
+  }
+
+ private:
+  const ExecutionOptions options_;
+  const std::string python_;
+  VenvCache venvs_;
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Handler>> MakePythonScriptHandler(const ExecutionOptions& options,
+                                                                 uint64_t cache_limit_bytes) {
+  std::string python = FindProgram("python3", "/usr/bin:/usr/local/bin:/bin");
+  if (python.empty()) return absl::FailedPreconditionError("python_script: python3 is not installed on this worker");
+  return std::unique_ptr<Handler>(new PythonScriptHandler(options, python, cache_limit_bytes));
+}
+
+}  // namespace rc::worker

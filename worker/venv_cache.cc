@@ -1,0 +1,245 @@
+#include "worker/venv_cache.h"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <regex>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "common/ids.h"
+#include "spdlog/spdlog.h"
+
+namespace rc::worker {
+namespace {
+
+namespace fs = std::filesystem;
+
+// Variables that carry pip's configuration: private indexes, find-links, proxies, certs.
+bool PipVariable(absl::string_view name) {
+  return absl::StartsWith(name, "PIP_") || name == "HOME" || name == "XDG_CONFIG_HOME" ||
+         absl::EndsWith(absl::AsciiStrToLower(name), "_proxy") || name == "SSL_CERT_FILE" ||
+         name == "REQUESTS_CA_BUNDLE";
+}
+
+std::vector<std::string> PipEnvironment() {
+  std::vector<std::string> env = {"PATH=/usr/local/bin:/usr/bin:/bin", "LANG=C.UTF-8",
+                                  "PIP_DISABLE_PIP_VERSION_CHECK=1"};
+  for (char** e = environ; *e != nullptr; ++e) {
+    absl::string_view kv(*e);
+    if (PipVariable(kv.substr(0, kv.find('=')))) env.emplace_back(kv);
+  }
+  return env;
+}
+
+uint64_t DirectorySize(const fs::path& dir) {
+  uint64_t total = 0;
+  std::error_code ec;
+  for (auto it = fs::recursive_directory_iterator(dir, ec); !ec && it != fs::recursive_directory_iterator();
+       it.increment(ec)) {
+    if (it->is_regular_file(ec)) total += it->file_size(ec);
+  }
+  return total;
+}
+
+// Holds an exclusive flock on `path` (created) while alive.
+class FileLock {
+ public:
+  explicit FileLock(const std::string& path) : fd_(open(path.c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0600)) {
+    if (fd_ >= 0) flock(fd_, LOCK_EX);
+  }
+  ~FileLock() {
+    if (fd_ >= 0) close(fd_);
+  }
+
+ private:
+  int fd_;
+};
+
+void Touch(const fs::path& file) {
+  std::ofstream(file, std::ios::trunc) << absl::ToUnixSeconds(absl::Now());
+}
+
+}  // namespace
+
+std::string PipError(const std::string& output) {
+  static const std::regex kNoDist(R"(No matching distribution found for ([^\s]+))");
+  static const std::regex kNoVersion(R"(Could not find a version that satisfies the requirement ([^\s]+))");
+  std::smatch m;
+  if (std::regex_search(output, m, kNoDist) || std::regex_search(output, m, kNoVersion)) {
+    return absl::StrCat("pip could not install '", m[1].str(), "': ", m[0].str());
+  }
+  std::string last;
+  for (absl::string_view line : absl::StrSplit(output, '\n')) {
+    if (absl::StartsWith(line, "ERROR:")) last = std::string(absl::StripAsciiWhitespace(line.substr(6)));
+  }
+  return absl::StrCat("pip install failed: ", last.empty() ? "see stderr" : last);
+}
+
+VenvCache::VenvCache(std::string root, std::string python, uint64_t limit_bytes)
+    : root_(std::move(root)), python_(std::move(python)), limit_bytes_(limit_bytes) {
+  StopToken stop(absl::Now() + absl::Seconds(20));
+  ProcessSpec spec;
+  spec.argv = {python_, "-I", "-c", "import sys; print(sys.version)"};
+  spec.env = {"PATH=/usr/bin:/bin"};
+  absl::StatusOr<ProcessResult> r = RunProcess(spec, stop);
+  python_version_ = r.ok() ? std::string(absl::StripAsciiWhitespace(r->stdout)) : "unknown";
+}
+
+std::vector<std::string> VenvCache::Normalize(const std::vector<std::string>& requirements) {
+  static const std::regex kSeparators("[-_.]+");
+  std::vector<std::string> out;
+  for (const std::string& raw : requirements) {
+    std::string r(absl::StripAsciiWhitespace(raw));
+    if (r.empty()) continue;
+    size_t name_end = r.find_first_of("<>=!~;[ @");
+    std::string name = absl::AsciiStrToLower(r.substr(0, name_end));
+    name = std::regex_replace(name, kSeparators, "-");
+    out.push_back(name + (name_end == std::string::npos ? "" : r.substr(name_end)));
+  }
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  return out;
+}
+
+std::string VenvCache::Key(const std::string& python_version, const std::vector<std::string>& normalized) {
+  uint64_t h = 1469598103934665603ULL;  // FNV-1a: stable across builds and runs
+  for (char c : absl::StrCat(python_version, "\n", absl::StrJoin(normalized, "\n"))) {
+    h ^= static_cast<unsigned char>(c);
+    h *= 1099511628211ULL;
+  }
+  return absl::StrFormat("%016x", h);
+}
+
+absl::Mutex* VenvCache::KeyMutex(const std::string& key) {
+  absl::MutexLock lock(&mu_);
+  auto& m = key_mu_[key];
+  if (m == nullptr) m = std::make_unique<absl::Mutex>();
+  return m.get();
+}
+
+absl::StatusOr<VenvCache::Lease> VenvCache::Acquire(const std::vector<std::string>& requirements, bool keep_alive,
+                                                   const StopToken& stop, bool* created) {
+  const std::vector<std::string> normalized = Normalize(requirements);
+  const std::string key = Key(python_version_, normalized);
+  const fs::path dir = fs::path(root_) / key;
+  if (created != nullptr) *created = false;
+  {
+    absl::MutexLock key_lock(KeyMutex(key));
+    std::error_code ec;
+    fs::create_directories(root_, ec);
+    if (ec) return absl::UnavailableError(absl::StrCat("cannot create venv cache ", root_, ": ", ec.message()));
+    FileLock lock((fs::path(root_) / (key + ".lock")).string());
+    if (!fs::exists(dir / ".ready")) {
+      absl::Status built = Build(key, normalized, stop);
+      if (!built.ok()) return built;
+      if (created != nullptr) *created = true;
+    }
+    Touch(dir / ".last_used");
+    if (keep_alive) Touch(dir / ".keep_alive");
+    absl::MutexLock lock2(&mu_);
+    ++in_use_[key];
+  }
+  Evict();
+  return Lease(this, key, dir.string());
+}
+
+absl::Status VenvCache::Build(const std::string& key, const std::vector<std::string>& requirements,
+                              const StopToken& stop) {
+  const fs::path tmp = fs::path(root_) / absl::StrCat(key, ".tmp-", NewId("b"));
+  auto run = [&](std::vector<std::string> argv) -> absl::StatusOr<ProcessResult> {
+    ProcessSpec spec;
+    spec.argv = std::move(argv);
+    spec.env = PipEnvironment();
+    spec.cwd = root_;
+    spec.limits.address_space_bytes = 0;
+    spec.output_cap = 256 << 10;
+    return RunProcess(spec, stop);
+  };
+  spdlog::info("python_script: building virtualenv {} for [{}]", key, absl::StrJoin(requirements, ", "));
+  absl::StatusOr<ProcessResult> venv = run({python_, "-m", "venv", tmp.string()});
+  auto cleanup = [&] {
+    std::error_code ec;
+    fs::remove_all(tmp, ec);
+  };
+  if (!venv.ok() || venv->exit_code != 0) {
+    cleanup();
+    return absl::FailedPreconditionError(absl::StrCat(
+        "cannot create a virtualenv with ", python_, " (is python3-venv installed?): ",
+        venv.ok() ? absl::StripAsciiWhitespace(venv->stderr) : venv.status().message()));
+  }
+  if (!requirements.empty()) {
+    std::vector<std::string> pip = {(tmp / "bin" / "python").string(), "-m", "pip", "install", "--quiet"};
+    pip.insert(pip.end(), requirements.begin(), requirements.end());
+    absl::StatusOr<ProcessResult> installed = run(pip);
+    if (!installed.ok() || installed->exit_code != 0 || installed->stopped) {
+      cleanup();
+      if (installed.ok() && installed->stopped) return absl::AbortedError("stopped while installing requirements");
+      return absl::InvalidArgumentError(
+          installed.ok() ? PipError(installed->stdout + "\n" + installed->stderr) : std::string(installed.status().message()));
+    }
+  }
+  std::ofstream(tmp / ".requirements") << absl::StrJoin(requirements, "\n") << "\n";
+  Touch(tmp / ".ready");
+  std::error_code ec;
+  fs::rename(tmp, fs::path(root_) / key, ec);
+  if (ec) {
+    cleanup();
+    return absl::UnavailableError(absl::StrCat("cannot move virtualenv into ", root_, ": ", ec.message()));
+  }
+  return absl::OkStatus();
+}
+
+void VenvCache::Release(const std::string& key) {
+  absl::MutexLock lock(&mu_);
+  if (--in_use_[key] <= 0) in_use_.erase(key);
+}
+
+VenvCache::Lease::~Lease() {
+  if (cache_ != nullptr) cache_->Release(key_);
+}
+
+void VenvCache::Evict() {
+  if (limit_bytes_ == 0) return;
+  struct Env {
+    fs::path dir;
+    int64_t last_used;
+    uint64_t size;
+  };
+  std::vector<Env> envs;
+  uint64_t total = 0;
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(root_, ec)) {
+    if (!entry.is_directory(ec) || !fs::exists(entry.path() / ".ready")) continue;
+    std::ifstream f(entry.path() / ".last_used");
+    int64_t t = 0;
+    f >> t;
+    Env e{entry.path(), t, DirectorySize(entry.path())};
+    total += e.size;
+    envs.push_back(std::move(e));
+  }
+  std::sort(envs.begin(), envs.end(), [](const Env& a, const Env& b) { return a.last_used < b.last_used; });
+  for (const Env& e : envs) {
+    if (total <= limit_bytes_) break;
+    const std::string key = e.dir.filename().string();
+    if (fs::exists(e.dir / ".keep_alive")) continue;
+    absl::MutexLock key_lock(KeyMutex(key));  // no Acquire of this key can be in between
+    {
+      absl::MutexLock lock(&mu_);
+      if (in_use_.contains(key)) continue;
+    }
+    FileLock lock((fs::path(root_) / (key + ".lock")).string());
+    fs::remove_all(e.dir, ec);
+    total -= e.size;
+    spdlog::info("python_script: evicted virtualenv {} ({} MB) to stay under the cache limit", key, e.size >> 20);
+  }
+}
+
+}  // namespace rc::worker
