@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -143,6 +144,8 @@ absl::StatusOr<ProcessResult> RunProcess(const ProcessSpec& spec, const StopToke
     return absl::FailedPreconditionError(absl::StrCat("cannot run ", program, ": ", std::strerror(exec_errno)));
   }
   if (on_start) on_start(pid);
+  // Polled with the pipes, so that the exit wakes the loop at once.
+  const int pidfd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
 
   ProcessResult result;
   result.pid = pid;
@@ -175,18 +178,19 @@ absl::StatusOr<ProcessResult> RunProcess(const ProcessSpec& spec, const StopToke
       drain_until = absl::Now() + absl::Seconds(1);
     }
     if (exited && absl::Now() >= drain_until) break;  // a descendant that escaped the group holds a pipe
-    pollfd fds[3];
+    pollfd fds[4];
     int n = 0;
     if (out.read >= 0) fds[n++] = {out.read, POLLIN, 0};
     if (err.read >= 0) fds[n++] = {err.read, POLLIN, 0};
     if (in.write >= 0) fds[n++] = {in.write, POLLOUT, 0};
+    if (!exited && pidfd >= 0) fds[n++] = {pidfd, POLLIN, 0};
     if (n == 0) {
-      absl::SleepFor(kPoll);
+      absl::SleepFor(absl::Milliseconds(1));  // no pidfd (old kernel): poll the exit
       continue;
     }
     if (poll(fds, n, absl::ToInt64Milliseconds(kPoll)) <= 0) continue;
     for (int i = 0; i < n; ++i) {
-      if (fds[i].revents == 0) continue;
+      if (fds[i].revents == 0 || fds[i].fd == pidfd) continue;
       if (fds[i].fd == in.write) {
         ssize_t w = write(in.write, spec.stdin_data.data() + written, spec.stdin_data.size() - written);
         if (w > 0) written += w;
@@ -207,6 +211,7 @@ absl::StatusOr<ProcessResult> RunProcess(const ProcessSpec& spec, const StopToke
     kill(-pid, SIGKILL);
     wait4(pid, &status, 0, &usage);
   }
+  if (pidfd >= 0) close(pidfd);
   if (WIFEXITED(status)) result.exit_code = WEXITSTATUS(status);
   if (WIFSIGNALED(status)) result.signal = WTERMSIG(status);
   result.cpu_seconds = usage.ru_utime.tv_sec + usage.ru_stime.tv_sec +

@@ -1,4 +1,5 @@
 // The whole loop over real gRPC: client -> coordinator -> worker -> result.
+#include <signal.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
@@ -373,6 +374,29 @@ TEST_CASE("command runs only on a worker that allows it, with exact output and e
   CHECK(f.exit_code() == 7);
   CHECK(f.stdout() == "partial\n");
   CHECK_THAT(f.error_message(), Catch::StartsWith("exit code 7"));
+}
+
+}  // namespace rc::testing
+
+namespace rc::testing {
+
+TEST_CASE("A running command shows its pid; usage is kept when it ends") {
+  Cluster cluster;
+  WorkerConfig w = Cluster::Worker("w1", 1);
+  w.allow = {"command"};
+  cluster.AddWorker(w);
+  auto& c = cluster.client();
+  auto r = c.Submit(Spec("command", R"({"command":"sleep 30"})"));
+  REQUIRE(r.ok());
+  int pid = 0;
+  REQUIRE(Eventually([&] {
+    pid = c.Get(r->task_id())->resource_usage().pid();
+    return pid > 0;
+  }));
+  CHECK(kill(pid, 0) == 0);  // that process is really running
+  REQUIRE(c.Cancel(r->task_id())->cancelled());
+  pb::Task t = WaitDone(c, r->task_id());
+  CHECK(t.status() == pb::TASK_STATUS_CANCELLED);
 }
 
 }  // namespace rc::testing
