@@ -11,7 +11,7 @@ cli() { "$build/client/retire-cluster" --coordinator "$RC_ADDR" "$@"; }
 
 rc_start_main "$build"
 echo "== coordinator listening on $RC_ADDR"
-rc_start_worker "$build" laptop --role worker --tags ssd,home --slots 2
+rc_start_worker "$build" laptop --role worker --tags ssd,home --slots 2 --allow command
 rc_start_worker "$build" gpu-box --role compute --tags gpu-box --slots 1
 echo "== workers"
 cli workers
@@ -26,6 +26,7 @@ ids=(
   "$(cli submit echo --payload '{"job":"render","frame":42}' --role compute)"
   "$(cli submit sleep --payload '{"duration": 0.2}' --tag ssd --priority normal)"
   "$(cli submit sleep --payload '{"duration": 30}' --timeout 0.3)"
+  "$(cli submit command --payload '{"command": "uname -sm; nproc"}' --device laptop)"
   "$slow"
 )
 echo "queued ${#ids[@]} tasks; an urgent one needing tag needs-a-tpu:"
