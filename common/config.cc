@@ -1,6 +1,7 @@
 #include "common/config.h"
 
 #include <cstdlib>
+#include <filesystem>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -250,6 +251,10 @@ absl::StatusOr<WorkerConfig> LoadWorkerConfig(const ParsedFlags& f) {
   SetString(f, "data-dir", &c.data_dir);
   SetString(f, "log-level", &c.log_level);
   RETURN_IF_ERROR(Validate(c));
+  // Absolute, so that task processes (which run elsewhere) find them.
+  for (std::string* dir : {&c.data_dir, &c.plugin_dir, &c.node_task_root}) {
+    if (!dir->empty()) *dir = std::filesystem::absolute(*dir).lexically_normal().string();
+  }
   return c;
 }
 

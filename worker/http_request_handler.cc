@@ -79,8 +79,18 @@ class HttpRequestHandler final : public Handler {
     char error[CURL_ERROR_SIZE] = {0};
     CURL* c = curl.get();
     curl_easy_setopt(c, CURLOPT_URL, url->c_str());
-    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method.c_str());
-    if (method == "HEAD") curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+    // Standard methods through their own options, so that a 301/302/303 turns a POST
+    // into a GET as browsers do; others are sent as given.
+    if (method == "GET") {
+      curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
+    } else if (method == "HEAD") {
+      curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+    } else if (method == "POST") {
+      curl_easy_setopt(c, CURLOPT_POST, 1L);
+      if (!body.has_value()) curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, 0L);
+    } else {
+      curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method.c_str());
+    }
     if (body.has_value()) {
       curl_easy_setopt(c, CURLOPT_POSTFIELDS, body->data());
       curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body->size()));

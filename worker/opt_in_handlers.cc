@@ -9,7 +9,9 @@
 
 namespace rc::worker {
 
-std::vector<std::string> OptInTypes() { return {"command", "node_task", "python_eval", "python_script"}; }
+std::vector<std::string> OptInTypes() {
+  return {"command", "http_request", "node_task", "python_eval", "python_script"};
+}
 
 absl::Status AddOptInHandlers(const WorkerConfig& config, HandlerRegistry* registry) {
   const ExecutionOptions options = ExecutionOptions::FromConfig(config);
@@ -38,6 +40,10 @@ absl::Status AddOptInHandlers(const WorkerConfig& config, HandlerRegistry* regis
     }
     if (type == "python_eval") {
       registry->Add(type, MakePythonEvalHandler(options));
+      continue;
+    }
+    if (type == "http_request") {
+      registry->Add(type, MakeHttpRequestHandler(options.output_cap));
       continue;
     }
     if (type == "node_task") {

@@ -15,7 +15,8 @@
 namespace rc::worker {
 
 std::unique_ptr<Handler> MakeCommandHandler(const ExecutionOptions& options);
-// Not opt-in (DESIGN.md lists it among the safe built-ins); here for its options.
+// Opt-in although DESIGN.md does not list it as dangerous: it can reach whatever the
+// worker's network can (routers, cloud metadata, internal services).
 std::unique_ptr<Handler> MakeHttpRequestHandler(size_t body_cap);
 std::unique_ptr<Handler> MakePythonEvalHandler(const ExecutionOptions& options);
 // FAILED_PRECONDITION when python3 is missing.

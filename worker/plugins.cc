@@ -74,11 +74,14 @@ struct CallState {
 
 int ShouldStop(const rc_call* call) { return static_cast<CallState*>(call->host)->stop->stopped() ? 1 : 0; }
 void SetResult(const rc_call* call, const char* json, size_t len) {
+  if (json == nullptr) return;
   auto* s = static_cast<CallState*>(call->host);
   s->result.assign(json, len);
   s->has_result = true;
 }
-void SetError(const rc_call* call, const char* message) { static_cast<CallState*>(call->host)->error = message; }
+void SetError(const rc_call* call, const char* message) {
+  static_cast<CallState*>(call->host)->error = message != nullptr ? message : "";
+}
 
 class LibraryPlugin final : public Handler {
  public:
@@ -113,6 +116,7 @@ struct Registration {
   std::string file;
   std::map<std::string, std::unique_ptr<Handler>>* handlers;
   std::vector<std::string>* refused;
+  std::vector<std::string> added;  // to roll back if registration fails
 };
 
 void AddType(rc_registrar* r, const char* type, rc_run_fn run) {
@@ -122,6 +126,7 @@ void AddType(rc_registrar* r, const char* type, rc_run_fn run) {
     return;
   }
   (*reg->handlers)[type] = std::make_unique<LibraryPlugin>(reg->library, reg->file, run);
+  reg->added.push_back(type);
 }
 
 void LoadLibrary(const std::string& path, PluginScan* scan) {
@@ -142,9 +147,10 @@ void LoadLibrary(const std::string& path, PluginScan* scan) {
                                          RC_PLUGIN_ABI_VERSION, "; not loaded (rebuild the plugin)"));
     return;
   }
-  Registration reg{library, path, &scan->handlers, &scan->refused};
+  Registration reg{library, path, &scan->handlers, &scan->refused, {}};
   rc_registrar registrar{&reg, AddType};
   if (int rc = reg_fn(&registrar); rc != 0) {
+    for (const std::string& type : reg.added) scan->handlers.erase(type);
     scan->refused.push_back(absl::StrCat(path, ": rc_plugin_register returned ", rc, "; not loaded"));
   }
 }

@@ -6,11 +6,13 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
+#include <linux/close_range.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -66,7 +68,10 @@ struct Capture {
 }  // namespace
 
 std::string FindProgram(const std::string& name, const std::string& path_var) {
-  if (name.find('/') != std::string::npos) return access(name.c_str(), X_OK) == 0 ? name : "";
+  if (name.find('/') != std::string::npos) {
+    // Absolute, so that it still names the same file after the child's chdir.
+    return access(name.c_str(), X_OK) == 0 ? std::filesystem::absolute(name).string() : "";
+  }
   for (absl::string_view dir : absl::StrSplit(path_var, ':', absl::SkipEmpty())) {
     std::string candidate = absl::StrCat(dir, "/", name);
     if (access(candidate.c_str(), X_OK) == 0) return candidate;
@@ -123,6 +128,11 @@ absl::StatusOr<ProcessResult> RunProcess(const ProcessSpec& spec, const StopToke
       SetLimit(RLIMIT_CPU, spec.limits.cpu_seconds);
       SetLimit(RLIMIT_FSIZE, spec.limits.file_size_bytes);
       SetLimit(RLIMIT_NOFILE, spec.limits.open_files);
+      rlimit no_core{0, 0};
+      setrlimit(RLIMIT_CORE, &no_core);
+      // Any descriptor the worker holds (another task's files, sockets) that was not
+      // opened close-on-exec must not reach the task.
+      syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC);
       execve(program.c_str(), argv.data(), envp.data());
       code = errno;
     }

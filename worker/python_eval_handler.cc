@@ -82,6 +82,8 @@ def check(tree):
             raise Refused("bytes literals are not allowed")
 
 def to_json(v):
+    if isinstance(v, float) and (v != v or v in (float("inf"), float("-inf"))):
+        return repr(v)
     if isinstance(v, bool) or v is None or isinstance(v, (float, str)):
         return v
     if isinstance(v, int):

@@ -10,6 +10,7 @@
 #include <regex>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
@@ -127,7 +128,13 @@ absl::Mutex* VenvCache::KeyMutex(const std::string& key) {
 
 absl::StatusOr<VenvCache::Lease> VenvCache::Acquire(const std::vector<std::string>& requirements, bool keep_alive,
                                                    const StopToken& stop, bool* created) {
-  const std::vector<std::string> normalized = Normalize(requirements);
+  for (const std::string& r : requirements) {
+    if (absl::StartsWith(absl::StripLeadingAsciiWhitespace(r), "-")) {
+      return absl::InvalidArgumentError(absl::StrCat("payload.requirements: '", r,
+                                                     "' looks like a pip option; only requirements are allowed"));
+    }
+  }
+  const std::vector<std::string> normalized = Normalize(requirements);  // the key only
   const std::string key = Key(python_version_, normalized);
   const fs::path dir = fs::path(root_) / key;
   if (created != nullptr) *created = false;
@@ -138,12 +145,12 @@ absl::StatusOr<VenvCache::Lease> VenvCache::Acquire(const std::vector<std::strin
     if (ec) return absl::UnavailableError(absl::StrCat("cannot create venv cache ", root_, ": ", ec.message()));
     FileLock lock((fs::path(root_) / (key + ".lock")).string());
     if (!fs::exists(dir / ".ready")) {
-      absl::Status built = Build(key, normalized, stop);
+      absl::Status built = Build(key, requirements, stop);
       if (!built.ok()) return built;
       if (created != nullptr) *created = true;
     }
-    Touch(dir / ".last_used");
-    if (keep_alive) Touch(dir / ".keep_alive");
+    Touch(fs::path(root_) / (key + ".last_used"));
+    if (keep_alive) Touch(fs::path(root_) / (key + ".keep_alive"));
     absl::MutexLock lock2(&mu_);
     ++in_use_[key];
   }
@@ -153,46 +160,53 @@ absl::StatusOr<VenvCache::Lease> VenvCache::Acquire(const std::vector<std::strin
 
 absl::Status VenvCache::Build(const std::string& key, const std::vector<std::string>& requirements,
                               const StopToken& stop) {
-  const fs::path tmp = fs::path(root_) / absl::StrCat(key, ".tmp-", NewId("b"));
+  // Built in place (scripts in bin/ record their path), under the key's locks; it is
+  // used only once .ready exists, so a crash mid-build leaves nothing usable: the
+  // leftover is removed here first.
+  const fs::path dir = fs::path(root_) / key;
+  std::error_code ec;
+  fs::remove_all(dir, ec);
   auto run = [&](std::vector<std::string> argv) -> absl::StatusOr<ProcessResult> {
     ProcessSpec spec;
     spec.argv = std::move(argv);
     spec.env = PipEnvironment();
     spec.cwd = root_;
     spec.limits.address_space_bytes = 0;
-    spec.output_cap = 256 << 10;
+    spec.limits.file_size_bytes = 0;
+    spec.output_cap = 4 << 20;  // pip's last lines say what failed
     return RunProcess(spec, stop);
   };
-  spdlog::info("python_script: building virtualenv {} for [{}]", key, absl::StrJoin(requirements, ", "));
-  absl::StatusOr<ProcessResult> venv = run({python_, "-m", "venv", tmp.string()});
-  auto cleanup = [&] {
-    std::error_code ec;
-    fs::remove_all(tmp, ec);
+  auto fail = [&](absl::Status s) {
+    fs::remove_all(dir, ec);
+    return s;
   };
+  spdlog::info("python_script: building virtualenv {} for [{}]", key, absl::StrJoin(requirements, ", "));
+  absl::StatusOr<ProcessResult> venv = run({python_, "-m", "venv", dir.string()});
   if (!venv.ok() || venv->exit_code != 0) {
-    cleanup();
-    return absl::FailedPreconditionError(absl::StrCat(
+    return fail(absl::FailedPreconditionError(absl::StrCat(
         "cannot create a virtualenv with ", python_, " (is python3-venv installed?): ",
-        venv.ok() ? absl::StripAsciiWhitespace(venv->stderr) : venv.status().message()));
+        venv.ok() ? absl::StripAsciiWhitespace(venv->stderr) : venv.status().message())));
   }
   if (!requirements.empty()) {
-    std::vector<std::string> pip = {(tmp / "bin" / "python").string(), "-m", "pip", "install", "--quiet"};
+    // "--" ends pip's options: a requirement can never be read as one.
+    std::vector<std::string> pip = {(dir / "bin" / "python").string(), "-m", "pip", "install", "--quiet", "--"};
     pip.insert(pip.end(), requirements.begin(), requirements.end());
     absl::StatusOr<ProcessResult> installed = run(pip);
-    if (!installed.ok() || installed->exit_code != 0 || installed->stopped) {
-      cleanup();
-      if (installed.ok() && installed->stopped) return absl::AbortedError("stopped while installing requirements");
-      return absl::InvalidArgumentError(
-          installed.ok() ? PipError(installed->stdout + "\n" + installed->stderr) : std::string(installed.status().message()));
+    if (!installed.ok()) return fail(installed.status());
+    if (installed->stopped) return fail(absl::AbortedError("stopped while installing requirements"));
+    if (installed->exit_code != 0 || installed->signal != 0) {
+      std::string why = PipError(installed->stdout + "\n" + installed->stderr);
+      if (installed->signal != 0) absl::StrAppend(&why, " (pip killed by signal ", installed->signal, ")");
+      return fail(absl::InvalidArgumentError(why));
     }
   }
-  std::ofstream(tmp / ".requirements") << absl::StrJoin(requirements, "\n") << "\n";
-  Touch(tmp / ".ready");
-  std::error_code ec;
-  fs::rename(tmp, fs::path(root_) / key, ec);
-  if (ec) {
-    cleanup();
-    return absl::UnavailableError(absl::StrCat("cannot move virtualenv into ", root_, ": ", ec.message()));
+  std::ofstream(dir / ".requirements") << absl::StrJoin(requirements, "\n") << "\n";
+  Touch(dir / ".ready");
+  // Read-only from here on: a task cannot change what later tasks with the same
+  // requirements run (for a worker not running as root; see README).
+  for (auto it = fs::recursive_directory_iterator(dir, ec); !ec && it != fs::recursive_directory_iterator();
+       it.increment(ec)) {
+    if (!it->is_symlink(ec)) fs::permissions(it->path(), fs::perms::owner_write | fs::perms::group_write | fs::perms::others_write, fs::perm_options::remove, ec);
   }
   return absl::OkStatus();
 }
@@ -218,7 +232,7 @@ void VenvCache::Evict() {
   std::error_code ec;
   for (const auto& entry : fs::directory_iterator(root_, ec)) {
     if (!entry.is_directory(ec) || !fs::exists(entry.path() / ".ready")) continue;
-    std::ifstream f(entry.path() / ".last_used");
+    std::ifstream f(fs::path(root_) / (entry.path().filename().string() + ".last_used"));
     int64_t t = 0;
     f >> t;
     Env e{entry.path(), t, DirectorySize(entry.path())};
@@ -229,14 +243,24 @@ void VenvCache::Evict() {
   for (const Env& e : envs) {
     if (total <= limit_bytes_) break;
     const std::string key = e.dir.filename().string();
-    if (fs::exists(e.dir / ".keep_alive")) continue;
+    if (fs::exists(fs::path(root_) / (key + ".keep_alive"))) continue;
     absl::MutexLock key_lock(KeyMutex(key));  // no Acquire of this key can be in between
     {
       absl::MutexLock lock(&mu_);
       if (in_use_.contains(key)) continue;
     }
     FileLock lock((fs::path(root_) / (key + ".lock")).string());
-    fs::remove_all(e.dir, ec);
+    // Renamed first, so that a crash mid-delete never leaves a half environment behind
+    // under its key.
+    const fs::path trash = fs::path(root_) / absl::StrCat(".trash-", key, "-", NewId("t"));
+    fs::rename(e.dir, trash, ec);
+    if (ec) continue;
+    for (auto it = fs::recursive_directory_iterator(trash, ec); !ec && it != fs::recursive_directory_iterator();
+         it.increment(ec)) {
+      if (it->is_directory(ec)) fs::permissions(it->path(), fs::perms::owner_all, fs::perm_options::add, ec);
+    }
+    fs::permissions(trash, fs::perms::owner_all, fs::perm_options::add, ec);
+    fs::remove_all(trash, ec);
     total -= e.size;
     spdlog::info("python_script: evicted virtualenv {} ({} MB) to stay under the cache limit", key, e.size >> 20);
   }

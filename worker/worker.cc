@@ -12,7 +12,6 @@ absl::StatusOr<std::unique_ptr<Worker>> Worker::Start(const WorkerConfig& config
   std::unique_ptr<Worker> w(new Worker());
   w->config_ = config;
   AddBuiltinHandlers(&w->handlers_);
-  w->handlers_.Add("http_request", MakeHttpRequestHandler(static_cast<size_t>(config.output_cap_bytes)));
   if (absl::Status s = AddOptInHandlers(config, &w->handlers_); !s.ok()) return s;
   std::vector<std::string> types = w->handlers_.types();
   w->capabilities_ = ProbeCapabilities(config, types);

@@ -106,7 +106,7 @@ TEST_CASE("The worker object shows the machine's real capabilities") {
   CHECK(c.slots() == 3);
   CHECK(c.role() == "compute");
   CHECK(std::vector<std::string>(c.task_types().begin(), c.task_types().end()) ==
-        std::vector<std::string>{"echo", "http_request", "sleep", "system_info"});
+        std::vector<std::string>{"echo", "sleep", "system_info"});
 
   pb::Task info = WaitDone(cluster.client(), SubmitOk(cluster.client(), Spec("system_info")));
   CHECK(info.status() == pb::TASK_STATUS_SUCCESS);

@@ -122,3 +122,17 @@ TEST_CASE("Output beyond the cap is dropped and marked; usage is reported") {
 }
 
 }  // namespace rc::worker
+
+namespace rc::worker {
+
+TEST_CASE("A task process inherits no descriptor of the worker but stdin, stdout and stderr") {
+  FILE* leaky = std::fopen("/tmp/rc-fd-leak-test", "w");  // not close-on-exec
+  REQUIRE(leaky != nullptr);
+  auto out = RunCommand({{"command", "ls /proc/$$/fd"}});
+  std::fclose(leaky);
+  std::remove("/tmp/rc-fd-leak-test");
+  REQUIRE(out.ok());
+  CHECK(out->stdout == "0\n1\n2\n");
+}
+
+}  // namespace rc::worker

@@ -37,6 +37,7 @@ TEST_CASE("python_eval computes allowed expressions") {
   CHECK(Eval("{'a': max(3, 7), 'b': sorted({3, 1, 2})}")->result == R"({"value":{"a":7,"b":[1,2,3]}})");
   CHECK(Eval("1 < 2 and not False")->result == R"({"value":true})");
   CHECK(Eval("pow(2, 100)")->result == R"({"value":"1267650600228229401496703205376"})");
+  CHECK(Eval("[float('nan'), 1e308 * 10]")->result == R"({"value":["nan","inf"]})");
 }
 
 TEST_CASE("python_eval refuses imports, attribute walks, file access and unknown names") {

@@ -80,6 +80,14 @@ TEST_CASE("python_script names a package pip cannot install") {
   CHECK_THAT(std::string(out.status().message()), Catch::StartsWith("pip could not install 'rc-no-such-package==9.9'"));
 }
 
+TEST_CASE("python_script refuses requirements that look like pip options") {
+  Env env;
+  auto out = env.Run({{"code", "print(1)"}, {"requirements", {"--index-url=http://evil.example/"}}});
+  REQUIRE_FALSE(out.ok());
+  CHECK(out.status().message() ==
+        "payload.requirements: '--index-url=http://evil.example/' looks like a pip option; only requirements are allowed");
+}
+
 TEST_CASE("Concurrent tasks with the same requirements build the environment once") {
   Env env;
   std::vector<bool> created(3);
