@@ -49,16 +49,7 @@ class CommandHandler final : public Handler {
       std::filesystem::create_directories(spec.cwd, ec);
     }
     spec.stdin_data = stdin_data.value_or("");
-    spec.limits = options_.limits;
-    spec.output_cap = options_.output_cap;
-    if (timeout.has_value()) spec.deadline = absl::Now() + absl::Seconds(*timeout);
-    ASSIGN_OR_RETURN(ProcessResult r, RunProcess(spec, *ctx.stop, ctx.on_process_start));
-    HandlerOutput out = FromProcess(r, options_.output_cap);
-    if (r.deadline_passed && !ctx.stop->stopped()) {
-      out.failure = absl::DeadlineExceededError(absl::StrCat("payload.timeout: killed after ", *timeout, "s"));
-    }
-    out.result = nlohmann::json{{"exit_code", r.exit_code}, {"stdout", out.stdout}, {"stderr", out.stderr}}.dump();
-    return out;
+    return RunTaskProcess(std::move(spec), ctx, options_, timeout, "timeout");
   }
 
  private:

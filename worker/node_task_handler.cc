@@ -37,16 +37,7 @@ class NodeTaskHandler final : public Handler {
     spec.argv.insert(spec.argv.end(), args.begin(), args.end());
     spec.env = TaskEnvironment(options_, work.path(), {{"NODE_TASK_DIR", dir}});
     spec.cwd = work.path();
-    spec.limits = options_.limits;
-    spec.output_cap = options_.output_cap;
-    if (timeout.has_value()) spec.deadline = absl::Now() + absl::Seconds(*timeout);
-    ASSIGN_OR_RETURN(ProcessResult r, RunProcess(spec, *ctx.stop, ctx.on_process_start));
-    HandlerOutput out = FromProcess(r, options_.output_cap);
-    if (r.deadline_passed && !ctx.stop->stopped()) {
-      out.failure = absl::DeadlineExceededError(absl::StrCat("payload.timeout_secs: killed after ", *timeout, "s"));
-    }
-    out.result = nlohmann::json{{"exit_code", r.exit_code}, {"stdout", out.stdout}, {"stderr", out.stderr}}.dump();
-    return out;
+    return RunTaskProcess(std::move(spec), ctx, options_, timeout, "timeout_secs");
   }
 
  private:

@@ -46,20 +46,13 @@ class PythonScriptHandler final : public Handler {
     if (lease.has_value()) extra["VIRTUAL_ENV"] = lease->dir();
     spec.env = TaskEnvironment(options_, dir.path(), extra);
     spec.cwd = dir.path();
-    spec.limits = options_.limits;
-    spec.output_cap = options_.output_cap;
-    if (timeout.has_value()) spec.deadline = absl::Now() + absl::Seconds(*timeout);
-    ASSIGN_OR_RETURN(ProcessResult r, RunProcess(spec, *ctx.stop, ctx.on_process_start));
-    HandlerOutput out = FromProcess(r, options_.output_cap);
-    if (r.deadline_passed && !ctx.stop->stopped()) {
-      out.failure = absl::DeadlineExceededError(absl::StrCat("payload.timeout: killed after ", *timeout, "s"));
-    }
-    nlohmann::json result = {{"exit_code", r.exit_code}, {"stdout", out.stdout}, {"stderr", out.stderr}};
+    ASSIGN_OR_RETURN(HandlerOutput out, RunTaskProcess(std::move(spec), ctx, options_, timeout, "timeout"));
     if (lease.has_value()) {
+      nlohmann::json result = nlohmann::json::parse(out.result);
       result["environment"] = std::filesystem::path(lease->dir()).filename().string();
       result["environment_created"] = created;
+      out.result = result.dump();
     }
-    out.result = result.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
     return out;
   }
 

@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/ids.h"
+#include "nlohmann/json.hpp"
 
 namespace rc::worker {
 
@@ -60,6 +61,22 @@ HandlerOutput FromProcess(const ProcessResult& r, size_t cap) {
   } else if (r.exit_code != 0 && !r.stopped) {
     out.failure = absl::AbortedError(absl::StrCat("exit code ", r.exit_code));
   }
+  return out;
+}
+
+absl::StatusOr<HandlerOutput> RunTaskProcess(ProcessSpec spec, const TaskContext& ctx, const ExecutionOptions& options,
+                                             std::optional<double> timeout, const char* timeout_field) {
+  spec.limits = options.limits;
+  spec.output_cap = options.output_cap;
+  if (timeout.has_value()) spec.deadline = absl::Now() + absl::Seconds(*timeout);
+  absl::StatusOr<ProcessResult> r = RunProcess(spec, *ctx.stop, ctx.on_process_start);
+  if (!r.ok()) return r.status();
+  HandlerOutput out = FromProcess(*r, options.output_cap);
+  if (r->deadline_passed && !ctx.stop->stopped()) {
+    out.failure = absl::DeadlineExceededError(absl::StrCat("payload.", timeout_field, ": killed after ", *timeout, "s"));
+  }
+  out.result = nlohmann::json{{"exit_code", r->exit_code}, {"stdout", out.stdout}, {"stderr", out.stderr}}.dump(
+      -1, ' ', false, nlohmann::json::error_handler_t::replace);
   return out;
 }
 

@@ -4,6 +4,7 @@
 // into handler output.
 
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -47,5 +48,12 @@ std::vector<std::string> TaskEnvironment(const ExecutionOptions& options, const 
 // stdout/stderr (truncation marked), exit code and usage; `failure` set for a non-zero
 // exit or a death by signal, naming it.
 HandlerOutput FromProcess(const ProcessResult& r, size_t cap);
+
+// Runs a script-like task's process (spec.argv/env/cwd/stdin set by the caller) with the
+// worker's limits, the attempt's stop token and pid reporting, and an optional payload
+// timeout, named `timeout_field` in the DEADLINE_EXCEEDED failure when it fires first.
+// The result is {"exit_code", "stdout", "stderr"}.
+absl::StatusOr<HandlerOutput> RunTaskProcess(ProcessSpec spec, const TaskContext& ctx, const ExecutionOptions& options,
+                                             std::optional<double> timeout, const char* timeout_field);
 
 }  // namespace rc::worker
