@@ -66,7 +66,7 @@ std::vector<FlagSpec> CoordinatorFlagSpecs() {
   return {
       {"host", "ADDR", "address to listen on (default 0.0.0.0)"},
       {"port", "PORT", "gRPC port (default 8080; 0 picks a free one)"},
-      {"http-port", "PORT", "HTTP bridge port (default 8081; bridge not built yet)"},
+      {"http-port", "PORT", "HTTP/JSON bridge port (default 8081; 0 picks a free one)"},
       {"data-dir", "DIR", "state directory (default ~/.local/share/retire-cluster)"},
       {"store", "KIND", "sqlite (durable, default) or memory (lost on restart)"},
       {"log-level", "LEVEL", "trace|debug|info|warn|error|off (default info)"},

@@ -34,8 +34,8 @@ int main(int argc, char** argv) {
     std::cerr << "retire-cluster-main: " << server.status().message() << "\n";
     return 1;
   }
-  spdlog::info("HTTP bridge (port {}) is not part of this release; use the gRPC API or the CLI", config->http_port);
-  std::printf("retire-cluster-main %s listening on %s:%d\n", RC_VERSION, config->host.c_str(), (*server)->port());
+  std::printf("retire-cluster-main %s listening on %s:%d http %s:%d\n", RC_VERSION, config->host.c_str(),
+              (*server)->port(), config->host.c_str(), (*server)->http_port());
   std::fflush(stdout);
 
   int sig = rc::WaitForShutdownSignal();

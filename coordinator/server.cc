@@ -56,6 +56,12 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(cons
   if (s->server_ == nullptr || s->port_ == 0) {
     return absl::UnavailableError(absl::StrCat("cannot listen on ", address, " (address in use or not local?)"));
   }
+  absl::StatusOr<std::unique_ptr<HttpBridge>> http = HttpBridge::Start(config.host, config.http_port, s->core_.get());
+  if (!http.ok()) {
+    s->server_->Shutdown();
+    return http.status();
+  }
+  s->http_ = std::move(*http);
   // Liveness and retry backoff need a clock, not events: tick often enough for both.
   absl::Duration period = std::min(config.heartbeat_interval / 2, absl::Milliseconds(100));
   CoordinatorServer* raw = s.get();
@@ -70,6 +76,7 @@ void CoordinatorServer::Shutdown() {
   shut_down_ = true;
   stop_.Notify();
   if (ticker_.joinable()) ticker_.join();
+  if (http_ != nullptr) http_->Stop();
   core_->Shutdown();
   server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   server_->Wait();

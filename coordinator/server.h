@@ -11,6 +11,7 @@
 #include "common/config.h"
 #include "coordinator/coordinator.h"
 #include "coordinator/grpc_services.h"
+#include "coordinator/http_bridge.h"
 #include "grpcpp/server.h"
 
 namespace rc::coordinator {
@@ -24,6 +25,7 @@ class CoordinatorServer {
   ~CoordinatorServer();
 
   int port() const { return port_; }
+  int http_port() const { return http_ != nullptr ? http_->port() : 0; }
   Coordinator* core() { return core_.get(); }
   // Ends worker streams and watches, stops the server; idempotent.
   void Shutdown();
@@ -36,6 +38,7 @@ class CoordinatorServer {
   std::unique_ptr<ClientServiceImpl> client_service_;
   std::unique_ptr<WorkerServiceImpl> worker_service_;
   std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<HttpBridge> http_;
   int port_ = 0;
   absl::Notification stop_;
   std::thread ticker_;

@@ -4,9 +4,10 @@
 set -euo pipefail
 
 packages=(
-  build-essential cmake ccache
+  build-essential cmake ccache pkg-config
   protobuf-compiler libprotobuf-dev libgrpc++-dev protobuf-compiler-grpc
   libabsl-dev libspdlog-dev libfmt-dev libyaml-cpp-dev nlohmann-json3-dev libsqlite3-dev libcurl4-openssl-dev
+  libcpp-httplib-dev
   catch2
   python3 python3-venv   # python_eval, python_script
   jq nftables iproute2   # tests: JSON checks; the network-partition fault test

@@ -20,14 +20,16 @@ trap rc_cleanup EXIT
 # RC_MAIN_PID, RC_PORT and RC_ADDR (127.0.0.1:PORT).
 rc_start_main() {
   local build=$1; shift
-  "$build/coordinator/retire-cluster-main" --host 127.0.0.1 --port "${RC_PORT:-0}" \
+  "$build/coordinator/retire-cluster-main" --host 127.0.0.1 --port "${RC_PORT:-0}" --http-port "${RC_HTTP_PORT:-0}" \
     --data-dir "$RC_TMP/main-data" "$@" >"$RC_TMP/main.out" 2>>"$RC_TMP/main.log" &
   RC_MAIN_PID=$!
   RC_PIDS+=("$RC_MAIN_PID")
   for _ in $(seq 100); do
-    RC_ADDR=$(sed -n 's/.* listening on \(127\.0\.0\.1:[0-9]*\)$/\1/p' "$RC_TMP/main.out")
+    RC_ADDR=$(sed -n 's/.* listening on \(127\.0\.0\.1:[0-9]*\) http .*$/\1/p' "$RC_TMP/main.out")
+    RC_HTTP=$(sed -n 's/.* http \(127\.0\.0\.1:[0-9]*\)$/\1/p' "$RC_TMP/main.out")
     if [ -n "$RC_ADDR" ]; then
       RC_PORT=${RC_ADDR##*:}
+      RC_HTTP_PORT=${RC_HTTP##*:}
       return 0
     fi
     kill -0 "$RC_MAIN_PID" 2>/dev/null || break

@@ -47,10 +47,10 @@ expect "main: bad port flag" 2 "port: must be 0..65535, got 99999" "$main" --por
 expect "main: unknown flag" 2 "unknown flag --prot" "$main" --prot 1
 touch "$RC_TMP/a-file"
 expect "main: unusable data dir" 1 "cannot create data dir $RC_TMP/a-file/data" \
-  "$main" --host 127.0.0.1 --port 0 --data-dir "$RC_TMP/a-file/data"
+  "$main" --host 127.0.0.1 --port 0 --http-port 0 --data-dir "$RC_TMP/a-file/data"
 mkdir -p "$RC_TMP/corrupt" && head -c 8192 /dev/urandom >"$RC_TMP/corrupt/tasks.db"
 expect "main: corrupt data dir" 1 "$RC_TMP/corrupt/tasks.db: .*not a usable retire-cluster database" \
-  "$main" --host 127.0.0.1 --port 0 --data-dir "$RC_TMP/corrupt"
+  "$main" --host 127.0.0.1 --port 0 --http-port 0 --data-dir "$RC_TMP/corrupt"
 expect "worker: bad slots in file" 2 "worker.yaml: key 'slots': expected an integer, got 'lots'" \
   "$worker" --config "$RC_TMP/worker.yaml"
 expect "worker: bad join address" 2 "join: expected HOST:PORT, got 'nowhere'" "$worker" --join nowhere

@@ -105,12 +105,12 @@ partition_test() {
     ip netns exec "$ns" ip addr add 10.231.7.2/24 dev "$nsif" &&
     ip netns exec "$ns" ip link set "$nsif" up && ip netns exec "$ns" ip link set lo up || return 1
   # A second coordinator reachable from the namespace.
-  "$build/coordinator/retire-cluster-main" --host 10.231.7.1 --port 0 --data-dir "$RC_TMP/part-data" \
+  "$build/coordinator/retire-cluster-main" --host 10.231.7.1 --port 0 --http-port 0 --data-dir "$RC_TMP/part-data" \
     --config "$RC_TMP/main.yaml" >"$RC_TMP/part.out" 2>"$RC_TMP/part.log" &
   RC_PIDS+=($!)
   local addr=""
   for _ in $(seq 50); do
-    addr=$(sed -n 's/.* listening on \(10\.231\.7\.1:[0-9]*\)$/\1/p' "$RC_TMP/part.out"); [ -n "$addr" ] && break
+    addr=$(sed -n 's/.* listening on \(10\.231\.7\.1:[0-9]*\) http .*$/\1/p' "$RC_TMP/part.out"); [ -n "$addr" ] && break
     sleep 0.1
   done
   [ -n "$addr" ] || return 1

@@ -22,6 +22,7 @@ CoordinatorConfig Cluster::FastConfig() {
   CoordinatorConfig c;
   c.host = "127.0.0.1";
   c.port = 0;
+  c.http_port = 0;
   c.heartbeat_interval = absl::Milliseconds(100);
   c.offline_after = absl::Seconds(2);
   c.reconnect_grace = absl::Milliseconds(300);

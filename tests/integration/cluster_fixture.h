@@ -25,6 +25,7 @@ class Cluster {
   client::Client& client() { return *client_; }
   const std::string& address() const { return address_; }
   coordinator::Coordinator* core() { return server_->core(); }
+  int http_port() const { return server_->http_port(); }
 
   // Timings short enough for tests.
   static CoordinatorConfig FastConfig();

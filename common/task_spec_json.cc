@@ -1,0 +1,126 @@
+#include "common/task_spec_json.h"
+
+#include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
+#include "common/task_names.h"
+
+namespace rc {
+namespace {
+
+using nlohmann::json;
+
+absl::Status Bad(const std::string& field, absl::string_view problem) {
+  return absl::InvalidArgumentError(absl::StrCat(field, ": ", problem));
+}
+
+absl::Status OnlyKnown(const json& j, const std::string& where, std::initializer_list<const char*> known) {
+  for (const auto& [key, value] : j.items()) {
+    bool ok = false;
+    for (const char* k : known) ok = ok || key == k;
+    if (!ok) return Bad(where.empty() ? key : absl::StrCat(where, ".", key), "unknown field");
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> String(const json& j, const std::string& field) {
+  if (!j.is_string()) return Bad(field, "expected a string");
+  return j.get<std::string>();
+}
+
+absl::StatusOr<double> Number(const json& j, const std::string& field) {
+  if (!j.is_number()) return Bad(field, "expected a number");
+  return j.get<double>();
+}
+
+absl::StatusOr<int64_t> Integer(const json& j, const std::string& field) {
+  if (!j.is_number_integer()) return Bad(field, "expected an integer");
+  return j.get<int64_t>();
+}
+
+absl::StatusOr<bool> Bool(const json& j, const std::string& field) {
+  if (!j.is_boolean()) return Bad(field, "expected true or false");
+  return j.get<bool>();
+}
+
+absl::Status Requirements(const json& j, ::retire_cluster::v1::Requirements* r) {
+  if (!j.is_object()) return Bad("requirements", "expected an object");
+  RETURN_IF_ERROR(OnlyKnown(j, "requirements",
+                            {"min_cpu_cores", "min_memory_gb", "min_storage_gb", "gpu_required", "internet_required",
+                             "required_platform", "required_role", "required_tags", "target_device_id",
+                             "timeout_seconds", "max_retries"}));
+  for (const auto& [key, v] : j.items()) {
+    if (v.is_null()) continue;
+    const std::string f = "requirements." + key;
+    if (key == "min_cpu_cores") {
+      ASSIGN_OR_RETURN(int64_t n, Integer(v, f));
+      r->set_min_cpu_cores(static_cast<int32_t>(n));
+    } else if (key == "min_memory_gb") {
+      ASSIGN_OR_RETURN(double x, Number(v, f));
+      r->set_min_memory_gb(x);
+    } else if (key == "min_storage_gb") {
+      ASSIGN_OR_RETURN(double x, Number(v, f));
+      r->set_min_storage_gb(x);
+    } else if (key == "gpu_required") {
+      ASSIGN_OR_RETURN(bool b, Bool(v, f));
+      r->set_gpu_required(b);
+    } else if (key == "internet_required") {
+      ASSIGN_OR_RETURN(bool b, Bool(v, f));
+      r->set_internet_required(b);
+    } else if (key == "required_platform") {
+      ASSIGN_OR_RETURN(*r->mutable_required_platform(), String(v, f));
+    } else if (key == "required_role") {
+      ASSIGN_OR_RETURN(*r->mutable_required_role(), String(v, f));
+    } else if (key == "target_device_id") {
+      ASSIGN_OR_RETURN(*r->mutable_target_device_id(), String(v, f));
+    } else if (key == "required_tags") {
+      if (!v.is_array()) return Bad(f, "expected an array of strings");
+      for (const auto& t : v) {
+        ASSIGN_OR_RETURN(std::string tag, String(t, f));
+        r->add_required_tags(tag);
+      }
+    } else if (key == "timeout_seconds") {
+      ASSIGN_OR_RETURN(double x, Number(v, f));
+      r->set_timeout_seconds(x);
+    } else if (key == "max_retries") {
+      ASSIGN_OR_RETURN(int64_t n, Integer(v, f));
+      r->set_max_retries(static_cast<int32_t>(n));
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<::retire_cluster::v1::TaskSpec> TaskSpecFromJson(const json& j) {
+  if (!j.is_object()) return absl::InvalidArgumentError("body: expected a JSON object");
+  RETURN_IF_ERROR(OnlyKnown(j, "", {"task_type", "payload", "priority", "requirements", "metadata", "idempotency_key"}));
+  ::retire_cluster::v1::TaskSpec spec;
+  if (!j.contains("task_type")) return Bad("task_type", "required");
+  ASSIGN_OR_RETURN(*spec.mutable_task_type(), String(j["task_type"], "task_type"));
+  if (j.contains("payload") && !j["payload"].is_null()) {
+    if (!j["payload"].is_object()) return Bad("payload", "expected a JSON object");
+    spec.set_payload(j["payload"].dump());
+  }
+  if (j.contains("priority") && !j["priority"].is_null()) {
+    ASSIGN_OR_RETURN(std::string p, String(j["priority"], "priority"));
+    absl::StatusOr<::retire_cluster::v1::Priority> priority = ParsePriority(p);
+    if (!priority.ok()) return Bad("priority", priority.status().message());
+    spec.set_priority(*priority);
+  }
+  if (j.contains("requirements") && !j["requirements"].is_null()) {
+    RETURN_IF_ERROR(Requirements(j["requirements"], spec.mutable_requirements()));
+  }
+  if (j.contains("metadata") && !j["metadata"].is_null()) {
+    if (!j["metadata"].is_object()) return Bad("metadata", "expected an object of strings");
+    for (const auto& [k, v] : j["metadata"].items()) {
+      ASSIGN_OR_RETURN(std::string value, String(v, "metadata." + k));
+      (*spec.mutable_metadata())[k] = value;
+    }
+  }
+  if (j.contains("idempotency_key") && !j["idempotency_key"].is_null()) {
+    ASSIGN_OR_RETURN(*spec.mutable_idempotency_key(), String(j["idempotency_key"], "idempotency_key"));
+  }
+  return spec;
+}
+
+}  // namespace rc
