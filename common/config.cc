@@ -23,6 +23,11 @@ absl::Status ValidateLogLevel(absl::string_view level) {
   return Bad("log_level", absl::StrCat("unknown level '", level, "' (trace, debug, info, warn, error, off)"));
 }
 
+absl::Status ValidateLogFormat(absl::string_view format) {
+  if (format == "text" || format == "json") return absl::OkStatus();
+  return Bad("log_format", absl::StrCat("unknown format '", format, "' (text or json)"));
+}
+
 absl::Status ValidatePositive(absl::string_view what, absl::Duration d) {
   if (d <= absl::ZeroDuration()) return Bad(what, "must be greater than 0 seconds");
   return absl::OkStatus();
@@ -70,6 +75,7 @@ std::vector<FlagSpec> CoordinatorFlagSpecs() {
       {"data-dir", "DIR", "state directory (default ~/.local/share/retire-cluster)"},
       {"store", "KIND", "sqlite (durable, default) or memory (lost on restart)"},
       {"log-level", "LEVEL", "trace|debug|info|warn|error|off (default info)"},
+      {"log-format", "FORMAT", "text (default) or json: one JSON object per line"},
   };
 }
 
@@ -85,6 +91,7 @@ std::vector<FlagSpec> WorkerFlagSpecs() {
       {"plugin-dir", "DIR", "directory of plugins"},
       {"data-dir", "DIR", "worker state directory (default /tmp/retire-cluster-worker)"},
       {"log-level", "LEVEL", "trace|debug|info|warn|error|off (default info)"},
+      {"log-format", "FORMAT", "text (default) or json: one JSON object per line"},
   };
 }
 
@@ -107,6 +114,7 @@ absl::StatusOr<CoordinatorConfig> ParseCoordinatorYaml(const std::string& text, 
   RETURN_IF_ERROR(y.ReadNumber("retention_hours", &retention_hours));
   c.retention = absl::Hours(retention_hours);
   RETURN_IF_ERROR(y.Read("log_level", &c.log_level));
+  RETURN_IF_ERROR(y.Read("log_format", &c.log_format));
   RETURN_IF_ERROR(y.CheckNoUnknownKeys());
   if (absl::Status s = Validate(c); !s.ok()) {
     return absl::InvalidArgumentError(absl::StrCat(source, ": ", s.message()));
@@ -141,6 +149,7 @@ absl::StatusOr<WorkerConfig> ParseWorkerYaml(const std::string& text, const std:
   RETURN_IF_ERROR(y.Read("internet", &c.internet));
   RETURN_IF_ERROR(y.Read("internet_check", &c.internet_check));
   RETURN_IF_ERROR(y.Read("log_level", &c.log_level));
+  RETURN_IF_ERROR(y.Read("log_format", &c.log_format));
   RETURN_IF_ERROR(y.CheckNoUnknownKeys());
   if (absl::Status s = Validate(c); !s.ok()) {
     return absl::InvalidArgumentError(absl::StrCat(source, ": ", s.message()));
@@ -185,6 +194,7 @@ absl::Status Validate(const CoordinatorConfig& c) {
   if (c.offline_after <= c.heartbeat_interval) {
     return Bad("offline_after_seconds", "must be longer than heartbeat_interval_seconds");
   }
+  RETURN_IF_ERROR(ValidateLogFormat(c.log_format));
   return ValidateLogLevel(c.log_level);
 }
 
@@ -212,6 +222,7 @@ absl::Status Validate(const WorkerConfig& c) {
   if (c.output_cap_bytes < 1024) return Bad("output_cap_bytes", "must be at least 1024");
   if (c.venv_cache_mb < 0) return Bad("venv_cache_mb", "must be >= 0 (0 = no limit)");
   if (!c.internet_check.empty()) RETURN_IF_ERROR(ValidateAddress("internet_check", c.internet_check));
+  RETURN_IF_ERROR(ValidateLogFormat(c.log_format));
   return ValidateLogLevel(c.log_level);
 }
 
@@ -223,6 +234,7 @@ absl::StatusOr<CoordinatorConfig> LoadCoordinatorConfig(const ParsedFlags& f) {
   SetString(f, "data-dir", &c.data_dir);
   SetString(f, "store", &c.store);
   SetString(f, "log-level", &c.log_level);
+  SetString(f, "log-format", &c.log_format);
   if (c.data_dir.empty()) c.data_dir = DefaultDataDir();
   RETURN_IF_ERROR(Validate(c));
   return c;
@@ -250,6 +262,7 @@ absl::StatusOr<WorkerConfig> LoadWorkerConfig(const ParsedFlags& f) {
   SetString(f, "plugin-dir", &c.plugin_dir);
   SetString(f, "data-dir", &c.data_dir);
   SetString(f, "log-level", &c.log_level);
+  SetString(f, "log-format", &c.log_format);
   RETURN_IF_ERROR(Validate(c));
   // Absolute, so that task processes (which run elsewhere) find them.
   for (std::string* dir : {&c.data_dir, &c.plugin_dir, &c.node_task_root}) {

@@ -31,6 +31,7 @@ struct CoordinatorConfig {
   absl::Duration retry_backoff_max = absl::Seconds(60);
   absl::Duration retention = absl::Hours(24 * 7);  // finished tasks are pruned after this
   std::string log_level = "info";
+  std::string log_format = "text";  // text | json (one object per line)
 };
 
 struct WorkerConfig {
@@ -64,6 +65,7 @@ struct WorkerConfig {
   bool internet = false;
   std::string internet_check;
   std::string log_level = "info";
+  std::string log_format = "text";  // text | json (one object per line)
 };
 
 struct ClientConfig {

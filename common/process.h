@@ -10,8 +10,9 @@
 
 namespace rc {
 
-// Sets spdlog's default logger (stderr, with timestamps) to `level`.
-void SetupLogging(const std::string& level);
+// Sets spdlog's default logger (stderr) to `level`. `format` "json" writes one JSON
+// object per line ({"time", "level", "msg"}, UTC) for log shippers; "text" is for people.
+void SetupLogging(const std::string& level, const std::string& format = "text");
 
 // Blocks SIGINT and SIGTERM in the calling thread (call first in main, before any thread
 // starts, so every thread inherits the mask), then later WaitForShutdownSignal() returns

@@ -28,7 +28,7 @@ int main(int argc, char** argv) {
     std::cerr << "retire-cluster-main: " << config.status().message() << "\n";
     return 2;
   }
-  rc::SetupLogging(config->log_level);
+  rc::SetupLogging(config->log_level, config->log_format);
   auto server = rc::coordinator::CoordinatorServer::Start(*config);
   if (!server.ok()) {
     std::cerr << "retire-cluster-main: " << server.status().message() << "\n";
@@ -37,6 +37,7 @@ int main(int argc, char** argv) {
   std::printf("retire-cluster-main %s listening on %s:%d http %s:%d\n", RC_VERSION, config->host.c_str(),
               (*server)->port(), config->host.c_str(), (*server)->http_port());
   std::fflush(stdout);
+  spdlog::info("listening: gRPC {}:{}, HTTP {}:{}", config->host, (*server)->port(), config->host, (*server)->http_port());
 
   int sig = rc::WaitForShutdownSignal();
   spdlog::info("signal {} received; shutting down", sig);

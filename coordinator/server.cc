@@ -3,6 +3,8 @@
 #include "absl/random/random.h"
 #include "absl/strings/str_cat.h"
 #include "coordinator/sqlite_task_store.h"
+#include "grpcpp/ext/proto_server_reflection_plugin.h"
+#include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/server_builder.h"
 #include "spdlog/spdlog.h"
 
@@ -42,6 +44,9 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(cons
   s->worker_service_ = std::make_unique<WorkerServiceImpl>(s->core_.get());
 
   const std::string address = absl::StrCat(config.host, ":", config.port);
+  // Standard gRPC health checking and server reflection (`grpcurl -plaintext HOST:PORT list`).
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   builder.AddListeningPort(address, grpc::InsecureServerCredentials(), &s->port_);
   // A second coordinator on the same port must fail, not silently share it.

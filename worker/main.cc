@@ -35,7 +35,7 @@ int main(int argc, char** argv) {
     std::cerr << "retire-cluster-worker: " << config.status().message() << "\n";
     return 2;
   }
-  rc::SetupLogging(config->log_level);
+  rc::SetupLogging(config->log_level, config->log_format);
   // A fatal session error ends the process like a signal would, but exits non-zero.
   static absl::Mutex fatal_mu;
   static std::string fatal_error;

@@ -59,6 +59,18 @@ expect "worker: allow of an unknown type" 2 "allow: task type 'frobnicate' is no
 expect "cli: unreachable coordinator" 4 "cannot reach coordinator at 127.0.0.1:1" "$cli" --coordinator 127.0.0.1:1 stats
 expect "status: unreachable coordinator" 4 "cannot reach coordinator at 127.0.0.1:1" "$status" 127.0.0.1:1
 expect "cli: no command" 2 "usage: retire-cluster" "$cli"
+expect "main: bad log format" 2 "log_format: unknown format 'xml' \(text or json\)" "$main" --log-format xml
+json_logs() {
+  "$main" --host 127.0.0.1 --port 0 --http-port 0 --data-dir "$RC_TMP/json-data" --log-format json \
+    >/dev/null 2>"$RC_TMP/json.log" &
+  local pid=$!
+  for _ in $(seq 50); do grep -q listening "$RC_TMP/json.log" 2>/dev/null && break; sleep 0.1; done
+  sleep 0.3
+  kill -TERM $pid; wait $pid
+  [ -s "$RC_TMP/json.log" ] && jq -e -s 'length > 1 and all(.[]; has("time") and has("level") and has("msg"))' \
+    "$RC_TMP/json.log" >/dev/null
+}
+check "--log-format json writes one JSON object per line" json_logs
 
 printf 'reconnect_grace_seconds: 0.5\nlog_level: warn\n' >"$RC_TMP/main.yaml"
 check "coordinator starts" rc_start_main "$build" --config "$RC_TMP/main.yaml"
