@@ -90,6 +90,7 @@ std::vector<FlagSpec> WorkerFlagSpecs() {
       {"node-task-root", "DIR", "root for node_task directories"},
       {"plugin-dir", "DIR", "directory of plugins"},
       {"data-dir", "DIR", "worker state directory (default /tmp/retire-cluster-worker)"},
+      {"metrics-port", "PORT", "serve Prometheus /metrics on 127.0.0.1:PORT (0 picks a free one)"},
       {"log-level", "LEVEL", "trace|debug|info|warn|error|off (default info)"},
       {"log-format", "FORMAT", "text (default) or json: one JSON object per line"},
   };
@@ -139,6 +140,8 @@ absl::StatusOr<WorkerConfig> ParseWorkerYaml(const std::string& text, const std:
   RETURN_IF_ERROR(y.Read("output_cap_bytes", &c.output_cap_bytes));
   RETURN_IF_ERROR(y.Read("pass_env", &c.pass_env));
   RETURN_IF_ERROR(y.Read("venv_cache_mb", &c.venv_cache_mb));
+  RETURN_IF_ERROR(y.Read("metrics_port", &c.metrics_port));
+  RETURN_IF_ERROR(y.Read("metrics_host", &c.metrics_host));
   RETURN_IF_ERROR(y.Read("node_task_root", &c.node_task_root));
   RETURN_IF_ERROR(y.Read("plugin_dir", &c.plugin_dir));
   RETURN_IF_ERROR(y.Read("data_dir", &c.data_dir));
@@ -221,6 +224,9 @@ absl::Status Validate(const WorkerConfig& c) {
   }
   if (c.output_cap_bytes < 1024) return Bad("output_cap_bytes", "must be at least 1024");
   if (c.venv_cache_mb < 0) return Bad("venv_cache_mb", "must be >= 0 (0 = no limit)");
+  if (c.metrics_port < -1 || c.metrics_port > 65535) {
+    return Bad("metrics_port", absl::StrCat("must be -1 (off) or 0..65535, got ", c.metrics_port));
+  }
   if (!c.internet_check.empty()) RETURN_IF_ERROR(ValidateAddress("internet_check", c.internet_check));
   RETURN_IF_ERROR(ValidateLogFormat(c.log_format));
   return ValidateLogLevel(c.log_level);
@@ -259,6 +265,7 @@ absl::StatusOr<WorkerConfig> LoadWorkerConfig(const ParsedFlags& f) {
   RETURN_IF_ERROR(SetInt(f, "slots", &c.slots));
   if (auto v = f.Get("allow")) c.allow = SplitList(*v);
   SetString(f, "node-task-root", &c.node_task_root);
+  RETURN_IF_ERROR(SetInt(f, "metrics-port", &c.metrics_port));
   SetString(f, "plugin-dir", &c.plugin_dir);
   SetString(f, "data-dir", &c.data_dir);
   SetString(f, "log-level", &c.log_level);

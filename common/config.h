@@ -66,6 +66,8 @@ struct WorkerConfig {
   std::string internet_check;
   std::string log_level = "info";
   std::string log_format = "text";  // text | json (one object per line)
+  int metrics_port = -1;  // -1: no metrics endpoint; 0 picks a free port
+  std::string metrics_host = "127.0.0.1";
 };
 
 struct ClientConfig {

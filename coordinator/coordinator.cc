@@ -62,6 +62,9 @@ pb::Task Coordinator::SnapshotLocked(const TaskEntry& e) const {
 
 void Coordinator::ChangedLocked(TaskEntry* e, Effects& fx) {
   e->task.set_revision(e->task.revision() + 1);
+  if (IsTerminal(e->task.status()) && e->task.finished_at_ms() > 0) {
+    end_to_end_latency_.Observe((e->task.finished_at_ms() - e->task.created_at_ms()) / 1000.0);
+  }
   fx.writes.push_back(e->task);
   if (e->watchers.empty()) return;
   pb::Task snapshot = SnapshotLocked(*e);

@@ -22,6 +22,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "common/clock.h"
+#include "common/histogram.h"
 #include "coordinator/links.h"
 #include "coordinator/task_queue.h"
 #include "coordinator/task_store.h"
@@ -80,6 +81,9 @@ class Coordinator {
   absl::StatusOr<std::vector<pb::Task>> ListTasks(const TaskFilter& filter) const;
   std::vector<pb::Worker> ListWorkers(const std::string& device_id) const;
   pb::Stats Stats() const;
+  // Latency histograms for /metrics: submit -> first assignment, submit -> terminal state.
+  const Histogram& dispatch_latency() const { return dispatch_latency_; }
+  const Histogram& end_to_end_latency() const { return end_to_end_latency_; }
   // Sends the current snapshot to `sink` at once, then every change until a terminal
   // state. Returns a handle for Unwatch. NOT_FOUND for an unknown id, UNAVAILABLE after
   // Shutdown.
@@ -170,6 +174,8 @@ class Coordinator {
   uint64_t next_epoch_ ABSL_GUARDED_BY(mu_) = 1;
   uint64_t next_watch_ ABSL_GUARDED_BY(mu_) = 1;
   int64_t tasks_scheduled_ ABSL_GUARDED_BY(mu_) = 0;
+  Histogram dispatch_latency_;    // thread-safe on its own
+  Histogram end_to_end_latency_;
 };
 
 }  // namespace rc::coordinator

@@ -69,6 +69,7 @@ void Coordinator::AssignLocked(TaskEntry* e, WorkerEntry* w, Effects& fx) {
   a->set_status(pb::TASK_STATUS_ASSIGNED);
   tasks_.SetStatus(e, pb::TASK_STATUS_ASSIGNED);
   w->running.emplace(t.task_id(), t.attempts());
+  if (t.attempt_history_size() == 1) dispatch_latency_.Observe((now - t.created_at_ms()) / 1000.0);
   w->last_task_type = t.spec().task_type();
   ++tasks_scheduled_;
 

@@ -98,8 +98,10 @@ void HttpBridge::Stop() {
   if (thread_.joinable()) thread_.join();
 }
 
-absl::StatusOr<std::unique_ptr<HttpBridge>> HttpBridge::Start(const std::string& host, int port, Coordinator* core) {
+absl::StatusOr<std::unique_ptr<HttpBridge>> HttpBridge::Start(const std::string& host, int port, Coordinator* core,
+                                                              const TaskStore* store) {
   std::unique_ptr<HttpBridge> b(new HttpBridge(core));
+  b->store_ = store;
   b->Routes();
   b->port_ = port == 0 ? b->server_->bind_to_any_port(host) : (b->server_->bind_to_port(host, port) ? port : -1);
   if (b->port_ <= 0) return absl::UnavailableError(absl::StrCat("HTTP bridge cannot listen on ", host, ":", port));
@@ -214,7 +216,17 @@ void HttpBridge::Routes() {
   });
   s.Get("/healthz", [](const httplib::Request&, httplib::Response& res) { Reply(res, 200, Json{{"status", "ok"}}); });
   s.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
-    res.set_content(PrometheusText(core_->Stats(), core_->ListWorkers("")), "text/plain; version=0.0.4");
+    std::string text = PrometheusText(core_->Stats(), core_->ListWorkers(""));
+    absl::StrAppend(&text,
+                    core_->dispatch_latency().Render("retire_cluster_dispatch_latency_seconds",
+                                                     "Submit to first assignment."),
+                    core_->end_to_end_latency().Render("retire_cluster_end_to_end_latency_seconds",
+                                                       "Submit to terminal state."));
+    if (store_ != nullptr && store_->commit_latency() != nullptr) {
+      absl::StrAppend(&text, store_->commit_latency()->Render("retire_cluster_store_commit_latency_seconds",
+                                                              "One group commit of the task store."));
+    }
+    res.set_content(text, "text/plain; version=0.0.4");
   });
 }
 

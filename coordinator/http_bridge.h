@@ -21,7 +21,9 @@ class HttpBridge {
  public:
   // Listens on host:port (0 picks a free port). UNAVAILABLE naming the address when it
   // cannot.
-  static absl::StatusOr<std::unique_ptr<HttpBridge>> Start(const std::string& host, int port, Coordinator* core);
+  // `store` (optional) adds its commit latency to /metrics.
+  static absl::StatusOr<std::unique_ptr<HttpBridge>> Start(const std::string& host, int port, Coordinator* core,
+                                                           const TaskStore* store = nullptr);
   ~HttpBridge();
   int port() const { return port_; }
   void Stop();
@@ -31,6 +33,7 @@ class HttpBridge {
   void Routes();
 
   Coordinator* const core_;
+  const TaskStore* store_ = nullptr;
   std::unique_ptr<httplib::Server> server_;
   std::thread thread_;
   int port_ = 0;

@@ -61,7 +61,7 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(cons
   if (s->server_ == nullptr || s->port_ == 0) {
     return absl::UnavailableError(absl::StrCat("cannot listen on ", address, " (address in use or not local?)"));
   }
-  absl::StatusOr<std::unique_ptr<HttpBridge>> http = HttpBridge::Start(config.host, config.http_port, s->core_.get());
+  absl::StatusOr<std::unique_ptr<HttpBridge>> http = HttpBridge::Start(config.host, config.http_port, s->core_.get(), s->store_.get());
   if (!http.ok()) {
     s->server_->Shutdown();
     return http.status();

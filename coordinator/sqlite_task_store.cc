@@ -168,7 +168,9 @@ void SqliteTaskStore::WriterLoop() {
     for (int attempt = 1; attempt <= kCommitTries; ++attempt) {
       {
         absl::MutexLock lock(&db_mu_);
+        const absl::Time start = absl::Now();
         status = Commit(batch);
+        commit_latency_.Observe(absl::ToDoubleSeconds(absl::Now() - start));
       }
       if (status.ok()) break;
       spdlog::error("task store commit of {} operations failed (try {} of {}): {}", batch.size(), attempt,

@@ -36,6 +36,7 @@ class SqliteTaskStore final : public TaskStore {
   void Delete(std::vector<std::string> task_ids, std::function<void(absl::Status)> done) override;
   absl::StatusOr<std::vector<pb::Task>> LoadAll() override;
   void Close() override;
+  const Histogram* commit_latency() const override { return &commit_latency_; }
 
   const std::string& path() const { return path_; }
 
@@ -62,6 +63,7 @@ class SqliteTaskStore final : public TaskStore {
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   absl::Mutex close_mu_;  // serializes joining the writer
   std::thread writer_;
+  Histogram commit_latency_;
 };
 
 }  // namespace rc::coordinator

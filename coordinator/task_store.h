@@ -12,6 +12,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "common/histogram.h"
 #include "retire_cluster/v1/task.pb.h"
 
 namespace rc::coordinator {
@@ -32,6 +33,8 @@ class TaskStore {
   // Commits what is queued, runs its callbacks, then refuses further writes (their
   // `done` gets UNAVAILABLE at once). Call before destroying what callbacks reach.
   virtual void Close() {}
+  // Commit latency, for /metrics (null when the store does not measure it).
+  virtual const Histogram* commit_latency() const { return nullptr; }
 };
 
 class MemoryTaskStore final : public TaskStore {

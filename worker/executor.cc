@@ -167,6 +167,8 @@ void Executor::RunOne(const pb::Assignment& a, const std::shared_ptr<StopToken>&
   const absl::Time end = absl::Now();
   fin.set_finished_at_ms(absl::ToUnixMillis(end));
   fin.set_execution_time_seconds(absl::ToDoubleSeconds(end - start));
+  finished_[fin.status()].fetch_add(1);
+  run_time_.Observe(fin.execution_time_seconds());
   bool report;
   {
     absl::MutexLock lock(&mu_);

@@ -4,6 +4,8 @@
 // token. The Executor decides the outcome: CANCELLED if cancelled, TIMEOUT if the
 // deadline passed, otherwise what the handler returned.
 
+#include <array>
+#include <atomic>
 #include <deque>
 #include <functional>
 #include <memory>
@@ -15,6 +17,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/synchronization/mutex.h"
 #include "retire_cluster/v1/worker_service.pb.h"
+#include "common/histogram.h"
 #include "worker/handler.h"
 
 namespace rc::worker {
@@ -43,6 +46,9 @@ class Executor {
   // Attempts held: queued or running.
   std::vector<pb::RunningAttempt> HeldAttempts() const;
   int running() const;
+  // Attempts finished here, by outcome; how long they ran.
+  int64_t finished(pb::TaskStatus status) const { return finished_[status].load(); }
+  const Histogram& run_time() const { return run_time_; }
   // True once no attempt is held; false if `deadline` passes first.
   bool WaitIdle(absl::Time deadline) const;
   // Stops every attempt without reporting (the coordinator requeues them) and joins
@@ -67,6 +73,8 @@ class Executor {
   absl::flat_hash_map<AttemptKey, HeldAttempt> held_ ABSL_GUARDED_BY(mu_);
   int running_ ABSL_GUARDED_BY(mu_) = 0;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  std::array<std::atomic<int64_t>, pb::TaskStatus_ARRAYSIZE> finished_{};
+  Histogram run_time_;
   absl::Mutex join_mu_;
   std::vector<std::thread> threads_ ABSL_GUARDED_BY(join_mu_);
 };

@@ -2,6 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/task_names.h"
 #include "worker/capability_probe.h"
 #include "worker/opt_in_handlers.h"
 
@@ -21,6 +22,11 @@ absl::StatusOr<std::unique_ptr<Worker>> Worker::Start(const WorkerConfig& config
                                             [raw] { return raw->capabilities_; });
   w->session_ = std::make_unique<Session>(config, w->executor_.get(), &w->outbox_, probe, std::move(on_fatal));
   w->session_->Start();
+  if (config.metrics_port >= 0) {
+    auto metrics = MetricsServer::Start(config.metrics_host, config.metrics_port, [raw] { return raw->MetricsText(); });
+    if (!metrics.ok()) return metrics.status();
+    w->metrics_ = std::move(*metrics);
+  }
   return w;
 }
 
@@ -35,7 +41,28 @@ int Worker::Drain(absl::Duration grace) {
   return handed_back;
 }
 
+std::string Worker::MetricsText() const {
+  std::string out;
+  auto gauge = [&](const char* name, const char* help, double v) {
+    absl::StrAppend(&out, "# HELP ", name, " ", help, "\n# TYPE ", name, " gauge\n", name, " ", v, "\n");
+  };
+  gauge("retire_cluster_worker_slots", "Tasks this worker runs at once.", capabilities_.slots());
+  gauge("retire_cluster_worker_running", "Attempts running now.", executor_->running());
+  gauge("retire_cluster_worker_connected", "1 while registered with the coordinator.", connected() ? 1 : 0);
+  absl::StrAppend(&out, "# HELP retire_cluster_worker_attempts_total Attempts finished here, by outcome.\n",
+                  "# TYPE retire_cluster_worker_attempts_total counter\n");
+  for (pb::TaskStatus s : {pb::TASK_STATUS_SUCCESS, pb::TASK_STATUS_FAILED, pb::TASK_STATUS_CANCELLED,
+                           pb::TASK_STATUS_TIMEOUT}) {
+    absl::StrAppend(&out, "retire_cluster_worker_attempts_total{status=\"", StatusName(s), "\"} ",
+                    executor_->finished(s), "\n");
+  }
+  absl::StrAppend(&out, executor_->run_time().Render("retire_cluster_worker_run_time_seconds",
+                                                     "How long attempts ran here."));
+  return out;
+}
+
 void Worker::Stop() {
+  metrics_.reset();
   if (session_ != nullptr) session_->Stop();
   if (executor_ != nullptr) executor_->Stop();
 }

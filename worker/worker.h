@@ -8,6 +8,7 @@
 #include "common/config.h"
 #include "worker/executor.h"
 #include "worker/handler.h"
+#include "worker/metrics_server.h"
 #include "worker/outbox.h"
 #include "worker/session.h"
 
@@ -32,6 +33,8 @@ class Worker {
   void Stop();
   const pb::Capabilities& capabilities() const { return capabilities_; }
   bool connected() const { return session_ != nullptr && session_->connected(); }
+  int metrics_port() const { return metrics_ != nullptr ? metrics_->port() : 0; }
+  std::string MetricsText() const;
 
  private:
   Worker() = default;
@@ -42,6 +45,7 @@ class Worker {
   Outbox outbox_;
   std::unique_ptr<Executor> executor_;
   std::unique_ptr<Session> session_;
+  std::unique_ptr<MetricsServer> metrics_;
 };
 
 }  // namespace rc::worker

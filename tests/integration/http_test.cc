@@ -134,6 +134,30 @@ TEST_CASE("HTTP: /metrics parses as Prometheus text and agrees with stats") {
   CHECK(samples["retire_cluster_workers_online"] == 1);
   CHECK(samples["retire_cluster_slots"] == 2);
   CHECK(samples.count("retire_cluster_worker_running{device_id=\"w1\",status=\"online\"}") == 1);
+  CHECK(samples["retire_cluster_end_to_end_latency_seconds_count"] == 3);
+  CHECK(samples["retire_cluster_end_to_end_latency_seconds_bucket{le=\"+Inf\"}"] == 3);
+  CHECK(samples["retire_cluster_dispatch_latency_seconds_count"] == 3);
+  CHECK(samples["retire_cluster_store_commit_latency_seconds_count"] >= 1);
+}
+
+TEST_CASE("A worker with --metrics-port serves its own Prometheus metrics") {
+  Cluster cluster;
+  WorkerConfig wc = Cluster::Worker("w1", 3);
+  wc.metrics_port = 0;
+  worker::Worker* w = cluster.AddWorker(wc);
+  REQUIRE(w->metrics_port() > 0);
+  auto r = cluster.client().Submit([] {
+    pb::TaskSpec s;
+    s.set_task_type("echo");
+    return s;
+  }());
+  REQUIRE(cluster.client().Wait(r->task_id(), absl::Seconds(10)).ok());
+  httplib::Client client("127.0.0.1", w->metrics_port());
+  auto m = client.Get("/metrics");
+  REQUIRE(m);
+  CHECK(m->body.find("retire_cluster_worker_slots 3\n") != std::string::npos);
+  CHECK(m->body.find("retire_cluster_worker_attempts_total{status=\"success\"} 1\n") != std::string::npos);
+  CHECK(m->body.find("retire_cluster_worker_connected 1\n") != std::string::npos);
 }
 
 }  // namespace rc::testing
