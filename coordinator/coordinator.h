@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -81,6 +82,8 @@ class Coordinator {
   absl::StatusOr<std::vector<pb::Task>> ListTasks(const TaskFilter& filter) const;
   std::vector<pb::Worker> ListWorkers(const std::string& device_id) const;
   pb::Stats Stats() const;
+  // Task type -> status name -> count (for /metrics).
+  std::map<std::string, std::map<std::string, int64_t>> CountsByType() const;
   // Latency histograms for /metrics: submit -> first assignment, submit -> terminal state.
   const Histogram& dispatch_latency() const { return dispatch_latency_; }
   const Histogram& end_to_end_latency() const { return end_to_end_latency_; }

@@ -217,6 +217,13 @@ void HttpBridge::Routes() {
   s.Get("/healthz", [](const httplib::Request&, httplib::Response& res) { Reply(res, 200, Json{{"status", "ok"}}); });
   s.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
     std::string text = PrometheusText(core_->Stats(), core_->ListWorkers(""));
+    absl::StrAppend(&text, "# HELP retire_cluster_tasks_by_type Tasks known to the coordinator, by type and status.\n",
+                    "# TYPE retire_cluster_tasks_by_type gauge\n");
+    for (const auto& [type, by_status] : core_->CountsByType()) {
+      for (const auto& [status, n] : by_status) {
+        absl::StrAppend(&text, "retire_cluster_tasks_by_type{type=\"", type, "\",status=\"", status, "\"} ", n, "\n");
+      }
+    }
     absl::StrAppend(&text,
                     core_->dispatch_latency().Render("retire_cluster_dispatch_latency_seconds",
                                                      "Submit to first assignment."),

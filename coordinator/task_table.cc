@@ -15,6 +15,7 @@ TaskEntry* TaskTable::FindByIdempotencyKey(const std::string& key) const {
 TaskEntry* TaskTable::Insert(std::unique_ptr<TaskEntry> entry) {
   const pb::Task& t = entry->task;
   ++counts_[t.status()];
+  ++by_type_[t.spec().task_type()][t.status()];
   by_sequence_[entry->key.seq] = entry.get();
   if (!t.spec().idempotency_key().empty()) by_idempotency_key_[t.spec().idempotency_key()] = t.task_id();
   TaskEntry* raw = entry.get();
@@ -27,6 +28,7 @@ void TaskTable::Erase(const std::string& task_id) {
   if (it == by_id_.end()) return;
   const pb::Task& t = it->second->task;
   --counts_[t.status()];
+  --by_type_[t.spec().task_type()][t.status()];
   if (!t.spec().idempotency_key().empty()) by_idempotency_key_.erase(t.spec().idempotency_key());
   by_sequence_.erase(it->second->key.seq);
   by_id_.erase(it);
@@ -35,6 +37,9 @@ void TaskTable::Erase(const std::string& task_id) {
 void TaskTable::SetStatus(TaskEntry* e, pb::TaskStatus status) {
   --counts_[e->task.status()];
   ++counts_[status];
+  Counts& by_type = by_type_[e->task.spec().task_type()];
+  --by_type[e->task.status()];
+  ++by_type[status];
   e->task.set_status(status);
 }
 

@@ -3,6 +3,7 @@
 // with a count per status kept in step with every status change. Not thread-safe:
 // the Coordinator guards it with its mutex.
 
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -57,6 +58,9 @@ class TaskTable {
   void SetStatus(TaskEntry* e, pb::TaskStatus status);
 
   int64_t count(pb::TaskStatus status) const { return counts_[status]; }
+  // Task type -> count per status (for /metrics).
+  using Counts = std::array<int64_t, pb::TaskStatus_ARRAYSIZE>;
+  const absl::flat_hash_map<std::string, Counts>& counts_by_type() const { return by_type_; }
   // Matching tasks, newest first, at most filter.limit.
   std::vector<const TaskEntry*> Newest(const TaskFilter& filter) const;
   // Ids of finished tasks that finished before `cutoff_ms`, oldest submitted first, at
@@ -74,6 +78,7 @@ class TaskTable {
   absl::btree_map<uint64_t, TaskEntry*> by_sequence_;  // submission order
   absl::flat_hash_map<std::string, std::string> by_idempotency_key_;
   int64_t counts_[pb::TaskStatus_ARRAYSIZE] = {};
+  absl::flat_hash_map<std::string, Counts> by_type_;
 };
 
 }  // namespace rc::coordinator

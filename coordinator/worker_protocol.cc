@@ -298,6 +298,17 @@ void Coordinator::Tick() {
   });
 }
 
+std::map<std::string, std::map<std::string, int64_t>> Coordinator::CountsByType() const {
+  absl::MutexLock lock(&mu_);
+  std::map<std::string, std::map<std::string, int64_t>> out;
+  for (const auto& [type, counts] : tasks_.counts_by_type()) {
+    for (int st = pb::TASK_STATUS_PENDING; st <= pb::TASK_STATUS_TIMEOUT; ++st) {
+      if (counts[st] != 0) out[type][std::string(StatusName(static_cast<pb::TaskStatus>(st)))] = counts[st];
+    }
+  }
+  return out;
+}
+
 std::vector<pb::Worker> Coordinator::ListWorkers(const std::string& device_id) const {
   absl::MutexLock lock(&mu_);
   return workers_.List(device_id);

@@ -134,6 +134,7 @@ TEST_CASE("HTTP: /metrics parses as Prometheus text and agrees with stats") {
   CHECK(samples["retire_cluster_workers_online"] == 1);
   CHECK(samples["retire_cluster_slots"] == 2);
   CHECK(samples.count("retire_cluster_worker_running{device_id=\"w1\",status=\"online\"}") == 1);
+  CHECK(samples["retire_cluster_tasks_by_type{type=\"echo\",status=\"success\"}"] == 3);
   CHECK(samples["retire_cluster_end_to_end_latency_seconds_count"] == 3);
   CHECK(samples["retire_cluster_end_to_end_latency_seconds_bucket{le=\"+Inf\"}"] == 3);
   CHECK(samples["retire_cluster_dispatch_latency_seconds_count"] == 3);
