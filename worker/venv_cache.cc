@@ -15,6 +15,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
 #include "common/ids.h"
 #include "spdlog/spdlog.h"
 
@@ -22,6 +23,9 @@ namespace rc::worker {
 namespace {
 
 namespace fs = std::filesystem;
+
+// How often a task waiting for another task's build checks its own cancel/deadline.
+constexpr absl::Duration kLockPoll = absl::Milliseconds(20);
 
 // Variables that carry pip's configuration: private indexes, find-links, proxies, certs.
 bool PipVariable(absl::string_view name) {
@@ -53,15 +57,24 @@ uint64_t DirectorySize(const fs::path& dir) {
 // Holds an exclusive flock on `path` (created) while alive.
 class FileLock {
  public:
-  explicit FileLock(const std::string& path) : fd_(open(path.c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0600)) {
-    if (fd_ >= 0) flock(fd_, LOCK_EX);
+  // Waits for the lock; with `stop`, gives up (held() false) once it stops.
+  explicit FileLock(const std::string& path, const StopToken* stop = nullptr)
+      : fd_(open(path.c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0600)) {
+    if (fd_ < 0) return;
+    if (stop == nullptr) {
+      held_ = flock(fd_, LOCK_EX) == 0;
+      return;
+    }
+    while (!(held_ = flock(fd_, LOCK_EX | LOCK_NB) == 0) && !stop->stopped()) absl::SleepFor(kLockPoll);
   }
   ~FileLock() {
     if (fd_ >= 0) close(fd_);
   }
+  bool held() const { return held_ || fd_ < 0; }
 
  private:
   int fd_;
+  bool held_ = false;
 };
 
 void Touch(const fs::path& file) {
@@ -139,11 +152,21 @@ absl::StatusOr<VenvCache::Lease> VenvCache::Acquire(const std::vector<std::strin
   const fs::path dir = fs::path(root_) / key;
   if (created != nullptr) *created = false;
   {
-    absl::MutexLock key_lock(KeyMutex(key));
+    // Another task may be building this environment: wait, but not past our own stop.
+    absl::Mutex* key_mu = KeyMutex(key);
+    while (!key_mu->TryLock()) {
+      if (stop.stopped()) return absl::AbortedError("stopped while another task was building the environment");
+      absl::SleepFor(kLockPoll);
+    }
+    struct Unlock {
+      absl::Mutex* mu;
+      ~Unlock() { mu->Unlock(); }
+    } unlock{key_mu};
     std::error_code ec;
     fs::create_directories(root_, ec);
     if (ec) return absl::UnavailableError(absl::StrCat("cannot create venv cache ", root_, ": ", ec.message()));
-    FileLock lock((fs::path(root_) / (key + ".lock")).string());
+    FileLock lock((fs::path(root_) / (key + ".lock")).string(), &stop);
+    if (!lock.held()) return absl::AbortedError("stopped while another process was building the environment");
     if (!fs::exists(dir / ".ready")) {
       absl::Status built = Build(key, requirements, stop);
       if (!built.ok()) return built;

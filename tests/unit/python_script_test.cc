@@ -102,6 +102,27 @@ TEST_CASE("Concurrent tasks with the same requirements build the environment onc
   CHECK(std::count(created.begin(), created.end(), true) == 1);
 }
 
+TEST_CASE("A task waiting for another task's environment build stops when it is cancelled") {
+  Env env;
+  std::thread builder([&] { CHECK(env.Run(kGreet).ok()); });
+  absl::SleepFor(absl::Milliseconds(300));  // let the builder take the environment's lock first
+  StopToken stop(absl::Now() + absl::Seconds(60));
+  std::thread canceller([&] {
+    absl::SleepFor(absl::Milliseconds(200));
+    stop.Cancel();
+  });
+  absl::Time start = absl::Now();
+  auto out = env.handler->Run(TaskContext{"task-waiter", 1, kGreet.dump(), &stop, {}, nullptr});
+  absl::Duration waited = absl::Now() - start;
+  canceller.join();
+  builder.join();
+  // Building a venv takes seconds (pip is bootstrapped into it); the waiter gives up
+  // within a fraction of one.
+  REQUIRE_FALSE(out.ok());
+  CHECK(out.status().code() == absl::StatusCode::kAborted);
+  CHECK(waited < absl::Seconds(1));
+}
+
 TEST_CASE("Requirement sets are normalised before hashing") {
   CHECK(VenvCache::Normalize({" Foo_Bar>=1 ", "numpy", "foo-bar>=1", ""}) ==
         std::vector<std::string>{"foo-bar>=1", "numpy"});
