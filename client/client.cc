@@ -21,6 +21,18 @@ Client::Client(ClientOptions options) : options_(std::move(options)) {
   args.SetMaxReceiveMessageSize(256 << 20);
   auto channel = grpc::CreateCustomChannel(options_.target, grpc::InsecureChannelCredentials(), args);
   stub_ = pb::ClientService::NewStub(channel);
+  batcher_ = std::make_shared<internal::SubmitBatcher>(
+      stub_.get(), [this](const grpc::Status& s) { return Convert(s); }, options_.rpc_timeout);
+}
+
+Client::~Client() {
+  batcher_->Drain();
+  std::shared_ptr<internal::ResultStream> results;
+  {
+    absl::MutexLock lock(&wait_mu_);
+    results = std::move(results_);
+  }
+  if (results != nullptr) results->Shutdown();
 }
 
 void Client::Prepare(grpc::ClientContext* ctx) const {
@@ -48,6 +60,41 @@ absl::StatusOr<pb::SubmitResponse> Client::Submit(const pb::TaskSpec& spec) {
   pb::SubmitResponse resp;
   if (grpc::Status s = stub_->Submit(&ctx, req, &resp); !s.ok()) return Convert(s);
   return resp;
+}
+
+absl::StatusOr<std::vector<absl::StatusOr<pb::SubmitResponse>>> Client::SubmitBatch(
+    const std::vector<pb::TaskSpec>& specs) {
+  grpc::ClientContext ctx;
+  Prepare(&ctx);
+  pb::SubmitBatchRequest req;
+  for (const pb::TaskSpec& spec : specs) *req.add_specs() = spec;
+  pb::SubmitBatchResponse resp;
+  if (grpc::Status s = stub_->SubmitBatch(&ctx, req, &resp); !s.ok()) return Convert(s);
+  if (static_cast<size_t>(resp.results_size()) != specs.size()) {
+    return absl::InternalError(absl::StrCat("coordinator answered ", resp.results_size(), " of ", specs.size(), " submits"));
+  }
+  std::vector<absl::StatusOr<pb::SubmitResponse>> out;
+  for (const pb::SubmitOutcome& r : resp.results()) {
+    if (r.error_code() == 0) {
+      out.push_back(r.accepted());
+    } else {
+      out.push_back(absl::Status(static_cast<absl::StatusCode>(r.error_code()), r.error_message()));
+    }
+  }
+  return out;
+}
+
+void Client::SubmitAsync(pb::TaskSpec spec, internal::SubmitDone done) { batcher_->Add(std::move(spec), std::move(done)); }
+
+void Client::WaitAsync(const std::string& task_id, internal::WaitDone done) {
+  absl::Status ended;
+  {
+    absl::MutexLock lock(&wait_mu_);
+    if (results_ != nullptr && results_->Add(task_id, &done).ok()) return;
+    results_ = internal::ResultStream::Start(stub_.get(), [this](const grpc::Status& s) { return Convert(s); });
+    ended = results_->Add(task_id, &done);  // fails only if the new stream failed at once
+  }
+  if (!ended.ok()) done(ended);
 }
 
 absl::StatusOr<pb::Task> Client::Get(const std::string& task_id) {

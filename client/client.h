@@ -9,8 +9,11 @@
 #include <string>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "client/async.h"
 #include "retire_cluster/v1/client_service.grpc.pb.h"
 
 namespace rc::client {
@@ -25,10 +28,31 @@ struct ClientOptions {
 class Client {
  public:
   explicit Client(ClientOptions options);
+  // Waits for the answers of async calls still on the wire; waits still open get CANCELLED.
+  ~Client();
 
   // Queues a task; returns its id and status once the coordinator accepted it.
   // INVALID_ARGUMENT names a bad field.
   absl::StatusOr<pb::SubmitResponse> Submit(const pb::TaskSpec& spec);
+  // Many tasks in one call and one store commit: one answer per spec, in order (a
+  // refused spec does not refuse the others; its error names "specs[i].field"). The call
+  // itself fails for an empty batch, more than 10000 specs, or no coordinator.
+  absl::StatusOr<std::vector<absl::StatusOr<pb::SubmitResponse>>> SubmitBatch(const std::vector<pb::TaskSpec>& specs);
+
+  // ---- Asynchronous calls, for high rates. They return at once; `done` runs later on
+  // a gRPC thread and must not block. Neither starts a thread. ----
+
+  // Submits that arrive while earlier batches are on the wire travel together in the
+  // next SubmitBatch call, so a busy client makes few large calls, and a lone submit on
+  // an idle client goes out at once. Queued submits are not bounded: callers that
+  // produce faster than the coordinator stores should cap what they have outstanding.
+  void SubmitAsync(pb::TaskSpec spec, internal::SubmitDone done);
+  // Runs `done` with the task once it reaches a terminal state (NOT_FOUND for an
+  // unknown id). All waits of one Client share one WaitTasks stream; if it breaks
+  // (coordinator restart, network), the waits then open get UNAVAILABLE and may be
+  // made again, and later waits open a new stream.
+  void WaitAsync(const std::string& task_id, internal::WaitDone done);
+
   // NOT_FOUND for an unknown id.
   absl::StatusOr<pb::Task> Get(const std::string& task_id);
   // Blocks until the task reaches a terminal state and returns it, following the
@@ -51,6 +75,9 @@ class Client {
 
   const ClientOptions options_;
   std::unique_ptr<pb::ClientService::Stub> stub_;
+  std::shared_ptr<internal::SubmitBatcher> batcher_;
+  absl::Mutex wait_mu_;
+  std::shared_ptr<internal::ResultStream> results_ ABSL_GUARDED_BY(wait_mu_);
 };
 
 }  // namespace rc::client

@@ -4,6 +4,7 @@
 #include <optional>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "common/grpc_status.h"
 #include "common/task_names.h"
@@ -118,6 +119,34 @@ grpc::ServerUnaryReactor* ClientServiceImpl::Submit(grpc::CallbackServerContext*
       resp->set_existing(r->existing);
     }
     reactor->Finish(ToGrpcStatus(r.status()));
+  });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* ClientServiceImpl::SubmitBatch(grpc::CallbackServerContext* ctx,
+                                                         const pb::SubmitBatchRequest* req,
+                                                         pb::SubmitBatchResponse* resp) {
+  auto* reactor = ctx->DefaultReactor();
+  if (req->specs_size() == 0 || static_cast<size_t>(req->specs_size()) > kMaxSubmitBatch) {
+    reactor->Finish(ToGrpcStatus(absl::InvalidArgumentError(
+        absl::StrCat("specs: a batch holds 1..", kMaxSubmitBatch, " tasks, got ", req->specs_size()))));
+    return reactor;
+  }
+  std::vector<pb::TaskSpec> specs(req->specs().begin(), req->specs().end());
+  core_->SubmitBatch(std::move(specs), [reactor, resp](std::vector<absl::StatusOr<SubmitResult>> results) {
+    for (size_t i = 0; i < results.size(); ++i) {
+      pb::SubmitOutcome* out = resp->add_results();
+      if (results[i].ok()) {
+        out->mutable_accepted()->set_task_id(results[i]->task_id);
+        out->mutable_accepted()->set_status(results[i]->status);
+        out->mutable_accepted()->set_existing(results[i]->existing);
+      } else {
+        out->set_error_code(static_cast<int>(results[i].status().code()));
+        const bool field = results[i].status().code() == absl::StatusCode::kInvalidArgument;
+        out->set_error_message(absl::StrCat("specs[", i, field ? "]." : "]: ", results[i].status().message()));
+      }
+    }
+    reactor->Finish(grpc::Status::OK);
   });
   return reactor;
 }

@@ -1,6 +1,7 @@
 #include "coordinator/coordinator.h"
 
 #include <algorithm>
+#include <optional>
 
 #include "absl/strings/str_cat.h"
 #include "common/ids.h"
@@ -67,90 +68,154 @@ void Coordinator::ChangedLocked(TaskEntry* e, Effects& fx) {
   }
   fx.writes.push_back(e->task);
   if (e->watchers.empty()) return;
-  pb::Task snapshot = SnapshotLocked(*e);
-  for (auto& [id, sink] : e->watchers) fx.snapshots.emplace_back(sink, snapshot);
-  if (IsTerminal(e->task.status())) e->watchers.clear();
+  const bool terminal = IsTerminal(e->task.status());
+  std::optional<pb::Task> snapshot;
+  for (auto& [id, sink] : e->watchers) {
+    if (!terminal && sink->TerminalOnly()) continue;
+    if (!snapshot.has_value()) snapshot = SnapshotLocked(*e);
+    fx.snapshots.emplace_back(sink, *snapshot);
+  }
+  if (terminal) e->watchers.clear();
 }
 
 void Coordinator::AcceptLocked(TaskEntry* e, Effects& fx) {
   tasks_.SetStatus(e, pb::TASK_STATUS_QUEUED);
   EnqueueLocked(e);
   ChangedLocked(e, fx);
-  DispatchLocked(fx);
 }
+
+namespace {
+
+// The answers of one batch, filled in any order; `done` runs once, with the last.
+class BatchAnswers {
+ public:
+  BatchAnswers(size_t n, SubmitBatchDone done)
+      : results_(n, absl::InternalError("unanswered")), remaining_(n), done_(std::move(done)) {}
+
+  void Set(size_t i, absl::StatusOr<SubmitResult> r) {
+    {
+      absl::MutexLock lock(&mu_);
+      results_[i] = std::move(r);
+      if (--remaining_ > 0) return;
+    }
+    done_(std::move(results_));  // the last answer: nobody else touches results_ now
+  }
+
+ private:
+  absl::Mutex mu_;
+  std::vector<absl::StatusOr<SubmitResult>> results_ ABSL_GUARDED_BY(mu_);
+  size_t remaining_ ABSL_GUARDED_BY(mu_);
+  const SubmitBatchDone done_;
+};
+
+}  // namespace
 
 void Coordinator::Submit(pb::TaskSpec spec, std::function<void(absl::StatusOr<SubmitResult>)> done) {
-  if (absl::Status s = ValidateAndNormalize(&spec); !s.ok()) {
-    done(s);
+  std::vector<pb::TaskSpec> one;
+  one.push_back(std::move(spec));
+  SubmitBatch(std::move(one), [done = std::move(done)](std::vector<absl::StatusOr<SubmitResult>> r) {
+    done(std::move(r[0]));
+  });
+}
+
+void Coordinator::SubmitBatch(std::vector<pb::TaskSpec> specs, SubmitBatchDone done) {
+  if (specs.empty()) {
+    done({});
     return;
   }
+  auto answers = std::make_shared<BatchAnswers>(specs.size(), std::move(done));
+  std::vector<absl::Status> invalid(specs.size());
+  for (size_t i = 0; i < specs.size(); ++i) invalid[i] = ValidateAndNormalize(&specs[i]);
   Mutate([&](Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    if (shut_down_) {
-      fx.callbacks.push_back([done] { done(absl::UnavailableError("coordinator is shutting down")); });
-      return 0;
-    }
-    if (!spec.idempotency_key().empty()) {
-      if (TaskEntry* first = tasks_.FindByIdempotencyKey(spec.idempotency_key())) {
-        if (first->task.status() == pb::TASK_STATUS_PENDING) {
-          first->waiting_submits.push_back(std::move(done));  // answered once it is stored
-        } else {
-          SubmitResult r{first->task.task_id(), first->task.status(), true};
-          fx.callbacks.push_back([done, r] { done(r); });
-        }
-        return 0;
+    std::vector<std::string> ids;  // the new tasks, accepted together once stored
+    std::vector<size_t> slots;     // their places in the batch
+    for (size_t i = 0; i < specs.size(); ++i) {
+      auto answer = [answers, i](absl::StatusOr<SubmitResult> r) { answers->Set(i, std::move(r)); };
+      if (!invalid[i].ok()) {
+        fx.callbacks.push_back([answer, s = invalid[i]] { answer(s); });
+        continue;
       }
+      if (shut_down_) {
+        fx.callbacks.push_back([answer] { answer(absl::UnavailableError("coordinator is shutting down")); });
+        continue;
+      }
+      pb::TaskSpec& spec = specs[i];
+      if (!spec.idempotency_key().empty()) {
+        if (TaskEntry* first = tasks_.FindByIdempotencyKey(spec.idempotency_key())) {
+          if (first->task.status() == pb::TASK_STATUS_PENDING) {
+            first->waiting_submits.push_back(std::move(answer));  // answered once it is stored
+          } else {
+            SubmitResult r{first->task.task_id(), first->task.status(), true};
+            fx.callbacks.push_back([answer, r] { answer(r); });
+          }
+          continue;
+        }
+      }
+      auto entry = std::make_unique<TaskEntry>();
+      pb::Task& t = entry->task;
+      t.set_task_id(NewId("task"));
+      t.set_status(pb::TASK_STATUS_PENDING);
+      t.set_created_at_ms(clock_->NowMs());
+      t.set_revision(1);
+      entry->cls = queue_.Intern(spec.task_type(), spec.requirements());
+      entry->key = QueueKey{spec.priority(), next_seq_++};
+      t.set_sequence(entry->key.seq);
+      *t.mutable_spec() = std::move(spec);
+      fx.writes.push_back(t);
+      ids.push_back(t.task_id());
+      slots.push_back(i);
+      tasks_.Insert(std::move(entry));
     }
-    auto entry = std::make_unique<TaskEntry>();
-    pb::Task& t = entry->task;
-    t.set_task_id(NewId("task"));
-    t.set_status(pb::TASK_STATUS_PENDING);
-    t.set_created_at_ms(clock_->NowMs());
-    t.set_revision(1);
-    entry->cls = queue_.Intern(spec.task_type(), spec.requirements());
-    entry->key = QueueKey{spec.priority(), next_seq_++};
-    t.set_sequence(entry->key.seq);
-    *t.mutable_spec() = std::move(spec);
-    fx.writes.push_back(t);
-    fx.after_commit.push_back([this, id = t.task_id(), done = std::move(done)](absl::Status stored) {
-      Accepted(id, stored, done);
-    });
-    tasks_.Insert(std::move(entry));
+    if (ids.empty()) return 0;
+    fx.after_commit.push_back(
+        [this, ids = std::move(ids), slots = std::move(slots), answers](absl::Status stored) {
+          Accepted(ids, stored, [&](size_t k, absl::StatusOr<SubmitResult> r) { answers->Set(slots[k], std::move(r)); });
+        });
     return 0;
   });
 }
 
-void Coordinator::Accepted(const std::string& id, const absl::Status& stored,
-                           const std::function<void(absl::StatusOr<SubmitResult>)>& done) {
+void Coordinator::Accepted(const std::vector<std::string>& ids, const absl::Status& stored,
+                           const std::function<void(size_t, absl::StatusOr<SubmitResult>)>& answer) {
+  std::vector<absl::StatusOr<SubmitResult>> results;
+  std::vector<std::vector<std::function<void(absl::StatusOr<SubmitResult>)>>> waiting(ids.size());
   Mutate([&](Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    TaskEntry* e = tasks_.Find(id);
-    std::vector<std::function<void(absl::StatusOr<SubmitResult>)>> waiting;
-    if (e != nullptr) waiting = std::move(e->waiting_submits);
-    if (!stored.ok()) {
-      // Not durable: forget it entirely so that nothing unacknowledged runs.
-      if (e != nullptr) {
-        for (auto& [wid, sink] : e->watchers) fx.aborts.emplace_back(sink, absl::UnavailableError("task was not stored"));
-        tasks_.Erase(id);
+    const absl::Status error = absl::UnavailableError(absl::StrCat("task store: ", stored.message()));
+    for (size_t k = 0; k < ids.size(); ++k) {
+      TaskEntry* e = tasks_.Find(ids[k]);
+      if (e != nullptr) waiting[k] = std::move(e->waiting_submits);
+      if (!stored.ok()) {
+        // Not durable: forget it entirely so that nothing unacknowledged runs.
+        if (e != nullptr) {
+          for (auto& [wid, sink] : e->watchers) fx.aborts.emplace_back(sink, absl::UnavailableError("task was not stored"));
+          tasks_.Erase(ids[k]);
+        }
+        results.push_back(error);
+        continue;
       }
-      absl::Status error = absl::UnavailableError(absl::StrCat("task store: ", stored.message()));
-      fx.callbacks.push_back([done, waiting = std::move(waiting), error] {
-        done(error);
-        for (auto& w : waiting) w(error);
-      });
-      return 0;
+      // A cancel may have ended it while the write was in flight (retention may even
+      // have pruned it since).
+      pb::TaskStatus status = pb::TASK_STATUS_CANCELLED;
+      if (e != nullptr) {
+        if (e->task.status() == pb::TASK_STATUS_PENDING) AcceptLocked(e, fx);
+        status = e->task.status();
+      }
+      results.push_back(SubmitResult{ids[k], status, false});
     }
-    // A cancel may have ended it while the write was in flight (retention may even
-    // have pruned it since).
-    pb::TaskStatus status = pb::TASK_STATUS_CANCELLED;
-    if (e != nullptr) {
-      if (e->task.status() == pb::TASK_STATUS_PENDING) AcceptLocked(e, fx);
-      status = e->task.status();
-    }
-    fx.callbacks.push_back([done, waiting = std::move(waiting), id, status] {
-      done(SubmitResult{id, status, false});
-      for (auto& w : waiting) w(SubmitResult{id, status, true});
-    });
+    if (stored.ok()) DispatchLocked(fx);
     return 0;
   });
+  // Mutate ran its callbacks already; answer after them, outside the lock.
+  for (size_t k = 0; k < ids.size(); ++k) {
+    for (auto& w : waiting[k]) {
+      if (results[k].ok()) {
+        w(SubmitResult{results[k]->task_id, results[k]->status, true});
+      } else {
+        w(results[k].status());
+      }
+    }
+    answer(k, std::move(results[k]));
+  }
 }
 
 absl::StatusOr<pb::Task> Coordinator::GetTask(const std::string& task_id) const {
@@ -224,14 +289,31 @@ absl::StatusOr<std::vector<pb::Task>> Coordinator::ListTasks(const TaskFilter& f
 }
 
 absl::StatusOr<uint64_t> Coordinator::Watch(const std::string& task_id, std::shared_ptr<TaskSink> sink) {
-  return Mutate([&](Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) -> absl::StatusOr<uint64_t> {
-    if (shut_down_) return absl::UnavailableError("coordinator is shutting down");
-    TaskEntry* e = tasks_.Find(task_id);
-    if (e == nullptr) return absl::NotFoundError(absl::StrCat("no task with id '", task_id, "'"));
-    fx.snapshots.emplace_back(sink, SnapshotLocked(*e));
-    uint64_t id = next_watch_++;
-    if (!IsTerminal(e->task.status())) e->watchers.emplace_back(id, std::move(sink));
-    return id;
+  return WatchAll({task_id}, std::move(sink))[0];
+}
+
+std::vector<absl::StatusOr<uint64_t>> Coordinator::WatchAll(const std::vector<std::string>& task_ids,
+                                                            std::shared_ptr<TaskSink> sink) {
+  return Mutate([&](Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    std::vector<absl::StatusOr<uint64_t>> out;
+    out.reserve(task_ids.size());
+    for (const std::string& task_id : task_ids) {
+      if (shut_down_) {
+        out.push_back(absl::UnavailableError("coordinator is shutting down"));
+        continue;
+      }
+      TaskEntry* e = tasks_.Find(task_id);
+      if (e == nullptr) {
+        out.push_back(absl::NotFoundError(absl::StrCat("no task with id '", task_id, "'")));
+        continue;
+      }
+      const bool terminal = IsTerminal(e->task.status());
+      if (terminal || !sink->TerminalOnly()) fx.snapshots.emplace_back(sink, SnapshotLocked(*e));
+      uint64_t id = next_watch_++;
+      if (!terminal) e->watchers.emplace_back(id, sink);
+      out.push_back(id);
+    }
+    return out;
   });
 }
 

@@ -34,6 +34,11 @@
 
 namespace rc::coordinator {
 
+// The largest batch SubmitBatch callers should send (the gRPC and HTTP layers refuse more).
+inline constexpr size_t kMaxSubmitBatch = 10000;
+
+using SubmitBatchDone = std::function<void(std::vector<absl::StatusOr<SubmitResult>>)>;
+
 struct CoordinatorOptions {
   absl::Duration heartbeat_interval = absl::Seconds(1);
   absl::Duration offline_after = absl::Seconds(5);
@@ -71,6 +76,10 @@ class Coordinator {
   // Shutdown or when the store fails. An idempotency_key already seen answers the
   // first task with existing = true.
   void Submit(pb::TaskSpec spec, std::function<void(absl::StatusOr<SubmitResult>)> done);
+  // Submit for many specs at once: one store commit and one dispatch pass for all.
+  // Each spec is answered on its own, as Submit would (a bad one does not refuse the
+  // others); `done` runs once, with the answers in the order of `specs`.
+  void SubmitBatch(std::vector<pb::TaskSpec> specs, SubmitBatchDone done);
   // NOT_FOUND for an unknown id.
   absl::StatusOr<pb::Task> GetTask(const std::string& task_id) const;
   // A queued task ends CANCELLED now; an assigned/running one ends CANCELLED now and
@@ -91,6 +100,9 @@ class Coordinator {
   // state. Returns a handle for Unwatch. NOT_FOUND for an unknown id, UNAVAILABLE after
   // Shutdown.
   absl::StatusOr<uint64_t> Watch(const std::string& task_id, std::shared_ptr<TaskSink> sink);
+  // Watch for many tasks under one lock: one handle or error per id, in order.
+  std::vector<absl::StatusOr<uint64_t>> WatchAll(const std::vector<std::string>& task_ids,
+                                                 std::shared_ptr<TaskSink> sink);
   void Unwatch(const std::string& task_id, uint64_t watch_id);
 
   // ---- Worker side (the worker protocol in worker_service.proto) ----
@@ -126,9 +138,10 @@ class Coordinator {
   auto Mutate(Fn&& fn);
   void Deliver(Effects& fx, std::vector<std::function<void()>>* deferred);
 
-  // The second half of Submit, once the store answered for the new record.
-  void Accepted(const std::string& id, const absl::Status& stored,
-                const std::function<void(absl::StatusOr<SubmitResult>)>& done);
+  // The second half of SubmitBatch, once the store answered for the new records:
+  // queues them, dispatches, and answers each through `answer(index in ids, result)`.
+  void Accepted(const std::vector<std::string>& ids, const absl::Status& stored,
+                const std::function<void(size_t, absl::StatusOr<SubmitResult>)>& answer);
   void AcceptLocked(TaskEntry* e, Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ChangedLocked(TaskEntry* e, Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   pb::Task SnapshotLocked(const TaskEntry& e) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

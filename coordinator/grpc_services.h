@@ -14,6 +14,10 @@ class ClientServiceImpl final : public pb::ClientService::CallbackService {
 
   grpc::ServerUnaryReactor* Submit(grpc::CallbackServerContext* ctx, const pb::SubmitRequest* req,
                                    pb::SubmitResponse* resp) override;
+  grpc::ServerUnaryReactor* SubmitBatch(grpc::CallbackServerContext* ctx, const pb::SubmitBatchRequest* req,
+                                        pb::SubmitBatchResponse* resp) override;
+  grpc::ServerBidiReactor<pb::WaitTasksRequest, pb::WaitTasksResponse>* WaitTasks(
+      grpc::CallbackServerContext* ctx) override;
   grpc::ServerUnaryReactor* GetTask(grpc::CallbackServerContext* ctx, const pb::GetTaskRequest* req,
                                     pb::Task* resp) override;
   grpc::ServerWriteReactor<pb::Task>* WatchTask(grpc::CallbackServerContext* ctx,

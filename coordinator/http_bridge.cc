@@ -46,21 +46,24 @@ absl::StatusOr<json> Body(const httplib::Request& req) {
   return j;
 }
 
-absl::StatusOr<SubmitResult> SubmitSync(Coordinator* core, pb::TaskSpec spec) {
+// Submits every spec as one batch and waits for the answers (in order).
+std::vector<absl::StatusOr<SubmitResult>> SubmitSync(Coordinator* core, std::vector<pb::TaskSpec> specs) {
   absl::Notification done;
-  absl::StatusOr<SubmitResult> result = absl::InternalError("no answer");
-  core->Submit(std::move(spec), [&](absl::StatusOr<SubmitResult> r) {
-    result = std::move(r);
+  std::vector<absl::StatusOr<SubmitResult>> results;
+  core->SubmitBatch(std::move(specs), [&](std::vector<absl::StatusOr<SubmitResult>> r) {
+    results = std::move(r);
     done.Notify();
   });
   done.WaitForNotification();
-  return result;
+  return results;
 }
 
 absl::StatusOr<SubmitResult> SubmitJson(Coordinator* core, const json& j) {
   absl::StatusOr<pb::TaskSpec> spec = TaskSpecFromJson(j);
   if (!spec.ok()) return spec.status();
-  return SubmitSync(core, std::move(*spec));
+  std::vector<pb::TaskSpec> one;
+  one.push_back(std::move(*spec));
+  return std::move(SubmitSync(core, std::move(one))[0]);
 }
 
 // Collects watch snapshots until a terminal one (for the long poll).
@@ -143,9 +146,21 @@ void HttpBridge::Routes() {
     if (tasks.size() > kMaxBatch) {
       return Error(res, absl::InvalidArgumentError(absl::StrCat("tasks: at most ", kMaxBatch, " per batch")));
     }
-    Json out = {{"tasks", Json::array()}};
+    // Parse all first: the valid ones go to the core as one batch (one commit).
+    std::vector<absl::Status> refused(tasks.size());
+    std::vector<pb::TaskSpec> specs;
     for (size_t i = 0; i < tasks.size(); ++i) {
-      absl::StatusOr<SubmitResult> r = SubmitJson(core_, tasks[i]);
+      absl::StatusOr<pb::TaskSpec> spec = TaskSpecFromJson(tasks[i]);
+      if (spec.ok()) {
+        specs.push_back(std::move(*spec));
+      } else {
+        refused[i] = spec.status();
+      }
+    }
+    std::vector<absl::StatusOr<SubmitResult>> accepted = SubmitSync(core_, std::move(specs));
+    Json out = {{"tasks", Json::array()}};
+    for (size_t i = 0, next = 0; i < tasks.size(); ++i) {
+      absl::StatusOr<SubmitResult> r = refused[i].ok() ? std::move(accepted[next++]) : refused[i];
       if (r.ok()) {
         out["tasks"].push_back({{"task_id", r->task_id}, {"status", StatusName(r->status)}});
       } else {

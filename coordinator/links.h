@@ -29,6 +29,8 @@ class TaskSink {
   // terminal state, or `Abort` is called when the Coordinator shuts down.
   virtual void OnTask(const pb::Task& task) = 0;
   virtual void Abort(absl::Status status) = 0;
+  // True when only the terminal snapshot matters: the others are not even copied.
+  virtual bool TerminalOnly() const { return false; }
 };
 
 }  // namespace rc::coordinator
