@@ -34,6 +34,7 @@ std::vector<rc::FlagSpec> Specs() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  rc::DisableMutexDeadlockDetection();
   auto flags = rc::ParseFlags(std::vector<std::string>(argv, argv + argc), 1, Specs());
   if (!flags.ok() || flags->Has("help")) {
     (flags.ok() ? std::cout : std::cerr) << (flags.ok() ? "" : std::string(flags.status().message()) + "\n")

@@ -3,6 +3,7 @@
 #include <csignal>
 #include <iostream>
 
+#include "absl/synchronization/mutex.h"
 #include "nlohmann/json.hpp"
 #include "spdlog/pattern_formatter.h"
 #include "spdlog/sinks/stdout_sinks.h"
@@ -45,6 +46,8 @@ sigset_t ShutdownSet() {
   return set;
 }
 }  // namespace
+
+void DisableMutexDeadlockDetection() { absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore); }
 
 void BlockShutdownSignals() {
   sigset_t set = ShutdownSet();

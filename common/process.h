@@ -14,6 +14,11 @@ namespace rc {
 // object per line ({"time", "level", "msg"}, UTC) for log shippers; "text" is for people.
 void SetupLogging(const std::string& level, const std::string& format = "text");
 
+// Debian builds absl without NDEBUG, so every Mutex lock also updates a lock-order
+// graph for deadlock detection: a few percent of a busy coordinator's CPU. The test
+// binaries keep the checks; the daemons and benchmarks call this first thing in main.
+void DisableMutexDeadlockDetection();
+
 // Blocks SIGINT and SIGTERM in the calling thread (call first in main, before any thread
 // starts, so every thread inherits the mask), then later WaitForShutdownSignal() returns
 // the signal number once one arrives.

@@ -153,7 +153,7 @@ void Coordinator::SubmitBatch(std::vector<pb::TaskSpec> specs, SubmitBatchDone d
       }
       auto entry = std::make_unique<TaskEntry>();
       pb::Task& t = entry->task;
-      t.set_task_id(NewId("task"));
+      t.set_task_id(task_ids_.Next("task", clock_->NowMs()));
       t.set_status(pb::TASK_STATUS_PENDING);
       t.set_created_at_ms(clock_->NowMs());
       t.set_revision(1);

@@ -24,6 +24,7 @@
 #include "absl/time/time.h"
 #include "common/clock.h"
 #include "common/histogram.h"
+#include "common/ids.h"
 #include "coordinator/links.h"
 #include "coordinator/task_queue.h"
 #include "coordinator/task_store.h"
@@ -186,6 +187,7 @@ class Coordinator {
   // Tasks waiting out a retry backoff, by the time they may go: (ms, task id).
   absl::btree_set<std::pair<int64_t, std::string>> retry_at_ ABSL_GUARDED_BY(mu_);
   int64_t last_prune_ms_ ABSL_GUARDED_BY(mu_) = 0;
+  SortableIds task_ids_ ABSL_GUARDED_BY(mu_);
   uint64_t next_seq_ ABSL_GUARDED_BY(mu_) = 1;
   uint64_t next_epoch_ ABSL_GUARDED_BY(mu_) = 1;
   uint64_t next_watch_ ABSL_GUARDED_BY(mu_) = 1;

@@ -19,6 +19,7 @@ constexpr char kUsage[] =
 }  // namespace
 
 int main(int argc, char** argv) {
+  rc::DisableMutexDeadlockDetection();
   rc::BlockShutdownSignals();
   auto parsed = rc::ParseDaemonFlags("retire-cluster-main", kUsage, rc::CoordinatorFlagSpecs(), argc, argv);
   if (const int* code = std::get_if<int>(&parsed)) return *code;

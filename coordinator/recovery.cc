@@ -20,6 +20,7 @@ void Coordinator::Recover(std::vector<pb::Task> tasks) {
       entry->cls = queue_.Intern(t.spec().task_type(), t.spec().requirements());
       entry->key = QueueKey{t.spec().priority(), t.sequence()};
       next_seq_ = std::max(next_seq_, t.sequence() + 1);
+      task_ids_.After(t.task_id(), now);
       entry->task = std::move(t);
       TaskEntry* e = tasks_.Insert(std::move(entry));
       pb::Task& task = e->task;

@@ -26,6 +26,7 @@ constexpr char kUsage[] =
 }  // namespace
 
 int main(int argc, char** argv) {
+  rc::DisableMutexDeadlockDetection();
   rc::BlockShutdownSignals();
   auto parsed = rc::ParseDaemonFlags("retire-cluster-worker", kUsage, rc::WorkerFlagSpecs(), argc, argv);
   if (const int* code = std::get_if<int>(&parsed)) return *code;
