@@ -46,7 +46,8 @@ bool Outbox::Take(absl::Time until, pb::WorkerMessage* msg) {
   progress_.clear();
   for (auto& e : finished_) {
     *msg->add_finished() = e;
-    in_flight_.push_back(std::move(e));
+    std::pair<std::string, int> key(e.task_id(), e.attempt());
+    in_flight_.insert_or_assign(std::move(key), std::move(e));
   }
   started_.clear();
   finished_.clear();
@@ -59,14 +60,12 @@ bool Outbox::Take(absl::Time until, pb::WorkerMessage* msg) {
 
 void Outbox::Ack(const std::string& task_id, int attempt) {
   absl::MutexLock lock(&mu_);
-  std::erase_if(in_flight_, [&](const pb::TaskFinished& f) { return f.task_id() == task_id && f.attempt() == attempt; });
+  in_flight_.erase(std::make_pair(task_id, attempt));
 }
 
 void Outbox::ResendInFlight() {
   absl::MutexLock lock(&mu_);
-  in_flight_.insert(in_flight_.end(), std::make_move_iterator(finished_.begin()),
-                    std::make_move_iterator(finished_.end()));
-  finished_ = std::move(in_flight_);
+  for (auto& [key, f] : in_flight_) finished_.push_back(std::move(f));
   in_flight_.clear();
   draining_due_ = draining_;  // a new connection must hear it again
 }
@@ -74,13 +73,13 @@ void Outbox::ResendInFlight() {
 std::vector<pb::RunningAttempt> Outbox::Unacknowledged() const {
   absl::MutexLock lock(&mu_);
   std::vector<pb::RunningAttempt> out;
-  for (const auto* list : {&finished_, &in_flight_}) {
-    for (const auto& f : *list) {
-      pb::RunningAttempt& r = out.emplace_back();
-      r.set_task_id(f.task_id());
-      r.set_attempt(f.attempt());
-    }
-  }
+  auto add = [&](const pb::TaskFinished& f) {
+    pb::RunningAttempt& r = out.emplace_back();
+    r.set_task_id(f.task_id());
+    r.set_attempt(f.attempt());
+  };
+  for (const auto& f : finished_) add(f);
+  for (const auto& [key, f] : in_flight_) add(f);
   return out;
 }
 

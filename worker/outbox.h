@@ -5,9 +5,12 @@
 // unacknowledged one is sent again (the coordinator ignores duplicates), so a result
 // is never lost to a broken stream.
 
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "worker/executor.h"
@@ -40,7 +43,8 @@ class Outbox final : public EventSink {
   std::vector<pb::TaskStarted> started_ ABSL_GUARDED_BY(mu_);
   std::vector<pb::TaskProgress> progress_ ABSL_GUARDED_BY(mu_);
   std::vector<pb::TaskFinished> finished_ ABSL_GUARDED_BY(mu_);   // due
-  std::vector<pb::TaskFinished> in_flight_ ABSL_GUARDED_BY(mu_);  // sent, not acknowledged
+  // Sent, not acknowledged; by (task id, attempt), as acks name them.
+  absl::flat_hash_map<std::pair<std::string, int>, pb::TaskFinished> in_flight_ ABSL_GUARDED_BY(mu_);
   bool draining_ ABSL_GUARDED_BY(mu_) = false;      // shutting down
   bool draining_due_ ABSL_GUARDED_BY(mu_) = false;  // not yet said on this connection
   bool deregister_ ABSL_GUARDED_BY(mu_) = false;
