@@ -7,8 +7,7 @@
 
 namespace rc::worker {
 
-Executor::Executor(int slots, const HandlerRegistry* handlers, EventSink* sink,
-                   std::function<pb::Capabilities()> capabilities)
+Executor::Executor(int slots, const HandlerRegistry* handlers, EventSink* sink, pb::Capabilities capabilities)
     : handlers_(handlers), sink_(sink), capabilities_(std::move(capabilities)) {
   absl::MutexLock lock(&join_mu_);
   for (int i = 0; i < slots; ++i) threads_.emplace_back([this] { SlotLoop(); });
@@ -17,9 +16,28 @@ Executor::Executor(int slots, const HandlerRegistry* handlers, EventSink* sink,
 Executor::~Executor() { Stop(); }
 
 void Executor::Assign(const pb::Assignment& a) {
-  absl::MutexLock lock(&mu_);
-  if (stopping_ || !held_.emplace(AttemptKey(a.task_id(), a.attempt()), HeldAttempt()).second) return;
-  pending_.push_back(a);
+  const Handler* handler = handlers_->Find(a.task_type());
+  std::shared_ptr<StopToken> token;
+  {
+    absl::MutexLock lock(&mu_);
+    if (stopping_ || !held_.emplace(AttemptKey(a.task_id(), a.attempt()), HeldAttempt()).second) return;
+    if (handler == nullptr || !handler->Instant()) {
+      pending_.push_back(a);
+      return;
+    }
+    token = StartLocked(a);
+  }
+  RunOne(a, token);
+}
+
+std::shared_ptr<StopToken> Executor::StartLocked(const pb::Assignment& a) {
+  // The token exists from the moment the attempt leaves the queue, so a cancel
+  // racing with the start always reaches it.
+  HeldAttempt& h = held_[AttemptKey(a.task_id(), a.attempt())];
+  h.token = std::make_shared<StopToken>(absl::Now() + absl::Seconds(a.timeout_seconds()));
+  if (h.cancelled) h.token->Cancel();
+  ++running_;
+  return h.token;
 }
 
 void Executor::Cancel(const std::string& task_id, int attempt) {
@@ -94,13 +112,7 @@ void Executor::SlotLoop() {
       if (stopping_) return;
       a = std::move(pending_.front());
       pending_.pop_front();
-      // The token exists from the moment the attempt leaves the queue, so a cancel
-      // racing with the start always reaches it.
-      HeldAttempt& h = held_[AttemptKey(a.task_id(), a.attempt())];
-      h.token = std::make_shared<StopToken>(absl::Now() + absl::Seconds(a.timeout_seconds()));
-      if (h.cancelled) h.token->Cancel();
-      token = h.token;
-      ++running_;
+      token = StartLocked(a);
     }
     RunOne(a, token);
   }
@@ -123,7 +135,7 @@ void Executor::RunOne(const pb::Assignment& a, const std::shared_ptr<StopToken>&
     absl::StatusOr<HandlerOutput> out = absl::NotFoundError(
         absl::StrCat("this worker does not run task type '", a.task_type(), "'"));
     if (Handler* handler = handlers_->Find(a.task_type())) {
-      TaskContext ctx{a.task_id(), a.attempt(), a.payload(), token.get(), {capabilities_(), running()}, nullptr};
+      TaskContext ctx{a.task_id(), a.attempt(), a.payload(), token.get(), {&capabilities_, running()}, nullptr};
       ctx.on_process_start = [this, &a](int pid) {
         pb::TaskProgress p;
         p.set_task_id(a.task_id());

@@ -33,12 +33,12 @@ class EventSink {
 
 class Executor {
  public:
-  // `snapshot` returns the worker's current capabilities (for system_info).
-  Executor(int slots, const HandlerRegistry* handlers, EventSink* sink,
-           std::function<pb::Capabilities()> capabilities);
+  // `capabilities`: what handlers may learn about the worker (system_info).
+  Executor(int slots, const HandlerRegistry* handlers, EventSink* sink, pb::Capabilities capabilities);
   ~Executor();
 
-  // Queues an attempt; one already held is ignored. A newer attempt of a task whose
+  // Queues an attempt (or, for an Instant handler, runs it now on the calling thread);
+  // one already held is ignored. A newer attempt of a task whose
   // older attempt is still stopping here runs beside it (each has its own slot).
   void Assign(const pb::Assignment& assignment);
   // Stops that attempt if held (queued ones finish CANCELLED at once); else no-op.
@@ -62,11 +62,13 @@ class Executor {
     bool cancelled = false;
   };
   void SlotLoop();
+  // Marks the attempt started (it must be held) and returns its stop token.
+  std::shared_ptr<StopToken> StartLocked(const pb::Assignment& a) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void RunOne(const pb::Assignment& a, const std::shared_ptr<StopToken>& token);
 
   const HandlerRegistry* const handlers_;
   EventSink* const sink_;
-  const std::function<pb::Capabilities()> capabilities_;
+  const pb::Capabilities capabilities_;
 
   mutable absl::Mutex mu_;
   std::deque<pb::Assignment> pending_ ABSL_GUARDED_BY(mu_);

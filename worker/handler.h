@@ -21,7 +21,7 @@ namespace pb = ::retire_cluster::v1;
 
 // What a handler may know about the worker running it.
 struct WorkerSnapshot {
-  pb::Capabilities capabilities;
+  const pb::Capabilities* capabilities = nullptr;  // fixed for the worker's lifetime
   int running = 0;
 };
 
@@ -52,6 +52,10 @@ class Handler {
   // An error Status makes the attempt FAILED with its message (INVALID_ARGUMENT for a
   // payload the handler cannot use, naming the field).
   virtual absl::StatusOr<HandlerOutput> Run(const TaskContext& ctx) = 0;
+  // True for handlers that finish in microseconds without blocking or touching the
+  // system (echo): the Executor runs them on the thread that received the assignment,
+  // sparing two thread hand-offs per task.
+  virtual bool Instant() const { return false; }
 };
 
 // Task type -> handler. Built once at worker start, read-only afterwards.

@@ -19,6 +19,7 @@ class EchoHandler final : public Handler {
     out.result = ctx.payload;
     return out;
   }
+  bool Instant() const override { return true; }
 };
 
 // {"duration": seconds} -> {"slept_for": seconds}. Wakes at once on cancel/deadline.
@@ -48,7 +49,8 @@ class SleepHandler final : public Handler {
 class SystemInfoHandler final : public Handler {
  public:
   absl::StatusOr<HandlerOutput> Run(const TaskContext& ctx) override {
-    const pb::Capabilities& c = ctx.worker.capabilities;
+    static const pb::Capabilities kNone;
+    const pb::Capabilities& c = ctx.worker.capabilities != nullptr ? *ctx.worker.capabilities : kNone;
     LoadInfo load = ReadLoad();
     json j = {
         {"device_id", c.device_id()},   {"hostname", c.hostname()},     {"platform", c.platform()},

@@ -19,7 +19,7 @@ absl::StatusOr<std::unique_ptr<Worker>> Worker::Start(const WorkerConfig& config
   Worker* raw = w.get();
   auto probe = [raw, types] { return ProbeCapabilities(raw->config_, types); };
   w->executor_ = std::make_unique<Executor>(w->capabilities_.slots(), &w->handlers_, &w->outbox_,
-                                            [raw] { return raw->capabilities_; });
+                                            w->capabilities_);
   w->session_ = std::make_unique<Session>(config, w->executor_.get(), &w->outbox_, probe, std::move(on_fatal));
   w->session_->Start();
   if (config.metrics_port >= 0) {

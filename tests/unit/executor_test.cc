@@ -48,7 +48,7 @@ struct Fixture {
   std::unique_ptr<Executor> executor;
   explicit Fixture(int slots) {
     AddBuiltinHandlers(&handlers);
-    executor = std::make_unique<Executor>(slots, &handlers, &events, [] { return pb::Capabilities(); });
+    executor = std::make_unique<Executor>(slots, &handlers, &events, pb::Capabilities());
   }
 };
 
@@ -108,8 +108,8 @@ TEST_CASE("sleep names a bad duration") {
 TEST_CASE("A cancel of a queued attempt reports it at once; held attempts are listed") {
   Fixture f(1);
   f.executor->Assign(Task("busy", "sleep", R"({"duration": 30})"));
-  f.executor->Assign(Task("waiting", "echo", "{}"));
-  f.executor->Assign(Task("waiting", "echo", "{}"));  // a duplicate of a held attempt is ignored
+  f.executor->Assign(Task("waiting", "sleep", R"({"duration": 0})"));
+  f.executor->Assign(Task("waiting", "sleep", R"({"duration": 0})"));  // a duplicate of a held attempt is ignored
   CHECK(f.executor->HeldAttempts().size() == 2);
   f.executor->Cancel("waiting", 1);
   REQUIRE(f.events.WaitFinished(1));
@@ -123,7 +123,6 @@ TEST_CASE("A cancel of a queued attempt reports it at once; held attempts are li
   CHECK(f.events.finished.size() == 1);
 }
 
-}  // namespace rc::worker
 
 namespace rc::worker {
 
@@ -144,6 +143,24 @@ TEST_CASE("A newer attempt of a task runs beside an older one that is still stop
   absl::MutexLock lock(&f.events.mu);
   CHECK(f.events.finished.size() == 2);
   CHECK(f.events.finished[1].status() == pb::TASK_STATUS_CANCELLED);
+}
+
+}  // namespace rc::worker
+
+TEST_CASE("An instant handler (echo) runs on the assigning thread, even with every slot busy") {
+  Fixture f(1);
+  f.executor->Assign(Task("busy", "sleep", R"({"duration": 30})"));
+  f.executor->Assign(Task("quick", "echo", R"({"x": 1})"));
+  {
+    // Already reported when Assign returned: no slot thread was involved.
+    absl::MutexLock lock(&f.events.mu);
+    REQUIRE(f.events.finished.size() == 1);
+    CHECK(f.events.finished[0].task_id() == "quick");
+    CHECK(f.events.finished[0].status() == pb::TASK_STATUS_SUCCESS);
+    CHECK(f.events.finished[0].result() == R"({"x": 1})");
+  }
+  CHECK(f.executor->HeldAttempts().size() == 1);  // only "busy"
+  f.executor->Stop();
 }
 
 }  // namespace rc::worker
