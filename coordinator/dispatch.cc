@@ -8,48 +8,41 @@
 
 namespace rc::coordinator {
 
+namespace {
+
+// "" when some accepting worker can run the class; else why none can (the full scan
+// that names workers runs only then).
+std::string Reason(WorkerRegistry& workers, ClassId cls, const ClassSpec& spec) {
+  return workers.Runnable(cls, spec) ? "" : UnschedulableReason(workers.Views(), spec);
+}
+
+}  // namespace
+
 void Coordinator::RefreshReasonLocked(ClassId cls) {
-  std::vector<WorkerView> views = workers_.Views(/*free_only=*/false);
-  class_reasons_[cls] = UnschedulableReason(views, queue_.spec(cls));
+  class_reasons_[cls] = Reason(workers_, cls, queue_.spec(cls));
 }
 
 void Coordinator::RefreshReasonsLocked() {
   class_reasons_.clear();
-  std::vector<WorkerView> views = workers_.Views(/*free_only=*/false);
-  for (ClassId cls : queue_.non_empty()) {
-    class_reasons_[cls] = UnschedulableReason(views, queue_.spec(cls));
-  }
+  for (ClassId cls : queue_.non_empty()) class_reasons_[cls] = Reason(workers_, cls, queue_.spec(cls));
 }
 
 void Coordinator::DispatchLocked(Effects& fx) {
-  if (queue_.size() == 0) return;
-  std::vector<WorkerEntry*> entries;
-  std::vector<WorkerView> views = workers_.Views(/*free_only=*/true, &entries);
-  if (views.empty()) return;
+  if (queue_.size() == 0 || !workers_.AnyFree()) return;
   // Best head first: a max-heap on "is better than".
   using Item = std::pair<QueueKey, ClassId>;
   auto worse = [](const Item& a, const Item& b) { return b.first < a.first; };
   std::priority_queue<Item, std::vector<Item>, decltype(worse)> heads(worse);
   for (ClassId cls : queue_.non_empty()) heads.emplace(queue_.Head(cls)->first, cls);
 
-  while (!heads.empty() && !views.empty()) {
+  while (!heads.empty() && workers_.AnyFree()) {
     ClassId cls = heads.top().second;
     heads.pop();
-    int chosen = ChooseWorker(views, queue_.spec(cls));
-    if (chosen < 0) continue;  // nobody free can run this class now; others may still go
+    WorkerEntry* w = workers_.Choose(cls, queue_.spec(cls));
+    if (w == nullptr) continue;  // nobody free can run this class now; others may still go
     auto head = queue_.Head(cls);
     queue_.Remove(cls, head->first);
-    WorkerEntry* w = entries[chosen];
     AssignLocked(tasks_.Find(head->second), w, fx);
-    WorkerView& v = views[chosen];
-    v.running = static_cast<int>(w->running.size());
-    v.last_task_type = w->last_task_type;
-    if (v.running >= v.capabilities->slots()) {
-      v = views.back();
-      views.pop_back();
-      entries[chosen] = entries.back();
-      entries.pop_back();
-    }
     if (auto next = queue_.Head(cls)) heads.emplace(next->first, cls);
   }
 }

@@ -1,7 +1,7 @@
 #include "coordinator/scheduling_policy.h"
 
 #include <algorithm>
-#include <tuple>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -70,17 +70,18 @@ bool CanRun(const pb::Capabilities& w, const ClassSpec& spec) {
   return true;
 }
 
+PlacementKey KeyFor(const WorkerView& w, absl::string_view task_type) {
+  const int slots = w.capabilities->slots();
+  return PlacementKey{static_cast<double>(w.running) / slots, w.last_task_type != task_type, w.running - slots};
+}
+
 int ChooseWorker(std::span<const WorkerView> workers, const ClassSpec& spec) {
   int best = -1;
-  // Lower tuple wins: load, no-affinity, fewer free slots (negated), device id.
-  std::tuple<double, bool, int, absl::string_view> best_key;
+  std::pair<PlacementKey, absl::string_view> best_key;  // lower wins; then device id
   for (size_t i = 0; i < workers.size(); ++i) {
     const WorkerView& w = workers[i];
-    const int slots = w.capabilities->slots();
-    if (!w.accepting || w.running >= slots || !CanRun(*w.capabilities, spec)) continue;
-    auto key = std::make_tuple(static_cast<double>(w.running) / slots,
-                               w.last_task_type != spec.task_type, w.running - slots,
-                               absl::string_view(w.capabilities->device_id()));
+    if (!w.accepting || w.running >= w.capabilities->slots() || !CanRun(*w.capabilities, spec)) continue;
+    std::pair<PlacementKey, absl::string_view> key(KeyFor(w, spec.task_type), w.capabilities->device_id());
     if (best < 0 || key < best_key) {
       best = static_cast<int>(i);
       best_key = key;

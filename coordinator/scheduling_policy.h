@@ -5,7 +5,11 @@
 //
 // Design assumption: a task's eligibility depends only on its class (task type +
 // placement requirements), so the policy is asked once per class, never per task.
+// ChooseWorker here scans every worker; PlacementIndex (placement_index.h) gives the
+// same answers at cluster scale by keeping workers ordered by PlacementKey.
 
+#include <compare>
+#include <cstdint>
 #include <span>
 #include <string>
 #include "absl/strings/string_view.h"
@@ -16,6 +20,9 @@
 namespace rc::coordinator {
 
 namespace pb = ::retire_cluster::v1;
+
+// A scheduling class, as numbered by TaskQueue::Intern.
+using ClassId = uint32_t;
 
 // What every task of one scheduling class needs.
 struct ClassSpec {
@@ -38,10 +45,20 @@ bool CanRun(const pb::Capabilities& worker, const ClassSpec& spec);
 // Why `worker` can never run tasks of `spec`, e.g. "lacks tag 'gpu-box'"; "" if it can.
 std::string Mismatch(const pb::Capabilities& worker, const ClassSpec& spec);
 
+// How much ChooseWorker prefers an eligible worker for tasks of one type: the lower
+// the better, compared field by field; equal keys go to the smaller device id.
+struct PlacementKey {
+  double load = 0;    // running / slots
+  bool cold = false;  // the last task placed there was of another type
+  int free_neg = 0;   // running - slots: more free slots first
+  friend auto operator<=>(const PlacementKey&, const PlacementKey&) = default;
+};
+PlacementKey KeyFor(const WorkerView& worker, absl::string_view task_type);
+
 // The worker to place one task of `spec` on, or -1 when none is eligible (accepting,
 // a free slot, CanRun). Prefers the lowest load (running / slots); at equal load the
 // worker that last ran this task type (warm caches), then more free slots, then the
-// smaller device id so that decisions are deterministic.
+// smaller device id so that decisions are deterministic (PlacementKey).
 int ChooseWorker(std::span<const WorkerView> workers, const ClassSpec& spec);
 
 // "" when some accepting worker in `workers` could run `spec` (busy or not); otherwise

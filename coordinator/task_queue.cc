@@ -33,8 +33,8 @@ ClassId TaskQueue::Intern(const std::string& type, const pb::Requirements& requi
   return id;
 }
 
-void TaskQueue::Push(ClassId id, QueueKey key, std::string task_id) {
-  auto [it, inserted] = classes_[id].tasks.emplace(key, std::move(task_id));
+void TaskQueue::Push(ClassId id, QueueKey key, absl::string_view task_id) {
+  auto [it, inserted] = classes_[id].tasks.emplace(key, task_id);
   if (!inserted) return;
   non_empty_.insert(id);
   ++size_;
@@ -50,7 +50,7 @@ bool TaskQueue::Remove(ClassId id, QueueKey key) {
   return true;
 }
 
-std::optional<std::pair<QueueKey, std::string>> TaskQueue::Head(ClassId id) const {
+std::optional<std::pair<QueueKey, absl::string_view>> TaskQueue::Head(ClassId id) const {
   const Class& c = classes_[id];
   if (c.tasks.empty()) return std::nullopt;
   return *c.tasks.begin();

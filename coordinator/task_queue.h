@@ -13,11 +13,10 @@
 #include "absl/container/btree_map.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
+#include "absl/strings/string_view.h"
 #include "coordinator/scheduling_policy.h"
 
 namespace rc::coordinator {
-
-using ClassId = uint32_t;
 
 // Orders the queue: higher priority first, then lower sequence (earlier submit).
 struct QueueKey {
@@ -36,11 +35,14 @@ class TaskQueue {
   const ClassSpec& spec(ClassId id) const { return classes_[id].spec; }
   size_t class_count() const { return classes_.size(); }
 
-  void Push(ClassId id, QueueKey key, std::string task_id);
+  // `task_id` is a view, not a copy (a million queued ids would cost ~50 MB): it must
+  // stay valid until the entry is removed; the Coordinator passes the id its task
+  // table holds.
+  void Push(ClassId id, QueueKey key, absl::string_view task_id);
   // False when no such entry was queued.
   bool Remove(ClassId id, QueueKey key);
   // The best entry of a class, if any.
-  std::optional<std::pair<QueueKey, std::string>> Head(ClassId id) const;
+  std::optional<std::pair<QueueKey, absl::string_view>> Head(ClassId id) const;
 
   // Classes that hold at least one task.
   const absl::flat_hash_set<ClassId>& non_empty() const { return non_empty_; }
@@ -55,7 +57,7 @@ class TaskQueue {
  private:
   struct Class {
     ClassSpec spec;
-    absl::btree_map<QueueKey, std::string> tasks;
+    absl::btree_map<QueueKey, absl::string_view> tasks;
   };
   std::vector<Class> classes_;
   absl::flat_hash_map<std::string, ClassId> by_key_;

@@ -2,7 +2,7 @@
 
 namespace rc::coordinator {
 
-TaskEntry* TaskTable::Find(const std::string& task_id) const {
+TaskEntry* TaskTable::Find(absl::string_view task_id) const {
   auto it = by_id_.find(task_id);
   return it == by_id_.end() ? nullptr : it->second.get();
 }
@@ -19,7 +19,7 @@ TaskEntry* TaskTable::Insert(std::unique_ptr<TaskEntry> entry) {
   by_sequence_[entry->key.seq] = entry.get();
   if (!t.spec().idempotency_key().empty()) by_idempotency_key_[t.spec().idempotency_key()] = t.task_id();
   TaskEntry* raw = entry.get();
-  by_id_.emplace(t.task_id(), std::move(entry));
+  by_id_.emplace(raw->task.task_id(), std::move(entry));
   return raw;
 }
 

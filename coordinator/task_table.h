@@ -14,6 +14,7 @@
 #include "absl/container/btree_map.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "coordinator/links.h"
 #include "coordinator/task_queue.h"
 #include "retire_cluster/v1/task.pb.h"
@@ -28,6 +29,8 @@ struct SubmitResult {
 };
 
 struct TaskEntry {
+  // task.task_id() is set before the entry enters the table and never reassigned: the
+  // table and the queue key on views of it.
   pb::Task task;
   ClassId cls = 0;  // its scheduling class
   QueueKey key;     // its place in line (priority, submission sequence)
@@ -48,7 +51,7 @@ struct TaskFilter {
 
 class TaskTable {
  public:
-  TaskEntry* Find(const std::string& task_id) const;
+  TaskEntry* Find(absl::string_view task_id) const;
   TaskEntry* FindByIdempotencyKey(const std::string& key) const;
   // Adds a task with a new id; counts its current status.
   TaskEntry* Insert(std::unique_ptr<TaskEntry> entry);
@@ -74,7 +77,8 @@ class TaskTable {
   }
 
  private:
-  absl::flat_hash_map<std::string, std::unique_ptr<TaskEntry>> by_id_;
+  // Keyed by a view of the entry's own id: a copy would cost ~60 bytes a task.
+  absl::flat_hash_map<absl::string_view, std::unique_ptr<TaskEntry>> by_id_;
   absl::btree_map<uint64_t, TaskEntry*> by_sequence_;  // submission order
   absl::flat_hash_map<std::string, std::string> by_idempotency_key_;
   int64_t counts_[pb::TaskStatus_ARRAYSIZE] = {};

@@ -16,33 +16,74 @@ Liveness CheckLiveness(const WorkerEntry& w, int64_t now_ms, absl::Duration offl
   return Liveness::kFine;
 }
 
-WorkerEntry* WorkerRegistry::Find(const std::string& device_id) const {
+WorkerEntry* WorkerRegistry::Touch(WorkerEntry* w) {
+  if (!w->touched) {
+    w->touched = true;
+    touched_.push_back(w);
+  }
+  return w;
+}
+
+WorkerEntry* WorkerRegistry::Find(const std::string& device_id) {
   auto it = workers_.find(device_id);
-  return it == workers_.end() ? nullptr : it->second.get();
+  return it == workers_.end() ? nullptr : Touch(it->second.get());
 }
 
 WorkerEntry* WorkerRegistry::FindOrAdd(const std::string& device_id) {
   std::unique_ptr<WorkerEntry>& slot = workers_[device_id];
-  if (slot == nullptr) slot = std::make_unique<WorkerEntry>();
-  return slot.get();
+  if (slot == nullptr) {
+    slot = std::make_unique<WorkerEntry>();
+    slot->handle = index_.Add(&slot->caps);
+    by_handle_.push_back(slot.get());
+  }
+  return Touch(slot.get());
 }
 
-std::vector<WorkerEntry*> WorkerRegistry::All() const {
+std::vector<WorkerEntry*> WorkerRegistry::All() {
   std::vector<WorkerEntry*> out;
   out.reserve(workers_.size());
-  for (const auto& [id, w] : workers_) out.push_back(w.get());
+  for (const auto& [id, w] : workers_) out.push_back(Touch(w.get()));
   return out;
 }
 
-std::vector<WorkerView> WorkerRegistry::Views(bool free_only, std::vector<WorkerEntry*>* entries) const {
+void WorkerRegistry::Sync() {
+  for (WorkerEntry* w : touched_) {
+    w->touched = false;
+    if (w->indexed_epoch != w->epoch) {
+      w->indexed_epoch = w->epoch;
+      index_.CapabilitiesChanged(w->handle);
+    }
+    index_.Update(w->handle, static_cast<int>(w->running.size()), w->accepting(), w->last_task_type);
+  }
+  touched_.clear();
+}
+
+void WorkerRegistry::IndexClass(ClassId cls, const ClassSpec& spec) {
+  Sync();
+  if (!index_.HasClass(cls)) index_.AddClass(cls, spec);
+}
+
+WorkerEntry* WorkerRegistry::Choose(ClassId cls, const ClassSpec& spec) {
+  IndexClass(cls, spec);
+  std::optional<PlacementIndex::Handle> h = index_.Choose(cls);
+  return h ? Touch(by_handle_[*h]) : nullptr;  // the caller places a task there
+}
+
+bool WorkerRegistry::Runnable(ClassId cls, const ClassSpec& spec) {
+  IndexClass(cls, spec);
+  return index_.Runnable(cls);
+}
+
+bool WorkerRegistry::AnyFree() {
+  Sync();
+  return index_.free_workers() > 0;
+}
+
+std::vector<WorkerView> WorkerRegistry::Views() const {
   std::vector<WorkerView> views;
   views.reserve(workers_.size());
   for (const auto& [id, w] : workers_) {
-    if (!w->accepting()) continue;
-    int running = static_cast<int>(w->running.size());
-    if (free_only && running >= w->caps.slots()) continue;
-    views.push_back(WorkerView{&w->caps, running, true, w->last_task_type});
-    if (entries != nullptr) entries->push_back(w.get());
+    if (w->accepting()) views.push_back(WorkerView{&w->caps, static_cast<int>(w->running.size()), true, w->last_task_type});
   }
   return views;
 }

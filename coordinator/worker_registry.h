@@ -1,7 +1,13 @@
 #pragma once
-// The workers the coordinator has seen, connected or not, with what each holds.
-// Liveness is decided by a pure function of one worker's record and the time.
-// Not thread-safe: the Coordinator guards it with its mutex.
+// The workers the coordinator has seen, connected or not, with what each holds, and a
+// PlacementIndex over them for dispatch. Liveness is decided by a pure function of one
+// worker's record and the time. Not thread-safe: the Coordinator guards it with its mutex.
+//
+// The index is kept in step without the callers' help: every record handed out mutable
+// (Find, FindOrAdd, All, Choose) is assumed changed and re-read into the index before
+// the next decision (a heartbeat costs one comparison). Capabilities change only when a
+// worker (re)registers, which always starts a new epoch, so the epoch tells when to
+// re-read them.
 
 #include <cstdint>
 #include <memory>
@@ -13,6 +19,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/time/time.h"
 #include "coordinator/links.h"
+#include "coordinator/placement_index.h"
 #include "coordinator/scheduling_policy.h"
 #include "retire_cluster/v1/worker.pb.h"
 
@@ -32,6 +39,10 @@ struct WorkerEntry {
   int64_t connected_at_ms = 0;
   int64_t disconnected_at_ms = 0;
   double load_average = 0;
+  // The registry's bookkeeping for the placement index.
+  PlacementIndex::Handle handle = 0;
+  uint64_t indexed_epoch = UINT64_MAX;  // the epoch whose capabilities the index holds
+  bool touched = false;                 // handed out since the index last read it
 
   bool accepting() const { return link != nullptr && status == pb::WORKER_STATUS_ONLINE; }
 };
@@ -46,21 +57,34 @@ Liveness CheckLiveness(const WorkerEntry& w, int64_t now_ms, absl::Duration offl
 
 class WorkerRegistry {
  public:
-  WorkerEntry* Find(const std::string& device_id) const;
+  WorkerEntry* Find(const std::string& device_id);
   WorkerEntry* FindOrAdd(const std::string& device_id);
+  std::vector<WorkerEntry*> All();
 
-  // Accepting workers as the policy sees them; with free_only, only those with a free
-  // slot. `entries`, when given, receives the matching records in the same order.
-  std::vector<WorkerView> Views(bool free_only, std::vector<WorkerEntry*>* entries = nullptr) const;
+  // ChooseWorker's pick for a task of class `cls` among all workers, or null.
+  WorkerEntry* Choose(ClassId cls, const ClassSpec& spec);
+  // Whether some accepting worker can run class `cls`, busy or not.
+  bool Runnable(ClassId cls, const ClassSpec& spec);
+  // Whether some accepting worker has a free slot.
+  bool AnyFree();
+
+  // Accepting workers as the policy sees them.
+  std::vector<WorkerView> Views() const;
   // Every worker (or the one with `device_id`), by device id.
   std::vector<pb::Worker> List(const std::string& device_id) const;
   // Device and slot counts into `stats`.
   void AddStats(pb::Stats* stats) const;
 
-  std::vector<WorkerEntry*> All() const;
-
  private:
+  WorkerEntry* Touch(WorkerEntry* w);
+  // Re-reads every touched record into the index.
+  void Sync();
+  void IndexClass(ClassId cls, const ClassSpec& spec);
+
   absl::flat_hash_map<std::string, std::unique_ptr<WorkerEntry>> workers_;
+  std::vector<WorkerEntry*> by_handle_;
+  std::vector<WorkerEntry*> touched_;
+  PlacementIndex index_;
 };
 
 }  // namespace rc::coordinator

@@ -34,7 +34,7 @@ TEST_CASE("A class yields priority first, then submission order") {
   CHECK(q.count_by_priority(pb::PRIORITY_NORMAL) == 2);
   std::vector<std::string> order;
   while (auto head = q.Head(c)) {
-    order.push_back(head->second);
+    order.emplace_back(head->second);
     REQUIRE(q.Remove(c, head->first));
   }
   CHECK(order == std::vector<std::string>{"u3", "h5", "n1", "n4", "l2"});

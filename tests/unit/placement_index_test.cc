@@ -1,0 +1,122 @@
+#include <catch2/catch.hpp>
+
+#include <deque>
+#include <random>
+
+#include "absl/strings/str_cat.h"
+#include "coordinator/placement_index.h"
+
+namespace rc::coordinator {
+namespace {
+
+pb::Capabilities RandomCaps(std::mt19937& rng, const std::string& id) {
+  pb::Capabilities c;
+  c.set_device_id(id);
+  c.set_slots(1 + rng() % 3);
+  c.set_cpu_cores(1 + rng() % 4);
+  c.set_platform(rng() % 3 == 0 ? "darwin" : "linux");
+  c.add_task_types("echo");
+  if (rng() % 2 == 0) c.add_task_types("sleep");
+  if (rng() % 2 == 0) c.add_tags("ssd");
+  return c;
+}
+
+ClassSpec RandomClass(std::mt19937& rng, int workers) {
+  ClassSpec s;
+  s.task_type = rng() % 2 == 0 ? "echo" : "sleep";
+  s.requirements.set_min_cpu_cores(rng() % 4);
+  if (rng() % 3 == 0) s.requirements.set_required_platform("linux");
+  if (rng() % 3 == 0) s.requirements.add_required_tags("ssd");
+  if (rng() % 8 == 0) s.requirements.set_target_device_id(absl::StrCat("w", rng() % workers));
+  return s;
+}
+
+// The index and a plain list of views go through the same random changes; after each,
+// the index must name the worker ChooseWorker picks from the list, for every class.
+TEST_CASE("PlacementIndex agrees with ChooseWorker through random changes") {
+  std::mt19937 rng(1);
+  constexpr int kWorkers = 40;
+  std::deque<pb::Capabilities> caps;  // stable addresses
+  std::vector<WorkerView> views;
+  std::vector<ClassSpec> classes;
+  PlacementIndex index;
+  auto add_worker = [&] {
+    const int n = static_cast<int>(caps.size());
+    caps.push_back(RandomCaps(rng, absl::StrCat("w", n)));
+    views.push_back(WorkerView{&caps.back(), 0, false, ""});
+    CHECK(index.Add(&caps.back()) == static_cast<PlacementIndex::Handle>(n));
+  };
+  auto add_class = [&] {
+    classes.push_back(RandomClass(rng, kWorkers));
+    index.AddClass(static_cast<ClassId>(classes.size() - 1), classes.back());
+  };
+  for (int i = 0; i < kWorkers / 2; ++i) add_worker();
+  for (int i = 0; i < 5; ++i) add_class();
+
+  for (int step = 0; step < 3000; ++step) {
+    const size_t h = rng() % views.size();
+    WorkerView& v = views[h];
+    switch (rng() % 10) {
+      case 0:
+        if (caps.size() < kWorkers) add_worker();
+        break;
+      case 1:
+        if (classes.size() < 12) add_class();
+        break;
+      case 2:  // re-registration with other capabilities
+        caps[h] = RandomCaps(rng, caps[h].device_id());
+        v.running = std::min(v.running, caps[h].slots());
+        index.CapabilitiesChanged(static_cast<PlacementIndex::Handle>(h));
+        break;
+      case 3:
+        v.accepting = !v.accepting;
+        break;
+      default:  // a placement or a finish
+        if (rng() % 2 == 0 && v.running < caps[h].slots()) {
+          ++v.running;
+          v.last_task_type = rng() % 2 == 0 ? "echo" : "sleep";
+        } else if (v.running > 0) {
+          --v.running;
+        }
+    }
+    index.Update(static_cast<PlacementIndex::Handle>(h), v.running, v.accepting, v.last_task_type);
+
+    int free = 0;
+    for (const WorkerView& w : views) free += w.accepting && w.running < w.capabilities->slots();
+    REQUIRE(index.free_workers() == free);
+    for (size_t c = 0; c < classes.size(); ++c) {
+      const int expected = ChooseWorker(views, classes[c]);
+      std::optional<PlacementIndex::Handle> got = index.Choose(static_cast<ClassId>(c));
+      REQUIRE(got.has_value() == (expected >= 0));
+      if (got) REQUIRE(*got == static_cast<PlacementIndex::Handle>(expected));
+      REQUIRE(index.Runnable(static_cast<ClassId>(c)) == UnschedulableReason(views, classes[c]).empty());
+    }
+  }
+}
+
+TEST_CASE("PlacementIndex breaks ties by device id and prefers warm workers") {
+  pb::Capabilities a, b;
+  for (auto [c, id] : {std::pair{&a, "b-second"}, std::pair{&b, "a-first"}}) {
+    c->set_device_id(id);
+    c->set_slots(2);
+    c->add_task_types("echo");
+    c->add_task_types("sleep");
+  }
+  PlacementIndex index;
+  PlacementIndex::Handle ha = index.Add(&a), hb = index.Add(&b);
+  ClassSpec sleep;
+  sleep.task_type = "sleep";
+  index.AddClass(0, sleep);
+  CHECK_FALSE(index.Choose(0).has_value());  // nobody accepts yet
+  CHECK_FALSE(index.Runnable(0));
+  index.Update(ha, 1, true, "");
+  index.Update(hb, 1, true, "");
+  CHECK(index.Choose(0) == hb);  // equal load: the smaller device id
+  index.Update(ha, 1, true, "sleep");
+  CHECK(index.Choose(0) == ha);  // equal load: the worker that last ran this type
+  index.Update(ha, 2, true, "sleep");
+  CHECK(index.Choose(0) == hb);  // a is full
+}
+
+}  // namespace
+}  // namespace rc::coordinator
