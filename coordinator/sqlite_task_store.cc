@@ -67,6 +67,10 @@ absl::StatusOr<std::unique_ptr<SqliteTaskStore>> SqliteTaskStore::Open(const std
   std::unique_ptr<SqliteTaskStore> store(new SqliteTaskStore(path, db));
   absl::MutexLock lock(&store->db_mu_);
   sqlite3_busy_timeout(db, 5000);
+  // This process is the database's only user: holding its lock for good spares two
+  // fcntl lock calls per commit, and WAL then needs no shared-memory index. A second
+  // coordinator on the same data dir is refused (database is locked) instead.
+  if (absl::Status s = store->Exec("PRAGMA locking_mode=EXCLUSIVE"); !s.ok()) return s;
   // journal_mode answers with a row; a non-database file fails here.
   {
     Statement wal(db, "PRAGMA journal_mode=WAL");
@@ -115,7 +119,26 @@ void SqliteTaskStore::Close() {
 SqliteTaskStore::~SqliteTaskStore() {
   Close();
   absl::MutexLock lock(&db_mu_);
+  for (auto& [sql, stmt] : statements_) sqlite3_finalize(stmt);
   sqlite3_close(db_);
+}
+
+sqlite3_stmt* SqliteTaskStore::Prepared(const char* sql) {
+  auto [it, inserted] = statements_.emplace(sql, nullptr);
+  if (inserted && sqlite3_prepare_v3(db_, sql, -1, SQLITE_PREPARE_PERSISTENT, &it->second, nullptr) != SQLITE_OK) {
+    sqlite3_finalize(it->second);
+    statements_.erase(it);
+    return nullptr;
+  }
+  return it->second;
+}
+
+absl::Status SqliteTaskStore::Step(const char* sql) {
+  sqlite3_stmt* stmt = Prepared(sql);
+  if (stmt == nullptr) return SqlError(db_, path_, "prepare");
+  const int rc = sqlite3_step(stmt);
+  sqlite3_reset(stmt);
+  return rc == SQLITE_DONE ? absl::OkStatus() : SqlError(db_, path_, sql);
 }
 
 absl::Status SqliteTaskStore::Exec(const char* sql) {
@@ -187,10 +210,10 @@ void SqliteTaskStore::WriterLoop() {
 }
 
 absl::Status SqliteTaskStore::Commit(const std::deque<Op>& batch) {
-  if (absl::Status s = Exec("BEGIN IMMEDIATE"); !s.ok()) return s;
-  Statement put(db_, "INSERT OR REPLACE INTO tasks(task_id, status, finished_at_ms, record) VALUES (?, ?, ?, ?)");
-  Statement del(db_, "DELETE FROM tasks WHERE task_id = ?");
-  if (!put.ok() || !del.ok()) {
+  if (absl::Status s = Step("BEGIN IMMEDIATE"); !s.ok()) return s;
+  sqlite3_stmt* put = Prepared("INSERT OR REPLACE INTO tasks(task_id, status, finished_at_ms, record) VALUES (?, ?, ?, ?)");
+  sqlite3_stmt* del = Prepared("DELETE FROM tasks WHERE task_id = ?");
+  if (put == nullptr || del == nullptr) {
     absl::Status s = SqlError(db_, path_, "prepare");
     Exec("ROLLBACK").IgnoreError();
     return s;
@@ -206,12 +229,12 @@ absl::Status SqliteTaskStore::Commit(const std::deque<Op>& batch) {
     for (const pb::Task& t : op.puts) {
       if (last[t.task_id()] != &t) continue;
       t.SerializeToString(&record);
-      sqlite3_bind_text(put.get(), 1, t.task_id().data(), static_cast<int>(t.task_id().size()), SQLITE_STATIC);
-      sqlite3_bind_int(put.get(), 2, t.status());
-      sqlite3_bind_int64(put.get(), 3, t.finished_at_ms());
-      sqlite3_bind_blob(put.get(), 4, record.data(), static_cast<int>(record.size()), SQLITE_STATIC);
-      int rc = sqlite3_step(put.get());
-      sqlite3_reset(put.get());
+      sqlite3_bind_text(put, 1, t.task_id().data(), static_cast<int>(t.task_id().size()), SQLITE_STATIC);
+      sqlite3_bind_int(put, 2, t.status());
+      sqlite3_bind_int64(put, 3, t.finished_at_ms());
+      sqlite3_bind_blob(put, 4, record.data(), static_cast<int>(record.size()), SQLITE_STATIC);
+      int rc = sqlite3_step(put);
+      sqlite3_reset(put);
       if (rc != SQLITE_DONE) {
         absl::Status s = SqlError(db_, path_, "write");
         Exec("ROLLBACK").IgnoreError();
@@ -219,9 +242,9 @@ absl::Status SqliteTaskStore::Commit(const std::deque<Op>& batch) {
       }
     }
     for (const std::string& id : op.deletes) {
-      sqlite3_bind_text(del.get(), 1, id.data(), static_cast<int>(id.size()), SQLITE_STATIC);
-      int rc = sqlite3_step(del.get());
-      sqlite3_reset(del.get());
+      sqlite3_bind_text(del, 1, id.data(), static_cast<int>(id.size()), SQLITE_STATIC);
+      int rc = sqlite3_step(del);
+      sqlite3_reset(del);
       if (rc != SQLITE_DONE) {
         absl::Status s = SqlError(db_, path_, "delete");
         Exec("ROLLBACK").IgnoreError();
@@ -229,7 +252,7 @@ absl::Status SqliteTaskStore::Commit(const std::deque<Op>& batch) {
       }
     }
   }
-  if (absl::Status s = Exec("COMMIT"); !s.ok()) {
+  if (absl::Status s = Step("COMMIT"); !s.ok()) {
     Exec("ROLLBACK").IgnoreError();
     return s;
   }

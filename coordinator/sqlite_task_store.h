@@ -13,10 +13,12 @@
 #include <thread>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
 #include "absl/synchronization/mutex.h"
 #include "coordinator/task_store.h"
 
 struct sqlite3;
+struct sqlite3_stmt;
 
 namespace rc::coordinator {
 
@@ -53,10 +55,16 @@ class SqliteTaskStore final : public TaskStore {
   // One transaction for the whole batch.
   absl::Status Commit(const std::deque<Op>& batch) ABSL_EXCLUSIVE_LOCKS_REQUIRED(db_mu_);
   absl::Status Exec(const char* sql) ABSL_EXCLUSIVE_LOCKS_REQUIRED(db_mu_);
+  // The statement for `sql` (a string literal), prepared once per connection; nullptr
+  // if it does not prepare (the error is on the connection).
+  sqlite3_stmt* Prepared(const char* sql) ABSL_EXCLUSIVE_LOCKS_REQUIRED(db_mu_);
+  // Runs a cached statement that returns no rows.
+  absl::Status Step(const char* sql) ABSL_EXCLUSIVE_LOCKS_REQUIRED(db_mu_);
 
   const std::string path_;
   absl::Mutex db_mu_;  // the connection: the writer, and LoadAll at startup
   sqlite3* db_ ABSL_GUARDED_BY(db_mu_);
+  absl::flat_hash_map<const char*, sqlite3_stmt*> statements_ ABSL_GUARDED_BY(db_mu_);
 
   absl::Mutex mu_;
   std::deque<Op> pending_ ABSL_GUARDED_BY(mu_);

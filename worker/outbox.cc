@@ -33,13 +33,28 @@ void Outbox::RequestDeregister() {
   deregister_ = true;
 }
 
-bool Outbox::Take(absl::Time until, pb::WorkerMessage* msg) {
+void Outbox::Hold() {
+  absl::MutexLock lock(&mu_);
+  ++holds_;
+}
+
+void Outbox::Release() {
+  absl::MutexLock lock(&mu_);
+  --holds_;
+}
+
+void Outbox::Wait(absl::Time until) {
   absl::MutexLock lock(&mu_);
   auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    return woken_ || draining_due_ || deregister_ || !started_.empty() || !finished_.empty() || !progress_.empty();
+    return woken_ || draining_due_ || deregister_ ||
+           (holds_ == 0 && (!started_.empty() || !finished_.empty() || !progress_.empty()));
   };
   mu_.AwaitWithDeadline(absl::Condition(&ready), until);
   woken_ = false;
+}
+
+bool Outbox::Take(pb::WorkerMessage* msg) {
+  absl::MutexLock lock(&mu_);
   bool any = !started_.empty() || !finished_.empty() || !progress_.empty() || draining_due_ || deregister_;
   for (auto& e : started_) *msg->add_started() = std::move(e);
   for (auto& e : progress_) *msg->add_progress() = std::move(e);

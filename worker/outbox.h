@@ -23,9 +23,15 @@ class Outbox final : public EventSink {
   void Finished(pb::TaskFinished event) override;
   void Progress(pb::TaskProgress event) override;
 
-  // Waits until something is due, `until` passes, or Wake(); moves what is due into
-  // *msg (finished events stay in flight until Ack). True when it moved anything.
-  bool Take(absl::Time until, pb::WorkerMessage* msg);
+  // Waits until something is due, `until` passes, or Wake().
+  void Wait(absl::Time until);
+  // Moves what is due into *msg at once (finished events stay in flight until Ack).
+  // True when it moved anything.
+  bool Take(pb::WorkerMessage* msg);
+  // While held, new events do not end a Wait: the holder (the stream's reader, which
+  // just ran instant tasks) sends them itself, sparing the writer thread a wake-up.
+  void Hold();
+  void Release();
   void Ack(const std::string& task_id, int attempt);
   // For a new connection: every unacknowledged finished event becomes due again.
   void ResendInFlight();
@@ -49,6 +55,7 @@ class Outbox final : public EventSink {
   bool draining_due_ ABSL_GUARDED_BY(mu_) = false;  // not yet said on this connection
   bool deregister_ ABSL_GUARDED_BY(mu_) = false;
   bool woken_ ABSL_GUARDED_BY(mu_) = false;
+  int holds_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace rc::worker

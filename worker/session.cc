@@ -108,7 +108,7 @@ Session::Outcome Session::ConnectOnce(pb::WorkerService::Stub* stub) {
   outbox_->ResendInFlight();
   for (auto& a : executor_->HeldAttempts()) *reg->add_running() = std::move(a);
   for (auto& a : outbox_->Unacknowledged()) *reg->add_running() = std::move(a);
-  outbox_->Take(absl::Now(), &hello);
+  outbox_->Take(&hello);
 
   bool registered = false;
   pb::CoordinatorMessage in;
@@ -126,10 +126,20 @@ Session::Outcome Session::ConnectOnce(pb::WorkerService::Stub* stub) {
     absl::Notification writer_done;
     std::thread writer([&] { WriteLoop(stream.get(), heartbeat, &writer_done); });
     do {
+      outbox_->Hold();
       for (const pb::Assignment& a : in.assignments()) executor_->Assign(a);
       for (const pb::CancelAttempt& c : in.cancels()) executor_->Cancel(c.task_id(), c.attempt());
       for (const pb::RunningAttempt& a : in.finished_acks()) outbox_->Ack(a.task_id(), a.attempt());
       in.Clear();
+      // Results of instant tasks go out from here; the writer thread sleeps on.
+      bool written = true;
+      {
+        absl::MutexLock lock(&write_mu_);
+        outbox_->Release();
+        pb::WorkerMessage out;
+        if (outbox_->Take(&out)) written = stream->Write(out);
+      }
+      if (!written) break;  // the stream broke; what was taken is resent on reconnect
     } while (stream->Read(&in));
     writer_done.Notify();
     outbox_->Wake();
@@ -155,9 +165,13 @@ void Session::WriteLoop(grpc::ClientReaderWriter<pb::WorkerMessage, pb::Coordina
                         absl::Duration heartbeat, absl::Notification* done) {
   absl::Time next_heartbeat = absl::Now() + heartbeat;
   while (!done->HasBeenNotified()) {
+    outbox_->Wait(next_heartbeat);
+    if (done->HasBeenNotified()) return;
+    // Taken and written under one lock, so messages leave in the order events happened
+    // even when the reader thread sends some itself.
+    absl::MutexLock lock(&write_mu_);
     pb::WorkerMessage msg;
-    outbox_->Take(next_heartbeat, &msg);
-    if (done->HasBeenNotified()) return;  // anything taken is resent on the next connection
+    outbox_->Take(&msg);
     if (absl::Now() >= next_heartbeat) {
       pb::Heartbeat* hb = msg.mutable_heartbeat();
       hb->set_running(executor_->running());
@@ -165,7 +179,7 @@ void Session::WriteLoop(grpc::ClientReaderWriter<pb::WorkerMessage, pb::Coordina
       next_heartbeat = absl::Now() + heartbeat;
     }
     if (msg.ByteSizeLong() == 0) continue;
-    if (!stream->Write(msg)) return;  // likewise
+    if (!stream->Write(msg)) return;  // what was taken is resent on the next connection
   }
 }
 

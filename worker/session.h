@@ -55,6 +55,9 @@ class Session {
   bool leaving_ ABSL_GUARDED_BY(mu_) = false;  // deregistered: do not reconnect
   bool connected_ ABSL_GUARDED_BY(mu_) = false;
   grpc::ClientContext* context_ ABSL_GUARDED_BY(mu_) = nullptr;  // of the live attempt
+  // Taking from the outbox and writing to the stream happen under it together: the
+  // reader thread (after instant tasks) and the writer thread both send.
+  absl::Mutex write_mu_;
   absl::Mutex join_mu_;
   std::thread thread_ ABSL_GUARDED_BY(join_mu_);
 };
