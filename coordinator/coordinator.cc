@@ -66,7 +66,10 @@ void Coordinator::ChangedLocked(TaskEntry* e, Effects& fx) {
   if (IsTerminal(e->task.status()) && e->task.finished_at_ms() > 0) {
     end_to_end_latency_.Observe((e->task.finished_at_ms() - e->task.created_at_ms()) / 1000.0);
   }
-  fx.writes.push_back(e->task);
+  if (e->written_in != operation_) {
+    e->written_in = operation_;
+    fx.changed.push_back(e->task.task_id());
+  }
   if (e->watchers.empty()) return;
   const bool terminal = IsTerminal(e->task.status());
   std::optional<pb::Task> snapshot;

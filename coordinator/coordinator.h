@@ -189,6 +189,7 @@ class Coordinator {
   int64_t last_prune_ms_ ABSL_GUARDED_BY(mu_) = 0;
   SortableIds task_ids_ ABSL_GUARDED_BY(mu_);
   uint64_t next_seq_ ABSL_GUARDED_BY(mu_) = 1;
+  uint64_t operation_ ABSL_GUARDED_BY(mu_) = 0;  // counts Mutate calls
   uint64_t next_epoch_ ABSL_GUARDED_BY(mu_) = 1;
   uint64_t next_watch_ ABSL_GUARDED_BY(mu_) = 1;
   int64_t tasks_scheduled_ ABSL_GUARDED_BY(mu_) = 0;

@@ -19,6 +19,9 @@ struct Coordinator::Effects {
   std::vector<std::pair<std::shared_ptr<TaskSink>, pb::Task>> snapshots;
   std::vector<std::pair<std::shared_ptr<TaskSink>, absl::Status>> aborts;
   std::vector<pb::Task> writes;
+  // Ids of the tasks changed in this operation, in first-change order; each becomes one
+  // write of its final state when the operation ends (see Mutate).
+  std::vector<std::string> changed;
   std::vector<std::string> deletes;
   std::vector<std::function<void()>> callbacks;
   // Only once `writes` (and every earlier write) are durable: answers that promise
@@ -38,7 +41,11 @@ template <typename Fn>
 auto Coordinator::Mutate(Fn&& fn) {
   Effects fx;
   mu_.Lock();
+  ++operation_;
   auto result = fn(fx);
+  for (const std::string& id : fx.changed) {
+    if (const TaskEntry* e = tasks_.Find(id)) fx.writes.push_back(e->task);  // erased since: nothing to write
+  }
   delivery_mu_.Lock();
   mu_.Unlock();
   // A store that commits inline (MemoryTaskStore) would run after_commit callbacks

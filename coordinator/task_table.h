@@ -38,6 +38,9 @@ struct TaskEntry {
   // The highest attempt number any worker reported holding (not stored): after a
   // restart the store may lag behind an assignment, and a number must never be reused.
   int32_t highest_attempt_seen = 0;
+  // The operation (Coordinator::Mutate) that last marked it for writing: a task that
+  // changes several times in one operation is written once, as it ends.
+  uint64_t written_in = 0;
   // Submits with the same idempotency key that arrived before this one was stored.
   std::vector<std::function<void(absl::StatusOr<SubmitResult>)>> waiting_submits;
 };
