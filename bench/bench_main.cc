@@ -19,7 +19,7 @@ namespace {
 std::vector<rc::FlagSpec> Specs() {
   return {{"coordinator", "HOST:PORT", "cluster to measure (default 127.0.0.1:8080)"},
           {"local-workers", "K", "start a local cluster with K workers instead (in this process)"},
-          {"slots", "S", "slots per local worker (default 2)"},
+          {"slots", "S", "slots per local worker (default 16)"},
           {"store", "STORE", "local cluster's store: sqlite (durable, default) or memory"},
           {"mode", "MODE", "throughput (default) or latency"},
           {"tasks", "N", "tasks to measure (default 10000)"},
@@ -80,7 +80,7 @@ int main(int argc, char** argv) {
     rc::SetupLogging("warn");
     rc::bench::LocalClusterOptions lc;
     lc.workers = static_cast<int>(get_int("local-workers", 2, 1));
-    lc.slots = static_cast<int>(get_int("slots", 2, 1));
+    lc.slots = static_cast<int>(get_int("slots", 16, 1));
     lc.store = flags->Get("store").value_or("sqlite");
     auto started = rc::bench::LocalCluster::Start(lc);
     if (!started.ok()) {

@@ -17,7 +17,7 @@ namespace pb = ::retire_cluster::v1;
 
 struct LocalClusterOptions {
   int workers = 2;
-  int slots = 2;              // per worker
+  int slots = 16;             // per worker
   std::string store = "sqlite";  // sqlite (durable) | memory
 };
 

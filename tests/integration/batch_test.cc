@@ -1,0 +1,135 @@
+// Batch and async paths of the SDK: SubmitBatch, SubmitAsync, WaitAsync (WaitTasks).
+#include <catch2/catch.hpp>
+
+#include <set>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "tests/integration/cluster_fixture.h"
+
+namespace rc::testing {
+namespace {
+
+pb::TaskSpec Echo(const std::string& payload) {
+  pb::TaskSpec s;
+  s.set_task_type("echo");
+  s.set_payload(payload);
+  return s;
+}
+
+// Collects async answers; every wait is bounded.
+struct Answers {
+  absl::Mutex mu;
+  std::vector<absl::StatusOr<pb::Task>> tasks ABSL_GUARDED_BY(mu);
+  bool WaitFor(size_t n) {
+    absl::MutexLock lock(&mu);
+    auto enough = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) { return tasks.size() >= n; };
+    return mu.AwaitWithTimeout(absl::Condition(&enough), absl::Seconds(20));
+  }
+};
+
+}  // namespace
+
+TEST_CASE("SubmitBatch answers each spec on its own and a bad one refuses only itself") {
+  Cluster cluster;
+  cluster.AddWorker(Cluster::Worker("w", 2));
+  auto& c = cluster.client();
+  pb::TaskSpec bad;
+  bad.set_task_type("echo");
+  bad.set_payload("not json");
+  auto r = c.SubmitBatch({Echo(R"({"i":0})"), bad, Echo(R"({"i":2})")});
+  REQUIRE(r.ok());
+  REQUIRE(r->size() == 3);
+  REQUIRE((*r)[0].ok());
+  REQUIRE((*r)[2].ok());
+  REQUIRE((*r)[1].status().code() == absl::StatusCode::kInvalidArgument);
+  CHECK((*r)[1].status().message().find("specs[1].payload") == 0);
+  for (int i : {0, 2}) {
+    auto t = c.Wait((*r)[i]->task_id(), absl::Seconds(10));
+    REQUIRE(t.ok());
+    CHECK(t->status() == pb::TASK_STATUS_SUCCESS);
+    CHECK(t->result() == absl::StrCat(R"({"i":)", i, "}"));
+  }
+
+  SECTION("an empty batch is refused as a whole") {
+    auto empty = c.SubmitBatch({});
+    REQUIRE(empty.status().code() == absl::StatusCode::kInvalidArgument);
+    CHECK(empty.status().message().find("specs: a batch holds 1..10000 tasks") != std::string::npos);
+  }
+}
+
+TEST_CASE("SubmitAsync and WaitAsync carry many tasks and name an unknown id") {
+  Cluster cluster;
+  cluster.AddWorker(Cluster::Worker("w1", 4));
+  cluster.AddWorker(Cluster::Worker("w2", 4));
+  auto& c = cluster.client();
+  constexpr int kTasks = 2000;
+  Answers answers;
+  for (int i = 0; i < kTasks; ++i) {
+    c.SubmitAsync(Echo(absl::StrCat(R"({"i":)", i, "}")), [&c, &answers](absl::StatusOr<pb::SubmitResponse> r) {
+      if (!r.ok()) {
+        absl::MutexLock lock(&answers.mu);
+        answers.tasks.push_back(r.status());
+        return;
+      }
+      c.WaitAsync(r->task_id(), [&answers](absl::StatusOr<pb::Task> t) {
+        absl::MutexLock lock(&answers.mu);
+        answers.tasks.push_back(std::move(t));
+      });
+    });
+  }
+  REQUIRE(answers.WaitFor(kTasks));
+  {
+    absl::MutexLock lock(&answers.mu);
+    std::set<std::string> results;
+    for (const auto& t : answers.tasks) {
+      REQUIRE(t.ok());
+      REQUIRE(t->status() == pb::TASK_STATUS_SUCCESS);
+      REQUIRE(t->result() == t->spec().payload());
+      results.insert(t->result());
+    }
+    CHECK(results.size() == kTasks);  // each task answered once, with its own result
+  }
+
+  c.WaitAsync("task-0000000000000000", [&answers](absl::StatusOr<pb::Task> t) {
+    absl::MutexLock lock(&answers.mu);
+    answers.tasks.push_back(std::move(t));
+  });
+  REQUIRE(answers.WaitFor(kTasks + 1));
+  absl::MutexLock lock(&answers.mu);
+  CHECK(answers.tasks.back().status().code() == absl::StatusCode::kNotFound);
+}
+
+TEST_CASE("WaitAsync answers a task that already finished, and waits made before a shutdown fail") {
+  Cluster cluster;
+  cluster.AddWorker(Cluster::Worker("w", 1));
+  auto& c = cluster.client();
+  auto done = c.Submit(Echo(R"({"x":1})"));
+  REQUIRE(done.ok());
+  REQUIRE(c.Wait(done->task_id(), absl::Seconds(10)).ok());
+  pb::TaskSpec slow;
+  slow.set_task_type("sleep");
+  slow.set_payload(R"({"duration": 30})");
+  auto pending = c.Submit(slow);
+  REQUIRE(pending.ok());
+
+  Answers answers;
+  auto record = [&answers](absl::StatusOr<pb::Task> t) {
+    absl::MutexLock lock(&answers.mu);
+    answers.tasks.push_back(std::move(t));
+  };
+  c.WaitAsync(done->task_id(), record);
+  REQUIRE(answers.WaitFor(1));
+  {
+    absl::MutexLock lock(&answers.mu);
+    REQUIRE(answers.tasks[0].ok());
+    CHECK(answers.tasks[0]->result() == R"({"x":1})");
+  }
+  c.WaitAsync(pending->task_id(), record);
+  cluster.core()->Shutdown();  // aborts every watch
+  REQUIRE(answers.WaitFor(2));
+  absl::MutexLock lock(&answers.mu);
+  CHECK(!answers.tasks[1].ok());
+}
+
+}  // namespace rc::testing
