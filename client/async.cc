@@ -15,12 +15,13 @@ struct SubmitBatcher::Call {
 };
 
 SubmitBatcher::SubmitBatcher(pb::ClientService::Stub* stub, ConvertFn convert, absl::Duration rpc_timeout,
-                             int max_in_flight, size_t max_batch)
+                             int max_in_flight, size_t max_batch, size_t max_batch_bytes)
     : stub_(stub),
       convert_(std::move(convert)),
       rpc_timeout_(rpc_timeout),
       max_in_flight_(max_in_flight),
-      max_batch_(max_batch) {}
+      max_batch_(max_batch),
+      max_batch_bytes_(max_batch_bytes) {}
 
 void SubmitBatcher::Add(pb::TaskSpec spec, SubmitDone done) {
   std::unique_ptr<Call> call;
@@ -42,7 +43,12 @@ void SubmitBatcher::Drain() {
 std::unique_ptr<SubmitBatcher::Call> SubmitBatcher::NextLocked() {
   if (queued_.empty() || in_flight_ >= max_in_flight_) return nullptr;
   auto call = std::make_unique<Call>();
-  const size_t n = std::min(queued_.size(), max_batch_);
+  size_t n = 0, bytes = 0;
+  while (n < queued_.size() && n < max_batch_) {
+    bytes += queued_[n].ByteSizeLong();
+    if (n > 0 && bytes > max_batch_bytes_) break;
+    ++n;
+  }
   call->request.mutable_specs()->Reserve(static_cast<int>(n));
   for (size_t i = 0; i < n; ++i) *call->request.add_specs() = std::move(queued_[i]);
   call->dones.assign(std::make_move_iterator(queued_done_.begin()),

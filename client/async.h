@@ -32,7 +32,7 @@ using ConvertFn = std::function<absl::Status(const grpc::Status&)>;
 class SubmitBatcher : public std::enable_shared_from_this<SubmitBatcher> {
  public:
   SubmitBatcher(pb::ClientService::Stub* stub, ConvertFn convert, absl::Duration rpc_timeout, int max_in_flight = 4,
-                size_t max_batch = 2000);
+                size_t max_batch = 2000, size_t max_batch_bytes = 3 << 20);
 
   void Add(pb::TaskSpec spec, SubmitDone done);
   // Waits until every queued submit is answered (the owner calls it before the stub goes).
@@ -50,6 +50,7 @@ class SubmitBatcher : public std::enable_shared_from_this<SubmitBatcher> {
   const absl::Duration rpc_timeout_;
   const int max_in_flight_;
   const size_t max_batch_;
+  const size_t max_batch_bytes_;  // a larger spec still goes, alone
   absl::Mutex mu_;
   std::vector<pb::TaskSpec> queued_ ABSL_GUARDED_BY(mu_);
   std::vector<SubmitDone> queued_done_ ABSL_GUARDED_BY(mu_);
@@ -68,6 +69,8 @@ class ResultStream : public grpc::ClientBidiReactor<pb::WaitTasksRequest, pb::Wa
   absl::Status Add(const std::string& task_id, WaitDone* done);
   // Cancels the stream and waits until gRPC is done with it.
   void Shutdown();
+  // True once OnDone has run (every callback of this stream has returned).
+  bool done() const { return done_.HasBeenNotified(); }
 
   void OnWriteDone(bool ok) override;
   void OnReadDone(bool ok) override;

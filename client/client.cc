@@ -11,6 +11,22 @@
 
 namespace rc::client {
 
+namespace {
+
+absl::Status ConvertStatus(const std::string& target, const grpc::Status& s) {
+  if (s.error_code() == grpc::StatusCode::UNAVAILABLE) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot reach coordinator at ", target, ": ", s.error_message()));
+  }
+  if (s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
+    return absl::DeadlineExceededError(
+        absl::StrCat("coordinator at ", target, " did not answer in time: ", s.error_message()));
+  }
+  return FromGrpcStatus(s);
+}
+
+}  // namespace
+
 Client::Client(ClientOptions options) : options_(std::move(options)) {
   grpc::ChannelArguments args;
   // A long Wait must notice a coordinator host that vanished without a reset.
@@ -21,18 +37,24 @@ Client::Client(ClientOptions options) : options_(std::move(options)) {
   args.SetMaxReceiveMessageSize(256 << 20);
   auto channel = grpc::CreateCustomChannel(options_.target, grpc::InsecureChannelCredentials(), args);
   stub_ = pb::ClientService::NewStub(channel);
-  batcher_ = std::make_shared<internal::SubmitBatcher>(
-      stub_.get(), [this](const grpc::Status& s) { return Convert(s); }, options_.rpc_timeout);
+  batcher_ = std::make_shared<internal::SubmitBatcher>(stub_.get(), Converter(), options_.rpc_timeout);
+}
+
+internal::ConvertFn Client::Converter() const {
+  // Holds a copy of the target, not `this`: a call may finish while ~Client runs.
+  return [target = options_.target](const grpc::Status& s) { return ConvertStatus(target, s); };
 }
 
 Client::~Client() {
-  batcher_->Drain();
-  std::shared_ptr<internal::ResultStream> results;
+  std::vector<std::shared_ptr<internal::ResultStream>> streams;
   {
     absl::MutexLock lock(&wait_mu_);
-    results = std::move(results_);
+    closing_ = true;
+    streams = std::move(ended_);
+    if (results_ != nullptr) streams.push_back(std::move(results_));
   }
-  if (results != nullptr) results->Shutdown();
+  for (auto& s : streams) s->Shutdown();
+  batcher_->Drain();
 }
 
 void Client::Prepare(grpc::ClientContext* ctx) const {
@@ -40,17 +62,7 @@ void Client::Prepare(grpc::ClientContext* ctx) const {
                     std::chrono::milliseconds(absl::ToInt64Milliseconds(options_.rpc_timeout)));
 }
 
-absl::Status Client::Convert(const grpc::Status& s) const {
-  if (s.error_code() == grpc::StatusCode::UNAVAILABLE) {
-    return absl::UnavailableError(
-        absl::StrCat("cannot reach coordinator at ", options_.target, ": ", s.error_message()));
-  }
-  if (s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
-    return absl::DeadlineExceededError(
-        absl::StrCat("coordinator at ", options_.target, " did not answer in time: ", s.error_message()));
-  }
-  return FromGrpcStatus(s);
-}
+absl::Status Client::Convert(const grpc::Status& s) const { return ConvertStatus(options_.target, s); }
 
 absl::StatusOr<pb::SubmitResponse> Client::Submit(const pb::TaskSpec& spec) {
   grpc::ClientContext ctx;
@@ -84,15 +96,33 @@ absl::StatusOr<std::vector<absl::StatusOr<pb::SubmitResponse>>> Client::SubmitBa
   return out;
 }
 
-void Client::SubmitAsync(pb::TaskSpec spec, internal::SubmitDone done) { batcher_->Add(std::move(spec), std::move(done)); }
+void Client::SubmitAsync(pb::TaskSpec spec, internal::SubmitDone done) {
+  bool closing;
+  {
+    absl::MutexLock lock(&wait_mu_);
+    closing = closing_;
+  }
+  if (closing) {
+    done(absl::CancelledError("the client is closing"));
+    return;
+  }
+  batcher_->Add(std::move(spec), std::move(done));
+}
 
 void Client::WaitAsync(const std::string& task_id, internal::WaitDone done) {
   absl::Status ended;
   {
     absl::MutexLock lock(&wait_mu_);
-    if (results_ != nullptr && results_->Add(task_id, &done).ok()) return;
-    results_ = internal::ResultStream::Start(stub_.get(), [this](const grpc::Status& s) { return Convert(s); });
-    ended = results_->Add(task_id, &done);  // fails only if the new stream failed at once
+    if (closing_) {
+      ended = absl::CancelledError("the client is closing");
+    } else if (results_ == nullptr || !results_->Add(task_id, &done).ok()) {
+      if (results_ != nullptr) {
+        std::erase_if(ended_, [](const auto& s) { return s->done(); });
+        ended_.push_back(std::move(results_));
+      }
+      results_ = internal::ResultStream::Start(stub_.get(), Converter());
+      ended = results_->Add(task_id, &done);  // fails only if the new stream failed at once
+    }
   }
   if (!ended.ok()) done(ended);
 }

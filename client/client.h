@@ -28,7 +28,8 @@ struct ClientOptions {
 class Client {
  public:
   explicit Client(ClientOptions options);
-  // Waits for the answers of async calls still on the wire; waits still open get CANCELLED.
+  // Waits still open get CANCELLED; then waits for the answers of submits on the wire.
+  // Async calls made from callbacks meanwhile fail at once with CANCELLED.
   ~Client();
 
   // Queues a task; returns its id and status once the coordinator accepted it.
@@ -72,12 +73,16 @@ class Client {
  private:
   void Prepare(grpc::ClientContext* ctx) const;
   absl::Status Convert(const grpc::Status& s) const;
+  internal::ConvertFn Converter() const;
 
   const ClientOptions options_;
   std::unique_ptr<pb::ClientService::Stub> stub_;
   std::shared_ptr<internal::SubmitBatcher> batcher_;
   absl::Mutex wait_mu_;
+  bool closing_ ABSL_GUARDED_BY(wait_mu_) = false;  // the destructor runs: async calls fail at once
   std::shared_ptr<internal::ResultStream> results_ ABSL_GUARDED_BY(wait_mu_);
+  // Streams that ended (replaced by results_) may still be running callbacks.
+  std::vector<std::shared_ptr<internal::ResultStream>> ended_ ABSL_GUARDED_BY(wait_mu_);
 };
 
 }  // namespace rc::client

@@ -2,6 +2,10 @@
 // gRPC glue for the coordinator (callback API). The reactions only hand work to the
 // Coordinator core (which never blocks on I/O) and start the next read or write.
 
+#include <memory>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/synchronization/mutex.h"
 #include "coordinator/coordinator.h"
 #include "retire_cluster/v1/client_service.grpc.pb.h"
 #include "retire_cluster/v1/worker_service.grpc.pb.h"
@@ -31,8 +35,18 @@ class ClientServiceImpl final : public pb::ClientService::CallbackService {
   grpc::ServerUnaryReactor* GetStats(grpc::CallbackServerContext* ctx, const pb::GetStatsRequest* req,
                                      pb::Stats* resp) override;
 
+  // Ends every open WaitTasks stream with UNAVAILABLE. Called before the server shuts
+  // down: a stream waiting for nothing would otherwise hold it up to its deadline.
+  void EndStreams();
+  // For the WaitTasks reactors: register while open.
+  uint64_t AddStream(std::weak_ptr<TaskSink> sink);
+  void RemoveStream(uint64_t id);
+
  private:
   Coordinator* const core_;
+  absl::Mutex streams_mu_;
+  absl::flat_hash_map<uint64_t, std::weak_ptr<TaskSink>> streams_ ABSL_GUARDED_BY(streams_mu_);
+  uint64_t next_stream_ ABSL_GUARDED_BY(streams_mu_) = 1;
 };
 
 class WorkerServiceImpl final : public pb::WorkerService::CallbackService {

@@ -51,6 +51,9 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(cons
   builder.AddListeningPort(address, grpc::InsecureServerCredentials(), &s->port_);
   // A second coordinator on the same port must fail, not silently share it.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  // A SubmitBatch of up to 10000 specs, or a worker's batch of results with their
+  // output, can pass gRPC's 4 MiB default; the SDK keeps its batches under 4 MiB.
+  builder.SetMaxReceiveMessageSize(64 << 20);
   builder.RegisterService(s->client_service_.get());
   builder.RegisterService(s->worker_service_.get());
   // Workers hold streams open for hours; keepalive notices dead peers on idle streams.
@@ -83,6 +86,7 @@ void CoordinatorServer::Shutdown() {
   if (ticker_.joinable()) ticker_.join();
   if (http_ != nullptr) http_->Stop();
   core_->Shutdown();
+  client_service_->EndStreams();
   server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   server_->Wait();
   store_->Close();  // its last callbacks still reach core_, which outlives it

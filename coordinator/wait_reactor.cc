@@ -1,13 +1,13 @@
 // ClientService.WaitTasks: one bidi stream on which a client names tasks and gets each
 // back once, terminal. Results that finish while a write is in flight travel together
 // in the next message, so a busy stream sends few, large messages.
+#include <deque>
 #include <optional>
 #include <utility>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
-#include "absl/container/flat_hash_set.h"
 #include "absl/synchronization/mutex.h"
 #include "common/grpc_status.h"
 #include "common/task_names.h"
@@ -18,21 +18,25 @@ namespace {
 
 class WaitReactor final : public grpc::ServerBidiReactor<pb::WaitTasksRequest, pb::WaitTasksResponse> {
  public:
-  explicit WaitReactor(Coordinator* core) : core_(core), sink_(std::make_shared<Sink>(this)) { StartRead(&request_); }
+  WaitReactor(Coordinator* core, ClientServiceImpl* service)
+      : core_(core), service_(service), sink_(std::make_shared<Sink>(this)), stream_id_(service->AddStream(sink_)) {
+    StartRead(&request_);
+  }
 
   void OnReadDone(bool ok) override {
     if (!ok) {
       sink_->ReadsDone();  // the client sends no more ids; finish once all are answered
       return;
     }
-    std::vector<std::string> ids(request_.task_ids().begin(), request_.task_ids().end());
+    std::vector<std::string> ids = sink_->Expect(request_.task_ids());
     std::vector<absl::StatusOr<uint64_t>> watches = core_->WatchAll(ids, sink_);
-    for (size_t i = 0; i < ids.size(); ++i) sink_->Watching(ids[i], watches[i]);
+    sink_->Watching(ids, watches);
     StartRead(&request_);
   }
   void OnWriteDone(bool ok) override { sink_->WriteDone(ok); }
   void OnCancel() override { sink_->Abort(absl::CancelledError("wait cancelled by client")); }
   void OnDone() override {
+    service_->RemoveStream(stream_id_);
     for (auto& [task_id, watch_id] : sink_->Detach()) core_->Unwatch(task_id, watch_id);
     delete this;
   }
@@ -48,9 +52,8 @@ class WaitReactor final : public grpc::ServerBidiReactor<pb::WaitTasksRequest, p
       if (!IsTerminal(t.status())) return;
       absl::MutexLock lock(&mu_);
       if (reactor_ == nullptr || finishing_) return;
-      // The terminal snapshot can arrive before Watching() records the handle.
-      if (watching_.erase(t.task_id()) == 0) answered_early_.insert(t.task_id());
-      *pending_.add_tasks() = t;
+      if (watching_.erase(t.task_id()) == 0) return;  // not waited for (any more)
+      pending_tasks_.push_back(t);
       PumpLocked();
     }
     void Abort(absl::Status s) override {
@@ -59,15 +62,31 @@ class WaitReactor final : public grpc::ServerBidiReactor<pb::WaitTasksRequest, p
       final_status_ = std::move(s);
       PumpLocked();
     }
-    void Watching(const std::string& task_id, const absl::StatusOr<uint64_t>& watch) {
+    // Records `ids` as waited for before the core is asked (its answer may come at
+    // once); returns those not already waited for on this stream, each once.
+    std::vector<std::string> Expect(const google::protobuf::RepeatedPtrField<std::string>& ids) {
       absl::MutexLock lock(&mu_);
-      if (!watch.ok()) {
-        pb::WaitError* e = pending_.add_errors();
-        e->set_task_id(task_id);
-        e->set_error_code(static_cast<int>(watch.status().code()));
-        e->set_error_message(std::string(watch.status().message()));
-      } else if (answered_early_.erase(task_id) == 0) {
-        watching_.emplace(task_id, *watch);
+      std::vector<std::string> fresh;
+      for (const std::string& id : ids) {
+        if (watching_.emplace(id, 0).second) fresh.push_back(id);
+      }
+      return fresh;
+    }
+    // The core's answers for `ids`: handles to unwatch later, or errors to send.
+    void Watching(const std::vector<std::string>& ids, const std::vector<absl::StatusOr<uint64_t>>& watches) {
+      absl::MutexLock lock(&mu_);
+      for (size_t i = 0; i < ids.size(); ++i) {
+        auto it = watching_.find(ids[i]);
+        if (it == watching_.end()) continue;  // answered already
+        if (watches[i].ok()) {
+          it->second = *watches[i];
+          continue;
+        }
+        watching_.erase(it);
+        pb::WaitError& e = pending_errors_.emplace_back();
+        e.set_task_id(ids[i]);
+        e.set_error_code(static_cast<int>(watches[i].status().code()));
+        e.set_error_message(std::string(watches[i].status().message()));
       }
       PumpLocked();
     }
@@ -86,7 +105,10 @@ class WaitReactor final : public grpc::ServerBidiReactor<pb::WaitTasksRequest, p
     absl::flat_hash_map<std::string, uint64_t> Detach() {
       absl::MutexLock lock(&mu_);
       reactor_ = nullptr;
-      return std::move(watching_);
+      absl::flat_hash_map<std::string, uint64_t> out = std::move(watching_);
+      watching_.clear();
+      absl::erase_if(out, [](const auto& w) { return w.second == 0; });
+      return out;
     }
 
    private:
@@ -97,9 +119,18 @@ class WaitReactor final : public grpc::ServerBidiReactor<pb::WaitTasksRequest, p
         reactor_->Finish(ToGrpcStatus(*final_status_));
         return;
       }
-      if (pending_.tasks_size() > 0 || pending_.errors_size() > 0) {
-        current_ = std::move(pending_);
-        pending_.Clear();
+      if (!pending_tasks_.empty() || !pending_errors_.empty()) {
+        // Up to about 4 MiB per message (a client's usual receive limit); one larger
+        // result still goes, alone.
+        current_.Clear();
+        size_t bytes = 0;
+        while (!pending_tasks_.empty() && (bytes == 0 || bytes + pending_tasks_.front().ByteSizeLong() <= kMaxMessage)) {
+          bytes += pending_tasks_.front().ByteSizeLong();
+          *current_.add_tasks() = std::move(pending_tasks_.front());
+          pending_tasks_.pop_front();
+        }
+        for (pb::WaitError& e : pending_errors_) *current_.add_errors() = std::move(e);
+        pending_errors_.clear();
         writing_ = true;
         reactor_->StartWrite(&current_);
         return;
@@ -112,9 +143,11 @@ class WaitReactor final : public grpc::ServerBidiReactor<pb::WaitTasksRequest, p
 
     absl::Mutex mu_;
     WaitReactor* reactor_ ABSL_GUARDED_BY(mu_);
+    static constexpr size_t kMaxMessage = 4 << 20;
+    // Waited-for ids; the handle is 0 until the core returned it.
     absl::flat_hash_map<std::string, uint64_t> watching_ ABSL_GUARDED_BY(mu_);
-    absl::flat_hash_set<std::string> answered_early_ ABSL_GUARDED_BY(mu_);
-    pb::WaitTasksResponse pending_ ABSL_GUARDED_BY(mu_);
+    std::deque<pb::Task> pending_tasks_ ABSL_GUARDED_BY(mu_);
+    std::vector<pb::WaitError> pending_errors_ ABSL_GUARDED_BY(mu_);
     pb::WaitTasksResponse current_ ABSL_GUARDED_BY(mu_);
     bool writing_ ABSL_GUARDED_BY(mu_) = false;
     bool reads_done_ ABSL_GUARDED_BY(mu_) = false;
@@ -123,15 +156,39 @@ class WaitReactor final : public grpc::ServerBidiReactor<pb::WaitTasksRequest, p
   };
 
   Coordinator* const core_;
+  ClientServiceImpl* const service_;
   pb::WaitTasksRequest request_;
   std::shared_ptr<Sink> sink_;
+  const uint64_t stream_id_;
 };
 
 }  // namespace
 
 grpc::ServerBidiReactor<pb::WaitTasksRequest, pb::WaitTasksResponse>* ClientServiceImpl::WaitTasks(
     grpc::CallbackServerContext* ctx) {
-  return new WaitReactor(core_);
+  return new WaitReactor(core_, this);
+}
+
+uint64_t ClientServiceImpl::AddStream(std::weak_ptr<TaskSink> sink) {
+  absl::MutexLock lock(&streams_mu_);
+  streams_.emplace(next_stream_, std::move(sink));
+  return next_stream_++;
+}
+
+void ClientServiceImpl::RemoveStream(uint64_t id) {
+  absl::MutexLock lock(&streams_mu_);
+  streams_.erase(id);
+}
+
+void ClientServiceImpl::EndStreams() {
+  std::vector<std::shared_ptr<TaskSink>> open;
+  {
+    absl::MutexLock lock(&streams_mu_);
+    for (auto& [id, sink] : streams_) {
+      if (auto s = sink.lock()) open.push_back(std::move(s));
+    }
+  }
+  for (auto& s : open) s->Abort(absl::UnavailableError("coordinator is shutting down"));
 }
 
 }  // namespace rc::coordinator

@@ -4,6 +4,8 @@
 #include <set>
 
 #include "absl/strings/str_cat.h"
+#include "grpcpp/create_channel.h"
+#include "grpcpp/security/credentials.h"
 #include "absl/synchronization/mutex.h"
 #include "tests/integration/cluster_fixture.h"
 
@@ -130,6 +132,90 @@ TEST_CASE("WaitAsync answers a task that already finished, and waits made before
   REQUIRE(answers.WaitFor(2));
   absl::MutexLock lock(&answers.mu);
   CHECK(!answers.tasks[1].ok());
+}
+
+TEST_CASE("SubmitAsync keeps batches of large payloads under the message limit") {
+  Cluster cluster;
+  cluster.AddWorker(Cluster::Worker("w", 4));
+  auto& c = cluster.client();
+  constexpr int kTasks = 1500;  // 1500 x 4 KiB: 6 MiB if sent as one batch
+  const std::string fill(4096, 'x');
+  Answers answers;
+  for (int i = 0; i < kTasks; ++i) {
+    c.SubmitAsync(Echo(absl::StrCat(R"({"i":)", i, R"(,"fill":")", fill, R"("})")),
+                  [&c, &answers](absl::StatusOr<pb::SubmitResponse> r) {
+                    if (!r.ok()) {
+                      absl::MutexLock lock(&answers.mu);
+                      answers.tasks.push_back(r.status());
+                      return;
+                    }
+                    c.WaitAsync(r->task_id(), [&answers](absl::StatusOr<pb::Task> t) {
+                      absl::MutexLock lock(&answers.mu);
+                      answers.tasks.push_back(std::move(t));
+                    });
+                  });
+  }
+  REQUIRE(answers.WaitFor(kTasks));
+  absl::MutexLock lock(&answers.mu);
+  for (const auto& t : answers.tasks) {
+    REQUIRE(t.ok());
+    REQUIRE(t->result() == t->spec().payload());
+  }
+}
+
+TEST_CASE("Waiting twice for the same task answers both waits") {
+  Cluster cluster;
+  cluster.AddWorker(Cluster::Worker("w", 1));
+  auto& c = cluster.client();
+  auto done = c.Submit(Echo(R"({"x":1})"));
+  REQUIRE(done.ok());
+  REQUIRE(c.Wait(done->task_id(), absl::Seconds(10)).ok());
+  Answers answers;
+  auto record = [&answers](absl::StatusOr<pb::Task> t) {
+    absl::MutexLock lock(&answers.mu);
+    answers.tasks.push_back(std::move(t));
+  };
+  for (int i = 0; i < 3; ++i) c.WaitAsync(done->task_id(), record);
+  REQUIRE(answers.WaitFor(3));
+  // And the stream still works afterwards.
+  auto next = c.Submit(Echo(R"({"x":2})"));
+  REQUIRE(next.ok());
+  c.WaitAsync(next->task_id(), record);
+  REQUIRE(answers.WaitFor(4));
+  absl::MutexLock lock(&answers.mu);
+  for (const auto& t : answers.tasks) REQUIRE(t.ok());
+  CHECK(answers.tasks[3]->result() == R"({"x":2})");
+}
+
+TEST_CASE("WaitTasks sends a task named twice once, and ends after the client's last id") {
+  Cluster cluster;
+  cluster.AddWorker(Cluster::Worker("w", 1));
+  auto& c = cluster.client();
+  auto done = c.Submit(Echo(R"({"x":1})"));
+  REQUIRE(done.ok());
+  REQUIRE(c.Wait(done->task_id(), absl::Seconds(10)).ok());
+
+  auto stub = pb::ClientService::NewStub(
+      grpc::CreateChannel(cluster.address(), grpc::InsecureChannelCredentials()));
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  auto stream = stub->WaitTasks(&ctx);
+  pb::WaitTasksRequest req;
+  req.add_task_ids(done->task_id());
+  req.add_task_ids(done->task_id());
+  req.add_task_ids("task-0000000000000000");
+  REQUIRE(stream->Write(req));
+  REQUIRE(stream->WritesDone());
+  int tasks = 0, errors = 0;
+  pb::WaitTasksResponse resp;
+  while (stream->Read(&resp)) {
+    tasks += resp.tasks_size();
+    errors += resp.errors_size();
+  }
+  grpc::Status s = stream->Finish();
+  CHECK(s.ok());
+  CHECK(tasks == 1);
+  CHECK(errors == 1);
 }
 
 }  // namespace rc::testing
