@@ -70,9 +70,8 @@ bool CanRun(const pb::Capabilities& w, const ClassSpec& spec) {
   return true;
 }
 
-PlacementKey KeyFor(const WorkerView& w, absl::string_view task_type) {
-  const int slots = w.capabilities->slots();
-  return PlacementKey{static_cast<double>(w.running) / slots, w.last_task_type != task_type, w.running - slots};
+PlacementKey KeyFor(int running, int slots, bool warm) {
+  return PlacementKey{static_cast<double>(running) / slots, !warm, running - slots};
 }
 
 int ChooseWorker(std::span<const WorkerView> workers, const ClassSpec& spec) {
@@ -81,7 +80,8 @@ int ChooseWorker(std::span<const WorkerView> workers, const ClassSpec& spec) {
   for (size_t i = 0; i < workers.size(); ++i) {
     const WorkerView& w = workers[i];
     if (!w.accepting || w.running >= w.capabilities->slots() || !CanRun(*w.capabilities, spec)) continue;
-    std::pair<PlacementKey, absl::string_view> key(KeyFor(w, spec.task_type), w.capabilities->device_id());
+    std::pair<PlacementKey, absl::string_view> key(
+        KeyFor(w.running, w.capabilities->slots(), w.last_task_type == spec.task_type), w.capabilities->device_id());
     if (best < 0 || key < best_key) {
       best = static_cast<int>(i);
       best_key = key;

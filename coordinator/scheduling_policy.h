@@ -53,7 +53,9 @@ struct PlacementKey {
   int free_neg = 0;   // running - slots: more free slots first
   friend auto operator<=>(const PlacementKey&, const PlacementKey&) = default;
 };
-PlacementKey KeyFor(const WorkerView& worker, absl::string_view task_type);
+// The key of a worker with `running` of its `slots` taken; `warm`: the last task placed
+// there was of the type being placed.
+PlacementKey KeyFor(int running, int slots, bool warm);
 
 // The worker to place one task of `spec` on, or -1 when none is eligible (accepting,
 // a free slot, CanRun). Prefers the lowest load (running / slots); at equal load the

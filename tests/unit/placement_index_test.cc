@@ -1,6 +1,8 @@
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <deque>
+#include <optional>
 #include <random>
 
 #include "absl/strings/str_cat.h"
@@ -116,6 +118,39 @@ TEST_CASE("PlacementIndex breaks ties by device id and prefers warm workers") {
   CHECK(index.Choose(0) == ha);  // equal load: the worker that last ran this type
   index.Update(ha, 2, true, "sleep");
   CHECK(index.Choose(0) == hb);  // a is full
+}
+
+TEST_CASE("PlacementIndex keeps device id order when labels run out") {
+  // Each new id sorts just after "a" and before the previous new one ("a1", "a01",
+  // "a001", ...), halving the room between their labels until none is left and every
+  // label is spread out again.
+  std::deque<pb::Capabilities> caps;
+  std::vector<WorkerView> views;
+  PlacementIndex index;
+  ClassSpec echo;
+  echo.task_type = "echo";
+  index.AddClass(0, echo);
+  auto add = [&](const std::string& id) {
+    pb::Capabilities& c = caps.emplace_back();
+    c.set_device_id(id);
+    c.set_slots(1);
+    c.add_task_types("echo");
+    index.Update(index.Add(&c), 0, true, "");
+    views.push_back(WorkerView{&c, 0, true, ""});
+  };
+  add("a");
+  add("b");
+  std::string id = "a1";
+  for (int i = 0; i < 100; ++i, id.insert(1, "0")) add(id);
+  // Equal load everywhere: taking the chosen worker out each time lists device id order.
+  for (size_t taken = 0; taken < views.size(); ++taken) {
+    const int expected = ChooseWorker(views, echo);
+    REQUIRE(expected >= 0);
+    REQUIRE(index.Choose(0) == static_cast<PlacementIndex::Handle>(expected));
+    views[expected].running = 1;
+    index.Update(expected, 1, true, "echo");
+  }
+  CHECK_FALSE(index.Choose(0).has_value());
 }
 
 }  // namespace
