@@ -5,9 +5,9 @@
 //
 // The index is kept in step without the callers' help: every record handed out mutable
 // (Find, FindOrAdd, All, Choose) is assumed changed and re-read into the index before
-// the next decision (a heartbeat costs one comparison). Capabilities change only when a
-// worker (re)registers, which always starts a new epoch, so the epoch tells when to
-// re-read them.
+// the next decision (for a heartbeat, a lookup that finds nothing changed).
+// Capabilities change only when a worker (re)registers, which always starts a new epoch,
+// so the epoch tells when to re-read them.
 
 #include <cstdint>
 #include <memory>
