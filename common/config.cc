@@ -116,6 +116,8 @@ absl::StatusOr<CoordinatorConfig> ParseCoordinatorYaml(const std::string& text, 
   c.retention = absl::Hours(retention_hours);
   RETURN_IF_ERROR(y.Read("log_level", &c.log_level));
   RETURN_IF_ERROR(y.Read("log_format", &c.log_format));
+  RETURN_IF_ERROR(y.Read("max_payload_bytes", &c.max_payload_bytes));
+  RETURN_IF_ERROR(y.Read("max_metadata_bytes", &c.max_metadata_bytes));
   RETURN_IF_ERROR(y.CheckNoUnknownKeys());
   if (absl::Status s = Validate(c); !s.ok()) {
     return absl::InvalidArgumentError(absl::StrCat(source, ": ", s.message()));
@@ -188,6 +190,13 @@ absl::Status Validate(const CoordinatorConfig& c) {
   RETURN_IF_ERROR(ValidatePositive("restart_grace_seconds", c.restart_grace));
   RETURN_IF_ERROR(ValidatePositive("retry_backoff_initial_seconds", c.retry_backoff_initial));
   RETURN_IF_ERROR(ValidatePositive("retention_hours", c.retention));
+  // The gRPC server takes messages up to 64 MiB, and a task must fit in one.
+  if (c.max_payload_bytes < 2 || c.max_payload_bytes > (32 << 20)) {
+    return Bad("max_payload_bytes", absl::StrCat("must be 2..", 32 << 20, ", got ", c.max_payload_bytes));
+  }
+  if (c.max_metadata_bytes < 0 || c.max_metadata_bytes > (16 << 20)) {
+    return Bad("max_metadata_bytes", absl::StrCat("must be 0..", 16 << 20, ", got ", c.max_metadata_bytes));
+  }
   if (c.retry_backoff_max < c.retry_backoff_initial) {
     return Bad("retry_backoff_max_seconds", "must be at least retry_backoff_initial_seconds");
   }

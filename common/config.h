@@ -32,6 +32,9 @@ struct CoordinatorConfig {
   absl::Duration retention = absl::Hours(24 * 7);  // finished tasks are pruned after this
   std::string log_level = "info";
   std::string log_format = "text";  // text | json (one object per line)
+  // Largest task a client may submit: payload, and metadata keys plus values.
+  int max_payload_bytes = 1 << 20;
+  int max_metadata_bytes = 64 << 10;
 };
 
 struct WorkerConfig {

@@ -128,7 +128,7 @@ void Coordinator::SubmitBatch(std::vector<pb::TaskSpec> specs, SubmitBatchDone d
   }
   auto answers = std::make_shared<BatchAnswers>(specs.size(), std::move(done));
   std::vector<absl::Status> invalid(specs.size());
-  for (size_t i = 0; i < specs.size(); ++i) invalid[i] = ValidateAndNormalize(&specs[i]);
+  for (size_t i = 0; i < specs.size(); ++i) invalid[i] = ValidateAndNormalize(&specs[i], options_.limits);
   Mutate([&](Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     std::vector<std::string> ids;  // the new tasks, accepted together once stored
     std::vector<size_t> slots;     // their places in the batch

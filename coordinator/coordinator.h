@@ -29,6 +29,7 @@
 #include "coordinator/task_queue.h"
 #include "coordinator/task_store.h"
 #include "coordinator/task_table.h"
+#include "coordinator/task_validation.h"
 #include "coordinator/worker_registry.h"
 #include "retire_cluster/v1/client_service.pb.h"
 #include "retire_cluster/v1/worker.pb.h"
@@ -50,6 +51,7 @@ struct CoordinatorOptions {
   // After a restart, how long a worker has to come back and report the attempts the
   // store says it holds (workers back off up to 10 s between reconnects).
   absl::Duration restart_grace = absl::Seconds(15);
+  TaskLimits limits;
   // Uniform in [0, 1): the jitter of retry backoff. Injected so tests are exact.
   std::function<double()> random;
 };

@@ -30,6 +30,8 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(cons
   options.retry_backoff_max = config.retry_backoff_max;
   options.retention = config.retention;
   options.restart_grace = config.restart_grace;
+  options.limits.max_payload_bytes = static_cast<size_t>(config.max_payload_bytes);
+  options.limits.max_metadata_bytes = static_cast<size_t>(config.max_metadata_bytes);
   options.random = [gen = std::make_shared<absl::BitGen>()] { return absl::Uniform(*gen, 0.0, 1.0); };
   s->core_ = std::make_unique<Coordinator>(options, s->store_.get(), clock);
   const absl::Time load_start = absl::Now();

@@ -30,7 +30,7 @@ absl::Status ValidateName(absl::string_view field, absl::string_view value, size
   return absl::OkStatus();
 }
 
-absl::Status ValidateRequirements(const pb::Requirements& r) {
+absl::Status ValidateRequirements(const pb::Requirements& r, const TaskLimits& limits) {
   if (r.min_cpu_cores() < 0) return Bad("requirements.min_cpu_cores", "must be >= 0");
   if (!(r.min_memory_gb() >= 0) || !std::isfinite(r.min_memory_gb())) {
     return Bad("requirements.min_memory_gb", "must be a number >= 0");
@@ -44,6 +44,10 @@ absl::Status ValidateRequirements(const pb::Requirements& r) {
                absl::StrCat("unknown platform '", p, "' (linux, windows, darwin or android)"));
   }
   RETURN_IF_ERROR(ValidateName("requirements.required_role", r.required_role(), 64));
+  if (r.required_tags_size() > limits.max_required_tags) {
+    return Bad("requirements.required_tags", absl::StrCat(r.required_tags_size(), " tags, over the limit of ",
+                                                          limits.max_required_tags));
+  }
   for (const std::string& tag : r.required_tags()) {
     if (tag.empty()) return Bad("requirements.required_tags", "a tag must not be empty");
     RETURN_IF_ERROR(ValidateName("requirements.required_tags", tag, 64));
@@ -65,14 +69,25 @@ absl::Status ValidateRequirements(const pb::Requirements& r) {
 
 }  // namespace
 
-absl::Status ValidateAndNormalize(pb::TaskSpec* spec) {
+absl::Status ValidateAndNormalize(pb::TaskSpec* spec, const TaskLimits& limits) {
   if (spec->task_type().empty()) return Bad("task_type", "must not be empty");
   RETURN_IF_ERROR(ValidateName("task_type", spec->task_type(), 64));
+  // Sizes first: a huge payload is refused before anything parses it.
+  if (spec->payload().size() > limits.max_payload_bytes) {
+    return Bad("payload", absl::StrCat(spec->payload().size(), " bytes, over the limit of ", limits.max_payload_bytes,
+                                       " (max_payload_bytes)"));
+  }
+  size_t metadata_bytes = 0;
+  for (const auto& [key, value] : spec->metadata()) metadata_bytes += key.size() + value.size();
+  if (metadata_bytes > limits.max_metadata_bytes) {
+    return Bad("metadata", absl::StrCat(metadata_bytes, " bytes of keys and values, over the limit of ",
+                                        limits.max_metadata_bytes, " (max_metadata_bytes)"));
+  }
   RETURN_IF_ERROR(ValidateJsonObject(spec->payload(), "payload"));
   if (!pb::Priority_IsValid(spec->priority())) {
     return Bad("priority", absl::StrCat("unknown value ", static_cast<int>(spec->priority())));
   }
-  RETURN_IF_ERROR(ValidateRequirements(spec->requirements()));
+  RETURN_IF_ERROR(ValidateRequirements(spec->requirements(), limits));
   if (spec->idempotency_key().size() > 256) return Bad("idempotency_key", "longer than 256 bytes");
   if (spec->priority() == pb::PRIORITY_UNSPECIFIED) spec->set_priority(pb::PRIORITY_NORMAL);
   if (spec->payload().find_first_not_of(" \t\r\n") == std::string::npos) spec->set_payload("{}");

@@ -7,8 +7,16 @@
 
 namespace rc::coordinator {
 
-// INVALID_ARGUMENT naming the first offending field. On OK, fills defaults in *spec
-// (priority NORMAL, payload "{}") so stored records are explicit.
-absl::Status ValidateAndNormalize(::retire_cluster::v1::TaskSpec* spec);
+// Size limits on what a client may store in one task (config keys of the same names).
+// They bound the coordinator's memory per task, which holds every task in memory.
+struct TaskLimits {
+  size_t max_payload_bytes = 1 << 20;
+  size_t max_metadata_bytes = 64 << 10;  // keys and values together
+  int max_required_tags = 32;
+};
+
+// INVALID_ARGUMENT naming the first offending field (and the limit, for sizes). On OK,
+// fills defaults in *spec (priority NORMAL, payload "{}") so stored records are explicit.
+absl::Status ValidateAndNormalize(::retire_cluster::v1::TaskSpec* spec, const TaskLimits& limits = TaskLimits());
 
 }  // namespace rc::coordinator

@@ -218,4 +218,20 @@ TEST_CASE("WaitTasks sends a task named twice once, and ends after the client's 
   CHECK(errors == 1);
 }
 
+TEST_CASE("A payload over max_payload_bytes is refused naming the limit, the rest of its batch is not") {
+  CoordinatorConfig config = Cluster::FastConfig();
+  config.max_payload_bytes = 1024;
+  Cluster cluster(config);
+  cluster.AddWorker(Cluster::Worker("w", 1));
+  auto& c = cluster.client();
+  const std::string big = absl::StrCat(R"({"fill":")", std::string(2000, 'x'), R"("})");
+  auto one = c.Submit(Echo(big));
+  REQUIRE(one.status().code() == absl::StatusCode::kInvalidArgument);
+  CHECK(one.status().message() == "payload: 2011 bytes, over the limit of 1024 (max_payload_bytes)");
+  auto batch = c.SubmitBatch({Echo(R"({"ok":1})"), Echo(big)});
+  REQUIRE(batch.ok());
+  CHECK((*batch)[0].ok());
+  CHECK((*batch)[1].status().message() == "specs[1].payload: 2011 bytes, over the limit of 1024 (max_payload_bytes)");
+}
+
 }  // namespace rc::testing

@@ -41,6 +41,12 @@ TEST_CASE("Coordinator config: defaults, file values, validation naming the key"
   CHECK(Message(ParseCoordinatorYaml("retention_hours: soon\n", "m.yaml").status()) ==
         "m.yaml: key 'retention_hours': expected a number, got 'soon'");
 
+  c = ParseCoordinatorYaml("max_payload_bytes: 2048\n", "main.yaml");
+  REQUIRE(c.ok());
+  CHECK(c->max_payload_bytes == 2048);
+  CHECK(Message(ParseCoordinatorYaml("max_payload_bytes: 0\n", "m.yaml").status()) ==
+        "m.yaml: max_payload_bytes: must be 2..33554432, got 0");
+
   c = ParseCoordinatorYaml("port: abc\n", "main.yaml");
   CHECK(c.status().code() == absl::StatusCode::kInvalidArgument);
   CHECK(Message(c.status()) == "main.yaml: key 'port': expected an integer, got 'abc'");

@@ -45,4 +45,32 @@ TEST_CASE("Invalid specs are refused naming the field") {
         "requirements.required_tags: a tag must not be empty");
 }
 
+TEST_CASE("Specs over a size limit are refused naming the limit") {
+  TaskLimits limits;
+  limits.max_payload_bytes = 20;
+  limits.max_metadata_bytes = 10;
+  limits.max_required_tags = 2;
+  auto check = [&](const std::function<void(pb::TaskSpec*)>& edit) {
+    pb::TaskSpec spec;
+    spec.set_task_type("echo");
+    edit(&spec);
+    absl::Status s = ValidateAndNormalize(&spec, limits);
+    CHECK(s.code() == absl::StatusCode::kInvalidArgument);
+    return std::string(s.message());
+  };
+  CHECK(check([](auto* s) { s->set_payload(R"({"text":"twenty-one chars"})"); }) ==
+        "payload: 27 bytes, over the limit of 20 (max_payload_bytes)");
+  CHECK(check([](auto* s) { (*s->mutable_metadata())["owner"] = "somebody"; }) ==
+        "metadata: 13 bytes of keys and values, over the limit of 10 (max_metadata_bytes)");
+  CHECK(check([](auto* s) {
+          for (const char* t : {"a", "b", "c"}) s->mutable_requirements()->add_required_tags(t);
+        }) == "requirements.required_tags: 3 tags, over the limit of 2");
+  pb::TaskSpec fits;
+  fits.set_task_type("echo");
+  fits.set_payload(R"({"x":"fits"})");
+  (*fits.mutable_metadata())["k"] = "v";
+  CHECK(ValidateAndNormalize(&fits, limits).ok());
+  CHECK(TaskLimits().max_payload_bytes == 1 << 20);  // the documented default
+}
+
 }  // namespace rc::coordinator
