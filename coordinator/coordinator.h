@@ -121,6 +121,11 @@ class Coordinator {
   // Heartbeat / started / finished events. Ignored when `epoch` is not the device's
   // current connection (fencing).
   void HandleWorkerMessage(const std::string& device_id, uint64_t epoch, const pb::WorkerMessage& msg);
+  // That connection's liveness record, for its reader to stamp every message with
+  // NowMs() without the state lock; a message that is only a heartbeat then needs no
+  // HandleWorkerMessage. nullptr when the epoch is not current.
+  std::shared_ptr<Heard> HeardFor(const std::string& device_id, uint64_t epoch);
+  int64_t NowMs() const { return clock_->NowMs(); }
   // The stream of that epoch ended. Its tasks are requeued if it does not reconnect
   // within reconnect_grace.
   void WorkerDisconnected(const std::string& device_id, uint64_t epoch);

@@ -36,6 +36,7 @@ absl::StatusOr<uint64_t> Coordinator::RegisterWorker(const pb::Register& reg, st
     w->link = std::move(link);
     w->status = draining ? pb::WORKER_STATUS_DRAINING : pb::WORKER_STATUS_ONLINE;
     w->last_heartbeat_ms = now;
+    w->heard = std::make_shared<Heard>();
     w->connected_at_ms = now;
     fx.MessageFor(w->link).mutable_registered()->set_heartbeat_interval_ms(
         absl::ToInt64Milliseconds(options_.heartbeat_interval));
@@ -97,6 +98,12 @@ void Coordinator::AdoptLocked(TaskEntry* e, WorkerEntry* w, int32_t attempt, Eff
   a->set_status(pb::TASK_STATUS_ASSIGNED);
   tasks_.SetStatus(e, pb::TASK_STATUS_ASSIGNED);
   ChangedLocked(e, fx);
+}
+
+std::shared_ptr<Heard> Coordinator::HeardFor(const std::string& device_id, uint64_t epoch) {
+  absl::MutexLock lock(&mu_);
+  WorkerEntry* w = workers_.Find(device_id);
+  return w != nullptr && w->epoch == epoch ? w->heard : nullptr;
 }
 
 void Coordinator::HandleWorkerMessage(const std::string& device_id, uint64_t epoch, const pb::WorkerMessage& msg) {
@@ -267,7 +274,7 @@ void Coordinator::Tick() {
           continue;
         case Liveness::kSilent: {
           std::string why = absl::StrFormat("worker %s sent no heartbeat for %.1fs", device,
-                                            (now - w.last_heartbeat_ms) / 1000.0);
+                                            (now - LastHeardMs(w)) / 1000.0);
           spdlog::warn("{}; marking it offline", why);
           fx.closes.emplace_back(std::move(w.link), absl::UnavailableError(why));
           w.link = nullptr;

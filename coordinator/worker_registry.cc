@@ -4,11 +4,15 @@
 
 namespace rc::coordinator {
 
+int64_t LastHeardMs(const WorkerEntry& w) {
+  return w.heard != nullptr ? std::max(w.last_heartbeat_ms, w.heard->at_ms.load(std::memory_order_relaxed))
+                            : w.last_heartbeat_ms;
+}
+
 Liveness CheckLiveness(const WorkerEntry& w, int64_t now_ms, absl::Duration offline_after,
                        absl::Duration reconnect_grace) {
   if (w.link != nullptr) {
-    return now_ms - w.last_heartbeat_ms > absl::ToInt64Milliseconds(offline_after) ? Liveness::kSilent
-                                                                                     : Liveness::kFine;
+    return now_ms - LastHeardMs(w) > absl::ToInt64Milliseconds(offline_after) ? Liveness::kSilent : Liveness::kFine;
   }
   if (!w.running.empty() && now_ms - w.disconnected_at_ms >= absl::ToInt64Milliseconds(reconnect_grace)) {
     return Liveness::kGraceExpired;
@@ -97,9 +101,10 @@ std::vector<pb::Worker> WorkerRegistry::List(const std::string& device_id) const
     v.set_status(w->status);
     v.set_running(static_cast<int32_t>(w->running.size()));
     v.set_load(w->caps.slots() > 0 ? static_cast<double>(w->running.size()) / w->caps.slots() : 0);
-    v.set_last_heartbeat_ms(w->last_heartbeat_ms);
+    v.set_last_heartbeat_ms(LastHeardMs(*w));
     v.set_connected_at_ms(w->connected_at_ms);
-    v.set_load_average(w->load_average);
+    const bool stamped = w->heard != nullptr && w->heard->at_ms.load(std::memory_order_relaxed) > w->last_heartbeat_ms;
+    v.set_load_average(stamped ? w->heard->load_average.load(std::memory_order_relaxed) : w->load_average);
   }
   std::sort(out.begin(), out.end(), [](const pb::Worker& a, const pb::Worker& b) {
     return a.capabilities().device_id() < b.capabilities().device_id();

@@ -99,8 +99,15 @@ class WorkerStream final : public Stream {
       }
       epoch_ = *epoch;
       device_id_ = in_.register_().capabilities().device_id();
+      heard_ = core_->HeardFor(device_id_, epoch_);
     }
-    core_->HandleWorkerMessage(device_id_, epoch_, in_);
+    if (heard_ != nullptr) {
+      if (in_.has_heartbeat()) heard_->load_average.store(in_.heartbeat().load_average(), std::memory_order_relaxed);
+      heard_->at_ms.store(core_->NowMs(), std::memory_order_relaxed);  // any message proves liveness
+    }
+    const bool heartbeat_only = in_.started_size() == 0 && in_.finished_size() == 0 && in_.progress_size() == 0 &&
+                                !in_.has_register_() && !in_.draining() && !in_.deregister();
+    if (!heartbeat_only || heard_ == nullptr) core_->HandleWorkerMessage(device_id_, epoch_, in_);
     StartRead(&in_);
   }
 
@@ -118,6 +125,7 @@ class WorkerStream final : public Stream {
   pb::WorkerMessage in_;
   uint64_t epoch_ = 0;  // set once registered; read/written only by reactions, one at a time
   std::string device_id_;
+  std::shared_ptr<Heard> heard_;
 };
 
 }  // namespace

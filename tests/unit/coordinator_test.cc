@@ -303,4 +303,17 @@ TEST_CASE("CheckLiveness: silent when connected without heartbeats, grace expiry
   CHECK(CheckLiveness(w, 23'000, offline, grace) == Liveness::kGraceExpired);
 }
 
+TEST_CASE("CheckLiveness counts what the connection's reader stamped without the lock") {
+  WorkerEntry w;
+  w.link = std::make_shared<FakeLink>();
+  w.last_heartbeat_ms = 10'000;
+  w.heard = std::make_shared<Heard>();
+  const absl::Duration offline = absl::Seconds(5), grace = absl::Seconds(3);
+  CHECK(CheckLiveness(w, 15'001, offline, grace) == Liveness::kSilent);
+  w.heard->at_ms = 14'000;  // a heartbeat-only message, never handled under the lock
+  CHECK(LastHeardMs(w) == 14'000);
+  CHECK(CheckLiveness(w, 19'000, offline, grace) == Liveness::kFine);
+  CHECK(CheckLiveness(w, 19'001, offline, grace) == Liveness::kSilent);
+}
+
 }  // namespace rc::coordinator
