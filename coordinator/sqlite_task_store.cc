@@ -66,15 +66,20 @@ absl::StatusOr<std::unique_ptr<SqliteTaskStore>> SqliteTaskStore::Open(const std
   }
   std::unique_ptr<SqliteTaskStore> store(new SqliteTaskStore(path, db));
   absl::MutexLock lock(&store->db_mu_);
-  sqlite3_busy_timeout(db, 5000);
   // This process is the database's only user: holding its lock for good spares two
   // fcntl lock calls per commit, and WAL then needs no shared-memory index. A second
-  // coordinator on the same data dir is refused (database is locked) instead.
+  // coordinator on the same data dir is refused at once.
   if (absl::Status s = store->Exec("PRAGMA locking_mode=EXCLUSIVE"); !s.ok()) return s;
   // journal_mode answers with a row; a non-database file fails here.
   {
     Statement wal(db, "PRAGMA journal_mode=WAL");
-    if (!wal.ok() || sqlite3_step(wal.get()) != SQLITE_ROW) return SqlError(db, path, "cannot enable WAL");
+    if (!wal.ok() || sqlite3_step(wal.get()) != SQLITE_ROW) {
+      if (sqlite3_errcode(db) == SQLITE_BUSY) {
+        return absl::FailedPreconditionError(
+            absl::StrCat(path, " is in use by another retire-cluster-main; give each coordinator its own --data-dir"));
+      }
+      return SqlError(db, path, "cannot enable WAL");
+    }
   }
   if (absl::Status s = store->Exec("PRAGMA synchronous=FULL"); !s.ok()) return s;
   // 64 MiB of page cache (default 2 MiB): the writer then rarely reads a page back.

@@ -74,6 +74,8 @@ check "--log-format json writes one JSON object per line" json_logs
 
 printf 'reconnect_grace_seconds: 0.5\nlog_level: warn\n' >"$RC_TMP/main.yaml"
 check "coordinator starts" rc_start_main "$build" --config "$RC_TMP/main.yaml"
+expect "main: data dir in use" 1 "main-data/tasks.db is in use by another retire-cluster-main" \
+  "$main" --host 127.0.0.1 --port 0 --http-port 0 --data-dir "$RC_TMP/main-data"
 printf 'drain_grace_seconds: 1\n' >"$RC_TMP/w1.yaml"
 check "worker w1 joins" rc_start_worker "$build" w1 --tags fast --slots 2 --config "$RC_TMP/w1.yaml"
 w1=$RC_LAST_WORKER_PID
