@@ -28,7 +28,19 @@ struct Answers {
     auto enough = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) { return tasks.size() >= n; };
     return mu.AwaitWithTimeout(absl::Condition(&enough), absl::Seconds(20));
   }
+  void Add(absl::StatusOr<pb::Task> t) {
+    absl::MutexLock lock(&mu);
+    tasks.push_back(std::move(t));
+  }
 };
+
+// SubmitAsync, then WaitAsync on its id: the terminal task (or the error) lands in `answers`.
+void SubmitAndWait(client::Client& c, pb::TaskSpec spec, Answers* answers) {
+  c.SubmitAsync(std::move(spec), [&c, answers](absl::StatusOr<pb::SubmitResponse> r) {
+    if (!r.ok()) return answers->Add(r.status());
+    c.WaitAsync(r->task_id(), [answers](absl::StatusOr<pb::Task> t) { answers->Add(std::move(t)); });
+  });
+}
 
 }  // namespace
 
@@ -67,19 +79,7 @@ TEST_CASE("SubmitAsync and WaitAsync carry many tasks and name an unknown id") {
   auto& c = cluster.client();
   constexpr int kTasks = 2000;
   Answers answers;
-  for (int i = 0; i < kTasks; ++i) {
-    c.SubmitAsync(Echo(absl::StrCat(R"({"i":)", i, "}")), [&c, &answers](absl::StatusOr<pb::SubmitResponse> r) {
-      if (!r.ok()) {
-        absl::MutexLock lock(&answers.mu);
-        answers.tasks.push_back(r.status());
-        return;
-      }
-      c.WaitAsync(r->task_id(), [&answers](absl::StatusOr<pb::Task> t) {
-        absl::MutexLock lock(&answers.mu);
-        answers.tasks.push_back(std::move(t));
-      });
-    });
-  }
+  for (int i = 0; i < kTasks; ++i) SubmitAndWait(c, Echo(absl::StrCat(R"({"i":)", i, "}")), &answers);
   REQUIRE(answers.WaitFor(kTasks));
   {
     absl::MutexLock lock(&answers.mu);
@@ -93,10 +93,7 @@ TEST_CASE("SubmitAsync and WaitAsync carry many tasks and name an unknown id") {
     CHECK(results.size() == kTasks);  // each task answered once, with its own result
   }
 
-  c.WaitAsync("task-0000000000000000", [&answers](absl::StatusOr<pb::Task> t) {
-    absl::MutexLock lock(&answers.mu);
-    answers.tasks.push_back(std::move(t));
-  });
+  c.WaitAsync("task-0000000000000000", [&answers](absl::StatusOr<pb::Task> t) { answers.Add(std::move(t)); });
   REQUIRE(answers.WaitFor(kTasks + 1));
   absl::MutexLock lock(&answers.mu);
   CHECK(answers.tasks.back().status().code() == absl::StatusCode::kNotFound);
@@ -116,10 +113,7 @@ TEST_CASE("WaitAsync answers a task that already finished, and waits made before
   REQUIRE(pending.ok());
 
   Answers answers;
-  auto record = [&answers](absl::StatusOr<pb::Task> t) {
-    absl::MutexLock lock(&answers.mu);
-    answers.tasks.push_back(std::move(t));
-  };
+  auto record = [&answers](absl::StatusOr<pb::Task> t) { answers.Add(std::move(t)); };
   c.WaitAsync(done->task_id(), record);
   REQUIRE(answers.WaitFor(1));
   {
@@ -142,18 +136,7 @@ TEST_CASE("SubmitAsync keeps batches of large payloads under the message limit")
   const std::string fill(4096, 'x');
   Answers answers;
   for (int i = 0; i < kTasks; ++i) {
-    c.SubmitAsync(Echo(absl::StrCat(R"({"i":)", i, R"(,"fill":")", fill, R"("})")),
-                  [&c, &answers](absl::StatusOr<pb::SubmitResponse> r) {
-                    if (!r.ok()) {
-                      absl::MutexLock lock(&answers.mu);
-                      answers.tasks.push_back(r.status());
-                      return;
-                    }
-                    c.WaitAsync(r->task_id(), [&answers](absl::StatusOr<pb::Task> t) {
-                      absl::MutexLock lock(&answers.mu);
-                      answers.tasks.push_back(std::move(t));
-                    });
-                  });
+    SubmitAndWait(c, Echo(absl::StrCat(R"({"i":)", i, R"(,"fill":")", fill, R"("})")), &answers);
   }
   REQUIRE(answers.WaitFor(kTasks));
   absl::MutexLock lock(&answers.mu);
@@ -171,10 +154,7 @@ TEST_CASE("Waiting twice for the same task answers both waits") {
   REQUIRE(done.ok());
   REQUIRE(c.Wait(done->task_id(), absl::Seconds(10)).ok());
   Answers answers;
-  auto record = [&answers](absl::StatusOr<pb::Task> t) {
-    absl::MutexLock lock(&answers.mu);
-    answers.tasks.push_back(std::move(t));
-  };
+  auto record = [&answers](absl::StatusOr<pb::Task> t) { answers.Add(std::move(t)); };
   for (int i = 0; i < 3; ++i) c.WaitAsync(done->task_id(), record);
   REQUIRE(answers.WaitFor(3));
   // And the stream still works afterwards.
