@@ -113,7 +113,7 @@ int main(int argc, char** argv) {
                   {"succeeded", r.succeeded},
                   {"failed", r.failed},
                   {"seconds", r.seconds},
-                  {"tasks_per_second", static_cast<double>(run.tasks) / r.seconds}};
+                  {"tasks_per_second", static_cast<double>(r.succeeded) / r.seconds}};
   std::vector<double>& ms = r.latency_ms;
   out["latency_ms"] = {{"p50", rc::bench::Percentile(ms, 0.5)},
                        {"p90", rc::bench::Percentile(ms, 0.9)},

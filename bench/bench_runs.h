@@ -34,7 +34,8 @@ RunResult Throughput(client::Client& client, const RunOptions& options);
 // `tasks` sequential submit -> result round trips.
 RunResult Latency(client::Client& client, const RunOptions& options);
 
-// The p-th quantile (0..1) by nearest rank; 0 for no samples. Reorders `v`.
+// The p-th quantile (0..1): the sample at index round(p * (n - 1)) in sorted order; 0 for
+// no samples. Reorders `v`.
 double Percentile(std::vector<double>& v, double p);
 
 }  // namespace rc::bench

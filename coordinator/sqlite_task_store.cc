@@ -66,9 +66,11 @@ absl::StatusOr<std::unique_ptr<SqliteTaskStore>> SqliteTaskStore::Open(const std
   }
   std::unique_ptr<SqliteTaskStore> store(new SqliteTaskStore(path, db));
   absl::MutexLock lock(&store->db_mu_);
+  // A coordinator restarted by a supervisor may find the old one still shutting down.
+  sqlite3_busy_timeout(db, 5000);
   // This process is the database's only user: holding its lock for good spares two
   // fcntl lock calls per commit, and WAL then needs no shared-memory index. A second
-  // coordinator on the same data dir is refused at once.
+  // coordinator on the same data dir is refused (after the busy timeout).
   if (absl::Status s = store->Exec("PRAGMA locking_mode=EXCLUSIVE"); !s.ok()) return s;
   // journal_mode answers with a row; a non-database file fails here.
   {

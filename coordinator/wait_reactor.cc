@@ -124,8 +124,10 @@ class WaitReactor final : public grpc::ServerBidiReactor<pb::WaitTasksRequest, p
         // result still goes, alone.
         current_.Clear();
         size_t bytes = 0;
-        while (!pending_tasks_.empty() && (bytes == 0 || bytes + pending_tasks_.front().ByteSizeLong() <= kMaxMessage)) {
-          bytes += pending_tasks_.front().ByteSizeLong();
+        for (const pb::WaitError& e : pending_errors_) bytes += e.ByteSizeLong() + 8;
+        while (!pending_tasks_.empty() &&
+               (current_.tasks_size() == 0 || bytes + pending_tasks_.front().ByteSizeLong() + 8 <= kMaxMessage)) {
+          bytes += pending_tasks_.front().ByteSizeLong() + 8;  // with its tag and length
           *current_.add_tasks() = std::move(pending_tasks_.front());
           pending_tasks_.pop_front();
         }
@@ -143,7 +145,7 @@ class WaitReactor final : public grpc::ServerBidiReactor<pb::WaitTasksRequest, p
 
     absl::Mutex mu_;
     WaitReactor* reactor_ ABSL_GUARDED_BY(mu_);
-    static constexpr size_t kMaxMessage = 4 << 20;
+    static constexpr size_t kMaxMessage = (4 << 20) - (64 << 10);
     // Waited-for ids; the handle is 0 until the core returned it.
     absl::flat_hash_map<std::string, uint64_t> watching_ ABSL_GUARDED_BY(mu_);
     std::deque<pb::Task> pending_tasks_ ABSL_GUARDED_BY(mu_);

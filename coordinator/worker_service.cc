@@ -13,20 +13,56 @@ namespace {
 
 using Stream = grpc::ServerBidiReactor<pb::WorkerMessage, pb::CoordinatorMessage>;
 
+// Messages to a worker stay under this size where they can (gRPC's default receive
+// limit is 4 MiB); one larger assignment still goes, alone.
+constexpr size_t kMaxMessageBytes = 4 << 20;
+
+// Splits a message whose assignments pass kMaxMessageBytes into several; the first
+// keeps everything else.
+std::vector<pb::CoordinatorMessage> SplitBySize(pb::CoordinatorMessage msg, size_t size) {
+  std::vector<pb::CoordinatorMessage> out;
+  if (size <= kMaxMessageBytes) {
+    out.push_back(std::move(msg));
+    return out;
+  }
+  google::protobuf::RepeatedPtrField<pb::Assignment> assignments;
+  assignments.Swap(msg.mutable_assignments());
+  out.push_back(std::move(msg));
+  size_t bytes = out.back().ByteSizeLong();
+  for (pb::Assignment& a : assignments) {
+    const size_t n = a.ByteSizeLong() + 8;  // with its tag and length
+    if (bytes > 0 && bytes + n > kMaxMessageBytes) {
+      out.emplace_back();
+      bytes = 0;
+    }
+    *out.back().add_assignments() = std::move(a);
+    bytes += n;
+  }
+  return out;
+}
+
 // The core's handle on one stream. Messages queued while a write is in flight are
-// merged into one (several assignments travel together), which also keeps memory
-// bounded by what the worker has not yet received.
+// merged (several assignments travel together) up to kMaxMessageBytes, which also
+// keeps memory bounded by what the worker has not yet received.
 class StreamLink final : public WorkerLink {
  public:
   explicit StreamLink(Stream* stream) : stream_(stream) {}
 
   void Send(pb::CoordinatorMessage msg) override {
+    const size_t size = msg.ByteSizeLong();
+    std::vector<pb::CoordinatorMessage> parts = SplitBySize(std::move(msg), size);
     absl::MutexLock lock(&mu_);
     if (stream_ == nullptr || closing_.has_value()) return;
-    if (outbox_.size() > 1) {
-      outbox_.back().MergeFrom(msg);  // front() is being written; back() is waiting
-    } else {
-      outbox_.push_back(std::move(msg));
+    for (pb::CoordinatorMessage& part : parts) {
+      const size_t n = parts.size() == 1 ? size : part.ByteSizeLong();
+      // front() is being written; a later one waits and may take more.
+      if (outbox_.size() > 1 && back_bytes_ + n <= kMaxMessageBytes) {
+        outbox_.back().MergeFrom(part);
+        back_bytes_ += n;
+      } else {
+        outbox_.push_back(std::move(part));
+        back_bytes_ = n;
+      }
     }
     PumpLocked();
   }
@@ -71,6 +107,7 @@ class StreamLink final : public WorkerLink {
   absl::Mutex mu_;
   Stream* stream_ ABSL_GUARDED_BY(mu_);
   std::deque<pb::CoordinatorMessage> outbox_ ABSL_GUARDED_BY(mu_);
+  size_t back_bytes_ ABSL_GUARDED_BY(mu_) = 0;  // of outbox_.back(), about
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
   std::optional<absl::Status> closing_ ABSL_GUARDED_BY(mu_);
@@ -105,6 +142,7 @@ class WorkerStream final : public Stream {
       if (in_.has_heartbeat()) heard_->load_average.store(in_.heartbeat().load_average(), std::memory_order_relaxed);
       heard_->at_ms.store(core_->NowMs(), std::memory_order_relaxed);  // any message proves liveness
     }
+    // Keep in step with WorkerMessage: any field but heartbeat needs the core.
     const bool heartbeat_only = in_.started_size() == 0 && in_.finished_size() == 0 && in_.progress_size() == 0 &&
                                 !in_.has_register_() && !in_.draining() && !in_.deregister();
     if (!heartbeat_only || heard_ == nullptr) core_->HandleWorkerMessage(device_id_, epoch_, in_);

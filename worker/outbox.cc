@@ -2,6 +2,10 @@
 
 namespace rc::worker {
 
+namespace {
+constexpr size_t kMaxMessageBytes = 4 << 20;
+}  // namespace
+
 void Outbox::Started(pb::TaskStarted event) {
   absl::MutexLock lock(&mu_);
   started_.push_back(std::move(event));
@@ -59,13 +63,20 @@ bool Outbox::Take(pb::WorkerMessage* msg) {
   for (auto& e : started_) *msg->add_started() = std::move(e);
   for (auto& e : progress_) *msg->add_progress() = std::move(e);
   progress_.clear();
-  for (auto& e : finished_) {
+  // Results with their output can be large: about 4 MiB per message, at least one;
+  // the rest stays due for the next Take.
+  size_t taken = 0, bytes = 0;
+  for (; taken < finished_.size(); ++taken) {
+    const size_t n = finished_[taken].ByteSizeLong();
+    if (taken > 0 && bytes + n > kMaxMessageBytes) break;
+    bytes += n;
+    pb::TaskFinished& e = finished_[taken];
     *msg->add_finished() = e;
     std::pair<std::string, int> key(e.task_id(), e.attempt());
     in_flight_.insert_or_assign(std::move(key), std::move(e));
   }
   started_.clear();
-  finished_.clear();
+  finished_.erase(finished_.begin(), finished_.begin() + static_cast<std::ptrdiff_t>(taken));
   if (draining_due_) msg->set_draining(true);
   if (deregister_) msg->set_deregister(true);
   draining_due_ = false;

@@ -64,6 +64,8 @@ void Session::Run() {
   // Our own backoff decides when to retry; keep gRPC's reconnect short.
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
+  // A task may carry up to 32 MiB (max_payload_bytes); gRPC's default is 4 MiB.
+  args.SetMaxReceiveMessageSize(64 << 20);
   auto channel = grpc::CreateCustomChannel(config_.join, grpc::InsecureChannelCredentials(), args);
   auto stub = pb::WorkerService::NewStub(channel);
   std::mt19937_64 rng(std::random_device{}());

@@ -214,4 +214,25 @@ TEST_CASE("A payload over max_payload_bytes is refused naming the limit, the res
   CHECK((*batch)[1].status().message() == "specs[1].payload: 2011 bytes, over the limit of 1024 (max_payload_bytes)");
 }
 
+TEST_CASE("Tasks larger than gRPC's 4 MiB default reach the worker and come back") {
+  CoordinatorConfig config = Cluster::FastConfig();
+  config.max_payload_bytes = 6 << 20;
+  Cluster cluster(config);
+  cluster.AddWorker(Cluster::Worker("w", 8));
+  auto& c = cluster.client();
+  // One 5 MiB task, and eight of 1 MiB assigned together (split across messages).
+  std::vector<pb::TaskSpec> specs;
+  specs.push_back(Echo(absl::StrCat(R"({"fill":")", std::string(5 << 20, 'a'), R"("})")));
+  for (int i = 0; i < 8; ++i) specs.push_back(Echo(absl::StrCat(R"({"i":)", i, R"(,"fill":")", std::string(1 << 20, 'b'), R"("})")));
+  auto r = c.SubmitBatch(specs);
+  REQUIRE(r.ok());
+  for (size_t i = 0; i < specs.size(); ++i) {
+    REQUIRE((*r)[i].ok());
+    auto t = c.Wait((*r)[i]->task_id(), absl::Seconds(30));
+    REQUIRE(t.ok());
+    REQUIRE(t->status() == pb::TASK_STATUS_SUCCESS);
+    CHECK(t->result() == specs[i].payload());
+  }
+}
+
 }  // namespace rc::testing
