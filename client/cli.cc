@@ -12,6 +12,7 @@
 #include "common/json_view.h"
 #include "common/status_macros.h"
 #include "common/task_names.h"
+#include "common/tls.h"
 #include "common/yaml_fields.h"
 
 namespace rc::client {
@@ -38,6 +39,10 @@ constexpr char kUsage[] =
 std::vector<FlagSpec> GlobalSpecs() {
   return {{"coordinator", "HOST:PORT", "coordinator address"},
           {"config", "FILE", "YAML client configuration"},
+          {"tls", "", "connect with TLS, verifying the coordinator against the system's CAs"},
+          {"tls-ca", "FILE", "connect with TLS, verifying the coordinator against this CA (PEM)"},
+          {"tls-cert", "FILE", "client certificate, for a coordinator that requires one"},
+          {"tls-key", "FILE", "its private key (PEM)"},
           {"help", "", "show this help"},
           {"version", "", "print the version"}};
 }
@@ -274,12 +279,14 @@ int RunCli(const std::vector<std::string>& args, std::istream& in, std::ostream&
     return kExitOk;
   }
   // Global flags may come before or after the command.
-  for (const char* name : {"coordinator", "config"}) {
+  for (const char* name : {"coordinator", "config", "tls", "tls-ca", "tls-cert", "tls-key"}) {
     if (auto v = global->Get(name); v.has_value() && !flags->Has(name)) flags->Add(name, *v);
   }
   absl::StatusOr<ClientConfig> config = LoadClientConfig(*flags);
   if (!config.ok()) return Fail(err, config.status());
-  Client client(ClientOptions{config->coordinator, config->rpc_timeout});
+  absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> creds = MakeChannelCredentials(config->tls, config->use_tls);
+  if (!creds.ok()) return Fail(err, creds.status());
+  Client client(ClientOptions{config->coordinator, config->rpc_timeout, *creds});
   return Run(command, *flags, client, in, out, err);
 }
 

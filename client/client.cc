@@ -35,7 +35,8 @@ Client::Client(ClientOptions options) : options_(std::move(options)) {
   args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
   // `list --limit 10000` of tasks with large results exceeds gRPC's 4 MiB default.
   args.SetMaxReceiveMessageSize(256 << 20);
-  auto channel = grpc::CreateCustomChannel(options_.target, grpc::InsecureChannelCredentials(), args);
+  auto channel = grpc::CreateCustomChannel(
+      options_.target, options_.credentials != nullptr ? options_.credentials : grpc::InsecureChannelCredentials(), args);
   stub_ = pb::ClientService::NewStub(channel);
   batcher_ = std::make_shared<internal::SubmitBatcher>(stub_.get(), Converter(), options_.rpc_timeout);
 }

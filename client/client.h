@@ -14,6 +14,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "client/async.h"
+#include "grpcpp/security/credentials.h"
 #include "retire_cluster/v1/client_service.grpc.pb.h"
 
 namespace rc::client {
@@ -23,6 +24,8 @@ namespace pb = ::retire_cluster::v1;
 struct ClientOptions {
   std::string target = "127.0.0.1:8080";  // HOST:PORT of retire-cluster-main
   absl::Duration rpc_timeout = absl::Seconds(10);  // bound on each unary call
+  // TLS: rc::MakeChannelCredentials (common/tls.h). nullptr = plaintext.
+  std::shared_ptr<grpc::ChannelCredentials> credentials;
 };
 
 class Client {

@@ -76,6 +76,9 @@ std::vector<FlagSpec> CoordinatorFlagSpecs() {
       {"store", "KIND", "sqlite (durable, default) or memory (lost on restart)"},
       {"log-level", "LEVEL", "trace|debug|info|warn|error|off (default info)"},
       {"log-format", "FORMAT", "text (default) or json: one JSON object per line"},
+      {"tls-cert", "FILE", "serve gRPC over TLS with this certificate (PEM)"},
+      {"tls-key", "FILE", "the certificate's private key (PEM)"},
+      {"tls-client-ca", "FILE", "require client certificates signed by this CA (mTLS)"},
   };
 }
 
@@ -93,6 +96,10 @@ std::vector<FlagSpec> WorkerFlagSpecs() {
       {"metrics-port", "PORT", "serve Prometheus /metrics on 127.0.0.1:PORT (0 picks a free one)"},
       {"log-level", "LEVEL", "trace|debug|info|warn|error|off (default info)"},
       {"log-format", "FORMAT", "text (default) or json: one JSON object per line"},
+      {"tls", "", "connect with TLS, verifying the coordinator against the system's CAs"},
+      {"tls-ca", "FILE", "connect with TLS, verifying the coordinator against this CA (PEM)"},
+      {"tls-cert", "FILE", "this worker's certificate, for a coordinator that requires one"},
+      {"tls-key", "FILE", "its private key (PEM)"},
   };
 }
 
@@ -118,6 +125,9 @@ absl::StatusOr<CoordinatorConfig> ParseCoordinatorYaml(const std::string& text, 
   RETURN_IF_ERROR(y.Read("log_format", &c.log_format));
   RETURN_IF_ERROR(y.Read("max_payload_bytes", &c.max_payload_bytes));
   RETURN_IF_ERROR(y.Read("max_metadata_bytes", &c.max_metadata_bytes));
+  RETURN_IF_ERROR(y.Read("tls_cert_file", &c.tls.cert));
+  RETURN_IF_ERROR(y.Read("tls_key_file", &c.tls.key));
+  RETURN_IF_ERROR(y.Read("tls_client_ca_file", &c.tls.ca));
   RETURN_IF_ERROR(y.CheckNoUnknownKeys());
   if (absl::Status s = Validate(c); !s.ok()) {
     return absl::InvalidArgumentError(absl::StrCat(source, ": ", s.message()));
@@ -153,6 +163,11 @@ absl::StatusOr<WorkerConfig> ParseWorkerYaml(const std::string& text, const std:
   RETURN_IF_ERROR(y.ReadSeconds("drain_grace_seconds", &c.drain_grace));
   RETURN_IF_ERROR(y.Read("internet", &c.internet));
   RETURN_IF_ERROR(y.Read("internet_check", &c.internet_check));
+  RETURN_IF_ERROR(y.Read("tls", &c.use_tls));
+  RETURN_IF_ERROR(y.Read("tls_ca_file", &c.tls.ca));
+  RETURN_IF_ERROR(y.Read("tls_cert_file", &c.tls.cert));
+  RETURN_IF_ERROR(y.Read("tls_key_file", &c.tls.key));
+  if (!c.tls.ca.empty()) c.use_tls = true;
   RETURN_IF_ERROR(y.Read("log_level", &c.log_level));
   RETURN_IF_ERROR(y.Read("log_format", &c.log_format));
   RETURN_IF_ERROR(y.CheckNoUnknownKeys());
@@ -168,6 +183,11 @@ absl::StatusOr<ClientConfig> ParseClientYaml(const std::string& text, const std:
   RETURN_IF_ERROR(YamlFields::Parse(text, source, &y));
   RETURN_IF_ERROR(y.Read("coordinator", &c.coordinator));
   RETURN_IF_ERROR(y.ReadSeconds("rpc_timeout_seconds", &c.rpc_timeout));
+  RETURN_IF_ERROR(y.Read("tls", &c.use_tls));
+  RETURN_IF_ERROR(y.Read("tls_ca_file", &c.tls.ca));
+  RETURN_IF_ERROR(y.Read("tls_cert_file", &c.tls.cert));
+  RETURN_IF_ERROR(y.Read("tls_key_file", &c.tls.key));
+  if (!c.tls.ca.empty()) c.use_tls = true;
   RETURN_IF_ERROR(y.CheckNoUnknownKeys());
   if (absl::Status s = ValidateAddress("coordinator", c.coordinator); !s.ok()) {
     return absl::InvalidArgumentError(absl::StrCat(source, ": ", s.message()));
@@ -190,6 +210,10 @@ absl::Status Validate(const CoordinatorConfig& c) {
   RETURN_IF_ERROR(ValidatePositive("restart_grace_seconds", c.restart_grace));
   RETURN_IF_ERROR(ValidatePositive("retry_backoff_initial_seconds", c.retry_backoff_initial));
   RETURN_IF_ERROR(ValidatePositive("retention_hours", c.retention));
+  if (c.tls.cert.empty() != c.tls.key.empty()) return Bad("tls_cert_file", "set together with tls_key_file");
+  if (!c.tls.ca.empty() && c.tls.cert.empty()) {
+    return Bad("tls_client_ca_file", "needs tls_cert_file and tls_key_file (client certificates need TLS)");
+  }
   // The gRPC server takes messages up to 64 MiB, and a task must fit in one.
   if (c.max_payload_bytes < 2 || c.max_payload_bytes > (32 << 20)) {
     return Bad("max_payload_bytes", absl::StrCat("must be 2..", 32 << 20, ", got ", c.max_payload_bytes));
@@ -212,6 +236,7 @@ absl::Status Validate(const CoordinatorConfig& c) {
 
 absl::Status Validate(const WorkerConfig& c) {
   RETURN_IF_ERROR(ValidateAddress("join", c.join));
+  if (c.tls.cert.empty() != c.tls.key.empty()) return Bad("tls_cert_file", "set together with tls_key_file");
   if (c.role.empty()) return Bad("role", "must not be empty");
   for (const std::string& t : c.tags) {
     if (t.empty() || t.find_first_of(", \t") != std::string::npos) {
@@ -250,6 +275,9 @@ absl::StatusOr<CoordinatorConfig> LoadCoordinatorConfig(const ParsedFlags& f) {
   SetString(f, "store", &c.store);
   SetString(f, "log-level", &c.log_level);
   SetString(f, "log-format", &c.log_format);
+  SetString(f, "tls-cert", &c.tls.cert);
+  SetString(f, "tls-key", &c.tls.key);
+  SetString(f, "tls-client-ca", &c.tls.ca);
   if (c.data_dir.empty()) c.data_dir = DefaultDataDir();
   RETURN_IF_ERROR(Validate(c));
   return c;
@@ -279,6 +307,11 @@ absl::StatusOr<WorkerConfig> LoadWorkerConfig(const ParsedFlags& f) {
   SetString(f, "data-dir", &c.data_dir);
   SetString(f, "log-level", &c.log_level);
   SetString(f, "log-format", &c.log_format);
+  if (f.Has("tls")) c.use_tls = true;
+  SetString(f, "tls-ca", &c.tls.ca);
+  SetString(f, "tls-cert", &c.tls.cert);
+  SetString(f, "tls-key", &c.tls.key);
+  if (!c.tls.ca.empty()) c.use_tls = true;
   RETURN_IF_ERROR(Validate(c));
   // Absolute, so that task processes (which run elsewhere) find them.
   for (std::string* dir : {&c.data_dir, &c.plugin_dir, &c.node_task_root}) {
@@ -294,6 +327,12 @@ absl::StatusOr<ClientConfig> LoadClientConfig(const ParsedFlags& f) {
   }
   SetString(f, "coordinator", &c.coordinator);
   RETURN_IF_ERROR(ValidateAddress("coordinator", c.coordinator));
+  if (f.Has("tls")) c.use_tls = true;
+  SetString(f, "tls-ca", &c.tls.ca);
+  SetString(f, "tls-cert", &c.tls.cert);
+  SetString(f, "tls-key", &c.tls.key);
+  if (!c.tls.ca.empty()) c.use_tls = true;
+  if (c.tls.cert.empty() != c.tls.key.empty()) return Bad("tls_cert_file", "set together with tls_key_file");
   return c;
 }
 

@@ -9,6 +9,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "common/flags.h"
+#include "common/tls.h"
 
 namespace rc {
 
@@ -35,6 +36,9 @@ struct CoordinatorConfig {
   // Largest task a client may submit: payload, and metadata keys plus values.
   int max_payload_bytes = 1 << 20;
   int max_metadata_bytes = 64 << 10;
+  // TLS for the gRPC port (tls_cert_file, tls_key_file): plaintext when unset. With
+  // tls_client_ca_file, workers and clients must present certificates it signed (mTLS).
+  TlsFiles tls;
 };
 
 struct WorkerConfig {
@@ -67,6 +71,11 @@ struct WorkerConfig {
   // a TCP connect (2 s timeout) at start and on every reconnect.
   bool internet = false;
   std::string internet_check;
+  // TLS to the coordinator: on with `tls: true` or a tls_ca_file (the authority that
+  // signed the coordinator's certificate; the system's when unset); tls_cert_file and
+  // tls_key_file are this worker's certificate, for a coordinator that requires one.
+  bool use_tls = false;
+  TlsFiles tls;
   std::string log_level = "info";
   std::string log_format = "text";  // text | json (one object per line)
   int metrics_port = -1;  // -1: no metrics endpoint; 0 picks a free port
@@ -76,6 +85,8 @@ struct WorkerConfig {
 struct ClientConfig {
   std::string coordinator = "127.0.0.1:8080";
   absl::Duration rpc_timeout = absl::Seconds(10);  // per unary RPC
+  bool use_tls = false;  // as for WorkerConfig
+  TlsFiles tls;
 };
 
 // Flags each binary accepts in addition to --help, --version and --config.

@@ -2,6 +2,7 @@
 
 #include "absl/random/random.h"
 #include "absl/strings/str_cat.h"
+#include "common/tls.h"
 #include "coordinator/sqlite_task_store.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
@@ -49,8 +50,17 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(cons
   // Standard gRPC health checking and server reflection (`grpcurl -plaintext HOST:PORT list`).
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> creds = MakeServerCredentials(config.tls);
+  if (!creds.ok()) return creds.status();
+  if (config.tls.cert.empty() && !IsLoopbackHost(config.host)) {
+    spdlog::warn("PLAINTEXT on {}: anyone who can reach this port can submit tasks and join as a worker; "
+                 "set tls_cert_file and tls_key_file (scripts/dev-certs.sh makes test ones) or bind to 127.0.0.1",
+                 address);
+  } else if (!config.tls.cert.empty()) {
+    spdlog::info("gRPC over TLS{}", config.tls.ca.empty() ? "" : ", client certificates required");
+  }
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(address, grpc::InsecureServerCredentials(), &s->port_);
+  builder.AddListeningPort(address, *creds, &s->port_);
   // A second coordinator on the same port must fail, not silently share it.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   // A SubmitBatch of up to 10000 specs, or a worker's batch of results with their

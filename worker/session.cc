@@ -11,9 +11,11 @@
 
 namespace rc::worker {
 
-Session::Session(const WorkerConfig& config, Executor* executor, Outbox* outbox,
-                 std::function<pb::Capabilities()> probe, std::function<void(absl::Status)> on_fatal)
+Session::Session(const WorkerConfig& config, std::shared_ptr<grpc::ChannelCredentials> credentials,
+                 Executor* executor, Outbox* outbox, std::function<pb::Capabilities()> probe,
+                 std::function<void(absl::Status)> on_fatal)
     : config_(config),
+      credentials_(std::move(credentials)),
       executor_(executor),
       outbox_(outbox),
       probe_(std::move(probe)),
@@ -66,7 +68,7 @@ void Session::Run() {
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
   // A task may carry up to 32 MiB (max_payload_bytes); gRPC's default is 4 MiB.
   args.SetMaxReceiveMessageSize(64 << 20);
-  auto channel = grpc::CreateCustomChannel(config_.join, grpc::InsecureChannelCredentials(), args);
+  auto channel = grpc::CreateCustomChannel(config_.join, credentials_, args);
   auto stub = pb::WorkerService::NewStub(channel);
   std::mt19937_64 rng(std::random_device{}());
   absl::Duration backoff = config_.reconnect_initial;

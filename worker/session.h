@@ -13,6 +13,7 @@
 #include "absl/synchronization/notification.h"
 #include "common/config.h"
 #include "grpcpp/client_context.h"
+#include "grpcpp/security/credentials.h"
 #include "retire_cluster/v1/worker_service.grpc.pb.h"
 #include "worker/executor.h"
 #include "worker/outbox.h"
@@ -23,8 +24,10 @@ class Session {
  public:
   // `on_fatal` runs (once, on the session thread) when retrying cannot help: another
   // worker process registered with the same device id. The session then stops.
-  Session(const WorkerConfig& config, Executor* executor, Outbox* outbox,
-          std::function<pb::Capabilities()> probe, std::function<void(absl::Status)> on_fatal);
+  // `credentials`: the channel's (TLS or plaintext), built by the caller so that bad
+  // TLS files fail the worker's start.
+  Session(const WorkerConfig& config, std::shared_ptr<grpc::ChannelCredentials> credentials, Executor* executor,
+          Outbox* outbox, std::function<pb::Capabilities()> probe, std::function<void(absl::Status)> on_fatal);
   ~Session();
 
   void Start();
@@ -45,6 +48,7 @@ class Session {
                  absl::Duration heartbeat, absl::Notification* done);
 
   const WorkerConfig config_;
+  const std::shared_ptr<grpc::ChannelCredentials> credentials_;
   Executor* const executor_;
   Outbox* const outbox_;
   const std::function<pb::Capabilities()> probe_;

@@ -3,6 +3,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/task_names.h"
+#include "common/tls.h"
+#include "spdlog/spdlog.h"
 #include "worker/capability_probe.h"
 #include "worker/opt_in_handlers.h"
 
@@ -10,6 +12,13 @@ namespace rc::worker {
 
 absl::StatusOr<std::unique_ptr<Worker>> Worker::Start(const WorkerConfig& config,
                                                       std::function<void(absl::Status)> on_fatal) {
+  absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> credentials =
+      MakeChannelCredentials(config.tls, config.use_tls);
+  if (!credentials.ok()) return credentials.status();
+  if (!config.use_tls && !IsLoopbackHost(config.join.substr(0, config.join.rfind(':')))) {
+    spdlog::warn("PLAINTEXT to {}: tasks and results cross the network unencrypted; set tls_ca_file (or tls: true)",
+                 config.join);
+  }
   std::unique_ptr<Worker> w(new Worker());
   w->config_ = config;
   AddBuiltinHandlers(&w->handlers_);
@@ -20,7 +29,8 @@ absl::StatusOr<std::unique_ptr<Worker>> Worker::Start(const WorkerConfig& config
   auto probe = [raw, types] { return ProbeCapabilities(raw->config_, types); };
   w->executor_ = std::make_unique<Executor>(w->capabilities_.slots(), &w->handlers_, &w->outbox_,
                                             w->capabilities_);
-  w->session_ = std::make_unique<Session>(config, w->executor_.get(), &w->outbox_, probe, std::move(on_fatal));
+  w->session_ = std::make_unique<Session>(config, std::move(*credentials), w->executor_.get(), &w->outbox_, probe,
+                                          std::move(on_fatal));
   w->session_->Start();
   if (config.metrics_port >= 0) {
     auto metrics = MetricsServer::Start(config.metrics_host, config.metrics_port, [raw] { return raw->MetricsText(); });

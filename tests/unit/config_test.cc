@@ -141,4 +141,18 @@ TEST_CASE("The commented examples in deploy/ are valid configurations") {
   CHECK(ParseClientYaml(text, "client.yaml").ok());
 }
 
+TEST_CASE("TLS settings: a CA file turns TLS on; certificate and key go together") {
+  auto w = ParseWorkerYaml("tls_ca_file: /etc/ca.pem\n", "worker.yaml");
+  REQUIRE(w.ok());
+  CHECK(w->use_tls);
+  CHECK(w->tls.ca == "/etc/ca.pem");
+  CHECK(Message(ParseWorkerYaml("tls_cert_file: /etc/c.pem\n", "worker.yaml").status()) ==
+        "worker.yaml: tls_cert_file: set together with tls_key_file");
+  auto c = ParseCoordinatorYaml("tls_cert_file: /s.pem\ntls_key_file: /s.key\ntls_client_ca_file: /ca.pem\n", "m.yaml");
+  REQUIRE(c.ok());
+  CHECK(c->tls.ca == "/ca.pem");
+  CHECK(Message(ParseCoordinatorYaml("tls_client_ca_file: /ca.pem\n", "m.yaml").status()) ==
+        "m.yaml: tls_client_ca_file: needs tls_cert_file and tls_key_file (client certificates need TLS)");
+}
+
 }  // namespace rc
