@@ -12,6 +12,7 @@ packages=(
   catch2 libbenchmark-dev
   python3 python3-venv   # python_eval, python_script
   jq nftables iproute2   # tests: JSON checks; the network-partition fault test
+  openssl                # scripts/dev-certs.sh (TLS tests, trying TLS out)
 )
 
 missing=()
