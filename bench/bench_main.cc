@@ -13,6 +13,7 @@
 #include "common/flags.h"
 #include "common/json_view.h"
 #include "common/process.h"
+#include "common/tls.h"
 
 namespace {
 
@@ -28,6 +29,9 @@ std::vector<rc::FlagSpec> Specs() {
           {"type", "TYPE", "task type (default echo)"},
           {"payload-bytes", "B", "size of the string in the echo payload (default 16)"},
           {"payload", "JSON", "a fixed payload for every task (results then not compared)"},
+          {"tls-ca", "FILE", "with --coordinator: connect over TLS, verifying against this CA"},
+          {"tls-cert", "FILE", "client certificate, for a coordinator that requires one"},
+          {"tls-key", "FILE", "its private key"},
           {"json", "", "print one JSON object on one line"},
           {"help", "", "show this help"},
           {"version", "", "print the version"}};
@@ -103,9 +107,16 @@ int main(int argc, char** argv) {
            static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
   };
   const double cpu_before = cpu_seconds();
+  rc::TlsFiles tls{flags->Get("tls-cert").value_or(""), flags->Get("tls-key").value_or(""),
+                   flags->Get("tls-ca").value_or("")};
+  auto credentials = rc::MakeChannelCredentials(tls, flags->Has("tls-ca"));
+  if (!credentials.ok()) {
+    std::cerr << credentials.status().message() << "\n";
+    return 2;
+  }
   rc::bench::RunResult r;
   {
-    rc::client::Client client(rc::client::ClientOptions{target, absl::Seconds(60)});
+    rc::client::Client client(rc::client::ClientOptions{target, absl::Seconds(60), *credentials});
     r = mode == "latency" ? rc::bench::Latency(client, run) : rc::bench::Throughput(client, run);
   }
   rc::Json out = {{"mode", mode},
