@@ -92,7 +92,8 @@ class WaitSink final : public TaskSink {
 
 }  // namespace
 
-HttpBridge::HttpBridge(Coordinator* core) : core_(core), server_(std::make_unique<httplib::Server>()) {}
+HttpBridge::HttpBridge(Coordinator* core, std::unique_ptr<httplib::Server> server)
+    : core_(core), server_(std::move(server)) {}
 
 HttpBridge::~HttpBridge() { Stop(); }
 
@@ -102,14 +103,26 @@ void HttpBridge::Stop() {
 }
 
 absl::StatusOr<std::unique_ptr<HttpBridge>> HttpBridge::Start(const std::string& host, int port, Coordinator* core,
-                                                              const TaskStore* store) {
-  std::unique_ptr<HttpBridge> b(new HttpBridge(core));
+                                                              const TaskStore* store, const TlsFiles& tls) {
+  std::unique_ptr<httplib::Server> server;
+  if (tls.cert.empty()) {
+    server = std::make_unique<httplib::Server>();
+  } else {
+    auto ssl = std::make_unique<httplib::SSLServer>(tls.cert.c_str(), tls.key.c_str(),
+                                                    tls.ca.empty() ? nullptr : tls.ca.c_str());
+    if (!ssl->is_valid()) {
+      return absl::InvalidArgumentError(absl::StrCat("HTTP bridge: cannot load TLS files ", tls.cert, ", ", tls.key,
+                                                     tls.ca.empty() ? "" : absl::StrCat(", ", tls.ca)));
+    }
+    server = std::move(ssl);
+  }
+  std::unique_ptr<HttpBridge> b(new HttpBridge(core, std::move(server)));
   b->store_ = store;
   b->Routes();
   b->port_ = port == 0 ? b->server_->bind_to_any_port(host) : (b->server_->bind_to_port(host, port) ? port : -1);
   if (b->port_ <= 0) return absl::UnavailableError(absl::StrCat("HTTP bridge cannot listen on ", host, ":", port));
-  httplib::Server* server = b->server_.get();
-  b->thread_ = std::thread([server] { server->listen_after_bind(); });
+  httplib::Server* listening = b->server_.get();
+  b->thread_ = std::thread([listening] { listening->listen_after_bind(); });
   return b;
 }
 

@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "absl/status/statusor.h"
+#include "common/tls.h"
 #include "coordinator/coordinator.h"
 
 namespace httplib {
@@ -20,16 +21,17 @@ namespace rc::coordinator {
 class HttpBridge {
  public:
   // Listens on host:port (0 picks a free port). UNAVAILABLE naming the address when it
-  // cannot.
-  // `store` (optional) adds its commit latency to /metrics.
+  // cannot. `store` (optional) adds its commit latency to /metrics. With `tls.cert`, it
+  // serves HTTPS (and with `tls.ca`, requires client certificates), like the gRPC port;
+  // INVALID_ARGUMENT naming the files when they do not load.
   static absl::StatusOr<std::unique_ptr<HttpBridge>> Start(const std::string& host, int port, Coordinator* core,
-                                                           const TaskStore* store = nullptr);
+                                                           const TaskStore* store = nullptr, const TlsFiles& tls = {});
   ~HttpBridge();
   int port() const { return port_; }
   void Stop();
 
  private:
-  explicit HttpBridge(Coordinator* core);
+  HttpBridge(Coordinator* core, std::unique_ptr<httplib::Server> server);
   void Routes();
 
   Coordinator* const core_;

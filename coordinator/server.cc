@@ -53,11 +53,11 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(cons
   absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> creds = MakeServerCredentials(config.tls);
   if (!creds.ok()) return creds.status();
   if (config.tls.cert.empty() && !IsLoopbackHost(config.host)) {
-    spdlog::warn("PLAINTEXT on {}: anyone who can reach this port can submit tasks and join as a worker; "
+    spdlog::warn("PLAINTEXT on {} (and the HTTP port): anyone who can reach them can submit tasks and join as a worker; "
                  "set tls_cert_file and tls_key_file (scripts/dev-certs.sh makes test ones) or bind to 127.0.0.1",
                  address);
   } else if (!config.tls.cert.empty()) {
-    spdlog::info("gRPC over TLS{}", config.tls.ca.empty() ? "" : ", client certificates required");
+    spdlog::info("gRPC and HTTP over TLS{}", config.tls.ca.empty() ? "" : ", client certificates required");
   }
   grpc::ServerBuilder builder;
   builder.AddListeningPort(address, *creds, &s->port_);
@@ -76,7 +76,7 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(cons
   if (s->server_ == nullptr || s->port_ == 0) {
     return absl::UnavailableError(absl::StrCat("cannot listen on ", address, " (address in use or not local?)"));
   }
-  absl::StatusOr<std::unique_ptr<HttpBridge>> http = HttpBridge::Start(config.host, config.http_port, s->core_.get(), s->store_.get());
+  absl::StatusOr<std::unique_ptr<HttpBridge>> http = HttpBridge::Start(config.host, config.http_port, s->core_.get(), s->store_.get(), config.tls);
   if (!http.ok()) {
     s->server_->Shutdown();
     return http.status();

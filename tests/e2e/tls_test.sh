@@ -42,6 +42,7 @@ start_main() {
   addr=""
   for _ in $(seq 100); do
     addr=$(sed -n 's/.* listening on \(127\.0\.0\.1:[0-9]*\) http .*$/\1/p' "$RC_TMP/main.out")
+    http=$(sed -n 's/.* http \(127\.0\.0\.1:[0-9]*\)$/\1/p' "$RC_TMP/main.out")
     [ -n "$addr" ] && return 0
     sleep 0.1
   done
@@ -64,6 +65,18 @@ run_echo() {
     jq -e '.status == "success" and .result.tls == true' <<<"$out" >/dev/null
 }
 
+# https URL [CA [CERT KEY]]: GET over HTTPS with Debian's python (no curl here); prints the body.
+https() {
+  /usr/bin/python3 - "$@" <<'PY'
+import ssl, sys, urllib.request
+url, ca = sys.argv[1], (sys.argv[2] if len(sys.argv) > 2 else None)
+ctx = ssl.create_default_context(cafile=ca)
+if len(sys.argv) > 4:
+    ctx.load_cert_chain(sys.argv[3], sys.argv[4])
+print(urllib.request.urlopen(url, context=ctx, timeout=5).read().decode())
+PY
+}
+
 # --- TLS, server certificate only ---
 check "coordinator starts with TLS" start_main --tls-cert "$certs/server.pem" --tls-key "$certs/server.key"
 tls=(--tls-ca "$certs/ca.pem")
@@ -72,6 +85,8 @@ RC_PIDS+=($!)
 check "a worker joins over TLS" online tls-w "${tls[@]}"
 check "a task runs over TLS" run_echo "${tls[@]}"
 expect "a plaintext client is refused" 4 "cannot reach coordinator" "$cli" --coordinator "$addr" stats
+expect "the HTTP bridge serves HTTPS" 0 '"status":' https "https://$http/healthz" "$certs/ca.pem"
+expect "the HTTP bridge refuses another CA" 1 "CERTIFICATE_VERIFY_FAILED" https "https://$http/healthz" "$other/ca.pem"
 expect "a client trusting another CA is refused" 4 "cannot reach coordinator" \
   "$cli" --coordinator "$addr" --tls-ca "$other/ca.pem" stats
 expect "an unreadable CA file is named" 2 "tls_ca_file: cannot read /nonexistent.pem" \
@@ -86,6 +101,9 @@ mtls=(--tls-ca "$certs/ca.pem" --tls-cert "$certs/client.pem" --tls-key "$certs/
 RC_PIDS+=($!)
 check "a worker with a client certificate joins" online mtls-w "${mtls[@]}"
 check "a task runs over mTLS" run_echo "${mtls[@]}"
+expect "HTTPS with a client certificate" 0 '"status":' \
+  https "https://$http/healthz" "$certs/ca.pem" "$certs/client.pem" "$certs/client.key"
+expect "HTTPS without a client certificate is refused" 1 "Error|error" https "https://$http/healthz" "$certs/ca.pem"
 expect "a client without a certificate is refused" 4 "cannot reach coordinator" \
   "$cli" --coordinator "$addr" --tls-ca "$certs/ca.pem" stats
 expect "a client with another CA's certificate is refused" 4 "cannot reach coordinator" \
