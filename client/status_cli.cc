@@ -50,7 +50,7 @@ int RunStatusCli(const std::vector<std::string>& args, std::ostream& out, std::o
   const std::string target = f->positional()[0];
   if (absl::Status s = ValidateAddress("HOST:PORT", target); !s.ok()) return Fail(err, s);
   const bool json = f->Has("json");
-  Client client(ClientOptions{target, absl::Seconds(10)});
+  Client client(ClientOptions{target, absl::Seconds(10), nullptr});
   absl::StatusOr<pb::Stats> stats = client.Stats();
   if (!stats.ok()) return Fail(err, stats.status());
 
