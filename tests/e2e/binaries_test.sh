@@ -11,25 +11,6 @@ worker="$build/worker/retire-cluster-worker"
 cli="$build/client/retire-cluster"
 status="$build/client/retire-cluster-status"
 bench="$build/bench/retire-cluster-bench"
-passed=0 failed=0
-
-check() {  # check NAME COMMAND...: the command must succeed
-  local name=$1; shift
-  if "$@"; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAIL: $name" >&2; fi
-}
-# expect NAME CODE PATTERN COMMAND...: exit code CODE and stdout+stderr matching PATTERN
-expect() {
-  local name=$1 code=$2 pattern=$3; shift 3
-  local out rc
-  out=$("$@" 2>&1); rc=$?
-  if [ "$rc" -eq "$code" ] && grep -qE -- "$pattern" <<<"$out"; then
-    passed=$((passed + 1))
-  else
-    failed=$((failed + 1))
-    printf 'FAIL: %s: exit %s (want %s), output:\n%s\n' "$name" "$rc" "$code" "$out" >&2
-  fi
-}
-
 for bin in "$main" "$worker" "$cli" "$status" "$bench"; do
   name=$(basename "$bin")
   expect "$name --help" 0 "usage: $name" "$bin" --help

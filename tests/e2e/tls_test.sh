@@ -10,24 +10,6 @@ source "$here/../../scripts/lib.sh"
 main="$build/coordinator/retire-cluster-main"
 worker="$build/worker/retire-cluster-worker"
 cli="$build/client/retire-cluster"
-passed=0 failed=0
-
-check() {  # check NAME COMMAND...: the command must succeed
-  local name=$1; shift
-  if "$@"; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAIL: $name" >&2; fi
-}
-expect() {  # expect NAME CODE PATTERN COMMAND...: exit code and output matching PATTERN
-  local name=$1 code=$2 pattern=$3; shift 3
-  local out rc
-  out=$("$@" 2>&1); rc=$?
-  if [ "$rc" -eq "$code" ] && grep -qE -- "$pattern" <<<"$out"; then
-    passed=$((passed + 1))
-  else
-    failed=$((failed + 1))
-    printf 'FAIL: %s: exit %s (want %s), output:\n%s\n' "$name" "$rc" "$code" "$out" >&2
-  fi
-}
-
 certs="$RC_TMP/certs"
 other="$RC_TMP/other-certs"
 check "dev-certs.sh makes a CA and certificates" "$here/../../scripts/dev-certs.sh" "$certs"
