@@ -7,6 +7,7 @@
 #include "client/client.h"
 #include "client/format.h"
 #include "common/json_view.h"
+#include "common/tls.h"
 
 namespace rc::client {
 namespace {
@@ -20,6 +21,10 @@ std::vector<FlagSpec> Specs() {
   return {{"devices", "", "list every worker"},
           {"device", "ID", "show one worker"},
           {"json", "", "print JSON"},
+          {"tls", "", "connect with TLS, verifying the coordinator against the system's CAs"},
+          {"tls-ca", "FILE", "connect with TLS, verifying the coordinator against this CA (PEM)"},
+          {"tls-cert", "FILE", "client certificate, for a coordinator that requires one"},
+          {"tls-key", "FILE", "its private key (PEM)"},
           {"help", "", "show this help"},
           {"version", "", "print the version"}};
 }
@@ -50,7 +55,14 @@ int RunStatusCli(const std::vector<std::string>& args, std::ostream& out, std::o
   const std::string target = f->positional()[0];
   if (absl::Status s = ValidateAddress("HOST:PORT", target); !s.ok()) return Fail(err, s);
   const bool json = f->Has("json");
-  Client client(ClientOptions{target, absl::Seconds(10), nullptr});
+  const TlsFiles tls{f->Get("tls-cert").value_or(""), f->Get("tls-key").value_or(""), f->Get("tls-ca").value_or("")};
+  if (tls.cert.empty() != tls.key.empty()) {
+    return Fail(err, absl::InvalidArgumentError("--tls-cert: set together with --tls-key"));
+  }
+  absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> creds =
+      MakeChannelCredentials(tls, f->Has("tls") || !tls.ca.empty());
+  if (!creds.ok()) return Fail(err, creds.status());
+  Client client(ClientOptions{target, absl::Seconds(10), *creds});
   absl::StatusOr<pb::Stats> stats = client.Stats();
   if (!stats.ok()) return Fail(err, stats.status());
 

@@ -83,6 +83,7 @@ mtls=(--tls-ca "$certs/ca.pem" --tls-cert "$certs/client.pem" --tls-key "$certs/
 RC_PIDS+=($!)
 check "a worker with a client certificate joins" online mtls-w "${mtls[@]}"
 check "a task runs over mTLS" run_echo "${mtls[@]}"
+expect "retire-cluster-status over mTLS" 0 "mtls-w" "$build/client/retire-cluster-status" "$addr" --devices "${mtls[@]}"
 expect "HTTPS with a client certificate" 0 '"status":' \
   https "https://$http/healthz" "$certs/ca.pem" "$certs/client.pem" "$certs/client.key"
 expect "HTTPS without a client certificate is refused" 1 "Error|error" https "https://$http/healthz" "$certs/ca.pem"
