@@ -18,7 +18,8 @@
 namespace {
 
 std::vector<rc::FlagSpec> Specs() {
-  return {{"coordinator", "HOST:PORT", "cluster to measure (default 127.0.0.1:8080)"},
+  std::vector<rc::FlagSpec> specs = {
+          {"coordinator", "HOST:PORT", "cluster to measure (default 127.0.0.1:8080)"},
           {"local-workers", "K", "start a local cluster with K workers instead (in this process)"},
           {"slots", "S", "slots per local worker (default 16)"},
           {"store", "STORE", "local cluster's store: sqlite (durable, default) or memory"},
@@ -29,12 +30,11 @@ std::vector<rc::FlagSpec> Specs() {
           {"type", "TYPE", "task type (default echo)"},
           {"payload-bytes", "B", "size of the string in the echo payload (default 16)"},
           {"payload", "JSON", "a fixed payload for every task (results then not compared)"},
-          {"tls-ca", "FILE", "with --coordinator: connect over TLS, verifying against this CA"},
-          {"tls-cert", "FILE", "client certificate, for a coordinator that requires one"},
-          {"tls-key", "FILE", "its private key"},
           {"json", "", "print one JSON object on one line"},
           {"help", "", "show this help"},
           {"version", "", "print the version"}};
+  for (rc::FlagSpec& s : rc::TlsClientFlagSpecs()) specs.push_back(std::move(s));  // with --coordinator
+  return specs;
 }
 
 }  // namespace
@@ -107,9 +107,13 @@ int main(int argc, char** argv) {
            static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
   };
   const double cpu_before = cpu_seconds();
-  rc::TlsFiles tls{flags->Get("tls-cert").value_or(""), flags->Get("tls-key").value_or(""),
-                   flags->Get("tls-ca").value_or("")};
-  auto credentials = rc::MakeChannelCredentials(tls, flags->Has("tls-ca"));
+  bool use_tls = false;
+  rc::TlsFiles tls;
+  if (absl::Status s = rc::ApplyTlsClientFlags(*flags, &use_tls, &tls); !s.ok()) {
+    std::cerr << s.message() << "\n";
+    return 2;
+  }
+  auto credentials = rc::MakeChannelCredentials(tls, use_tls);
   if (!credentials.ok()) {
     std::cerr << credentials.status().message() << "\n";
     return 2;

@@ -37,14 +37,12 @@ constexpr char kUsage[] =
     "            3 unknown id, 4 coordinator unreachable, 5 wait timed out\n";
 
 std::vector<FlagSpec> GlobalSpecs() {
-  return {{"coordinator", "HOST:PORT", "coordinator address"},
-          {"config", "FILE", "YAML client configuration"},
-          {"tls", "", "connect with TLS, verifying the coordinator against the system's CAs"},
-          {"tls-ca", "FILE", "connect with TLS, verifying the coordinator against this CA (PEM)"},
-          {"tls-cert", "FILE", "client certificate, for a coordinator that requires one"},
-          {"tls-key", "FILE", "its private key (PEM)"},
-          {"help", "", "show this help"},
-          {"version", "", "print the version"}};
+  std::vector<FlagSpec> specs = {{"coordinator", "HOST:PORT", "coordinator address"},
+                                 {"config", "FILE", "YAML client configuration"},
+                                 {"help", "", "show this help"},
+                                 {"version", "", "print the version"}};
+  for (FlagSpec& s : TlsClientFlagSpecs()) specs.push_back(std::move(s));
+  return specs;
 }
 
 std::vector<FlagSpec> CommandSpecs(const std::string& command) {

@@ -18,15 +18,13 @@ constexpr char kUsage[] =
     "every worker, --device ID shows one.\n\n";
 
 std::vector<FlagSpec> Specs() {
-  return {{"devices", "", "list every worker"},
-          {"device", "ID", "show one worker"},
-          {"json", "", "print JSON"},
-          {"tls", "", "connect with TLS, verifying the coordinator against the system's CAs"},
-          {"tls-ca", "FILE", "connect with TLS, verifying the coordinator against this CA (PEM)"},
-          {"tls-cert", "FILE", "client certificate, for a coordinator that requires one"},
-          {"tls-key", "FILE", "its private key (PEM)"},
-          {"help", "", "show this help"},
-          {"version", "", "print the version"}};
+  std::vector<FlagSpec> specs = {{"devices", "", "list every worker"},
+                                 {"device", "ID", "show one worker"},
+                                 {"json", "", "print JSON"},
+                                 {"help", "", "show this help"},
+                                 {"version", "", "print the version"}};
+  for (FlagSpec& s : TlsClientFlagSpecs()) specs.push_back(std::move(s));
+  return specs;
 }
 
 }  // namespace
@@ -55,12 +53,10 @@ int RunStatusCli(const std::vector<std::string>& args, std::ostream& out, std::o
   const std::string target = f->positional()[0];
   if (absl::Status s = ValidateAddress("HOST:PORT", target); !s.ok()) return Fail(err, s);
   const bool json = f->Has("json");
-  const TlsFiles tls{f->Get("tls-cert").value_or(""), f->Get("tls-key").value_or(""), f->Get("tls-ca").value_or("")};
-  if (tls.cert.empty() != tls.key.empty()) {
-    return Fail(err, absl::InvalidArgumentError("--tls-cert: set together with --tls-key"));
-  }
-  absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> creds =
-      MakeChannelCredentials(tls, f->Has("tls") || !tls.ca.empty());
+  bool use_tls = false;
+  TlsFiles tls;
+  if (absl::Status s = ApplyTlsClientFlags(*f, &use_tls, &tls); !s.ok()) return Fail(err, s);
+  absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> creds = MakeChannelCredentials(tls, use_tls);
   if (!creds.ok()) return Fail(err, creds.status());
   Client client(ClientOptions{target, absl::Seconds(10), *creds});
   absl::StatusOr<pb::Stats> stats = client.Stats();

@@ -83,7 +83,7 @@ std::vector<FlagSpec> CoordinatorFlagSpecs() {
 }
 
 std::vector<FlagSpec> WorkerFlagSpecs() {
-  return {
+  std::vector<FlagSpec> specs = {
       {"join", "HOST:PORT", "coordinator to join (default 127.0.0.1:8080)"},
       {"device-id", "ID", "stable worker identity (default: hostname)"},
       {"role", "ROLE", "worker, compute, storage, mobile, ... (default worker)"},
@@ -96,11 +96,39 @@ std::vector<FlagSpec> WorkerFlagSpecs() {
       {"metrics-port", "PORT", "serve Prometheus /metrics on 127.0.0.1:PORT (0 picks a free one)"},
       {"log-level", "LEVEL", "trace|debug|info|warn|error|off (default info)"},
       {"log-format", "FORMAT", "text (default) or json: one JSON object per line"},
+  };
+  for (FlagSpec& s : TlsClientFlagSpecs()) specs.push_back(std::move(s));
+  return specs;
+}
+
+// TLS to the coordinator in a worker's or client's YAML: tls, tls_ca_file, tls_cert_file,
+// tls_key_file (a CA file turns TLS on).
+absl::Status ReadTlsClientYaml(YamlFields& y, bool* use_tls, TlsFiles* tls) {
+  RETURN_IF_ERROR(y.Read("tls", use_tls));
+  RETURN_IF_ERROR(y.Read("tls_ca_file", &tls->ca));
+  RETURN_IF_ERROR(y.Read("tls_cert_file", &tls->cert));
+  RETURN_IF_ERROR(y.Read("tls_key_file", &tls->key));
+  if (!tls->ca.empty()) *use_tls = true;
+  return absl::OkStatus();
+}
+
+std::vector<FlagSpec> TlsClientFlagSpecs() {
+  return {
       {"tls", "", "connect with TLS, verifying the coordinator against the system's CAs"},
       {"tls-ca", "FILE", "connect with TLS, verifying the coordinator against this CA (PEM)"},
-      {"tls-cert", "FILE", "this worker's certificate, for a coordinator that requires one"},
+      {"tls-cert", "FILE", "client certificate (PEM), for a coordinator that requires one"},
       {"tls-key", "FILE", "its private key (PEM)"},
   };
+}
+
+absl::Status ApplyTlsClientFlags(const ParsedFlags& f, bool* use_tls, TlsFiles* tls) {
+  if (f.Has("tls")) *use_tls = true;
+  SetString(f, "tls-ca", &tls->ca);
+  SetString(f, "tls-cert", &tls->cert);
+  SetString(f, "tls-key", &tls->key);
+  if (!tls->ca.empty()) *use_tls = true;
+  if (tls->cert.empty() != tls->key.empty()) return Bad("tls_cert_file", "set together with tls_key_file");
+  return absl::OkStatus();
 }
 
 absl::StatusOr<CoordinatorConfig> ParseCoordinatorYaml(const std::string& text, const std::string& source) {
@@ -163,11 +191,7 @@ absl::StatusOr<WorkerConfig> ParseWorkerYaml(const std::string& text, const std:
   RETURN_IF_ERROR(y.ReadSeconds("drain_grace_seconds", &c.drain_grace));
   RETURN_IF_ERROR(y.Read("internet", &c.internet));
   RETURN_IF_ERROR(y.Read("internet_check", &c.internet_check));
-  RETURN_IF_ERROR(y.Read("tls", &c.use_tls));
-  RETURN_IF_ERROR(y.Read("tls_ca_file", &c.tls.ca));
-  RETURN_IF_ERROR(y.Read("tls_cert_file", &c.tls.cert));
-  RETURN_IF_ERROR(y.Read("tls_key_file", &c.tls.key));
-  if (!c.tls.ca.empty()) c.use_tls = true;
+  RETURN_IF_ERROR(ReadTlsClientYaml(y, &c.use_tls, &c.tls));
   RETURN_IF_ERROR(y.Read("log_level", &c.log_level));
   RETURN_IF_ERROR(y.Read("log_format", &c.log_format));
   RETURN_IF_ERROR(y.CheckNoUnknownKeys());
@@ -183,11 +207,7 @@ absl::StatusOr<ClientConfig> ParseClientYaml(const std::string& text, const std:
   RETURN_IF_ERROR(YamlFields::Parse(text, source, &y));
   RETURN_IF_ERROR(y.Read("coordinator", &c.coordinator));
   RETURN_IF_ERROR(y.ReadSeconds("rpc_timeout_seconds", &c.rpc_timeout));
-  RETURN_IF_ERROR(y.Read("tls", &c.use_tls));
-  RETURN_IF_ERROR(y.Read("tls_ca_file", &c.tls.ca));
-  RETURN_IF_ERROR(y.Read("tls_cert_file", &c.tls.cert));
-  RETURN_IF_ERROR(y.Read("tls_key_file", &c.tls.key));
-  if (!c.tls.ca.empty()) c.use_tls = true;
+  RETURN_IF_ERROR(ReadTlsClientYaml(y, &c.use_tls, &c.tls));
   RETURN_IF_ERROR(y.CheckNoUnknownKeys());
   if (absl::Status s = ValidateAddress("coordinator", c.coordinator); !s.ok()) {
     return absl::InvalidArgumentError(absl::StrCat(source, ": ", s.message()));
@@ -307,11 +327,7 @@ absl::StatusOr<WorkerConfig> LoadWorkerConfig(const ParsedFlags& f) {
   SetString(f, "data-dir", &c.data_dir);
   SetString(f, "log-level", &c.log_level);
   SetString(f, "log-format", &c.log_format);
-  if (f.Has("tls")) c.use_tls = true;
-  SetString(f, "tls-ca", &c.tls.ca);
-  SetString(f, "tls-cert", &c.tls.cert);
-  SetString(f, "tls-key", &c.tls.key);
-  if (!c.tls.ca.empty()) c.use_tls = true;
+  RETURN_IF_ERROR(ApplyTlsClientFlags(f, &c.use_tls, &c.tls));
   RETURN_IF_ERROR(Validate(c));
   // Absolute, so that task processes (which run elsewhere) find them.
   for (std::string* dir : {&c.data_dir, &c.plugin_dir, &c.node_task_root}) {
@@ -327,12 +343,7 @@ absl::StatusOr<ClientConfig> LoadClientConfig(const ParsedFlags& f) {
   }
   SetString(f, "coordinator", &c.coordinator);
   RETURN_IF_ERROR(ValidateAddress("coordinator", c.coordinator));
-  if (f.Has("tls")) c.use_tls = true;
-  SetString(f, "tls-ca", &c.tls.ca);
-  SetString(f, "tls-cert", &c.tls.cert);
-  SetString(f, "tls-key", &c.tls.key);
-  if (!c.tls.ca.empty()) c.use_tls = true;
-  if (c.tls.cert.empty() != c.tls.key.empty()) return Bad("tls_cert_file", "set together with tls_key_file");
+  RETURN_IF_ERROR(ApplyTlsClientFlags(f, &c.use_tls, &c.tls));
   return c;
 }
 

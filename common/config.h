@@ -92,6 +92,12 @@ struct ClientConfig {
 // Flags each binary accepts in addition to --help, --version and --config.
 std::vector<FlagSpec> CoordinatorFlagSpecs();
 std::vector<FlagSpec> WorkerFlagSpecs();
+// TLS to the coordinator, shared by the worker, both CLIs and the bench: --tls, --tls-ca,
+// --tls-cert, --tls-key.
+std::vector<FlagSpec> TlsClientFlagSpecs();
+// Applies those flags over *use_tls and *tls (a CA file turns TLS on). INVALID_ARGUMENT
+// when a certificate comes without its key or the other way round.
+absl::Status ApplyTlsClientFlags(const ParsedFlags& f, bool* use_tls, TlsFiles* tls);
 
 // Defaults, then the YAML file named by --config (if any), then flags, then Validate.
 absl::StatusOr<CoordinatorConfig> LoadCoordinatorConfig(const ParsedFlags& flags);

@@ -34,6 +34,14 @@ struct Answers {
   }
 };
 
+// Submits an echo and waits until it is done; returns its id.
+std::string FinishedEcho(client::Client& c, const std::string& payload) {
+  auto r = c.Submit(Echo(payload));
+  REQUIRE(r.ok());
+  REQUIRE(c.Wait(r->task_id(), absl::Seconds(10)).ok());
+  return r->task_id();
+}
+
 // SubmitAsync, then WaitAsync on its id: the terminal task (or the error) lands in `answers`.
 void SubmitAndWait(client::Client& c, pb::TaskSpec spec, Answers* answers) {
   c.SubmitAsync(std::move(spec), [&c, answers](absl::StatusOr<pb::SubmitResponse> r) {
@@ -103,9 +111,7 @@ TEST_CASE("WaitAsync answers a task that already finished, and waits made before
   Cluster cluster;
   cluster.AddWorker(Cluster::Worker("w", 1));
   auto& c = cluster.client();
-  auto done = c.Submit(Echo(R"({"x":1})"));
-  REQUIRE(done.ok());
-  REQUIRE(c.Wait(done->task_id(), absl::Seconds(10)).ok());
+  const std::string done_id = FinishedEcho(c, R"({"x":1})");
   pb::TaskSpec slow;
   slow.set_task_type("sleep");
   slow.set_payload(R"({"duration": 30})");
@@ -114,7 +120,7 @@ TEST_CASE("WaitAsync answers a task that already finished, and waits made before
 
   Answers answers;
   auto record = [&answers](absl::StatusOr<pb::Task> t) { answers.Add(std::move(t)); };
-  c.WaitAsync(done->task_id(), record);
+  c.WaitAsync(done_id, record);
   REQUIRE(answers.WaitFor(1));
   {
     absl::MutexLock lock(&answers.mu);
@@ -150,12 +156,10 @@ TEST_CASE("Waiting twice for the same task answers both waits") {
   Cluster cluster;
   cluster.AddWorker(Cluster::Worker("w", 1));
   auto& c = cluster.client();
-  auto done = c.Submit(Echo(R"({"x":1})"));
-  REQUIRE(done.ok());
-  REQUIRE(c.Wait(done->task_id(), absl::Seconds(10)).ok());
+  const std::string done_id = FinishedEcho(c, R"({"x":1})");
   Answers answers;
   auto record = [&answers](absl::StatusOr<pb::Task> t) { answers.Add(std::move(t)); };
-  for (int i = 0; i < 3; ++i) c.WaitAsync(done->task_id(), record);
+  for (int i = 0; i < 3; ++i) c.WaitAsync(done_id, record);
   REQUIRE(answers.WaitFor(3));
   // And the stream still works afterwards.
   auto next = c.Submit(Echo(R"({"x":2})"));
@@ -171,9 +175,7 @@ TEST_CASE("WaitTasks sends a task named twice once, and ends after the client's 
   Cluster cluster;
   cluster.AddWorker(Cluster::Worker("w", 1));
   auto& c = cluster.client();
-  auto done = c.Submit(Echo(R"({"x":1})"));
-  REQUIRE(done.ok());
-  REQUIRE(c.Wait(done->task_id(), absl::Seconds(10)).ok());
+  const std::string done_id = FinishedEcho(c, R"({"x":1})");
 
   auto stub = pb::ClientService::NewStub(
       grpc::CreateChannel(cluster.address(), grpc::InsecureChannelCredentials()));
@@ -181,8 +183,8 @@ TEST_CASE("WaitTasks sends a task named twice once, and ends after the client's 
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
   auto stream = stub->WaitTasks(&ctx);
   pb::WaitTasksRequest req;
-  req.add_task_ids(done->task_id());
-  req.add_task_ids(done->task_id());
+  req.add_task_ids(done_id);
+  req.add_task_ids(done_id);
   req.add_task_ids("task-0000000000000000");
   REQUIRE(stream->Write(req));
   REQUIRE(stream->WritesDone());
