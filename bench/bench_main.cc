@@ -33,7 +33,8 @@ std::vector<rc::FlagSpec> Specs() {
           {"json", "", "print one JSON object on one line"},
           {"help", "", "show this help"},
           {"version", "", "print the version"}};
-  for (rc::FlagSpec& s : rc::TlsClientFlagSpecs()) specs.push_back(std::move(s));  // with --coordinator
+  for (rc::FlagSpec& s : rc::TlsClientFlagSpecs()) specs.push_back(std::move(s));
+  for (rc::FlagSpec& s : rc::ClientTokenFlagSpecs()) specs.push_back(std::move(s));  // with --coordinator
   return specs;
 }
 
@@ -113,6 +114,11 @@ int main(int argc, char** argv) {
     std::cerr << s.message() << "\n";
     return 2;
   }
+  std::string token;
+  if (absl::Status s = rc::ApplyClientTokenFlags(*flags, &token); !s.ok()) {
+    std::cerr << s.message() << "\n";
+    return 2;
+  }
   auto credentials = rc::MakeChannelCredentials(tls, use_tls);
   if (!credentials.ok()) {
     std::cerr << credentials.status().message() << "\n";
@@ -120,7 +126,7 @@ int main(int argc, char** argv) {
   }
   rc::bench::RunResult r;
   {
-    rc::client::Client client(rc::client::ClientOptions{target, absl::Seconds(60), *credentials});
+    rc::client::Client client(rc::client::ClientOptions{target, absl::Seconds(60), *credentials, token});
     r = mode == "latency" ? rc::bench::Latency(client, run) : rc::bench::Throughput(client, run);
   }
   rc::Json out = {{"mode", mode},

@@ -88,7 +88,7 @@ class ScaleSim {
  public:
   explicit ScaleSim(const SimConfig& config)
       : config_(config),
-        client_(client::ClientOptions{config.target, absl::Seconds(30), nullptr}),
+        client_(client::ClientOptions{config.target, absl::Seconds(30), nullptr, ""}),
         fleet_(FleetOptions{config.target, config.workers, config.slots, config.streams_per_channel,
                             config.id_prefix}) {}
 

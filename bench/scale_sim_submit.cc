@@ -36,7 +36,7 @@ std::vector<std::pair<std::string, std::string>> RateSubmitter::samples() const 
 void RateSubmitter::Run(int thread, absl::Time start, absl::Time end) {
   constexpr absl::Duration kTick = absl::Milliseconds(5);
   constexpr int64_t kMaxBatch = 10000;  // the coordinator's limit per call
-  client::Client client(client::ClientOptions{target_, absl::Seconds(30), nullptr});
+  client::Client client(client::ClientOptions{target_, absl::Seconds(30), nullptr, ""});
   std::optional<std::pair<std::string, std::string>> last;
   absl::Status failure;
   int64_t sent = 0;

@@ -15,10 +15,11 @@ struct SubmitBatcher::Call {
 };
 
 SubmitBatcher::SubmitBatcher(pb::ClientService::Stub* stub, ConvertFn convert, absl::Duration rpc_timeout,
-                             int max_in_flight, size_t max_batch, size_t max_batch_bytes)
+                             std::string authorization, int max_in_flight, size_t max_batch, size_t max_batch_bytes)
     : stub_(stub),
       convert_(std::move(convert)),
       rpc_timeout_(rpc_timeout),
+      authorization_(std::move(authorization)),
       max_in_flight_(max_in_flight),
       max_batch_(max_batch),
       max_batch_bytes_(max_batch_bytes) {}
@@ -61,6 +62,7 @@ std::unique_ptr<SubmitBatcher::Call> SubmitBatcher::NextLocked() {
 
 void SubmitBatcher::Start(std::unique_ptr<Call> call) {
   call->ctx.set_deadline(std::chrono::system_clock::now() + absl::ToChronoMilliseconds(rpc_timeout_));
+  if (!authorization_.empty()) call->ctx.AddMetadata("authorization", authorization_);
   Call* raw = call.release();
   stub_->async()->SubmitBatch(&raw->ctx, &raw->request, &raw->response,
                               [self = shared_from_this(), raw](grpc::Status s) { self->Finished(raw, s); });
@@ -95,8 +97,10 @@ void SubmitBatcher::Finished(Call* raw, const grpc::Status& status) {
   if (next != nullptr) Start(std::move(next));
 }
 
-std::shared_ptr<ResultStream> ResultStream::Start(pb::ClientService::Stub* stub, ConvertFn convert) {
+std::shared_ptr<ResultStream> ResultStream::Start(pb::ClientService::Stub* stub, ConvertFn convert,
+                                                 const std::string& authorization) {
   std::shared_ptr<ResultStream> s(new ResultStream(std::move(convert)));
+  if (!authorization.empty()) s->ctx_.AddMetadata("authorization", authorization);
   s->self_ = s;
   stub->async()->WaitTasks(&s->ctx_, s.get());
   s->StartRead(&s->response_);

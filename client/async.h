@@ -31,8 +31,10 @@ using ConvertFn = std::function<absl::Status(const grpc::Status&)>;
 // Shared with the calls on the wire, which keep it alive until they are done.
 class SubmitBatcher : public std::enable_shared_from_this<SubmitBatcher> {
  public:
-  SubmitBatcher(pb::ClientService::Stub* stub, ConvertFn convert, absl::Duration rpc_timeout, int max_in_flight = 4,
-                size_t max_batch = 2000, size_t max_batch_bytes = 3 << 20);
+  // `authorization`: the metadata value each call carries ("Bearer TOKEN"; "" none).
+  SubmitBatcher(pb::ClientService::Stub* stub, ConvertFn convert, absl::Duration rpc_timeout,
+                std::string authorization, int max_in_flight = 4, size_t max_batch = 2000,
+                size_t max_batch_bytes = 3 << 20);
 
   void Add(pb::TaskSpec spec, SubmitDone done);
   // Waits until every queued submit is answered (the owner calls it before the stub goes).
@@ -48,6 +50,7 @@ class SubmitBatcher : public std::enable_shared_from_this<SubmitBatcher> {
   pb::ClientService::Stub* const stub_;
   const ConvertFn convert_;
   const absl::Duration rpc_timeout_;
+  const std::string authorization_;
   const int max_in_flight_;
   const size_t max_batch_;
   const size_t max_batch_bytes_;  // a larger spec still goes, alone
@@ -62,7 +65,8 @@ class SubmitBatcher : public std::enable_shared_from_this<SubmitBatcher> {
 // error; the owner then starts a new stream for later waits.
 class ResultStream : public grpc::ClientBidiReactor<pb::WaitTasksRequest, pb::WaitTasksResponse> {
  public:
-  static std::shared_ptr<ResultStream> Start(pb::ClientService::Stub* stub, ConvertFn convert);
+  static std::shared_ptr<ResultStream> Start(pb::ClientService::Stub* stub, ConvertFn convert,
+                                             const std::string& authorization);
 
   // Takes the wait (moves *done) and returns OK; once the stream has ended, leaves
   // *done alone and returns the error it ended with.

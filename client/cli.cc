@@ -42,6 +42,7 @@ std::vector<FlagSpec> GlobalSpecs() {
                                  {"help", "", "show this help"},
                                  {"version", "", "print the version"}};
   for (FlagSpec& s : TlsClientFlagSpecs()) specs.push_back(std::move(s));
+  for (FlagSpec& s : ClientTokenFlagSpecs()) specs.push_back(std::move(s));
   return specs;
 }
 
@@ -277,14 +278,14 @@ int RunCli(const std::vector<std::string>& args, std::istream& in, std::ostream&
     return kExitOk;
   }
   // Global flags may come before or after the command.
-  for (const char* name : {"coordinator", "config", "tls", "tls-ca", "tls-cert", "tls-key"}) {
+  for (const char* name : {"coordinator", "config", "tls", "tls-ca", "tls-cert", "tls-key", "token", "token-file"}) {
     if (auto v = global->Get(name); v.has_value() && !flags->Has(name)) flags->Add(name, *v);
   }
   absl::StatusOr<ClientConfig> config = LoadClientConfig(*flags);
   if (!config.ok()) return Fail(err, config.status());
   absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> creds = MakeChannelCredentials(config->tls, config->use_tls);
   if (!creds.ok()) return Fail(err, creds.status());
-  Client client(ClientOptions{config->coordinator, config->rpc_timeout, *creds});
+  Client client(ClientOptions{config->coordinator, config->rpc_timeout, *creds, config->token});
   return Run(command, *flags, client, in, out, err);
 }
 

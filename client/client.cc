@@ -38,7 +38,8 @@ Client::Client(ClientOptions options) : options_(std::move(options)) {
   auto channel = grpc::CreateCustomChannel(
       options_.target, options_.credentials != nullptr ? options_.credentials : grpc::InsecureChannelCredentials(), args);
   stub_ = pb::ClientService::NewStub(channel);
-  batcher_ = std::make_shared<internal::SubmitBatcher>(stub_.get(), Converter(), options_.rpc_timeout);
+  batcher_ = std::make_shared<internal::SubmitBatcher>(stub_.get(), Converter(), options_.rpc_timeout,
+                                                       Authorization());
 }
 
 internal::ConvertFn Client::Converter() const {
@@ -58,9 +59,14 @@ Client::~Client() {
   batcher_->Drain();
 }
 
+std::string Client::Authorization() const {
+  return options_.token.empty() ? "" : absl::StrCat("Bearer ", options_.token);
+}
+
 void Client::Prepare(grpc::ClientContext* ctx) const {
   ctx->set_deadline(std::chrono::system_clock::now() +
                     std::chrono::milliseconds(absl::ToInt64Milliseconds(options_.rpc_timeout)));
+  if (!options_.token.empty()) ctx->AddMetadata("authorization", Authorization());
 }
 
 absl::Status Client::Convert(const grpc::Status& s) const { return ConvertStatus(options_.target, s); }
@@ -121,7 +127,7 @@ void Client::WaitAsync(const std::string& task_id, internal::WaitDone done) {
         std::erase_if(ended_, [](const auto& s) { return s->done(); });
         ended_.push_back(std::move(results_));
       }
-      results_ = internal::ResultStream::Start(stub_.get(), Converter());
+      results_ = internal::ResultStream::Start(stub_.get(), Converter(), Authorization());
       ended = results_->Add(task_id, &done);  // fails only if the new stream failed at once
     }
   }
@@ -146,6 +152,7 @@ absl::StatusOr<pb::Task> Client::Wait(const std::string& task_id, absl::Duration
   while (true) {
     grpc::ClientContext ctx;
     if (deadline != absl::InfiniteFuture()) ctx.set_deadline(absl::ToChronoTime(deadline));
+    if (!options_.token.empty()) ctx.AddMetadata("authorization", Authorization());
     pb::GetTaskRequest req;
     req.set_task_id(task_id);
     auto reader = stub_->WatchTask(&ctx, req);
@@ -210,6 +217,17 @@ absl::StatusOr<pb::Stats> Client::Stats() {
   pb::Stats stats;
   if (grpc::Status s = stub_->GetStats(&ctx, pb::GetStatsRequest(), &stats); !s.ok()) return Convert(s);
   return stats;
+}
+
+absl::StatusOr<pb::Worker> Client::Drain(const std::string& device_id, bool drain) {
+  grpc::ClientContext ctx;
+  Prepare(&ctx);
+  pb::DrainWorkerRequest req;
+  req.set_device_id(device_id);
+  req.set_undrain(!drain);
+  pb::Worker worker;
+  if (grpc::Status s = stub_->DrainWorker(&ctx, req, &worker); !s.ok()) return Convert(s);
+  return worker;
 }
 
 }  // namespace rc::client

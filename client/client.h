@@ -26,6 +26,8 @@ struct ClientOptions {
   absl::Duration rpc_timeout = absl::Seconds(10);  // bound on each unary call
   // TLS: rc::MakeChannelCredentials (common/tls.h). nullptr = plaintext.
   std::shared_ptr<grpc::ChannelCredentials> credentials;
+  // Bearer token sent with every call ("" sends none): the coordinator's client tokens.
+  std::string token;
 };
 
 class Client {
@@ -70,11 +72,14 @@ class Client {
   // All workers, or the one with `device_id` (NOT_FOUND if unknown).
   absl::StatusOr<std::vector<pb::Worker>> Workers(const std::string& device_id = "");
   absl::StatusOr<pb::Stats> Stats();
+  // Admin only: the worker takes no new tasks (`drain`), or takes them again.
+  absl::StatusOr<pb::Worker> Drain(const std::string& device_id, bool drain = true);
 
   const std::string& target() const { return options_.target; }
 
  private:
   void Prepare(grpc::ClientContext* ctx) const;
+  std::string Authorization() const;  // "Bearer TOKEN", or "" without a token
   absl::Status Convert(const grpc::Status& s) const;
   internal::ConvertFn Converter() const;
 

@@ -24,6 +24,7 @@ std::vector<FlagSpec> Specs() {
                                  {"help", "", "show this help"},
                                  {"version", "", "print the version"}};
   for (FlagSpec& s : TlsClientFlagSpecs()) specs.push_back(std::move(s));
+  for (FlagSpec& s : ClientTokenFlagSpecs()) specs.push_back(std::move(s));
   return specs;
 }
 
@@ -56,9 +57,11 @@ int RunStatusCli(const std::vector<std::string>& args, std::ostream& out, std::o
   bool use_tls = false;
   TlsFiles tls;
   if (absl::Status s = ApplyTlsClientFlags(*f, &use_tls, &tls); !s.ok()) return Fail(err, s);
+  std::string token;
+  if (absl::Status s = ApplyClientTokenFlags(*f, &token); !s.ok()) return Fail(err, s);
   absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> creds = MakeChannelCredentials(tls, use_tls);
   if (!creds.ok()) return Fail(err, creds.status());
-  Client client(ClientOptions{target, absl::Seconds(10), *creds});
+  Client client(ClientOptions{target, absl::Seconds(10), *creds, token});
   absl::StatusOr<pb::Stats> stats = client.Stats();
   if (!stats.ok()) return Fail(err, stats.status());
 

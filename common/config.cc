@@ -6,6 +6,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/auth.h"
 #include "common/status_macros.h"
 #include "common/yaml_fields.h"
 
@@ -79,6 +80,8 @@ std::vector<FlagSpec> CoordinatorFlagSpecs() {
       {"tls-cert", "FILE", "serve gRPC over TLS with this certificate (PEM)"},
       {"tls-key", "FILE", "the certificate's private key (PEM)"},
       {"tls-client-ca", "FILE", "require client certificates signed by this CA (mTLS)"},
+      {"join-token-file", "FILE", "tokens workers must present, one per line"},
+      {"client-tokens-file", "FILE", "client tokens, lines \"ROLE TOKEN [NAME]\" (ROLE: submit, read, admin)"},
   };
 }
 
@@ -94,6 +97,9 @@ std::vector<FlagSpec> WorkerFlagSpecs() {
       {"plugin-dir", "DIR", "directory of plugins"},
       {"data-dir", "DIR", "worker state directory (default /tmp/retire-cluster-worker)"},
       {"metrics-port", "PORT", "serve Prometheus /metrics on 127.0.0.1:PORT (0 picks a free one)"},
+      {"token-file", "FILE", "join token to present to the coordinator (first line of FILE)"},
+      {"accept-submitters", "NAME,...", "run only tasks of these submitters (client token names)"},
+      {"containment", "TIER", "process (default) or bwrap: how task processes are contained"},
       {"log-level", "LEVEL", "trace|debug|info|warn|error|off (default info)"},
       {"log-format", "FORMAT", "text (default) or json: one JSON object per line"},
   };
@@ -119,6 +125,23 @@ std::vector<FlagSpec> TlsClientFlagSpecs() {
       {"tls-cert", "FILE", "client certificate (PEM), for a coordinator that requires one"},
       {"tls-key", "FILE", "its private key (PEM)"},
   };
+}
+
+std::vector<FlagSpec> ClientTokenFlagSpecs() {
+  return {
+      {"token", "TOKEN", "bearer token for the coordinator (default $RETIRE_CLUSTER_TOKEN)"},
+      {"token-file", "FILE", "read the bearer token from FILE (its first line)"},
+  };
+}
+
+absl::Status ApplyClientTokenFlags(const ParsedFlags& f, std::string* token) {
+  if (const char* env = std::getenv("RETIRE_CLUSTER_TOKEN"); env != nullptr && *env != '\0') *token = env;
+  SetString(f, "token", token);
+  if (std::optional<std::string> file = f.Get("token-file")) {
+    ASSIGN_OR_RETURN(*token, ReadTokenFile(*file));
+  }
+  if (!token->empty()) RETURN_IF_ERROR(ValidateToken("token", *token));
+  return absl::OkStatus();
 }
 
 absl::Status ApplyTlsClientFlags(const ParsedFlags& f, bool* use_tls, TlsFiles* tls) {
@@ -156,6 +179,11 @@ absl::StatusOr<CoordinatorConfig> ParseCoordinatorYaml(const std::string& text, 
   RETURN_IF_ERROR(y.Read("tls_cert_file", &c.tls.cert));
   RETURN_IF_ERROR(y.Read("tls_key_file", &c.tls.key));
   RETURN_IF_ERROR(y.Read("tls_client_ca_file", &c.tls.ca));
+  RETURN_IF_ERROR(y.Read("join_tokens", &c.join_tokens));
+  RETURN_IF_ERROR(y.Read("join_token_file", &c.join_token_file));
+  RETURN_IF_ERROR(y.Read("client_tokens", &c.client_tokens));
+  RETURN_IF_ERROR(y.Read("client_tokens_file", &c.client_tokens_file));
+  RETURN_IF_ERROR(y.Read("max_queued_per_token", &c.max_queued_per_token));
   RETURN_IF_ERROR(y.CheckNoUnknownKeys());
   if (absl::Status s = Validate(c); !s.ok()) {
     return absl::InvalidArgumentError(absl::StrCat(source, ": ", s.message()));
@@ -192,6 +220,13 @@ absl::StatusOr<WorkerConfig> ParseWorkerYaml(const std::string& text, const std:
   RETURN_IF_ERROR(y.Read("internet", &c.internet));
   RETURN_IF_ERROR(y.Read("internet_check", &c.internet_check));
   RETURN_IF_ERROR(ReadTlsClientYaml(y, &c.use_tls, &c.tls));
+  RETURN_IF_ERROR(y.Read("token", &c.token));
+  RETURN_IF_ERROR(y.Read("token_file", &c.token_file));
+  RETURN_IF_ERROR(y.Read("accept_submitters", &c.accept_submitters));
+  RETURN_IF_ERROR(y.Read("containment", &c.containment));
+  RETURN_IF_ERROR(y.Read("cgroup_memory_mb", &c.cgroup_memory_mb));
+  RETURN_IF_ERROR(y.Read("cgroup_pids_max", &c.cgroup_pids_max));
+  RETURN_IF_ERROR(y.Read("cgroup_cpu_percent", &c.cgroup_cpu_percent));
   RETURN_IF_ERROR(y.Read("log_level", &c.log_level));
   RETURN_IF_ERROR(y.Read("log_format", &c.log_format));
   RETURN_IF_ERROR(y.CheckNoUnknownKeys());
@@ -208,7 +243,13 @@ absl::StatusOr<ClientConfig> ParseClientYaml(const std::string& text, const std:
   RETURN_IF_ERROR(y.Read("coordinator", &c.coordinator));
   RETURN_IF_ERROR(y.ReadSeconds("rpc_timeout_seconds", &c.rpc_timeout));
   RETURN_IF_ERROR(ReadTlsClientYaml(y, &c.use_tls, &c.tls));
+  RETURN_IF_ERROR(y.Read("token", &c.token));
+  std::string token_file;
+  RETURN_IF_ERROR(y.Read("token_file", &token_file));
   RETURN_IF_ERROR(y.CheckNoUnknownKeys());
+  if (!token_file.empty()) {
+    ASSIGN_OR_RETURN(c.token, ReadTokenFile(token_file));
+  }
   if (absl::Status s = ValidateAddress("coordinator", c.coordinator); !s.ok()) {
     return absl::InvalidArgumentError(absl::StrCat(source, ": ", s.message()));
   }
@@ -243,6 +284,15 @@ absl::Status Validate(const CoordinatorConfig& c) {
   }
   if (c.retry_backoff_max < c.retry_backoff_initial) {
     return Bad("retry_backoff_max_seconds", "must be at least retry_backoff_initial_seconds");
+  }
+  if (c.max_queued_per_token < 0) {
+    return Bad("max_queued_per_token", absl::StrCat("must be >= 0 (0 = no limit), got ", c.max_queued_per_token));
+  }
+  for (const std::string& t : c.join_tokens) RETURN_IF_ERROR(ValidateToken("join_tokens", t));
+  for (const std::string& line : c.client_tokens) {
+    if (absl::StatusOr<ClientToken> t = ParseClientTokenLine(line); !t.ok()) {
+      return Bad("client_tokens", t.status().message());
+    }
   }
   if (c.store != "sqlite" && c.store != "memory") {
     return Bad("store", absl::StrCat("unknown store '", c.store, "' (sqlite or memory)"));
@@ -282,6 +332,18 @@ absl::Status Validate(const WorkerConfig& c) {
     return Bad("metrics_port", absl::StrCat("must be -1 (off) or 0..65535, got ", c.metrics_port));
   }
   if (!c.internet_check.empty()) RETURN_IF_ERROR(ValidateAddress("internet_check", c.internet_check));
+  if (!c.token.empty()) RETURN_IF_ERROR(ValidateToken("token", c.token));
+  if (c.containment != "process" && c.containment != "bwrap") {
+    return Bad("containment", absl::StrCat("unknown tier '", c.containment, "' (process or bwrap)"));
+  }
+  for (auto [name, value] : {std::pair{"cgroup_memory_mb", c.cgroup_memory_mb},
+                             {"cgroup_pids_max", c.cgroup_pids_max},
+                             {"cgroup_cpu_percent", c.cgroup_cpu_percent}}) {
+    if (value < 0) return Bad(name, absl::StrCat("must be >= 0 (0 = no limit), got ", value));
+  }
+  for (const std::string& s : c.accept_submitters) {
+    if (s.empty()) return Bad("accept_submitters", "names must not be empty");
+  }
   RETURN_IF_ERROR(ValidateLogFormat(c.log_format));
   return ValidateLogLevel(c.log_level);
 }
@@ -298,7 +360,22 @@ absl::StatusOr<CoordinatorConfig> LoadCoordinatorConfig(const ParsedFlags& f) {
   SetString(f, "tls-cert", &c.tls.cert);
   SetString(f, "tls-key", &c.tls.key);
   SetString(f, "tls-client-ca", &c.tls.ca);
+  SetString(f, "join-token-file", &c.join_token_file);
+  SetString(f, "client-tokens-file", &c.client_tokens_file);
   if (c.data_dir.empty()) c.data_dir = DefaultDataDir();
+  if (!c.join_token_file.empty()) {
+    ASSIGN_OR_RETURN(std::vector<std::string> lines, ReadTokenLines(c.join_token_file));
+    for (std::string& l : lines) c.join_tokens.push_back(std::move(l));
+  }
+  if (!c.client_tokens_file.empty()) {
+    ASSIGN_OR_RETURN(std::vector<std::string> lines, ReadTokenLines(c.client_tokens_file));
+    for (std::string& l : lines) {
+      if (absl::StatusOr<ClientToken> t = ParseClientTokenLine(l); !t.ok()) {
+        return absl::InvalidArgumentError(absl::StrCat(c.client_tokens_file, ": ", t.status().message()));
+      }
+      c.client_tokens.push_back(std::move(l));
+    }
+  }
   RETURN_IF_ERROR(Validate(c));
   return c;
 }
@@ -327,7 +404,13 @@ absl::StatusOr<WorkerConfig> LoadWorkerConfig(const ParsedFlags& f) {
   SetString(f, "data-dir", &c.data_dir);
   SetString(f, "log-level", &c.log_level);
   SetString(f, "log-format", &c.log_format);
+  SetString(f, "token-file", &c.token_file);
+  if (auto v = f.Get("accept-submitters")) c.accept_submitters = SplitList(*v);
+  SetString(f, "containment", &c.containment);
   RETURN_IF_ERROR(ApplyTlsClientFlags(f, &c.use_tls, &c.tls));
+  if (!c.token_file.empty()) {
+    ASSIGN_OR_RETURN(c.token, ReadTokenFile(c.token_file));
+  }
   RETURN_IF_ERROR(Validate(c));
   // Absolute, so that task processes (which run elsewhere) find them.
   for (std::string* dir : {&c.data_dir, &c.plugin_dir, &c.node_task_root}) {
@@ -344,6 +427,7 @@ absl::StatusOr<ClientConfig> LoadClientConfig(const ParsedFlags& f) {
   SetString(f, "coordinator", &c.coordinator);
   RETURN_IF_ERROR(ValidateAddress("coordinator", c.coordinator));
   RETURN_IF_ERROR(ApplyTlsClientFlags(f, &c.use_tls, &c.tls));
+  RETURN_IF_ERROR(ApplyClientTokenFlags(f, &c.token));
   return c;
 }
 

@@ -39,6 +39,16 @@ struct CoordinatorConfig {
   // TLS for the gRPC port (tls_cert_file, tls_key_file): plaintext when unset. With
   // tls_client_ca_file, workers and clients must present certificates it signed (mTLS).
   TlsFiles tls;
+  // Tokens (common/auth.h): join_tokens from the YAML list plus join_token_file (one per
+  // line); client_tokens from the YAML list plus client_tokens_file (lines "ROLE TOKEN
+  // [NAME]"). The files are read by LoadCoordinatorConfig. Without join tokens workers may
+  // join only from loopback; without client tokens clients may connect only from loopback.
+  std::vector<std::string> join_tokens;
+  std::string join_token_file;
+  std::vector<std::string> client_tokens;  // "ROLE TOKEN [NAME]" lines
+  std::string client_tokens_file;
+  // Tasks one submitter (client token) may have waiting (queued) at once; 0 = no limit.
+  int max_queued_per_token = 100000;
 };
 
 struct WorkerConfig {
@@ -76,6 +86,19 @@ struct WorkerConfig {
   // tls_key_file are this worker's certificate, for a coordinator that requires one.
   bool use_tls = false;
   TlsFiles tls;
+  // The join token presented to the coordinator (token_file: its first line). Never logged.
+  std::string token;
+  std::string token_file;
+  // Only tasks submitted with these client-token names run here (empty = anyone's).
+  std::vector<std::string> accept_submitters;
+  // How task processes are contained: "process" (rlimits, own process group) or "bwrap"
+  // (bubblewrap: read-only root, private /tmp and task dir, new namespaces, no network
+  // unless the task needs internet). An unavailable tier fails startup.
+  std::string containment = "process";
+  // cgroup limits per task where the machine has the controller (0 = no limit).
+  int cgroup_memory_mb = 0;
+  int cgroup_pids_max = 1024;
+  int cgroup_cpu_percent = 0;  // 100 = one core
   std::string log_level = "info";
   std::string log_format = "text";  // text | json (one object per line)
   int metrics_port = -1;  // -1: no metrics endpoint; 0 picks a free port
@@ -87,6 +110,9 @@ struct ClientConfig {
   absl::Duration rpc_timeout = absl::Seconds(10);  // per unary RPC
   bool use_tls = false;  // as for WorkerConfig
   TlsFiles tls;
+  // Bearer token (YAML token or token_file, then $RETIRE_CLUSTER_TOKEN, then --token or
+  // --token-file). "" sends none. Never logged.
+  std::string token;
 };
 
 // Flags each binary accepts in addition to --help, --version and --config.
@@ -95,6 +121,10 @@ std::vector<FlagSpec> WorkerFlagSpecs();
 // TLS to the coordinator, shared by the worker, both CLIs and the bench: --tls, --tls-ca,
 // --tls-cert, --tls-key.
 std::vector<FlagSpec> TlsClientFlagSpecs();
+// --token and --token-file, for both CLIs and the bench (LoadClientConfig reads them).
+std::vector<FlagSpec> ClientTokenFlagSpecs();
+// The bearer token: $RETIRE_CLUSTER_TOKEN, then --token, then --token-file, over *token.
+absl::Status ApplyClientTokenFlags(const ParsedFlags& f, std::string* token);
 // Applies those flags over *use_tls and *tls (a CA file turns TLS on). INVALID_ARGUMENT
 // when a certificate comes without its key or the other way round.
 absl::Status ApplyTlsClientFlags(const ParsedFlags& f, bool* use_tls, TlsFiles* tls);

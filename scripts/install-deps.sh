@@ -12,7 +12,9 @@ packages=(
   catch2 libbenchmark-dev
   python3 python3-venv   # python_eval, python_script
   jq nftables iproute2   # tests: JSON checks; the network-partition fault test
-  openssl                # scripts/dev-certs.sh (TLS tests, trying TLS out)
+  openssl libssl-dev     # scripts/dev-certs.sh; token digests and Ed25519 result signatures
+  bubblewrap             # the worker's bwrap containment tier
+  clang libclang-rt-14-dev  # libFuzzer targets (fuzz/)
 )
 
 missing=()

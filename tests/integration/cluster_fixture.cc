@@ -54,7 +54,7 @@ Cluster::Cluster(CoordinatorConfig config) : data_dir_(config.data_dir) {
   REQUIRE(server.ok());
   server_ = std::move(*server);
   address_ = absl::StrCat("127.0.0.1:", server_->port());
-  client_ = std::make_unique<client::Client>(client::ClientOptions{address_, absl::Seconds(5), nullptr});
+  client_ = std::make_unique<client::Client>(client::ClientOptions{address_, absl::Seconds(5), nullptr, ""});
 }
 
 Cluster::~Cluster() {

@@ -196,7 +196,7 @@ TEST_CASE("200 tasks from 8 concurrent clients all complete exactly once with th
   std::vector<std::vector<std::pair<std::string, std::string>>> submitted(8);
   for (int k = 0; k < 8; ++k) {
     threads.emplace_back([&, k] {
-      client::Client c(client::ClientOptions{cluster.address(), absl::Seconds(10), nullptr});
+      client::Client c(client::ClientOptions{cluster.address(), absl::Seconds(10), nullptr, ""});
       for (int i = 0; i < 25; ++i) {
         std::string payload = absl::StrCat(R"({"client":)", k, R"(,"i":)", i, "}");
         auto r = c.Submit(Spec("echo", payload));
@@ -284,7 +284,7 @@ TEST_CASE("A worker reconnects with backoff when its coordinator comes back") {
     auto list = (*second)->core()->ListWorkers("w1");
     return !list.empty() && list[0].status() == pb::WORKER_STATUS_ONLINE;
   }));
-  client::Client c(client::ClientOptions{wc.join, absl::Seconds(5), nullptr});
+  client::Client c(client::ClientOptions{wc.join, absl::Seconds(5), nullptr, ""});
   auto r = c.Submit(Spec("echo", R"({"after":"restart"})"));
   REQUIRE(r.ok());
   auto t = c.Wait(r->task_id(), absl::Seconds(10));
