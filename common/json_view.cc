@@ -1,5 +1,10 @@
 #include "common/json_view.h"
 
+#include <algorithm>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "common/clock.h"
 #include "common/task_names.h"
@@ -11,13 +16,54 @@ using json = Json;
 
 json TimeOrNull(int64_t ms) { return ms == 0 ? json(nullptr) : json(FormatTimeMs(ms)); }
 
+// How deep arrays and objects nest in `text` (valid JSON), without building it.
+int NestingDepth(absl::string_view text) {
+  int depth = 0;
+  int deepest = 0;
+  bool in_string = false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (in_string) {
+      if (c == '\\') {
+        ++i;  // the escaped character
+      } else if (c == '"') {
+        in_string = false;
+      }
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      deepest = std::max(deepest, ++depth);
+    } else if (c == ']' || c == '}') {
+      --depth;
+    }
+  }
+  return deepest;
+}
+
+absl::Status TooDeep(absl::string_view what) {
+  return absl::InvalidArgumentError(
+      absl::StrCat(what, " nests arrays and objects more than ", kMaxJsonDepth, " levels deep"));
+}
+
 }  // namespace
 
 json ParseOrString(absl::string_view text) {
   if (text.empty()) return json::object();
   json parsed = json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (parsed.is_discarded()) return json(std::string(text));
+  if (parsed.is_discarded() || NestingDepth(text) > kMaxJsonDepth) return json(std::string(text));
   return parsed;
+}
+
+absl::Status CheckJsonDepth(const nlohmann::json& j, absl::string_view what) {
+  std::vector<std::pair<const nlohmann::json*, int>> todo = {{&j, 1}};
+  while (!todo.empty()) {
+    auto [value, depth] = todo.back();
+    todo.pop_back();
+    if (!value->is_structured()) continue;
+    if (depth > kMaxJsonDepth) return TooDeep(what);
+    for (const nlohmann::json& child : *value) todo.push_back({&child, depth + 1});
+  }
+  return absl::OkStatus();
 }
 
 absl::Status ValidateJsonObject(absl::string_view text, absl::string_view what) {
@@ -28,9 +74,10 @@ absl::Status ValidateJsonObject(absl::string_view text, absl::string_view what) 
   }
   try {
     [[maybe_unused]] json parsed = json::parse(text);  // exceptions carry position and reason
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, and out_of_range for a number like 1e400
     return absl::InvalidArgumentError(absl::StrCat(what, " is not valid JSON: ", e.what()));
   }
+  if (NestingDepth(text) > kMaxJsonDepth) return TooDeep(what);
   return absl::OkStatus();
 }
 
@@ -74,6 +121,7 @@ json TaskToJson(const pb::Task& t) {
       {"requirements", RequirementsToJson(s.requirements())},
       {"metadata", metadata},
       {"idempotency_key", s.idempotency_key()},
+      {"owner", t.owner()},
       {"status", StatusName(t.status())},
       {"result", t.result().empty() ? json(nullptr) : ParseOrString(t.result())},
       {"error_message", t.error_message()},
@@ -93,6 +141,15 @@ json TaskToJson(const pb::Task& t) {
         {"peak_rss_bytes", t.resource_usage().peak_rss_bytes()},
         {"pid", t.resource_usage().pid()}}},
   };
+  // The worker's signature over the outcome (retire-cluster verify checks it).
+  const pb::ResultSignature& sig = t.signature();
+  j["signature"] = !t.has_signature() ? json(nullptr)
+                                      : json{{"worker_device_id", sig.worker_device_id()},
+                                             {"attempt", sig.attempt()},
+                                             {"result_digest", sig.result_digest()},
+                                             {"signed_at", TimeOrNull(sig.signed_at_ms())},
+                                             {"signature", absl::Base64Escape(sig.signature())},
+                                             {"public_key", absl::BytesToHexString(sig.public_key())}};
   return j;
 }
 
@@ -119,9 +176,13 @@ json WorkerToJson(const pb::Worker& w) {
       {"load_average", w.load_average()},
       {"last_heartbeat", TimeOrNull(w.last_heartbeat_ms())},
       {"version", c.version()},
+      {"public_key", absl::BytesToHexString(c.public_key())},  // signs its results (hex, 32 bytes)
+      {"drained", w.drained()},
+      {"accepted_submitters", json::array()},
   };
   for (const auto& t : c.tags()) j["tags"].push_back(t);
   for (const auto& t : c.task_types()) j["task_types"].push_back(t);
+  for (const auto& s : c.accepted_submitters()) j["accepted_submitters"].push_back(s);
   return j;
 }
 

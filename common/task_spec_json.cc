@@ -1,6 +1,7 @@
 #include "common/task_spec_json.h"
 
 #include "absl/strings/str_cat.h"
+#include "common/json_view.h"
 #include "common/status_macros.h"
 #include "common/task_names.h"
 
@@ -99,6 +100,7 @@ absl::StatusOr<::retire_cluster::v1::TaskSpec> TaskSpecFromJson(const json& j) {
   ASSIGN_OR_RETURN(*spec.mutable_task_type(), String(j["task_type"], "task_type"));
   if (j.contains("payload") && !j["payload"].is_null()) {
     if (!j["payload"].is_object()) return Bad("payload", "expected a JSON object");
+    RETURN_IF_ERROR(CheckJsonDepth(j["payload"], "payload"));  // dump() recurses per level
     spec.set_payload(j["payload"].dump());
   }
   if (j.contains("priority") && !j["priority"].is_null()) {

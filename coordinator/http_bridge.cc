@@ -31,9 +31,13 @@ int HttpCode(absl::StatusCode c) {
   }
 }
 
+// Replies echo what clients sent (paths, ids, query values), which need not be UTF-8: a
+// strict dump would throw, and from the error handler that ends the process.
+std::string JsonText(const Json& body) { return body.dump(-1, ' ', false, Json::error_handler_t::replace); }
+
 void Reply(httplib::Response& res, int code, const Json& body) {
   res.status = code;
-  res.set_content(body.dump(), "application/json");
+  res.set_content(JsonText(body), "application/json");
 }
 
 void Error(httplib::Response& res, const absl::Status& s) {
@@ -135,7 +139,7 @@ void HttpBridge::Routes() {
     std::string what = res.status == 404   ? absl::StrCat("no such endpoint: ", req.method, " ", req.path)
                        : res.status == 413 ? absl::StrCat("body larger than ", kMaxBody, " bytes")
                                            : absl::StrCat("HTTP ", res.status);
-    res.set_content(Json{{"error", what}}.dump(), "application/json");
+    res.set_content(JsonText(Json{{"error", what}}), "application/json");
   });
   s.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr) {
     Reply(res, 500, Json{{"error", "internal error"}});

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The test command, one command on a fresh Debian 12: install dependencies, build,
-# run the whole suite (unit, integration, end-to-end) with ctest.
+# run the whole suite (unit, integration, end-to-end) with ctest, then the fuzz targets.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${BUILD_DIR:-$root/build}
@@ -8,3 +8,8 @@ build=${BUILD_DIR:-$root/build}
 "$root/scripts/build.sh"
 cd "$build"
 ctest --output-on-failure -j "${JOBS:-2}" --timeout 300
+# Then every libFuzzer target briefly from its seed corpus (clang, into build-fuzz/; longer
+# runs by hand: scripts/fuzz.sh 600). FUZZ_SECONDS=0 skips them.
+if [ "${FUZZ_SECONDS:-15}" != 0 ]; then
+  "$root/scripts/fuzz.sh" "${FUZZ_SECONDS:-15}"
+fi
