@@ -31,10 +31,13 @@ constexpr char kUsage[] =
     "  cancel ID [--json]\n"
     "  list [--status S] [--type T] [--limit N] [--json]\n"
     "  workers [--json]\n"
+    "  drain DEVICE_ID [--undo] [--json]   (admin) no new tasks for that worker\n"
     "  stats [--json]\n\n"
     "The coordinator defaults to 127.0.0.1:8080, or $RETIRE_CLUSTER_COORDINATOR.\n"
+    "A coordinator with client tokens needs --token TOKEN, --token-file FILE or $RETIRE_CLUSTER_TOKEN.\n"
     "exit codes: 0 ok, 1 task did not succeed or other error, 2 bad usage or input,\n"
-    "            3 unknown id, 4 coordinator unreachable, 5 wait timed out\n";
+    "            3 unknown id, 4 coordinator unreachable, 5 wait timed out,\n"
+    "            6 refused: no or unknown token, or a role too weak\n";
 
 std::vector<FlagSpec> GlobalSpecs() {
   std::vector<FlagSpec> specs = {{"coordinator", "HOST:PORT", "coordinator address"},
@@ -69,6 +72,8 @@ std::vector<FlagSpec> CommandSpecs(const std::string& command) {
     add({"wait", "", "wait for the result"});
   } else if (command == "wait") {
     add({"timeout", "S", "give up after S seconds"});
+  } else if (command == "drain") {
+    add({"undo", "", "let the worker take tasks again"});
   } else if (command == "list") {
     add({"status", "S", ""});
     add({"type", "T", ""});
@@ -212,6 +217,18 @@ int Run(const std::string& command, const ParsedFlags& f, Client& client, std::i
       out << "cancelled " << c->task_id() << "\n";
     } else {
       out << c->task_id() << " had already finished (" << StatusName(c->status()) << "); nothing to cancel\n";
+    }
+    return kExitOk;
+  }
+  if (command == "drain") {
+    if (pos.size() != 1) return Fail(err, absl::InvalidArgumentError("drain: expected one DEVICE_ID"));
+    absl::StatusOr<pb::Worker> w = client.Drain(pos[0], !f.Has("undo"));
+    if (!w.ok()) return Fail(err, w.status());
+    if (json) {
+      out << WorkerToJson(*w).dump(2) << "\n";
+    } else {
+      out << pos[0] << (w->drained() ? ": drained, takes no new tasks (" : ": takes tasks again (") << w->running()
+          << " running)\n";
     }
     return kExitOk;
   }

@@ -20,6 +20,7 @@ constexpr int kExitUsage = 2;
 constexpr int kExitNotFound = 3;
 constexpr int kExitUnavailable = 4;
 constexpr int kExitTimeout = 5;
+constexpr int kExitDenied = 6;  // UNAUTHENTICATED or PERMISSION_DENIED
 
 // args[0] is the program name.
 int RunCli(const std::vector<std::string>& args, std::istream& in, std::ostream& out, std::ostream& err);

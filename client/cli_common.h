@@ -20,6 +20,8 @@ inline int Fail(std::ostream& err, const absl::Status& s) {
     case absl::StatusCode::kNotFound: return kExitNotFound;
     case absl::StatusCode::kUnavailable: return kExitUnavailable;
     case absl::StatusCode::kDeadlineExceeded: return kExitTimeout;
+    case absl::StatusCode::kUnauthenticated:
+    case absl::StatusCode::kPermissionDenied: return kExitDenied;
     default: return kExitTaskFailed;
   }
 }

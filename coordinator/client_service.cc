@@ -9,9 +9,16 @@
 #include "common/grpc_status.h"
 #include "common/task_names.h"
 #include "coordinator/grpc_services.h"
+#include "coordinator/refused_calls.h"
 
 namespace rc::coordinator {
 namespace {
+
+grpc::ServerUnaryReactor* Refuse(grpc::CallbackServerContext* ctx, const absl::Status& s) {
+  auto* reactor = ctx->DefaultReactor();
+  reactor->Finish(ToGrpcStatus(s));
+  return reactor;
+}
 
 template <typename T>
 grpc::ServerUnaryReactor* Answer(grpc::CallbackServerContext* ctx, absl::StatusOr<T> r, T* resp) {
@@ -109,8 +116,26 @@ class WatchReactor final : public grpc::ServerWriteReactor<pb::Task> {
 
 }  // namespace
 
+absl::string_view AuthorizationOf(const grpc::CallbackServerContext& ctx) {
+  const auto& md = ctx.client_metadata();
+  auto it = md.find("authorization");
+  if (it == md.end()) return "";
+  return absl::string_view(it->second.data(), it->second.size());
+}
+
+absl::StatusOr<Principal> ClientServiceImpl::Caller(grpc::CallbackServerContext* ctx) const {
+  return AuthenticateClient(*tokens_, AuthorizationOf(*ctx), ctx->peer());
+}
+
+// Authenticates the call and checks `action` (no task owner): refuses it on failure.
+#define RC_CALLER_OR_REFUSE(who, action)                                              \
+  absl::StatusOr<Principal> who = Caller(ctx);                                        \
+  if (!who.ok()) return Refuse(ctx, who.status());                                    \
+  if (absl::Status allowed = Authorize(*who, action); !allowed.ok()) return Refuse(ctx, allowed)
+
 grpc::ServerUnaryReactor* ClientServiceImpl::Submit(grpc::CallbackServerContext* ctx, const pb::SubmitRequest* req,
                                                     pb::SubmitResponse* resp) {
+  RC_CALLER_OR_REFUSE(who, Action::kSubmit);
   auto* reactor = ctx->DefaultReactor();
   core_->Submit(req->spec(), [reactor, resp](absl::StatusOr<SubmitResult> r) {
     if (r.ok()) {
@@ -119,13 +144,14 @@ grpc::ServerUnaryReactor* ClientServiceImpl::Submit(grpc::CallbackServerContext*
       resp->set_existing(r->existing);
     }
     reactor->Finish(ToGrpcStatus(r.status()));
-  });
+  }, who->name);
   return reactor;
 }
 
 grpc::ServerUnaryReactor* ClientServiceImpl::SubmitBatch(grpc::CallbackServerContext* ctx,
                                                          const pb::SubmitBatchRequest* req,
                                                          pb::SubmitBatchResponse* resp) {
+  RC_CALLER_OR_REFUSE(who, Action::kSubmit);
   auto* reactor = ctx->DefaultReactor();
   if (req->specs_size() == 0 || static_cast<size_t>(req->specs_size()) > kMaxSubmitBatch) {
     reactor->Finish(ToGrpcStatus(absl::InvalidArgumentError(
@@ -147,34 +173,58 @@ grpc::ServerUnaryReactor* ClientServiceImpl::SubmitBatch(grpc::CallbackServerCon
       }
     }
     reactor->Finish(grpc::Status::OK);
-  });
+  }, who->name);
   return reactor;
 }
 
 grpc::ServerUnaryReactor* ClientServiceImpl::GetTask(grpc::CallbackServerContext* ctx, const pb::GetTaskRequest* req,
                                                      pb::Task* resp) {
-  return Answer(ctx, core_->GetTask(req->task_id()), resp);
+  absl::StatusOr<Principal> who = Caller(ctx);
+  if (!who.ok()) return Refuse(ctx, who.status());
+  absl::StatusOr<pb::Task> task = core_->GetTask(req->task_id());
+  if (task.ok()) {
+    if (absl::Status allowed = Authorize(*who, Action::kReadTask, task->owner()); !allowed.ok()) {
+      return Refuse(ctx, allowed);
+    }
+  }
+  return Answer(ctx, std::move(task), resp);
 }
 
 grpc::ServerWriteReactor<pb::Task>* ClientServiceImpl::WatchTask(grpc::CallbackServerContext* ctx,
                                                                  const pb::GetTaskRequest* req) {
+  absl::StatusOr<Principal> who = Caller(ctx);
+  if (!who.ok()) return new RefusedWriter<pb::Task>(who.status());
+  if (who->role == Role::kSubmit) {  // only its own tasks: look the owner up first
+    absl::StatusOr<pb::Task> task = core_->GetTask(req->task_id());
+    if (!task.ok()) return new RefusedWriter<pb::Task>(task.status());
+    if (absl::Status allowed = Authorize(*who, Action::kReadTask, task->owner()); !allowed.ok()) {
+      return new RefusedWriter<pb::Task>(allowed);
+    }
+  }
   return new WatchReactor(core_, req->task_id());
 }
 
 grpc::ServerUnaryReactor* ClientServiceImpl::CancelTask(grpc::CallbackServerContext* ctx,
                                                         const pb::CancelTaskRequest* req,
                                                         pb::CancelTaskResponse* resp) {
+  absl::StatusOr<Principal> who = Caller(ctx);
+  if (!who.ok()) return Refuse(ctx, who.status());
   auto* reactor = ctx->DefaultReactor();
-  core_->Cancel(req->task_id(), [reactor, resp](absl::StatusOr<pb::CancelTaskResponse> r) {
-    if (r.ok()) *resp = std::move(*r);
-    reactor->Finish(ToGrpcStatus(r.status()));
-  });
+  core_->Cancel(
+      req->task_id(),
+      [reactor, resp](absl::StatusOr<pb::CancelTaskResponse> r) {
+        if (r.ok()) *resp = std::move(*r);
+        reactor->Finish(ToGrpcStatus(r.status()));
+      },
+      *who);
   return reactor;
 }
 
 grpc::ServerUnaryReactor* ClientServiceImpl::ListTasks(grpc::CallbackServerContext* ctx,
                                                        const pb::ListTasksRequest* req, pb::ListTasksResponse* resp) {
+  RC_CALLER_OR_REFUSE(who, Action::kListTasks);
   TaskFilter f;
+  if (who->role == Role::kSubmit) f.owner = who->name;  // its own tasks only
   f.status = req->status();
   f.task_type = req->task_type();
   f.worker_device_id = req->worker_device_id();
@@ -189,6 +239,7 @@ grpc::ServerUnaryReactor* ClientServiceImpl::ListTasks(grpc::CallbackServerConte
 grpc::ServerUnaryReactor* ClientServiceImpl::ListWorkers(grpc::CallbackServerContext* ctx,
                                                          const pb::ListWorkersRequest* req,
                                                          pb::ListWorkersResponse* resp) {
+  RC_CALLER_OR_REFUSE(who, Action::kReadCluster);
   pb::ListWorkersResponse out;
   for (pb::Worker& w : core_->ListWorkers(req->device_id())) *out.add_workers() = std::move(w);
   if (!req->device_id().empty() && out.workers_size() == 0) {
@@ -200,7 +251,16 @@ grpc::ServerUnaryReactor* ClientServiceImpl::ListWorkers(grpc::CallbackServerCon
 
 grpc::ServerUnaryReactor* ClientServiceImpl::GetStats(grpc::CallbackServerContext* ctx, const pb::GetStatsRequest* req,
                                                       pb::Stats* resp) {
+  RC_CALLER_OR_REFUSE(who, Action::kReadCluster);
   return Answer<pb::Stats>(ctx, core_->Stats(), resp);
 }
+
+grpc::ServerUnaryReactor* ClientServiceImpl::DrainWorker(grpc::CallbackServerContext* ctx,
+                                                         const pb::DrainWorkerRequest* req, pb::Worker* resp) {
+  RC_CALLER_OR_REFUSE(who, Action::kDrain);
+  return Answer<pb::Worker>(ctx, core_->DrainWorker(req->device_id(), !req->undrain()), resp);
+}
+
+#undef RC_CALLER_OR_REFUSE
 
 }  // namespace rc::coordinator

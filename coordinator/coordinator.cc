@@ -113,15 +113,16 @@ class BatchAnswers {
 
 }  // namespace
 
-void Coordinator::Submit(pb::TaskSpec spec, std::function<void(absl::StatusOr<SubmitResult>)> done) {
+void Coordinator::Submit(pb::TaskSpec spec, std::function<void(absl::StatusOr<SubmitResult>)> done,
+                         const std::string& owner) {
   std::vector<pb::TaskSpec> one;
   one.push_back(std::move(spec));
-  SubmitBatch(std::move(one), [done = std::move(done)](std::vector<absl::StatusOr<SubmitResult>> r) {
-    done(std::move(r[0]));
-  });
+  SubmitBatch(
+      std::move(one), [done = std::move(done)](std::vector<absl::StatusOr<SubmitResult>> r) { done(std::move(r[0])); },
+      owner);
 }
 
-void Coordinator::SubmitBatch(std::vector<pb::TaskSpec> specs, SubmitBatchDone done) {
+void Coordinator::SubmitBatch(std::vector<pb::TaskSpec> specs, SubmitBatchDone done, const std::string& owner) {
   if (specs.empty()) {
     done({});
     return;
@@ -144,7 +145,7 @@ void Coordinator::SubmitBatch(std::vector<pb::TaskSpec> specs, SubmitBatchDone d
       }
       pb::TaskSpec& spec = specs[i];
       if (!spec.idempotency_key().empty()) {
-        if (TaskEntry* first = tasks_.FindByIdempotencyKey(spec.idempotency_key())) {
+        if (TaskEntry* first = tasks_.FindByIdempotencyKey(owner, spec.idempotency_key())) {
           if (first->task.status() == pb::TASK_STATUS_PENDING) {
             first->waiting_submits.push_back(std::move(answer));  // answered once it is stored
           } else {
@@ -154,13 +155,22 @@ void Coordinator::SubmitBatch(std::vector<pb::TaskSpec> specs, SubmitBatchDone d
           continue;
         }
       }
+      if (!owner.empty() && options_.max_unfinished_per_owner > 0 &&
+          tasks_.unfinished(owner) >= options_.max_unfinished_per_owner) {
+        fx.callbacks.push_back([answer, owner, limit = options_.max_unfinished_per_owner] {
+          answer(absl::ResourceExhaustedError(absl::StrCat("submitter '", owner, "' has ", limit,
+                                                           " unfinished tasks, the limit (max_queued_per_token)")));
+        });
+        continue;
+      }
       auto entry = std::make_unique<TaskEntry>();
       pb::Task& t = entry->task;
       t.set_task_id(task_ids_.Next("task", clock_->NowMs()));
+      t.set_owner(owner);
       t.set_status(pb::TASK_STATUS_PENDING);
       t.set_created_at_ms(clock_->NowMs());
       t.set_revision(1);
-      entry->cls = queue_.Intern(spec.task_type(), spec.requirements());
+      entry->cls = queue_.Intern(spec.task_type(), spec.requirements(), owner);
       entry->key = QueueKey{spec.priority(), next_seq_++};
       t.set_sequence(entry->key.seq);
       *t.mutable_spec() = std::move(spec);
@@ -229,12 +239,16 @@ absl::StatusOr<pb::Task> Coordinator::GetTask(const std::string& task_id) const 
 }
 
 void Coordinator::Cancel(const std::string& task_id,
-                         std::function<void(absl::StatusOr<pb::CancelTaskResponse>)> done) {
+                         std::function<void(absl::StatusOr<pb::CancelTaskResponse>)> done, const Principal& who) {
   Mutate([&](Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     TaskEntry* e = tasks_.Find(task_id);
     if (e == nullptr) {
       fx.callbacks.push_back(
           [done, task_id] { done(absl::NotFoundError(absl::StrCat("no task with id '", task_id, "'"))); });
+      return 0;
+    }
+    if (absl::Status allowed = Authorize(who, Action::kCancel, e->task.owner()); !allowed.ok()) {
+      fx.callbacks.push_back([done, allowed] { done(allowed); });
       return 0;
     }
     pb::CancelTaskResponse resp;
@@ -260,7 +274,7 @@ void Coordinator::Cancel(const std::string& task_id,
     }
     const int64_t now = clock_->NowMs();
     tasks_.SetStatus(e, pb::TASK_STATUS_CANCELLED);
-    t.set_error_message("cancelled by client");
+    t.set_error_message(who.name.empty() ? "cancelled by client" : absl::StrCat("cancelled by ", who.name));
     t.set_finished_at_ms(now);
     if (on_worker) {
       pb::Attempt* a = t.mutable_attempt_history(t.attempt_history_size() - 1);

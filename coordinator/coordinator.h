@@ -22,6 +22,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "common/auth.h"
 #include "common/clock.h"
 #include "common/histogram.h"
 #include "common/ids.h"
@@ -52,6 +53,9 @@ struct CoordinatorOptions {
   // store says it holds (workers back off up to 10 s between reconnects).
   absl::Duration restart_grace = absl::Seconds(15);
   TaskLimits limits;
+  // Unfinished tasks one named submitter (client token) may have at once; 0 = no limit.
+  // The unnamed loopback caller (no client tokens configured) is not limited.
+  int64_t max_unfinished_per_owner = 0;
   // Uniform in [0, 1): the jitter of retry backoff. Injected so tests are exact.
   std::function<double()> random;
 };
@@ -78,21 +82,30 @@ class Coordinator {
   // when the task is durable: INVALID_ARGUMENT naming a bad field, UNAVAILABLE after
   // Shutdown or when the store fails. An idempotency_key already seen answers the
   // first task with existing = true.
-  void Submit(pb::TaskSpec spec, std::function<void(absl::StatusOr<SubmitResult>)> done);
+  // `owner` (the submitter's token name) is recorded in the task; RESOURCE_EXHAUSTED
+  // when that owner already has max_unfinished_per_owner tasks unfinished.
+  void Submit(pb::TaskSpec spec, std::function<void(absl::StatusOr<SubmitResult>)> done,
+              const std::string& owner = "");
   // Submit for many specs at once: one store commit and one dispatch pass for all.
   // Each spec is answered on its own, as Submit would (a bad one does not refuse the
   // others); `done` runs once, with the answers in the order of `specs`.
-  void SubmitBatch(std::vector<pb::TaskSpec> specs, SubmitBatchDone done);
+  void SubmitBatch(std::vector<pb::TaskSpec> specs, SubmitBatchDone done, const std::string& owner = "");
   // NOT_FOUND for an unknown id.
   absl::StatusOr<pb::Task> GetTask(const std::string& task_id) const;
   // A queued task ends CANCELLED now; an assigned/running one ends CANCELLED now and
   // its worker is told to stop it (its slot stays reserved until the worker confirms).
   // `done` runs once the cancellation is stored: cancelled = false for a task already
   // finished; NOT_FOUND for an unknown id; UNAVAILABLE if the store failed.
-  void Cancel(const std::string& task_id, std::function<void(absl::StatusOr<pb::CancelTaskResponse>)> done);
+  // PERMISSION_DENIED when `who` may not cancel it (Authorize in common/auth.h).
+  void Cancel(const std::string& task_id, std::function<void(absl::StatusOr<pb::CancelTaskResponse>)> done,
+              const Principal& who = Principal{});
   // Newest first. INVALID_ARGUMENT for a limit outside 1..10000.
   absl::StatusOr<std::vector<pb::Task>> ListTasks(const TaskFilter& filter) const;
   std::vector<pb::Worker> ListWorkers(const std::string& device_id) const;
+  // An admin's drain: the worker gets no new tasks while drained (running ones finish);
+  // `drain` = false lifts it. Survives the worker's reconnects, not a coordinator
+  // restart. NOT_FOUND for an unknown device.
+  absl::StatusOr<pb::Worker> DrainWorker(const std::string& device_id, bool drain);
   pb::Stats Stats() const;
   // Task type -> status name -> count (for /metrics).
   std::map<std::string, std::map<std::string, int64_t>> CountsByType() const;

@@ -73,6 +73,8 @@ void Coordinator::AssignLocked(TaskEntry* e, WorkerEntry* w, Effects& fx) {
   as->set_payload(t.spec().payload());
   const pb::Requirements& r = t.spec().requirements();
   as->set_timeout_seconds(r.has_timeout_seconds() ? r.timeout_seconds() : 300.0);
+  as->set_internet_required(r.internet_required());
+  as->set_owner(e->task.owner());
   as->mutable_metadata()->insert(t.spec().metadata().begin(), t.spec().metadata().end());
   ChangedLocked(e, fx);
 }

@@ -6,15 +6,19 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/synchronization/mutex.h"
+#include "common/auth.h"
 #include "coordinator/coordinator.h"
 #include "retire_cluster/v1/client_service.grpc.pb.h"
 #include "retire_cluster/v1/worker_service.grpc.pb.h"
 
 namespace rc::coordinator {
 
+// Every call is authenticated first (AuthenticateClient: bearer token or, without
+// client tokens, a loopback peer) and authorised by role (Authorize).
 class ClientServiceImpl final : public pb::ClientService::CallbackService {
  public:
-  explicit ClientServiceImpl(Coordinator* core) : core_(core) {}
+  // `tokens` outlives the service.
+  ClientServiceImpl(Coordinator* core, const TokenTable* tokens) : core_(core), tokens_(tokens) {}
 
   grpc::ServerUnaryReactor* Submit(grpc::CallbackServerContext* ctx, const pb::SubmitRequest* req,
                                    pb::SubmitResponse* resp) override;
@@ -34,6 +38,11 @@ class ClientServiceImpl final : public pb::ClientService::CallbackService {
                                         pb::ListWorkersResponse* resp) override;
   grpc::ServerUnaryReactor* GetStats(grpc::CallbackServerContext* ctx, const pb::GetStatsRequest* req,
                                      pb::Stats* resp) override;
+  grpc::ServerUnaryReactor* DrainWorker(grpc::CallbackServerContext* ctx, const pb::DrainWorkerRequest* req,
+                                        pb::Worker* resp) override;
+
+  // Who is calling: UNAUTHENTICATED when no valid token (or a remote peer without tokens).
+  absl::StatusOr<Principal> Caller(grpc::CallbackServerContext* ctx) const;
 
   // Ends every open WaitTasks stream with UNAVAILABLE. Called before the server shuts
   // down: a stream waiting for nothing would otherwise hold it up to its deadline.
@@ -44,19 +53,26 @@ class ClientServiceImpl final : public pb::ClientService::CallbackService {
 
  private:
   Coordinator* const core_;
+  const TokenTable* const tokens_;
   absl::Mutex streams_mu_;
   absl::flat_hash_map<uint64_t, std::weak_ptr<TaskSink>> streams_ ABSL_GUARDED_BY(streams_mu_);
   uint64_t next_stream_ ABSL_GUARDED_BY(streams_mu_) = 1;
 };
 
+// A worker's stream is refused with UNAUTHENTICATED unless it carries a join token
+// (or, without join tokens, comes from a loopback peer).
 class WorkerServiceImpl final : public pb::WorkerService::CallbackService {
  public:
-  explicit WorkerServiceImpl(Coordinator* core) : core_(core) {}
+  WorkerServiceImpl(Coordinator* core, const TokenTable* tokens) : core_(core), tokens_(tokens) {}
   grpc::ServerBidiReactor<pb::WorkerMessage, pb::CoordinatorMessage>* Connect(
       grpc::CallbackServerContext* ctx) override;
 
  private:
   Coordinator* const core_;
+  const TokenTable* const tokens_;
 };
+
+// The value of the call's `authorization` metadata ("" when absent).
+absl::string_view AuthorizationOf(const grpc::CallbackServerContext& ctx);
 
 }  // namespace rc::coordinator

@@ -2,6 +2,9 @@
 
 #include <httplib.h>
 
+#include <algorithm>
+#include <optional>
+
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
@@ -14,7 +17,7 @@ namespace {
 
 using nlohmann::json;
 
-constexpr size_t kMaxBody = 2 << 20;
+constexpr size_t kMinBodyLimit = 2 << 20;
 constexpr int kMaxBatch = 1000;
 constexpr double kMaxWaitSeconds = 300;
 
@@ -51,23 +54,27 @@ absl::StatusOr<json> Body(const httplib::Request& req) {
 }
 
 // Submits every spec as one batch and waits for the answers (in order).
-std::vector<absl::StatusOr<SubmitResult>> SubmitSync(Coordinator* core, std::vector<pb::TaskSpec> specs) {
+std::vector<absl::StatusOr<SubmitResult>> SubmitSync(Coordinator* core, std::vector<pb::TaskSpec> specs,
+                                                     const std::string& owner) {
   absl::Notification done;
   std::vector<absl::StatusOr<SubmitResult>> results;
-  core->SubmitBatch(std::move(specs), [&](std::vector<absl::StatusOr<SubmitResult>> r) {
-    results = std::move(r);
-    done.Notify();
-  });
+  core->SubmitBatch(
+      std::move(specs),
+      [&](std::vector<absl::StatusOr<SubmitResult>> r) {
+        results = std::move(r);
+        done.Notify();
+      },
+      owner);
   done.WaitForNotification();
   return results;
 }
 
-absl::StatusOr<SubmitResult> SubmitJson(Coordinator* core, const json& j) {
+absl::StatusOr<SubmitResult> SubmitJson(Coordinator* core, const json& j, const std::string& owner) {
   absl::StatusOr<pb::TaskSpec> spec = TaskSpecFromJson(j);
   if (!spec.ok()) return spec.status();
   std::vector<pb::TaskSpec> one;
   one.push_back(std::move(*spec));
-  return std::move(SubmitSync(core, std::move(one))[0]);
+  return std::move(SubmitSync(core, std::move(one), owner)[0]);
 }
 
 // Collects watch snapshots until a terminal one (for the long poll).
@@ -106,8 +113,11 @@ void HttpBridge::Stop() {
   if (thread_.joinable()) thread_.join();
 }
 
-absl::StatusOr<std::unique_ptr<HttpBridge>> HttpBridge::Start(const std::string& host, int port, Coordinator* core,
-                                                              const TaskStore* store, const TlsFiles& tls) {
+absl::StatusOr<std::unique_ptr<HttpBridge>> HttpBridge::Start(const HttpBridgeOptions& options, Coordinator* core,
+                                                              const TaskStore* store) {
+  const std::string& host = options.host;
+  const int port = options.port;
+  const TlsFiles& tls = options.tls;
   std::unique_ptr<httplib::Server> server;
   if (tls.cert.empty()) {
     server = std::make_unique<httplib::Server>();
@@ -122,6 +132,9 @@ absl::StatusOr<std::unique_ptr<HttpBridge>> HttpBridge::Start(const std::string&
   }
   std::unique_ptr<HttpBridge> b(new HttpBridge(core, std::move(server)));
   b->store_ = store;
+  b->tokens_ = options.tokens != nullptr ? options.tokens : &b->no_tokens_;
+  // A task of max_payload_bytes, with its metadata and the JSON around it.
+  b->max_body_ = std::max(kMinBodyLimit, options.max_payload_bytes + (256 << 10));
   b->Routes();
   b->port_ = port == 0 ? b->server_->bind_to_any_port(host) : (b->server_->bind_to_port(host, port) ? port : -1);
   if (b->port_ <= 0) return absl::UnavailableError(absl::StrCat("HTTP bridge cannot listen on ", host, ":", port));
@@ -130,30 +143,54 @@ absl::StatusOr<std::unique_ptr<HttpBridge>> HttpBridge::Start(const std::string&
   return b;
 }
 
+absl::StatusOr<Principal> HttpBridge::Caller(const httplib::Request& req) const {
+  return AuthenticateClient(*tokens_, req.get_header_value("Authorization"), req.remote_addr);
+}
+
 void HttpBridge::Routes() {
   httplib::Server& s = *server_;
-  s.set_payload_max_length(kMaxBody);
+  s.set_payload_max_length(max_body_);
   // Errors httplib answers itself (404 route, 413 body too large, ...) also as JSON.
-  s.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
+  s.set_error_handler([max_body = max_body_](const httplib::Request& req, httplib::Response& res) {
     if (!res.body.empty()) return;
-    std::string what = res.status == 404   ? absl::StrCat("no such endpoint: ", req.method, " ", req.path)
-                       : res.status == 413 ? absl::StrCat("body larger than ", kMaxBody, " bytes")
-                                           : absl::StrCat("HTTP ", res.status);
+    std::string what = res.status == 404
+                           ? absl::StrCat("no such endpoint: ", req.method, " ", req.path)
+                       : res.status == 413
+                           ? absl::StrCat("body larger than ", max_body,
+                                          " bytes (the limit follows max_payload_bytes)")
+                           : absl::StrCat("HTTP ", res.status);
     res.set_content(JsonText(Json{{"error", what}}), "application/json");
   });
   s.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr) {
     Reply(res, 500, Json{{"error", "internal error"}});
   });
+  // Authenticates the request, checks `action` (nullopt: the handler checks the task's
+  // owner itself), then runs `handler` with the caller.
+  auto authed = [this](std::optional<Action> action, auto handler) {
+    return [this, action, handler](const httplib::Request& req, httplib::Response& res) {
+      absl::StatusOr<Principal> who = Caller(req);
+      if (!who.ok()) {
+        res.set_header("WWW-Authenticate", "Bearer");
+        return Error(res, who.status());
+      }
+      if (action.has_value()) {
+        if (absl::Status allowed = Authorize(*who, *action); !allowed.ok()) return Error(res, allowed);
+      }
+      handler(req, res, *who);
+    };
+  };
 
-  s.Post("/tasks", [this](const httplib::Request& req, httplib::Response& res) {
+  s.Post("/tasks", authed(Action::kSubmit, [this](const httplib::Request& req, httplib::Response& res,
+                                                   const Principal& who) {
     absl::StatusOr<json> body = Body(req);
     if (!body.ok()) return Error(res, body.status());
-    absl::StatusOr<SubmitResult> r = SubmitJson(core_, *body);
+    absl::StatusOr<SubmitResult> r = SubmitJson(core_, *body, who.name);
     if (!r.ok()) return Error(res, r.status());
     Reply(res, r->existing ? 200 : 201, Json{{"task_id", r->task_id}, {"status", StatusName(r->status)}});
-  });
+  }));
 
-  s.Post("/tasks/batch", [this](const httplib::Request& req, httplib::Response& res) {
+  s.Post("/tasks/batch", authed(Action::kSubmit, [this](const httplib::Request& req, httplib::Response& res,
+                                                         const Principal& who) {
     absl::StatusOr<json> body = Body(req);
     if (!body.ok()) return Error(res, body.status());
     if (!body->is_object() || !body->contains("tasks") || !(*body)["tasks"].is_array()) {
@@ -174,7 +211,7 @@ void HttpBridge::Routes() {
         refused[i] = spec.status();
       }
     }
-    std::vector<absl::StatusOr<SubmitResult>> accepted = SubmitSync(core_, std::move(specs));
+    std::vector<absl::StatusOr<SubmitResult>> accepted = SubmitSync(core_, std::move(specs), who.name);
     Json out = {{"tasks", Json::array()}};
     for (size_t i = 0, next = 0; i < tasks.size(); ++i) {
       absl::StatusOr<SubmitResult> r = refused[i].ok() ? std::move(accepted[next++]) : refused[i];
@@ -185,20 +222,28 @@ void HttpBridge::Routes() {
       }
     }
     Reply(res, 201, out);
-  });
+  }));
 
-  s.Get(R"(/tasks/([^/]+))", [this](const httplib::Request& req, httplib::Response& res) {
+  s.Get(R"(/tasks/([^/]+))", authed(std::nullopt, [this](const httplib::Request& req, httplib::Response& res,
+                                                          const Principal& who) {
     absl::StatusOr<pb::Task> t = core_->GetTask(req.matches[1]);
     if (!t.ok()) return Error(res, t.status());
+    if (absl::Status allowed = Authorize(who, Action::kReadTask, t->owner()); !allowed.ok()) return Error(res, allowed);
     Reply(res, 200, TaskToJson(*t));
-  });
+  }));
 
-  s.Get(R"(/tasks/([^/]+)/wait)", [this](const httplib::Request& req, httplib::Response& res) {
+  s.Get(R"(/tasks/([^/]+)/wait)", authed(std::nullopt, [this](const httplib::Request& req, httplib::Response& res,
+                                                               const Principal& who) {
     double timeout = 30;
     if (req.has_param("timeout") &&
         (!absl::SimpleAtod(req.get_param_value("timeout"), &timeout) || !(timeout > 0) || timeout > kMaxWaitSeconds)) {
       return Error(res, absl::InvalidArgumentError(
                             absl::StrCat("timeout: expected seconds in (0, ", kMaxWaitSeconds, "]")));
+    }
+    absl::StatusOr<pb::Task> now = core_->GetTask(req.matches[1]);
+    if (!now.ok()) return Error(res, now.status());
+    if (absl::Status allowed = Authorize(who, Action::kReadTask, now->owner()); !allowed.ok()) {
+      return Error(res, allowed);
     }
     auto sink = std::make_shared<WaitSink>();
     absl::StatusOr<uint64_t> watch = core_->Watch(req.matches[1], sink);
@@ -206,22 +251,28 @@ void HttpBridge::Routes() {
     pb::Task t = sink->WaitUntil(absl::Now() + absl::Seconds(timeout));
     core_->Unwatch(req.matches[1], *watch);
     Reply(res, 200, TaskToJson(t));
-  });
+  }));
 
-  s.Delete(R"(/tasks/([^/]+))", [this](const httplib::Request& req, httplib::Response& res) {
+  s.Delete(R"(/tasks/([^/]+))", authed(std::nullopt, [this](const httplib::Request& req, httplib::Response& res,
+                                                             const Principal& who) {
     absl::Notification done;
     absl::StatusOr<pb::CancelTaskResponse> r = absl::InternalError("no answer");
-    core_->Cancel(req.matches[1], [&](absl::StatusOr<pb::CancelTaskResponse> c) {
-      r = std::move(c);
-      done.Notify();
-    });
+    core_->Cancel(
+        req.matches[1],
+        [&](absl::StatusOr<pb::CancelTaskResponse> c) {
+          r = std::move(c);
+          done.Notify();
+        },
+        who);
     done.WaitForNotification();
     if (!r.ok()) return Error(res, r.status());
     Reply(res, 200, Json{{"task_id", r->task_id()}, {"cancelled", r->cancelled()}});
-  });
+  }));
 
-  s.Get("/tasks", [this](const httplib::Request& req, httplib::Response& res) {
+  s.Get("/tasks", authed(Action::kListTasks, [this](const httplib::Request& req, httplib::Response& res,
+                                                     const Principal& who) {
     TaskFilter f;
+    if (who.role == Role::kSubmit) f.owner = who.name;  // its own tasks only
     if (req.has_param("status")) {
       absl::StatusOr<pb::TaskStatus> st = ParseStatus(req.get_param_value("status"));
       if (!st.ok()) return Error(res, absl::InvalidArgumentError(absl::StrCat("status: ", st.status().message())));
@@ -236,18 +287,27 @@ void HttpBridge::Routes() {
     Json out = {{"tasks", Json::array()}};
     for (const pb::Task& t : *tasks) out["tasks"].push_back(TaskToJson(t));
     Reply(res, 200, out);
-  });
+  }));
 
-  s.Get("/workers", [this](const httplib::Request&, httplib::Response& res) {
+  s.Get("/workers", authed(Action::kReadCluster, [this](const httplib::Request&, httplib::Response& res,
+                                                        const Principal&) {
     Json out = {{"workers", Json::array()}};
     for (const pb::Worker& w : core_->ListWorkers("")) out["workers"].push_back(WorkerToJson(w));
     Reply(res, 200, out);
-  });
-  s.Get("/stats", [this](const httplib::Request&, httplib::Response& res) {
+  }));
+  s.Post(R"(/workers/([^/]+)/(drain|undrain))", authed(Action::kDrain, [this](const httplib::Request& req,
+                                                                           httplib::Response& res, const Principal&) {
+    absl::StatusOr<pb::Worker> w = core_->DrainWorker(req.matches[1], req.matches[2] == "drain");
+    if (!w.ok()) return Error(res, w.status());
+    Reply(res, 200, WorkerToJson(*w));
+  }));
+  s.Get("/stats", authed(Action::kReadCluster, [this](const httplib::Request&, httplib::Response& res,
+                                                      const Principal&) {
     Reply(res, 200, StatsToJson(core_->Stats()));
-  });
+  }));
   s.Get("/healthz", [](const httplib::Request&, httplib::Response& res) { Reply(res, 200, Json{{"status", "ok"}}); });
-  s.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
+  s.Get("/metrics", authed(Action::kReadCluster, [this](const httplib::Request&, httplib::Response& res,
+                                                        const Principal&) {
     std::string text = PrometheusText(core_->Stats(), core_->ListWorkers(""));
     absl::StrAppend(&text, "# HELP retire_cluster_tasks_by_type Tasks known to the coordinator, by type and status.\n",
                     "# TYPE retire_cluster_tasks_by_type gauge\n");
@@ -266,7 +326,7 @@ void HttpBridge::Routes() {
                                                               "One group commit of the task store."));
     }
     res.set_content(text, "text/plain; version=0.0.4");
-  });
+  }));
 }
 
 std::string PrometheusText(const pb::Stats& s, const std::vector<pb::Worker>& workers) {

@@ -17,7 +17,7 @@ void Coordinator::Recover(std::vector<pb::Task> tasks) {
     size_t queued = 0, held = 0, finished = 0;
     for (pb::Task& t : tasks) {
       auto entry = std::make_unique<TaskEntry>();
-      entry->cls = queue_.Intern(t.spec().task_type(), t.spec().requirements());
+      entry->cls = queue_.Intern(t.spec().task_type(), t.spec().requirements(), t.owner());
       entry->key = QueueKey{t.spec().priority(), t.sequence()};
       next_seq_ = std::max(next_seq_, t.sequence() + 1);
       task_ids_.After(t.task_id(), now);

@@ -13,6 +13,14 @@ bool HasTag(const pb::Capabilities& w, const std::string& tag) {
   return std::find(w.tags().begin(), w.tags().end(), tag) != w.tags().end();
 }
 
+// A worker with accepted_submitters runs only tasks of those owners (and so none of an
+// unauthenticated loopback caller, whose owner is "").
+bool AcceptsSubmitter(const pb::Capabilities& w, const std::string& owner) {
+  if (w.accepted_submitters().empty()) return true;
+  return std::find(w.accepted_submitters().begin(), w.accepted_submitters().end(), owner) !=
+         w.accepted_submitters().end();
+}
+
 bool HasType(const pb::Capabilities& w, const std::string& type) {
   return std::find(w.task_types().begin(), w.task_types().end(), type) != w.task_types().end();
 }
@@ -50,6 +58,9 @@ std::string Mismatch(const pb::Capabilities& w, const ClassSpec& spec) {
   for (const std::string& tag : r.required_tags()) {
     if (!HasTag(w, tag)) return absl::StrCat("lacks tag '", tag, "'");
   }
+  if (!AcceptsSubmitter(w, spec.owner)) {
+    return absl::StrCat("does not accept tasks of submitter '", spec.owner, "'");
+  }
   return "";
 }
 
@@ -67,7 +78,7 @@ bool CanRun(const pb::Capabilities& w, const ClassSpec& spec) {
   for (const std::string& tag : r.required_tags()) {
     if (!HasTag(w, tag)) return false;
   }
-  return true;
+  return AcceptsSubmitter(w, spec.owner);
 }
 
 PlacementKey KeyFor(int running, int slots, bool warm) {

@@ -28,6 +28,7 @@ using ClassId = uint32_t;
 struct ClassSpec {
   std::string task_type;
   pb::Requirements requirements;  // timeout_seconds / max_retries are not part of a class
+  std::string owner;  // the submitter (Task.owner): workers may accept only some
 };
 
 // One worker as the policy sees it.

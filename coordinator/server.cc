@@ -10,6 +10,22 @@
 #include "spdlog/spdlog.h"
 
 namespace rc::coordinator {
+namespace {
+
+void LogAccessRules(const TokenTable& tokens) {
+  if (tokens.has_join_tokens()) {
+    spdlog::info("workers must present a join token");
+  } else {
+    spdlog::info("no join tokens configured: only workers on this machine (loopback) may join");
+  }
+  if (tokens.has_client_tokens()) {
+    spdlog::info("clients must present a bearer token (gRPC and HTTP)");
+  } else {
+    spdlog::info("no client tokens configured: only clients on this machine (loopback) are served");
+  }
+}
+
+}  // namespace
 
 absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(const CoordinatorConfig& config,
                                                                             Clock* clock) {
@@ -33,6 +49,7 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(cons
   options.restart_grace = config.restart_grace;
   options.limits.max_payload_bytes = static_cast<size_t>(config.max_payload_bytes);
   options.limits.max_metadata_bytes = static_cast<size_t>(config.max_metadata_bytes);
+  options.max_unfinished_per_owner = config.max_queued_per_token;
   options.random = [gen = std::make_shared<absl::BitGen>()] { return absl::Uniform(*gen, 0.0, 1.0); };
   s->core_ = std::make_unique<Coordinator>(options, s->store_.get(), clock);
   const absl::Time load_start = absl::Now();
@@ -43,8 +60,12 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(cons
   if (count > 0) {
     spdlog::info("loaded {} tasks in {:.3f}s", count, absl::ToDoubleSeconds(absl::Now() - load_start));
   }
-  s->client_service_ = std::make_unique<ClientServiceImpl>(s->core_.get());
-  s->worker_service_ = std::make_unique<WorkerServiceImpl>(s->core_.get());
+  absl::StatusOr<TokenTable> tokens = TokenTable::Make(config.join_tokens, config.client_tokens);
+  if (!tokens.ok()) return tokens.status();
+  s->tokens_ = std::make_unique<TokenTable>(std::move(*tokens));
+  LogAccessRules(*s->tokens_);
+  s->client_service_ = std::make_unique<ClientServiceImpl>(s->core_.get(), s->tokens_.get());
+  s->worker_service_ = std::make_unique<WorkerServiceImpl>(s->core_.get(), s->tokens_.get());
 
   const std::string address = absl::StrCat(config.host, ":", config.port);
   // Standard gRPC health checking and server reflection (`grpcurl -plaintext HOST:PORT list`).
@@ -76,7 +97,13 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(cons
   if (s->server_ == nullptr || s->port_ == 0) {
     return absl::UnavailableError(absl::StrCat("cannot listen on ", address, " (address in use or not local?)"));
   }
-  absl::StatusOr<std::unique_ptr<HttpBridge>> http = HttpBridge::Start(config.host, config.http_port, s->core_.get(), s->store_.get(), config.tls);
+  HttpBridgeOptions http_options;
+  http_options.host = config.host;
+  http_options.port = config.http_port;
+  http_options.tls = config.tls;
+  http_options.tokens = s->tokens_.get();
+  http_options.max_payload_bytes = static_cast<size_t>(config.max_payload_bytes);
+  absl::StatusOr<std::unique_ptr<HttpBridge>> http = HttpBridge::Start(http_options, s->core_.get(), s->store_.get());
   if (!http.ok()) {
     s->server_->Shutdown();
     return http.status();

@@ -35,6 +35,7 @@ class CoordinatorServer {
 
   std::unique_ptr<TaskStore> store_;
   std::unique_ptr<Coordinator> core_;
+  std::unique_ptr<TokenTable> tokens_;
   std::unique_ptr<ClientServiceImpl> client_service_;
   std::unique_ptr<WorkerServiceImpl> worker_service_;
   std::unique_ptr<grpc::Server> server_;

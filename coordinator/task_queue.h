@@ -30,8 +30,9 @@ struct QueueKey {
 
 class TaskQueue {
  public:
-  // The class of `type` + `requirements`, created on first use. Stable for the process.
-  ClassId Intern(const std::string& type, const pb::Requirements& requirements);
+  // The class of `type` + `requirements` + `owner` (workers may accept only some
+  // submitters), created on first use. Stable for the process.
+  ClassId Intern(const std::string& type, const pb::Requirements& requirements, const std::string& owner = "");
   const ClassSpec& spec(ClassId id) const { return classes_[id].spec; }
   size_t class_count() const { return classes_.size(); }
 
@@ -52,7 +53,8 @@ class TaskQueue {
 
   // Canonical key of a class (exposed for tests): equal for equal requirements
   // regardless of tag order; ignores timeout_seconds and max_retries.
-  static std::string ClassKey(const std::string& type, const pb::Requirements& requirements);
+  static std::string ClassKey(const std::string& type, const pb::Requirements& requirements,
+                              const std::string& owner = "");
 
  private:
   struct Class {

@@ -1,14 +1,24 @@
 #include "coordinator/task_table.h"
 
+#include "absl/strings/str_cat.h"
+#include "common/task_names.h"
+
 namespace rc::coordinator {
+namespace {
+
+std::string IdempotencyIndexKey(const std::string& owner, const std::string& key) {
+  return owner.empty() ? key : absl::StrCat(owner, "\x1f", key);
+}
+
+}  // namespace
 
 TaskEntry* TaskTable::Find(absl::string_view task_id) const {
   auto it = by_id_.find(task_id);
   return it == by_id_.end() ? nullptr : it->second.get();
 }
 
-TaskEntry* TaskTable::FindByIdempotencyKey(const std::string& key) const {
-  auto it = by_idempotency_key_.find(key);
+TaskEntry* TaskTable::FindByIdempotencyKey(const std::string& owner, const std::string& key) const {
+  auto it = by_idempotency_key_.find(IdempotencyIndexKey(owner, key));
   return it == by_idempotency_key_.end() ? nullptr : Find(it->second);
 }
 
@@ -16,8 +26,11 @@ TaskEntry* TaskTable::Insert(std::unique_ptr<TaskEntry> entry) {
   const pb::Task& t = entry->task;
   ++counts_[t.status()];
   ++by_type_[t.spec().task_type()][t.status()];
+  if (!IsTerminal(t.status())) ++unfinished_by_owner_[t.owner()];
   by_sequence_[entry->key.seq] = entry.get();
-  if (!t.spec().idempotency_key().empty()) by_idempotency_key_[t.spec().idempotency_key()] = t.task_id();
+  if (!t.spec().idempotency_key().empty()) {
+    by_idempotency_key_[IdempotencyIndexKey(t.owner(), t.spec().idempotency_key())] = t.task_id();
+  }
   TaskEntry* raw = entry.get();
   by_id_.emplace(raw->task.task_id(), std::move(entry));
   return raw;
@@ -29,7 +42,10 @@ void TaskTable::Erase(const std::string& task_id) {
   const pb::Task& t = it->second->task;
   --counts_[t.status()];
   --by_type_[t.spec().task_type()][t.status()];
-  if (!t.spec().idempotency_key().empty()) by_idempotency_key_.erase(t.spec().idempotency_key());
+  if (!IsTerminal(t.status())) ReleaseOwner(t.owner());
+  if (!t.spec().idempotency_key().empty()) {
+    by_idempotency_key_.erase(IdempotencyIndexKey(t.owner(), t.spec().idempotency_key()));
+  }
   by_sequence_.erase(it->second->key.seq);
   by_id_.erase(it);
 }
@@ -40,7 +56,14 @@ void TaskTable::SetStatus(TaskEntry* e, pb::TaskStatus status) {
   Counts& by_type = by_type_[e->task.spec().task_type()];
   --by_type[e->task.status()];
   ++by_type[status];
+  if (!IsTerminal(e->task.status()) && IsTerminal(status)) ReleaseOwner(e->task.owner());
+  if (IsTerminal(e->task.status()) && !IsTerminal(status)) ++unfinished_by_owner_[e->task.owner()];
   e->task.set_status(status);
+}
+
+void TaskTable::ReleaseOwner(const std::string& owner) {
+  auto it = unfinished_by_owner_.find(owner);
+  if (it != unfinished_by_owner_.end() && --it->second <= 0) unfinished_by_owner_.erase(it);
 }
 
 std::vector<const TaskEntry*> TaskTable::Newest(const TaskFilter& f) const {
@@ -48,6 +71,7 @@ std::vector<const TaskEntry*> TaskTable::Newest(const TaskFilter& f) const {
   for (auto it = by_sequence_.rbegin(); it != by_sequence_.rend() && static_cast<int>(out.size()) < f.limit; ++it) {
     const TaskEntry* e = it->second;
     if (f.status != pb::TASK_STATUS_UNSPECIFIED && e->task.status() != f.status) continue;
+    if (f.owner.has_value() && e->task.owner() != *f.owner) continue;
     if (!f.task_type.empty() && e->task.spec().task_type() != f.task_type) continue;
     if (!f.worker_device_id.empty() && e->task.worker_device_id() != f.worker_device_id) continue;
     out.push_back(e);

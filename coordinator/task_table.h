@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -47,6 +48,7 @@ struct TaskEntry {
 
 struct TaskFilter {
   pb::TaskStatus status = pb::TASK_STATUS_UNSPECIFIED;
+  std::optional<std::string> owner;  // only this submitter's tasks (the submit role)
   std::string task_type;
   std::string worker_device_id;
   int limit = 100;
@@ -55,7 +57,8 @@ struct TaskFilter {
 class TaskTable {
  public:
   TaskEntry* Find(absl::string_view task_id) const;
-  TaskEntry* FindByIdempotencyKey(const std::string& key) const;
+  // Idempotency keys are per submitter: another owner's key never matches.
+  TaskEntry* FindByIdempotencyKey(const std::string& owner, const std::string& key) const;
   // Adds a task with a new id; counts its current status.
   TaskEntry* Insert(std::unique_ptr<TaskEntry> entry);
   // Forgets a task entirely (not stored, or pruned by retention).
@@ -64,6 +67,11 @@ class TaskTable {
   void SetStatus(TaskEntry* e, pb::TaskStatus status);
 
   int64_t count(pb::TaskStatus status) const { return counts_[status]; }
+  // Tasks of `owner` not yet in a terminal state.
+  int64_t unfinished(const std::string& owner) const {
+    auto it = unfinished_by_owner_.find(owner);
+    return it == unfinished_by_owner_.end() ? 0 : it->second;
+  }
   // Task type -> count per status (for /metrics).
   using Counts = std::array<int64_t, pb::TaskStatus_ARRAYSIZE>;
   const absl::flat_hash_map<std::string, Counts>& counts_by_type() const { return by_type_; }
@@ -80,12 +88,15 @@ class TaskTable {
   }
 
  private:
+  void ReleaseOwner(const std::string& owner);
+
   // Keyed by a view of the entry's own id: a copy would cost ~60 bytes a task.
   absl::flat_hash_map<absl::string_view, std::unique_ptr<TaskEntry>> by_id_;
   absl::btree_map<uint64_t, TaskEntry*> by_sequence_;  // submission order
   absl::flat_hash_map<std::string, std::string> by_idempotency_key_;
   int64_t counts_[pb::TaskStatus_ARRAYSIZE] = {};
   absl::flat_hash_map<std::string, Counts> by_type_;
+  absl::flat_hash_map<std::string, int64_t> unfinished_by_owner_;  // entries at 0 are removed
 };
 
 }  // namespace rc::coordinator

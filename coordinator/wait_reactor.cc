@@ -8,18 +8,24 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "common/grpc_status.h"
 #include "common/task_names.h"
 #include "coordinator/grpc_services.h"
+#include "coordinator/refused_calls.h"
 
 namespace rc::coordinator {
 namespace {
 
 class WaitReactor final : public grpc::ServerBidiReactor<pb::WaitTasksRequest, pb::WaitTasksResponse> {
  public:
-  WaitReactor(Coordinator* core, ClientServiceImpl* service)
-      : core_(core), service_(service), sink_(std::make_shared<Sink>(this)), stream_id_(service->AddStream(sink_)) {
+  // `only_owner`: set for the submit role, which may wait only for its own tasks.
+  WaitReactor(Coordinator* core, ClientServiceImpl* service, std::optional<std::string> only_owner)
+      : core_(core),
+        service_(service),
+        sink_(std::make_shared<Sink>(this, std::move(only_owner))),
+        stream_id_(service->AddStream(sink_)) {
     StartRead(&request_);
   }
 
@@ -44,7 +50,7 @@ class WaitReactor final : public grpc::ServerBidiReactor<pb::WaitTasksRequest, p
  private:
   class Sink final : public TaskSink {
    public:
-    explicit Sink(WaitReactor* r) : reactor_(r) {}
+    Sink(WaitReactor* r, std::optional<std::string> only_owner) : reactor_(r), only_owner_(std::move(only_owner)) {}
 
     bool TerminalOnly() const override { return true; }
 
@@ -53,6 +59,14 @@ class WaitReactor final : public grpc::ServerBidiReactor<pb::WaitTasksRequest, p
       absl::MutexLock lock(&mu_);
       if (reactor_ == nullptr || finishing_) return;
       if (watching_.erase(t.task_id()) == 0) return;  // not waited for (any more)
+      if (only_owner_.has_value() && t.owner() != *only_owner_) {
+        pb::WaitError& e = pending_errors_.emplace_back();
+        e.set_task_id(t.task_id());
+        e.set_error_code(static_cast<int>(absl::StatusCode::kPermissionDenied));
+        e.set_error_message(absl::StrCat("task ", t.task_id(), " belongs to another submitter"));
+        PumpLocked();
+        return;
+      }
       pending_tasks_.push_back(t);
       PumpLocked();
     }
@@ -145,6 +159,7 @@ class WaitReactor final : public grpc::ServerBidiReactor<pb::WaitTasksRequest, p
 
     absl::Mutex mu_;
     WaitReactor* reactor_ ABSL_GUARDED_BY(mu_);
+    const std::optional<std::string> only_owner_;
     static constexpr size_t kMaxMessage = (4 << 20) - (64 << 10);
     // Waited-for ids; the handle is 0 until the core returned it.
     absl::flat_hash_map<std::string, uint64_t> watching_ ABSL_GUARDED_BY(mu_);
@@ -168,7 +183,11 @@ class WaitReactor final : public grpc::ServerBidiReactor<pb::WaitTasksRequest, p
 
 grpc::ServerBidiReactor<pb::WaitTasksRequest, pb::WaitTasksResponse>* ClientServiceImpl::WaitTasks(
     grpc::CallbackServerContext* ctx) {
-  return new WaitReactor(core_, this);
+  absl::StatusOr<Principal> who = Caller(ctx);
+  if (!who.ok()) return new RefusedBidi<pb::WaitTasksRequest, pb::WaitTasksResponse>(who.status());
+  std::optional<std::string> only_owner;
+  if (who->role == Role::kSubmit) only_owner = who->name;
+  return new WaitReactor(core_, this, std::move(only_owner));
 }
 
 uint64_t ClientServiceImpl::AddStream(std::weak_ptr<TaskSink> sink) {

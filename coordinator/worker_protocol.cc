@@ -190,6 +190,15 @@ void Coordinator::FinishLocked(WorkerEntry* w, const pb::TaskFinished& f, Effect
   t.set_exit_code(f.exit_code());
   t.set_execution_time_seconds(f.execution_time_seconds());
   *t.mutable_resource_usage() = f.usage();
+  // The worker's signature over this outcome, with the key this connection registered
+  // (never a key the message names); `retire-cluster verify` checks it. Not verified
+  // here: that would cost ~50 us per result under the coordinator's lock.
+  if (f.has_signature()) {
+    *t.mutable_signature() = f.signature();
+    t.mutable_signature()->set_public_key(w->caps.public_key());
+  } else {
+    t.clear_signature();
+  }
   if (t.started_at_ms() == 0) {
     t.set_started_at_ms(now - static_cast<int64_t>(f.execution_time_seconds() * 1000));
   }
@@ -201,6 +210,7 @@ void Coordinator::FinishLocked(WorkerEntry* w, const pb::TaskFinished& f, Effect
                           ? (f.error_message().empty() ? std::string("handler failed") : f.error_message())
                           : absl::StrCat("worker reported a non-terminal status ", static_cast<int>(f.status()));
     RetryOrFailLocked(e, why, fx);
+    if (!IsTerminal(t.status())) t.clear_signature();  // requeued: no longer its outcome
     return;
   }
   tasks_.SetStatus(e, f.status());
@@ -319,6 +329,21 @@ std::map<std::string, std::map<std::string, int64_t>> Coordinator::CountsByType(
 std::vector<pb::Worker> Coordinator::ListWorkers(const std::string& device_id) const {
   absl::MutexLock lock(&mu_);
   return workers_.List(device_id);
+}
+
+absl::StatusOr<pb::Worker> Coordinator::DrainWorker(const std::string& device_id, bool drain) {
+  return Mutate([&](Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) -> absl::StatusOr<pb::Worker> {
+    WorkerEntry* w = workers_.Find(device_id);
+    if (w == nullptr) return absl::NotFoundError(absl::StrCat("no worker with device id '", device_id, "'"));
+    if (w->drained != drain) {
+      w->drained = drain;
+      spdlog::info("worker {} {} by an admin", device_id, drain ? "drained" : "undrained");
+      RefreshReasonsLocked();
+      if (!drain) DispatchLocked(fx);
+    }
+    std::vector<pb::Worker> listed = workers_.List(device_id);
+    return listed.front();
+  });
 }
 
 pb::Stats Coordinator::Stats() const {

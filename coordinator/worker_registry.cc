@@ -98,7 +98,8 @@ std::vector<pb::Worker> WorkerRegistry::List(const std::string& device_id) const
     if (!device_id.empty() && id != device_id) continue;
     pb::Worker& v = out.emplace_back();
     *v.mutable_capabilities() = w->caps;
-    v.set_status(w->status);
+    v.set_status(w->drained && w->status == pb::WORKER_STATUS_ONLINE ? pb::WORKER_STATUS_DRAINING : w->status);
+    v.set_drained(w->drained);
     v.set_running(static_cast<int32_t>(w->running.size()));
     v.set_load(w->caps.slots() > 0 ? static_cast<double>(w->running.size()) / w->caps.slots() : 0);
     v.set_last_heartbeat_ms(LastHeardMs(*w));

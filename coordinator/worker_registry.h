@@ -49,12 +49,13 @@ struct WorkerEntry {
   int64_t connected_at_ms = 0;
   int64_t disconnected_at_ms = 0;
   double load_average = 0;
+  bool drained = false;  // by an admin (DrainWorker): kept across reconnects
   // The registry's bookkeeping for the placement index.
   PlacementIndex::Handle handle = 0;
   uint64_t indexed_epoch = UINT64_MAX;  // the epoch whose capabilities the index holds
   bool touched = false;                 // handed out since the index last read it
 
-  bool accepting() const { return link != nullptr && status == pb::WORKER_STATUS_ONLINE; }
+  bool accepting() const { return link != nullptr && status == pb::WORKER_STATUS_ONLINE && !drained; }
 };
 
 // The later of last_heartbeat_ms and what the connection's reader stamped.

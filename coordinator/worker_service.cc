@@ -7,6 +7,8 @@
 #include "absl/synchronization/mutex.h"
 #include "common/grpc_status.h"
 #include "coordinator/grpc_services.h"
+#include "coordinator/refused_calls.h"
+#include "spdlog/spdlog.h"
 
 namespace rc::coordinator {
 namespace {
@@ -168,6 +170,12 @@ class WorkerStream final : public Stream {
 
 }  // namespace
 
-Stream* WorkerServiceImpl::Connect(grpc::CallbackServerContext* ctx) { return new WorkerStream(core_); }
+Stream* WorkerServiceImpl::Connect(grpc::CallbackServerContext* ctx) {
+  if (absl::Status s = AuthenticateWorker(*tokens_, AuthorizationOf(*ctx), ctx->peer()); !s.ok()) {
+    spdlog::warn("worker connection from {} refused: {}", ctx->peer(), std::string(s.message()));
+    return new RefusedBidi<pb::WorkerMessage, pb::CoordinatorMessage>(s);
+  }
+  return new WorkerStream(core_);
+}
 
 }  // namespace rc::coordinator

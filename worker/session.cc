@@ -82,6 +82,14 @@ void Session::Run() {
       if (on_fatal_) on_fatal_(why);
       return;
     }
+    if (outcome == Outcome::kRefused) {
+      // Retrying cannot help: the coordinator's token list is read at its start.
+      absl::Status why = absl::UnauthenticatedError(
+          absl::StrCat("the coordinator at ", config_.join, " refused this worker: ", refusal_));
+      spdlog::error("{}", std::string(why.message()));
+      if (on_fatal_) on_fatal_(why);
+      return;
+    }
     if (outcome == Outcome::kRegistered) backoff = config_.reconnect_initial;
     absl::MutexLock lock(&mu_);
     if (stopping_ || leaving_) return;
@@ -97,6 +105,7 @@ void Session::Run() {
 
 Session::Outcome Session::ConnectOnce(pb::WorkerService::Stub* stub) {
   grpc::ClientContext context;
+  if (!config_.token.empty()) context.AddMetadata("authorization", "Bearer " + config_.token);
   {
     absl::MutexLock lock(&mu_);
     if (stopping_) return Outcome::kFailed;
@@ -160,6 +169,10 @@ Session::Outcome Session::ConnectOnce(pb::WorkerService::Stub* stub) {
   // The coordinator ends a stream with ABORTED only when a newer connection of the
   // same device id replaced it; this process never opens two, so another one did.
   if (registered && status.error_code() == grpc::StatusCode::ABORTED) return Outcome::kReplaced;
+  if (status.error_code() == grpc::StatusCode::UNAUTHENTICATED) {
+    refusal_ = status.error_message();
+    return Outcome::kRefused;
+  }
   spdlog::warn("stream to {} ended: {} ({})", config_.join, status.error_message().empty() ? "closed" : status.error_message(),
                static_cast<int>(status.error_code()));
   return registered ? Outcome::kRegistered : Outcome::kFailed;

@@ -41,13 +41,15 @@ class Session {
 
  private:
   void Run();
-  enum class Outcome { kFailed, kRegistered, kReplaced };
+  // kRefused: UNAUTHENTICATED (no or a wrong join token, or remote without tokens).
+  enum class Outcome { kFailed, kRegistered, kReplaced, kRefused };
   // One connection from connect to stream end.
   Outcome ConnectOnce(pb::WorkerService::Stub* stub);
   void WriteLoop(grpc::ClientReaderWriter<pb::WorkerMessage, pb::CoordinatorMessage>* stream,
                  absl::Duration heartbeat, absl::Notification* done);
 
   const WorkerConfig config_;
+  std::string refusal_;  // the coordinator's message, set by ConnectOnce on kRefused (Run's thread only)
   const std::shared_ptr<grpc::ChannelCredentials> credentials_;
   Executor* const executor_;
   Outbox* const outbox_;

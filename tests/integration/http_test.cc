@@ -104,7 +104,7 @@ TEST_CASE("HTTP: every error is JSON with the right code, naming the problem") {
   auto r = http.Post("/tasks", big);
   REQUIRE(r);
   CHECK(r->status == 413);
-  CHECK(json::parse(r->body)["error"] == "body larger than 2097152 bytes");
+  CHECK(json::parse(r->body)["error"] == "body larger than 2097152 bytes (the limit follows max_payload_bytes)");
   check(http.client.Get("/tasks/x/wait?timeout=abc"), 400, "timeout: expected seconds in (0, 300]");
 }
 
