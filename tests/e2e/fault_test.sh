@@ -104,9 +104,14 @@ partition_test() {
     ip addr add 10.231.7.1/24 dev "$hostif" && ip link set "$hostif" up &&
     ip netns exec "$ns" ip addr add 10.231.7.2/24 dev "$nsif" &&
     ip netns exec "$ns" ip link set "$nsif" up && ip netns exec "$ns" ip link set lo up || return 1
-  # A second coordinator reachable from the namespace.
+  # A second coordinator reachable from the namespace: not loopback, so it needs tokens.
+  openssl rand -hex 24 >"$RC_TMP/part-join"
+  local admin; admin=$(openssl rand -hex 24)
+  echo "admin $admin" >"$RC_TMP/part-clients"
+  export RETIRE_CLUSTER_TOKEN=$admin
   "$build/coordinator/retire-cluster-main" --host 10.231.7.1 --port 0 --http-port 0 --data-dir "$RC_TMP/part-data" \
-    --config "$RC_TMP/main.yaml" >"$RC_TMP/part.out" 2>"$RC_TMP/part.log" &
+    --config "$RC_TMP/main.yaml" --join-token-file "$RC_TMP/part-join" --client-tokens-file "$RC_TMP/part-clients" \
+    >"$RC_TMP/part.out" 2>"$RC_TMP/part.log" &
   RC_PIDS+=($!)
   local addr=""
   for _ in $(seq 50); do
@@ -116,7 +121,7 @@ partition_test() {
   [ -n "$addr" ] || return 1
   local saved=$RC_ADDR; RC_ADDR=$addr
   ip netns exec "$ns" "$build/worker/retire-cluster-worker" --join "$addr" --device-id cut --tags p --slots 1 \
-    --data-dir "$RC_TMP/cut" --config "$RC_TMP/worker.yaml" 2>"$RC_TMP/cut.log" &
+    --data-dir "$RC_TMP/cut" --config "$RC_TMP/worker.yaml" --token-file "$RC_TMP/part-join" 2>"$RC_TMP/cut.log" &
   RC_PIDS+=($!)
   check "partition: worker in the namespace joins" eventually 10 online cut
   local id; id=$(cli submit sleep --payload '{"duration":1.5}' --tag p --max-retries 1)
@@ -130,7 +135,7 @@ NFT
   check "partition: the cut-off worker goes offline" eventually 5 offline cut
   # Another worker takes the retry while "cut" finishes attempt 1 unheard.
   "$build/worker/retire-cluster-worker" --join "$addr" --device-id other --tags p --slots 1 \
-    --data-dir "$RC_TMP/other" --config "$RC_TMP/worker.yaml" 2>"$RC_TMP/other.log" &
+    --data-dir "$RC_TMP/other" --config "$RC_TMP/worker.yaml" --token-file "$RC_TMP/part-join" 2>"$RC_TMP/other.log" &
   RC_PIDS+=($!)
   check "partition: the retry succeeds on another worker" eventually 15 status_is "$id" success
   local before; before=$(cli get "$id" --json | jq -c .)
@@ -141,6 +146,7 @@ NFT
     [ "$(field "$id" '[.worker_device_id, .attempts, .attempt_history[0].status] | join(",")')" = "other,2,failed" ]
   check "partition: the late result was fenced (task unchanged)" [ "$(cli get "$id" --json | jq -c .)" = "$before" ]
   RC_ADDR=$saved
+  unset RETIRE_CLUSTER_TOKEN
 }
 if [ "$(id -u)" -ne 0 ]; then
   echo "SKIP: network partition test needs root (network namespaces, nftables)"
