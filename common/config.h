@@ -95,7 +95,8 @@ struct WorkerConfig {
   // (bubblewrap: read-only root, private /tmp and task dir, new namespaces, no network
   // unless the task needs internet). An unavailable tier fails startup.
   std::string containment = "process";
-  // cgroup limits per task where the machine has the controller (0 = no limit).
+  // cgroup limits per task, at either tier, where the machine lets the worker use the
+  // controller (worker/cgroups.h; missing ones are logged, not fatal). 0 = no limit.
   int cgroup_memory_mb = 0;
   int cgroup_pids_max = 1024;
   int cgroup_cpu_percent = 0;  // 100 = one core

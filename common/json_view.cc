@@ -177,11 +177,14 @@ json WorkerToJson(const pb::Worker& w) {
       {"last_heartbeat", TimeOrNull(w.last_heartbeat_ms())},
       {"version", c.version()},
       {"public_key", absl::BytesToHexString(c.public_key())},  // signs its results (hex, 32 bytes)
+      {"containment", c.containment()},
+      {"cgroup_limits", json::array()},
       {"drained", w.drained()},
       {"accepted_submitters", json::array()},
   };
   for (const auto& t : c.tags()) j["tags"].push_back(t);
   for (const auto& t : c.task_types()) j["task_types"].push_back(t);
+  for (const auto& l : c.cgroup_limits()) j["cgroup_limits"].push_back(l);
   for (const auto& s : c.accepted_submitters()) j["accepted_submitters"].push_back(s);
   return j;
 }

@@ -117,7 +117,8 @@ LoadInfo ReadLoad() {
   return l;
 }
 
-pb::Capabilities ProbeCapabilities(const WorkerConfig& config, const std::vector<std::string>& task_types) {
+pb::Capabilities ProbeCapabilities(const WorkerConfig& config, const std::vector<std::string>& task_types,
+                                   const Containment& containment) {
   pb::Capabilities c;
   char host[256] = {0};
   gethostname(host, sizeof(host) - 1);
@@ -146,6 +147,8 @@ pb::Capabilities ProbeCapabilities(const WorkerConfig& config, const std::vector
   for (const std::string& t : task_types) c.add_task_types(t);
   c.set_slots(config.slots > 0 ? config.slots : c.cpu_cores());
   c.set_version(RC_VERSION);
+  c.set_containment(containment.tier());
+  for (const std::string& limit : containment.cgroup_limits()) c.add_cgroup_limits(limit);
   return c;
 }
 

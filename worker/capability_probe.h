@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "common/config.h"
+#include "worker/containment.h"
 #include "retire_cluster/v1/worker.pb.h"
 
 namespace rc::worker {
@@ -18,9 +19,11 @@ struct LoadInfo {
   double memory_available_gb = 0;
 };
 
-// `task_types` are the handlers this worker runs. Creates config.data_dir if missing
+// `task_types` are the handlers this worker runs; `containment` (checked at startup)
+// gives the tier and the cgroup limits enforced. Creates config.data_dir if missing
 // (free disk is measured there).
-pb::Capabilities ProbeCapabilities(const WorkerConfig& config, const std::vector<std::string>& task_types);
+pb::Capabilities ProbeCapabilities(const WorkerConfig& config, const std::vector<std::string>& task_types,
+                                   const Containment& containment);
 
 LoadInfo ReadLoad();
 

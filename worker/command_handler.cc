@@ -49,7 +49,7 @@ class CommandHandler final : public Handler {
       std::filesystem::create_directories(spec.cwd, ec);
     }
     spec.stdin_data = stdin_data.value_or("");
-    return RunTaskProcess(std::move(spec), ctx, options_, timeout, "timeout");
+    return RunTaskProcess(std::move(spec), {dir.path(), {}}, ctx, options_, timeout, "timeout");
   }
 
  private:

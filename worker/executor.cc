@@ -135,7 +135,8 @@ void Executor::RunOne(const pb::Assignment& a, const std::shared_ptr<StopToken>&
     absl::StatusOr<HandlerOutput> out = absl::NotFoundError(
         absl::StrCat("this worker does not run task type '", a.task_type(), "'"));
     if (Handler* handler = handlers_->Find(a.task_type())) {
-      TaskContext ctx{a.task_id(), a.attempt(), a.payload(), token.get(), {&capabilities_, running()}, nullptr};
+      TaskContext ctx{a.task_id(), a.attempt(), a.payload(), token.get(), {&capabilities_, running()}, nullptr,
+                      a.internet_required()};
       ctx.on_process_start = [this, &a](int pid) {
         pb::TaskProgress p;
         p.set_task_id(a.task_id());

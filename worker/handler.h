@@ -33,6 +33,9 @@ struct TaskContext {
   WorkerSnapshot worker;
   // Handlers that start a process call this with its pid (shown while it runs).
   std::function<void(int pid)> on_process_start;
+  // Assignment.internet_required: a contained (bwrap) worker gives the task's processes
+  // network access only when this is set.
+  bool internet_required = false;
 };
 
 struct HandlerOutput {

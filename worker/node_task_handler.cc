@@ -37,7 +37,8 @@ class NodeTaskHandler final : public Handler {
     spec.argv.insert(spec.argv.end(), args.begin(), args.end());
     spec.env = TaskEnvironment(options_, work.path(), {{"NODE_TASK_DIR", dir}});
     spec.cwd = work.path();
-    return RunTaskProcess(std::move(spec), ctx, options_, timeout, "timeout_secs");
+    // The task's code is read-only; only its attempt directory is writable.
+    return RunTaskProcess(std::move(spec), {work.path(), {dir}}, ctx, options_, timeout, "timeout_secs");
   }
 
  private:

@@ -13,8 +13,9 @@ std::vector<std::string> OptInTypes() {
   return {"command", "http_request", "node_task", "python_eval", "python_script"};
 }
 
-absl::Status AddOptInHandlers(const WorkerConfig& config, HandlerRegistry* registry) {
-  const ExecutionOptions options = ExecutionOptions::FromConfig(config);
+absl::Status AddOptInHandlers(const WorkerConfig& config, std::shared_ptr<const Containment> containment,
+                              HandlerRegistry* registry) {
+  const ExecutionOptions options = ExecutionOptions::FromConfig(config, std::move(containment));
   PluginScan plugins;
   if (!config.plugin_dir.empty()) {
     absl::StatusOr<PluginScan> scan = ScanPlugins(config.plugin_dir, options);

@@ -27,8 +27,10 @@ std::unique_ptr<Handler> MakeNodeTaskHandler(const std::string& root, const Exec
 // The opt-in types this build knows (plugins come on top, from --plugin-dir).
 std::vector<std::string> OptInTypes();
 
-// Registers every type in config.allow. INVALID_ARGUMENT naming an allowed type that
-// is neither a known opt-in type nor a plugin found in config.plugin_dir.
-absl::Status AddOptInHandlers(const WorkerConfig& config, HandlerRegistry* registry);
+// Registers every type in config.allow; their processes are contained by `containment`
+// (nullptr: bare). INVALID_ARGUMENT naming an allowed type that is neither a known
+// opt-in type nor a plugin found in config.plugin_dir.
+absl::Status AddOptInHandlers(const WorkerConfig& config, std::shared_ptr<const Containment> containment,
+                              HandlerRegistry* registry);
 
 }  // namespace rc::worker

@@ -39,7 +39,7 @@ class ExecutablePlugin final : public Handler {
     spec.stdin_data = ctx.payload;
     spec.limits = options_.limits;
     spec.output_cap = options_.output_cap;
-    ASSIGN_OR_RETURN(ProcessResult r, RunProcess(spec, *ctx.stop, ctx.on_process_start));
+    ASSIGN_OR_RETURN(ProcessResult r, RunContained(std::move(spec), {dir.path(), {path_}}, ctx, options_));
     HandlerOutput out = FromProcess(r, options_.output_cap);
     out.stdout.clear();  // stdout is the result, not a log
     if (!out.failure.ok()) {

@@ -84,17 +84,24 @@ std::string MarkTruncated(std::string text, bool truncated, size_t cap) {
   return text;
 }
 
-absl::StatusOr<ProcessResult> RunProcess(const ProcessSpec& spec, const StopToken& stop,
-                                         const std::function<void(int pid)>& on_start) {
+absl::StatusOr<std::string> ResolveProgram(const ProcessSpec& spec) {
   if (spec.argv.empty()) return absl::InvalidArgumentError("no program to run");
   std::string path_var = "/usr/local/bin:/usr/bin:/bin";
   for (const std::string& kv : spec.env) {
     if (kv.rfind("PATH=", 0) == 0) path_var = kv.substr(5);
   }
-  const std::string program = FindProgram(spec.argv[0], path_var);
+  std::string program = FindProgram(spec.argv[0], path_var);
   if (program.empty()) {
     return absl::NotFoundError(absl::StrCat("program '", spec.argv[0], "' not found (PATH=", path_var, ")"));
   }
+  return program;
+}
+
+absl::StatusOr<ProcessResult> RunProcess(const ProcessSpec& spec, const StopToken& stop,
+                                         const std::function<void(int pid)>& on_start) {
+  absl::StatusOr<std::string> resolved = ResolveProgram(spec);
+  if (!resolved.ok()) return resolved.status();
+  const std::string& program = *resolved;
   // Everything the child needs is prepared before fork: after it, only
   // async-signal-safe calls.
   std::vector<char*> argv, envp;
@@ -121,9 +128,19 @@ absl::StatusOr<ProcessResult> RunProcess(const ProcessSpec& spec, const StopToke
     dup2(in.read, 0);
     dup2(out.write, 1);
     dup2(err.write, 2);
-    int code = 0;
-    if (!spec.cwd.empty() && chdir(spec.cwd.c_str()) != 0) code = errno;
-    if (code == 0) {
+    // The failure goes back as {stage, errno}: 1 chdir, 2 joining a cgroup, 3 exec.
+    int code[2] = {0, 0};
+    if (!spec.cwd.empty() && chdir(spec.cwd.c_str()) != 0) {
+      code[0] = 1;
+      code[1] = errno;
+    }
+    for (int fd : spec.cgroup_procs_fds) {
+      if (code[0] == 0 && write(fd, "0", 1) != 1) {
+        code[0] = 2;
+        code[1] = errno;
+      }
+    }
+    if (code[0] == 0) {
       SetLimit(RLIMIT_AS, spec.limits.address_space_bytes);
       SetLimit(RLIMIT_CPU, spec.limits.cpu_seconds);
       SetLimit(RLIMIT_FSIZE, spec.limits.file_size_bytes);
@@ -134,9 +151,10 @@ absl::StatusOr<ProcessResult> RunProcess(const ProcessSpec& spec, const StopToke
       // opened close-on-exec must not reach the task.
       syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC);
       execve(program.c_str(), argv.data(), envp.data());
-      code = errno;
+      code[0] = 3;
+      code[1] = errno;
     }
-    ssize_t ignored = write(exec_error.write, &code, sizeof(code));
+    ssize_t ignored = write(exec_error.write, code, sizeof(code));
     (void)ignored;
     _exit(127);
   }
@@ -144,14 +162,13 @@ absl::StatusOr<ProcessResult> RunProcess(const ProcessSpec& spec, const StopToke
   out.CloseWrite();
   err.CloseWrite();
   exec_error.CloseWrite();
-  int exec_errno = 0;
-  if (read(exec_error.read, &exec_errno, sizeof(exec_errno)) == sizeof(exec_errno)) {
+  int failed[2] = {0, 0};
+  if (read(exec_error.read, failed, sizeof(failed)) == sizeof(failed)) {
     waitpid(pid, nullptr, 0);
-    if (!spec.cwd.empty() && access(spec.cwd.c_str(), X_OK) != 0) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("cannot enter working directory ", spec.cwd, ": ", std::strerror(exec_errno)));
-    }
-    return absl::FailedPreconditionError(absl::StrCat("cannot run ", program, ": ", std::strerror(exec_errno)));
+    const char* why = std::strerror(failed[1]);
+    if (failed[0] == 1) return absl::FailedPreconditionError(absl::StrCat("cannot enter working directory ", spec.cwd, ": ", why));
+    if (failed[0] == 2) return absl::FailedPreconditionError(absl::StrCat("cannot join the task's cgroup: ", why));
+    return absl::FailedPreconditionError(absl::StrCat("cannot run ", program, ": ", why));
   }
   if (on_start) on_start(pid);
   // Polled with the pipes, so that the exit wakes the loop at once.

@@ -31,6 +31,9 @@ struct ProcessSpec {
   ResourceLimits limits;
   size_t output_cap = 1 << 20;  // bytes kept per stream
   absl::Time deadline = absl::InfiniteFuture();  // besides the stop token's own
+  // Open cgroup.procs files (worker/cgroups.h): the child writes itself into each before
+  // exec, so that everything it starts is counted against the cgroup's limits.
+  std::vector<int> cgroup_procs_fds;
 };
 
 struct ProcessResult {
@@ -47,10 +50,15 @@ struct ProcessResult {
   int pid = 0;
 };
 
-// NOT_FOUND when argv[0] is not on PATH; FAILED_PRECONDITION when it cannot be executed
-// or cwd is unusable (message names it); INTERNAL for pipe/fork failures.
+// NOT_FOUND when argv[0] is not on PATH; FAILED_PRECONDITION when it cannot be executed,
+// cwd is unusable or a cgroup cannot be joined (message names it); INTERNAL for pipe/fork
+// failures.
 absl::StatusOr<ProcessResult> RunProcess(const ProcessSpec& spec, const StopToken& stop,
                                          const std::function<void(int pid)>& on_start = nullptr);
+
+// spec.argv[0] looked up on spec.env's PATH (default /usr/local/bin:/usr/bin:/bin).
+// INVALID_ARGUMENT for an empty argv, NOT_FOUND naming the program and PATH.
+absl::StatusOr<std::string> ResolveProgram(const ProcessSpec& spec);
 
 // PATH lookup as execvp does it, in `path_var` (colon-separated). "" when not found.
 std::string FindProgram(const std::string& name, const std::string& path_var);

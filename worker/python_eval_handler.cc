@@ -153,7 +153,7 @@ class PythonEvalHandler final : public Handler {
     spec.stdin_data = *expression;
     spec.limits = options_.limits;
     spec.output_cap = options_.output_cap;
-    ASSIGN_OR_RETURN(ProcessResult r, RunProcess(spec, *ctx.stop, ctx.on_process_start));
+    ASSIGN_OR_RETURN(ProcessResult r, RunContained(std::move(spec), {dir.path(), {}}, ctx, options_));
     HandlerOutput out = FromProcess(r, options_.output_cap);
     out.stdout.clear();
     nlohmann::json answer = nlohmann::json::parse(r.stdout, nullptr, false);
@@ -162,7 +162,8 @@ class PythonEvalHandler final : public Handler {
       out.failure = absl::OkStatus();
     } else if (!answer.is_discarded() && answer.contains("error")) {
       out.failure = absl::InvalidArgumentError(answer["error"].get<std::string>());
-    } else if (r.signal == SIGXCPU || r.signal == SIGKILL) {
+    } else if (r.signal == SIGXCPU || r.signal == SIGKILL || r.exit_code == 128 + SIGXCPU ||
+               r.exit_code == 128 + SIGKILL) {  // bwrap reports a signal death as 128 + signal
       out.failure = absl::ResourceExhaustedError("expression used up its CPU time limit");
     } else if (out.failure.ok()) {
       out.failure = absl::InternalError(absl::StrCat("evaluator gave no answer: ", r.stderr));

@@ -46,7 +46,11 @@ class PythonScriptHandler final : public Handler {
     if (lease.has_value()) extra["VIRTUAL_ENV"] = lease->dir();
     spec.env = TaskEnvironment(options_, dir.path(), extra);
     spec.cwd = dir.path();
-    ASSIGN_OR_RETURN(HandlerOutput out, RunTaskProcess(std::move(spec), ctx, options_, timeout, "timeout"));
+    // The virtualenv lives under the worker's data dir, which a sandbox hides: it is
+    // bound back read-only (it was made, outside any sandbox, by VenvCache).
+    SandboxPaths paths{dir.path(), {}};
+    if (lease.has_value()) paths.read_only.push_back(lease->dir());
+    ASSIGN_OR_RETURN(HandlerOutput out, RunTaskProcess(std::move(spec), paths, ctx, options_, timeout, "timeout"));
     if (lease.has_value()) {
       nlohmann::json result = nlohmann::json::parse(out.result);
       result["environment"] = std::filesystem::path(lease->dir()).filename().string();

@@ -8,8 +8,9 @@
 
 namespace rc::worker {
 
-ExecutionOptions ExecutionOptions::FromConfig(const WorkerConfig& c) {
+ExecutionOptions ExecutionOptions::FromConfig(const WorkerConfig& c, std::shared_ptr<const Containment> containment) {
   ExecutionOptions o;
+  o.containment = std::move(containment);
   o.work_root = (std::filesystem::path(c.data_dir) / "tasks").string();
   o.limits.address_space_bytes = static_cast<uint64_t>(c.limit_address_space_mb) << 20;
   o.limits.cpu_seconds = static_cast<uint64_t>(c.limit_cpu_seconds);
@@ -64,12 +65,23 @@ HandlerOutput FromProcess(const ProcessResult& r, size_t cap) {
   return out;
 }
 
-absl::StatusOr<HandlerOutput> RunTaskProcess(ProcessSpec spec, const TaskContext& ctx, const ExecutionOptions& options,
-                                             std::optional<double> timeout, const char* timeout_field) {
+absl::StatusOr<ProcessResult> RunContained(ProcessSpec spec, const SandboxPaths& paths, const TaskContext& ctx,
+                                           const ExecutionOptions& options) {
+  if (options.containment == nullptr) return RunProcess(spec, *ctx.stop, ctx.on_process_start);
+  // Held until the process has ended: its destructor kills leftovers and removes the cgroup.
+  absl::StatusOr<std::unique_ptr<TaskCgroup>> cgroup =
+      options.containment->Apply(paths, ctx.internet_required, absl::StrCat(ctx.task_id, "-", ctx.attempt), &spec);
+  if (!cgroup.ok()) return cgroup.status();
+  return RunProcess(spec, *ctx.stop, ctx.on_process_start);
+}
+
+absl::StatusOr<HandlerOutput> RunTaskProcess(ProcessSpec spec, const SandboxPaths& paths, const TaskContext& ctx,
+                                             const ExecutionOptions& options, std::optional<double> timeout,
+                                             const char* timeout_field) {
   spec.limits = options.limits;
   spec.output_cap = options.output_cap;
   if (timeout.has_value()) spec.deadline = absl::Now() + absl::Seconds(*timeout);
-  absl::StatusOr<ProcessResult> r = RunProcess(spec, *ctx.stop, ctx.on_process_start);
+  absl::StatusOr<ProcessResult> r = RunContained(std::move(spec), paths, ctx, options);
   if (!r.ok()) return r.status();
   HandlerOutput out = FromProcess(*r, options.output_cap);
   if (r->deadline_passed && !ctx.stop->stopped()) {

@@ -4,12 +4,14 @@
 // into handler output.
 
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "common/config.h"
+#include "worker/containment.h"
 #include "worker/handler.h"
 #include "worker/process_runner.h"
 
@@ -20,8 +22,12 @@ struct ExecutionOptions {
   ResourceLimits limits;
   size_t output_cap = 1 << 20;
   std::vector<std::string> pass_env;
+  // How task processes are contained (tier and cgroups); nullptr runs them bare, with
+  // the runner's rlimits and process group only (as unit tests of handlers do).
+  std::shared_ptr<const Containment> containment;
 
-  static ExecutionOptions FromConfig(const WorkerConfig& config);
+  static ExecutionOptions FromConfig(const WorkerConfig& config,
+                                     std::shared_ptr<const Containment> containment = nullptr);
 };
 
 // A private working directory for one attempt, removed with its contents when this
@@ -49,11 +55,20 @@ std::vector<std::string> TaskEnvironment(const ExecutionOptions& options, const 
 // exit or a death by signal, naming it.
 HandlerOutput FromProcess(const ProcessResult& r, size_t cap);
 
-// Runs a script-like task's process (spec.argv/env/cwd/stdin set by the caller) with the
-// worker's limits, the attempt's stop token and pid reporting, and an optional payload
-// timeout, named `timeout_field` in the DEADLINE_EXCEEDED failure when it fires first.
+// Every task process goes through here: `spec` contained as options.containment says
+// (`paths` name the attempt's directory and what else it may read; the network is open
+// only when ctx.internet_required), run with the attempt's stop token and pid reporting,
+// its cgroup removed afterwards. Errors as RunProcess, and UNAVAILABLE when the task's
+// cgroup cannot be made.
+absl::StatusOr<ProcessResult> RunContained(ProcessSpec spec, const SandboxPaths& paths, const TaskContext& ctx,
+                                           const ExecutionOptions& options);
+
+// Runs a script-like task's process (spec.argv/env/cwd/stdin set by the caller) through
+// RunContained with the worker's limits and an optional payload timeout, named
+// `timeout_field` in the DEADLINE_EXCEEDED failure when it fires first.
 // The result is {"exit_code", "stdout", "stderr"}.
-absl::StatusOr<HandlerOutput> RunTaskProcess(ProcessSpec spec, const TaskContext& ctx, const ExecutionOptions& options,
-                                             std::optional<double> timeout, const char* timeout_field);
+absl::StatusOr<HandlerOutput> RunTaskProcess(ProcessSpec spec, const SandboxPaths& paths, const TaskContext& ctx,
+                                             const ExecutionOptions& options, std::optional<double> timeout,
+                                             const char* timeout_field);
 
 }  // namespace rc::worker

@@ -21,12 +21,15 @@ absl::StatusOr<std::unique_ptr<Worker>> Worker::Start(const WorkerConfig& config
   }
   std::unique_ptr<Worker> w(new Worker());
   w->config_ = config;
+  // An unavailable containment tier stops the worker here, before it takes any task.
+  absl::StatusOr<std::shared_ptr<const Containment>> containment = Containment::Create(config);
+  if (!containment.ok()) return containment.status();
   AddBuiltinHandlers(&w->handlers_);
-  if (absl::Status s = AddOptInHandlers(config, &w->handlers_); !s.ok()) return s;
+  if (absl::Status s = AddOptInHandlers(config, *containment, &w->handlers_); !s.ok()) return s;
   std::vector<std::string> types = w->handlers_.types();
-  w->capabilities_ = ProbeCapabilities(config, types);
+  w->capabilities_ = ProbeCapabilities(config, types, **containment);
   Worker* raw = w.get();
-  auto probe = [raw, types] { return ProbeCapabilities(raw->config_, types); };
+  auto probe = [raw, types, c = *containment] { return ProbeCapabilities(raw->config_, types, *c); };
   w->executor_ = std::make_unique<Executor>(w->capabilities_.slots(), &w->handlers_, &w->outbox_,
                                             w->capabilities_);
   w->session_ = std::make_unique<Session>(config, std::move(*credentials), w->executor_.get(), &w->outbox_, probe,
