@@ -178,6 +178,13 @@ std::vector<std::pair<std::string, std::string>> LimitFiles(const std::string& c
   return {};
 }
 
+std::vector<std::pair<std::string, std::string>> NoSwapFiles(const std::string& controller, int version,
+                                                             const CgroupLimits& limits) {
+  if (controller != "memory" || limits.memory_bytes <= 0) return {};
+  if (version == 2) return {{"memory.swap.max", "0"}};
+  return {{"memory.memsw.limit_in_bytes", absl::StrCat(limits.memory_bytes)}};
+}
+
 TaskCgroup::~TaskCgroup() {
   for (int fd : procs_fds_) close(fd);
   for (size_t i = 0; i < dirs_.size(); ++i) RemoveCgroup(dirs_[i], versions_[i]);
@@ -291,6 +298,9 @@ absl::StatusOr<std::unique_ptr<TaskCgroup>> CgroupSet::Create(const std::string&
     for (const CgroupSite* s : sites) {
       for (const auto& [file, value] : LimitFiles(s->controller, s->version, limits_)) {
         if (absl::Status st = WriteFile(dir + "/" + file, value); !st.ok()) return st;
+      }
+      for (const auto& [file, value] : NoSwapFiles(s->controller, s->version, limits_)) {
+        WriteFile(dir + "/" + file, value).IgnoreError();
       }
     }
     int fd = open((dir + "/cgroup.procs").c_str(), O_WRONLY | O_CLOEXEC);

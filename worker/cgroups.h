@@ -72,6 +72,12 @@ CgroupPlan PlanCgroups(const std::vector<std::string>& wanted, const CgroupMount
 std::vector<std::pair<std::string, std::string>> LimitFiles(const std::string& controller, int version,
                                                             const CgroupLimits& limits);
 
+// Written after LimitFiles where the file exists, ignoring failure: keeps the memory
+// limit from being met by swapping (v2 memory.swap.max 0; v1 memory.memsw.limit_in_bytes,
+// present only with swap accounting).
+std::vector<std::pair<std::string, std::string>> NoSwapFiles(const std::string& controller, int version,
+                                                             const CgroupLimits& limits);
+
 // ---- mechanism ----
 
 // One attempt's cgroups (one per site, the same for v2); removed, with anything still

@@ -127,6 +127,9 @@ TEST_CASE("limit files: names and values per controller and cgroup version; noth
   CHECK(LimitFiles("cpu", 2, l) == Files{{"cpu.max", "50000 100000"}});
   CHECK(LimitFiles("cpu", 1, l) == Files{{"cpu.cfs_period_us", "100000"}, {"cpu.cfs_quota_us", "50000"}});
   CHECK(LimitFiles("memory", 2, CgroupLimits{}).empty());
+  CHECK(NoSwapFiles("memory", 2, l) == Files{{"memory.swap.max", "0"}});
+  CHECK(NoSwapFiles("memory", 1, l) == Files{{"memory.memsw.limit_in_bytes", "268435456"}});
+  CHECK(NoSwapFiles("pids", 1, l).empty());
   CHECK(WantedControllers(l) == std::vector<std::string>{"memory", "pids", "cpu"});
   CHECK(WantedControllers(CgroupLimits{}).empty());
 }

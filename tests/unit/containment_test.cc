@@ -29,10 +29,11 @@ struct Sandbox {
   WorkerConfig config;
   absl::StatusOr<std::shared_ptr<const Containment>> containment = absl::UnknownError("not made");
 
-  explicit Sandbox(const std::string& tier, int pids_max = 1024) {
+  explicit Sandbox(const std::string& tier, int pids_max = 1024, int memory_mb = 0) {
     config.data_dir = (fs::temp_directory_path() / NewId("rc-contain-test")).string();
     config.containment = tier;
     config.cgroup_pids_max = pids_max;
+    config.cgroup_memory_mb = memory_mb;
     containment = Containment::Create(config);
   }
   ~Sandbox() {
@@ -268,6 +269,26 @@ TEST_CASE("bwrap: python_eval and python_script run sandboxed, the virtualenv re
   CHECK(out->failure.ok());
   CHECK_THAT(out->stdout, Catch::StartsWith("True\n") && !Catch::Contains("wrote"));
   CHECK_THAT(out->stdout, Catch::Contains("Read-only file system") || Catch::Contains("Permission denied"));
+}
+
+TEST_CASE("cgroups: the memory limit stops a task that allocates past it") {
+  Sandbox s("process", 1024, /*memory_mb=*/64);
+  REQUIRE(s.containment.ok());
+  const std::vector<std::string> limits = (*s.containment)->cgroup_limits();
+  if (std::find(limits.begin(), limits.end(), "memory") == limits.end()) {
+    WARN("SKIPPED: no memory cgroup controller usable here, so the memory limit is not enforced");
+    return;
+  }
+  // 256 MiB touched page by page, well inside RLIMIT_AS (4 GiB) but four times the cgroup's.
+  auto out = s.Run({{"argv", {"python3", "-c", "b = bytearray(256 << 20)\nprint('allocated')"}}, {"timeout", 20}});
+  REQUIRE(out.ok());
+  INFO(out->stdout << out->stderr);
+  CHECK(out->stdout.empty());
+  CHECK(out->failure.message() == "killed by signal 9 (Killed)");
+
+  auto small = s.Run({{"argv", {"python3", "-c", "b = bytearray(8 << 20)\nprint('allocated')"}}, {"timeout", 20}});
+  REQUIRE(small.ok());
+  CHECK(small->stdout == "allocated\n");
 }
 
 }  // namespace rc::worker
