@@ -9,6 +9,7 @@
 #include "client/cli_common.h"
 #include "client/client.h"
 #include "client/format.h"
+#include "client/verify.h"
 #include "common/json_view.h"
 #include "common/status_macros.h"
 #include "common/task_names.h"
@@ -29,6 +30,7 @@ constexpr char kUsage[] =
     "  get ID [--json]\n"
     "  wait ID [--timeout S] [--json]\n"
     "  cancel ID [--json]\n"
+    "  verify ID [--public-key HEX|BASE64] [--json]   check the worker's signature on the result\n"
     "  list [--status S] [--type T] [--limit N] [--json]\n"
     "  workers [--json]\n"
     "  drain DEVICE_ID [--undo] [--json]   (admin) no new tasks for that worker\n"
@@ -78,6 +80,8 @@ std::vector<FlagSpec> CommandSpecs(const std::string& command) {
     add({"status", "S", ""});
     add({"type", "T", ""});
     add({"limit", "N", "(default 100)"});
+  } else if (command == "verify") {
+    add({"public-key", "HEX|BASE64", "the worker key expected (pinned)"});
   }
   return specs;
 }
@@ -176,6 +180,7 @@ int Run(const std::string& command, const ParsedFlags& f, Client& client, std::i
     if (pos.size() != 1) return absl::InvalidArgumentError(absl::StrCat(command, ": expected one task id"));
     return pos[0];
   };
+  if (command == "verify") return RunVerify(f, client, out, err);
   if (command == "submit") {
     if (pos.size() != 1) return Fail(err, absl::InvalidArgumentError("submit: expected one TYPE, e.g. submit echo"));
     absl::StatusOr<pb::TaskSpec> spec = BuildSpec(pos[0], f, in);

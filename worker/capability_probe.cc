@@ -145,6 +145,7 @@ pb::Capabilities ProbeCapabilities(const WorkerConfig& config, const std::vector
   c.set_internet(config.internet_check.empty() ? config.internet : CanConnect(config.internet_check, 2000));
   for (const std::string& t : config.tags) c.add_tags(t);
   for (const std::string& t : task_types) c.add_task_types(t);
+  for (const std::string& s : config.accept_submitters) c.add_accepted_submitters(s);
   c.set_slots(config.slots > 0 ? config.slots : c.cpu_cores());
   c.set_version(RC_VERSION);
   c.set_containment(containment.tier());

@@ -1,6 +1,9 @@
 #include "worker/executor.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "spdlog/spdlog.h"
@@ -134,7 +137,12 @@ void Executor::RunOne(const pb::Assignment& a, const std::shared_ptr<StopToken>&
 
     absl::StatusOr<HandlerOutput> out = absl::NotFoundError(
         absl::StrCat("this worker does not run task type '", a.task_type(), "'"));
-    if (Handler* handler = handlers_->Find(a.task_type())) {
+    const auto& accepted = capabilities_.accepted_submitters();
+    if (!accepted.empty() && std::find(accepted.begin(), accepted.end(), a.owner()) == accepted.end()) {
+      // The coordinator never places such a task here; this guards against one that does.
+      out = absl::PermissionDeniedError(absl::StrCat("this worker runs only tasks of submitters ",
+                                                     absl::StrJoin(accepted, ", "), ", not of '", a.owner(), "'"));
+    } else if (Handler* handler = handlers_->Find(a.task_type())) {
       TaskContext ctx{a.task_id(), a.attempt(), a.payload(), token.get(), {&capabilities_, running()}, nullptr,
                       a.internet_required()};
       ctx.on_process_start = [this, &a](int pid) {

@@ -7,6 +7,7 @@
 #include "spdlog/spdlog.h"
 #include "worker/capability_probe.h"
 #include "worker/opt_in_handlers.h"
+#include "worker/worker_key.h"
 
 namespace rc::worker {
 
@@ -30,10 +31,22 @@ absl::StatusOr<std::unique_ptr<Worker>> Worker::Start(const WorkerConfig& config
   w->capabilities_ = ProbeCapabilities(config, types, **containment);
   Worker* raw = w.get();
   auto probe = [raw, types, c = *containment] { return ProbeCapabilities(raw->config_, types, *c); };
-  w->executor_ = std::make_unique<Executor>(w->capabilities_.slots(), &w->handlers_, &w->outbox_,
+  // Results are signed with the key in the data dir; its public half goes with register.
+  absl::StatusOr<Ed25519Key> key = LoadOrCreateWorkerKey(config.data_dir);
+  if (!key.ok()) return key.status();
+  spdlog::info("worker {} signs results with {}/{}: public key {}", w->capabilities_.device_id(), config.data_dir,
+               kWorkerKeyFile, PublicKeyHex(key->public_key()));
+  w->capabilities_.set_public_key(key->public_key());
+  auto keyed_probe = [probe, public_key = key->public_key()] {
+    pb::Capabilities c = probe();
+    c.set_public_key(public_key);
+    return c;
+  };
+  w->signer_ = std::make_unique<SigningSink>(*key, w->capabilities_.device_id(), &w->outbox_);
+  w->executor_ = std::make_unique<Executor>(w->capabilities_.slots(), &w->handlers_, w->signer_.get(),
                                             w->capabilities_);
-  w->session_ = std::make_unique<Session>(config, std::move(*credentials), w->executor_.get(), &w->outbox_, probe,
-                                          std::move(on_fatal));
+  w->session_ = std::make_unique<Session>(config, std::move(*credentials), w->executor_.get(), &w->outbox_,
+                                          keyed_probe, std::move(on_fatal));
   w->session_->Start();
   if (config.metrics_port >= 0) {
     auto metrics = MetricsServer::Start(config.metrics_host, config.metrics_port, [raw] { return raw->MetricsText(); });

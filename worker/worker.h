@@ -11,6 +11,7 @@
 #include "worker/metrics_server.h"
 #include "worker/outbox.h"
 #include "worker/session.h"
+#include "worker/worker_key.h"
 
 namespace rc::worker {
 
@@ -43,6 +44,7 @@ class Worker {
   pb::Capabilities capabilities_;  // as probed at start; re-probed on reconnect
   HandlerRegistry handlers_;
   Outbox outbox_;
+  std::unique_ptr<SigningSink> signer_;  // signs finished events on their way into outbox_
   std::unique_ptr<Executor> executor_;
   std::unique_ptr<Session> session_;
   std::unique_ptr<MetricsServer> metrics_;

@@ -46,9 +46,9 @@ struct Fixture {
   HandlerRegistry handlers;
   Recorder events;
   std::unique_ptr<Executor> executor;
-  explicit Fixture(int slots) {
+  explicit Fixture(int slots, pb::Capabilities capabilities = pb::Capabilities()) {
     AddBuiltinHandlers(&handlers);
-    executor = std::make_unique<Executor>(slots, &handlers, &events, pb::Capabilities());
+    executor = std::make_unique<Executor>(slots, &handlers, &events, std::move(capabilities));
   }
 };
 
@@ -67,6 +67,28 @@ TEST_CASE("echo returns its payload; an unknown type fails naming it") {
     } else {
       CHECK(e.status() == pb::TASK_STATUS_FAILED);
       CHECK(e.error_message() == "this worker does not run task type 'command'");
+    }
+  }
+}
+
+TEST_CASE("A worker restricted to some submitters refuses another's task even if assigned") {
+  pb::Capabilities caps;
+  caps.add_accepted_submitters("alice");
+  Fixture f(2, caps);
+  pb::Assignment mine = Task("t1", "echo", "{}");
+  mine.set_owner("alice");
+  pb::Assignment theirs = Task("t2", "echo", "{}");
+  theirs.set_owner("bob");
+  f.executor->Assign(mine);
+  f.executor->Assign(theirs);
+  REQUIRE(f.events.WaitFinished(2));
+  absl::MutexLock lock(&f.events.mu);
+  for (const auto& e : f.events.finished) {
+    if (e.task_id() == "t1") {
+      CHECK(e.status() == pb::TASK_STATUS_SUCCESS);
+    } else {
+      CHECK(e.status() == pb::TASK_STATUS_FAILED);
+      CHECK(e.error_message() == "this worker runs only tasks of submitters alice, not of 'bob'");
     }
   }
 }
