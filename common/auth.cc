@@ -1,5 +1,7 @@
 #include "common/auth.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <openssl/crypto.h>
 #include <openssl/sha.h>
 
@@ -7,6 +9,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "common/status_macros.h"
 #include "common/tls.h"
@@ -32,7 +35,8 @@ absl::StatusOr<Role> ParseRole(absl::string_view s) {
   if (s == "submit") return Role::kSubmit;
   if (s == "read") return Role::kRead;
   if (s == "admin") return Role::kAdmin;
-  return absl::InvalidArgumentError(absl::StrCat("unknown role '", s, "' (submit, read or admin)"));
+  // Not quoted: a line missing its role would show its token here.
+  return absl::InvalidArgumentError("the first field must be the role: submit, read or admin");
 }
 
 absl::string_view ActionName(Action a) {
@@ -111,8 +115,18 @@ absl::StatusOr<ClientToken> ParseClientTokenLine(absl::string_view line) {
   ASSIGN_OR_RETURN(t.role, ParseRole(parts[0]));
   RETURN_IF_ERROR(ValidateToken(absl::StrCat("the ", parts[0], " token"), parts[1]));
   t.token = std::string(parts[1]);
-  t.name = parts.size() == 3 ? std::string(parts[2])
-                             : absl::StrCat("token-", absl::BytesToHexString(Digest(t.token).substr(0, 4)));
+  if (parts.size() == 3) {
+    t.name = std::string(parts[2]);
+    if (absl::StartsWith(t.name, "token-")) {
+      return absl::InvalidArgumentError(absl::StrCat("name '", t.name, "': the prefix token- is kept for unnamed tokens"));
+    }
+    if (t.name.size() > 64) return absl::InvalidArgumentError("a name is at most 64 characters");
+    for (char c : t.name) {
+      if (c <= ' ' || c == 0x7f) return absl::InvalidArgumentError("a name must be printable characters");
+    }
+  } else {
+    t.name = absl::StrCat("token-", absl::BytesToHexString(Digest(t.token).substr(0, 4)));
+  }
   return t;
 }
 
@@ -182,23 +196,38 @@ absl::string_view BearerToken(absl::string_view authorization) {
 
 bool IsLoopbackPeer(absl::string_view peer) {
   if (absl::StartsWith(peer, "unix:")) return true;
-  if (absl::ConsumePrefix(&peer, "ipv4:")) {
-    return absl::StartsWith(peer, "127.");
+  // gRPC: "ipv4:127.0.0.1:5000", "ipv6:[::1]:5000", or percent-encoded "ipv6:%5B::1%5D:5000";
+  // the HTTP bridge: a bare address ("127.0.0.1", "::1", "::ffff:127.0.0.1").
+  std::string text(peer);
+  const bool with_port = absl::ConsumePrefix(&peer, "ipv4:") || absl::ConsumePrefix(&peer, "ipv6:");
+  text = absl::StrReplaceAll(peer, {{"%5B", "["}, {"%5D", "]"}, {"%5b", "["}, {"%5d", "]"}, {"%25", "%"}});
+  absl::string_view host = text;
+  if (absl::StartsWith(host, "[")) {
+    size_t close = host.find(']');
+    if (close == absl::string_view::npos) return false;
+    host = host.substr(1, close - 1);
+  } else if (with_port && host.find(':') != host.rfind(':')) {
+    return false;  // an IPv6 address with a port must be bracketed
+  } else if (with_port) {
+    host = host.substr(0, host.rfind(':'));
   }
-  if (absl::ConsumePrefix(&peer, "ipv6:")) {
-    return absl::StartsWith(peer, "[::1]") || absl::StartsWith(peer, "[::ffff:127.");
-  }
-  // A bare address (the HTTP bridge's remote_addr).
-  return IsLoopbackHost(peer) || absl::StartsWith(peer, "::ffff:127.");
+  host = host.substr(0, host.find('%'));  // a zone ("fe80::1%eth0")
+  const std::string h(host);
+  in_addr v4{};
+  if (inet_pton(AF_INET, h.c_str(), &v4) == 1) return (ntohl(v4.s_addr) >> 24) == 127;
+  in6_addr v6{};
+  if (inet_pton(AF_INET6, h.c_str(), &v6) != 1) return false;
+  if (IN6_IS_ADDR_LOOPBACK(&v6)) return true;
+  return IN6_IS_ADDR_V4MAPPED(&v6) && v6.s6_addr[12] == 127;
 }
 
 absl::StatusOr<Principal> AuthenticateClient(const TokenTable& tokens, absl::string_view authorization,
-                                             absl::string_view peer) {
+                                             absl::string_view peer, bool peer_certified) {
   if (!tokens.has_client_tokens()) {
-    if (IsLoopbackPeer(peer)) return Principal{Role::kAdmin, ""};
+    if (peer_certified || IsLoopbackPeer(peer)) return Principal{Role::kAdmin, ""};
     return absl::UnauthenticatedError(
-        "this coordinator has no client tokens and serves only loopback clients; "
-        "configure client_tokens_file (--client-tokens-file) to accept others");
+        "this coordinator has no client tokens and serves only loopback clients (or ones with a client "
+        "certificate, under mTLS); configure client_tokens_file (--client-tokens-file) to accept others");
   }
   absl::string_view token = BearerToken(authorization);
   if (token.empty()) {
@@ -209,12 +238,13 @@ absl::StatusOr<Principal> AuthenticateClient(const TokenTable& tokens, absl::str
   return Principal{t->role, t->name};
 }
 
-absl::Status AuthenticateWorker(const TokenTable& tokens, absl::string_view authorization, absl::string_view peer) {
+absl::Status AuthenticateWorker(const TokenTable& tokens, absl::string_view authorization, absl::string_view peer,
+                                bool peer_certified) {
   if (!tokens.has_join_tokens()) {
-    if (IsLoopbackPeer(peer)) return absl::OkStatus();
+    if (peer_certified || IsLoopbackPeer(peer)) return absl::OkStatus();
     return absl::UnauthenticatedError(
-        "this coordinator has no join tokens and accepts only workers on this machine; "
-        "configure join_token_file (--join-token-file) and give workers --token-file");
+        "this coordinator has no join tokens and accepts only workers on this machine (or ones with a "
+        "client certificate, under mTLS); configure join_token_file (--join-token-file) and give workers --token-file");
   }
   absl::string_view token = BearerToken(authorization);
   if (token.empty()) return absl::UnauthenticatedError("missing join token: start the worker with --token-file");

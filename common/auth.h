@@ -20,7 +20,9 @@ absl::string_view RoleName(Role role);
 struct ClientToken {
   Role role = Role::kRead;
   std::string token;
-  std::string name;  // the submitter's name: tasks it submits carry it as `owner`
+  // The submitter's name: tasks it submits carry it as `owner`. Tokens with the same name
+  // act as one submitter (rotate a token by adding the new one under the old name).
+  std::string name;
 };
 
 // Who a call comes from, once authenticated.
@@ -87,10 +89,12 @@ bool IsLoopbackPeer(absl::string_view peer);
 
 // Authenticates one call from its authorization value and its peer: with client tokens,
 // the token decides (UNAUTHENTICATED when missing or unknown); without, only loopback
-// peers are served (as admin), others get UNAUTHENTICATED saying how to configure tokens.
+// peers and peers that presented a verified client certificate (`peer_certified`, under
+// mTLS) are served, as admin; others get UNAUTHENTICATED saying how to configure tokens.
 absl::StatusOr<Principal> AuthenticateClient(const TokenTable& tokens, absl::string_view authorization,
-                                             absl::string_view peer);
+                                             absl::string_view peer, bool peer_certified = false);
 // The same for a worker's stream and the join tokens.
-absl::Status AuthenticateWorker(const TokenTable& tokens, absl::string_view authorization, absl::string_view peer);
+absl::Status AuthenticateWorker(const TokenTable& tokens, absl::string_view authorization, absl::string_view peer,
+                                bool peer_certified = false);
 
 }  // namespace rc

@@ -32,9 +32,10 @@ grpc::ServerUnaryReactor* Answer(grpc::CallbackServerContext* ctx, absl::StatusO
 // unsent older one (only the latest matters); the terminal one is always sent.
 class WatchReactor final : public grpc::ServerWriteReactor<pb::Task> {
  public:
-  WatchReactor(Coordinator* core, std::string task_id) : core_(core), task_id_(std::move(task_id)) {
+  WatchReactor(Coordinator* core, std::string task_id, const Principal& who)
+      : core_(core), task_id_(std::move(task_id)) {
     sink_ = std::make_shared<Sink>(this);
-    absl::StatusOr<uint64_t> id = core_->Watch(task_id_, sink_);
+    absl::StatusOr<uint64_t> id = core_->Watch(task_id_, sink_, who);
     if (id.ok()) {
       watch_id_ = *id;
     } else {
@@ -123,8 +124,13 @@ absl::string_view AuthorizationOf(const grpc::CallbackServerContext& ctx) {
   return absl::string_view(it->second.data(), it->second.size());
 }
 
+bool PeerCertified(const grpc::CallbackServerContext& ctx) {
+  std::shared_ptr<const grpc::AuthContext> auth = ctx.auth_context();
+  return auth != nullptr && auth->IsPeerAuthenticated();
+}
+
 absl::StatusOr<Principal> ClientServiceImpl::Caller(grpc::CallbackServerContext* ctx) const {
-  return AuthenticateClient(*tokens_, AuthorizationOf(*ctx), ctx->peer());
+  return AuthenticateClient(*tokens_, AuthorizationOf(*ctx), ctx->peer(), PeerCertified(*ctx));
 }
 
 // Authenticates the call and checks `action` (no task owner): refuses it on failure.
@@ -194,14 +200,7 @@ grpc::ServerWriteReactor<pb::Task>* ClientServiceImpl::WatchTask(grpc::CallbackS
                                                                  const pb::GetTaskRequest* req) {
   absl::StatusOr<Principal> who = Caller(ctx);
   if (!who.ok()) return new RefusedWriter<pb::Task>(who.status());
-  if (who->role == Role::kSubmit) {  // only its own tasks: look the owner up first
-    absl::StatusOr<pb::Task> task = core_->GetTask(req->task_id());
-    if (!task.ok()) return new RefusedWriter<pb::Task>(task.status());
-    if (absl::Status allowed = Authorize(*who, Action::kReadTask, task->owner()); !allowed.ok()) {
-      return new RefusedWriter<pb::Task>(allowed);
-    }
-  }
-  return new WatchReactor(core_, req->task_id());
+  return new WatchReactor(core_, req->task_id(), *who);  // the core checks the task's owner
 }
 
 grpc::ServerUnaryReactor* ClientServiceImpl::CancelTask(grpc::CallbackServerContext* ctx,

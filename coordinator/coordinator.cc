@@ -305,12 +305,13 @@ absl::StatusOr<std::vector<pb::Task>> Coordinator::ListTasks(const TaskFilter& f
   return out;
 }
 
-absl::StatusOr<uint64_t> Coordinator::Watch(const std::string& task_id, std::shared_ptr<TaskSink> sink) {
-  return WatchAll({task_id}, std::move(sink))[0];
+absl::StatusOr<uint64_t> Coordinator::Watch(const std::string& task_id, std::shared_ptr<TaskSink> sink,
+                                            const Principal& who) {
+  return WatchAll({task_id}, std::move(sink), who)[0];
 }
 
 std::vector<absl::StatusOr<uint64_t>> Coordinator::WatchAll(const std::vector<std::string>& task_ids,
-                                                            std::shared_ptr<TaskSink> sink) {
+                                                            std::shared_ptr<TaskSink> sink, const Principal& who) {
   return Mutate([&](Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     std::vector<absl::StatusOr<uint64_t>> out;
     out.reserve(task_ids.size());
@@ -322,6 +323,10 @@ std::vector<absl::StatusOr<uint64_t>> Coordinator::WatchAll(const std::vector<st
       TaskEntry* e = tasks_.Find(task_id);
       if (e == nullptr) {
         out.push_back(absl::NotFoundError(absl::StrCat("no task with id '", task_id, "'")));
+        continue;
+      }
+      if (absl::Status allowed = Authorize(who, Action::kReadTask, e->task.owner()); !allowed.ok()) {
+        out.push_back(std::move(allowed));
         continue;
       }
       const bool terminal = IsTerminal(e->task.status());

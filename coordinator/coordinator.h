@@ -115,10 +115,12 @@ class Coordinator {
   // Sends the current snapshot to `sink` at once, then every change until a terminal
   // state. Returns a handle for Unwatch. NOT_FOUND for an unknown id, UNAVAILABLE after
   // Shutdown.
-  absl::StatusOr<uint64_t> Watch(const std::string& task_id, std::shared_ptr<TaskSink> sink);
+  // PERMISSION_DENIED when `who` may not read the task (Authorize, kReadTask).
+  absl::StatusOr<uint64_t> Watch(const std::string& task_id, std::shared_ptr<TaskSink> sink,
+                                 const Principal& who = Principal{});
   // Watch for many tasks under one lock: one handle or error per id, in order.
   std::vector<absl::StatusOr<uint64_t>> WatchAll(const std::vector<std::string>& task_ids,
-                                                 std::shared_ptr<TaskSink> sink);
+                                                 std::shared_ptr<TaskSink> sink, const Principal& who = Principal{});
   void Unwatch(const std::string& task_id, uint64_t watch_id);
 
   // ---- Worker side (the worker protocol in worker_service.proto) ----

@@ -74,5 +74,7 @@ class WorkerServiceImpl final : public pb::WorkerService::CallbackService {
 
 // The value of the call's `authorization` metadata ("" when absent).
 absl::string_view AuthorizationOf(const grpc::CallbackServerContext& ctx);
+// Whether the peer presented a client certificate the server verified (mTLS).
+bool PeerCertified(const grpc::CallbackServerContext& ctx);
 
 }  // namespace rc::coordinator

@@ -133,6 +133,7 @@ absl::StatusOr<std::unique_ptr<HttpBridge>> HttpBridge::Start(const HttpBridgeOp
   std::unique_ptr<HttpBridge> b(new HttpBridge(core, std::move(server)));
   b->store_ = store;
   b->tokens_ = options.tokens != nullptr ? options.tokens : &b->no_tokens_;
+  b->client_certified_ = !tls.cert.empty() && !tls.ca.empty();
   // A task of max_payload_bytes, with its metadata and the JSON around it.
   b->max_body_ = std::max(kMinBodyLimit, options.max_payload_bytes + (256 << 10));
   b->Routes();
@@ -144,7 +145,8 @@ absl::StatusOr<std::unique_ptr<HttpBridge>> HttpBridge::Start(const HttpBridgeOp
 }
 
 absl::StatusOr<Principal> HttpBridge::Caller(const httplib::Request& req) const {
-  return AuthenticateClient(*tokens_, req.get_header_value("Authorization"), req.remote_addr);
+  // Under mTLS the handshake already verified every peer's client certificate.
+  return AuthenticateClient(*tokens_, req.get_header_value("Authorization"), req.remote_addr, client_certified_);
 }
 
 void HttpBridge::Routes() {
@@ -240,13 +242,8 @@ void HttpBridge::Routes() {
       return Error(res, absl::InvalidArgumentError(
                             absl::StrCat("timeout: expected seconds in (0, ", kMaxWaitSeconds, "]")));
     }
-    absl::StatusOr<pb::Task> now = core_->GetTask(req.matches[1]);
-    if (!now.ok()) return Error(res, now.status());
-    if (absl::Status allowed = Authorize(who, Action::kReadTask, now->owner()); !allowed.ok()) {
-      return Error(res, allowed);
-    }
     auto sink = std::make_shared<WaitSink>();
-    absl::StatusOr<uint64_t> watch = core_->Watch(req.matches[1], sink);
+    absl::StatusOr<uint64_t> watch = core_->Watch(req.matches[1], sink, who);  // checks the owner
     if (!watch.ok()) return Error(res, watch.status());
     pb::Task t = sink->WaitUntil(absl::Now() + absl::Seconds(timeout));
     core_->Unwatch(req.matches[1], *watch);

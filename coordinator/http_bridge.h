@@ -53,6 +53,7 @@ class HttpBridge {
   Coordinator* const core_;
   const TokenTable* tokens_ = nullptr;
   TokenTable no_tokens_;  // used when options.tokens is null
+  bool client_certified_ = false;  // mTLS: every connection presented a verified certificate
   size_t max_body_ = 2 << 20;
   const TaskStore* store_ = nullptr;
   std::unique_ptr<httplib::Server> server_;

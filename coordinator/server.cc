@@ -74,8 +74,9 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(cons
   absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> creds = MakeServerCredentials(config.tls);
   if (!creds.ok()) return creds.status();
   if (config.tls.cert.empty() && !IsLoopbackHost(config.host)) {
-    spdlog::warn("PLAINTEXT on {} (and the HTTP port): anyone who can reach them can submit tasks and join as a worker; "
-                 "set tls_cert_file and tls_key_file (scripts/dev-certs.sh makes test ones) or bind to 127.0.0.1",
+    spdlog::warn("PLAINTEXT on {} (and the HTTP port): tokens and task data cross the network unencrypted "
+                 "and can be read or replayed; set tls_cert_file and tls_key_file (scripts/dev-certs.sh makes "
+                 "test ones) or bind to 127.0.0.1",
                  address);
   } else if (!config.tls.cert.empty()) {
     spdlog::info("gRPC and HTTP over TLS{}", config.tls.ca.empty() ? "" : ", client certificates required");

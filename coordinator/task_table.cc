@@ -7,7 +7,8 @@ namespace rc::coordinator {
 namespace {
 
 std::string IdempotencyIndexKey(const std::string& owner, const std::string& key) {
-  return owner.empty() ? key : absl::StrCat(owner, "\x1f", key);
+  // Always prefixed (owner names hold no \x1f), so no key of one owner equals another's.
+  return absl::StrCat(owner, "\x1f", key);
 }
 
 }  // namespace

@@ -20,11 +20,12 @@ namespace {
 
 class WaitReactor final : public grpc::ServerBidiReactor<pb::WaitTasksRequest, pb::WaitTasksResponse> {
  public:
-  // `only_owner`: set for the submit role, which may wait only for its own tasks.
-  WaitReactor(Coordinator* core, ClientServiceImpl* service, std::optional<std::string> only_owner)
+  // `who` may wait only for tasks it may read (the core answers PERMISSION_DENIED per id).
+  WaitReactor(Coordinator* core, ClientServiceImpl* service, Principal who)
       : core_(core),
         service_(service),
-        sink_(std::make_shared<Sink>(this, std::move(only_owner))),
+        who_(std::move(who)),
+        sink_(std::make_shared<Sink>(this)),
         stream_id_(service->AddStream(sink_)) {
     StartRead(&request_);
   }
@@ -35,7 +36,7 @@ class WaitReactor final : public grpc::ServerBidiReactor<pb::WaitTasksRequest, p
       return;
     }
     std::vector<std::string> ids = sink_->Expect(request_.task_ids());
-    std::vector<absl::StatusOr<uint64_t>> watches = core_->WatchAll(ids, sink_);
+    std::vector<absl::StatusOr<uint64_t>> watches = core_->WatchAll(ids, sink_, who_);
     sink_->Watching(ids, watches);
     StartRead(&request_);
   }
@@ -50,7 +51,7 @@ class WaitReactor final : public grpc::ServerBidiReactor<pb::WaitTasksRequest, p
  private:
   class Sink final : public TaskSink {
    public:
-    Sink(WaitReactor* r, std::optional<std::string> only_owner) : reactor_(r), only_owner_(std::move(only_owner)) {}
+    explicit Sink(WaitReactor* r) : reactor_(r) {}
 
     bool TerminalOnly() const override { return true; }
 
@@ -59,14 +60,6 @@ class WaitReactor final : public grpc::ServerBidiReactor<pb::WaitTasksRequest, p
       absl::MutexLock lock(&mu_);
       if (reactor_ == nullptr || finishing_) return;
       if (watching_.erase(t.task_id()) == 0) return;  // not waited for (any more)
-      if (only_owner_.has_value() && t.owner() != *only_owner_) {
-        pb::WaitError& e = pending_errors_.emplace_back();
-        e.set_task_id(t.task_id());
-        e.set_error_code(static_cast<int>(absl::StatusCode::kPermissionDenied));
-        e.set_error_message(absl::StrCat("task ", t.task_id(), " belongs to another submitter"));
-        PumpLocked();
-        return;
-      }
       pending_tasks_.push_back(t);
       PumpLocked();
     }
@@ -159,7 +152,6 @@ class WaitReactor final : public grpc::ServerBidiReactor<pb::WaitTasksRequest, p
 
     absl::Mutex mu_;
     WaitReactor* reactor_ ABSL_GUARDED_BY(mu_);
-    const std::optional<std::string> only_owner_;
     static constexpr size_t kMaxMessage = (4 << 20) - (64 << 10);
     // Waited-for ids; the handle is 0 until the core returned it.
     absl::flat_hash_map<std::string, uint64_t> watching_ ABSL_GUARDED_BY(mu_);
@@ -174,6 +166,7 @@ class WaitReactor final : public grpc::ServerBidiReactor<pb::WaitTasksRequest, p
 
   Coordinator* const core_;
   ClientServiceImpl* const service_;
+  const Principal who_;
   pb::WaitTasksRequest request_;
   std::shared_ptr<Sink> sink_;
   const uint64_t stream_id_;
@@ -185,9 +178,7 @@ grpc::ServerBidiReactor<pb::WaitTasksRequest, pb::WaitTasksResponse>* ClientServ
     grpc::CallbackServerContext* ctx) {
   absl::StatusOr<Principal> who = Caller(ctx);
   if (!who.ok()) return new RefusedBidi<pb::WaitTasksRequest, pb::WaitTasksResponse>(who.status());
-  std::optional<std::string> only_owner;
-  if (who->role == Role::kSubmit) only_owner = who->name;
-  return new WaitReactor(core_, this, std::move(only_owner));
+  return new WaitReactor(core_, this, *std::move(who));
 }
 
 uint64_t ClientServiceImpl::AddStream(std::weak_ptr<TaskSink> sink) {

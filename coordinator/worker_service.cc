@@ -171,7 +171,7 @@ class WorkerStream final : public Stream {
 }  // namespace
 
 Stream* WorkerServiceImpl::Connect(grpc::CallbackServerContext* ctx) {
-  if (absl::Status s = AuthenticateWorker(*tokens_, AuthorizationOf(*ctx), ctx->peer()); !s.ok()) {
+  if (absl::Status s = AuthenticateWorker(*tokens_, AuthorizationOf(*ctx), ctx->peer(), PeerCertified(*ctx)); !s.ok()) {
     spdlog::warn("worker connection from {} refused: {}", ctx->peer(), std::string(s.message()));
     return new RefusedBidi<pb::WorkerMessage, pb::CoordinatorMessage>(s);
   }

@@ -159,6 +159,9 @@ done
 "$cli" --coordinator 127.0.0.1:\$port stats >/dev/null || exit 92
 "$cli" --coordinator 10.231.9.1:\$port stats 2>"$RC_TMP/ns-cli.err" && exit 93
 grep -q "serves only loopback clients" "$RC_TMP/ns-cli.err" || exit 94
+if ip -6 addr show dev lo | grep -q '::1'; then
+  "$cli" --coordinator "[::1]:\$port" stats >/dev/null || exit 97   # IPv6 loopback is loopback too
+fi
 timeout 20 "$worker" --join 10.231.9.1:\$port --device-id remote --data-dir "$RC_TMP/remote" 2>"$RC_TMP/ns-w.err" && exit 95
 grep -q "accepts only workers on this machine" "$RC_TMP/ns-w.err" || exit 96
 exit 0

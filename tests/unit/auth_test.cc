@@ -37,7 +37,13 @@ TEST_CASE("Client token lines: role, token, optional name; bad ones name the pro
 
   absl::StatusOr<ClientToken> role = ParseClientTokenLine("root " + kAlice);
   CHECK(role.status().code() == absl::StatusCode::kInvalidArgument);
-  CHECK(std::string(role.status().message()).find("unknown role 'root'") != std::string::npos);
+  CHECK(std::string(role.status().message()).find("must be the role") != std::string::npos);
+  // A line that forgot its role must not print the token it starts with.
+  absl::StatusOr<ClientToken> no_role = ParseClientTokenLine(kAlice + " alice");
+  CHECK_FALSE(no_role.ok());
+  CHECK(std::string(no_role.status().message()).find(kAlice) == std::string::npos);
+  CHECK_FALSE(ParseClientTokenLine("admin " + kAdmin + " token-12345678").ok());  // reserved prefix
+  CHECK_FALSE(ParseClientTokenLine("admin " + kAdmin + " a\x01b").ok());
   absl::StatusOr<ClientToken> shorty = ParseClientTokenLine("admin abc123");
   CHECK(std::string(shorty.status().message()).find("at least 16 characters") != std::string::npos);
   CHECK(std::string(shorty.status().message()).find("abc123") == std::string::npos);
@@ -76,6 +82,13 @@ TEST_CASE("Bearer values and peers") {
   CHECK(IsLoopbackPeer("ipv4:127.3.2.1:5000"));
   CHECK(IsLoopbackPeer("ipv6:[::1]:5000"));
   CHECK(IsLoopbackPeer("ipv6:[::ffff:127.0.0.1]:5000"));
+  CHECK(IsLoopbackPeer("ipv6:%5B::1%5D:5000"));  // how gRPC 1.51 writes it
+  CHECK(IsLoopbackPeer("ipv6:%5B::ffff:127.0.0.1%5D:5000"));
+  CHECK(IsLoopbackPeer("ipv6:[0:0:0:0:0:0:0:1]:5000"));
+  CHECK(IsLoopbackPeer("::ffff:127.0.0.1"));
+  CHECK_FALSE(IsLoopbackPeer("ipv6:%5B2001:db8::1%5D:5000"));
+  CHECK_FALSE(IsLoopbackPeer("ipv4:127.0.0.1.example.com:5000"));
+  CHECK_FALSE(IsLoopbackPeer("ipv6:[::1"));
   CHECK(IsLoopbackPeer("unix:/tmp/sock"));
   CHECK(IsLoopbackPeer("127.0.0.1"));
   CHECK(IsLoopbackPeer("::1"));
@@ -97,6 +110,9 @@ TEST_CASE("Authentication: tokens when configured, else loopback only") {
   CHECK(remote.status().code() == absl::StatusCode::kUnauthenticated);
   CHECK(AuthenticateWorker(none, "", "ipv6:[::1]:1").ok());
   CHECK(AuthenticateWorker(none, "", "ipv4:10.1.2.3:1").code() == absl::StatusCode::kUnauthenticated);
+  // Under mTLS a verified client certificate counts like a loopback peer.
+  CHECK(AuthenticateClient(none, "", "ipv4:10.1.2.3:4000", /*peer_certified=*/true).ok());
+  CHECK(AuthenticateWorker(none, "", "ipv4:10.1.2.3:1", /*peer_certified=*/true).ok());
 
   TokenTable t = Tokens();
   // With tokens, loopback is no excuse: other local users must not get in.
