@@ -130,6 +130,8 @@ bool PeerCertified(const grpc::CallbackServerContext& ctx) {
 }
 
 absl::StatusOr<Principal> ClientServiceImpl::Caller(grpc::CallbackServerContext* ctx) const {
+  // With client tokens only the token counts: skip building the peer string and auth context.
+  if (tokens_->has_client_tokens()) return AuthenticateClient(*tokens_, AuthorizationOf(*ctx), "");
   return AuthenticateClient(*tokens_, AuthorizationOf(*ctx), ctx->peer(), PeerCertified(*ctx));
 }
 
