@@ -184,6 +184,13 @@ absl::StatusOr<CoordinatorConfig> ParseCoordinatorYaml(const std::string& text, 
   RETURN_IF_ERROR(y.Read("client_tokens", &c.client_tokens));
   RETURN_IF_ERROR(y.Read("client_tokens_file", &c.client_tokens_file));
   RETURN_IF_ERROR(y.Read("max_queued_per_token", &c.max_queued_per_token));
+  RETURN_IF_ERROR(y.Read("max_queued_bytes_per_token", &c.max_queued_bytes_per_token));
+  RETURN_IF_ERROR(y.Read("memory_payload_budget_mb", &c.memory_payload_budget_mb));
+  RETURN_IF_ERROR(y.Read("finished_cache_tasks", &c.finished_cache_tasks));
+  RETURN_IF_ERROR(y.Read("http_max_connections", &c.http_max_connections));
+  RETURN_IF_ERROR(y.Read("http_max_connections_per_address", &c.http_max_connections_per_address));
+  RETURN_IF_ERROR(y.ReadSeconds("http_header_timeout_seconds", &c.http_header_timeout));
+  RETURN_IF_ERROR(y.ReadSeconds("http_body_timeout_seconds", &c.http_body_timeout));
   RETURN_IF_ERROR(y.CheckNoUnknownKeys());
   if (absl::Status s = Validate(c); !s.ok()) {
     return absl::InvalidArgumentError(absl::StrCat(source, ": ", s.message()));
@@ -208,6 +215,8 @@ absl::StatusOr<WorkerConfig> ParseWorkerYaml(const std::string& text, const std:
   RETURN_IF_ERROR(y.Read("output_cap_bytes", &c.output_cap_bytes));
   RETURN_IF_ERROR(y.Read("pass_env", &c.pass_env));
   RETURN_IF_ERROR(y.Read("venv_cache_mb", &c.venv_cache_mb));
+  RETURN_IF_ERROR(y.Read("python_requirements", &c.python_requirements));
+  RETURN_IF_ERROR(y.Read("python_index_url", &c.python_index_url));
   RETURN_IF_ERROR(y.Read("metrics_port", &c.metrics_port));
   RETURN_IF_ERROR(y.Read("metrics_host", &c.metrics_host));
   RETURN_IF_ERROR(y.Read("node_task_root", &c.node_task_root));
@@ -288,6 +297,25 @@ absl::Status Validate(const CoordinatorConfig& c) {
   if (c.max_queued_per_token < 0) {
     return Bad("max_queued_per_token", absl::StrCat("must be >= 0 (0 = no limit), got ", c.max_queued_per_token));
   }
+  if (c.max_queued_bytes_per_token < 0) {
+    return Bad("max_queued_bytes_per_token",
+               absl::StrCat("must be >= 0 (0 = no limit), got ", c.max_queued_bytes_per_token));
+  }
+  if (c.memory_payload_budget_mb < 0) {
+    return Bad("memory_payload_budget_mb", absl::StrCat("must be >= 0, got ", c.memory_payload_budget_mb));
+  }
+  if (c.finished_cache_tasks < 0) {
+    return Bad("finished_cache_tasks", absl::StrCat("must be >= 0, got ", c.finished_cache_tasks));
+  }
+  if (c.http_max_connections < 1) {
+    return Bad("http_max_connections", absl::StrCat("must be >= 1, got ", c.http_max_connections));
+  }
+  if (c.http_max_connections_per_address < 1) {
+    return Bad("http_max_connections_per_address",
+               absl::StrCat("must be >= 1, got ", c.http_max_connections_per_address));
+  }
+  if (c.http_header_timeout <= absl::ZeroDuration()) return Bad("http_header_timeout_seconds", "must be > 0");
+  if (c.http_body_timeout <= absl::ZeroDuration()) return Bad("http_body_timeout_seconds", "must be > 0");
   for (const std::string& t : c.join_tokens) RETURN_IF_ERROR(ValidateToken("join_tokens", t));
   for (const std::string& line : c.client_tokens) {
     if (absl::StatusOr<ClientToken> t = ParseClientTokenLine(line); !t.ok()) {
@@ -328,6 +356,9 @@ absl::Status Validate(const WorkerConfig& c) {
   }
   if (c.output_cap_bytes < 1024) return Bad("output_cap_bytes", "must be at least 1024");
   if (c.venv_cache_mb < 0) return Bad("venv_cache_mb", "must be >= 0 (0 = no limit)");
+  if (c.python_requirements != "names" && c.python_requirements != "any") {
+    return Bad("python_requirements", absl::StrCat("unknown value '", c.python_requirements, "' (names or any)"));
+  }
   if (c.metrics_port < -1 || c.metrics_port > 65535) {
     return Bad("metrics_port", absl::StrCat("must be -1 (off) or 0..65535, got ", c.metrics_port));
   }

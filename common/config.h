@@ -3,6 +3,7 @@
 // structs with defaults. Precedence: defaults < YAML file (--config) < command-line flags.
 // Errors name the file, the key (or flag) and the problem.
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -49,6 +50,19 @@ struct CoordinatorConfig {
   std::string client_tokens_file;
   // Tasks one submitter (client token) may have waiting (queued) at once; 0 = no limit.
   int max_queued_per_token = 100000;
+  // Bytes of queued payloads one named submitter may have at once; 0 = no limit.
+  int64_t max_queued_bytes_per_token = int64_t{1} << 30;
+  // Queued tasks' payloads held in RAM, in MiB; beyond it they stay in the store and are
+  // read back at dispatch. 0 = none in RAM.
+  int memory_payload_budget_mb = 256;
+  // Finished tasks kept in RAM for fast reads (the rest are read from the store).
+  int finished_cache_tasks = 10000;
+  // The HTTP port: connections at once (total and per client address), and how long a
+  // client may take to send a request's headers and body.
+  int http_max_connections = 4096;
+  int http_max_connections_per_address = 512;
+  absl::Duration http_header_timeout = absl::Seconds(10);
+  absl::Duration http_body_timeout = absl::Seconds(60);
 };
 
 struct WorkerConfig {
@@ -67,7 +81,13 @@ struct WorkerConfig {
   // Environment variables passed from the worker to task processes (besides PATH,
   // HOME, TMPDIR and LANG, which are set for them). Nothing else leaks through.
   std::vector<std::string> pass_env;
-  int venv_cache_mb = 2048;  // python_script virtualenvs kept (least recently used go first)
+  int venv_cache_mb = 2048;
+  // python_script requirements a task may name: "names" (default: package names with
+  // version specifiers only) or "any" (also local paths, URLs and VCS requirements).
+  std::string python_requirements = "names";
+  // Package index for python_script installs ("" = pip's default). Under containment
+  // bwrap without internet, installs may reach only this host.
+  std::string python_index_url;  // python_script virtualenvs kept (least recently used go first)
   std::string node_task_root;
   std::string plugin_dir;
   std::string data_dir = "/tmp/retire-cluster-worker";  // free disk is measured here

@@ -3,6 +3,7 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <limits>
 #include <sstream>
 
 #include "absl/strings/numbers.h"
@@ -38,15 +39,36 @@ absl::Status YamlFields::Read(const std::string& key, std::string* out) {
   return absl::OkStatus();
 }
 
+namespace {
+// Integers of any width: a value outside the type's range is refused, never truncated.
+template <typename Int>
+absl::Status ReadInteger(const YAML::Node& n, Int* out, std::string* problem) {
+  Int v;
+  if (!n.IsScalar() || !absl::SimpleAtoi(n.Scalar(), &v)) {
+    *problem = absl::StrCat("expected an integer (at most ", std::numeric_limits<Int>::max(), "), got '",
+                            n.IsScalar() ? n.Scalar() : "(not a scalar)", "'");
+    return absl::InvalidArgumentError(*problem);
+  }
+  *out = v;
+  return absl::OkStatus();
+}
+}  // namespace
+
 absl::Status YamlFields::Read(const std::string& key, int* out) {
   used_.insert(key);
   YAML::Node n = node_[key];
   if (!n.IsDefined() || n.IsNull()) return absl::OkStatus();
-  int v;
-  if (!n.IsScalar() || !absl::SimpleAtoi(n.Scalar(), &v)) {
-    return Error(key, absl::StrCat("expected an integer, got '", n.IsScalar() ? n.Scalar() : "(not a scalar)", "'"));
-  }
-  *out = v;
+  std::string problem;
+  if (!ReadInteger(n, out, &problem).ok()) return Error(key, problem);
+  return absl::OkStatus();
+}
+
+absl::Status YamlFields::Read(const std::string& key, int64_t* out) {
+  used_.insert(key);
+  YAML::Node n = node_[key];
+  if (!n.IsDefined() || n.IsNull()) return absl::OkStatus();
+  std::string problem;
+  if (!ReadInteger(n, out, &problem).ok()) return Error(key, problem);
   return absl::OkStatus();
 }
 

@@ -2,6 +2,7 @@
 // Typed reads from one YAML mapping, remembering which keys were used so that unknown
 // keys can be reported. yaml-cpp exceptions stop here and become Status.
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -20,6 +21,7 @@ class YamlFields {
   // Absent keys leave *out untouched.
   absl::Status Read(const std::string& key, std::string* out);
   absl::Status Read(const std::string& key, int* out);
+  absl::Status Read(const std::string& key, int64_t* out);
   absl::Status Read(const std::string& key, bool* out);
   absl::Status Read(const std::string& key, std::vector<std::string>* out);
   absl::Status ReadNumber(const std::string& key, double* out);
