@@ -43,14 +43,17 @@ namespace {
 // Integers of any width: a value outside the type's range is refused, never truncated.
 template <typename Int>
 absl::Status ReadInteger(const YAML::Node& n, Int* out, std::string* problem) {
+  const std::string text = n.IsScalar() ? n.Scalar() : "(not a scalar)";
   Int v;
-  if (!n.IsScalar() || !absl::SimpleAtoi(n.Scalar(), &v)) {
-    *problem = absl::StrCat("expected an integer (at most ", std::numeric_limits<Int>::max(), "), got '",
-                            n.IsScalar() ? n.Scalar() : "(not a scalar)", "'");
-    return absl::InvalidArgumentError(*problem);
+  if (n.IsScalar() && absl::SimpleAtoi(text, &v)) {
+    *out = v;
+    return absl::OkStatus();
   }
-  *out = v;
-  return absl::OkStatus();
+  const bool digits = !text.empty() && text.find_first_not_of("-+0123456789") == std::string::npos;
+  *problem = digits ? absl::StrCat("out of range (", std::numeric_limits<Int>::min(), "..",
+                                   std::numeric_limits<Int>::max(), "), got '", text, "'")
+                    : absl::StrCat("expected an integer, got '", text, "'");
+  return absl::InvalidArgumentError(*problem);
 }
 }  // namespace
 

@@ -50,6 +50,13 @@ TEST_CASE("Coordinator config: defaults, file values, validation naming the key"
   c = ParseCoordinatorYaml("port: abc\n", "main.yaml");
   CHECK(c.status().code() == absl::StatusCode::kInvalidArgument);
   CHECK(Message(c.status()) == "main.yaml: key 'port': expected an integer, got 'abc'");
+  // Out of the field's range: refused, never truncated to 32 bits.
+  c = ParseCoordinatorYaml("max_queued_per_token: 4294967301\n", "main.yaml");
+  CHECK(Message(c.status()) ==
+        "main.yaml: key 'max_queued_per_token': out of range (-2147483648..2147483647), got '4294967301'");
+  c = ParseCoordinatorYaml("max_queued_bytes_per_token: 4294967301\n", "main.yaml");
+  REQUIRE(c.ok());
+  CHECK(c->max_queued_bytes_per_token == 4294967301);
 
   c = ParseCoordinatorYaml("prot: 9000\n", "main.yaml");
   CHECK(Message(c.status()) == "main.yaml: key 'prot': unknown key");
