@@ -103,12 +103,11 @@ bool ServeOne(World& w, const char* data, size_t size, size_t* used) {
     while (!done() && !ec) {
       const size_t n = parser.put(boost::asio::buffer(data + pos, size - pos), ec);
       pos += n;
-      if (ec == bhttp::error::need_more) {
-        if (n == 0 || pos == size) {
-          ec = bhttp::error::partial_message;  // the connection ends mid-request
-        } else {
-          ec = {};
-        }
+      if (ec && ec != bhttp::error::need_more) break;
+      if (!done() && (n == 0 || pos == size)) {
+        ec = bhttp::error::partial_message;  // the connection ends mid-request
+      } else {
+        ec = {};
       }
     }
   };
