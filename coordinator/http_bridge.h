@@ -1,23 +1,25 @@
 #pragma once
 // The HTTP/JSON bridge (DESIGN.md "HTTP bridge"): the client API for shell scripts, cron
-// jobs and web backends, on cpp-httplib. JSON in and out with the field names of the
-// task model (the same shapes as the CLI's --json); errors are {"error": "..."} with a
-// 4xx/5xx code. Handlers call the Coordinator core directly, as the gRPC adapter does.
+// jobs and web backends. The event-driven server (coordinator/http/http_server.h) serves
+// the routes (coordinator/http/routes.h), which call the Coordinator core directly, as the
+// gRPC adapter does. No client can starve it: connections cost no thread, long polls
+// hold none, and connections past the caps are refused.
 
 #include <memory>
 #include <string>
-#include <thread>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "common/tls.h"
 #include "coordinator/coordinator.h"
-
-namespace httplib {
-class Server;
-struct Request;
-}
+#include "coordinator/http/prometheus_text.h"
 
 namespace rc::coordinator {
+
+namespace http {
+class HttpServer;
+class BridgeRoutes;
+}  // namespace http
 
 struct HttpBridgeOptions {
   std::string host = "127.0.0.1";
@@ -31,6 +33,14 @@ struct HttpBridgeOptions {
   // Largest task payload accepted (max_payload_bytes): request bodies may be a little
   // larger than that, and never smaller than 2 MiB (batches).
   size_t max_payload_bytes = 1 << 20;
+  // Open connections at once, in all and from one client address (http_max_connections,
+  // http_max_connections_per_address); past them a connection is refused with a 503.
+  int max_connections = 4096;
+  int max_connections_per_address = 512;
+  // Deadlines for a request's headers (and for an idle keep-alive connection) and for
+  // its body (http_header_timeout_seconds, http_body_timeout_seconds).
+  absl::Duration header_timeout = absl::Seconds(10);
+  absl::Duration body_timeout = absl::Seconds(60);
 };
 
 class HttpBridge {
@@ -42,27 +52,16 @@ class HttpBridge {
                                                            const TaskStore* store = nullptr);
   ~HttpBridge();
   int port() const { return port_; }
+  // Closes every connection (pending long polls unwatch) and joins the threads; call
+  // before the core shuts down. Idempotent.
   void Stop();
 
  private:
-  HttpBridge(Coordinator* core, std::unique_ptr<httplib::Server> server);
-  void Routes();
-  // The caller of `req`: UNAUTHENTICATED without a valid token (or remote without tokens).
-  absl::StatusOr<Principal> Caller(const httplib::Request& req) const;
+  HttpBridge() = default;
 
-  Coordinator* const core_;
-  const TokenTable* tokens_ = nullptr;
-  TokenTable no_tokens_;  // used when options.tokens is null
-  bool client_certified_ = false;  // mTLS: every connection presented a verified certificate
-  size_t max_body_ = 2 << 20;
-  const TaskStore* store_ = nullptr;
-  std::unique_ptr<httplib::Server> server_;
-  std::thread thread_;
+  std::unique_ptr<http::HttpServer> server_;
+  std::unique_ptr<http::BridgeRoutes> routes_;
   int port_ = 0;
 };
-
-// Prometheus text exposition of the coordinator's state (GET /metrics).
-std::string PrometheusText(const ::retire_cluster::v1::Stats& stats,
-                           const std::vector<::retire_cluster::v1::Worker>& workers);
 
 }  // namespace rc::coordinator

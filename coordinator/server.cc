@@ -104,6 +104,10 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(cons
   http_options.tls = config.tls;
   http_options.tokens = s->tokens_.get();
   http_options.max_payload_bytes = static_cast<size_t>(config.max_payload_bytes);
+  http_options.max_connections = config.http_max_connections;
+  http_options.max_connections_per_address = config.http_max_connections_per_address;
+  http_options.header_timeout = config.http_header_timeout;
+  http_options.body_timeout = config.http_body_timeout;
   absl::StatusOr<std::unique_ptr<HttpBridge>> http = HttpBridge::Start(http_options, s->core_.get(), s->store_.get());
   if (!http.ok()) {
     s->server_->Shutdown();

@@ -15,6 +15,8 @@ packages=(
   openssl libssl-dev     # scripts/dev-certs.sh; token digests and Ed25519 result signatures
   bubblewrap             # the worker's bwrap containment tier
   clang libclang-rt-14-dev  # libFuzzer targets (fuzz/)
+  libboost-dev           # Boost.Asio + Boost.Beast (header-only): the HTTP bridge's event-driven server
+  prometheus             # promtool, for the /metrics lint test (the daemon is not started: policy-rc.d / no init)
 )
 
 missing=()

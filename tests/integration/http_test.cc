@@ -2,9 +2,13 @@
 #include <httplib.h>
 
 #include <catch2/catch.hpp>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <regex>
 
 #include "absl/strings/str_split.h"
+#include "common/ids.h"
 #include "common/json_view.h"
 #include "tests/integration/cluster_fixture.h"
 
@@ -139,6 +143,57 @@ TEST_CASE("HTTP: /metrics parses as Prometheus text and agrees with stats") {
   CHECK(samples["retire_cluster_end_to_end_latency_seconds_bucket{le=\"+Inf\"}"] == 3);
   CHECK(samples["retire_cluster_dispatch_latency_seconds_count"] == 3);
   CHECK(samples["retire_cluster_store_commit_latency_seconds_count"] >= 1);
+  CHECK(samples["retire_cluster_workers_known"] == 1);
+  CHECK(samples.count("retire_cluster_workers_total") == 0);  // a gauge may not end in _total
+  CHECK(samples["retire_cluster_http_connections"] >= 1);
+}
+
+namespace {
+// A worker link that drops what the coordinator sends (the worker is only a name here).
+class SilentLink final : public coordinator::WorkerLink {
+ public:
+  void Send(pb::CoordinatorMessage) override {}
+  void Close(absl::Status) override {}
+};
+}  // namespace
+
+TEST_CASE("HTTP: /metrics passes promtool check metrics, a hostile worker device_id included") {
+  Cluster cluster;
+  cluster.AddWorker(Cluster::Worker("w1", 2));
+  // The device id a hostile worker sent in the review: a quote and a newline that
+  // would otherwise end its label and start a series of its own.
+  pb::Register reg;
+  reg.mutable_capabilities()->set_device_id("evil\"} 1\nretire_cluster_injected{x=\"y");
+  reg.mutable_capabilities()->set_slots(1);
+  REQUIRE(cluster.core()->RegisterWorker(reg, std::make_shared<SilentLink>()).ok());
+  Http http(cluster);
+  std::string id = json::parse(http.Post("/tasks", R"({"task_type":"echo"})")->body)["task_id"];
+  REQUIRE(Parse(http.client.Get(("/tasks/" + id + "/wait?timeout=10").c_str()))["status"] == "success");
+  auto m = http.client.Get("/metrics");
+  REQUIRE(m);
+  for (absl::string_view line : absl::StrSplit(m->body, '\n', absl::SkipEmpty())) {
+    CHECK(line.find("retire_cluster_injected") != 0);
+  }
+  CHECK(m->body.find("device_id=\"evil\\\"} 1\\nretire_cluster_injected{x=\\\"y\"") != std::string::npos);
+
+  if (std::system("command -v promtool >/dev/null 2>&1") != 0) {
+    WARN("SKIP promtool check: promtool is not installed (Debian package prometheus; scripts/install-deps.sh)");
+    return;
+  }
+  const std::string file = (std::filesystem::temp_directory_path() / NewId("rc-metrics")).string();
+  {
+    std::ofstream out(file);
+    out << m->body;
+  }
+  const std::string report = file + ".out";
+  int rc = std::system(("promtool check metrics < " + file + " > " + report + " 2>&1").c_str());
+  std::ifstream in(report);
+  std::string said((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::filesystem::remove(file);
+  std::filesystem::remove(report);
+  INFO(said);
+  CHECK(rc == 0);
+  CHECK(said.empty());  // promtool prints lint problems even when it exits 0
 }
 
 TEST_CASE("A worker with --metrics-port serves its own Prometheus metrics") {

@@ -1,0 +1,355 @@
+#include "coordinator/http/routes.h"
+
+#include <optional>
+#include <utility>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/synchronization/mutex.h"
+#include "common/task_names.h"
+#include "common/task_spec_json.h"
+#include "coordinator/http/prometheus_text.h"
+
+namespace rc::coordinator::http {
+namespace {
+
+using nlohmann::json;
+
+constexpr size_t kMaxBatch = 1000;
+constexpr double kMaxWaitSeconds = 300;
+
+int HttpCode(absl::StatusCode c) {
+  switch (c) {
+    case absl::StatusCode::kInvalidArgument: return 400;
+    case absl::StatusCode::kNotFound: return 404;
+    case absl::StatusCode::kAlreadyExists: return 409;
+    case absl::StatusCode::kResourceExhausted: return 429;
+    case absl::StatusCode::kUnauthenticated: return 401;
+    case absl::StatusCode::kPermissionDenied: return 403;
+    case absl::StatusCode::kUnavailable: return 503;
+    default: return 500;
+  }
+}
+
+HttpResponse StatusResponse(const absl::Status& s) { return ErrorResponse(HttpCode(s.code()), std::string(s.message())); }
+
+// Read as JSON whatever the Content-Type says (curl -d sends form-urlencoded).
+absl::StatusOr<json> Body(const HttpRequest& req) {
+  json j = json::parse(req.body, nullptr, false);
+  if (j.is_discarded()) return absl::InvalidArgumentError("body: not valid JSON");
+  return j;
+}
+
+Json SubmitJson(const SubmitResult& r) { return Json{{"task_id", r.task_id}, {"status", StatusName(r.status)}}; }
+
+// One long poll: a sink that answers once, at the terminal snapshot, the timeout, the
+// core's shutdown or the client's disconnect (no answer then), and unwatches on every
+// path. The core calls OnTask/Abort after releasing its lock but a sink may not call
+// back into it, so the unwatch and the current-snapshot read hop through the Deferrer.
+class LongPoll final : public TaskSink, public std::enable_shared_from_this<LongPoll> {
+ public:
+  LongPoll(Coordinator* core, Deferrer* deferrer, std::string task_id, std::shared_ptr<Responder> responder)
+      : core_(core), deferrer_(deferrer), task_id_(std::move(task_id)), responder_(std::move(responder)) {}
+
+  bool TerminalOnly() const override { return true; }
+  void OnTask(const pb::Task& t) override {
+    if (IsTerminal(t.status())) Finish(Outcome::kTerminal, &t);
+  }
+  void Abort(absl::Status) override { Finish(Outcome::kCurrent, nullptr); }
+
+  enum class Outcome { kTerminal, kCurrent, kGone };
+  void Finish(Outcome outcome, const pb::Task* terminal) {
+    std::function<void()> cancel_timer;
+    std::optional<uint64_t> watch;
+    {
+      absl::MutexLock lock(&mu_);
+      if (done_) return;
+      done_ = true;
+      cancel_timer = std::move(cancel_timer_);
+      watch = watch_;
+    }
+    if (cancel_timer) cancel_timer();
+    if (outcome == Outcome::kTerminal) {
+      responder_->Reply(JsonResponse(200, TaskToJson(*terminal)));
+    } else if (outcome == Outcome::kCurrent) {
+      deferrer_->Post([self = shared_from_this()] { self->ReplyCurrent(); });
+    }
+    if (watch.has_value()) {
+      deferrer_->Post([core = core_, id = task_id_, w = *watch] { core->Unwatch(id, w); });
+    }
+  }
+  // Called once Watch returned (outside the core): unwatches at once if already done.
+  void Watching(uint64_t watch) {
+    {
+      absl::MutexLock lock(&mu_);
+      watch_ = watch;
+      if (!done_) return;
+    }
+    core_->Unwatch(task_id_, watch);
+  }
+  void SetTimer(std::function<void()> cancel) {
+    {
+      absl::MutexLock lock(&mu_);
+      if (!done_) {
+        cancel_timer_ = std::move(cancel);
+        return;
+      }
+    }
+    cancel();
+  }
+
+ private:
+  // The task as it is now (the timeout's answer: 200 with a non-terminal task).
+  void ReplyCurrent() {
+    absl::StatusOr<pb::Task> t = core_->GetTask(task_id_);
+    responder_->Reply(t.ok() ? JsonResponse(200, TaskToJson(*t)) : StatusResponse(t.status()));
+  }
+
+  Coordinator* const core_;
+  Deferrer* const deferrer_;
+  const std::string task_id_;
+  const std::shared_ptr<Responder> responder_;
+  absl::Mutex mu_;
+  bool done_ ABSL_GUARDED_BY(mu_) = false;
+  std::optional<uint64_t> watch_ ABSL_GUARDED_BY(mu_);
+  std::function<void()> cancel_timer_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace
+
+std::string JsonText(const Json& body) { return body.dump(-1, ' ', false, Json::error_handler_t::replace); }
+
+HttpResponse JsonResponse(int status, const Json& body) {
+  HttpResponse r;
+  r.status = status;
+  r.body = JsonText(body);
+  return r;
+}
+
+HttpResponse ErrorResponse(int status, const std::string& message) {
+  return JsonResponse(status, Json{{"error", message}});
+}
+
+BridgeRoutes::BridgeRoutes(Coordinator* core, Deferrer* deferrer, RoutesOptions options)
+    : core_(core), deferrer_(deferrer), options_(std::move(options)) {}
+
+void BridgeRoutes::Handle(const HttpRequest& request, std::shared_ptr<Responder> responder) {
+  try {
+    Route(request, responder);
+  } catch (const std::exception&) {
+    responder->Reply(ErrorResponse(500, "internal error"));
+  }
+}
+
+void BridgeRoutes::Route(const HttpRequest& req, const std::shared_ptr<Responder>& res) {
+  const std::vector<absl::string_view> p = absl::StrSplit(req.path, '/');
+  // p[0] is the empty text before the leading '/'.
+  auto is = [&](std::initializer_list<absl::string_view> want) {
+    if (p.size() != want.size() + 1 || !p[0].empty()) return false;
+    size_t i = 1;
+    for (absl::string_view w : want) {
+      if (w == "*" ? p[i].empty() : p[i] != w) return false;
+      ++i;
+    }
+    return true;
+  };
+  const std::string& m = req.method;
+  if (m == "GET" && is({"healthz"})) return res->Reply(JsonResponse(200, Json{{"status", "ok"}}));
+
+  // Every other route authenticates; `action` nullopt: the route checks the task's owner.
+  std::optional<Action> action;
+  enum class R { kSubmit, kBatch, kGet, kWait, kCancel, kList, kWorkers, kDrain, kStats, kMetrics } route;
+  if (m == "POST" && is({"tasks"})) {
+    route = R::kSubmit, action = Action::kSubmit;
+  } else if (m == "POST" && is({"tasks", "batch"})) {
+    route = R::kBatch, action = Action::kSubmit;
+  } else if (m == "GET" && is({"tasks", "*"})) {
+    route = R::kGet;
+  } else if (m == "GET" && is({"tasks", "*", "wait"})) {
+    route = R::kWait;
+  } else if (m == "DELETE" && is({"tasks", "*"})) {
+    route = R::kCancel;
+  } else if (m == "GET" && is({"tasks"})) {
+    route = R::kList, action = Action::kListTasks;
+  } else if (m == "GET" && is({"workers"})) {
+    route = R::kWorkers, action = Action::kReadCluster;
+  } else if (m == "POST" && (is({"workers", "*", "drain"}) || is({"workers", "*", "undrain"}))) {
+    route = R::kDrain, action = Action::kDrain;
+  } else if (m == "GET" && is({"stats"})) {
+    route = R::kStats, action = Action::kReadCluster;
+  } else if (m == "GET" && is({"metrics"})) {
+    route = R::kMetrics, action = Action::kReadCluster;
+  } else {
+    return res->Reply(ErrorResponse(404, absl::StrCat("no such endpoint: ", m, " ", req.path)));
+  }
+
+  const TokenTable& tokens = options_.tokens != nullptr ? *options_.tokens : no_tokens_;
+  absl::StatusOr<Principal> who = AuthenticateClient(tokens, req.authorization, req.peer, options_.client_certified);
+  if (!who.ok()) {
+    HttpResponse r = StatusResponse(who.status());
+    r.headers.emplace_back("WWW-Authenticate", "Bearer");
+    return res->Reply(std::move(r));
+  }
+  if (action.has_value()) {
+    if (absl::Status allowed = Authorize(*who, *action); !allowed.ok()) return res->Reply(StatusResponse(allowed));
+  }
+  const std::string id = p.size() > 2 ? std::string(p[2]) : "";
+  switch (route) {
+    case R::kSubmit: return SubmitOne(req, res, *who);
+    case R::kBatch: return SubmitBatch(req, res, *who);
+    case R::kGet: {
+      absl::StatusOr<pb::Task> t = core_->GetTask(id);
+      if (!t.ok()) return res->Reply(StatusResponse(t.status()));
+      if (absl::Status allowed = Authorize(*who, Action::kReadTask, t->owner()); !allowed.ok()) {
+        return res->Reply(StatusResponse(allowed));
+      }
+      return res->Reply(JsonResponse(200, TaskToJson(*t)));
+    }
+    case R::kWait: return WaitFor(id, req, res, *who);
+    case R::kCancel:
+      return core_->Cancel(
+          id,
+          [res](absl::StatusOr<pb::CancelTaskResponse> c) {
+            res->Reply(c.ok() ? JsonResponse(200, Json{{"task_id", c->task_id()}, {"cancelled", c->cancelled()}})
+                              : StatusResponse(c.status()));
+          },
+          *who);
+    case R::kList: return ListTasks(req, res, *who);
+    case R::kWorkers: {
+      Json out = {{"workers", Json::array()}};
+      for (const pb::Worker& w : core_->ListWorkers("")) out["workers"].push_back(WorkerToJson(w));
+      return res->Reply(JsonResponse(200, out));
+    }
+    case R::kDrain: {
+      // Any body (or none) is ignored: `curl -X POST .../drain` sends none.
+      absl::StatusOr<pb::Worker> w = core_->DrainWorker(id, p[3] == "drain");
+      return res->Reply(w.ok() ? JsonResponse(200, WorkerToJson(*w)) : StatusResponse(w.status()));
+    }
+    case R::kStats: return res->Reply(JsonResponse(200, StatsToJson(core_->Stats())));
+    case R::kMetrics: {
+      HttpResponse r;
+      r.content_type = "text/plain; version=0.0.4";
+      r.body = Metrics();
+      return res->Reply(std::move(r));
+    }
+  }
+}
+
+void BridgeRoutes::SubmitOne(const HttpRequest& req, const std::shared_ptr<Responder>& res, const Principal& who) {
+  absl::StatusOr<json> body = Body(req);
+  if (!body.ok()) return res->Reply(StatusResponse(body.status()));
+  absl::StatusOr<pb::TaskSpec> spec = TaskSpecFromJson(*body);
+  if (!spec.ok()) return res->Reply(StatusResponse(spec.status()));
+  std::vector<pb::TaskSpec> one;
+  one.push_back(std::move(*spec));
+  core_->SubmitBatch(
+      std::move(one),
+      [res](std::vector<absl::StatusOr<SubmitResult>> r) {
+        if (r.size() != 1) return res->Reply(ErrorResponse(500, "internal error"));
+        res->Reply(r[0].ok() ? JsonResponse(r[0]->existing ? 200 : 201, SubmitJson(*r[0]))
+                             : StatusResponse(r[0].status()));
+      },
+      who.name);
+}
+
+void BridgeRoutes::SubmitBatch(const HttpRequest& req, const std::shared_ptr<Responder>& res, const Principal& who) {
+  absl::StatusOr<json> body = Body(req);
+  if (!body.ok()) return res->Reply(StatusResponse(body.status()));
+  if (!body->is_object() || !body->contains("tasks") || !(*body)["tasks"].is_array()) {
+    return res->Reply(ErrorResponse(400, "tasks: required, an array of tasks"));
+  }
+  const json& tasks = (*body)["tasks"];
+  if (tasks.size() > kMaxBatch) {
+    return res->Reply(ErrorResponse(400, absl::StrCat("tasks: at most ", kMaxBatch, " per batch")));
+  }
+  // Parse all first: the valid ones go to the core as one batch (one commit).
+  auto refused = std::make_shared<std::vector<absl::Status>>(tasks.size());
+  std::vector<pb::TaskSpec> specs;
+  for (size_t i = 0; i < tasks.size(); ++i) {
+    absl::StatusOr<pb::TaskSpec> spec = TaskSpecFromJson(tasks[i]);
+    if (spec.ok()) {
+      specs.push_back(std::move(*spec));
+    } else {
+      (*refused)[i] = spec.status();
+    }
+  }
+  core_->SubmitBatch(
+      std::move(specs),
+      [res, refused](std::vector<absl::StatusOr<SubmitResult>> accepted) {
+        Json out = {{"tasks", Json::array()}};
+        for (size_t i = 0, next = 0; i < refused->size(); ++i) {
+          absl::StatusOr<SubmitResult> r = absl::InternalError("no answer");
+          if (!(*refused)[i].ok()) {
+            r = (*refused)[i];
+          } else if (next < accepted.size()) {
+            r = std::move(accepted[next++]);
+          }
+          if (r.ok()) {
+            out["tasks"].push_back(SubmitJson(*r));
+          } else {
+            out["tasks"].push_back({{"error", absl::StrCat("tasks[", i, "].", r.status().message())}});
+          }
+        }
+        res->Reply(JsonResponse(201, out));
+      },
+      who.name);
+}
+
+void BridgeRoutes::WaitFor(const std::string& id, const HttpRequest& req, const std::shared_ptr<Responder>& res,
+                           const Principal& who) {
+  double timeout = 30;
+  if (const std::string* t = req.Param("timeout");
+      t != nullptr && (!absl::SimpleAtod(*t, &timeout) || !(timeout > 0) || timeout > kMaxWaitSeconds)) {
+    return res->Reply(ErrorResponse(400, absl::StrCat("timeout: expected seconds in (0, ", kMaxWaitSeconds, "]")));
+  }
+  auto poll = std::make_shared<LongPoll>(core_, deferrer_, id, res);
+  absl::StatusOr<uint64_t> watch = core_->Watch(id, poll, who);  // checks the owner
+  if (!watch.ok()) return res->Reply(StatusResponse(watch.status()));
+  poll->Watching(*watch);
+  std::weak_ptr<LongPoll> weak = poll;
+  res->OnGone([weak] {
+    if (auto p = weak.lock()) p->Finish(LongPoll::Outcome::kGone, nullptr);
+  });
+  poll->SetTimer(deferrer_->After(timeout, [weak] {
+    if (auto p = weak.lock()) p->Finish(LongPoll::Outcome::kCurrent, nullptr);
+  }));
+}
+
+void BridgeRoutes::ListTasks(const HttpRequest& req, const std::shared_ptr<Responder>& res, const Principal& who) {
+  TaskFilter f;
+  if (who.role == Role::kSubmit) f.owner = who.name;  // its own tasks only
+  if (const std::string* s = req.Param("status"); s != nullptr) {
+    absl::StatusOr<pb::TaskStatus> st = ParseStatus(*s);
+    if (!st.ok()) return res->Reply(ErrorResponse(400, absl::StrCat("status: ", st.status().message())));
+    f.status = *st;
+  }
+  if (const std::string* type = req.Param("type"); type != nullptr) f.task_type = *type;
+  if (const std::string* limit = req.Param("limit"); limit != nullptr && !absl::SimpleAtoi(*limit, &f.limit)) {
+    return res->Reply(ErrorResponse(400, "limit: expected an integer"));
+  }
+  absl::StatusOr<std::vector<pb::Task>> tasks = core_->ListTasks(f);
+  if (!tasks.ok()) return res->Reply(StatusResponse(tasks.status()));
+  Json out = {{"tasks", Json::array()}};
+  for (const pb::Task& t : *tasks) out["tasks"].push_back(TaskToJson(t));
+  res->Reply(JsonResponse(200, out));
+}
+
+std::string BridgeRoutes::Metrics() const {
+  std::string text = PrometheusText(core_->Stats(), core_->ListWorkers(""));
+  absl::StrAppend(&text, TasksByTypeText(core_->CountsByType()),
+                  core_->dispatch_latency().Render("retire_cluster_dispatch_latency_seconds",
+                                                   "Submit to first assignment."),
+                  core_->end_to_end_latency().Render("retire_cluster_end_to_end_latency_seconds",
+                                                     "Submit to terminal state."));
+  if (options_.store != nullptr && options_.store->commit_latency() != nullptr) {
+    absl::StrAppend(&text, options_.store->commit_latency()->Render("retire_cluster_store_commit_latency_seconds",
+                                                                    "One group commit of the task store."));
+  }
+  if (options_.server_metrics) absl::StrAppend(&text, options_.server_metrics());
+  return text;
+}
+
+}  // namespace rc::coordinator::http

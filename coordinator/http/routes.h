@@ -1,0 +1,63 @@
+#pragma once
+// The HTTP/JSON bridge's API (DESIGN.md "HTTP bridge"): maps a parsed request to the
+// Coordinator and answers through a Responder. Knows no socket, so tests and the fuzzer
+// drive it directly. Answers are the API's contract, byte for byte: JSON with the task
+// model's field names, errors {"error": "..."} with a 4xx/5xx code.
+//
+// Design assumption: nothing here waits. Submits and cancels answer from the core's
+// callbacks; a long poll (GET /tasks/{id}/wait) is a TaskSink plus a timer, holding no
+// thread while it waits.
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "common/auth.h"
+#include "common/json_view.h"
+#include "coordinator/coordinator.h"
+#include "coordinator/http/http_types.h"
+
+namespace rc::coordinator::http {
+
+struct RoutesOptions {
+  // Client bearer tokens; nullptr = none configured (only loopback peers are served).
+  const TokenTable* tokens = nullptr;
+  // Under mTLS every connection presented a verified client certificate.
+  bool client_certified = false;
+  // Adds its commit latency to /metrics when set.
+  const TaskStore* store = nullptr;
+  // More /metrics text (the server's connection counts); may be empty.
+  std::function<std::string()> server_metrics;
+};
+
+class BridgeRoutes {
+ public:
+  // `core` and `deferrer` must outlive every request handed to Handle.
+  BridgeRoutes(Coordinator* core, Deferrer* deferrer, RoutesOptions options);
+
+  // Answers `request` through `responder`, now or later; never throws.
+  void Handle(const HttpRequest& request, std::shared_ptr<Responder> responder);
+
+ private:
+  void Route(const HttpRequest& req, const std::shared_ptr<Responder>& res);
+  void SubmitOne(const HttpRequest& req, const std::shared_ptr<Responder>& res, const Principal& who);
+  void SubmitBatch(const HttpRequest& req, const std::shared_ptr<Responder>& res, const Principal& who);
+  void WaitFor(const std::string& id, const HttpRequest& req, const std::shared_ptr<Responder>& res,
+               const Principal& who);
+  void ListTasks(const HttpRequest& req, const std::shared_ptr<Responder>& res, const Principal& who);
+  std::string Metrics() const;
+
+  Coordinator* const core_;
+  Deferrer* const deferrer_;
+  const RoutesOptions options_;
+  TokenTable no_tokens_;  // used when options.tokens is null
+};
+
+// Replies echo what clients sent (paths, ids, query values), which need not be UTF-8: a
+// strict dump would throw.
+std::string JsonText(const Json& body);
+HttpResponse JsonResponse(int status, const Json& body);
+// {"error": message} with `status`.
+HttpResponse ErrorResponse(int status, const std::string& message);
+
+}  // namespace rc::coordinator::http

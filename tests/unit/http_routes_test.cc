@@ -1,0 +1,130 @@
+// The HTTP routes through their transport-free seam (BridgeRoutes::Handle), over a core
+// with a fake clock: answers, auth, and the long poll's every ending, with timers fired
+// by hand.
+#include <catch2/catch.hpp>
+#include <deque>
+
+#include "coordinator/http/routes.h"
+#include "tests/unit/coordinator_fixture.h"
+
+namespace rc::coordinator::http {
+namespace {
+
+using nlohmann::json;
+
+class ManualDeferrer final : public Deferrer {
+ public:
+  void Post(std::function<void()> fn) override { posted.push_back(std::move(fn)); }
+  std::function<void()> After(double seconds, std::function<void()> fn) override {
+    timers.push_back(std::move(fn));
+    auto cancelled = std::make_shared<bool>(false);
+    timer_cancelled.push_back(cancelled);
+    return [cancelled] { *cancelled = true; };
+  }
+  void RunPosted() {
+    for (int i = 0; i < 100 && !posted.empty(); ++i) {
+      auto fn = std::move(posted.front());
+      posted.pop_front();
+      fn();
+    }
+  }
+  std::deque<std::function<void()>> posted;
+  std::vector<std::function<void()>> timers;
+  std::vector<std::shared_ptr<bool>> timer_cancelled;
+};
+
+class Capture final : public Responder {
+ public:
+  void Reply(HttpResponse r) override { replies.push_back(std::move(r)); }
+  void OnGone(std::function<void()> g) override { gone = std::move(g); }
+  std::vector<HttpResponse> replies;
+  std::function<void()> gone;
+};
+
+struct RoutesFixture : Fixture {
+  ManualDeferrer deferrer;
+  BridgeRoutes routes{&core, &deferrer, RoutesOptions{}};
+
+  std::shared_ptr<Capture> Call(const std::string& method, const std::string& path, const std::string& body = "",
+                                std::vector<std::pair<std::string, std::string>> query = {}) {
+    HttpRequest r;
+    r.method = method;
+    r.path = path;
+    r.query = std::move(query);
+    r.body = body;
+    r.peer = "127.0.0.1";
+    auto c = std::make_shared<Capture>();
+    routes.Handle(r, c);
+    deferrer.RunPosted();
+    return c;
+  }
+};
+
+json Body(const std::shared_ptr<Capture>& c) {
+  REQUIRE(c->replies.size() == 1);
+  return json::parse(c->replies[0].body);
+}
+
+TEST_CASE_METHOD(RoutesFixture, "Routes: unknown endpoints, drain without a body, remote callers without tokens") {
+  auto nope = Call("PUT", "/tasks");
+  CHECK(nope->replies[0].status == 404);
+  CHECK(Body(nope)["error"] == "no such endpoint: PUT /tasks");
+  CHECK(Call("GET", "/tasks/")->replies[0].status == 404);
+
+  Join("w1", 1, std::make_shared<FakeLink>());
+  auto drained = Call("POST", "/workers/w1/drain");
+  CHECK(drained->replies[0].status == 200);
+  CHECK(Body(drained)["drained"] == true);
+
+  HttpRequest remote;
+  remote.method = "GET";
+  remote.path = "/stats";
+  remote.peer = "192.0.2.7";
+  auto c = std::make_shared<Capture>();
+  routes.Handle(remote, c);
+  REQUIRE(c->replies.size() == 1);
+  CHECK(c->replies[0].status == 401);
+  CHECK(c->replies[0].headers == std::vector<std::pair<std::string, std::string>>{{"WWW-Authenticate", "Bearer"}});
+}
+
+TEST_CASE_METHOD(RoutesFixture, "Routes: a long poll answers at the task's end and unwatches; the timer is cancelled") {
+  std::string id = Submit("echo", pb::PRIORITY_NORMAL, [](pb::TaskSpec* s) {
+    s->mutable_requirements()->add_required_tags("nowhere");
+  });
+  auto poll = Call("GET", "/tasks/" + id + "/wait");
+  CHECK(poll->replies.empty());  // waiting, on no thread
+  REQUIRE(deferrer.timers.size() == 1);
+  auto cancelled = Call("DELETE", "/tasks/" + id);
+  CHECK(Body(cancelled) == json{{"task_id", id}, {"cancelled", true}});
+  deferrer.RunPosted();
+  CHECK(Body(poll)["status"] == "cancelled");
+  CHECK(*deferrer.timer_cancelled[0]);
+  deferrer.timers[0]();  // a timer that fires late changes nothing
+  deferrer.RunPosted();
+  CHECK(poll->replies.size() == 1);
+}
+
+TEST_CASE_METHOD(RoutesFixture, "Routes: a long poll's timeout answers the task as it is; a client gone gets nothing") {
+  std::string id = Submit("echo");  // no worker: stays queued
+  auto timed = Call("GET", "/tasks/" + id + "/wait", "", {{"timeout", "5"}});
+  REQUIRE(deferrer.timers.size() == 1);
+  deferrer.timers[0]();
+  deferrer.RunPosted();
+  CHECK(Body(timed)["status"] == "queued");
+
+  auto left = Call("GET", "/tasks/" + id + "/wait");
+  REQUIRE(left->gone);
+  left->gone();
+  deferrer.RunPosted();
+  CHECK(*deferrer.timer_cancelled[1]);
+  Call("DELETE", "/tasks/" + id);
+  deferrer.RunPosted();
+  CHECK(left->replies.empty());
+
+  CHECK(Body(Call("GET", "/tasks/" + id + "/wait", "", {{"timeout", "0"}}))["error"] ==
+        "timeout: expected seconds in (0, 300]");
+  CHECK(Body(Call("GET", "/tasks/task-nope/wait"))["error"] == "no task with id 'task-nope'");
+}
+
+}  // namespace
+}  // namespace rc::coordinator::http
