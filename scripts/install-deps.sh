@@ -16,7 +16,6 @@ packages=(
   bubblewrap             # the worker's bwrap containment tier
   clang libclang-rt-14-dev  # libFuzzer targets (fuzz/)
   libboost-dev           # Boost.Asio + Boost.Beast (header-only): the HTTP bridge's event-driven server
-  prometheus             # promtool, for the /metrics lint test (the daemon is not started: policy-rc.d / no init)
 )
 
 missing=()
@@ -26,8 +25,27 @@ for p in "${packages[@]}"; do
   fi
 done
 
+# promtool for the /metrics lint test (scripts/test.sh sets RC_TOOLS_DIR): taken out of
+# Debian's prometheus package without installing it, so no Prometheus daemon is set up or
+# started on the machine. Without it that test prints SKIP.
+fetch_promtool() {
+  local dir=$1
+  if command -v promtool >/dev/null 2>&1 || [ -x "$dir/promtool" ]; then return 0; fi
+  local tmp
+  tmp=$(mktemp -d)
+  if (cd "$tmp" && apt-get download -qq prometheus >/dev/null 2>&1 && dpkg-deb -x prometheus_*.deb x) &&
+     [ -x "$tmp/x/usr/bin/promtool" ]; then
+    mkdir -p "$dir" && cp "$tmp/x/usr/bin/promtool" "$dir/promtool"
+    echo "install-deps: promtool from Debian's prometheus package in $dir"
+  else
+    echo "install-deps: could not fetch promtool (apt-get download prometheus); its test will SKIP"
+  fi
+  rm -rf "$tmp"
+}
+
 if [ ${#missing[@]} -eq 0 ]; then
   echo "install-deps: all ${#packages[@]} packages present"
+  if [ -n "${RC_TOOLS_DIR:-}" ]; then fetch_promtool "$RC_TOOLS_DIR"; fi
   exit 0
 fi
 
@@ -37,3 +55,4 @@ if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
 export DEBIAN_FRONTEND=noninteractive
 $sudo apt-get update -qq
 $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+if [ -n "${RC_TOOLS_DIR:-}" ]; then fetch_promtool "$RC_TOOLS_DIR"; fi

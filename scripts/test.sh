@@ -4,7 +4,7 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${BUILD_DIR:-$root/build}
-"$root/scripts/install-deps.sh"
+RC_TOOLS_DIR="$build/tools" "$root/scripts/install-deps.sh"
 "$root/scripts/build.sh"
 cd "$build"
 ctest --output-on-failure -j "${JOBS:-2}" --timeout 300
