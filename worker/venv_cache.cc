@@ -75,11 +75,15 @@ std::string PipError(const std::string& output) {
   if (std::regex_search(output, m, kNoDist) || std::regex_search(output, m, kNoVersion)) {
     return absl::StrCat("pip could not install '", m[1].str(), "': ", m[0].str());
   }
-  std::string last;
+  // pip's own last ERROR line; else the first "error:" of a build's output (setup.py's
+  // own complaint), which pip's summary lines only point to.
+  std::string last, build;
   for (absl::string_view line : absl::StrSplit(output, '\n')) {
-    if (absl::StartsWith(line, "ERROR:")) last = std::string(absl::StripAsciiWhitespace(line.substr(6)));
+    absl::string_view l = absl::StripAsciiWhitespace(line);
+    if (absl::StartsWith(l, "ERROR:")) last = std::string(absl::StripAsciiWhitespace(l.substr(6)));
+    if (build.empty() && absl::StartsWithIgnoreCase(l, "error:")) build = std::string(l.substr(0, 300));
   }
-  return absl::StrCat("pip install failed: ", last.empty() ? "see stderr" : last);
+  return absl::StrCat("pip install failed: ", !last.empty() ? last : !build.empty() ? build : "see stderr");
 }
 
 VenvCache::VenvCache(std::string root, std::string python, uint64_t limit_bytes, std::string requirements_mode,
@@ -196,6 +200,38 @@ absl::StatusOr<VenvCache::Lease> VenvCache::AcquireKeyLocked(const std::string& 
   return Lease(this, key, dir.string());
 }
 
+namespace {
+
+// pip builds a local directory in place, and the sandbox binds it read-only: each one
+// is copied (inside the sandbox, by cp, so that the worker itself never walks a tree a
+// task named) into the scratch directory, and the requirement rewritten to the copy.
+template <typename Run>
+absl::StatusOr<std::vector<std::string>> CopyLocalDirectories(const std::vector<std::string>& requirements,
+                                                              const fs::path& scratch, const Run& run) {
+  std::vector<std::string> out;
+  for (const std::string& r : requirements) {
+    const std::string path = LocalRequirementPath(r);
+    std::error_code ec;
+    if (path.empty() || !fs::is_directory(path, ec)) {
+      out.push_back(r);
+      continue;
+    }
+    const std::string copy = (scratch / absl::StrCat("src-", out.size())).string();
+    absl::StatusOr<ProcessResult> cp = run({"/bin/cp", "-a", "--", path, copy}, false);
+    if (!cp.ok()) return cp.status();
+    if (cp->exit_code != 0) {
+      return absl::InvalidArgumentError(absl::StrCat("payload.requirements: '", r, "': cannot copy ", path, ": ",
+                                                     absl::StripAsciiWhitespace(cp->stderr)));
+    }
+    std::string rewritten = r;
+    rewritten.replace(rewritten.find(path), path.size(), copy);
+    out.push_back(std::move(rewritten));
+  }
+  return out;
+}
+
+}  // namespace
+
 absl::Status VenvCache::Build(const std::string& key, const std::vector<std::string>& requirements,
                               const InstallPlan& plan, const StopToken& stop) {
   // Built in place (scripts in bin/ record their path), under the key's locks; it is
@@ -244,7 +280,8 @@ absl::Status VenvCache::Build(const std::string& key, const std::vector<std::str
     for (const std::string& o : PipInstallOptions(source_, requirements_mode_)) pip.push_back(o);
     // "--" ends pip's options: a requirement can never be read as one.
     pip.push_back("--");
-    pip.insert(pip.end(), requirements.begin(), requirements.end());
+    ASSIGN_OR_RETURN(std::vector<std::string> local, CopyLocalDirectories(requirements, scratch, run));
+    pip.insert(pip.end(), local.begin(), local.end());
     absl::StatusOr<ProcessResult> installed = run(pip, plan.network);
     if (!installed.ok()) return fail(installed.status());
     if (installed->stopped) return fail(absl::AbortedError("stopped while installing requirements"));
