@@ -176,7 +176,7 @@ TEST_CASE("bwrap: no network unless the task requires internet") {
   CHECK(open->stdout == "connected\n");
 }
 
-TEST_CASE("bwrap: exit code, output and usage come back; a timeout kills the whole sandbox") {
+TEST_CASE("bwrap: exit code, output and usage come back, a timeout kills the whole sandbox") {
   Sandbox s("bwrap");
   if (NoBwrap(s)) return;
   auto out = s.Run({{"command", "echo out; echo err >&2; i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done; exit 3"}});

@@ -177,7 +177,7 @@ TEST_CASE("bwrap: a local source package's setup.py runs inside the install sand
   }
 }
 
-TEST_CASE("bwrap: under names a wheel installs in the sandbox; a remote index under any needs internet_required") {
+TEST_CASE("bwrap: under names a wheel installs in the sandbox, a remote index under any needs internet_required") {
   Install s;
   if (NoBwrap(s)) return;
   auto out = s.Run("names", {{"code", "import rcgreet\nprint(rcgreet.greet('box'))\n"}, {"requirements", {"rcgreet"}}});

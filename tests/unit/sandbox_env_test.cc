@@ -84,7 +84,7 @@ absl::StatusOr<HandlerOutput> RunCommand(const ExecutionOptions& options, const 
 
 }  // namespace
 
-TEST_CASE("bwrap: bwrap itself gets a fixed environment; the task's variables are set inside only") {
+TEST_CASE("bwrap: bwrap itself gets a fixed environment, the task's variables are set inside only") {
   Worker w("bwrap");
   if (NoBwrap(w)) return;
   setenv("RC_WORKER_ONLY_SECRET", "worker-env-value", 1);  // the worker's own environment

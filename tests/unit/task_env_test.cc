@@ -45,7 +45,7 @@ TEST_CASE("task env policy: interpreter start-up hooks are refused") {
   }
 }
 
-TEST_CASE("task env policy: reserved and malformed names; ordinary names pass") {
+TEST_CASE("task env policy: reserved and malformed names, ordinary names pass") {
   for (const char* name : {"PATH", "HOME", "TMPDIR", "RETIRE_CLUSTER_TOKEN", "RC_ANYTHING"}) {
     INFO(name);
     CHECK(ClassifyTaskVariable(name) == EnvFamily::kReserved);
