@@ -62,6 +62,21 @@ class FileLock {
   bool held_ = false;
 };
 
+// Removes `dir` even where its directories were made read-only (by VenvCache, or by a
+// sandboxed build), never following a symlink: an install sandbox could have planted
+// one to a host directory.
+void RemoveTree(const fs::path& dir) {
+  std::error_code ec;
+  fs::permissions(dir, fs::perms::owner_all, fs::perm_options::add | fs::perm_options::nofollow, ec);
+  for (auto it = fs::recursive_directory_iterator(dir, ec); !ec && it != fs::recursive_directory_iterator();
+       it.increment(ec)) {
+    if (!it->is_symlink(ec) && it->is_directory(ec)) {
+      fs::permissions(it->path(), fs::perms::owner_all, fs::perm_options::add, ec);
+    }
+  }
+  fs::remove_all(dir, ec);
+}
+
 void Touch(const fs::path& file) {
   std::ofstream(file, std::ios::trunc) << absl::ToUnixSeconds(absl::Now());
 }
@@ -240,17 +255,18 @@ absl::Status VenvCache::Build(const std::string& key, const std::vector<std::str
   const fs::path dir = fs::path(root_) / key;
   const fs::path scratch = fs::path(root_) / absl::StrCat(".build-", key, "-", NewId("b"));
   std::error_code ec;
-  fs::remove_all(dir, ec);
+  RemoveTree(dir);
+  // Scratch directories of this key's builds that a crash left behind.
+  for (const auto& entry : fs::directory_iterator(root_, ec)) {
+    if (absl::StartsWith(entry.path().filename().string(), absl::StrCat(".build-", key, "-"))) RemoveTree(entry.path());
+  }
   // The sandbox binds both, so both exist before it starts.
   fs::create_directories(dir, ec);
   if (!ec) fs::create_directories(scratch, ec);
   if (ec) return absl::UnavailableError(absl::StrCat("cannot create ", dir.string(), ": ", ec.message()));
   struct RemoveScratch {
     fs::path path;
-    ~RemoveScratch() {
-      std::error_code ignored;
-      fs::remove_all(path, ignored);
-    }
+    ~RemoveScratch() { RemoveTree(path); }
   } remove_scratch{scratch};
   const SandboxPaths paths{scratch.string(), plan.read_only, {dir.string()}};
   auto run = [&](std::vector<std::string> argv, bool network) -> absl::StatusOr<ProcessResult> {
@@ -264,7 +280,7 @@ absl::Status VenvCache::Build(const std::string& key, const std::vector<std::str
     return RunInSandbox(std::move(spec), paths, network, absl::StrCat("venv-", key), stop, nullptr, options_);
   };
   auto fail = [&](absl::Status s) {
-    fs::remove_all(dir, ec);
+    RemoveTree(dir);
     return s;
   };
   spdlog::info("python_script: building virtualenv {} for [{}]{}", key, absl::StrJoin(requirements, ", "),
@@ -294,10 +310,14 @@ absl::Status VenvCache::Build(const std::string& key, const std::vector<std::str
   std::ofstream(dir / ".requirements") << absl::StrJoin(requirements, "\n") << "\n";
   Touch(dir / ".ready");
   // Read-only from here on: a task cannot change what later tasks with the same
-  // requirements run (for a worker not running as root; see README).
+  // requirements run (for a worker not running as root; see README). No set-id bits
+  // either: a sandboxed build owns these files, and a worker running as root would
+  // otherwise keep a set-uid-root program it made.
+  const fs::perms drop = fs::perms::owner_write | fs::perms::group_write | fs::perms::others_write |
+                         fs::perms::set_uid | fs::perms::set_gid;
   for (auto it = fs::recursive_directory_iterator(dir, ec); !ec && it != fs::recursive_directory_iterator();
        it.increment(ec)) {
-    if (!it->is_symlink(ec)) fs::permissions(it->path(), fs::perms::owner_write | fs::perms::group_write | fs::perms::others_write, fs::perm_options::remove, ec);
+    if (!it->is_symlink(ec)) fs::permissions(it->path(), drop, fs::perm_options::remove, ec);
   }
   return absl::OkStatus();
 }
@@ -346,15 +366,7 @@ void VenvCache::Evict() {
     const fs::path trash = fs::path(root_) / absl::StrCat(".trash-", key, "-", NewId("t"));
     fs::rename(e.dir, trash, ec);
     if (ec) continue;
-    for (auto it = fs::recursive_directory_iterator(trash, ec); !ec && it != fs::recursive_directory_iterator();
-         it.increment(ec)) {
-      // Never through a symlink: an install sandbox could have planted one to a host directory.
-      if (!it->is_symlink(ec) && it->is_directory(ec)) {
-        fs::permissions(it->path(), fs::perms::owner_all, fs::perm_options::add, ec);
-      }
-    }
-    fs::permissions(trash, fs::perms::owner_all, fs::perm_options::add, ec);
-    fs::remove_all(trash, ec);
+    RemoveTree(trash);
     total -= e.size;
     spdlog::info("python_script: evicted virtualenv {} ({} MB) to stay under the cache limit", key, e.size >> 20);
   }

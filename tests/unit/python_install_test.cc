@@ -147,6 +147,8 @@ TEST_CASE("bwrap: a local source package's setup.py runs inside the install sand
                                   << "out.append('canary' if 'worker-env-canary' in repr(os.environ) else 'no canary')\n"
                                   << "venv = os.path.dirname(os.path.dirname(sys.executable))\n"
                                   << "open(os.path.join(venv, 'probe.txt'), 'a').write('\\n'.join(out) + '\\n')\n"
+                                  << "open(os.path.join(venv, 'suid'), 'w').close()\n"
+                                  << "os.chmod(os.path.join(venv, 'suid'), 0o6755)\n"
                                   << "from setuptools import setup\n"
                                   << "setup(name='rcprobe', version='1.0', py_modules=[])\n";
   const nlohmann::json payload = {
@@ -171,6 +173,11 @@ TEST_CASE("bwrap: a local source package's setup.py runs inside the install sand
                               (Catch::Contains("read ''") || Catch::Contains("no read: Permission denied")));
   CHECK_THAT(out->stdout, Catch::Contains("no network") && !Catch::Contains("connected"));
   CHECK_THAT(out->stdout, Catch::Contains("no canary"));
+  // A set-id program the build made keeps no set-id bit on the host.
+  const fs::path suid = fs::path(s.config.data_dir) / "venvs" /
+                        nlohmann::json::parse(out->result)["environment"].get<std::string>() / "suid";
+  REQUIRE(fs::exists(suid));
+  CHECK((fs::status(suid).permissions() & (fs::perms::set_uid | fs::perms::set_gid)) == fs::perms::none);
   for (const std::string& m : markers) {
     std::error_code ec;
     fs::remove(m, ec);
