@@ -1,11 +1,14 @@
 // `command`: a shell string or an argv, in a private directory, through the process
-// runner. Opt-in (--allow command).
+// runner. payload.env holds the task's own variables: refused as a whole when one name
+// is not the task's to set (worker/task_env.h), applied inside the sandbox only.
+// Opt-in (--allow command).
 #include <filesystem>
 
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
 #include "worker/opt_in_handlers.h"
 #include "worker/payload.h"
+#include "worker/task_env.h"
 #include "worker/task_process.h"
 
 namespace rc::worker {
@@ -34,6 +37,7 @@ class CommandHandler final : public Handler {
     }
     if (command.has_value()) argv = {"/bin/sh", "-c", *command};
     ASSIGN_OR_RETURN(auto env, p.StringMap("env"));
+    RETURN_IF_ERROR(CheckTaskEnv(env, "payload.env"));
     ASSIGN_OR_RETURN(std::optional<std::string> cwd, p.String("cwd"));
     ASSIGN_OR_RETURN(std::optional<std::string> stdin_data, p.String("stdin"));
     ASSIGN_OR_RETURN(std::optional<double> timeout, p.Seconds("timeout"));

@@ -1,15 +1,22 @@
 #include "worker/containment.h"
 
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/ids.h"
 #include "spdlog/spdlog.h"
 #include "worker/stop_token.h"
+#include "worker/task_env.h"
 
 namespace rc::worker {
 namespace {
@@ -55,7 +62,7 @@ absl::Status TrialRun(const BwrapPlan& base, const std::string& work_root) {
   plan.cwd = dir;
   ProcessSpec spec;
   spec.argv = BwrapArgv(plan, {"/bin/true"});
-  spec.env = {"PATH=/usr/bin:/bin"};
+  spec.env = HostEnvironment(dir);
   spec.cwd = dir;
   spec.deadline = absl::Now() + kTrialTimeout;
   StopToken never(absl::InfiniteFuture());
@@ -86,10 +93,52 @@ std::vector<std::string> BwrapArgv(const BwrapPlan& plan, const std::vector<std:
   for (const std::string& d : plan.hidden_dirs) a.insert(a.end(), {"--tmpfs", d});
   for (const std::string& f : plan.hidden_files) a.insert(a.end(), {"--ro-bind", "/dev/null", f});
   for (const std::string& p : plan.paths.read_only) a.insert(a.end(), {"--ro-bind", p, p});
+  for (const std::string& p : plan.paths.read_write) a.insert(a.end(), {"--bind", p, p});
   a.insert(a.end(), {"--bind", plan.paths.task_dir, plan.paths.task_dir});
+  // The sandbox's environment: read from the fd, or none at all.
+  if (plan.env_args_fd >= 0) {
+    a.insert(a.end(), {"--args", std::to_string(plan.env_args_fd)});
+  } else {
+    a.push_back("--clearenv");
+  }
   a.insert(a.end(), {"--chdir", plan.cwd.empty() ? plan.paths.task_dir : plan.cwd, "--"});
   a.insert(a.end(), command.begin(), command.end());
   return a;
+}
+
+absl::StatusOr<std::string> BwrapEnvArgs(const std::vector<std::string>& env) {
+  std::string out("--clearenv", sizeof("--clearenv"));  // with its NUL
+  for (const std::string& kv : env) {
+    const size_t eq = kv.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      return absl::InvalidArgumentError(absl::StrCat("environment entry '", absl::CEscape(kv.substr(0, 64)),
+                                                     "' is not NAME=VALUE"));
+    }
+    if (kv.find('\0') != std::string::npos) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("environment variable ", absl::CEscape(kv.substr(0, eq)), " holds a NUL byte"));
+    }
+    for (absl::string_view part : {absl::string_view("--setenv"), absl::string_view(kv).substr(0, eq),
+                                   absl::string_view(kv).substr(eq + 1)}) {
+      out.append(part.data(), part.size());
+      out.push_back('\0');
+    }
+  }
+  return out;
+}
+
+AppliedContainment& AppliedContainment::operator=(AppliedContainment&& o) noexcept {
+  if (this != &o) {
+    if (env_fd >= 0) close(env_fd);
+    cgroup = std::move(o.cgroup);
+    env_fd = o.env_fd;
+    o.env_fd = -1;
+  }
+  return *this;
+}
+
+AppliedContainment::~AppliedContainment() {
+  if (env_fd >= 0) close(env_fd);
 }
 
 absl::StatusOr<std::shared_ptr<const Containment>> Containment::Create(const WorkerConfig& config) {
@@ -137,21 +186,52 @@ absl::StatusOr<std::shared_ptr<const Containment>> Containment::Create(const Wor
   return std::shared_ptr<const Containment>(std::move(c));
 }
 
-absl::StatusOr<std::unique_ptr<TaskCgroup>> Containment::Apply(const SandboxPaths& paths, bool network,
-                                                               const std::string& name, ProcessSpec* spec) const {
+absl::StatusOr<AppliedContainment> Containment::Apply(const SandboxPaths& paths, bool network, const std::string& name,
+                                                     ProcessSpec* spec) const {
+  AppliedContainment applied;
   if (tier_ == "bwrap") {
     absl::StatusOr<std::string> program = ResolveProgram(*spec);
     if (!program.ok()) return program.status();
-    BwrapPlan plan{bwrap_, hidden_dirs_, hidden_files_, {Absolute(paths.task_dir), {}}, "", network};
+    absl::StatusOr<std::string> env_args = BwrapEnvArgs(spec->env);
+    if (!env_args.ok()) return env_args.status();
+    // A memfd, not a pipe: an environment larger than a pipe's buffer cannot block here.
+    applied.env_fd = memfd_create("rc-sandbox-env", MFD_CLOEXEC);
+    if (applied.env_fd < 0) return absl::UnavailableError(absl::StrCat("memfd_create: ", std::strerror(errno)));
+    for (size_t done = 0; done < env_args->size();) {
+      ssize_t w = write(applied.env_fd, env_args->data() + done, env_args->size() - done);
+      if (w < 0 && errno == EINTR) continue;
+      if (w <= 0) return absl::UnavailableError(absl::StrCat("writing the sandbox environment: ", std::strerror(errno)));
+      done += static_cast<size_t>(w);
+    }
+    if (lseek(applied.env_fd, 0, SEEK_SET) != 0) {
+      return absl::UnavailableError(absl::StrCat("lseek on the sandbox environment: ", std::strerror(errno)));
+    }
+    BwrapPlan plan{bwrap_, hidden_dirs_, hidden_files_, {Absolute(paths.task_dir), {}, {}}, "", network, applied.env_fd};
     for (const std::string& p : paths.read_only) plan.paths.read_only.push_back(Absolute(p));
+    for (const std::string& p : paths.read_write) plan.paths.read_write.push_back(Absolute(p));
     plan.cwd = spec->cwd.empty() ? plan.paths.task_dir : Absolute(spec->cwd);
     std::vector<std::string> command = spec->argv;
     command[0] = *program;
     spec->argv = BwrapArgv(plan, command);
+    spec->env = HostEnvironment(plan.paths.task_dir);
+    spec->inherit_fds.push_back(applied.env_fd);
   }
   absl::StatusOr<std::unique_ptr<TaskCgroup>> cg = cgroups_.Create(CgroupName(name));
-  if (cg.ok() && *cg != nullptr) spec->cgroup_procs_fds = (*cg)->procs_fds();
-  return cg;
+  if (!cg.ok()) return cg.status();
+  if (*cg != nullptr) spec->cgroup_procs_fds = (*cg)->procs_fds();
+  applied.cgroup = std::move(*cg);
+  return applied;
+}
+
+bool Containment::WouldExpose(const std::string& path) const {
+  const std::string p = Absolute(path);
+  for (const std::string& hidden : hidden_dirs_) {
+    if (Within(p, hidden) || Within(hidden, p)) return true;
+  }
+  for (const std::string& hidden : hidden_files_) {
+    if (Within(p, hidden) || Within(hidden, p)) return true;
+  }
+  return false;
 }
 
 }  // namespace rc::worker

@@ -34,7 +34,7 @@ absl::Status AddOptInHandlers(const WorkerConfig& config, std::shared_ptr<const 
       continue;
     }
     if (type == "python_script") {
-      auto h = MakePythonScriptHandler(options, static_cast<uint64_t>(config.venv_cache_mb) << 20);
+      auto h = MakePythonScriptHandler(options, PythonScriptOptions::FromConfig(config));
       if (!h.ok()) return h.status();
       registry->Add(type, std::move(*h));
       continue;

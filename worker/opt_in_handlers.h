@@ -19,9 +19,17 @@ std::unique_ptr<Handler> MakeCommandHandler(const ExecutionOptions& options);
 // worker's network can (routers, cloud metadata, internal services).
 std::unique_ptr<Handler> MakeHttpRequestHandler(size_t body_cap);
 std::unique_ptr<Handler> MakePythonEvalHandler(const ExecutionOptions& options);
-// FAILED_PRECONDITION when python3 is missing.
+// How python_script installs requirements (from WorkerConfig).
+struct PythonScriptOptions {
+  uint64_t cache_limit_bytes = 0;     // venv_cache_mb; 0 = no limit
+  std::string requirements = "names";  // python_requirements: names | any
+  std::string index_url;               // python_index_url ("" = pip's default index)
+  static PythonScriptOptions FromConfig(const WorkerConfig& config);
+};
+// FAILED_PRECONDITION when python3 is missing; INVALID_ARGUMENT naming
+// python_index_url when it is neither an http(s) URL nor an absolute directory.
 absl::StatusOr<std::unique_ptr<Handler>> MakePythonScriptHandler(const ExecutionOptions& options,
-                                                                 uint64_t cache_limit_bytes);
+                                                                 const PythonScriptOptions& python);
 std::unique_ptr<Handler> MakeNodeTaskHandler(const std::string& root, const ExecutionOptions& options);
 
 // The opt-in types this build knows (plugins come on top, from --plugin-dir).

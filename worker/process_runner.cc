@@ -150,6 +150,7 @@ absl::StatusOr<ProcessResult> RunProcess(const ProcessSpec& spec, const StopToke
       // Any descriptor the worker holds (another task's files, sockets) that was not
       // opened close-on-exec must not reach the task.
       syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC);
+      for (int fd : spec.inherit_fds) fcntl(fd, F_SETFD, 0);
       execve(program.c_str(), argv.data(), envp.data());
       code[0] = 3;
       code[1] = errno;

@@ -34,6 +34,9 @@ struct ProcessSpec {
   // Open cgroup.procs files (worker/cgroups.h): the child writes itself into each before
   // exec, so that everything it starts is counted against the cgroup's limits.
   std::vector<int> cgroup_procs_fds;
+  // Descriptors the child keeps across exec (every other one above 2 is closed), e.g.
+  // the memfd bwrap reads its --args from.
+  std::vector<int> inherit_fds;
 };
 
 struct ProcessResult {

@@ -1,6 +1,7 @@
 // `python_script`: payload.code run by Python in a private directory; with
-// payload.requirements, in a cached virtualenv holding them (see VenvCache).
-// Opt-in (--allow python_script).
+// payload.requirements, in a cached virtualenv holding them, built inside the task's
+// containment tier (see VenvCache; which requirements are accepted:
+// worker/python_requirements.h). Opt-in (--allow python_script).
 #include <filesystem>
 #include <fstream>
 
@@ -16,10 +17,12 @@ namespace {
 
 class PythonScriptHandler final : public Handler {
  public:
-  PythonScriptHandler(ExecutionOptions options, std::string python, uint64_t cache_limit)
+  PythonScriptHandler(ExecutionOptions options, std::string python, const PythonScriptOptions& config,
+                      PackageSource source)
       : options_(std::move(options)),
         python_(python),
-        venvs_((std::filesystem::path(options_.work_root).parent_path() / "venvs").string(), python, cache_limit) {}
+        venvs_((std::filesystem::path(options_.work_root).parent_path() / "venvs").string(), python,
+               config.cache_limit_bytes, config.requirements, std::move(source), options_) {}
 
   absl::StatusOr<HandlerOutput> Run(const TaskContext& ctx) override {
     ASSIGN_OR_RETURN(Payload p, Payload::Parse(ctx.payload));
@@ -33,7 +36,7 @@ class PythonScriptHandler final : public Handler {
     bool created = false;
     std::string python = python_;
     if (!requirements.empty() || keep_alive.value_or(false)) {
-      ASSIGN_OR_RETURN(VenvCache::Lease l, venvs_.Acquire(requirements, keep_alive.value_or(false), *ctx.stop, &created));
+      ASSIGN_OR_RETURN(VenvCache::Lease l, venvs_.Acquire(requirements, keep_alive.value_or(false), ctx, &created));
       python = l.python();
       lease.emplace(std::move(l));
     }
@@ -47,7 +50,7 @@ class PythonScriptHandler final : public Handler {
     spec.env = TaskEnvironment(options_, dir.path(), extra);
     spec.cwd = dir.path();
     // The virtualenv lives under the worker's data dir, which a sandbox hides: it is
-    // bound back read-only (it was made, outside any sandbox, by VenvCache).
+    // bound back read-only (VenvCache built it in a sandbox of its own).
     SandboxPaths paths{dir.path(), {}};
     if (lease.has_value()) paths.read_only.push_back(lease->dir());
     ASSIGN_OR_RETURN(HandlerOutput out, RunTaskProcess(std::move(spec), paths, ctx, options_, timeout, "timeout"));
@@ -68,11 +71,24 @@ class PythonScriptHandler final : public Handler {
 
 }  // namespace
 
+PythonScriptOptions PythonScriptOptions::FromConfig(const WorkerConfig& config) {
+  PythonScriptOptions o;
+  o.cache_limit_bytes = static_cast<uint64_t>(config.venv_cache_mb) << 20;
+  o.requirements = config.python_requirements;
+  o.index_url = config.python_index_url;
+  return o;
+}
+
 absl::StatusOr<std::unique_ptr<Handler>> MakePythonScriptHandler(const ExecutionOptions& options,
-                                                                 uint64_t cache_limit_bytes) {
+                                                                 const PythonScriptOptions& python_options) {
   std::string python = FindProgram("python3", "/usr/bin:/usr/local/bin:/bin");
   if (python.empty()) return absl::FailedPreconditionError("python_script: python3 is not installed on this worker");
-  return std::unique_ptr<Handler>(new PythonScriptHandler(options, python, cache_limit_bytes));
+  if (python_options.requirements != "names" && python_options.requirements != "any") {
+    return absl::InvalidArgumentError(absl::StrCat("python_requirements: unknown value '", python_options.requirements,
+                                                   "' (names or any)"));
+  }
+  ASSIGN_OR_RETURN(PackageSource source, ParsePackageSource(python_options.index_url));
+  return std::unique_ptr<Handler>(new PythonScriptHandler(options, python, python_options, std::move(source)));
 }
 
 }  // namespace rc::worker

@@ -65,14 +65,21 @@ HandlerOutput FromProcess(const ProcessResult& r, size_t cap) {
   return out;
 }
 
+absl::StatusOr<ProcessResult> RunInSandbox(ProcessSpec spec, const SandboxPaths& paths, bool network,
+                                           const std::string& name, const StopToken& stop,
+                                           const std::function<void(int pid)>& on_start,
+                                           const ExecutionOptions& options) {
+  if (options.containment == nullptr) return RunProcess(spec, stop, on_start);
+  // Held until the process has ended: its cgroup kills leftovers and is removed.
+  absl::StatusOr<AppliedContainment> applied = options.containment->Apply(paths, network, name, &spec);
+  if (!applied.ok()) return applied.status();
+  return RunProcess(spec, stop, on_start);
+}
+
 absl::StatusOr<ProcessResult> RunContained(ProcessSpec spec, const SandboxPaths& paths, const TaskContext& ctx,
                                            const ExecutionOptions& options) {
-  if (options.containment == nullptr) return RunProcess(spec, *ctx.stop, ctx.on_process_start);
-  // Held until the process has ended: its destructor kills leftovers and removes the cgroup.
-  absl::StatusOr<std::unique_ptr<TaskCgroup>> cgroup =
-      options.containment->Apply(paths, ctx.internet_required, absl::StrCat(ctx.task_id, "-", ctx.attempt), &spec);
-  if (!cgroup.ok()) return cgroup.status();
-  return RunProcess(spec, *ctx.stop, ctx.on_process_start);
+  return RunInSandbox(std::move(spec), paths, ctx.internet_required, absl::StrCat(ctx.task_id, "-", ctx.attempt),
+                      *ctx.stop, ctx.on_process_start, options);
 }
 
 absl::StatusOr<HandlerOutput> RunTaskProcess(ProcessSpec spec, const SandboxPaths& paths, const TaskContext& ctx,

@@ -46,8 +46,10 @@ class TaskDir {
   std::string path_;
 };
 
-// PATH, HOME and TMPDIR (the task dir), LANG, the variables named in pass_env (from
-// the worker's own environment), then `extra` (the task's own, which wins).
+// The environment inside a task's sandbox (at the `process` tier: of the task process
+// alone): PATH, HOME and TMPDIR (the task dir), LANG, the variables named in pass_env
+// (from the worker's own environment), then `extra`, which wins: the handler's own and
+// the task's, the latter checked by CheckTaskEnv (worker/task_env.h) first.
 std::vector<std::string> TaskEnvironment(const ExecutionOptions& options, const std::string& dir,
                                          const std::map<std::string, std::string>& extra = {});
 
@@ -61,6 +63,14 @@ HandlerOutput FromProcess(const ProcessResult& r, size_t cap);
 // its cgroup removed afterwards. Errors as RunProcess, and UNAVAILABLE when the task's
 // cgroup cannot be made.
 absl::StatusOr<ProcessResult> RunContained(ProcessSpec spec, const SandboxPaths& paths, const TaskContext& ctx,
+                                           const ExecutionOptions& options);
+
+// RunContained's mechanism with the network, the cgroup's name, the stop token and the
+// pid callback given, for processes that run for a task but are not the task's own
+// (dependency installs).
+absl::StatusOr<ProcessResult> RunInSandbox(ProcessSpec spec, const SandboxPaths& paths, bool network,
+                                           const std::string& name, const StopToken& stop,
+                                           const std::function<void(int pid)>& on_start,
                                            const ExecutionOptions& options);
 
 // Runs a script-like task's process (spec.argv/env/cwd/stdin set by the caller) through

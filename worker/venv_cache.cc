@@ -17,7 +17,9 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "common/ids.h"
+#include "common/status_macros.h"
 #include "spdlog/spdlog.h"
+#include "worker/task_env.h"
 
 namespace rc::worker {
 namespace {
@@ -26,23 +28,6 @@ namespace fs = std::filesystem;
 
 // How often a task waiting for another task's build checks its own cancel/deadline.
 constexpr absl::Duration kLockPoll = absl::Milliseconds(20);
-
-// Variables that carry pip's configuration: private indexes, find-links, proxies, certs.
-bool PipVariable(absl::string_view name) {
-  return absl::StartsWith(name, "PIP_") || name == "HOME" || name == "XDG_CONFIG_HOME" ||
-         absl::EndsWith(absl::AsciiStrToLower(name), "_proxy") || name == "SSL_CERT_FILE" ||
-         name == "REQUESTS_CA_BUNDLE";
-}
-
-std::vector<std::string> PipEnvironment() {
-  std::vector<std::string> env = {"PATH=/usr/local/bin:/usr/bin:/bin", "LANG=C.UTF-8",
-                                  "PIP_DISABLE_PIP_VERSION_CHECK=1"};
-  for (char** e = environ; *e != nullptr; ++e) {
-    absl::string_view kv(*e);
-    if (PipVariable(kv.substr(0, kv.find('=')))) env.emplace_back(kv);
-  }
-  return env;
-}
 
 uint64_t DirectorySize(const fs::path& dir) {
   uint64_t total = 0;
@@ -77,6 +62,21 @@ class FileLock {
   bool held_ = false;
 };
 
+// Removes `dir` even where its directories were made read-only (by VenvCache, or by a
+// sandboxed build), never following a symlink: an install sandbox could have planted
+// one to a host directory.
+void RemoveTree(const fs::path& dir) {
+  std::error_code ec;
+  fs::permissions(dir, fs::perms::owner_all, fs::perm_options::add | fs::perm_options::nofollow, ec);
+  for (auto it = fs::recursive_directory_iterator(dir, ec); !ec && it != fs::recursive_directory_iterator();
+       it.increment(ec)) {
+    if (!it->is_symlink(ec) && it->is_directory(ec)) {
+      fs::permissions(it->path(), fs::perms::owner_all, fs::perm_options::add, ec);
+    }
+  }
+  fs::remove_all(dir, ec);
+}
+
 void Touch(const fs::path& file) {
   std::ofstream(file, std::ios::trunc) << absl::ToUnixSeconds(absl::Now());
 }
@@ -90,21 +90,34 @@ std::string PipError(const std::string& output) {
   if (std::regex_search(output, m, kNoDist) || std::regex_search(output, m, kNoVersion)) {
     return absl::StrCat("pip could not install '", m[1].str(), "': ", m[0].str());
   }
-  std::string last;
+  // pip's own last ERROR line; else the first "error:" of a build's output (setup.py's
+  // own complaint), which pip's summary lines only point to.
+  std::string last, build;
   for (absl::string_view line : absl::StrSplit(output, '\n')) {
-    if (absl::StartsWith(line, "ERROR:")) last = std::string(absl::StripAsciiWhitespace(line.substr(6)));
+    absl::string_view l = absl::StripAsciiWhitespace(line);
+    if (absl::StartsWith(l, "ERROR:")) last = std::string(absl::StripAsciiWhitespace(l.substr(6)));
+    if (build.empty() && absl::StartsWithIgnoreCase(l, "error:")) build = std::string(l.substr(0, 300));
   }
-  return absl::StrCat("pip install failed: ", last.empty() ? "see stderr" : last);
+  return absl::StrCat("pip install failed: ", !last.empty() ? last : !build.empty() ? build : "see stderr");
 }
 
-VenvCache::VenvCache(std::string root, std::string python, uint64_t limit_bytes)
-    : root_(std::move(root)), python_(std::move(python)), limit_bytes_(limit_bytes) {
+VenvCache::VenvCache(std::string root, std::string python, uint64_t limit_bytes, std::string requirements_mode,
+                     PackageSource source, ExecutionOptions options)
+    : root_(std::move(root)),
+      python_(std::move(python)),
+      limit_bytes_(limit_bytes),
+      requirements_mode_(std::move(requirements_mode)),
+      source_(std::move(source)),
+      options_(std::move(options)) {
   StopToken stop(absl::Now() + absl::Seconds(20));
   ProcessSpec spec;
   spec.argv = {python_, "-I", "-c", "import sys; print(sys.version)"};
-  spec.env = {"PATH=/usr/bin:/bin"};
+  spec.env = HostEnvironment("/");
   absl::StatusOr<ProcessResult> r = RunProcess(spec, stop);
   python_version_ = r.ok() ? std::string(absl::StripAsciiWhitespace(r->stdout)) : "unknown";
+  // What else decides an environment's content: the same names from another source or
+  // under another policy are another environment.
+  absl::StrAppend(&python_version_, "\n", requirements_mode_, "\n", absl::StrJoin(source_.pip_args, " "));
 }
 
 std::vector<std::string> VenvCache::Normalize(const std::vector<std::string>& requirements) {
@@ -139,82 +152,153 @@ absl::Mutex* VenvCache::KeyMutex(const std::string& key) {
   return m.get();
 }
 
-absl::StatusOr<VenvCache::Lease> VenvCache::Acquire(const std::vector<std::string>& requirements, bool keep_alive,
-                                                   const StopToken& stop, bool* created) {
+absl::StatusOr<VenvCache::InstallPlan> VenvCache::PlanInstall(const std::vector<std::string>& requirements,
+                                                               bool internet_required) const {
+  InstallPlan plan;
   for (const std::string& r : requirements) {
-    if (absl::StartsWith(absl::StripLeadingAsciiWhitespace(r), "-")) {
-      return absl::InvalidArgumentError(absl::StrCat("payload.requirements: '", r,
-                                                     "' looks like a pip option; only requirements are allowed"));
+    RETURN_IF_ERROR(CheckRequirement(r, requirements_mode_));
+    const std::string path = LocalRequirementPath(r);
+    if (path.empty()) continue;
+    std::error_code ec;
+    if (!fs::exists(path, ec)) {
+      return absl::InvalidArgumentError(absl::StrCat("payload.requirements: '", r, "': no such file on this worker"));
     }
+    if (options_.containment != nullptr && options_.containment->WouldExpose(path)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("payload.requirements: '", r, "' is (or holds) a path hidden from tasks on this worker"));
+    }
+    plan.read_only.push_back(path);
   }
+  if (!source_.local_dir.empty()) plan.read_only.push_back(source_.local_dir);
+  if (options_.containment != nullptr && options_.containment->tier() == "bwrap" && !requirements.empty()) {
+    ASSIGN_OR_RETURN(plan.network, InstallNetwork(source_, requirements_mode_, internet_required));
+  }
+  return plan;
+}
+
+absl::StatusOr<VenvCache::Lease> VenvCache::Acquire(const std::vector<std::string>& requirements, bool keep_alive,
+                                                   const TaskContext& ctx, bool* created) {
+  ASSIGN_OR_RETURN(InstallPlan plan, PlanInstall(requirements, ctx.internet_required));
   const std::vector<std::string> normalized = Normalize(requirements);  // the key only
   const std::string key = Key(python_version_, normalized);
-  const fs::path dir = fs::path(root_) / key;
   if (created != nullptr) *created = false;
-  {
-    // Another task may be building this environment: wait, but not past our own stop.
-    absl::Mutex* key_mu = KeyMutex(key);
-    while (!key_mu->TryLock()) {
-      if (stop.stopped()) return absl::AbortedError("stopped while another task was building the environment");
-      absl::SleepFor(kLockPoll);
-    }
-    struct Unlock {
-      absl::Mutex* mu;
-      ~Unlock() { mu->Unlock(); }
-    } unlock{key_mu};
-    std::error_code ec;
-    fs::create_directories(root_, ec);
-    if (ec) return absl::UnavailableError(absl::StrCat("cannot create venv cache ", root_, ": ", ec.message()));
-    FileLock lock((fs::path(root_) / (key + ".lock")).string(), &stop);
-    if (!lock.held()) return absl::AbortedError("stopped while another process was building the environment");
-    if (!fs::exists(dir / ".ready")) {
-      absl::Status built = Build(key, requirements, stop);
-      if (!built.ok()) return built;
-      if (created != nullptr) *created = true;
-    }
-    Touch(fs::path(root_) / (key + ".last_used"));
-    if (keep_alive) Touch(fs::path(root_) / (key + ".keep_alive"));
-    absl::MutexLock lock2(&mu_);
-    ++in_use_[key];
+  // Another task may be building this environment: wait, but not past our own stop.
+  absl::Mutex* key_mu = KeyMutex(key);
+  while (!key_mu->TryLock()) {
+    if (ctx.stop->stopped()) return absl::AbortedError("stopped while another task was building the environment");
+    absl::SleepFor(kLockPoll);
   }
-  Evict();
+  absl::StatusOr<Lease> lease = AcquireKeyLocked(key, key_mu, requirements, keep_alive, plan, *ctx.stop, created);
+  key_mu->Unlock();
+  if (lease.ok()) Evict();
+  return lease;
+}
+
+absl::StatusOr<VenvCache::Lease> VenvCache::AcquireKeyLocked(const std::string& key, absl::Mutex* key_mu,
+                                                            const std::vector<std::string>& requirements,
+                                                            bool keep_alive, const InstallPlan& plan,
+                                                            const StopToken& stop, bool* created) {
+  const fs::path dir = fs::path(root_) / key;
+  std::error_code ec;
+  fs::create_directories(root_, ec);
+  if (ec) return absl::UnavailableError(absl::StrCat("cannot create venv cache ", root_, ": ", ec.message()));
+  FileLock lock((fs::path(root_) / (key + ".lock")).string(), &stop);
+  if (!lock.held()) return absl::AbortedError("stopped while another process was building the environment");
+  if (!fs::exists(dir / ".ready")) {
+    RETURN_IF_ERROR(Build(key, requirements, plan, stop));
+    if (created != nullptr) *created = true;
+  }
+  Touch(fs::path(root_) / (key + ".last_used"));
+  if (keep_alive) Touch(fs::path(root_) / (key + ".keep_alive"));
+  absl::MutexLock lock2(&mu_);
+  ++in_use_[key];
   return Lease(this, key, dir.string());
 }
 
+namespace {
+
+// pip builds a local directory in place, and the sandbox binds it read-only: each one
+// is copied (inside the sandbox, by cp, so that the worker itself never walks a tree a
+// task named) into the scratch directory, and the requirement rewritten to the copy.
+template <typename Run>
+absl::StatusOr<std::vector<std::string>> CopyLocalDirectories(const std::vector<std::string>& requirements,
+                                                              const fs::path& scratch, const Run& run) {
+  std::vector<std::string> out;
+  for (const std::string& r : requirements) {
+    const std::string path = LocalRequirementPath(r);
+    std::error_code ec;
+    if (path.empty() || !fs::is_directory(path, ec)) {
+      out.push_back(r);
+      continue;
+    }
+    const std::string copy = (scratch / absl::StrCat("src-", out.size())).string();
+    absl::StatusOr<ProcessResult> cp = run({"/bin/cp", "-a", "--", path, copy}, false);
+    if (!cp.ok()) return cp.status();
+    if (cp->exit_code != 0) {
+      return absl::InvalidArgumentError(absl::StrCat("payload.requirements: '", r, "': cannot copy ", path, ": ",
+                                                     absl::StripAsciiWhitespace(cp->stderr)));
+    }
+    std::string rewritten = r;
+    rewritten.replace(rewritten.find(path), path.size(), copy);
+    out.push_back(std::move(rewritten));
+  }
+  return out;
+}
+
+}  // namespace
+
 absl::Status VenvCache::Build(const std::string& key, const std::vector<std::string>& requirements,
-                              const StopToken& stop) {
+                              const InstallPlan& plan, const StopToken& stop) {
   // Built in place (scripts in bin/ record their path), under the key's locks; it is
   // used only once .ready exists, so a crash mid-build leaves nothing usable: the
   // leftover is removed here first.
   const fs::path dir = fs::path(root_) / key;
+  const fs::path scratch = fs::path(root_) / absl::StrCat(".build-", key, "-", NewId("b"));
   std::error_code ec;
-  fs::remove_all(dir, ec);
-  auto run = [&](std::vector<std::string> argv) -> absl::StatusOr<ProcessResult> {
+  RemoveTree(dir);
+  // Scratch directories of this key's builds that a crash left behind.
+  for (const auto& entry : fs::directory_iterator(root_, ec)) {
+    if (absl::StartsWith(entry.path().filename().string(), absl::StrCat(".build-", key, "-"))) RemoveTree(entry.path());
+  }
+  // The sandbox binds both, so both exist before it starts.
+  fs::create_directories(dir, ec);
+  if (!ec) fs::create_directories(scratch, ec);
+  if (ec) return absl::UnavailableError(absl::StrCat("cannot create ", dir.string(), ": ", ec.message()));
+  struct RemoveScratch {
+    fs::path path;
+    ~RemoveScratch() { RemoveTree(path); }
+  } remove_scratch{scratch};
+  const SandboxPaths paths{scratch.string(), plan.read_only, {dir.string()}};
+  auto run = [&](std::vector<std::string> argv, bool network) -> absl::StatusOr<ProcessResult> {
     ProcessSpec spec;
     spec.argv = std::move(argv);
-    spec.env = PipEnvironment();
-    spec.cwd = root_;
+    spec.env = TaskEnvironment(options_, scratch.string());
+    spec.cwd = scratch.string();
     spec.limits.address_space_bytes = 0;
     spec.limits.file_size_bytes = 0;
     spec.output_cap = 4 << 20;  // pip's last lines say what failed
-    return RunProcess(spec, stop);
+    return RunInSandbox(std::move(spec), paths, network, absl::StrCat("venv-", key), stop, nullptr, options_);
   };
   auto fail = [&](absl::Status s) {
-    fs::remove_all(dir, ec);
+    RemoveTree(dir);
     return s;
   };
-  spdlog::info("python_script: building virtualenv {} for [{}]", key, absl::StrJoin(requirements, ", "));
-  absl::StatusOr<ProcessResult> venv = run({python_, "-m", "venv", dir.string()});
+  spdlog::info("python_script: building virtualenv {} for [{}]{}", key, absl::StrJoin(requirements, ", "),
+               plan.network ? " (install with network)" : "");
+  absl::StatusOr<ProcessResult> venv = run({python_, "-m", "venv", dir.string()}, false);
   if (!venv.ok() || venv->exit_code != 0) {
     return fail(absl::FailedPreconditionError(absl::StrCat(
         "cannot create a virtualenv with ", python_, " (is python3-venv installed?): ",
         venv.ok() ? absl::StripAsciiWhitespace(venv->stderr) : venv.status().message())));
   }
   if (!requirements.empty()) {
+    std::vector<std::string> pip = {(dir / "bin" / "python").string(), "-m", "pip", "install", "--quiet"};
+    for (const std::string& o : PipInstallOptions(source_, requirements_mode_)) pip.push_back(o);
     // "--" ends pip's options: a requirement can never be read as one.
-    std::vector<std::string> pip = {(dir / "bin" / "python").string(), "-m", "pip", "install", "--quiet", "--"};
-    pip.insert(pip.end(), requirements.begin(), requirements.end());
-    absl::StatusOr<ProcessResult> installed = run(pip);
+    pip.push_back("--");
+    ASSIGN_OR_RETURN(std::vector<std::string> local, CopyLocalDirectories(requirements, scratch, run));
+    pip.insert(pip.end(), local.begin(), local.end());
+    absl::StatusOr<ProcessResult> installed = run(pip, plan.network);
     if (!installed.ok()) return fail(installed.status());
     if (installed->stopped) return fail(absl::AbortedError("stopped while installing requirements"));
     if (installed->exit_code != 0 || installed->signal != 0) {
@@ -226,10 +310,14 @@ absl::Status VenvCache::Build(const std::string& key, const std::vector<std::str
   std::ofstream(dir / ".requirements") << absl::StrJoin(requirements, "\n") << "\n";
   Touch(dir / ".ready");
   // Read-only from here on: a task cannot change what later tasks with the same
-  // requirements run (for a worker not running as root; see README).
+  // requirements run (for a worker not running as root; see README). No set-id bits
+  // either: a sandboxed build owns these files, and a worker running as root would
+  // otherwise keep a set-uid-root program it made.
+  const fs::perms drop = fs::perms::owner_write | fs::perms::group_write | fs::perms::others_write |
+                         fs::perms::set_uid | fs::perms::set_gid;
   for (auto it = fs::recursive_directory_iterator(dir, ec); !ec && it != fs::recursive_directory_iterator();
        it.increment(ec)) {
-    if (!it->is_symlink(ec)) fs::permissions(it->path(), fs::perms::owner_write | fs::perms::group_write | fs::perms::others_write, fs::perm_options::remove, ec);
+    if (!it->is_symlink(ec)) fs::permissions(it->path(), drop, fs::perm_options::remove, ec);
   }
   return absl::OkStatus();
 }
@@ -278,12 +366,7 @@ void VenvCache::Evict() {
     const fs::path trash = fs::path(root_) / absl::StrCat(".trash-", key, "-", NewId("t"));
     fs::rename(e.dir, trash, ec);
     if (ec) continue;
-    for (auto it = fs::recursive_directory_iterator(trash, ec); !ec && it != fs::recursive_directory_iterator();
-         it.increment(ec)) {
-      if (it->is_directory(ec)) fs::permissions(it->path(), fs::perms::owner_all, fs::perm_options::add, ec);
-    }
-    fs::permissions(trash, fs::perms::owner_all, fs::perm_options::add, ec);
-    fs::remove_all(trash, ec);
+    RemoveTree(trash);
     total -= e.size;
     spdlog::info("python_script: evicted virtualenv {} ({} MB) to stay under the cache limit", key, e.size >> 20);
   }

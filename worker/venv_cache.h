@@ -4,8 +4,15 @@
 // the same time (a per-environment mutex in this process, an flock across processes),
 // built in a temporary directory and renamed into place, so a crash never leaves a
 // half-built one in use. Beyond a size limit the least recently used environments not
-// in use and not kept alive are removed. pip runs with the worker's own pip
-// configuration (HOME, PIP_*, proxies), so private indexes and --find-links work.
+// in use and not kept alive are removed.
+//
+// Environments are built inside the task's containment tier: `python -m venv` and pip
+// run through the same sandbox as the task (worker/containment.h), with only the
+// environment being built and a scratch directory writable, the worker's data dir and
+// secrets hidden, and the environment a task gets before its own variables (PATH, HOME
+// and TMPDIR in the scratch dir, LANG, pass_env); never the worker's own environment or
+// the task's variables. Which requirements are accepted, where pip gets packages and
+// whether the install has the network is policy (worker/python_requirements.h).
 
 #include <cstdint>
 #include <memory>
@@ -16,14 +23,20 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "worker/handler.h"
 #include "worker/process_runner.h"
+#include "worker/python_requirements.h"
+#include "worker/task_process.h"
 
 namespace rc::worker {
 
 class VenvCache {
  public:
-  // `root`: where environments live; `limit_bytes`: total size kept (0 = no limit).
-  VenvCache(std::string root, std::string python, uint64_t limit_bytes);
+  // `root`: where environments live; `limit_bytes`: total size kept (0 = no limit);
+  // `requirements_mode`: WorkerConfig.python_requirements ("names" or "any"); `source`:
+  // from WorkerConfig.python_index_url; `options`: the containment installs run in.
+  VenvCache(std::string root, std::string python, uint64_t limit_bytes, std::string requirements_mode,
+            PackageSource source, ExecutionOptions options);
 
   // Holds an environment in use; it is not evicted while a lease exists.
   class Lease {
@@ -41,10 +54,14 @@ class VenvCache {
     std::string dir_;
   };
 
-  // The environment for `requirements`, built if needed (pip output of a failure is in
-  // the error: INVALID_ARGUMENT "pip could not install 'pkg': ..." naming the package).
+  // The environment for `requirements`, built if needed for the task `ctx` (its stop
+  // token, its internet_required). INVALID_ARGUMENT naming a requirement the policy
+  // refuses (CheckRequirement), a local path that does not exist or that would uncover
+  // what the sandbox hides, or what pip could not install ("pip could not install 'pkg':
+  // ..."); FAILED_PRECONDITION when the install would need a network the task may not
+  // have (InstallNetwork) or no virtualenv can be made; ABORTED when stopped.
   // `keep_alive` exempts it from eviction. `created` tells whether this call built it.
-  absl::StatusOr<Lease> Acquire(const std::vector<std::string>& requirements, bool keep_alive, const StopToken& stop,
+  absl::StatusOr<Lease> Acquire(const std::vector<std::string>& requirements, bool keep_alive, const TaskContext& ctx,
                                 bool* created = nullptr);
 
   // Lower-case names, '-' for runs of -_. in the name, trimmed, sorted, deduplicated.
@@ -53,7 +70,19 @@ class VenvCache {
   static std::string Key(const std::string& python_version, const std::vector<std::string>& normalized);
 
  private:
-  absl::Status Build(const std::string& key, const std::vector<std::string>& requirements, const StopToken& stop);
+  // What the install sandbox may read besides the root (the local package source and
+  // local requirements), and whether it has the network; errors as Acquire.
+  struct InstallPlan {
+    std::vector<std::string> read_only;
+    bool network = false;
+  };
+  absl::StatusOr<InstallPlan> PlanInstall(const std::vector<std::string>& requirements, bool internet_required) const;
+  absl::StatusOr<Lease> AcquireKeyLocked(const std::string& key, absl::Mutex* key_mu,
+                                         const std::vector<std::string>& requirements, bool keep_alive,
+                                         const InstallPlan& plan, const StopToken& stop, bool* created)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(*key_mu);
+  absl::Status Build(const std::string& key, const std::vector<std::string>& requirements, const InstallPlan& plan,
+                     const StopToken& stop);
   void Release(const std::string& key);
   void Evict();
   absl::Mutex* KeyMutex(const std::string& key);
@@ -61,6 +90,9 @@ class VenvCache {
   const std::string root_;
   const std::string python_;
   const uint64_t limit_bytes_;
+  const std::string requirements_mode_;
+  const PackageSource source_;
+  const ExecutionOptions options_;
   std::string python_version_;
 
   absl::Mutex mu_;

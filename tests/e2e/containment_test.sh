@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Containment tiers on the real binaries: a worker started with --containment bwrap
 # reports it, runs a `command` task that cannot write outside its directory nor reach a
-# 127.0.0.1 service unless the task requires internet; a worker asked for bwrap where
-# there is none refuses to start.
+# 127.0.0.1 service unless the task requires internet, and refuses a task's loader
+# variables (issue 12) while passing its ordinary ones inside; a worker asked for bwrap
+# where there is none refuses to start.
 # usage: containment_test.sh BUILD_DIR
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -69,6 +70,21 @@ check "without internet_required the task cannot reach 127.0.0.1:$port" \
   jqe '.status == "failed" and (.stdout | contains("connected") | not)' <<<"$out"
 out=$(submit --internet --payload "$connect")
 check "with internet_required it can" jqe '.status == "success" and .stdout == "connected\n"' <<<"$out"
+
+# Issue 12, repro 1: the task's env once reached bwrap itself, outside the sandbox.
+debug="rc-ld-debug-$RANDOM$RANDOM"
+payload=$(jq -cn --arg o "/var/tmp/$debug" '{argv: ["true"], env: {LD_DEBUG: "libs", LD_DEBUG_OUTPUT: $o}}')
+out=$(submit --max-retries 0 --payload "$payload")
+check "a task setting LD_DEBUG fails, naming the variable and its family" \
+  jqe '.status == "failed" and (.error_message | contains("payload.env.LD_DEBUG: refused, a loader variable"))' <<<"$out"
+check "and nothing was written on the host" test -z "$(ls /var/tmp | grep "$debug")"
+payload=$(jq -cn --arg p "$build/test-fixtures/libpreload_probe.so" '{argv: ["true"], env: {LD_PRELOAD: $p}}')
+out=$(submit --max-retries 0 --payload "$payload")
+check "a task setting LD_PRELOAD fails the same way" \
+  jqe '.status == "failed" and (.error_message | contains("payload.env.LD_PRELOAD: refused"))' <<<"$out"
+out=$(submit --payload '{"argv": ["/bin/sh", "-c", "echo $GREETING"], "env": {"GREETING": "hello"}}')
+check "an ordinary variable reaches the task inside the sandbox" \
+  jqe '.status == "success" and .stdout == "hello\n"' <<<"$out"
 
 rc_stop "$RC_LAST_WORKER_PID"
 echo "$passed passed, $failed failed"

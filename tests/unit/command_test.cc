@@ -42,7 +42,7 @@ bool Gone(int pid) {
 
 }  // namespace
 
-TEST_CASE("command returns exact stdout, stderr and exit code; non-zero is a failure naming it") {
+TEST_CASE("command returns exact stdout, stderr and exit code, non-zero is a failure naming it") {
   auto out = RunCommand({{"command", "printf 'a\\nb'; printf err >&2; exit 3"}});
   REQUIRE(out.ok());
   CHECK(out->stdout == "a\nb");
@@ -70,7 +70,7 @@ TEST_CASE("command sees only a scrubbed environment plus its own variables") {
   unsetenv("RC_TEST_SECRET");
 }
 
-TEST_CASE("command runs in a private directory that is removed afterwards; cwd cannot escape it") {
+TEST_CASE("command runs in a private directory that is removed afterwards, cwd cannot escape it") {
   auto out = RunCommand({{"command", "pwd; touch made-here"}});
   REQUIRE(out.ok());
   std::string dir = out->stdout.substr(0, out->stdout.find('\n'));
@@ -111,7 +111,7 @@ TEST_CASE("The task deadline (stop token) stops a command promptly") {
   CHECK(absl::Now() - start < absl::Seconds(3));
 }
 
-TEST_CASE("Output beyond the cap is dropped and marked; usage is reported") {
+TEST_CASE("Output beyond the cap is dropped and marked, usage is reported") {
   auto out = RunCommand({{"command", "head -c 300000 /dev/zero | tr '\\\\0' x; i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done"}},
                         absl::Seconds(20), 4096);
   REQUIRE(out.ok());

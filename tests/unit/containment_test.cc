@@ -176,7 +176,7 @@ TEST_CASE("bwrap: no network unless the task requires internet") {
   CHECK(open->stdout == "connected\n");
 }
 
-TEST_CASE("bwrap: exit code, output and usage come back; a timeout kills the whole sandbox") {
+TEST_CASE("bwrap: exit code, output and usage come back, a timeout kills the whole sandbox") {
   Sandbox s("bwrap");
   if (NoBwrap(s)) return;
   auto out = s.Run({{"command", "echo out; echo err >&2; i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done; exit 3"}});
@@ -255,9 +255,9 @@ TEST_CASE("bwrap: python_eval and python_script run sandboxed, the virtualenv re
   CHECK(eval->failure.ok());
   CHECK(eval->result == R"j({"value":45})j");
 
-  auto script = MakePythonScriptHandler(options, 0);
+  auto script = MakePythonScriptHandler(options, PythonScriptOptions{});
   REQUIRE(script.ok());
-  // keep_alive makes (outside the sandbox) and uses a virtualenv under the hidden data dir.
+  // keep_alive makes (in a sandbox of its own) and uses a virtualenv under the hidden data dir.
   const nlohmann::json payload = {
       {"code",
        "import sys\nprint(sys.prefix != sys.base_prefix)\n"

@@ -1,7 +1,9 @@
-// python_script with a locally built wheel (PIP_FIND_LINKS + PIP_NO_INDEX: no network).
+// python_script with a locally built wheel (python_index_url a local directory: no
+// network), and the requirement policy (python_requirements names | any).
 #include <catch2/catch.hpp>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <thread>
 
 #include "common/ids.h"
@@ -17,22 +19,25 @@ namespace fs = std::filesystem;
 struct Env {
   fs::path root = fs::temp_directory_path() / NewId("rc-pyscript-test");
   std::unique_ptr<Handler> handler;
-  Env() {
+  explicit Env(const std::string& requirements = "names") {
     fs::create_directories(root / "wheels");
-    std::string cmd = "python3 " RC_SOURCE_DIR "/tests/fixtures/make_wheel.py " + (root / "wheels").string();
+    std::string cmd = "/usr/bin/python3 " RC_SOURCE_DIR "/tests/fixtures/make_wheel.py " + (root / "wheels").string();
     REQUIRE(std::system(cmd.c_str()) == 0);
-    setenv("PIP_FIND_LINKS", (root / "wheels").c_str(), 1);
-    setenv("PIP_NO_INDEX", "1", 1);
     ExecutionOptions o;
     o.work_root = (root / "data" / "tasks").string();
-    auto h = MakePythonScriptHandler(o, 0);
+    PythonScriptOptions py;
+    py.requirements = requirements;
+    py.index_url = (root / "wheels").string();
+    auto h = MakePythonScriptHandler(o, py);
     REQUIRE(h.ok());
     handler = std::move(*h);
   }
   ~Env() {
-    unsetenv("PIP_FIND_LINKS");
-    unsetenv("PIP_NO_INDEX");
-    fs::remove_all(root);
+    std::error_code ec;  // virtualenvs are read-only once built
+    for (auto it = fs::recursive_directory_iterator(root, ec); !ec && it != fs::end(it); it.increment(ec)) {
+      if (it->is_directory(ec) && !it->is_symlink(ec)) fs::permissions(it->path(), fs::perms::owner_all, fs::perm_options::add, ec);
+    }
+    fs::remove_all(root, ec);
   }
   absl::StatusOr<HandlerOutput> Run(const nlohmann::json& payload) {
     StopToken stop(absl::Now() + absl::Seconds(120));
@@ -131,6 +136,39 @@ TEST_CASE("Requirement sets are normalised before hashing") {
   CHECK(PipError("ERROR: Could not find a version that satisfies the requirement zzz (from versions: none)\n"
                  "ERROR: No matching distribution found for zzz\n") ==
         "pip could not install 'zzz': No matching distribution found for zzz");
+}
+
+}  // namespace rc::worker
+
+namespace rc::worker {
+
+TEST_CASE("python_script under names refuses local paths, URLs and VCS requirements before running anything") {
+  Env env;
+  for (const char* requirement : {"/tmp/pkg", "../../pkg", "https://example.invalid/pkg-1.0.tar.gz",
+                                  "git+https://example.invalid/pkg.git", "pkg @ file:///tmp/pkg", "-e /tmp/pkg"}) {
+    INFO(requirement);
+    auto out = env.Run({{"code", "print(1)"}, {"requirements", {"rcgreet", requirement}}});
+    REQUIRE_FALSE(out.ok());
+    CHECK(out.status().code() == absl::StatusCode::kInvalidArgument);
+    CHECK_THAT(std::string(out.status().message()),
+               Catch::StartsWith(std::string("payload.requirements: '") + requirement + "'"));
+  }
+  // Nothing was built for them.
+  CHECK((!fs::exists(env.root / "data" / "venvs") || fs::is_empty(env.root / "data" / "venvs")));
+}
+
+TEST_CASE("python_script installs wheels only under names, so no package code runs at install") {
+  Env env;
+  // An sdist-only package in the local index: pip refuses to build it under names.
+  const fs::path src = env.root / "src" / "rcsdist";
+  fs::create_directories(src);
+  std::ofstream(src / "setup.py") << "from setuptools import setup\nsetup(name='rcsdist', version='1.0')\n";
+  const std::string cmd = "cd " + (env.root / "src").string() + " && tar czf " +
+                          (env.root / "wheels" / "rcsdist-1.0.tar.gz").string() + " rcsdist";
+  REQUIRE(std::system(cmd.c_str()) == 0);
+  auto out = env.Run({{"code", "print(1)"}, {"requirements", {"rcsdist"}}});
+  REQUIRE_FALSE(out.ok());
+  CHECK_THAT(std::string(out.status().message()), Catch::StartsWith("pip could not install 'rcsdist'"));
 }
 
 }  // namespace rc::worker
