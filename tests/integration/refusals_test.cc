@@ -1,5 +1,5 @@
 // Refusals through a real cluster (issue 12, item 5): numbers outside a field's range
-// named and never truncated (CLI and HTTP JSON).
+// named and never truncated (CLI and HTTP JSON), and an unknown status enum over gRPC.
 #include <httplib.h>
 
 #include <catch2/catch.hpp>
@@ -67,6 +67,17 @@ TEST_CASE("HTTP: JSON integers outside their field's range are 400 naming the fi
   CHECK(r->status == 400);
   CHECK(Json::parse(r->body)["error"] == "requirements.min_cpu_cores: must be 0..2147483647, got 2147483648");
   CHECK(TaskCount(cluster) == 0);
+}
+
+TEST_CASE("gRPC ListTasks with an unknown status value is INVALID_ARGUMENT naming the field") {
+  Cluster cluster;
+  pb::ListTasksRequest req;
+  req.set_status(static_cast<pb::TaskStatus>(42));
+  absl::StatusOr<std::vector<pb::Task>> r = cluster.client().List(req);
+  CHECK(r.status().code() == absl::StatusCode::kInvalidArgument);
+  CHECK(r.status().message() == "status: unknown TaskStatus value 42");
+  req.set_status(pb::TASK_STATUS_QUEUED);  // a known one still lists
+  CHECK(cluster.client().List(req).ok());
 }
 
 }  // namespace rc::testing
