@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Fault tests on the real binaries: kill -9 of the coordinator (restart on the same data
-# dir), kill -9 of a worker mid-task, handler retries with backoff, idempotency across a
-# restart, and (as root, with nft) a network partition whose late result is fenced.
+# dir), kill -9 of a worker mid-task, handler retries with backoff (and none for a
+# refused payload), idempotency across a restart, and (as root, with nft) a network
+# partition whose late result is fenced.
 # usage: fault_test.sh BUILD_DIR
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -85,7 +86,13 @@ requeued_at=$(date -d "$(field "$id" '.attempt_history[1].assigned_at')" +%s%3N)
 check "requeue within about 5 s of the kill ($((requeued_at - killed_at)) ms)" [ $((requeued_at - killed_at)) -lt 5500 ]
 
 # --- 3. handler failure: retried with backoff, then failed --------------------------
+# A payload the handler refuses fails at once: every retry would be refused alike.
 id=$(cli submit sleep --payload '{"duration":"forever"}' --max-retries 2)
+check "a refused payload ends failed" eventually 15 status_is "$id" failed
+check "... after 1 attempt, not retried" [ "$(field "$id" '[.attempts, (.attempt_history|length)] | join(",")')" = "1,1" ]
+# A failure that may pass next time (nothing listens on port 1) is retried.
+rc_start_worker "$build" w4 --tags h --slots 1 --allow http_request --config "$RC_TMP/worker.yaml" || exit 1
+id=$(cli submit http_request --payload '{"url":"http://127.0.0.1:1/","timeout":2}' --tag h --max-retries 2)
 check "a failing handler ends failed" eventually 15 status_is "$id" failed
 check "... after 3 attempts" [ "$(field "$id" '.attempt_history|length')" = 3 ]
 t0=$(date -d "$(field "$id" '.attempt_history[0].finished_at')" +%s%3N)

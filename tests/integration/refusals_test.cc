@@ -1,12 +1,17 @@
 // Refusals through a real cluster (issue 12, item 5): numbers outside a field's range
-// named and never truncated (CLI and HTTP JSON), and an unknown status enum over gRPC.
+// named and never truncated (CLI and HTTP JSON), an unknown status enum over gRPC, and
+// a payload the handler refuses failing at once, signed, without retries.
 #include <httplib.h>
 
 #include <catch2/catch.hpp>
+#include <filesystem>
 #include <sstream>
 
 #include "client/cli.h"
+#include "client/verify.h"
+#include "common/ids.h"
 #include "common/json_view.h"
+#include "common/result_signature.h"
 #include "tests/integration/cluster_fixture.h"
 
 namespace rc::testing {
@@ -30,6 +35,16 @@ size_t TaskCount(Cluster& cluster) {
   REQUIRE(all.ok());
   return all->size();
 }
+
+// A directory removed with the test.
+struct TempDir {
+  std::string path = (std::filesystem::temp_directory_path() / NewId("rc-refusals")).string();
+  TempDir() { std::filesystem::create_directories(path); }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path, ec);
+  }
+};
 
 }  // namespace
 
@@ -78,6 +93,70 @@ TEST_CASE("gRPC ListTasks with an unknown status value is INVALID_ARGUMENT namin
   CHECK(r.status().message() == "status: unknown TaskStatus value 42");
   req.set_status(pb::TASK_STATUS_QUEUED);  // a known one still lists
   CHECK(cluster.client().List(req).ok());
+}
+
+TEST_CASE("A node_task path outside the task root fails at once: one attempt, signed permanent, verifiable") {
+  Cluster cluster;
+  TempDir root, data;
+  WorkerConfig wc = Cluster::Worker("w1", 1);
+  wc.allow = {"node_task"};
+  wc.node_task_root = root.path;
+  wc.data_dir = data.path;  // a key of its own: the outcome is signed
+  cluster.AddWorker(wc);
+
+  pb::TaskSpec spec;
+  spec.set_task_type("node_task");
+  spec.set_payload(R"({"task_path":"../../etc"})");
+  spec.mutable_requirements()->set_max_retries(3);
+  absl::StatusOr<pb::SubmitResponse> submitted = cluster.client().Submit(spec);
+  REQUIRE(submitted.ok());
+  absl::StatusOr<pb::Task> t = cluster.client().Wait(submitted->task_id(), absl::Seconds(20));
+  REQUIRE(t.ok());
+  CHECK(t->status() == pb::TASK_STATUS_FAILED);
+  CHECK(t->attempts() == 1);
+  CHECK(t->attempt_history_size() == 1);
+  CHECK_THAT(t->error_message(), Catch::StartsWith("payload.task_path: '../../etc' is outside the node task root"));
+  CHECK(t->signature().permanent());
+  absl::StatusOr<client::VerifiedResult> v = client::VerifyTask(*t, nullptr, std::nullopt);
+  INFO(v.status().message());
+  CHECK(v.ok());
+  // The coordinator (or its database) cannot drop the worker's claim.
+  pb::Task dropped = *t;
+  dropped.mutable_signature()->set_permanent(false);
+  CHECK_FALSE(client::VerifyTask(dropped, nullptr, std::nullopt).ok());
+}
+
+TEST_CASE("verify refuses a failure the worker did not sign permanent that ended with retries left") {
+  absl::StatusOr<Ed25519Key> key = Ed25519Key::Generate();
+  REQUIRE(key.ok());
+  pb::TaskFinished f;
+  f.set_task_id("t1");
+  f.set_attempt(1);
+  f.set_status(pb::TASK_STATUS_FAILED);
+  f.set_error_message("connection refused");
+  auto stored = [&](const pb::TaskFinished& fin, const std::string& error_message) {
+    absl::StatusOr<pb::ResultSignature> sig = SignOutcome(*key, fin, "w1", 1700000000000);
+    REQUIRE(sig.ok());
+    pb::Task t;
+    t.set_task_id("t1");
+    t.set_status(pb::TASK_STATUS_FAILED);
+    t.set_error_message(error_message);
+    t.set_attempts(1);
+    t.set_worker_device_id("w1");
+    *t.mutable_signature() = *sig;
+    t.mutable_signature()->set_public_key(key->public_key());
+    return t;
+  };
+  // Stopped by the coordinator after attempt 1 of 4 although the worker did not say so.
+  absl::Status s = client::VerifyTask(stored(f, "connection refused"), nullptr, std::nullopt).status();
+  CHECK(s.code() == absl::StatusCode::kFailedPrecondition);
+  CHECK(s.message() ==
+        "task t1: failed at attempt 1 with retries left, but the worker did not sign the failure permanent");
+  // With its retries used up (the coordinator's note), or signed permanent, it verifies.
+  CHECK(client::VerifyTask(stored(f, "connection refused (attempt 1 of 1; no retries left)"), nullptr, std::nullopt)
+            .ok());
+  f.set_permanent(true);
+  CHECK(client::VerifyTask(stored(f, "connection refused"), nullptr, std::nullopt).ok());
 }
 
 }  // namespace rc::testing
