@@ -307,7 +307,8 @@ int RunCli(const std::vector<std::string>& args, std::istream& in, std::ostream&
   if (!config.ok()) return Fail(err, config.status());
   absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> creds = MakeChannelCredentials(config->tls, config->use_tls);
   if (!creds.ok()) return Fail(err, creds.status());
-  Client client(ClientOptions{config->coordinator, config->rpc_timeout, *creds, config->token});
+  Client client(ClientOptions{config->coordinator, config->rpc_timeout, *creds, config->token,
+                              config->use_tls && config->tls.cert.empty()});
   return Run(command, *flags, client, in, out, err);
 }
 
