@@ -13,6 +13,7 @@
 #include "common/json_view.h"
 #include "common/status_macros.h"
 #include "common/task_names.h"
+#include "common/task_spec_json.h"
 #include "common/tls.h"
 #include "common/yaml_fields.h"
 
@@ -114,7 +115,7 @@ absl::StatusOr<pb::TaskSpec> BuildSpec(const std::string& type, const ParsedFlag
   }
   pb::Requirements* r = spec.mutable_requirements();
   if (auto v = f.Get("min-cpu-cores")) {
-    ASSIGN_OR_RETURN(int64_t n, FlagInt("min-cpu-cores", *v));
+    ASSIGN_OR_RETURN(int64_t n, FlagIntInRange("min-cpu-cores", *v, kMinCpuCoresRange.min, kMinCpuCoresRange.max));
     r->set_min_cpu_cores(static_cast<int32_t>(n));
   }
   if (auto v = f.Get("min-memory-gb")) {
@@ -136,7 +137,7 @@ absl::StatusOr<pb::TaskSpec> BuildSpec(const std::string& type, const ParsedFlag
     r->set_timeout_seconds(x);
   }
   if (auto v = f.Get("max-retries")) {
-    ASSIGN_OR_RETURN(int64_t n, FlagInt("max-retries", *v));
+    ASSIGN_OR_RETURN(int64_t n, FlagIntInRange("max-retries", *v, kMaxRetriesRange.min, kMaxRetriesRange.max));
     r->set_max_retries(static_cast<int32_t>(n));
   }
   if (auto v = f.Get("idempotency-key")) spec.set_idempotency_key(*v);
@@ -247,9 +248,8 @@ int Run(const std::string& command, const ParsedFlags& f, Client& client, std::i
     }
     if (auto v = f.Get("type")) req.set_task_type(*v);
     if (auto v = f.Get("limit")) {
-      absl::StatusOr<int64_t> n = FlagInt("limit", *v);
+      absl::StatusOr<int64_t> n = FlagIntInRange("limit", *v, 1, 10000);
       if (!n.ok()) return Fail(err, n.status());
-      if (*n < 1 || *n > 10000) return Fail(err, absl::InvalidArgumentError("--limit: must be 1..10000"));
       req.set_limit(static_cast<int32_t>(*n));
     }
     absl::StatusOr<std::vector<pb::Task>> tasks = client.List(req);
@@ -307,7 +307,8 @@ int RunCli(const std::vector<std::string>& args, std::istream& in, std::ostream&
   if (!config.ok()) return Fail(err, config.status());
   absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> creds = MakeChannelCredentials(config->tls, config->use_tls);
   if (!creds.ok()) return Fail(err, creds.status());
-  Client client(ClientOptions{config->coordinator, config->rpc_timeout, *creds, config->token});
+  Client client(ClientOptions{config->coordinator, config->rpc_timeout, *creds, config->token,
+                              config->use_tls && config->tls.cert.empty()});
   return Run(command, *flags, client, in, out, err);
 }
 

@@ -3,6 +3,7 @@
 #include <chrono>
 #include <thread>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/grpc_status.h"
 #include "common/task_names.h"
@@ -13,10 +14,21 @@ namespace rc::client {
 
 namespace {
 
-absl::Status ConvertStatus(const std::string& target, const grpc::Status& s) {
+absl::Status ConvertStatus(const std::string& target, bool tls_without_client_cert, const grpc::Status& s) {
   if (s.error_code() == grpc::StatusCode::UNAVAILABLE) {
-    return absl::UnavailableError(
-        absl::StrCat("cannot reach coordinator at ", target, ": ", s.error_message()));
+    // An mTLS coordinator's refusal reaches the client as the server ending the
+    // handshake: a closed or reset socket (TLS 1.3) or an alert from the server
+    // (TLS 1.2). Nothing listening, or the client distrusting the server ("certificate
+    // verify failed"), is not cured by a certificate and gets no hint.
+    const std::string& m = s.error_message();
+    const bool hint = tls_without_client_cert && (absl::StrContains(m, "Socket closed") ||
+                                                  absl::StrContains(m, "Connection reset") ||
+                                                  absl::StrContains(m, "alert"));
+    return absl::UnavailableError(absl::StrCat(
+        "cannot reach coordinator at ", target, ": ", s.error_message(),
+        hint ? " (this client presents no TLS certificate; the coordinator may require one: "
+               "--tls-cert and --tls-key, or tls_cert_file and tls_key_file in the client config)"
+             : ""));
   }
   if (s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
     return absl::DeadlineExceededError(
@@ -44,7 +56,9 @@ Client::Client(ClientOptions options) : options_(std::move(options)) {
 
 internal::ConvertFn Client::Converter() const {
   // Holds a copy of the target, not `this`: a call may finish while ~Client runs.
-  return [target = options_.target](const grpc::Status& s) { return ConvertStatus(target, s); };
+  return [target = options_.target, hint = options_.tls_without_client_cert](const grpc::Status& s) {
+    return ConvertStatus(target, hint, s);
+  };
 }
 
 Client::~Client() {
@@ -69,7 +83,9 @@ void Client::Prepare(grpc::ClientContext* ctx) const {
   if (!options_.token.empty()) ctx->AddMetadata("authorization", Authorization());
 }
 
-absl::Status Client::Convert(const grpc::Status& s) const { return ConvertStatus(options_.target, s); }
+absl::Status Client::Convert(const grpc::Status& s) const {
+  return ConvertStatus(options_.target, options_.tls_without_client_cert, s);
+}
 
 absl::StatusOr<pb::SubmitResponse> Client::Submit(const pb::TaskSpec& spec) {
   grpc::ClientContext ctx;

@@ -2,7 +2,8 @@
 // The C++ client SDK: what applications link against (target rc_client) to submit
 // tasks and read results. One Client is thread-safe and may be shared; it holds one
 // gRPC channel. Every method returns a Status with the coordinator's code and message;
-// UNAVAILABLE says the coordinator could not be reached and names its address.
+// UNAVAILABLE says the coordinator could not be reached and names its address (and,
+// for TLS without a client certificate, that the coordinator may require one).
 
 #include <functional>
 #include <memory>
@@ -28,6 +29,10 @@ struct ClientOptions {
   std::shared_ptr<grpc::ChannelCredentials> credentials;
   // Bearer token sent with every call ("" sends none): the coordinator's client tokens.
   std::string token;
+  // True when `credentials` are TLS without a client certificate. A coordinator that
+  // requires one (mTLS) ends the handshake, which gRPC reports only as UNAVAILABLE
+  // "Socket closed"; the error then says a client certificate may be what is missing.
+  bool tls_without_client_cert = false;
 };
 
 class Client {

@@ -61,7 +61,7 @@ int RunStatusCli(const std::vector<std::string>& args, std::ostream& out, std::o
   if (absl::Status s = ApplyClientTokenFlags(*f, &token); !s.ok()) return Fail(err, s);
   absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> creds = MakeChannelCredentials(tls, use_tls);
   if (!creds.ok()) return Fail(err, creds.status());
-  Client client(ClientOptions{target, absl::Seconds(10), *creds, token});
+  Client client(ClientOptions{target, absl::Seconds(10), *creds, token, use_tls && tls.cert.empty()});
   absl::StatusOr<pb::Stats> stats = client.Stats();
   if (!stats.ok()) return Fail(err, stats.status());
 

@@ -68,6 +68,15 @@ absl::StatusOr<VerifiedResult> VerifyTask(const pb::Task& task, const pb::Worker
   if (absl::Status s = CheckOutcome(task); !s.ok()) {
     return absl::Status(s.code(), absl::StrCat("task ", id, ": ", s.message()));
   }
+  // A task fails for good either with its retries used up (the coordinator's note) or
+  // because the worker signed the failure permanent; anything else is a coordinator
+  // that stopped retrying on its own.
+  if (task.status() == pb::TASK_STATUS_FAILED && !sig.permanent() &&
+      !StripFinalFailureNote(task.error_message(), sig.attempt()).has_value()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "task ", id, ": failed at attempt ", sig.attempt(),
+        " with retries left, but the worker did not sign the failure permanent"));
+  }
   if (pinned.has_value() && *pinned != sig.public_key()) {
     return absl::PermissionDeniedError(absl::StrCat("task ", id, ": signed by key ", PublicKeyHex(sig.public_key()),
                                                     ", not the pinned key ", PublicKeyHex(*pinned)));

@@ -2,6 +2,7 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <limits>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -46,7 +47,8 @@ absl::StatusOr<Config> FromFile(const ParsedFlags& flags, ParseFn parse) {
 
 absl::Status SetInt(const ParsedFlags& f, absl::string_view name, int* out) {
   if (std::optional<std::string> v = f.Get(name)) {
-    ASSIGN_OR_RETURN(int64_t n, FlagInt(name, *v));
+    // Range-checked before narrowing: --port 4294975488 must not become 8192.
+    ASSIGN_OR_RETURN(int64_t n, FlagIntInRange(name, *v, std::numeric_limits<int>::min(), std::numeric_limits<int>::max()));
     *out = static_cast<int>(n);
   }
   return absl::OkStatus();

@@ -1,5 +1,7 @@
 #include "common/flags.h"
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -87,6 +89,20 @@ absl::StatusOr<int64_t> FlagInt(absl::string_view flag, absl::string_view value)
   if (!absl::SimpleAtoi(value, &v)) {
     return absl::InvalidArgumentError(
         absl::StrCat("--", flag, ": expected an integer, got '", value, "'"));
+  }
+  return v;
+}
+
+absl::StatusOr<int64_t> FlagIntInRange(absl::string_view flag, absl::string_view value, int64_t min,
+                                       int64_t max) {
+  absl::StatusOr<int64_t> v = FlagInt(flag, value);
+  // Digits beyond int64 are still a number out of range, not "not an integer".
+  absl::string_view digits = absl::StripAsciiWhitespace(value);
+  absl::ConsumePrefix(&digits, "-") || absl::ConsumePrefix(&digits, "+");
+  const bool all_digits = !digits.empty() && digits.find_first_not_of("0123456789") == absl::string_view::npos;
+  if (!v.ok() && !all_digits) return v.status();
+  if (!v.ok() || *v < min || *v > max) {
+    return absl::InvalidArgumentError(absl::StrCat("--", flag, ": must be ", min, "..", max, ", got ", value));
   }
   return v;
 }

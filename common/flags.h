@@ -47,6 +47,9 @@ std::string FormatFlagHelp(const std::vector<FlagSpec>& specs);
 
 // Conversions with errors naming the flag: "--slots: expected an integer, got 'x'".
 absl::StatusOr<int64_t> FlagInt(absl::string_view flag, absl::string_view value);
+// An integer within [min, max], never truncated: "--max-retries: must be 0..100, got
+// 4294967301" for one outside (also for one beyond int64).
+absl::StatusOr<int64_t> FlagIntInRange(absl::string_view flag, absl::string_view value, int64_t min, int64_t max);
 absl::StatusOr<double> FlagDouble(absl::string_view flag, absl::string_view value);
 std::vector<std::string> SplitList(absl::string_view value);  // "a,b" -> {a, b}; blanks dropped
 

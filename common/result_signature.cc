@@ -85,7 +85,7 @@ std::string OutcomeDigest(const Outcome& outcome) {
 }
 
 std::string SignedMessage(absl::string_view task_id, int32_t attempt, absl::string_view worker_device_id,
-                          absl::string_view outcome_digest, int64_t signed_at_ms) {
+                          absl::string_view outcome_digest, int64_t signed_at_ms, bool permanent) {
   std::string out;
   out.reserve(6 * 8 + kResultSignatureDomain.size() + task_id.size() + worker_device_id.size() + 64 + 32);
   AppendField(&out, kResultSignatureDomain);
@@ -94,6 +94,7 @@ std::string SignedMessage(absl::string_view task_id, int32_t attempt, absl::stri
   AppendField(&out, worker_device_id);
   AppendField(&out, outcome_digest);
   AppendField(&out, absl::StrCat(signed_at_ms));
+  if (permanent) AppendField(&out, "permanent");  // absent when false: older messages unchanged
   return out;
 }
 
@@ -199,8 +200,9 @@ absl::StatusOr<pb::ResultSignature> SignOutcome(const Ed25519Key& key, const pb:
   sig.set_attempt(finished.attempt());
   sig.set_result_digest(OutcomeDigest(OutcomeOf(finished)));
   sig.set_signed_at_ms(signed_at_ms);
-  absl::StatusOr<std::string> s =
-      key.Sign(SignedMessage(finished.task_id(), sig.attempt(), device_id, sig.result_digest(), signed_at_ms));
+  sig.set_permanent(finished.permanent());
+  absl::StatusOr<std::string> s = key.Sign(
+      SignedMessage(finished.task_id(), sig.attempt(), device_id, sig.result_digest(), signed_at_ms, sig.permanent()));
   if (!s.ok()) return s.status();
   sig.set_signature(*std::move(s));
   return sig;
@@ -216,12 +218,14 @@ absl::Status VerifyOutcome(absl::string_view task_id, const Outcome& outcome, co
   }
   absl::Status s = Ed25519Verify(
       public_key,
-      SignedMessage(task_id, sig.attempt(), sig.worker_device_id(), sig.result_digest(), sig.signed_at_ms()),
+      SignedMessage(task_id, sig.attempt(), sig.worker_device_id(), sig.result_digest(), sig.signed_at_ms(),
+                    sig.permanent()),
       sig.signature());
   if (s.code() == absl::StatusCode::kPermissionDenied) {
     return absl::PermissionDeniedError(
         absl::StrCat("signature does not match public key ", PublicKeyHex(public_key),
-                     ": another key signed it, or the signed fields (task id, attempt, device, time) were altered"));
+                     ": another key signed it, or the signed fields (task id, attempt, device, time, permanent) were "
+                     "altered"));
   }
   return s;
 }

@@ -18,7 +18,14 @@
 //       Field("retire-cluster result v1")          domain separation
 //       Field(task_id)  Field(decimal attempt)  Field(worker_device_id)
 //       Field(outcome digest, 64 hex characters)   Field(decimal signed_at_ms)
+//       [Field("permanent")]                       only when TaskFinished.permanent
 //   signature = Ed25519(worker's private key, signed message)   (64 bytes, RFC 8032)
+//
+// `permanent` (the worker's word that retrying is pointless, which lets the coordinator
+// end a task FAILED before its retries run out) is signed because it changes how the
+// task ends. It is a trailing field present only when true, so every message signed
+// before it existed (never permanent) is byte-for-byte the message verified now: old
+// records keep verifying, and a coordinator can neither add nor drop the claim.
 //
 // Not covered: execution time, resource usage, start/finish times and the attempt
 // history (the coordinator's bookkeeping), and the note the coordinator appends to the
@@ -62,7 +69,7 @@ std::string CanonicalOutcome(const Outcome& outcome);
 std::string OutcomeDigest(const Outcome& outcome);
 // The signed message for these fields (see above).
 std::string SignedMessage(absl::string_view task_id, int32_t attempt, absl::string_view worker_device_id,
-                          absl::string_view outcome_digest, int64_t signed_at_ms);
+                          absl::string_view outcome_digest, int64_t signed_at_ms, bool permanent = false);
 
 // An Ed25519 private key (OpenSSL). Copies share the key; safe to use from many threads.
 class Ed25519Key {
@@ -92,7 +99,8 @@ class Ed25519Key {
 absl::Status Ed25519Verify(absl::string_view public_key, absl::string_view message, absl::string_view signature);
 
 // The signature of `finished` by `key` for worker `device_id` at `signed_at_ms` (its
-// public_key field is left empty: the coordinator fills in the key it recorded).
+// public_key field is left empty: the coordinator fills in the key it recorded). Its
+// `permanent` copies finished.permanent.
 absl::StatusOr<pb::ResultSignature> SignOutcome(const Ed25519Key& key, const pb::TaskFinished& finished,
                                                 absl::string_view device_id, int64_t signed_at_ms);
 

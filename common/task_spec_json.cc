@@ -1,5 +1,7 @@
 #include "common/task_spec_json.h"
 
+#include <cmath>
+
 #include "absl/strings/str_cat.h"
 #include "common/json_view.h"
 #include "common/status_macros.h"
@@ -33,9 +35,27 @@ absl::StatusOr<double> Number(const json& j, const std::string& field) {
   return j.get<double>();
 }
 
-absl::StatusOr<int64_t> Integer(const json& j, const std::string& field) {
-  if (!j.is_number_integer()) return Bad(field, "expected an integer");
-  return j.get<int64_t>();
+// An integer in `range`. nlohmann keeps integers above int64 as uint64 (get<int64_t>
+// would wrap them) and ones beyond uint64 as doubles: both are out of range, not truncated.
+absl::StatusOr<int64_t> Integer(const json& j, const std::string& field, IntRange range) {
+  auto out_of_range = [&] {
+    return Bad(field, absl::StrCat("must be ", range.min, "..", range.max, ", got ", j.dump()));
+  };
+  if (j.is_number_unsigned()) {
+    if (j.get<uint64_t>() > static_cast<uint64_t>(range.max)) return out_of_range();
+    return static_cast<int64_t>(j.get<uint64_t>());
+  }
+  if (j.is_number_integer()) {
+    const int64_t n = j.get<int64_t>();
+    if (n < range.min || n > range.max) return out_of_range();
+    return n;
+  }
+  if (j.is_number_float()) {
+    const double x = j.get<double>();
+    // A whole number too large for 64 bits (1e30, 18446744073709551616): say the range.
+    if (std::isfinite(x) && x == std::floor(x) && (x < -9.2e18 || x > 9.2e18)) return out_of_range();
+  }
+  return Bad(field, "expected an integer");
 }
 
 absl::StatusOr<bool> Bool(const json& j, const std::string& field) {
@@ -53,8 +73,8 @@ absl::Status Requirements(const json& j, ::retire_cluster::v1::Requirements* r) 
     if (v.is_null()) continue;
     const std::string f = "requirements." + key;
     if (key == "min_cpu_cores") {
-      ASSIGN_OR_RETURN(int64_t n, Integer(v, f));
-      r->set_min_cpu_cores(static_cast<int32_t>(n));
+      ASSIGN_OR_RETURN(int64_t n, Integer(v, f, kMinCpuCoresRange));
+      r->set_min_cpu_cores(static_cast<int32_t>(n));  // in int32 range: checked above
     } else if (key == "min_memory_gb") {
       ASSIGN_OR_RETURN(double x, Number(v, f));
       r->set_min_memory_gb(x);
@@ -83,8 +103,8 @@ absl::Status Requirements(const json& j, ::retire_cluster::v1::Requirements* r) 
       ASSIGN_OR_RETURN(double x, Number(v, f));
       r->set_timeout_seconds(x);
     } else if (key == "max_retries") {
-      ASSIGN_OR_RETURN(int64_t n, Integer(v, f));
-      r->set_max_retries(static_cast<int32_t>(n));
+      ASSIGN_OR_RETURN(int64_t n, Integer(v, f, kMaxRetriesRange));
+      r->set_max_retries(static_cast<int32_t>(n));  // in int32 range: checked above
     }
   }
   return absl::OkStatus();

@@ -226,6 +226,12 @@ grpc::ServerUnaryReactor* ClientServiceImpl::ListTasks(grpc::CallbackServerConte
   RC_CALLER_OR_REFUSE(who, Action::kListTasks);
   TaskFilter f;
   if (who->role == Role::kSubmit) f.owner = who->name;  // its own tasks only
+  // An enum value this build does not know (a newer client, a typo over raw protobuf)
+  // would match no task and answer an empty list; HTTP answers 400 for it too.
+  if (!pb::TaskStatus_IsValid(req->status())) {
+    return Answer<pb::ListTasksResponse>(
+        ctx, absl::InvalidArgumentError(absl::StrCat("status: unknown TaskStatus value ", req->status())), resp);
+  }
   f.status = req->status();
   f.task_type = req->task_type();
   f.worker_device_id = req->worker_device_id();

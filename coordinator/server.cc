@@ -90,6 +90,11 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(cons
   builder.SetMaxReceiveMessageSize(64 << 20);
   builder.RegisterService(s->client_service_.get());
   builder.RegisterService(s->worker_service_.get());
+  // Reflection v1 beside the library's v1alpha: clients ask for v1 first.
+  s->reflection_v1_ = std::make_unique<ReflectionV1Service>(std::vector<std::string>{
+      pb::ClientService::service_full_name(), pb::WorkerService::service_full_name(), "grpc.health.v1.Health",
+      "grpc.reflection.v1alpha.ServerReflection", ::grpc::reflection::v1::ServerReflection::service_full_name()});
+  builder.RegisterService(s->reflection_v1_.get());
   // Workers hold streams open for hours; keepalive notices dead peers on idle streams.
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, 20000);
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);

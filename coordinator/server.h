@@ -12,6 +12,7 @@
 #include "coordinator/coordinator.h"
 #include "coordinator/grpc_services.h"
 #include "coordinator/http_bridge.h"
+#include "coordinator/reflection_v1.h"
 #include "grpcpp/server.h"
 
 namespace rc::coordinator {
@@ -38,6 +39,7 @@ class CoordinatorServer {
   std::unique_ptr<TokenTable> tokens_;
   std::unique_ptr<ClientServiceImpl> client_service_;
   std::unique_ptr<WorkerServiceImpl> worker_service_;
+  std::unique_ptr<ReflectionV1Service> reflection_v1_;
   std::unique_ptr<grpc::Server> server_;
   std::unique_ptr<HttpBridge> http_;
   int port_ = 0;

@@ -204,7 +204,9 @@ void Coordinator::FinishLocked(WorkerEntry* w, const pb::TaskFinished& f, Effect
   }
   pb::Attempt* a = t.mutable_attempt_history(t.attempt_history_size() - 1);
   if (a->started_at_ms() == 0) a->set_started_at_ms(t.started_at_ms());
-  if (!IsTerminal(f.status()) || f.status() == pb::TASK_STATUS_FAILED) {
+  // A permanent failure (the handler refused the payload; worker_service.proto) ends
+  // the task below with the worker's message: retrying would only be refused again.
+  if (!IsTerminal(f.status()) || (f.status() == pb::TASK_STATUS_FAILED && !f.permanent())) {
     // Handler failures retry (after a backoff) until the attempts are used up.
     std::string why = IsTerminal(f.status())
                           ? (f.error_message().empty() ? std::string("handler failed") : f.error_message())

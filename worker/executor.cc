@@ -135,6 +135,7 @@ void Executor::RunOne(const pb::Assignment& a, const std::shared_ptr<StopToken>&
     started.set_started_at_ms(fin.started_at_ms());
     sink_->Started(std::move(started));
 
+    bool refused = false;
     absl::StatusOr<HandlerOutput> out = absl::NotFoundError(
         absl::StrCat("this worker does not run task type '", a.task_type(), "'"));
     const auto& accepted = capabilities_.accepted_submitters();
@@ -153,6 +154,9 @@ void Executor::RunOne(const pb::Assignment& a, const std::shared_ptr<StopToken>&
         sink_->Progress(std::move(p));
       };
       out = handler->Run(ctx);
+      // Only the handler's own refusal counts (handler.h): not out->failure (the task ran)
+      // and not the guards above (another worker may serve the task).
+      refused = !out.ok() && IsPermanentRefusal(out.status());
     }
     if (out.ok()) {
       fin.set_result(std::move(out->result));
@@ -180,6 +184,7 @@ void Executor::RunOne(const pb::Assignment& a, const std::shared_ptr<StopToken>&
     } else {
       fin.set_status(pb::TASK_STATUS_FAILED);
       fin.set_error_message(std::string(out.status().message()));
+      fin.set_permanent(refused);
     }
   } else {
     fin.set_status(pb::TASK_STATUS_CANCELLED);

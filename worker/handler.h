@@ -52,14 +52,29 @@ struct HandlerOutput {
 class Handler {
  public:
   virtual ~Handler() = default;
-  // An error Status makes the attempt FAILED with its message (INVALID_ARGUMENT for a
-  // payload the handler cannot use, naming the field).
+  // An error Status makes the attempt FAILED with its message. The code decides whether
+  // the task is retried:
+  //   INVALID_ARGUMENT  the payload is refused before anything runs (a missing or
+  //                     mistyped field, a path outside the allowed root), naming the
+  //                     field. Permanent: every attempt on every worker would be refused
+  //                     alike, so the task ends FAILED at once (TaskFinished.permanent).
+  //                     Use it only for what the payload alone decides; never for a
+  //                     failure that depends on this worker, the network or the moment.
+  //   anything else     retried as usual (up to max_retries, maybe on another worker):
+  //                     FAILED_PRECONDITION for what this worker lacks (node not
+  //                     installed, no task root), NOT_FOUND for files this worker's
+  //                     root does not hold (another worker's may), UNAVAILABLE for the
+  //                     network, ...
+  // HandlerOutput::failure (the task ran and failed) is never permanent, whatever its code.
   virtual absl::StatusOr<HandlerOutput> Run(const TaskContext& ctx) = 0;
   // True for handlers that finish in microseconds without blocking or touching the
   // system (echo): the Executor runs them on the thread that received the assignment,
   // sparing two thread hand-offs per task.
   virtual bool Instant() const { return false; }
 };
+
+// True for a Run() error that makes the failure permanent (see Handler::Run).
+inline bool IsPermanentRefusal(const absl::Status& s) { return s.code() == absl::StatusCode::kInvalidArgument; }
 
 // Task type -> handler. Built once at worker start, read-only afterwards.
 class HandlerRegistry {

@@ -55,7 +55,8 @@ class NodeTaskHandler final : public Handler {
     const fs::path dir = fs::weakly_canonical(wanted, ec);
     const std::string inside = root.string() + "/";
     if (ec || !absl::StartsWith(dir.string() + "/", inside) || dir == root) {
-      return absl::PermissionDeniedError(
+      // INVALID_ARGUMENT: the payload alone decides this, so it fails at once (handler.h).
+      return absl::InvalidArgumentError(
           absl::StrCat("payload.task_path: '", task_path, "' is outside the node task root ", root.string()));
     }
     if (!fs::is_directory(dir, ec)) {

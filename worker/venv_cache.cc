@@ -304,7 +304,9 @@ absl::Status VenvCache::Build(const std::string& key, const std::vector<std::str
     if (installed->exit_code != 0 || installed->signal != 0) {
       std::string why = PipError(installed->stdout + "\n" + installed->stderr);
       if (installed->signal != 0) absl::StrAppend(&why, " (pip killed by signal ", installed->signal, ")");
-      return fail(absl::InvalidArgumentError(why));
+      // Not INVALID_ARGUMENT (permanent, handler.h): pip reports an unreachable index as
+      // "no matching distribution" too, so the attempt is retried.
+      return fail(absl::FailedPreconditionError(why));
     }
   }
   std::ofstream(dir / ".requirements") << absl::StrJoin(requirements, "\n") << "\n";

@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Fault tests on the real binaries: kill -9 of the coordinator (restart on the same data
-# dir), kill -9 of a worker mid-task, handler retries with backoff, idempotency across a
-# restart, and (as root, with nft) a network partition whose late result is fenced.
+# dir), kill -9 of a worker mid-task, handler retries with backoff (and none for a
+# refused payload), idempotency across a restart, and (as root, with nft) a network
+# partition whose late result is fenced.
 # usage: fault_test.sh BUILD_DIR
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 build=$(cd "$1" && pwd)
 source "$here/../../scripts/lib.sh"
-cli() { "$build/client/retire-cluster" --coordinator "$RC_ADDR" "$@"; }
+cli_prefix=()  # a command to run the CLI under (ip netns exec NS), for the partition test
+cli() { "${cli_prefix[@]}" "$build/client/retire-cluster" --coordinator "$RC_ADDR" "$@"; }
 field() { cli get "$1" --json | jq -r "$2"; }
 passed=0 failed=0
 ok() { passed=$((passed + 1)); }
@@ -85,7 +87,13 @@ requeued_at=$(date -d "$(field "$id" '.attempt_history[1].assigned_at')" +%s%3N)
 check "requeue within about 5 s of the kill ($((requeued_at - killed_at)) ms)" [ $((requeued_at - killed_at)) -lt 5500 ]
 
 # --- 3. handler failure: retried with backoff, then failed --------------------------
+# A payload the handler refuses fails at once: every retry would be refused alike.
 id=$(cli submit sleep --payload '{"duration":"forever"}' --max-retries 2)
+check "a refused payload ends failed" eventually 15 status_is "$id" failed
+check "... after 1 attempt, not retried" [ "$(field "$id" '[.attempts, (.attempt_history|length)] | join(",")')" = "1,1" ]
+# A failure that may pass next time (nothing listens on port 1) is retried.
+rc_start_worker "$build" w4 --tags h --slots 1 --allow http_request --config "$RC_TMP/worker.yaml" || exit 1
+id=$(cli submit http_request --payload '{"url":"http://127.0.0.1:1/","timeout":2}' --tag h --max-retries 2)
 check "a failing handler ends failed" eventually 15 status_is "$id" failed
 check "... after 3 attempts" [ "$(field "$id" '.attempt_history|length')" = 3 ]
 t0=$(date -d "$(field "$id" '.attempt_history[0].finished_at')" +%s%3N)
@@ -96,22 +104,44 @@ check "backoff before retry 1 ($((t1 - t0)) ms >= 200)" [ $((t1 - t0)) -ge 200 ]
 check "backoff before retry 2 ($((t3 - t2)) ms >= 400)" [ $((t3 - t2)) -ge 400 ]
 
 # --- 4. network partition: the late result of a cut-off worker is fenced -----------
+# Every address lives in namespaces this test makes: the coordinator (and the CLI, and
+# the worker that takes the retry) in namespace A, the worker to cut off in B, one veth
+# pair between them, and nftables in B to cut the link. Nothing is configured in the
+# machine's own namespace.
+part_a=rc-part-a-$$ part_b=rc-part-b-$$
+# Deletes namespaces this test made: ours, and those a killed earlier run left behind
+# (named after its pid, which is gone). Deleting a namespace also removes its veth end.
+partition_cleanup() {
+  local ns pid
+  for ns in $(ip netns list 2>/dev/null | awk '{print $1}'); do
+    case $ns in rc-part-[ab]-*) ;; *) continue ;; esac
+    pid=${ns##*-}
+    if [ "$pid" = $$ ] || ! kill -0 "$pid" 2>/dev/null; then ip netns del "$ns" 2>/dev/null; fi
+  done
+}
 partition_test() {
-  local ns=rc-part-$$ hostif=rcp$$a nsif=rcp$$b
-  ip netns add "$ns" || return 1
-  trap 'ip link del '"$hostif"' 2>/dev/null; ip netns del '"$ns"' 2>/dev/null; rc_cleanup' EXIT
-  ip link add "$hostif" type veth peer name "$nsif" && ip link set "$nsif" netns "$ns" &&
-    ip addr add 10.231.7.1/24 dev "$hostif" && ip link set "$hostif" up &&
-    ip netns exec "$ns" ip addr add 10.231.7.2/24 dev "$nsif" &&
-    ip netns exec "$ns" ip link set "$nsif" up && ip netns exec "$ns" ip link set lo up || return 1
-  # A second coordinator reachable from the namespace: not loopback, so it needs tokens.
+  local a=(ip netns exec "$part_a") b=(ip netns exec "$part_b")
+  partition_cleanup  # leftovers of a run that was killed (SIGKILL runs no trap)
+  # Processes first (they run inside the namespaces), then the namespaces; on any exit.
+  trap 'rc_cleanup; partition_cleanup' EXIT
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
+  ip netns add "$part_a" && ip netns add "$part_b" || return 1
+  ip link add veth-a netns "$part_a" type veth peer name veth-b netns "$part_b" &&
+    "${a[@]}" ip addr add 10.231.7.1/24 dev veth-a && "${a[@]}" ip link set veth-a up &&
+    "${a[@]}" ip link set lo up &&
+    "${b[@]}" ip addr add 10.231.7.2/24 dev veth-b && "${b[@]}" ip link set veth-b up &&
+    "${b[@]}" ip link set lo up || return 1
+  check "partition: no address of the test in the machine's own namespace" \
+    bash -c '! ip -o addr show | grep -q "10\.231\.7\."'
+  # A second coordinator in namespace A: its clients are not loopback, so it needs tokens.
   openssl rand -hex 24 >"$RC_TMP/part-join"
   local admin; admin=$(openssl rand -hex 24)
   echo "admin $admin" >"$RC_TMP/part-clients"
   export RETIRE_CLUSTER_TOKEN=$admin
-  "$build/coordinator/retire-cluster-main" --host 10.231.7.1 --port 0 --http-port 0 --data-dir "$RC_TMP/part-data" \
-    --config "$RC_TMP/main.yaml" --join-token-file "$RC_TMP/part-join" --client-tokens-file "$RC_TMP/part-clients" \
-    >"$RC_TMP/part.out" 2>"$RC_TMP/part.log" &
+  "${a[@]}" "$build/coordinator/retire-cluster-main" --host 10.231.7.1 --port 0 --http-port 0 \
+    --data-dir "$RC_TMP/part-data" --config "$RC_TMP/main.yaml" --join-token-file "$RC_TMP/part-join" \
+    --client-tokens-file "$RC_TMP/part-clients" >"$RC_TMP/part.out" 2>"$RC_TMP/part.log" &
   RC_PIDS+=($!)
   local addr=""
   for _ in $(seq 50); do
@@ -120,32 +150,34 @@ partition_test() {
   done
   [ -n "$addr" ] || return 1
   local saved=$RC_ADDR; RC_ADDR=$addr
-  ip netns exec "$ns" "$build/worker/retire-cluster-worker" --join "$addr" --device-id cut --tags p --slots 1 \
+  cli_prefix=("${a[@]}")  # the CLI talks to it from inside namespace A
+  "${b[@]}" "$build/worker/retire-cluster-worker" --join "$addr" --device-id cut --tags p --slots 1 \
     --data-dir "$RC_TMP/cut" --config "$RC_TMP/worker.yaml" --token-file "$RC_TMP/part-join" 2>"$RC_TMP/cut.log" &
   RC_PIDS+=($!)
-  check "partition: worker in the namespace joins" eventually 10 online cut
+  check "partition: worker in namespace B joins across the veth" eventually 10 online cut
   local id; id=$(cli submit sleep --payload '{"duration":1.5}' --tag p --max-retries 1)
-  check "partition: task runs on the worker in the namespace" eventually 5 status_is "$id" running
-  ip netns exec "$ns" nft -f - <<NFT || return 1
+  check "partition: task runs on the worker in namespace B" eventually 5 status_is "$id" running
+  "${b[@]}" nft -f - <<NFT || return 1
 table inet rcpart {
   chain out { type filter hook output priority 0; ip daddr 10.231.7.1 drop; }
   chain in { type filter hook input priority 0; ip saddr 10.231.7.1 drop; }
 }
 NFT
   check "partition: the cut-off worker goes offline" eventually 5 offline cut
-  # Another worker takes the retry while "cut" finishes attempt 1 unheard.
-  "$build/worker/retire-cluster-worker" --join "$addr" --device-id other --tags p --slots 1 \
+  # Another worker (namespace A) takes the retry while "cut" finishes attempt 1 unheard.
+  "${a[@]}" "$build/worker/retire-cluster-worker" --join "$addr" --device-id other --tags p --slots 1 \
     --data-dir "$RC_TMP/other" --config "$RC_TMP/worker.yaml" --token-file "$RC_TMP/part-join" 2>"$RC_TMP/other.log" &
   RC_PIDS+=($!)
   check "partition: the retry succeeds on another worker" eventually 15 status_is "$id" success
   local before; before=$(cli get "$id" --json | jq -c .)
-  ip netns exec "$ns" nft delete table inet rcpart
+  "${b[@]}" nft delete table inet rcpart
   check "partition: the cut-off worker comes back (and sends its late result)" eventually 30 online cut
   sleep 1  # let the late result arrive; it must change nothing
   check "partition: the task is recorded once, from attempt 2 on the other worker" \
     [ "$(field "$id" '[.worker_device_id, .attempts, .attempt_history[0].status] | join(",")')" = "other,2,failed" ]
   check "partition: the late result was fenced (task unchanged)" [ "$(cli get "$id" --json | jq -c .)" = "$before" ]
   RC_ADDR=$saved
+  cli_prefix=()
   unset RETIRE_CLUSTER_TOKEN
 }
 if [ "$(id -u)" -ne 0 ]; then

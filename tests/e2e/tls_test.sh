@@ -71,6 +71,13 @@ expect "the HTTP bridge serves HTTPS" 0 '"status":' https "https://$http/healthz
 expect "the HTTP bridge refuses another CA" 1 "CERTIFICATE_VERIFY_FAILED" https "https://$http/healthz" "$other/ca.pem"
 expect "a client trusting another CA is refused" 4 "cannot reach coordinator" \
   "$cli" --coordinator "$addr" --tls-ca "$other/ca.pem" stats
+expect_no_hint() {  # a refusal a client certificate would not cure carries no hint about one
+  local out
+  out=$("$@" 2>&1)
+  [ $? -eq 4 ] && grep -q "cannot reach coordinator" <<<"$out" && ! grep -q "may require" <<<"$out"
+}
+check "no certificate hint when the client distrusts the server" \
+  expect_no_hint "$cli" --coordinator "$addr" --tls-ca "$other/ca.pem" stats
 expect "an unreadable CA file is named" 2 "tls_ca_file: cannot read /nonexistent.pem" \
   "$cli" --coordinator "$addr" --tls-ca /nonexistent.pem stats
 rc_stop "$main_pid"
@@ -89,6 +96,11 @@ expect "HTTPS with a client certificate" 0 '"status":' \
 expect "HTTPS without a client certificate is refused" 1 "Error|error" https "https://$http/healthz" "$certs/ca.pem"
 expect "a client without a certificate is refused" 4 "cannot reach coordinator" \
   "$cli" --coordinator "$addr" --tls-ca "$certs/ca.pem" stats
+# gRPC itself says only "Socket closed": the error names the missing certificate.
+expect "refused without a certificate: the CLI says one may be required" 4 \
+  "the coordinator may require one: --tls-cert and --tls-key" "$cli" --coordinator "$addr" --tls-ca "$certs/ca.pem" stats
+expect "refused without a certificate: retire-cluster-status says so too" 4 "the coordinator may require one" \
+  "$build/client/retire-cluster-status" "$addr" --tls-ca "$certs/ca.pem"
 expect "a client with another CA's certificate is refused" 4 "cannot reach coordinator" \
   "$cli" --coordinator "$addr" --tls-ca "$certs/ca.pem" --tls-cert "$other/client.pem" --tls-key "$other/client.key" stats
 "$worker" --join "$addr" --device-id nocert-w --data-dir "$RC_TMP/nocert-w" --tls-ca "$certs/ca.pem" \

@@ -69,6 +69,10 @@ TEST_CASE("The canonical outcome and signed message are length-prefixed fields i
   CHECK(SignedMessage("t", 3, "w1", "ab", 1700000000123) ==
         Field("retire-cluster result v1") + Field("t") + Field("3") + Field("w1") + Field("ab") +
             Field("1700000000123"));
+  // `permanent` is a trailing field present only when true: messages signed before it
+  // existed are byte-for-byte what is verified now.
+  CHECK(SignedMessage("t", 3, "w1", "ab", 1700000000123, /*permanent=*/true) ==
+        SignedMessage("t", 3, "w1", "ab", 1700000000123) + Field("permanent"));
   // The digest is the hex SHA-256 of exactly those bytes.
   const std::string canonical = CanonicalOutcome(OutcomeOf(f));
   unsigned char md[SHA256_DIGEST_LENGTH];
@@ -145,6 +149,9 @@ TEST_CASE("A signed outcome verifies and each tampered field fails with its reas
   signature_fails(t);
   t = good;
   t.mutable_signature()->set_worker_device_id("w2");
+  signature_fails(t);
+  t = good;
+  t.mutable_signature()->set_permanent(true);  // a claim the worker did not sign
   signature_fails(t);
   t = good;
   std::string bad_sig = t.signature().signature();
