@@ -240,7 +240,7 @@ TEST_CASE("A task on a worker that goes away runs again on another worker") {
   CHECK_THAT(t.attempt_history(0).error_message(), Catch::Contains("w1 disconnected"));
 }
 
-TEST_CASE("Wait follows the server stream and reports progress; a wait that runs out says so") {
+TEST_CASE("Wait follows the server stream and reports progress, a wait that runs out says so") {
   Cluster cluster;
   cluster.AddWorker(Cluster::Worker("w1", 1));
   auto& c = cluster.client();
@@ -380,7 +380,7 @@ TEST_CASE("command runs only on a worker that allows it, with exact output and e
 
 namespace rc::testing {
 
-TEST_CASE("A running command shows its pid; usage is kept when it ends") {
+TEST_CASE("A running command shows its pid, usage is kept when it ends") {
   Cluster cluster;
   WorkerConfig w = Cluster::Worker("w1", 1);
   w.allow = {"command"};

@@ -181,7 +181,7 @@ TEST_CASE("HTTP: POST /workers/ID/drain and /undrain need no body") {
   CHECK(unknown->status == 404);
 }
 
-TEST_CASE("HTTP: keep-alive serves request after request on one connection; 100-continue is answered") {
+TEST_CASE("HTTP: keep-alive serves request after request on one connection, 100-continue is answered") {
   Cluster cluster;
   RawConn conn(cluster.http_port());
   for (int i = 0; i < 20; ++i) {
@@ -206,7 +206,7 @@ TEST_CASE("HTTP: keep-alive serves request after request on one connection; 100-
   CHECK(conn.ClosedWithin(absl::Seconds(5)));
 }
 
-TEST_CASE("HTTP: connections past the caps are refused with a 503 naming the cap; a freed slot serves again") {
+TEST_CASE("HTTP: connections past the caps are refused with a 503 naming the cap, a freed slot serves again") {
   CoordinatorConfig config = Cluster::FastConfig();
   config.http_max_connections_per_address = 3;
   Cluster cluster(config);
@@ -264,7 +264,7 @@ TEST_CASE("HTTP: a connection is closed at its header deadline, or at its body d
   CHECK(prompt.Read().status == 200);
 }
 
-TEST_CASE("HTTP: long polls hold no thread; each ends at its task's end, its timeout, or its client leaving") {
+TEST_CASE("HTTP: long polls hold no thread, each ends at its task's end, its timeout, or its client leaving") {
   Cluster cluster;
   httplib::Client client("127.0.0.1", cluster.http_port());
   client.set_read_timeout(20, 0);

@@ -23,7 +23,7 @@ TokenTable Tokens() {
   return *std::move(t);
 }
 
-TEST_CASE("Client token lines: role, token, optional name; bad ones name the problem, never the token") {
+TEST_CASE("Client token lines: role, token, optional name, bad ones name the problem, never the token") {
   absl::StatusOr<ClientToken> t = ParseClientTokenLine("submit " + kAlice + " alice");
   REQUIRE(t.ok());
   CHECK(t->role == Role::kSubmit);
@@ -171,7 +171,7 @@ absl::StatusOr<SubmitResult> SubmitAs(Fixture& f, const std::string& owner, cons
   return out;
 }
 
-TEST_CASE("Tasks record their owner; only the owner (or an admin) cancels them") {
+TEST_CASE("Tasks record their owner, only the owner (or an admin) cancels them") {
   Fixture f;
   absl::StatusOr<SubmitResult> a = SubmitAs(f, "alice");
   REQUIRE(a.ok());

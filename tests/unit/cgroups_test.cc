@@ -63,7 +63,7 @@ TEST_CASE("/proc/self/cgroup: the v2 path under \"\", v1 paths per controller") 
   CHECK(ParseProcCgroup("0::/a:b\n").at("") == "/a:b");  // a ':' inside the path survives
 }
 
-TEST_CASE("plan: v1 hierarchies win; the worker's own cgroup is the parent; missing ones say why") {
+TEST_CASE("plan: v1 hierarchies win, the worker's own cgroup is the parent, missing ones say why") {
   CgroupPlan plan = PlanCgroups({"memory", "pids", "cpu"}, ParseMountInfo(kHybridMountInfo),
                                 ParseProcCgroup(kHybridProcCgroup), "");
   REQUIRE(plan.sites.size() == 3);
@@ -114,7 +114,7 @@ TEST_CASE("plan: a container's subtree mount maps the worker's cgroup below its 
   CHECK_THAT(plan.missing[0].second, Catch::Contains("does not contain this process's cgroup"));
 }
 
-TEST_CASE("limit files: names and values per controller and cgroup version; nothing for no limit") {
+TEST_CASE("limit files: names and values per controller and cgroup version, nothing for no limit") {
   CgroupLimits l;
   l.memory_bytes = 256 << 20;
   l.pids_max = 64;

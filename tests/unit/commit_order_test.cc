@@ -40,7 +40,7 @@ pb::TaskSpec Echo(const std::string& key = "") {
 
 }  // namespace
 
-TEST_CASE("Submit answers only after the commit; a failed commit forgets the task") {
+TEST_CASE("Submit answers only after the commit, a failed commit forgets the task") {
   Manual m;
   std::optional<absl::StatusOr<SubmitResult>> answer;
   m.core.Submit(Echo(), [&](absl::StatusOr<SubmitResult> r) { answer = r; });

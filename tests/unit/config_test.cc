@@ -148,7 +148,7 @@ TEST_CASE("The commented examples in deploy/ are valid configurations") {
   CHECK(ParseClientYaml(text, "client.yaml").ok());
 }
 
-TEST_CASE("TLS settings: a CA file turns TLS on; certificate and key go together") {
+TEST_CASE("TLS settings: a CA file turns TLS on, certificate and key go together") {
   auto w = ParseWorkerYaml("tls_ca_file: /etc/ca.pem\n", "worker.yaml");
   REQUIRE(w.ok());
   CHECK(w->use_tls);

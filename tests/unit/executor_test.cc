@@ -54,7 +54,7 @@ struct Fixture {
 
 }  // namespace
 
-TEST_CASE("echo returns its payload; an unknown type fails naming it") {
+TEST_CASE("echo returns its payload, an unknown type fails naming it") {
   Fixture f(2);
   f.executor->Assign(Task("t1", "echo", R"({"x":1})"));
   f.executor->Assign(Task("t2", "command", "{}"));
@@ -127,7 +127,7 @@ TEST_CASE("sleep names a bad duration") {
   CHECK(f.events.finished[0].error_message() == "payload.duration: required, a number of seconds");
 }
 
-TEST_CASE("A cancel of a queued attempt reports it at once; held attempts are listed") {
+TEST_CASE("A cancel of a queued attempt reports it at once, held attempts are listed") {
   Fixture f(1);
   f.executor->Assign(Task("busy", "sleep", R"({"duration": 30})"));
   f.executor->Assign(Task("waiting", "sleep", R"({"duration": 0})"));

@@ -88,7 +88,7 @@ TEST_CASE("http_request returns status, headers and body, and sends method, head
   CHECK(server.request().find("\r\n\r\n{\"a\":1}") != std::string::npos);
 }
 
-TEST_CASE("http_request: connection refused fails with a readable error; bad input names the field") {
+TEST_CASE("http_request: connection refused fails with a readable error, bad input names the field") {
   int port;
   {
     OneShotServer closed("");  // learn a free port, then free it

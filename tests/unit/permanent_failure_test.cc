@@ -89,7 +89,7 @@ TEST_CASE("The executor marks a payload the handler refuses as a permanent failu
 
 namespace coordinator {
 
-TEST_CASE("The coordinator ends a permanent failure at once; an ordinary failure is retried") {
+TEST_CASE("The coordinator ends a permanent failure at once, an ordinary failure is retried") {
   Fixture f;
   auto link = std::make_shared<FakeLink>();
   uint64_t epoch = f.Join("w1", 1, link);

@@ -56,7 +56,7 @@ TEST_CASE("Timeout and cancelled are final: no retry") {
   CHECK(link->assigned.size() == 2);
 }
 
-TEST_CASE("Cancelling a task waiting out its backoff ends it; the retry never runs") {
+TEST_CASE("Cancelling a task waiting out its backoff ends it, the retry never runs") {
   Fixture f;
   auto link = std::make_shared<FakeLink>();
   uint64_t epoch = f.Join("w1", 1, link);
@@ -80,7 +80,7 @@ TEST_CASE("Every finished report is acknowledged, applied or not") {
   CHECK(link->acks[1].attempt() == 1);
 }
 
-TEST_CASE("A draining worker gets nothing new; deregister hands its attempts back at once") {
+TEST_CASE("A draining worker gets nothing new, deregister hands its attempts back at once") {
   Fixture f;
   auto w1 = std::make_shared<FakeLink>();
   uint64_t e1 = f.Join("w1", 2, w1);
