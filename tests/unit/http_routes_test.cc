@@ -87,7 +87,7 @@ TEST_CASE_METHOD(RoutesFixture, "Routes: unknown endpoints, drain without a body
   CHECK(c->replies[0].headers == std::vector<std::pair<std::string, std::string>>{{"WWW-Authenticate", "Bearer"}});
 }
 
-TEST_CASE_METHOD(RoutesFixture, "Routes: a long poll answers at the task's end and unwatches; the timer is cancelled") {
+TEST_CASE_METHOD(RoutesFixture, "Routes: a long poll answers at the task's end and unwatches, the timer is cancelled") {
   std::string id = Submit("echo", pb::PRIORITY_NORMAL, [](pb::TaskSpec* s) {
     s->mutable_requirements()->add_required_tags("nowhere");
   });
@@ -104,7 +104,7 @@ TEST_CASE_METHOD(RoutesFixture, "Routes: a long poll answers at the task's end a
   CHECK(poll->replies.size() == 1);
 }
 
-TEST_CASE_METHOD(RoutesFixture, "Routes: a long poll's timeout answers the task as it is; a client gone gets nothing") {
+TEST_CASE_METHOD(RoutesFixture, "Routes: a long poll's timeout answers the task as it is, a client gone gets nothing") {
   std::string id = Submit("echo");  // no worker: stays queued
   auto timed = Call("GET", "/tasks/" + id + "/wait", "", {{"timeout", "5"}});
   REQUIRE(deferrer.timers.size() == 1);
