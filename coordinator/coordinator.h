@@ -131,6 +131,10 @@ class Coordinator {
   pb::Stats Stats() const;
   // Task type -> status name -> count (for /metrics).
   std::map<std::string, std::map<std::string, int64_t>> CountsByType() const;
+  // Tasks held in memory (unfinished ones and the finished cache), and the payload bytes
+  // among them: what the memory bounds act on (tests, diagnostics).
+  size_t tasks_in_memory() const;
+  int64_t payload_bytes_in_memory() const;
   // Latency histograms for /metrics: submit -> first assignment, submit -> terminal state.
   const Histogram& dispatch_latency() const { return dispatch_latency_; }
   const Histogram& end_to_end_latency() const { return end_to_end_latency_; }

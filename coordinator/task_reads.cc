@@ -147,6 +147,16 @@ std::vector<absl::StatusOr<uint64_t>> Coordinator::WatchAll(const std::vector<st
   return out;
 }
 
+size_t Coordinator::tasks_in_memory() const {
+  absl::MutexLock lock(&mu_);
+  return tasks_.size();
+}
+
+int64_t Coordinator::payload_bytes_in_memory() const {
+  absl::MutexLock lock(&mu_);
+  return payload_bytes_in_ram_;
+}
+
 void Coordinator::TrimFinishedLocked(Effects& fx) {
   const size_t keep = static_cast<size_t>(std::max<int64_t>(0, options_.finished_cache_tasks));
   if (tasks_.finished_in_memory() <= keep) return;
