@@ -75,6 +75,16 @@ pb::Task Coordinator::SnapshotLocked(const TaskEntry& e) const {
   return t;
 }
 
+pb::Task Coordinator::RecordLocked(TaskEntry& e) {
+  if (e.task.spec().payload().empty()) return e.task;
+  std::string* payload = e.task.mutable_spec()->mutable_payload();
+  std::string held;
+  held.swap(*payload);
+  pb::Task record = e.task;
+  held.swap(*payload);
+  return record;
+}
+
 void Coordinator::ChangedLocked(TaskEntry* e, Effects& fx) {
   e->task.set_revision(e->task.revision() + 1);
   if (IsTerminal(e->task.status()) && e->task.finished_at_ms() > 0) {
@@ -108,7 +118,7 @@ void Coordinator::AdmitPayloadLocked(TaskEntry* e) {
   // Already counted since its submit (or recovery): it stays if the total fits.
   if (!e->payload_in_ram || payload_bytes_in_ram_ <= options_.memory_payload_budget_bytes) return;
   payload_bytes_in_ram_ -= e->payload_bytes;
-  e->task.mutable_spec()->clear_payload();
+  delete e->task.mutable_spec()->release_payload();  // clear_payload() would keep the string and its capacity
   e->payload_in_ram = false;
 }
 

@@ -217,6 +217,9 @@ class Coordinator {
   void AcceptLocked(TaskEntry* e, Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ChangedLocked(TaskEntry* e, Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   pb::Task SnapshotLocked(const TaskEntry& e) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The record to write for a change: without the payload, which the store keeps from
+  // the task's first write (TaskStore::Write), so it is neither copied nor rewritten.
+  pb::Task RecordLocked(TaskEntry& e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void DispatchLocked(Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void AssignLocked(TaskEntry* e, WorkerEntry* w, Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void RefreshReasonsLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

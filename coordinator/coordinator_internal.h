@@ -53,7 +53,7 @@ auto Coordinator::Mutate(Fn&& fn) {
   auto result = fn(fx);
   TrimFinishedLocked(fx);
   for (const std::string& id : fx.changed) {
-    if (const TaskEntry* e = tasks_.Find(id)) fx.writes.push_back(e->task);  // erased since: nothing to write
+    if (TaskEntry* e = tasks_.Find(id)) fx.writes.push_back(RecordLocked(*e));  // erased since: nothing to write
   }
   delivery_mu_.Lock();
   mu_.Unlock();

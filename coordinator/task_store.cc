@@ -37,7 +37,7 @@ RecoveryData Recovery(ForEach each, int64_t budget) {
   int64_t loaded = 0;
   for (RecoveredTask& r : out.unfinished) {
     if (loaded + r.payload_bytes > budget) {
-      r.task.mutable_spec()->clear_payload();
+      std::string().swap(*r.task.mutable_spec()->mutable_payload());
       r.payload_loaded = false;
     } else {
       loaded += r.payload_bytes;
