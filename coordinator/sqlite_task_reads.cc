@@ -29,8 +29,7 @@ absl::StatusOr<RecoveryData> SqliteTaskStore::LoadForRecovery(int64_t payload_bu
   RecoveryData out;
   {
     Statement q(db_,
-                "SELECT t.record, length(p.payload), p.payload FROM tasks t LEFT JOIN payloads p USING (task_id)"
-                " WHERE t.status < 5 ORDER BY t.sequence");
+                "SELECT record, length(payload), payload FROM tasks WHERE finished_at_ms = 0 ORDER BY sequence");
     if (!q.ok()) return SqlError(db_, path_, "read unfinished tasks");
     int64_t loaded = 0;
     int rc;
@@ -48,7 +47,9 @@ absl::StatusOr<RecoveryData> SqliteTaskStore::LoadForRecovery(int64_t payload_bu
     if (rc != SQLITE_DONE) return SqlError(db_, path_, "read unfinished tasks");
   }
   {
-    Statement q(db_, "SELECT task_type, status, count(*) FROM tasks WHERE status >= 5 GROUP BY task_type, status");
+    Statement q(db_,
+                "SELECT task_type, status, count(*) FROM tasks WHERE finished_at_ms > 0 AND status >= 5"
+                " GROUP BY task_type, status");
     if (!q.ok()) return SqlError(db_, path_, "count finished tasks");
     int rc;
     while ((rc = sqlite3_step(q.get())) == SQLITE_ROW) {
@@ -68,8 +69,7 @@ absl::StatusOr<RecoveryData> SqliteTaskStore::LoadForRecovery(int64_t payload_bu
 
 absl::StatusOr<std::optional<pb::Task>> SqliteTaskStore::Get(const std::string& task_id) {
   absl::MutexLock lock(&db_mu_);
-  sqlite3_stmt* q = Prepared(
-      "SELECT t.record, p.payload FROM tasks t LEFT JOIN payloads p USING (task_id) WHERE t.task_id = ?");
+  sqlite3_stmt* q = Prepared("SELECT record, payload FROM tasks WHERE task_id = ?");
   if (q == nullptr) return SqlError(db_, path_, "prepare");
   BindText(q, 1, task_id);
   const int rc = sqlite3_step(q);
@@ -85,9 +85,8 @@ absl::StatusOr<std::optional<pb::Task>> SqliteTaskStore::Get(const std::string& 
 }
 
 absl::StatusOr<std::vector<pb::Task>> SqliteTaskStore::ListFinished(const TaskFilter& f) {
-  // Filters the columns can answer go to SQL; the index on (owner, sequence) or on
-  // sequence gives the order.
-  std::string sql = "SELECT t.record, p.payload FROM tasks t LEFT JOIN payloads p USING (task_id) WHERE t.status >= 5";
+  // Filters go to SQL; the index on sequence gives the order.
+  std::string sql = "SELECT t.record, t.payload FROM tasks t WHERE t.status >= 5";
   std::vector<std::string> args;
   if (f.status != pb::TASK_STATUS_UNSPECIFIED) absl::StrAppend(&sql, " AND t.status = ", static_cast<int>(f.status));
   if (f.owner.has_value()) {
@@ -159,8 +158,7 @@ absl::StatusOr<std::vector<FinishedRef>> SqliteTaskStore::FinishedBefore(int64_t
 absl::StatusOr<absl::flat_hash_map<std::string, std::string>> SqliteTaskStore::ReadPayloads(
     const std::vector<std::string>& task_ids) {
   absl::MutexLock lock(&db_mu_);
-  sqlite3_stmt* q = Prepared(
-      "SELECT p.payload FROM tasks t LEFT JOIN payloads p USING (task_id) WHERE t.task_id = ?");
+  sqlite3_stmt* q = Prepared("SELECT payload FROM tasks WHERE task_id = ?");
   if (q == nullptr) return SqlError(db_, path_, "prepare");
   absl::flat_hash_map<std::string, std::string> out;
   for (const std::string& id : task_ids) {

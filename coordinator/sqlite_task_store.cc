@@ -29,24 +29,25 @@ constexpr const char* kMigrations[] = {
     "  record BLOB NOT NULL) WITHOUT ROWID;"
     "CREATE INDEX tasks_finished_at ON tasks(finished_at_ms) WHERE finished_at_ms > 0;",
     // 2: finished tasks are read from the store (ListTasks, idempotency keys, recovery
-    // without them), so the fields those reads filter on get columns; payloads move to
-    // their own table, written once per task rather than with every status change.
-    // SplitRecords fills the columns of existing rows before the indexes are built.
+    // without them), so the fields those reads filter on get columns, and the payload
+    // leaves the record for a column of its own: written with the first record, kept by
+    // later ones (which leave it out). SplitRecords fills the new columns of existing rows
+    // before the indexes are built. Few indexes, and none on a column that changes
+    // before a task finishes: each costs every commit.
     "ALTER TABLE tasks ADD COLUMN sequence INTEGER NOT NULL DEFAULT 0;"
     "ALTER TABLE tasks ADD COLUMN owner TEXT NOT NULL DEFAULT '';"
     "ALTER TABLE tasks ADD COLUMN task_type TEXT NOT NULL DEFAULT '';"
     "ALTER TABLE tasks ADD COLUMN worker_device_id TEXT NOT NULL DEFAULT '';"
     "ALTER TABLE tasks ADD COLUMN idempotency_key TEXT NOT NULL DEFAULT '';"
-    // A rowid table: a WITHOUT ROWID row keeps only ~1 KB in its page and puts the rest of
-    // a 1 KiB payload in an overflow page of its own (4 KiB on disk per task).
-    "CREATE TABLE payloads (task_id TEXT PRIMARY KEY, payload BLOB NOT NULL);",
+    "ALTER TABLE tasks ADD COLUMN payload BLOB;"
+    "DROP INDEX tasks_finished_at;",
 };
 // Run after migration N's data step (index N-1; nullptr: none).
 constexpr const char* kMigrationIndexes[] = {
     nullptr,
+    // finished_at_ms = 0 for every unfinished task (recovery), > 0 for finished ones (retention).
+    "CREATE INDEX tasks_finished ON tasks(finished_at_ms);"
     "CREATE INDEX tasks_sequence ON tasks(sequence);"
-    "CREATE INDEX tasks_unfinished ON tasks(sequence) WHERE status < 5;"
-    "CREATE INDEX tasks_owner ON tasks(owner, sequence);"
     "CREATE INDEX tasks_idempotency ON tasks(owner, idempotency_key) WHERE idempotency_key != '';",
 };
 static_assert(std::size(kMigrationIndexes) == std::size(kMigrations));
@@ -227,17 +228,16 @@ void SqliteTaskStore::WriterLoop() {
 
 absl::Status SqliteTaskStore::Commit(std::deque<Op>& batch) {
   if (absl::Status s = Step("BEGIN IMMEDIATE"); !s.ok()) return s;
-  // An update sets only the columns that change after submit, so that the indexes on
-  // the others are left alone.
+  // An unfinished task's update sets no indexed column (finished_at_ms stays 0), so it
+  // rewrites its row only; the finishing one also moves its tasks_finished entry.
   sqlite3_stmt* put = Prepared(
       "INSERT INTO tasks(task_id, status, finished_at_ms, record, sequence, owner, task_type, worker_device_id,"
-      " idempotency_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(task_id) DO UPDATE SET"
-      " status = excluded.status, finished_at_ms = excluded.finished_at_ms, record = excluded.record,"
-      " worker_device_id = excluded.worker_device_id");
-  sqlite3_stmt* put_payload = Prepared("INSERT OR IGNORE INTO payloads(task_id, payload) VALUES (?, ?)");
+      " idempotency_key, payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(task_id) DO UPDATE SET"
+      " status = excluded.status, record = excluded.record, worker_device_id = excluded.worker_device_id,"
+      " payload = coalesce(excluded.payload, tasks.payload)");
+  sqlite3_stmt* finish = Prepared("UPDATE tasks SET finished_at_ms = ? WHERE task_id = ? AND finished_at_ms != ?");
   sqlite3_stmt* del = Prepared("DELETE FROM tasks WHERE task_id = ?");
-  sqlite3_stmt* del_payload = Prepared("DELETE FROM payloads WHERE task_id = ?");
-  if (put == nullptr || put_payload == nullptr || del == nullptr || del_payload == nullptr) {
+  if (put == nullptr || finish == nullptr || del == nullptr) {
     absl::Status s = SqlError(db_, path_, "prepare");
     Exec("ROLLBACK").IgnoreError();
     return s;
@@ -251,32 +251,28 @@ absl::Status SqliteTaskStore::Commit(std::deque<Op>& batch) {
     sqlite3_bind_text(st, col, v.data(), static_cast<int>(v.size()), SQLITE_STATIC);
   };
   // A task often changes several times within one batch (queued, assigned, running,
-  // finished): write only its last version, but the payload of whichever carries one.
+  // finished): write only its last version, with the payload of whichever carries one.
   absl::flat_hash_map<absl::string_view, pb::Task*> last;
+  absl::flat_hash_map<absl::string_view, const std::string*> payload_of;
   for (Op& op : batch) {
-    for (pb::Task& t : op.puts) last[t.task_id()] = &t;
+    for (pb::Task& t : op.puts) {
+      last[t.task_id()] = &t;
+      if (!t.spec().payload().empty()) payload_of[t.task_id()] = &t.spec().payload();
+    }
   }
   std::string record;
   for (Op& op : batch) {
     for (pb::Task& t : op.puts) {
-      // Out of the record while it is serialized; back in afterwards, on every path, as a
-      // failed commit is tried again with the same batch.
-      struct Lend {
-        explicit Lend(pb::Task& t) : task(t) { payload.swap(*task.mutable_spec()->mutable_payload()); }
-        ~Lend() { payload.swap(*task.mutable_spec()->mutable_payload()); }
-        pb::Task& task;
-        std::string payload;
-      } lent(t);
-      const std::string& payload = lent.payload;
-      if (!payload.empty()) {
-        bind_text(put_payload, 1, t.task_id());
-        sqlite3_bind_blob(put_payload, 2, payload.data(), static_cast<int>(payload.size()), SQLITE_STATIC);
-        const int rc = sqlite3_step(put_payload);
-        sqlite3_reset(put_payload);
-        if (rc != SQLITE_DONE) return fail("write payload");
-      }
       if (last[t.task_id()] != &t) continue;
-      t.SerializeToString(&record);
+      std::string payload;
+      {
+        // Out of the record while it is serialized, then back: a failed commit is tried
+        // again with the same batch.
+        std::string* held = t.mutable_spec()->mutable_payload();
+        held->swap(payload);
+        t.SerializeToString(&record);
+        held->swap(payload);
+      }
       bind_text(put, 1, t.task_id());
       sqlite3_bind_int(put, 2, t.status());
       sqlite3_bind_int64(put, 3, t.finished_at_ms());
@@ -286,17 +282,29 @@ absl::Status SqliteTaskStore::Commit(std::deque<Op>& batch) {
       bind_text(put, 7, t.spec().task_type());
       bind_text(put, 8, t.worker_device_id());
       bind_text(put, 9, t.spec().idempotency_key());
-      const int rc = sqlite3_step(put);
+      auto p = payload_of.find(t.task_id());
+      if (p != payload_of.end()) {
+        sqlite3_bind_blob(put, 10, p->second->data(), static_cast<int>(p->second->size()), SQLITE_STATIC);
+      } else {
+        sqlite3_bind_null(put, 10);  // keeps the stored payload (none stored: empty)
+      }
+      int rc = sqlite3_step(put);
       sqlite3_reset(put);
       if (rc != SQLITE_DONE) return fail("write");
+      if (t.finished_at_ms() != 0) {
+        sqlite3_bind_int64(finish, 1, t.finished_at_ms());
+        bind_text(finish, 2, t.task_id());
+        sqlite3_bind_int64(finish, 3, t.finished_at_ms());
+        rc = sqlite3_step(finish);
+        sqlite3_reset(finish);
+        if (rc != SQLITE_DONE) return fail("write");
+      }
     }
     for (const std::string& id : op.deletes) {
-      for (sqlite3_stmt* st : {del, del_payload}) {
-        bind_text(st, 1, id);
-        const int rc = sqlite3_step(st);
-        sqlite3_reset(st);
-        if (rc != SQLITE_DONE) return fail("delete");
-      }
+      bind_text(del, 1, id);
+      const int rc = sqlite3_step(del);
+      sqlite3_reset(del);
+      if (rc != SQLITE_DONE) return fail("delete");
     }
   }
   if (absl::Status s = Step("COMMIT"); !s.ok()) {
@@ -308,7 +316,7 @@ absl::Status SqliteTaskStore::Commit(std::deque<Op>& batch) {
 
 absl::StatusOr<std::vector<pb::Task>> SqliteTaskStore::LoadAll() {
   absl::MutexLock lock(&db_mu_);
-  Statement q(db_, "SELECT t.record, p.payload FROM tasks t LEFT JOIN payloads p USING (task_id)");
+  Statement q(db_, "SELECT record, payload FROM tasks");
   if (!q.ok()) return SqlError(db_, path_, "read");
   std::vector<pb::Task> out;
   int rc;
@@ -355,28 +363,26 @@ absl::Status SqliteTaskStore::SplitRecords() {
     after = chunk.back().task_id();
     Statement up(db_,
                  "UPDATE tasks SET record = ?, sequence = ?, owner = ?, task_type = ?, worker_device_id = ?,"
-                 " idempotency_key = ? WHERE task_id = ?");
-    Statement pay(db_, "INSERT OR REPLACE INTO payloads(task_id, payload) VALUES (?, ?)");
-    if (!up.ok() || !pay.ok()) return SqlError(db_, path_, "migrate: prepare");
+                 " idempotency_key = ?, payload = ? WHERE task_id = ?");
+    if (!up.ok()) return SqlError(db_, path_, "migrate: prepare");
     std::string record;
     for (pb::Task& t : chunk) {
       std::string payload = std::move(*t.mutable_spec()->mutable_payload());
       t.mutable_spec()->clear_payload();
-      if (!payload.empty()) {
-        sqlite3_bind_text(pay.get(), 1, t.task_id().data(), static_cast<int>(t.task_id().size()), SQLITE_STATIC);
-        sqlite3_bind_blob(pay.get(), 2, payload.data(), static_cast<int>(payload.size()), SQLITE_STATIC);
-        const int rc = sqlite3_step(pay.get());
-        sqlite3_reset(pay.get());
-        if (rc != SQLITE_DONE) return SqlError(db_, path_, "migrate: write payload");
-      }
       t.SerializeToString(&record);
       sqlite3_bind_blob(up.get(), 1, record.data(), static_cast<int>(record.size()), SQLITE_STATIC);
       sqlite3_bind_int64(up.get(), 2, static_cast<int64_t>(t.sequence()));
       int col = 3;
       for (const std::string* v : {&t.owner(), &t.spec().task_type(), &t.worker_device_id(),
-                                   &t.spec().idempotency_key(), &t.task_id()}) {
+                                   &t.spec().idempotency_key()}) {
         sqlite3_bind_text(up.get(), col++, v->data(), static_cast<int>(v->size()), SQLITE_STATIC);
       }
+      if (payload.empty()) {
+        sqlite3_bind_null(up.get(), col++);
+      } else {
+        sqlite3_bind_blob(up.get(), col++, payload.data(), static_cast<int>(payload.size()), SQLITE_STATIC);
+      }
+      sqlite3_bind_text(up.get(), col, t.task_id().data(), static_cast<int>(t.task_id().size()), SQLITE_STATIC);
       const int rc = sqlite3_step(up.get());
       sqlite3_reset(up.get());
       if (rc != SQLITE_DONE) return SqlError(db_, path_, "migrate: write");
