@@ -64,8 +64,9 @@ class SqliteTaskStore final : public TaskStore {
   void Enqueue(Op op);
   void WriterLoop();
   // One transaction for the whole batch.
-  // Records are stored without their payload (payloads go to their own table, once):
-  // Commit moves payloads out of `batch`.
+  // Records are stored without their payload, which has a column of its own, written
+  // with a task's first record and kept when a later one leaves it out. Commit lends
+  // payloads out of `batch` while serializing and puts them back.
   absl::Status Commit(std::deque<Op>& batch) ABSL_EXCLUSIVE_LOCKS_REQUIRED(db_mu_);
   // Migration 2's data step: fills the new columns and moves payloads out of records.
   absl::Status SplitRecords() ABSL_EXCLUSIVE_LOCKS_REQUIRED(db_mu_);
