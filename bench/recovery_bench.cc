@@ -60,10 +60,12 @@ int main(int argc, char** argv) {
   }
   const absl::Time start = absl::Now();
   auto store = SqliteTaskStore::Open(dir);
-  auto tasks = (*store)->LoadAll();
-  const absl::Time loaded = absl::Now();
+  const absl::Time loaded = absl::Now();  // opened: the reads happen in RecoverFromStore
   rc::coordinator::Coordinator core(rc::coordinator::CoordinatorOptions(), store->get(), rc::RealClock::Get());
-  core.Recover(std::move(*tasks));
+  if (absl::Status s = core.RecoverFromStore(); !s.ok()) {
+    std::cerr << s << "\n";
+    return 1;
+  }
   const absl::Time end = absl::Now();
   auto stats = core.Stats();
   std::cout << "{\"tasks\":" << *n << ",\"load_seconds\":" << absl::ToDoubleSeconds(loaded - start)

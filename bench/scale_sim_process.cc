@@ -46,8 +46,8 @@ double StatusFieldMb(const std::string& status, const std::string& field) {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<CoordinatorProcess>> CoordinatorProcess::Start(const std::string& main_path,
-                                                                              absl::Duration timeout) {
+absl::StatusOr<std::unique_ptr<CoordinatorProcess>> CoordinatorProcess::Start(
+    const std::string& main_path, absl::Duration timeout, const std::vector<std::string>& extra_args) {
   if (access(main_path.c_str(), X_OK) != 0) {
     return absl::FailedPreconditionError(absl::StrCat("cannot execute ", main_path));
   }
@@ -58,6 +58,7 @@ absl::StatusOr<std::unique_ptr<CoordinatorProcess>> CoordinatorProcess::Start(co
   std::vector<std::string> args = {main_path,   "--host",     "127.0.0.1",   "--port",      "0",
                                    "--http-port", "0",        "--data-dir",  dir + "/data", "--log-level",
                                    "warn"};  // 10k "worker online" lines would cost the coordinator CPU
+  args.insert(args.end(), extra_args.begin(), extra_args.end());
   std::vector<char*> argv;  // built before fork: the child only calls async-signal-safe functions
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);

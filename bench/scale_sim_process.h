@@ -7,6 +7,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
@@ -19,10 +20,12 @@ namespace rc::bench {
 // StopCoordinatorOnSignal); and the child gets SIGTERM if this process dies any other way.
 class CoordinatorProcess {
  public:
-  // Starts `main_path` and waits up to `timeout` for its "listening on HOST:PORT" line.
-  // FAILED_PRECONDITION when it exits or stays silent, with the end of its log.
+  // Starts `main_path` (with `extra_args` after ours) and waits up to `timeout` for its
+  // "listening on HOST:PORT" line. FAILED_PRECONDITION when it exits or stays silent,
+  // with the end of its log.
   static absl::StatusOr<std::unique_ptr<CoordinatorProcess>> Start(const std::string& main_path,
-                                                                   absl::Duration timeout);
+                                                                   absl::Duration timeout,
+                                                                   const std::vector<std::string>& extra_args = {});
   ~CoordinatorProcess();
 
   // Stops the process and removes its directory; idempotent.

@@ -13,9 +13,13 @@
 namespace rc::coordinator {
 
 Coordinator::Coordinator(CoordinatorOptions options, TaskStore* store, Clock* clock)
-    : options_(options), store_(store), clock_(clock), started_at_ms_(clock->NowMs()) {}
+    : options_(options),
+      store_(store),
+      clock_(clock),
+      started_at_ms_(clock->NowMs()),
+      loader_(store, [this](std::vector<PayloadLoader::Unread> unread) { PayloadsUnread(std::move(unread)); }) {}
 
-Coordinator::~Coordinator() = default;
+Coordinator::~Coordinator() { loader_.Stop(); }
 
 namespace {
 // Set while this thread delivers effects (see Mutate): where inline store callbacks wait.
@@ -26,8 +30,9 @@ void Coordinator::Deliver(Effects& fx, std::vector<std::function<void()>>* defer
   if (!fx.writes.empty()) {
     auto waiting = std::make_shared<std::vector<std::function<void(absl::Status)>>>(std::move(fx.after_commit));
     tl_deferred = deferred;
-    store_->Write(std::move(fx.writes), [waiting](absl::Status s) {
+    store_->Write(std::move(fx.writes), [this, waiting, op = fx.operation](absl::Status s) {
       if (!s.ok()) spdlog::error("task store write failed: {}", s.ToString());
+      Committed(op, s);
       auto run = [waiting, s] {
         for (auto& cb : *waiting) cb(s);
       };
@@ -46,9 +51,18 @@ void Coordinator::Deliver(Effects& fx, std::vector<std::function<void()>>* defer
       if (!s.ok()) spdlog::error("task store delete failed: {}", s.ToString());
     });
   }
-  for (auto& [link, msg] : fx.sends) link->Send(std::move(msg));
+  for (size_t i = 0; i < fx.sends.size(); ++i) {
+    auto& [link, msg] = fx.sends[i];
+    auto load = fx.payloads_to_load.find(i);
+    if (load != fx.payloads_to_load.end()) {
+      loader_.SendAfterLoading(link, std::move(msg), std::move(load->second));
+    } else if (!loader_.SendInOrder(link, msg)) {
+      link->Send(std::move(msg));
+    }
+  }
   for (auto& [link, status] : fx.closes) link->Close(status);
   for (auto& [sink, task] : fx.snapshots) sink->OnTask(task);
+  for (auto& [sink, task] : fx.snapshots_to_load) loader_.NotifyAfterLoading(std::move(sink), std::move(task));
   for (auto& [sink, status] : fx.aborts) sink->Abort(status);
 }
 
@@ -59,6 +73,16 @@ pb::Task Coordinator::SnapshotLocked(const TaskEntry& e) const {
     if (it != class_reasons_.end()) t.set_unschedulable_reason(it->second);
   }
   return t;
+}
+
+pb::Task Coordinator::RecordLocked(TaskEntry& e) {
+  if (e.task.spec().payload().empty()) return e.task;
+  std::string* payload = e.task.mutable_spec()->mutable_payload();
+  std::string held;
+  held.swap(*payload);
+  pb::Task record = e.task;
+  held.swap(*payload);
+  return record;
 }
 
 void Coordinator::ChangedLocked(TaskEntry* e, Effects& fx) {
@@ -76,12 +100,37 @@ void Coordinator::ChangedLocked(TaskEntry* e, Effects& fx) {
   for (auto& [id, sink] : e->watchers) {
     if (!terminal && sink->TerminalOnly()) continue;
     if (!snapshot.has_value()) snapshot = SnapshotLocked(*e);
-    fx.snapshots.emplace_back(sink, *snapshot);
+    NotifyLocked(*e, sink, *snapshot, fx);
   }
   if (terminal) e->watchers.clear();
 }
 
+void Coordinator::NotifyLocked(const TaskEntry& e, const std::shared_ptr<TaskSink>& sink, pb::Task snapshot,
+                               Effects& fx) {
+  if (NeedsPayload(e)) {
+    fx.snapshots_to_load.emplace_back(sink, std::move(snapshot));
+  } else {
+    fx.snapshots.emplace_back(sink, std::move(snapshot));
+  }
+}
+
+void Coordinator::AdmitPayloadLocked(TaskEntry* e) {
+  // Already counted since its submit (or recovery): it stays if the total fits.
+  if (!e->payload_in_ram || payload_bytes_in_ram_ <= options_.memory_payload_budget_bytes) return;
+  payload_bytes_in_ram_ -= e->payload_bytes;
+  delete e->task.mutable_spec()->release_payload();  // clear_payload() would keep the string and its capacity
+  e->payload_in_ram = false;
+}
+
+void Coordinator::ForgetLocked(const std::string& task_id) {
+  TaskEntry* e = tasks_.Find(task_id);
+  if (e == nullptr) return;
+  if (e->payload_in_ram) payload_bytes_in_ram_ -= e->payload_bytes;
+  tasks_.Erase(task_id);
+}
+
 void Coordinator::AcceptLocked(TaskEntry* e, Effects& fx) {
+  AdmitPayloadLocked(e);
   tasks_.SetStatus(e, pb::TASK_STATUS_QUEUED);
   EnqueueLocked(e);
   ChangedLocked(e, fx);
@@ -130,11 +179,40 @@ void Coordinator::SubmitBatch(std::vector<pb::TaskSpec> specs, SubmitBatchDone d
   auto answers = std::make_shared<BatchAnswers>(specs.size(), std::move(done));
   std::vector<absl::Status> invalid(specs.size());
   for (size_t i = 0; i < specs.size(); ++i) invalid[i] = ValidateAndNormalize(&specs[i], options_.limits);
+  std::vector<size_t> all(specs.size());
+  for (size_t i = 0; i < specs.size(); ++i) all[i] = i;
+  SubmitSome(specs, all, invalid, [answers](size_t i, absl::StatusOr<SubmitResult> r) { answers->Set(i, std::move(r)); },
+             owner, 0);
+}
+
+void Coordinator::SubmitSome(std::vector<pb::TaskSpec>& specs, const std::vector<size_t>& todo,
+                             const std::vector<absl::Status>& invalid, const Answer& answer_at,
+                             const std::string& owner, int round) {
+  // Idempotency keys of finished tasks evicted from memory are in the store only: look
+  // them up before taking the lock. A key whose task was evicted after the lookup is
+  // looked up again (keyed_evictions_ tells), so a key never gets a second task.
+  using Found = absl::StatusOr<std::optional<std::pair<std::string, pb::TaskStatus>>>;
+  std::vector<std::optional<Found>> stored(specs.size());
+  uint64_t evictions_before = 0;
+  bool keyed = false;
+  for (size_t i : todo) keyed = keyed || (invalid[i].ok() && !specs[i].idempotency_key().empty());
+  if (keyed) {
+    {
+      absl::MutexLock lock(&mu_);
+      evictions_before = keyed_evictions_;
+    }
+    for (size_t i : todo) {
+      if (invalid[i].ok() && !specs[i].idempotency_key().empty()) {
+        stored[i] = store_->FindByIdempotencyKey(owner, specs[i].idempotency_key());
+      }
+    }
+  }
+  std::vector<size_t> again;  // keys to look up again
   Mutate([&](Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     std::vector<std::string> ids;  // the new tasks, accepted together once stored
     std::vector<size_t> slots;     // their places in the batch
-    for (size_t i = 0; i < specs.size(); ++i) {
-      auto answer = [answers, i](absl::StatusOr<SubmitResult> r) { answers->Set(i, std::move(r)); };
+    for (size_t i : todo) {
+      auto answer = [answer_at, i](absl::StatusOr<SubmitResult> r) { answer_at(i, std::move(r)); };
       if (!invalid[i].ok()) {
         fx.callbacks.push_back([answer, s = invalid[i]] { answer(s); });
         continue;
@@ -154,12 +232,39 @@ void Coordinator::SubmitBatch(std::vector<pb::TaskSpec> specs, SubmitBatchDone d
           }
           continue;
         }
+        const Found& found = *stored[i];
+        if (found.ok() && found->has_value()) {
+          SubmitResult r{(*found)->first, (*found)->second, true};
+          fx.callbacks.push_back([answer, r] { answer(r); });
+          continue;
+        }
+        if (keyed_evictions_ != evictions_before) {
+          again.push_back(i);
+          continue;
+        }
+        if (!found.ok()) {
+          fx.callbacks.push_back([answer, s = found.status()] {
+            answer(absl::UnavailableError(absl::StrCat("task store: idempotency_key lookup: ", s.message())));
+          });
+          continue;
+        }
       }
       if (!owner.empty() && options_.max_unfinished_per_owner > 0 &&
           tasks_.unfinished(owner) >= options_.max_unfinished_per_owner) {
         fx.callbacks.push_back([answer, owner, limit = options_.max_unfinished_per_owner] {
           answer(absl::ResourceExhaustedError(absl::StrCat("submitter '", owner, "' has ", limit,
                                                            " unfinished tasks, the limit (max_queued_per_token)")));
+        });
+        continue;
+      }
+      const int64_t bytes = static_cast<int64_t>(spec.payload().size());
+      if (!owner.empty() && options_.max_unfinished_bytes_per_owner > 0 &&
+          tasks_.unfinished_bytes(owner) + bytes > options_.max_unfinished_bytes_per_owner) {
+        fx.callbacks.push_back([answer, owner, bytes, held = tasks_.unfinished_bytes(owner),
+                                limit = options_.max_unfinished_bytes_per_owner] {
+          answer(absl::ResourceExhaustedError(absl::StrCat(
+              "submitter '", owner, "' has ", held, " bytes of payloads in unfinished tasks; this payload of ", bytes,
+              " bytes would pass the limit of ", limit, " (max_queued_bytes_per_token)")));
         });
         continue;
       }
@@ -172,6 +277,8 @@ void Coordinator::SubmitBatch(std::vector<pb::TaskSpec> specs, SubmitBatchDone d
       t.set_revision(1);
       entry->cls = queue_.Intern(spec.task_type(), spec.requirements(), owner);
       entry->key = QueueKey{spec.priority(), next_seq_++};
+      entry->payload_bytes = bytes;
+      payload_bytes_in_ram_ += bytes;  // until accepted (AdmitPayloadLocked)
       t.set_sequence(entry->key.seq);
       *t.mutable_spec() = std::move(spec);
       fx.writes.push_back(t);
@@ -181,11 +288,17 @@ void Coordinator::SubmitBatch(std::vector<pb::TaskSpec> specs, SubmitBatchDone d
     }
     if (ids.empty()) return 0;
     fx.after_commit.push_back(
-        [this, ids = std::move(ids), slots = std::move(slots), answers](absl::Status stored) {
-          Accepted(ids, stored, [&](size_t k, absl::StatusOr<SubmitResult> r) { answers->Set(slots[k], std::move(r)); });
+        [this, ids = std::move(ids), slots = std::move(slots), answer_at](absl::Status stored) {
+          Accepted(ids, stored, [&](size_t k, absl::StatusOr<SubmitResult> r) { answer_at(slots[k], std::move(r)); });
         });
     return 0;
   });
+  if (again.empty()) return;
+  if (round >= 10) {  // finished tasks with keys evicted faster than a lookup: should not happen
+    for (size_t i : again) answer_at(i, absl::UnavailableError("idempotency_key: the coordinator is busy; retry"));
+    return;
+  }
+  SubmitSome(specs, again, invalid, answer_at, owner, round + 1);
 }
 
 void Coordinator::Accepted(const std::vector<std::string>& ids, const absl::Status& stored,
@@ -201,7 +314,7 @@ void Coordinator::Accepted(const std::vector<std::string>& ids, const absl::Stat
         // Not durable: forget it entirely so that nothing unacknowledged runs.
         if (e != nullptr) {
           for (auto& [wid, sink] : e->watchers) fx.aborts.emplace_back(sink, absl::UnavailableError("task was not stored"));
-          tasks_.Erase(ids[k]);
+          ForgetLocked(ids[k]);
         }
         results.push_back(error);
         continue;
@@ -231,25 +344,14 @@ void Coordinator::Accepted(const std::vector<std::string>& ids, const absl::Stat
   }
 }
 
-absl::StatusOr<pb::Task> Coordinator::GetTask(const std::string& task_id) const {
-  absl::MutexLock lock(&mu_);
-  TaskEntry* e = tasks_.Find(task_id);
-  if (e == nullptr) return absl::NotFoundError(absl::StrCat("no task with id '", task_id, "'"));
-  return SnapshotLocked(*e);
-}
-
 void Coordinator::Cancel(const std::string& task_id,
                          std::function<void(absl::StatusOr<pb::CancelTaskResponse>)> done, const Principal& who) {
-  Mutate([&](Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+  const bool in_memory = Mutate([&](Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     TaskEntry* e = tasks_.Find(task_id);
-    if (e == nullptr) {
-      fx.callbacks.push_back(
-          [done, task_id] { done(absl::NotFoundError(absl::StrCat("no task with id '", task_id, "'"))); });
-      return 0;
-    }
+    if (e == nullptr) return false;  // finished and evicted, or unknown: see below
     if (absl::Status allowed = Authorize(who, Action::kCancel, e->task.owner()); !allowed.ok()) {
       fx.callbacks.push_back([done, allowed] { done(allowed); });
-      return 0;
+      return true;
     }
     pb::CancelTaskResponse resp;
     resp.set_task_id(task_id);
@@ -257,7 +359,7 @@ void Coordinator::Cancel(const std::string& task_id,
     if (IsTerminal(t.status())) {
       resp.set_status(t.status());
       fx.callbacks.push_back([done, resp] { done(resp); });
-      return 0;
+      return true;
     }
     if (t.status() == pb::TASK_STATUS_QUEUED) {
       queue_.Remove(e->cls, e->key);  // no-op while it waits out a retry backoff
@@ -291,52 +393,17 @@ void Coordinator::Cancel(const std::string& task_id,
         done(absl::UnavailableError(absl::StrCat("task store: ", stored.message())));
       }
     });
-    return 0;
+    return true;
   });
-}
-
-absl::StatusOr<std::vector<pb::Task>> Coordinator::ListTasks(const TaskFilter& f) const {
-  if (f.limit < 1 || f.limit > 10000) {
-    return absl::InvalidArgumentError(absl::StrCat("limit: must be 1..10000, got ", f.limit));
-  }
-  absl::MutexLock lock(&mu_);
-  std::vector<pb::Task> out;
-  for (const TaskEntry* e : tasks_.Newest(f)) out.push_back(SnapshotLocked(*e));
-  return out;
-}
-
-absl::StatusOr<uint64_t> Coordinator::Watch(const std::string& task_id, std::shared_ptr<TaskSink> sink,
-                                            const Principal& who) {
-  return WatchAll({task_id}, std::move(sink), who)[0];
-}
-
-std::vector<absl::StatusOr<uint64_t>> Coordinator::WatchAll(const std::vector<std::string>& task_ids,
-                                                            std::shared_ptr<TaskSink> sink, const Principal& who) {
-  return Mutate([&](Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    std::vector<absl::StatusOr<uint64_t>> out;
-    out.reserve(task_ids.size());
-    for (const std::string& task_id : task_ids) {
-      if (shut_down_) {
-        out.push_back(absl::UnavailableError("coordinator is shutting down"));
-        continue;
-      }
-      TaskEntry* e = tasks_.Find(task_id);
-      if (e == nullptr) {
-        out.push_back(absl::NotFoundError(absl::StrCat("no task with id '", task_id, "'")));
-        continue;
-      }
-      if (absl::Status allowed = Authorize(who, Action::kReadTask, e->task.owner()); !allowed.ok()) {
-        out.push_back(std::move(allowed));
-        continue;
-      }
-      const bool terminal = IsTerminal(e->task.status());
-      if (terminal || !sink->TerminalOnly()) fx.snapshots.emplace_back(sink, SnapshotLocked(*e));
-      uint64_t id = next_watch_++;
-      if (!terminal) e->watchers.emplace_back(id, sink);
-      out.push_back(id);
-    }
-    return out;
-  });
+  if (in_memory) return;
+  absl::StatusOr<std::optional<pb::Task>> stored = StoredFinished(task_id);
+  if (!stored.ok()) return done(stored.status());
+  if (!stored->has_value()) return done(absl::NotFoundError(absl::StrCat("no task with id '", task_id, "'")));
+  if (absl::Status allowed = Authorize(who, Action::kCancel, (*stored)->owner()); !allowed.ok()) return done(allowed);
+  pb::CancelTaskResponse resp;
+  resp.set_task_id(task_id);
+  resp.set_status((*stored)->status());
+  done(resp);
 }
 
 void Coordinator::Unwatch(const std::string& task_id, uint64_t watch_id) {

@@ -4,8 +4,13 @@
 // computes its effects (messages to workers, snapshots to watchers, records to store)
 // under the lock and delivers them after releasing it, in state-change order.
 //
-// Design assumptions: the working set fits in memory (the store is write-through, read
-// only at startup); dispatch is event-driven: every event that can make a placement
+// Design assumptions: unfinished tasks fit in memory as metadata (about 1 KB each) and
+// their payloads up to memory_payload_budget_bytes; beyond it payloads stay in the store
+// and are read back when their task is dispatched (PayloadLoader, off the lock). Finished
+// tasks stay in memory only in a cache of the latest finished_cache_tasks once their
+// record is durable; every read of the others (GetTask, ListTasks, Watch, Cancel,
+// idempotency keys, retention) goes to the store outside the lock. Counts per status and
+// type cover every stored task. The store is write-through. Dispatch is event-driven: every event that can make a placement
 // possible (submit, worker join, slot freed) runs Dispatch at once, and there is no
 // polling loop. Tick() is the only periodic work: worker liveness.
 
@@ -13,6 +18,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -27,6 +33,7 @@
 #include "common/histogram.h"
 #include "common/ids.h"
 #include "coordinator/links.h"
+#include "coordinator/payload_loader.h"
 #include "coordinator/task_queue.h"
 #include "coordinator/task_store.h"
 #include "coordinator/task_table.h"
@@ -56,6 +63,14 @@ struct CoordinatorOptions {
   // Unfinished tasks one named submitter (client token) may have at once; 0 = no limit.
   // The unnamed loopback caller (no client tokens configured) is not limited.
   int64_t max_unfinished_per_owner = 0;
+  // Payload bytes of unfinished tasks one named submitter may have at once; 0 = no
+  // limit. Like max_unfinished_per_owner, not applied to the unnamed caller.
+  int64_t max_unfinished_bytes_per_owner = 0;
+  // Payload bytes held in memory (queued, running and cached finished tasks together);
+  // beyond it a newly queued task's payload is left in the store until its dispatch.
+  int64_t memory_payload_budget_bytes = int64_t{256} << 20;
+  // Finished tasks kept in memory (the latest to finish); older ones are read from the store.
+  int64_t finished_cache_tasks = 10000;
   // Uniform in [0, 1): the jitter of retry backoff. Injected so tests are exact.
   std::function<double()> random;
 };
@@ -71,9 +86,13 @@ class Coordinator {
   Coordinator(const Coordinator&) = delete;
   Coordinator& operator=(const Coordinator&) = delete;
 
-  // Rebuilds the state from stored records; call once, before serving. Unfinished
-  // tasks go back to the queue, except assigned/running ones: they stay reserved on
-  // their worker, which has reconnect_grace to come back and report them.
+  // Rebuilds the state from the store; call once, before serving. Unfinished tasks go
+  // back to the queue, except assigned/running ones: they stay reserved on their
+  // worker, which has reconnect_grace to come back and report them. Finished tasks stay
+  // in the store (only counted). Errors: those of TaskStore::LoadForRecovery.
+  absl::Status RecoverFromStore();
+  // The same from records given (tests and tools): finished ones are held in memory
+  // until the cache trims them (they must be in the store already).
   void Recover(std::vector<pb::Task> tasks);
 
   // ---- Client side ----
@@ -83,14 +102,16 @@ class Coordinator {
   // Shutdown or when the store fails. An idempotency_key already seen answers the
   // first task with existing = true.
   // `owner` (the submitter's token name) is recorded in the task; RESOURCE_EXHAUSTED
-  // when that owner already has max_unfinished_per_owner tasks unfinished.
+  // when that owner already has max_unfinished_per_owner tasks unfinished, or when the
+  // payload would take its unfinished payload bytes past max_unfinished_bytes_per_owner.
+  // UNAVAILABLE when the store cannot answer an idempotency key lookup.
   void Submit(pb::TaskSpec spec, std::function<void(absl::StatusOr<SubmitResult>)> done,
               const std::string& owner = "");
   // Submit for many specs at once: one store commit and one dispatch pass for all.
   // Each spec is answered on its own, as Submit would (a bad one does not refuse the
   // others); `done` runs once, with the answers in the order of `specs`.
   void SubmitBatch(std::vector<pb::TaskSpec> specs, SubmitBatchDone done, const std::string& owner = "");
-  // NOT_FOUND for an unknown id.
+  // NOT_FOUND for an unknown id; UNAVAILABLE when the store cannot be read.
   absl::StatusOr<pb::Task> GetTask(const std::string& task_id) const;
   // A queued task ends CANCELLED now; an assigned/running one ends CANCELLED now and
   // its worker is told to stop it (its slot stays reserved until the worker confirms).
@@ -99,7 +120,8 @@ class Coordinator {
   // PERMISSION_DENIED when `who` may not cancel it (Authorize in common/auth.h).
   void Cancel(const std::string& task_id, std::function<void(absl::StatusOr<pb::CancelTaskResponse>)> done,
               const Principal& who = Principal{});
-  // Newest first. INVALID_ARGUMENT for a limit outside 1..10000.
+  // Newest first. INVALID_ARGUMENT for a limit outside 1..10000; UNAVAILABLE when the
+  // store cannot be read.
   absl::StatusOr<std::vector<pb::Task>> ListTasks(const TaskFilter& filter) const;
   std::vector<pb::Worker> ListWorkers(const std::string& device_id) const;
   // An admin's drain: the worker gets no new tasks while drained (running ones finish);
@@ -109,6 +131,10 @@ class Coordinator {
   pb::Stats Stats() const;
   // Task type -> status name -> count (for /metrics).
   std::map<std::string, std::map<std::string, int64_t>> CountsByType() const;
+  // Tasks held in memory (unfinished ones and the finished cache), and the payload bytes
+  // among them: what the memory bounds act on (tests, diagnostics).
+  size_t tasks_in_memory() const;
+  int64_t payload_bytes_in_memory() const;
   // Latency histograms for /metrics: submit -> first assignment, submit -> terminal state.
   const Histogram& dispatch_latency() const { return dispatch_latency_; }
   const Histogram& end_to_end_latency() const { return end_to_end_latency_; }
@@ -165,9 +191,35 @@ class Coordinator {
   // queues them, dispatches, and answers each through `answer(index in ids, result)`.
   void Accepted(const std::vector<std::string>& ids, const absl::Status& stored,
                 const std::function<void(size_t, absl::StatusOr<SubmitResult>)>& answer);
+  // SubmitBatch for the specs at `todo` (indices into specs); those whose idempotency
+  // key must be looked up again are retried.
+  using Answer = std::function<void(size_t, absl::StatusOr<SubmitResult>)>;
+  void SubmitSome(std::vector<pb::TaskSpec>& specs, const std::vector<size_t>& todo,
+                  const std::vector<absl::Status>& invalid, const Answer& answer, const std::string& owner, int round);
+  // A finished task no longer in memory, from the store (nullopt: unknown). UNAVAILABLE
+  // when the store fails.
+  absl::StatusOr<std::optional<pb::Task>> StoredFinished(const std::string& task_id) const;
+  // Evicts the oldest finished tasks past the cache size whose records are durable.
+  void TrimFinishedLocked(Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Called for every store write, in order: what is durable now.
+  void Committed(uint64_t operation, const absl::Status& s);
+  // Keeps the payload in memory if the budget allows, else leaves it to the store.
+  void AdmitPayloadLocked(TaskEntry* e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void ForgetLocked(const std::string& task_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  bool NeedsPayload(const TaskEntry& e) const { return !e.payload_in_ram && e.payload_bytes > 0; }
+  // A snapshot for `sink`, through the loader when its payload is in the store only.
+  void NotifyLocked(const TaskEntry& e, const std::shared_ptr<TaskSink>& sink, pb::Task snapshot, Effects& fx)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Assignments the loader could not complete: each attempt ends as failed (retried).
+  void PayloadsUnread(std::vector<PayloadLoader::Unread> unread);
+  // Retention of finished tasks kept only in the store (after the in-memory ones).
+  void PruneStored(int64_t now_ms);
   void AcceptLocked(TaskEntry* e, Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ChangedLocked(TaskEntry* e, Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   pb::Task SnapshotLocked(const TaskEntry& e) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The record to write for a change: without the payload, which the store keeps from
+  // the task's first write (TaskStore::Write), so it is neither copied nor rewritten.
+  pb::Task RecordLocked(TaskEntry& e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void DispatchLocked(Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void AssignLocked(TaskEntry* e, WorkerEntry* w, Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void RefreshReasonsLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -184,7 +236,8 @@ class Coordinator {
   void RetryOrFailLocked(TaskEntry* e, const std::string& why, Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void EnqueueLocked(TaskEntry* e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ReleaseRetriesLocked(int64_t now_ms, Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void PruneLocked(int64_t now_ms, Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // One unfinished (or, from Recover, any) stored task back into memory.
+  void RestoreLocked(pb::Task task, int64_t payload_bytes, bool payload_loaded, int64_t now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void FinishLocked(WorkerEntry* w, const pb::TaskFinished& f, Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void StartedLocked(WorkerEntry* w, const pb::TaskStarted& s, Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void AdoptLocked(TaskEntry* e, WorkerEntry* w, int32_t attempt, Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -209,6 +262,11 @@ class Coordinator {
   // Tasks waiting out a retry backoff, by the time they may go: (ms, task id).
   absl::btree_set<std::pair<int64_t, std::string>> retry_at_ ABSL_GUARDED_BY(mu_);
   int64_t last_prune_ms_ ABSL_GUARDED_BY(mu_) = 0;
+  bool prune_in_flight_ ABSL_GUARDED_BY(mu_) = false;  // a store prune's deletes not yet committed
+  int64_t payload_bytes_in_ram_ ABSL_GUARDED_BY(mu_) = 0;
+  // Counts evictions of finished tasks with an idempotency key: a submit that looked a
+  // key up in the store retries if one happened meanwhile.
+  uint64_t keyed_evictions_ ABSL_GUARDED_BY(mu_) = 0;
   SortableIds task_ids_ ABSL_GUARDED_BY(mu_);
   uint64_t next_seq_ ABSL_GUARDED_BY(mu_) = 1;
   uint64_t operation_ ABSL_GUARDED_BY(mu_) = 0;  // counts Mutate calls
@@ -217,6 +275,13 @@ class Coordinator {
   int64_t tasks_scheduled_ ABSL_GUARDED_BY(mu_) = 0;
   Histogram dispatch_latency_;    // thread-safe on its own
   Histogram end_to_end_latency_;
+  // What the store has committed: operations (Mutate calls) up to durable_op_, except
+  // those whose write failed.
+  mutable absl::Mutex durable_mu_ ABSL_ACQUIRED_AFTER(mu_);
+  uint64_t durable_op_ ABSL_GUARDED_BY(durable_mu_) = 0;
+  absl::btree_set<uint64_t> failed_ops_ ABSL_GUARDED_BY(durable_mu_);
+  // Last: destroyed (its thread stopped) before what its deliveries reach.
+  PayloadLoader loader_;
 };
 
 }  // namespace rc::coordinator

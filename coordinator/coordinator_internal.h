@@ -17,6 +17,11 @@ struct Coordinator::Effects {
   absl::flat_hash_map<WorkerLink*, size_t> send_index;
   std::vector<std::pair<std::shared_ptr<WorkerLink>, absl::Status>> closes;
   std::vector<std::pair<std::shared_ptr<TaskSink>, pb::Task>> snapshots;
+  // Snapshots of tasks whose payload is in the store only: the loader fills it in.
+  std::vector<std::pair<std::shared_ptr<TaskSink>, pb::Task>> snapshots_to_load;
+  // Per index into `sends`: ids of assignments whose payload the loader must read.
+  absl::flat_hash_map<size_t, std::vector<std::string>> payloads_to_load;
+  uint64_t operation = 0;  // the Mutate call these effects belong to
   std::vector<std::pair<std::shared_ptr<TaskSink>, absl::Status>> aborts;
   std::vector<pb::Task> writes;
   // Ids of the tasks changed in this operation, in first-change order; each becomes one
@@ -31,9 +36,12 @@ struct Coordinator::Effects {
   // The message being built for `link` in this operation (one per worker per operation,
   // so several assignments travel in one stream message).
   pb::CoordinatorMessage& MessageFor(const std::shared_ptr<WorkerLink>& link) {
+    return sends[IndexFor(link)].second;
+  }
+  size_t IndexFor(const std::shared_ptr<WorkerLink>& link) {
     auto [it, inserted] = send_index.emplace(link.get(), sends.size());
     if (inserted) sends.emplace_back(link, pb::CoordinatorMessage());
-    return sends[it->second].second;
+    return it->second;
   }
 };
 
@@ -41,10 +49,11 @@ template <typename Fn>
 auto Coordinator::Mutate(Fn&& fn) {
   Effects fx;
   mu_.Lock();
-  ++operation_;
+  fx.operation = ++operation_;
   auto result = fn(fx);
+  TrimFinishedLocked(fx);
   for (const std::string& id : fx.changed) {
-    if (const TaskEntry* e = tasks_.Find(id)) fx.writes.push_back(e->task);  // erased since: nothing to write
+    if (TaskEntry* e = tasks_.Find(id)) fx.writes.push_back(RecordLocked(*e));  // erased since: nothing to write
   }
   delivery_mu_.Lock();
   mu_.Unlock();

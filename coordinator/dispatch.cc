@@ -66,11 +66,13 @@ void Coordinator::AssignLocked(TaskEntry* e, WorkerEntry* w, Effects& fx) {
   w->last_task_type = t.spec().task_type();
   ++tasks_scheduled_;
 
-  pb::Assignment* as = fx.MessageFor(w->link).add_assignments();
+  const size_t send = fx.IndexFor(w->link);
+  pb::Assignment* as = fx.sends[send].second.add_assignments();
   as->set_task_id(t.task_id());
   as->set_attempt(t.attempts());
   as->set_task_type(t.spec().task_type());
   as->set_payload(t.spec().payload());
+  if (NeedsPayload(*e)) fx.payloads_to_load[send].push_back(t.task_id());  // read off the lock
   const pb::Requirements& r = t.spec().requirements();
   as->set_timeout_seconds(r.has_timeout_seconds() ? r.timeout_seconds() : 300.0);
   as->set_internet_required(r.internet_required());

@@ -18,6 +18,13 @@ constexpr char kUsage[] =
 
 }  // namespace
 
+// jemalloc (linked into this binary): a background thread returns freed pages to the
+// system after a burst even when the coordinator then goes idle (without it, pages are
+// purged only by later allocations in the same arena).
+extern "C" {
+const char* malloc_conf = "background_thread:true";
+}
+
 int main(int argc, char** argv) {
   rc::DisableMutexDeadlockDetection();
   rc::BlockShutdownSignals();

@@ -50,16 +50,14 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(cons
   options.limits.max_payload_bytes = static_cast<size_t>(config.max_payload_bytes);
   options.limits.max_metadata_bytes = static_cast<size_t>(config.max_metadata_bytes);
   options.max_unfinished_per_owner = config.max_queued_per_token;
+  options.max_unfinished_bytes_per_owner = config.max_queued_bytes_per_token;
+  options.memory_payload_budget_bytes = int64_t{config.memory_payload_budget_mb} << 20;
+  options.finished_cache_tasks = config.finished_cache_tasks;
   options.random = [gen = std::make_shared<absl::BitGen>()] { return absl::Uniform(*gen, 0.0, 1.0); };
   s->core_ = std::make_unique<Coordinator>(options, s->store_.get(), clock);
   const absl::Time load_start = absl::Now();
-  absl::StatusOr<std::vector<pb::Task>> stored = s->store_->LoadAll();
-  if (!stored.ok()) return stored.status();
-  const size_t count = stored->size();
-  s->core_->Recover(std::move(*stored));
-  if (count > 0) {
-    spdlog::info("loaded {} tasks in {:.3f}s", count, absl::ToDoubleSeconds(absl::Now() - load_start));
-  }
+  if (absl::Status recovered = s->core_->RecoverFromStore(); !recovered.ok()) return recovered;
+  spdlog::info("recovery took {:.3f}s", absl::ToDoubleSeconds(absl::Now() - load_start));
   absl::StatusOr<TokenTable> tokens = TokenTable::Make(config.join_tokens, config.client_tokens);
   if (!tokens.ok()) return tokens.status();
   s->tokens_ = std::make_unique<TokenTable>(std::move(*tokens));

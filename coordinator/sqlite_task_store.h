@@ -24,7 +24,7 @@ namespace rc::coordinator {
 
 class SqliteTaskStore final : public TaskStore {
  public:
-  static constexpr int kSchemaVersion = 1;
+  static constexpr int kSchemaVersion = 2;
 
   // Opens DIR/tasks.db, creating DIR and the database as needed, and migrates it.
   // FAILED_PRECONDITION for a database written by a newer release; DATA_LOSS for a file
@@ -38,6 +38,17 @@ class SqliteTaskStore final : public TaskStore {
   void Delete(std::vector<std::string> task_ids, std::function<void(absl::Status)> done) override;
   absl::StatusOr<std::vector<pb::Task>> LoadAll() override;
   void Close() override;
+  // Reads (sqlite_task_reads.cc) share the one connection with the writer: the database
+  // is opened in exclusive locking mode, so no other connection could read it. Each
+  // waits for a commit in progress (a few ms at most).
+  absl::StatusOr<RecoveryData> LoadForRecovery(int64_t payload_budget_bytes) override;
+  absl::StatusOr<std::optional<pb::Task>> Get(const std::string& task_id) override;
+  absl::StatusOr<std::vector<pb::Task>> ListFinished(const TaskFilter& filter) override;
+  absl::StatusOr<std::optional<std::pair<std::string, pb::TaskStatus>>> FindByIdempotencyKey(
+      const std::string& owner, const std::string& key) override;
+  absl::StatusOr<std::vector<FinishedRef>> FinishedBefore(int64_t cutoff_ms, size_t limit) override;
+  absl::StatusOr<absl::flat_hash_map<std::string, std::string>> ReadPayloads(
+      const std::vector<std::string>& task_ids) override;
   const Histogram* commit_latency() const override { return &commit_latency_; }
 
   const std::string& path() const { return path_; }
@@ -53,7 +64,15 @@ class SqliteTaskStore final : public TaskStore {
   void Enqueue(Op op);
   void WriterLoop();
   // One transaction for the whole batch.
-  absl::Status Commit(const std::deque<Op>& batch) ABSL_EXCLUSIVE_LOCKS_REQUIRED(db_mu_);
+  // Records are stored without their payload, which has a column of its own, written
+  // with a task's first record and kept when a later one leaves it out. Commit lends
+  // payloads out of `batch` while serializing and puts them back.
+  absl::Status Commit(std::deque<Op>& batch) ABSL_EXCLUSIVE_LOCKS_REQUIRED(db_mu_);
+  // Migration 2's data step: fills the new columns and moves payloads out of records.
+  absl::Status SplitRecords() ABSL_EXCLUSIVE_LOCKS_REQUIRED(db_mu_);
+  // A record from the database: `record` (without payload) parsed, `payload` set.
+  absl::StatusOr<pb::Task> Parse(sqlite3_stmt* stmt, int record_col, int payload_col)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(db_mu_);
   absl::Status Exec(const char* sql) ABSL_EXCLUSIVE_LOCKS_REQUIRED(db_mu_);
   // The statement for `sql` (a string literal), prepared once per connection; nullptr
   // if it does not prepare (the error is on the connection).
@@ -62,7 +81,7 @@ class SqliteTaskStore final : public TaskStore {
   absl::Status Step(const char* sql) ABSL_EXCLUSIVE_LOCKS_REQUIRED(db_mu_);
 
   const std::string path_;
-  absl::Mutex db_mu_;  // the connection: the writer, and LoadAll at startup
+  absl::Mutex db_mu_;  // the connection: the writer and the reads
   sqlite3* db_ ABSL_GUARDED_BY(db_mu_);
   absl::flat_hash_map<const char*, sqlite3_stmt*> statements_ ABSL_GUARDED_BY(db_mu_);
 

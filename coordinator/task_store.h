@@ -1,11 +1,21 @@
 #pragma once
-// Persistence seam. The Coordinator keeps its working state in memory and writes every
-// task record through a TaskStore; a submit is acknowledged only after the store says
-// the record is durable. SqliteTaskStore (sqlite_task_store.h) is the durable one;
-// MemoryTaskStore keeps records in this process (tests, and `store: memory`).
+// Persistence seam. The Coordinator keeps unfinished tasks (and a small cache of finished
+// ones) in memory and writes every task record through a TaskStore; a submit is
+// acknowledged only after the store says the record is durable. Finished tasks that left
+// the cache, and queued payloads beyond the memory budget, are read back from the store.
+// SqliteTaskStore (sqlite_task_store.h) is the durable one; MemoryTaskStore keeps records
+// in this process (tests, and `store: memory`).
+//
+// The read methods may wait for the disk: never call them while holding a lock that other
+// work needs (the Coordinator calls them outside its state lock). The base class answers
+// them by scanning LoadAll(), which is enough for test stores.
 
+#include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
+#include <tuple>
+#include <utility>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -19,22 +29,81 @@ namespace rc::coordinator {
 
 namespace pb = ::retire_cluster::v1;
 
+// Which tasks a listing wants (ListTasks).
+struct TaskFilter {
+  pb::TaskStatus status = pb::TASK_STATUS_UNSPECIFIED;
+  std::optional<std::string> owner;  // only this submitter's tasks (the submit role)
+  std::string task_type;
+  std::string worker_device_id;
+  int limit = 100;
+};
+
+// True when `t` passes every field of `f` (limit aside).
+bool Matches(const TaskFilter& f, const pb::Task& t);
+
+// A stored unfinished task for recovery. Its payload is left out (payload_loaded false)
+// once the payloads read so far reach the budget given to LoadForRecovery.
+struct RecoveredTask {
+  pb::Task task;
+  int64_t payload_bytes = 0;
+  bool payload_loaded = true;
+};
+
+// What a restart needs, without every finished record.
+struct RecoveryData {
+  std::vector<RecoveredTask> unfinished;  // in submission (sequence) order
+  // Finished tasks kept in the store: task type, status, how many.
+  std::vector<std::tuple<std::string, pb::TaskStatus, int64_t>> finished_counts;
+  uint64_t max_sequence = 0;
+  std::string max_task_id;  // "" when the store is empty
+};
+
+// A finished task due for retention.
+struct FinishedRef {
+  std::string task_id;
+  std::string task_type;
+  pb::TaskStatus status = pb::TASK_STATUS_UNSPECIFIED;
+};
+
 class TaskStore {
  public:
   virtual ~TaskStore() = default;
   // Inserts or replaces each record by task_id. `done` runs exactly once, possibly on
   // another thread, after the records are durable (OK) or could not be written
   // (UNAVAILABLE / INTERNAL with the reason). Never blocks the caller on disk.
+  // A task's payload never changes: a record with an empty spec.payload keeps the payload
+  // stored with an earlier record of the same task (the Coordinator drops payloads from
+  // memory and writes the rest of the record).
   virtual void Write(std::vector<pb::Task> tasks, std::function<void(absl::Status)> done) = 0;
   // Removes records (retention). Same contract for `done`; unknown ids are ignored.
   virtual void Delete(std::vector<std::string> task_ids, std::function<void(absl::Status)> done) = 0;
-  // Every stored record, for recovery at startup.
+  // Every stored record.
   virtual absl::StatusOr<std::vector<pb::Task>> LoadAll() = 0;
   // Commits what is queued, runs its callbacks, then refuses further writes (their
   // `done` gets UNAVAILABLE at once). Call before destroying what callbacks reach.
   virtual void Close() {}
   // Commit latency, for /metrics (null when the store does not measure it).
   virtual const Histogram* commit_latency() const { return nullptr; }
+
+  // ---- Reads (see the file comment). Errors: UNAVAILABLE / DATA_LOSS naming the store. ----
+
+  // Unfinished tasks with payloads up to `payload_budget_bytes` in total, and counts of
+  // the finished ones.
+  virtual absl::StatusOr<RecoveryData> LoadForRecovery(int64_t payload_budget_bytes);
+  // One committed record with its payload; nullopt when there is none.
+  virtual absl::StatusOr<std::optional<pb::Task>> Get(const std::string& task_id);
+  // Finished tasks (terminal status) matching `filter`, newest submitted first, at most
+  // filter.limit, with payloads.
+  virtual absl::StatusOr<std::vector<pb::Task>> ListFinished(const TaskFilter& filter);
+  // The task of `owner` with idempotency `key`: its id and stored status.
+  virtual absl::StatusOr<std::optional<std::pair<std::string, pb::TaskStatus>>> FindByIdempotencyKey(
+      const std::string& owner, const std::string& key);
+  // Finished tasks that finished before `cutoff_ms`, oldest first, at most `limit`.
+  virtual absl::StatusOr<std::vector<FinishedRef>> FinishedBefore(int64_t cutoff_ms, size_t limit);
+  // The stored payloads of `task_ids` (an id without a record is missing from the answer;
+  // a task with an empty payload maps to "").
+  virtual absl::StatusOr<absl::flat_hash_map<std::string, std::string>> ReadPayloads(
+      const std::vector<std::string>& task_ids);
 };
 
 class MemoryTaskStore final : public TaskStore {
@@ -42,6 +111,14 @@ class MemoryTaskStore final : public TaskStore {
   void Write(std::vector<pb::Task> tasks, std::function<void(absl::Status)> done) override;
   void Delete(std::vector<std::string> task_ids, std::function<void(absl::Status)> done) override;
   absl::StatusOr<std::vector<pb::Task>> LoadAll() override;
+  absl::StatusOr<RecoveryData> LoadForRecovery(int64_t payload_budget_bytes) override;
+  absl::StatusOr<std::optional<pb::Task>> Get(const std::string& task_id) override;
+  absl::StatusOr<std::vector<pb::Task>> ListFinished(const TaskFilter& filter) override;
+  absl::StatusOr<std::optional<std::pair<std::string, pb::TaskStatus>>> FindByIdempotencyKey(
+      const std::string& owner, const std::string& key) override;
+  absl::StatusOr<std::vector<FinishedRef>> FinishedBefore(int64_t cutoff_ms, size_t limit) override;
+  absl::StatusOr<absl::flat_hash_map<std::string, std::string>> ReadPayloads(
+      const std::vector<std::string>& task_ids) override;
 
  private:
   absl::Mutex mu_;

@@ -1,10 +1,13 @@
 #pragma once
-// Every task the coordinator knows: by id, in submission order, by idempotency key,
-// with a count per status kept in step with every status change. Not thread-safe:
-// the Coordinator guards it with its mutex.
+// The tasks the coordinator holds in memory: every unfinished task and the most recently
+// finished ones (the rest are in the store only), by id, in submission order, by
+// idempotency key. The counts per status and type cover every task, in memory or evicted
+// to the store, kept in step with every status change. Not thread-safe: the Coordinator
+// guards it with its mutex.
 
 #include <array>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -18,6 +21,7 @@
 #include "absl/strings/string_view.h"
 #include "coordinator/links.h"
 #include "coordinator/task_queue.h"
+#include "coordinator/task_store.h"
 #include "retire_cluster/v1/task.pb.h"
 
 namespace rc::coordinator {
@@ -44,14 +48,10 @@ struct TaskEntry {
   uint64_t written_in = 0;
   // Submits with the same idempotency key that arrived before this one was stored.
   std::vector<std::function<void(absl::StatusOr<SubmitResult>)>> waiting_submits;
-};
-
-struct TaskFilter {
-  pb::TaskStatus status = pb::TASK_STATUS_UNSPECIFIED;
-  std::optional<std::string> owner;  // only this submitter's tasks (the submit role)
-  std::string task_type;
-  std::string worker_device_id;
-  int limit = 100;
+  // The size of spec.payload, set before the entry enters the table and fixed, and
+  // whether task.spec holds it (false: only the store does; see Coordinator).
+  int64_t payload_bytes = 0;
+  bool payload_in_ram = true;
 };
 
 class TaskTable {
@@ -63,6 +63,16 @@ class TaskTable {
   TaskEntry* Insert(std::unique_ptr<TaskEntry> entry);
   // Forgets a task entirely (not stored, or pruned by retention).
   void Erase(const std::string& task_id);
+  // Drops a finished task from memory; it still counts (it is in the store).
+  void Evict(const std::string& task_id);
+  // Counts finished tasks kept only in the store (at recovery).
+  void CountStored(const std::string& task_type, pb::TaskStatus status, int64_t n);
+  // A finished task kept only in the store was pruned: it no longer counts.
+  void ForgetStored(const std::string& task_type, pb::TaskStatus status) { CountStored(task_type, status, -1); }
+  // How many finished tasks are in memory.
+  size_t finished_in_memory() const { return finished_in_memory_; }
+  // The finished task in memory that finished longest ago, or nullptr.
+  TaskEntry* OldestFinished();
   // The only way a task's status changes, so that counts stay exact.
   void SetStatus(TaskEntry* e, pb::TaskStatus status);
 
@@ -70,15 +80,20 @@ class TaskTable {
   // Tasks of `owner` not yet in a terminal state.
   int64_t unfinished(const std::string& owner) const {
     auto it = unfinished_by_owner_.find(owner);
-    return it == unfinished_by_owner_.end() ? 0 : it->second;
+    return it == unfinished_by_owner_.end() ? 0 : it->second.tasks;
+  }
+  // Payload bytes of the tasks of `owner` not yet in a terminal state.
+  int64_t unfinished_bytes(const std::string& owner) const {
+    auto it = unfinished_by_owner_.find(owner);
+    return it == unfinished_by_owner_.end() ? 0 : it->second.bytes;
   }
   // Task type -> count per status (for /metrics).
   using Counts = std::array<int64_t, pb::TaskStatus_ARRAYSIZE>;
   const absl::flat_hash_map<std::string, Counts>& counts_by_type() const { return by_type_; }
-  // Matching tasks, newest first, at most filter.limit.
+  // Matching tasks in memory, newest first, at most filter.limit.
   std::vector<const TaskEntry*> Newest(const TaskFilter& filter) const;
-  // Ids of finished tasks that finished before `cutoff_ms`, oldest submitted first, at
-  // most `limit`.
+  // Ids of finished tasks in memory that finished before `cutoff_ms`, oldest submitted
+  // first, at most `limit`.
   std::vector<std::string> FinishedBefore(int64_t cutoff_ms, size_t limit) const;
   size_t size() const { return by_id_.size(); }
 
@@ -88,7 +103,14 @@ class TaskTable {
   }
 
  private:
-  void ReleaseOwner(const std::string& owner);
+  struct Unfinished {
+    int64_t tasks = 0;
+    int64_t bytes = 0;
+  };
+  void HoldOwner(const TaskEntry& e);
+  void ReleaseOwner(const TaskEntry& e);
+  // Removes the entry from every index, not from the counts.
+  void Unlink(absl::string_view task_id);
 
   // Keyed by a view of the entry's own id: a copy would cost ~60 bytes a task.
   absl::flat_hash_map<absl::string_view, std::unique_ptr<TaskEntry>> by_id_;
@@ -96,7 +118,10 @@ class TaskTable {
   absl::flat_hash_map<std::string, std::string> by_idempotency_key_;
   int64_t counts_[pb::TaskStatus_ARRAYSIZE] = {};
   absl::flat_hash_map<std::string, Counts> by_type_;
-  absl::flat_hash_map<std::string, int64_t> unfinished_by_owner_;  // entries at 0 are removed
+  absl::flat_hash_map<std::string, Unfinished> unfinished_by_owner_;  // entries at 0 tasks are removed
+  // Ids in the order their tasks finished; ids of tasks since gone are skipped lazily.
+  std::deque<std::string> finished_order_;
+  size_t finished_in_memory_ = 0;
 };
 
 }  // namespace rc::coordinator

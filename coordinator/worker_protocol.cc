@@ -275,7 +275,7 @@ void Coordinator::LoseWorkerTasksLocked(WorkerEntry* w, const std::string& why, 
 }
 
 void Coordinator::Tick() {
-  Mutate([&](Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+  const bool prune = Mutate([&](Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     const int64_t now = clock_->NowMs();
     bool changed = false;
     for (WorkerEntry* worker : workers_.All()) {
@@ -309,12 +309,12 @@ void Coordinator::Tick() {
       DispatchLocked(fx);
     }
     ReleaseRetriesLocked(now, fx);
-    if (now - last_prune_ms_ >= 60'000) {
-      last_prune_ms_ = now;
-      PruneLocked(now, fx);
-    }
-    return 0;
+    if (now - last_prune_ms_ < 60'000 || prune_in_flight_) return false;
+    last_prune_ms_ = now;
+    prune_in_flight_ = true;
+    return true;
   });
+  if (prune) PruneStored(clock_->NowMs());
 }
 
 std::map<std::string, std::map<std::string, int64_t>> Coordinator::CountsByType() const {

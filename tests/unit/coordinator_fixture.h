@@ -27,9 +27,11 @@ class FakeLink final : public WorkerLink {
 };
 
 struct Fixture {
+  explicit Fixture(CoordinatorOptions o = Options()) : core(std::move(o), &store, &clock) {}
+
   FakeClock clock;
   MemoryTaskStore store;
-  Coordinator core{Options(), &store, &clock};
+  Coordinator core;
 
   // Heartbeat 1 s, offline after 5 s, grace 5 s; retry n waits 0.5 s * 2^(n-1) (random = 0).
   static CoordinatorOptions Options() {

@@ -41,7 +41,7 @@ absl::Status WriteSync(TaskStore& store, std::vector<pb::Task> tasks) {
 
 }  // namespace
 
-TEST_CASE("Records survive closing and reopening the data dir; the last write of a task wins") {
+TEST_CASE("Records survive closing and reopening the data dir, the last write of a task wins") {
   const std::string dir = TempDir();
   {
     auto store = SqliteTaskStore::Open(dir);
@@ -115,6 +115,85 @@ TEST_CASE("A corrupt database or an unusable data dir fails with a message namin
   auto under_file = SqliteTaskStore::Open(file + "/data");
   CHECK(under_file.status().code() == absl::StatusCode::kUnavailable);
   CHECK_THAT(std::string(under_file.status().message()), Catch::Contains("cannot create data dir " + file + "/data"));
+  std::filesystem::remove_all(dir);
+}
+
+}  // namespace rc::coordinator
+
+namespace rc::coordinator {
+
+TEST_CASE("A version 1 database is migrated: payloads move to their table, reads filter on the new columns") {
+  const std::string dir = TempDir();
+  const std::string path = dir + "/tasks.db";
+  {
+    // The schema and rows the first release wrote: payloads inside the records.
+    sqlite3* db = nullptr;
+    REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
+    REQUIRE(sqlite3_exec(db,
+                         "CREATE TABLE tasks (task_id TEXT PRIMARY KEY, status INTEGER NOT NULL,"
+                         " finished_at_ms INTEGER NOT NULL, record BLOB NOT NULL) WITHOUT ROWID;"
+                         "CREATE INDEX tasks_finished_at ON tasks(finished_at_ms) WHERE finished_at_ms > 0;"
+                         "PRAGMA user_version=1;",
+                         nullptr, nullptr, nullptr) == SQLITE_OK);
+    sqlite3_stmt* put = nullptr;
+    REQUIRE(sqlite3_prepare_v2(db, "INSERT INTO tasks VALUES (?, ?, ?, ?)", -1, &put, nullptr) == SQLITE_OK);
+    for (int i = 0; i < 3; ++i) {
+      pb::Task t = MakeTask("t" + std::to_string(i), i == 0 ? pb::TASK_STATUS_QUEUED : pb::TASK_STATUS_SUCCESS, i * 10);
+      t.set_sequence(i + 1);
+      t.set_owner(i == 2 ? "bob" : "alice");
+      t.mutable_spec()->set_idempotency_key("key" + std::to_string(i));
+      std::string record = t.SerializeAsString();
+      sqlite3_bind_text(put, 1, t.task_id().c_str(), -1, SQLITE_TRANSIENT);
+      sqlite3_bind_int(put, 2, t.status());
+      sqlite3_bind_int64(put, 3, t.finished_at_ms());
+      sqlite3_bind_blob(put, 4, record.data(), static_cast<int>(record.size()), SQLITE_TRANSIENT);
+      REQUIRE(sqlite3_step(put) == SQLITE_DONE);
+      sqlite3_reset(put);
+    }
+    sqlite3_finalize(put);
+    sqlite3_close(db);
+  }
+  auto store = SqliteTaskStore::Open(dir);
+  REQUIRE(store.ok());
+  auto all = (*store)->LoadAll();
+  REQUIRE(all.ok());
+  REQUIRE(all->size() == 3);
+  for (const pb::Task& t : *all) CHECK(t.spec().payload() == R"({"id":")" + t.task_id() + R"("})");
+  auto got = (*store)->Get("t1");
+  REQUIRE(got.ok());
+  REQUIRE(got->has_value());
+  CHECK((*got)->spec().payload() == R"({"id":"t1"})");
+  TaskFilter alice;
+  alice.owner = "alice";
+  auto listed = (*store)->ListFinished(alice);
+  REQUIRE(listed.ok());
+  REQUIRE(listed->size() == 1);  // t0 is unfinished, t2 is bob's
+  CHECK((*listed)[0].task_id() == "t1");
+  auto key = (*store)->FindByIdempotencyKey("bob", "key2");
+  REQUIRE(key.ok());
+  REQUIRE(key->has_value());
+  CHECK((*key)->first == "t2");
+  CHECK_FALSE((*(*store)->FindByIdempotencyKey("alice", "key2")).has_value());
+  auto recovery = (*store)->LoadForRecovery(0);  // no payload fits a zero budget
+  REQUIRE(recovery.ok());
+  REQUIRE(recovery->unfinished.size() == 1);
+  CHECK_FALSE(recovery->unfinished[0].payload_loaded);
+  CHECK(recovery->unfinished[0].payload_bytes == static_cast<int64_t>(std::string(R"({"id":"t0"})").size()));
+  CHECK(recovery->max_sequence == 3);
+  CHECK(recovery->max_task_id == "t2");
+  CHECK(recovery->finished_counts.size() == 1);
+  auto old = (*store)->FinishedBefore(15, 10);
+  REQUIRE(old.ok());
+  REQUIRE(old->size() == 1);
+  CHECK((*old)[0].task_id == "t1");
+  // A later record without its payload keeps the stored one.
+  pb::Task again = MakeTask("t0", pb::TASK_STATUS_RUNNING);
+  again.mutable_spec()->clear_payload();
+  REQUIRE(WriteSync(**store, {again}).ok());
+  auto payloads = (*store)->ReadPayloads({"t0", "nope"});
+  REQUIRE(payloads.ok());
+  CHECK(payloads->size() == 1);
+  CHECK(payloads->at("t0") == R"({"id":"t0"})");
   std::filesystem::remove_all(dir);
 }
 
