@@ -1,5 +1,6 @@
 #include "worker/containment.h"
 
+#include <fcntl.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -197,6 +198,14 @@ absl::StatusOr<AppliedContainment> Containment::Apply(const SandboxPaths& paths,
     // A memfd, not a pipe: an environment larger than a pipe's buffer cannot block here.
     applied.env_fd = memfd_create("rc-sandbox-env", MFD_CLOEXEC);
     if (applied.env_fd < 0) return absl::UnavailableError(absl::StrCat("memfd_create: ", std::strerror(errno)));
+    // A worker started with fd 0-2 closed gets the memfd there, and the child's dup2 of
+    // its stdin/stdout/stderr over it would hand bwrap the task's stdin as --args.
+    if (applied.env_fd <= 2) {
+      const int moved = fcntl(applied.env_fd, F_DUPFD_CLOEXEC, 3);
+      if (moved < 0) return absl::UnavailableError(absl::StrCat("fcntl(F_DUPFD_CLOEXEC): ", std::strerror(errno)));
+      close(applied.env_fd);
+      applied.env_fd = moved;
+    }
     for (size_t done = 0; done < env_args->size();) {
       ssize_t w = write(applied.env_fd, env_args->data() + done, env_args->size() - done);
       if (w < 0 && errno == EINTR) continue;
@@ -224,7 +233,13 @@ absl::StatusOr<AppliedContainment> Containment::Apply(const SandboxPaths& paths,
 }
 
 bool Containment::WouldExpose(const std::string& path) const {
+  if (tier_ != "bwrap") return false;
   const std::string p = Absolute(path);
+  // Tasks get a private /tmp and /dev/shm, so secret files there are not in hidden_files_:
+  // binding any of it would uncover the host's.
+  for (const char* private_dir : {"/tmp", "/dev/shm"}) {
+    if (Within(p, private_dir) || Within(private_dir, p)) return true;
+  }
   for (const std::string& hidden : hidden_dirs_) {
     if (Within(p, hidden) || Within(hidden, p)) return true;
   }

@@ -99,9 +99,10 @@ class Containment {
   absl::StatusOr<AppliedContainment> Apply(const SandboxPaths& paths, bool network, const std::string& name,
                                            ProcessSpec* spec) const;
 
-  // True when binding `path` into a sandbox would uncover what the sandbox hides (the
-  // worker's data dir and secret files under bwrap): `path` is one of them, inside one,
-  // or contains one. Always false under process, which hides nothing.
+  // True when binding `path` into a sandbox would uncover what the sandbox hides (under
+  // bwrap: the worker's data dir, secret files, and the host's /tmp and /dev/shm, which
+  // tasks see as private, empty ones): `path` (symlinks resolved) is one of them, inside
+  // one, or contains one. Always false under process, which hides nothing.
   bool WouldExpose(const std::string& path) const;
 
  private:

@@ -55,9 +55,18 @@ class NodeTaskHandler final : public Handler {
     const fs::path dir = fs::weakly_canonical(wanted, ec);
     const std::string inside = root.string() + "/";
     if (ec || !absl::StartsWith(dir.string() + "/", inside) || dir == root) {
-      // INVALID_ARGUMENT: the payload alone decides this, so it fails at once (handler.h).
-      return absl::InvalidArgumentError(
-          absl::StrCat("payload.task_path: '", task_path, "' is outside the node task root ", root.string()));
+      const std::string why =
+          absl::StrCat("payload.task_path: '", task_path, "' is outside the node task root ", root.string());
+      // A relative path climbing out with "..", or naming the root itself, is outside on
+      // every worker: the payload alone decides, so it fails at once (INVALID_ARGUMENT,
+      // handler.h). An absolute path, or one a symlink leads out, depends on this
+      // worker's root: FAILED_PRECONDITION, retried, maybe on another worker.
+      const fs::path relative = fs::path(task_path).lexically_normal();
+      const bool escapes_anywhere =
+          !fs::path(task_path).is_absolute() &&
+          (relative.empty() || relative == "." || relative == "./" || *relative.begin() == "..");
+      if (escapes_anywhere) return absl::InvalidArgumentError(why);
+      return absl::FailedPreconditionError(why);
     }
     if (!fs::is_directory(dir, ec)) {
       return absl::NotFoundError(absl::StrCat("payload.task_path: no directory ", dir.string()));

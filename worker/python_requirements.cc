@@ -113,7 +113,10 @@ absl::Status CheckRequirement(absl::string_view requirement, absl::string_view m
   }
   if (mode != "any") {
     if (IsNamedRequirement(r)) return absl::OkStatus();
-    return absl::InvalidArgumentError(absl::StrCat(
+    // What every worker refuses stays permanent; what a python_requirements: any worker
+    // would install is this worker's refusal only (FAILED_PRECONDITION: retried, maybe elsewhere).
+    if (absl::Status any = CheckRequirement(r, "any"); !any.ok()) return any;
+    return absl::FailedPreconditionError(absl::StrCat(
         "payload.requirements: '", Shown(requirement),
         "' is not a package name with optional extras and version specifiers; this worker has python_requirements: "
         "names (local paths, URLs and VCS requirements need python_requirements: any)"));

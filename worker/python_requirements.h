@@ -28,9 +28,12 @@ constexpr size_t kMaxRequirementLength = 512;
 bool IsNamedRequirement(absl::string_view requirement);
 
 // OK when a task may name `requirement` on a worker whose python_requirements is `mode`
-// ("names" or "any"). INVALID_ARGUMENT naming the requirement otherwise: under either
-// mode for a pip option ("-e", "--index-url=...") or a relative path (it has no meaning
-// on a worker); under names for anything IsNamedRequirement refuses.
+// ("names" or "any"). Otherwise an error naming the requirement: INVALID_ARGUMENT (the
+// payload alone decides: a permanent refusal, handler.h) under either mode for a pip
+// option ("-e", "--index-url=..."), a relative path (it has no meaning on a worker), a
+// control character or excess length; FAILED_PRECONDITION under names for anything else
+// IsNamedRequirement refuses (a path, URL or VCS requirement, which a worker with
+// python_requirements: any would install).
 absl::Status CheckRequirement(absl::string_view requirement, absl::string_view mode);
 
 // The local file or directory a requirement names ("/srv/pkg", "file:///srv/pkg.tar.gz",

@@ -36,9 +36,21 @@ constexpr absl::string_view kReservedPrefixes[] = {"RETIRE_CLUSTER_", "RC_"};
 constexpr absl::string_view kLoader[] = {"GLIBC_TUNABLES", "MALLOC_TRACE"};
 constexpr absl::string_view kLoaderPrefixes[] = {"LD_"};
 
-// Paths from which libc, iconv and gettext load modules or data files.
-constexpr absl::string_view kLocale[] = {"GCONV_PATH",      "LOCPATH",       "NLSPATH", "I18NPATH",
-                                         "CHARSETALIASDIR", "TEXTDOMAINDIR", "TZDIR"};
+// Paths from which libc, iconv and gettext load modules or data files; the resolver's
+// HOSTALIASES and RESOLV_HOST_CONF make it read a file the task names.
+constexpr absl::string_view kLocale[] = {"GCONV_PATH",    "LOCPATH", "NLSPATH",     "I18NPATH",        "CHARSETALIASDIR",
+                                         "TEXTDOMAINDIR", "TZDIR",   "HOSTALIASES", "RESOLV_HOST_CONF"};
+
+// Variables from which libraries and runtimes load modules, plugins or configuration
+// that names them: OpenSSL (a config can load an engine or provider), GIO, GTK, Cyrus
+// SASL, the JVM's class path, .NET start-up hooks and profilers (CORECLR_*), git's
+// commands and config (GIT_SSH_COMMAND, GIT_EXEC_PATH, GIT_CONFIG_*: core.sshCommand,
+// core.fsmonitor, ... run programs), less's input filters.
+constexpr absl::string_view kModuleLoading[] = {
+    "OPENSSL_CONF", "OPENSSL_MODULES",      "OPENSSL_ENGINES", "GIO_MODULE_DIR", "GIO_EXTRA_MODULES",
+    "GTK_MODULES",  "GTK3_MODULES",         "GTK_PATH",        "GTK_EXE_PREFIX", "SASL_PATH",
+    "CLASSPATH",    "DOTNET_STARTUP_HOOKS", "LESSOPEN",        "LESSCLOSE"};
+constexpr absl::string_view kModuleLoadingPrefixes[] = {"CORECLR_", "DOTNET_ADDITIONAL_DEPS", "GIT_"};
 
 // Variables that make an interpreter or shell run code, or load it from elsewhere,
 // before (or instead of) what argv names.
@@ -62,6 +74,7 @@ EnvFamily ClassifyTaskVariable(absl::string_view name) {
   if (OneOf(name, kReserved) || StartsWithAny(name, kReservedPrefixes)) return EnvFamily::kReserved;
   if (OneOf(name, kLoader) || StartsWithAny(name, kLoaderPrefixes)) return EnvFamily::kLoader;
   if (OneOf(name, kLocale)) return EnvFamily::kLocale;
+  if (OneOf(name, kModuleLoading) || StartsWithAny(name, kModuleLoadingPrefixes)) return EnvFamily::kModuleLoading;
   if (OneOf(name, kStartupHooks) || (StartsWithAny(name, kStartupHookPrefixes) && !OneOf(name, kHarmlessPython))) {
     return EnvFamily::kStartupHook;
   }
@@ -79,7 +92,11 @@ const char* EnvFamilyName(EnvFamily family) {
     case EnvFamily::kLoader:
       return "a loader variable (LD_*, GLIBC_TUNABLES, MALLOC_TRACE)";
     case EnvFamily::kLocale:
-      return "a locale/iconv variable (GCONV_PATH, LOCPATH, NLSPATH, I18NPATH, CHARSETALIASDIR, TEXTDOMAINDIR, TZDIR)";
+      return "a locale/iconv variable (GCONV_PATH, LOCPATH, NLSPATH, I18NPATH, CHARSETALIASDIR, TEXTDOMAINDIR, TZDIR) "
+             "or a resolver file (HOSTALIASES, RESOLV_HOST_CONF)";
+    case EnvFamily::kModuleLoading:
+      return "a library/module loading variable (OPENSSL_CONF, OPENSSL_MODULES, OPENSSL_ENGINES, GIO_MODULE_DIR, "
+             "GTK_MODULES, GTK_PATH, SASL_PATH, CLASSPATH, DOTNET_STARTUP_HOOKS, CORECLR_*, GIT_*, LESSOPEN, ...)";
     case EnvFamily::kStartupHook:
       return "an interpreter start-up hook (PYTHON* but PYTHONUNBUFFERED and the like, PERL5OPT, PERL5LIB, RUBYOPT, "
              "NODE_OPTIONS, NODE_PATH, BASH_ENV, ENV, SHELLOPTS, PS4, JAVA_TOOL_OPTIONS, LUA_INIT, ...)";

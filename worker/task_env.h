@@ -2,16 +2,17 @@
 // Environments: which variables a task may set (a pure policy), and the one fixed
 // environment of every process the worker starts outside a task's sandbox.
 //
-// Design assumption: the structural rule comes first. A task's variables are set only
-// inside its sandbox (bwrap's --clearenv/--setenv, worker/containment.h) or, at the
-// `process` tier, only on the task process itself; bwrap, python -m venv and pip get
-// HostEnvironment() and nothing of the task's. The name policy below is the second
-// layer: it refuses names that the worker itself sets and names that change how
-// programs load or start (the loader, locale/iconv modules, interpreter start-up hooks),
-// so that no present or future process started with a task's variables runs code the
-// task did not ask for by argv. It refuses (INVALID_ARGUMENT, a permanent failure)
-// rather than silently dropping: a task that sets LD_PRELOAD learns at once that it did
-// not take effect.
+// Design assumption: the sandbox boundary is the protection. A task's variables are set
+// only inside its sandbox (bwrap's --clearenv/--setenv, worker/containment.h) or, at the
+// `process` tier, only on the task process itself; they never reach bwrap, python -m venv
+// or pip, which get HostEnvironment() and nothing of the task's. The name policy below
+// is defence in depth only, never the boundary: no list of names can be complete. It
+// refuses names that the worker itself sets and names that make programs load or run
+// code from elsewhere (the loader, libc's locale/iconv/resolver files, library and module
+// loading, interpreter and shell start-up hooks), so that no present or future process
+// started with a task's variables runs code the task did not ask for by argv. It refuses
+// (INVALID_ARGUMENT, a permanent failure) rather than silently dropping: a task that
+// sets LD_PRELOAD learns at once that it did not take effect.
 
 #include <map>
 #include <string>
@@ -28,7 +29,8 @@ enum class EnvFamily {
   kMalformed,     // not [A-Za-z_][A-Za-z0-9_]*, or longer than kMaxEnvNameLength
   kReserved,      // set by the worker: PATH, HOME, TMPDIR, RETIRE_CLUSTER_*, RC_*
   kLoader,        // the dynamic loader and libc start-up: LD_*, GLIBC_TUNABLES, MALLOC_*
-  kLocale,        // code or data loaded by locale/iconv/gettext: GCONV_PATH, LOCPATH, NLSPATH, ...
+  kLocale,        // code or data loaded by libc's locale/iconv/gettext/resolver: GCONV_PATH, LOCPATH, HOSTALIASES, ...
+  kModuleLoading, // libraries' module and plugin loading: OPENSSL_CONF, GTK_MODULES, CLASSPATH, GIT_*, ...
   kStartupHook,   // interpreter and shell start-up hooks: PYTHONSTARTUP, PERL5OPT, NODE_OPTIONS, BASH_ENV, ...
 };
 

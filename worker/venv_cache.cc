@@ -29,14 +29,34 @@ namespace fs = std::filesystem;
 // How often a task waiting for another task's build checks its own cancel/deadline.
 constexpr absl::Duration kLockPoll = absl::Milliseconds(20);
 
+// Never follows a symlink: a sandboxed build can plant one to a huge host file to make
+// its environment look big and the cache evict the others.
 uint64_t DirectorySize(const fs::path& dir) {
   uint64_t total = 0;
   std::error_code ec;
   for (auto it = fs::recursive_directory_iterator(dir, ec); !ec && it != fs::recursive_directory_iterator();
        it.increment(ec)) {
-    if (it->is_regular_file(ec)) total += it->file_size(ec);
+    std::error_code size_ec;
+    if (fs::is_regular_file(it->symlink_status(size_ec))) {
+      const uintmax_t size = fs::file_size(it->path(), size_ec);
+      if (!size_ec) total += size;
+    }
   }
   return total;
+}
+
+// An environment's markers live beside its directory under the cache root, never in
+// it: the install sandbox can write anything into the directory (a symlink named like
+// a marker to a host file), and the worker writes its markers outside any sandbox.
+fs::path Marker(const std::string& root, const std::string& key, absl::string_view what) {
+  return fs::path(root) / absl::StrCat(key, what);
+}
+
+// Built and not (being) evicted: its .ready marker exists and the directory is a real one.
+bool Ready(const std::string& root, const std::string& key) {
+  std::error_code ec;
+  return fs::exists(fs::symlink_status(Marker(root, key, ".ready"), ec)) &&
+         fs::is_directory(fs::symlink_status(fs::path(root) / key, ec));
 }
 
 // Holds an exclusive flock on `path` (created) while alive.
@@ -160,11 +180,13 @@ absl::StatusOr<VenvCache::InstallPlan> VenvCache::PlanInstall(const std::vector<
     const std::string path = LocalRequirementPath(r);
     if (path.empty()) continue;
     std::error_code ec;
+    // Both depend on this worker (its files, its containment), not on the payload alone:
+    // retried, possibly elsewhere, rather than a permanent refusal (handler.h).
     if (!fs::exists(path, ec)) {
-      return absl::InvalidArgumentError(absl::StrCat("payload.requirements: '", r, "': no such file on this worker"));
+      return absl::NotFoundError(absl::StrCat("payload.requirements: '", r, "': no such file on this worker"));
     }
     if (options_.containment != nullptr && options_.containment->WouldExpose(path)) {
-      return absl::InvalidArgumentError(
+      return absl::FailedPreconditionError(
           absl::StrCat("payload.requirements: '", r, "' is (or holds) a path hidden from tasks on this worker"));
     }
     plan.read_only.push_back(path);
@@ -204,12 +226,12 @@ absl::StatusOr<VenvCache::Lease> VenvCache::AcquireKeyLocked(const std::string& 
   if (ec) return absl::UnavailableError(absl::StrCat("cannot create venv cache ", root_, ": ", ec.message()));
   FileLock lock((fs::path(root_) / (key + ".lock")).string(), &stop);
   if (!lock.held()) return absl::AbortedError("stopped while another process was building the environment");
-  if (!fs::exists(dir / ".ready")) {
+  if (!Ready(root_, key)) {
     RETURN_IF_ERROR(Build(key, requirements, plan, stop));
     if (created != nullptr) *created = true;
   }
-  Touch(fs::path(root_) / (key + ".last_used"));
-  if (keep_alive) Touch(fs::path(root_) / (key + ".keep_alive"));
+  Touch(Marker(root_, key, ".last_used"));
+  if (keep_alive) Touch(Marker(root_, key, ".keep_alive"));
   absl::MutexLock lock2(&mu_);
   ++in_use_[key];
   return Lease(this, key, dir.string());
@@ -235,8 +257,8 @@ absl::StatusOr<std::vector<std::string>> CopyLocalDirectories(const std::vector<
     absl::StatusOr<ProcessResult> cp = run({"/bin/cp", "-a", "--", path, copy}, false);
     if (!cp.ok()) return cp.status();
     if (cp->exit_code != 0) {
-      return absl::InvalidArgumentError(absl::StrCat("payload.requirements: '", r, "': cannot copy ", path, ": ",
-                                                     absl::StripAsciiWhitespace(cp->stderr)));
+      return absl::FailedPreconditionError(absl::StrCat("payload.requirements: '", r, "': cannot copy ", path,
+                                                        ": ", absl::StripAsciiWhitespace(cp->stderr)));
     }
     std::string rewritten = r;
     rewritten.replace(rewritten.find(path), path.size(), copy);
@@ -250,11 +272,12 @@ absl::StatusOr<std::vector<std::string>> CopyLocalDirectories(const std::vector<
 absl::Status VenvCache::Build(const std::string& key, const std::vector<std::string>& requirements,
                               const InstallPlan& plan, const StopToken& stop) {
   // Built in place (scripts in bin/ record their path), under the key's locks; it is
-  // used only once .ready exists, so a crash mid-build leaves nothing usable: the
+  // used only once KEY.ready exists, so a crash mid-build leaves nothing usable: the
   // leftover is removed here first.
   const fs::path dir = fs::path(root_) / key;
   const fs::path scratch = fs::path(root_) / absl::StrCat(".build-", key, "-", NewId("b"));
   std::error_code ec;
+  fs::remove(Marker(root_, key, ".ready"), ec);
   RemoveTree(dir);
   // Scratch directories of this key's builds that a crash left behind.
   for (const auto& entry : fs::directory_iterator(root_, ec)) {
@@ -309,8 +332,6 @@ absl::Status VenvCache::Build(const std::string& key, const std::vector<std::str
       return fail(absl::FailedPreconditionError(why));
     }
   }
-  std::ofstream(dir / ".requirements") << absl::StrJoin(requirements, "\n") << "\n";
-  Touch(dir / ".ready");
   // Read-only from here on: a task cannot change what later tasks with the same
   // requirements run (for a worker not running as root; see README). No set-id bits
   // either: a sandboxed build owns these files, and a worker running as root would
@@ -321,6 +342,9 @@ absl::Status VenvCache::Build(const std::string& key, const std::vector<std::str
        it.increment(ec)) {
     if (!it->is_symlink(ec)) fs::permissions(it->path(), drop, fs::perm_options::remove, ec);
   }
+  // Beside the directory (Marker), last: only a complete environment is ever used.
+  std::ofstream(Marker(root_, key, ".requirements"), std::ios::trunc) << absl::StrJoin(requirements, "\n") << "\n";
+  Touch(Marker(root_, key, ".ready"));
   return absl::OkStatus();
 }
 
@@ -344,8 +368,9 @@ void VenvCache::Evict() {
   uint64_t total = 0;
   std::error_code ec;
   for (const auto& entry : fs::directory_iterator(root_, ec)) {
-    if (!entry.is_directory(ec) || !fs::exists(entry.path() / ".ready")) continue;
-    std::ifstream f(fs::path(root_) / (entry.path().filename().string() + ".last_used"));
+    const std::string key = entry.path().filename().string();
+    if (!entry.is_directory(ec) || !Ready(root_, key)) continue;
+    std::ifstream f(Marker(root_, key, ".last_used"));
     int64_t t = 0;
     f >> t;
     Env e{entry.path(), t, DirectorySize(entry.path())};
@@ -356,7 +381,7 @@ void VenvCache::Evict() {
   for (const Env& e : envs) {
     if (total <= limit_bytes_) break;
     const std::string key = e.dir.filename().string();
-    if (fs::exists(fs::path(root_) / (key + ".keep_alive"))) continue;
+    if (fs::exists(Marker(root_, key, ".keep_alive"))) continue;
     absl::MutexLock key_lock(KeyMutex(key));  // no Acquire of this key can be in between
     {
       absl::MutexLock lock(&mu_);
@@ -366,9 +391,11 @@ void VenvCache::Evict() {
     // Renamed first, so that a crash mid-delete never leaves a half environment behind
     // under its key.
     const fs::path trash = fs::path(root_) / absl::StrCat(".trash-", key, "-", NewId("t"));
+    fs::remove(Marker(root_, key, ".ready"), ec);  // first: never ready without its directory
     fs::rename(e.dir, trash, ec);
     if (ec) continue;
     RemoveTree(trash);
+    fs::remove(Marker(root_, key, ".requirements"), ec);
     total -= e.size;
     spdlog::info("python_script: evicted virtualenv {} ({} MB) to stay under the cache limit", key, e.size >> 20);
   }

@@ -55,11 +55,12 @@ class VenvCache {
   };
 
   // The environment for `requirements`, built if needed for the task `ctx` (its stop
-  // token, its internet_required). INVALID_ARGUMENT naming a requirement the policy
-  // refuses (CheckRequirement), a local path that does not exist or that would uncover
-  // what the sandbox hides, or what pip could not install ("pip could not install 'pkg':
-  // ..."); FAILED_PRECONDITION when the install would need a network the task may not
-  // have (InstallNetwork) or no virtualenv can be made; ABORTED when stopped.
+  // token, its internet_required). Errors as CheckRequirement for a requirement the
+  // policy refuses; NOT_FOUND for a local path that does not exist on this worker;
+  // FAILED_PRECONDITION for one that would uncover what this worker's sandbox hides or
+  // cannot be copied, for what pip could not install ("pip could not install 'pkg':
+  // ..."), when the install would need a network the task may not have (InstallNetwork)
+  // or no virtualenv can be made; ABORTED when stopped.
   // `keep_alive` exempts it from eviction. `created` tells whether this call built it.
   absl::StatusOr<Lease> Acquire(const std::vector<std::string>& requirements, bool keep_alive, const TaskContext& ctx,
                                 bool* created = nullptr);

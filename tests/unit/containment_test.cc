@@ -5,6 +5,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
@@ -122,6 +123,62 @@ TEST_CASE("containment: an unavailable tier is refused with a message naming it 
   Sandbox process("process");
   REQUIRE(process.containment.ok());
   CHECK((*process.containment)->tier() == "process");
+}
+
+TEST_CASE("bwrap: WouldExpose covers the host's /tmp and /dev/shm (private in tasks) and the data dir") {
+  Sandbox s("bwrap");
+  if (NoBwrap(s)) return;
+  const Containment& c = **s.containment;
+  // A symlink from outside /tmp into it counts as /tmp.
+  const fs::path link = fs::current_path() / NewId("rc-tmp-link");
+  fs::create_directory_symlink("/tmp", link);
+  for (const std::string& p : {std::string("/tmp"), std::string("/tmp/rc-token"), std::string("/tmp/a/b/"),
+                               std::string("/dev/shm"), std::string("/dev/shm/key"), std::string("/dev"),
+                               std::string("/"), s.config.data_dir, s.config.data_dir + "/venvs",
+                               (link / "rc-token").string()}) {
+    INFO(p);
+    CHECK(c.WouldExpose(p));
+  }
+  for (const char* p : {"/usr/lib", "/var/tmp/x", "/tmpfoo", "/dev/null", "/etc/hostname"}) {
+    INFO(p);
+    CHECK_FALSE(c.WouldExpose(p));
+  }
+  fs::remove(link);
+  Sandbox process("process");
+  REQUIRE(process.containment.ok());
+  CHECK_FALSE((*process.containment)->WouldExpose("/tmp/rc-token"));
+}
+
+TEST_CASE("bwrap: the environment memfd is never fd 0-2, even in a worker started with them closed") {
+  Sandbox s("bwrap");
+  if (NoBwrap(s)) return;
+  const pid_t pid = fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    // The child reports by exit code only: it has no stdout or stderr left.
+    close(0);
+    close(1);
+    close(2);
+    int code = 0;
+    {  // applied ends here, so that its cgroup is removed before _exit
+      ProcessSpec spec;
+      spec.argv = {"/bin/true"};
+      spec.env = {"A=1"};
+      absl::StatusOr<AppliedContainment> applied =
+          (*s.containment)->Apply({s.config.data_dir, {}}, false, "fd-test", &spec);
+      code = !applied.ok() ? 2 : applied->env_fd <= 2 ? 3 : 0;
+      char head[sizeof("--clearenv")] = {};
+      if (code == 0 && (pread(applied->env_fd, head, sizeof(head), 0) != sizeof(head) ||
+                        std::string(head, sizeof(head)) != std::string("--clearenv", sizeof(head)))) {
+        code = 4;
+      }
+    }
+    _exit(code);
+  }
+  int status = 0;
+  REQUIRE(waitpid(pid, &status, 0) == pid);
+  REQUIRE(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);  // 2: Apply failed, 3: memfd on fd 0-2, 4: memfd content wrong
 }
 
 TEST_CASE("bwrap: a task writes its own dir and a private /tmp, and nothing outside") {

@@ -42,7 +42,12 @@ TEST_CASE("node_task refuses paths that escape its root and names what is missin
   CHECK(RunNode({{"task_path", "../../worker"}}).status().code() == absl::StatusCode::kInvalidArgument);
   CHECK_THAT(std::string(RunNode({{"task_path", "hello/../../.."}}).status().message()),
              Catch::Contains("is outside the node task root"));
-  CHECK(RunNode({{"task_path", "/etc"}}).status().code() == absl::StatusCode::kInvalidArgument);
+  CHECK(RunNode({{"task_path", "hello/../../.."}}).status().code() == absl::StatusCode::kInvalidArgument);
+  CHECK(RunNode({{"task_path", "."}}).status().code() == absl::StatusCode::kInvalidArgument);
+  // An absolute path is outside this worker's root, maybe not another's: not permanent.
+  auto absolute = RunNode({{"task_path", "/etc"}});
+  CHECK(absolute.status().code() == absl::StatusCode::kFailedPrecondition);
+  CHECK_THAT(std::string(absolute.status().message()), Catch::Contains("is outside the node task root"));
   CHECK_THAT(std::string(RunNode({{"task_path", "absent"}}).status().message()), Catch::Contains("no directory"));
   CHECK_THAT(std::string(RunNode({{"task_path", "no-index"}}).status().message()), Catch::EndsWith("has no index.js"));
   CHECK(RunNode(nlohmann::json::object()).status().message() == "payload.task_path: required, a directory under the worker's node task root");

@@ -57,11 +57,13 @@ void MakeWritable(const fs::path& root) {
 
 // A bwrap worker's data dir with a stand-in key, a token file outside it, a local
 // wheelhouse as the package source and a source package outside everything.
+// Not under /tmp: a bwrap worker refuses local requirements there (tasks get a private /tmp).
 struct Install {
-  fs::path root = fs::temp_directory_path() / NewId("rc-install-test");
+  fs::path root = fs::current_path() / NewId("rc-install-test");
   fs::path token = fs::current_path() / NewId("rc-install-test-token");
   WorkerConfig config;
   absl::StatusOr<std::shared_ptr<const Containment>> containment = absl::UnknownError("not made");
+  uint64_t cache_limit_bytes = 0;
 
   explicit Install(const std::string& tier = "bwrap") {
     config.data_dir = (root / "data").string();
@@ -87,6 +89,7 @@ struct Install {
                                     const std::string& index = "") {
     PythonScriptOptions py;
     py.requirements = mode;
+    py.cache_limit_bytes = cache_limit_bytes;
     py.index_url = index.empty() ? (root / "wheels").string() : index;
     auto handler = MakePythonScriptHandler(ExecutionOptions::FromConfig(config, *containment), py);
     if (!handler.ok()) return handler.status();
@@ -202,8 +205,71 @@ TEST_CASE("bwrap: under names a wheel installs in the sandbox, a remote index un
   // A local path hidden from tasks is refused, not bound into the install sandbox.
   auto hidden = s.Run("any", {{"code", "print(1)"}, {"requirements", {s.config.data_dir + "/worker_key.pem"}}});
   REQUIRE_FALSE(hidden.ok());
-  CHECK(hidden.status().code() == absl::StatusCode::kInvalidArgument);
+  CHECK(hidden.status().code() == absl::StatusCode::kFailedPrecondition);  // this worker's refusal: retried
   CHECK_THAT(std::string(hidden.status().message()), Catch::Contains("hidden from tasks"));
+  // So is anything under the host's /tmp (tasks see a private one; tokens may live there).
+  const fs::path tmp_secret = fs::path("/tmp") / NewId("rc-install-test-secret");
+  std::ofstream(tmp_secret) << "TMP-SECRET";
+  auto in_tmp = s.Run("any", {{"code", "print(1)"}, {"requirements", {tmp_secret.string()}}});
+  fs::remove(tmp_secret);
+  REQUIRE_FALSE(in_tmp.ok());
+  CHECK(in_tmp.status().code() == absl::StatusCode::kFailedPrecondition);
+  CHECK_THAT(std::string(in_tmp.status().message()), Catch::Contains("hidden from tasks"));
+  // A path that is on no worker here: NOT_FOUND, retried elsewhere.
+  auto absent = s.Run("any", {{"code", "print(1)"}, {"requirements", {(s.root / "absent-pkg").string()}}});
+  REQUIRE_FALSE(absent.ok());
+  CHECK(absent.status().code() == absl::StatusCode::kNotFound);
+}
+
+TEST_CASE("bwrap: symlinks a build plants in its environment redirect none of the worker's writes nor its size count") {
+  Install s;
+  if (NoBwrap(s)) return;
+  // Host files the worker may write, outside the data dir: stand-ins for ~/.bashrc and a key.
+  const fs::path bashrc = s.root / "victim-bashrc";
+  const fs::path key = s.root / "victim-key";
+  std::ofstream(bashrc) << "ORIGINAL-BASHRC";
+  std::ofstream(key) << "ORIGINAL-KEY";
+  // A sparse 64 GiB host file: counted through a symlink, the cache would be far over its limit.
+  const fs::path huge = s.root / "huge";
+  std::ofstream(huge).close();
+  fs::resize_file(huge, uint64_t{1} << 36);
+  s.cache_limit_bytes = uint64_t{1} << 30;
+
+  auto first = s.Run("any", {{"code", "print(1)"}, {"requirements", {"rcgreet"}}});
+  REQUIRE(first.ok());
+  REQUIRE(first->failure.ok());
+  const fs::path venvs = fs::path(s.config.data_dir) / "venvs";
+  const fs::path first_env = venvs / nlohmann::json::parse(first->result)["environment"].get<std::string>();
+  REQUIRE(fs::is_directory(first_env));
+
+  // setup.py plants, in the environment being built, symlinks named like the markers the
+  // worker writes once a build succeeds, and one to the huge file.
+  const fs::path pkg = s.root / "src" / "rcplant";
+  fs::create_directories(pkg);
+  // (pip runs setup.py more than once.)
+  std::ofstream(pkg / "setup.py") << "import os, sys\n"
+                                  << "venv = os.path.dirname(os.path.dirname(sys.executable))\n"
+                                  << "for target, name in [('" << bashrc.string() << "', '.requirements'), ('"
+                                  << key.string() << "', '.ready'), ('" << huge.string() << "', 'huge')]:\n"
+                                  << "    if not os.path.lexists(os.path.join(venv, name)):\n"
+                                  << "        os.symlink(target, os.path.join(venv, name))\n"
+                                  << "from setuptools import setup\n"
+                                  << "setup(name='rcplant', version='1.0', py_modules=[])\n";
+  auto second = s.Run("any", {{"code", "import os, sys\nprint(os.path.islink(sys.prefix + '/huge'))\n"},
+                              {"requirements", {pkg.string()}}});
+  INFO(second.status().message());
+  REQUIRE(second.ok());
+  INFO(second->stdout << second->stderr);
+  CHECK(second->failure.ok());
+  CHECK(second->stdout == "True\n");  // the symlinks were planted
+  auto read = [](const fs::path& p) {
+    std::ifstream f(p);
+    return std::string(std::istreambuf_iterator<char>(f), {});
+  };
+  CHECK(read(bashrc) == "ORIGINAL-BASHRC");
+  CHECK(read(key) == "ORIGINAL-KEY");
+  // Counted without following the symlink, both environments fit the 1 GiB limit.
+  CHECK(fs::is_directory(first_env));
 }
 
 }  // namespace rc::worker

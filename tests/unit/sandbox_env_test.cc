@@ -203,6 +203,11 @@ TEST_CASE("command refuses the repro of issue 12 and each dangerous family, nami
       {{{"GCONV_PATH", "/tmp/gconv"}}, "payload.env.GCONV_PATH: refused, a locale/iconv variable"},
       {{{"LOCPATH", "/tmp/loc"}}, "payload.env.LOCPATH: refused, a locale/iconv variable"},
       {{{"NLSPATH", "/tmp/%N"}}, "payload.env.NLSPATH: refused, a locale/iconv variable"},
+      {{{"HOSTALIASES", "/tmp/h"}}, "payload.env.HOSTALIASES: refused, a locale/iconv variable"},
+      // library and module loading
+      {{{"OPENSSL_CONF", "/tmp/evil.cnf"}}, "payload.env.OPENSSL_CONF: refused, a library/module loading variable"},
+      {{{"GIT_SSH_COMMAND", "sh -c id"}}, "payload.env.GIT_SSH_COMMAND: refused, a library/module loading variable"},
+      {{{"CLASSPATH", "/tmp"}}, "payload.env.CLASSPATH: refused, a library/module loading variable"},
       // interpreter start-up hooks
       {{{"PYTHONSTARTUP", "/tmp/s.py"}}, "payload.env.PYTHONSTARTUP: refused, an interpreter start-up hook"},
       {{{"PYTHONPATH", "/tmp"}}, "payload.env.PYTHONPATH: refused, an interpreter start-up hook"},

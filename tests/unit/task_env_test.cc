@@ -30,6 +30,31 @@ TEST_CASE("task env policy: locale and iconv variables are refused") {
   }
 }
 
+TEST_CASE("task env policy: resolver files and library or module loading variables are refused") {
+  for (const char* name : {"HOSTALIASES", "RESOLV_HOST_CONF"}) {
+    INFO(name);
+    CHECK(ClassifyTaskVariable(name) == EnvFamily::kLocale);
+  }
+  for (const char* name : {"OPENSSL_CONF", "OPENSSL_MODULES", "OPENSSL_ENGINES", "GIO_MODULE_DIR", "GTK_MODULES",
+                           "GTK_PATH", "SASL_PATH", "CLASSPATH", "DOTNET_STARTUP_HOOKS", "CORECLR_PROFILER",
+                           "CORECLR_ENABLE_PROFILING", "GIT_SSH_COMMAND", "GIT_SSH", "GIT_EXEC_PATH", "GIT_CONFIG",
+                           "GIT_CONFIG_GLOBAL", "GIT_CONFIG_COUNT", "GIT_CONFIG_KEY_0", "GIT_CONFIG_PARAMETERS",
+                           "LESSOPEN", "LESSCLOSE"}) {
+    INFO(name);
+    CHECK(ClassifyTaskVariable(name) == EnvFamily::kModuleLoading);
+  }
+  for (const char* name : {"TCLLIBPATH", "LUA_PATH", "LUA_CPATH", "LUA_INIT", "LUA_INIT_5_4", "PROMPT_COMMAND",
+                           "_JAVA_OPTIONS", "JDK_JAVA_OPTIONS"}) {
+    INFO(name);
+    CHECK(ClassifyTaskVariable(name) == EnvFamily::kStartupHook);
+  }
+  // Names that merely resemble them load nothing.
+  for (const char* name : {"OPENSSL_FIPS_X", "GITHUB_TOKEN", "LESS", "CLASSPATH_X", "GTKX"}) {
+    INFO(name);
+    CHECK(ClassifyTaskVariable(name) == EnvFamily::kAllowed);
+  }
+}
+
 TEST_CASE("task env policy: interpreter start-up hooks are refused") {
   for (const char* name : {"PYTHONSTARTUP", "PYTHONPATH", "PYTHONHOME", "PYTHONUSERBASE", "PYTHONWARNINGS",
                            "PYTHONBREAKPOINT", "PYTHONEXECUTABLE", "PERL5OPT", "PERL5LIB", "PERLLIB", "RUBYOPT",
@@ -120,7 +145,18 @@ TEST_CASE("python requirements: names accepts package names with extras and vers
                           "-pkg", "pkg-", "", "pkg==1 extra", "pkg\n==1"}) {
     INFO(bad);
     CHECK_FALSE(IsNamedRequirement(bad));
+    CHECK_FALSE(CheckRequirement(bad, "names").ok());
+  }
+  // Refused by every worker (the payload alone decides): permanent.
+  for (const char* bad : {"../../pkg", "./pkg", "-e /tmp/pkg", "--index-url=http://evil/", "-pkg", "pkg\n==1"}) {
+    INFO(bad);
     CHECK(CheckRequirement(bad, "names").code() == absl::StatusCode::kInvalidArgument);
+  }
+  // A python_requirements: any worker would install these: this worker's refusal only.
+  for (const char* other : {"/tmp/pkg", "https://example.invalid/pkg.whl", "git+https://example.invalid/pkg.git",
+                            "pkg @ file:///tmp/pkg", "file:///tmp/pkg.tar.gz", "pkg; python_version < '4'"}) {
+    INFO(other);
+    CHECK(CheckRequirement(other, "names").code() == absl::StatusCode::kFailedPrecondition);
   }
   CHECK_FALSE(IsNamedRequirement(std::string(kMaxRequirementLength + 1, 'a')));
   CHECK(CheckRequirement("/tmp/pkg", "names").message() ==
