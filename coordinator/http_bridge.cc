@@ -1,14 +1,30 @@
 #include "coordinator/http_bridge.h"
 
+#include <sys/resource.h>
+
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
 #include "coordinator/http/http_server.h"
 #include "coordinator/http/routes.h"
+#include "spdlog/spdlog.h"
 
 namespace rc::coordinator {
 
 constexpr size_t kMinBodyLimit = 2 << 20;
+
+HttpConnectionCaps FitConnectionCaps(int max_connections, int max_connections_per_address, uint64_t fd_limit) {
+  HttpConnectionCaps caps{max_connections, max_connections_per_address, false};
+  if (fd_limit == static_cast<uint64_t>(RLIM_INFINITY)) return caps;
+  const uint64_t room = std::max<uint64_t>(1, fd_limit > 2 * kFileDescriptorReserve ? fd_limit - kFileDescriptorReserve
+                                                                                      : fd_limit / 2);
+  if (static_cast<uint64_t>(std::max(0, caps.max_connections)) > room) {
+    caps.max_connections = static_cast<int>(room);
+    caps.max_connections_per_address = std::min(caps.max_connections_per_address, caps.max_connections);
+    caps.lowered = true;
+  }
+  return caps;
+}
 
 HttpBridge::~HttpBridge() { Stop(); }
 
@@ -22,8 +38,19 @@ absl::StatusOr<std::unique_ptr<HttpBridge>> HttpBridge::Start(const HttpBridgeOp
   so.host = options.host;
   so.port = options.port;
   so.tls = options.tls;
-  so.max_connections = options.max_connections;
-  so.max_connections_per_address = options.max_connections_per_address;
+  rlimit files{};
+  const uint64_t fd_limit = getrlimit(RLIMIT_NOFILE, &files) == 0 ? files.rlim_cur : RLIM_INFINITY;
+  const HttpConnectionCaps caps =
+      FitConnectionCaps(options.max_connections, options.max_connections_per_address, fd_limit);
+  if (caps.lowered) {
+    spdlog::warn(
+        "http_max_connections lowered from {} to {} (http_max_connections_per_address: {}) to fit the open-file "
+        "limit {}, keeping {} descriptors for gRPC, the store and tasks; raise `ulimit -n` for more",
+        options.max_connections, caps.max_connections, caps.max_connections_per_address, fd_limit,
+        kFileDescriptorReserve);
+  }
+  so.max_connections = caps.max_connections;
+  so.max_connections_per_address = caps.max_connections_per_address;
   so.header_timeout = options.header_timeout;
   so.body_timeout = options.body_timeout;
   // A task of max_payload_bytes, with its metadata and the JSON around it.

@@ -5,6 +5,7 @@
 // gRPC adapter does. No client can starve it: connections cost no thread, long polls
 // hold none, and connections past the caps are refused.
 
+#include <cstdint>
 #include <memory>
 #include <string>
 
@@ -43,9 +44,26 @@ struct HttpBridgeOptions {
   absl::Duration body_timeout = absl::Seconds(60);
 };
 
+// Descriptors kept back from HTTP connections for gRPC, the store, logs and tasks' pipes.
+inline constexpr uint64_t kFileDescriptorReserve = 256;
+
+struct HttpConnectionCaps {
+  int max_connections = 0;
+  int max_connections_per_address = 0;
+  bool lowered = false;  // max_connections was lowered (per address then at most as many)
+};
+
+// Policy: the connection caps that fit under an open-file limit of `fd_limit` (RLIMIT_NOFILE's
+// soft value; RLIM_INFINITY for none), keeping kFileDescriptorReserve back (half the limit
+// when the limit is under twice the reserve), at least 1. An accept past the limit would fail with
+// EMFILE and starve gRPC and the store along with HTTP.
+HttpConnectionCaps FitConnectionCaps(int max_connections, int max_connections_per_address, uint64_t fd_limit);
+
 class HttpBridge {
  public:
-  // Listens on options.host:port. UNAVAILABLE naming the address when it cannot.
+  // Listens on options.host:port; the connection caps are lowered (with a warning logged)
+  // to fit the process's open-file limit (FitConnectionCaps). UNAVAILABLE naming the
+  // address when it cannot listen.
   // `store` (optional) adds its commit latency to /metrics. INVALID_ARGUMENT naming the
   // TLS files when they do not load.
   static absl::StatusOr<std::unique_ptr<HttpBridge>> Start(const HttpBridgeOptions& options, Coordinator* core,

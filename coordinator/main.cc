@@ -1,5 +1,7 @@
 // retire-cluster-main: the coordinator. Parses flags/YAML, starts the server, waits
 // for SIGINT/SIGTERM, shuts down cleanly.
+#include <sys/resource.h>
+
 #include <cstdio>
 #include <iostream>
 
@@ -15,6 +17,20 @@ constexpr char kUsage[] =
     "                           [--data-dir DIR] [--config FILE]\n\n"
     "The retire-cluster coordinator: holds the task queue and schedules tasks onto\n"
     "workers that join with `retire-cluster-worker --join HOST:PORT`.\n\n";
+
+// Each HTTP connection, gRPC stream and store file is a descriptor; the usual soft
+// limit (1024) is far below the HTTP connection caps, and the hard limit is ours to take.
+void RaiseFileLimit() {
+  rlimit files{};
+  if (getrlimit(RLIMIT_NOFILE, &files) != 0 || files.rlim_cur == files.rlim_max) return;
+  const rlim_t was = files.rlim_cur;
+  files.rlim_cur = files.rlim_max;
+  if (setrlimit(RLIMIT_NOFILE, &files) != 0) {
+    spdlog::warn("cannot raise the open-file limit from {} to {}", was, files.rlim_max);
+    return;
+  }
+  spdlog::info("open-file limit raised from {} to {}", was, files.rlim_cur);
+}
 
 }  // namespace
 
@@ -37,6 +53,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   rc::SetupLogging(config->log_level, config->log_format);
+  RaiseFileLimit();
   auto server = rc::coordinator::CoordinatorServer::Start(*config);
   if (!server.ok()) {
     std::cerr << "retire-cluster-main: " << server.status().message() << "\n";

@@ -36,14 +36,6 @@ using tcp = asio::ip::tcp;
 // client reads our last reply instead of a reset.
 constexpr absl::Duration kLinger = absl::Seconds(2);
 
-class ConnectionBase : public std::enable_shared_from_this<ConnectionBase> {
- public:
-  virtual ~ConnectionBase() = default;
-  // Both post to the strand; `seq` names the request they are about.
-  virtual void PostReply(uint64_t seq, HttpResponse response) = 0;
-  virtual void PostOnGone(uint64_t seq, std::function<void()> gone) = 0;
-};
-
 class ConnectionResponder final : public Responder {
  public:
   ConnectionResponder(std::shared_ptr<Gate> gate, std::weak_ptr<ConnectionBase> conn, uint64_t seq)
@@ -81,7 +73,7 @@ class Connection final : public ConnectionBase {
       : stream_(std::move(stream)), timer_(stream_.get_executor()), peer_(std::move(peer)), server_(server) {}
   ~Connection() override {
     RunGone();
-    server_->Release(peer_);
+    server_->Release(peer_, this);
   }
 
   void Start();
@@ -96,6 +88,7 @@ class Connection final : public ConnectionBase {
       self->gone_.push_back(std::move(g));
     });
   }
+  void Abort() override { Close(); }
 
  private:
   std::shared_ptr<Connection> Self() { return std::static_pointer_cast<Connection>(shared_from_this()); }
@@ -159,6 +152,10 @@ class Connection final : public ConnectionBase {
     keep_alive_ = message.keep_alive();
     head_ = message.method() == bhttp::verb::head;
     awaiting_reply_ = true;
+    // While the handler works, nothing else need hold this connection: the watch read
+    // below may not start (a pipelined request already waits in buffer_) or may end
+    // (its bytes arrived). The reply, or Close, lets go.
+    inflight_ = Self();
     ++seq_;
     auto responder = std::make_shared<ConnectionResponder>(server_->gate(), weak_from_this(), seq_);
     server_->Dispatch(ToHttpRequest(std::move(message), peer_), std::move(responder));
@@ -192,6 +189,8 @@ class Connection final : public ConnectionBase {
     if (seq != seq_ || !awaiting_reply_ || closed_) return;
     awaiting_reply_ = false;
     gone_.clear();
+    // The write below holds the connection from here (the caller holds it too).
+    inflight_.reset();
     response_.emplace(static_cast<bhttp::status>(r.status), 11);
     response_->set(bhttp::field::content_type, r.content_type);
     for (auto& [name, value] : r.headers) response_->set(name, value);
@@ -248,16 +247,25 @@ class Connection final : public ConnectionBase {
     beast::error_code ignored;
     Socket().shutdown(tcp::socket::shutdown_both, ignored);
     Socket().close(ignored);
+    // Last: this may be the final reference (callers that are not a completion handler
+    // holding Self(), i.e. Abort, hold a reference of their own).
+    inflight_.reset();
   }
 
   Stream stream_;
   asio::steady_timer timer_;
   const std::string peer_;
   HttpServer::Impl* const server_;
-  beast::flat_buffer buffer_;
+  // Bounded: Beast bounds the header but not a chunk's size/extension line nor the
+  // trailer, which it keeps in the buffer until their end; body bytes are copied out
+  // into the message as they arrive, so the buffer never holds a body. Past the
+  // bound a read fails with buffer_overflow.
+  beast::flat_buffer buffer_{kMaxBufferBytes};
   std::optional<RequestParser> parser_;
   std::optional<bhttp::response<bhttp::string_body>> response_;
   std::vector<std::function<void()>> gone_;
+  // Set from a request's end to its reply (see OnRequest).
+  std::shared_ptr<Connection> inflight_;
   char drain_[4096];
   uint64_t timer_gen_ = 0;
   uint64_t seq_ = 0;
@@ -287,11 +295,14 @@ void Connection<asio::ssl::stream<tcp::socket>>::Start() {
 
 void StartConnection(tcp::socket socket, std::string peer, HttpServer::Impl* server, asio::ssl::context* ssl) {
   if (ssl == nullptr) {
-    std::make_shared<Connection<tcp::socket>>(std::move(socket), std::move(peer), server)->Start();
+    auto c = std::make_shared<Connection<tcp::socket>>(std::move(socket), std::move(peer), server);
+    server->Track(c.get(), c);
+    c->Start();
   } else {
-    std::make_shared<Connection<asio::ssl::stream<tcp::socket>>>(
-        asio::ssl::stream<tcp::socket>(std::move(socket), *ssl), std::move(peer), server)
-        ->Start();
+    auto c = std::make_shared<Connection<asio::ssl::stream<tcp::socket>>>(
+        asio::ssl::stream<tcp::socket>(std::move(socket), *ssl), std::move(peer), server);
+    server->Track(c.get(), c);
+    c->Start();
   }
 }
 

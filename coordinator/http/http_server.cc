@@ -126,8 +126,14 @@ bool HttpServer::Impl::Admit(const std::string& address, std::string* why) {
   return true;
 }
 
-void HttpServer::Impl::Release(const std::string& address) {
+void HttpServer::Impl::Track(ConnectionBase* key, std::weak_ptr<ConnectionBase> connection) {
   absl::MutexLock lock(&caps_mu_);
+  live_[key] = std::move(connection);
+}
+
+void HttpServer::Impl::Release(const std::string& address, ConnectionBase* key) {
+  absl::MutexLock lock(&caps_mu_);
+  live_.erase(key);
   --open_;
   auto it = open_by_address_.find(address);
   if (it != open_by_address_.end() && --it->second <= 0) open_by_address_.erase(it);
@@ -183,6 +189,17 @@ void HttpServer::Impl::Stop() {
     pool_->stop();
     pool_->join();
   }
+  // A connection awaiting its handler's reply holds itself; close those (running their
+  // OnGone callbacks) while the context they use still exists.
+  std::vector<std::shared_ptr<ConnectionBase>> live;
+  {
+    absl::MutexLock lock(&caps_mu_);
+    for (auto& [key, weak] : live_) {
+      if (auto c = weak.lock()) live.push_back(std::move(c));
+    }
+  }
+  for (auto& c : live) c->Abort();
+  live.clear();
   acceptor_.reset();
   // Destroying the context destroys every pending operation's handler and with it
   // every connection (closing its socket and running its OnGone callbacks) and timer.

@@ -9,7 +9,9 @@
 // call never stalls the sockets. Each connection has a deadline for its headers and one
 // for its body; connections past the caps (total and per client address) are refused
 // at once. One request per connection is handled at a time (pipelined requests wait in
-// the buffer); keep-alive is the HTTP/1.1 default.
+// the buffer and are answered in order); keep-alive is the HTTP/1.1 default. A
+// connection buffers at most kMaxBufferBytes (request_parse.h): bodies are copied out
+// as they arrive, and an endless chunk line or trailer is refused at that bound.
 
 #include <memory>
 #include <string>

@@ -3,6 +3,7 @@
 // (one client connection). Not for use outside coordinator/http/.
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -29,6 +30,18 @@ struct Gate {
   bool open ABSL_GUARDED_BY(mu) = true;
 };
 
+// One client connection (http_connection.cc), as the server and responders see it.
+class ConnectionBase : public std::enable_shared_from_this<ConnectionBase> {
+ public:
+  virtual ~ConnectionBase() = default;
+  // Both post to the strand; `seq` names the request they are about.
+  virtual void PostReply(uint64_t seq, HttpResponse response) = 0;
+  virtual void PostOnGone(uint64_t seq, std::function<void()> gone) = 0;
+  // Closes the connection now (its OnGone callbacks run). Only while no I/O thread
+  // runs: Stop calls it once they have joined.
+  virtual void Abort() = 0;
+};
+
 class HttpServer::Impl final : public Deferrer {
  public:
   explicit Impl(const HttpServerOptions& options);
@@ -49,8 +62,11 @@ class HttpServer::Impl final : public Deferrer {
   const std::shared_ptr<Gate>& gate() const { return gate_; }
   // Runs the handler on the pool (dropped once stopped).
   void Dispatch(HttpRequest request, std::shared_ptr<Responder> responder);
-  // A connection from `address` ended (paired with a successful Admit).
-  void Release(const std::string& address);
+  // A connection started: Stop aborts it if it is still alive then (a connection
+  // waiting for its handler's reply holds itself).
+  void Track(ConnectionBase* key, std::weak_ptr<ConnectionBase> connection);
+  // The connection `key` from `address` ended (paired with a successful Admit).
+  void Release(const std::string& address, ConnectionBase* key);
 
  private:
   void Accept();
@@ -65,6 +81,7 @@ class HttpServer::Impl final : public Deferrer {
   mutable absl::Mutex caps_mu_;
   int open_ ABSL_GUARDED_BY(caps_mu_) = 0;
   absl::flat_hash_map<std::string, int> open_by_address_ ABSL_GUARDED_BY(caps_mu_);
+  absl::flat_hash_map<ConnectionBase*, std::weak_ptr<ConnectionBase>> live_ ABSL_GUARDED_BY(caps_mu_);
   std::atomic<int64_t> refused_{0};
   std::atomic<int64_t> accepted_{0};
 

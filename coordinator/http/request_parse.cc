@@ -46,6 +46,10 @@ std::optional<HttpResponse> ParseErrorResponse(const boost::beast::error_code& e
   if (ec == bhttp::error::header_limit) {
     return ErrorResponse(431, absl::StrCat("request headers larger than ", kMaxHeaderBytes, " bytes"));
   }
+  if (ec == bhttp::error::buffer_overflow) {
+    return ErrorResponse(400, absl::StrCat("chunk-size line (with its extensions) or trailer longer than ",
+                                           kMaxBufferBytes, " bytes"));
+  }
   if (ec == bhttp::error::bad_content_length) {
     return ErrorResponse(400,
                          "Content-Length: not a number, sent twice with different values, or sent with "

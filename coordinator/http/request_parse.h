@@ -21,6 +21,10 @@ using BeastRequest = boost::beast::http::request<boost::beast::http::string_body
 using RequestParser = boost::beast::http::request_parser<boost::beast::http::string_body>;
 
 inline constexpr size_t kMaxHeaderBytes = 16 << 10;
+// What a connection buffers at most: the header, or one chunk-size line (with its
+// extensions), or the trailer, plus what a read brings beyond it. Sized so that
+// the header limit is met first.
+inline constexpr size_t kMaxBufferBytes = kMaxHeaderBytes + (16 << 10);
 
 // A parser for one request with the server's limits.
 void ConfigureParser(RequestParser& parser, size_t max_body);
@@ -34,7 +38,8 @@ std::optional<HttpResponse> CheckFraming(const RequestParser& parser);
 bool ExpectsContinue(const RequestParser& parser);
 
 // The answer to a request the parser refused with `ec`: 400 naming the problem, 413
-// with `body_too_large` past the body limit, 431 past the header limit. nullopt when
+// with `body_too_large` past the body limit, 431 past the header limit, 400 past the
+// buffer bound (an endless chunk line or trailer). nullopt when
 // there is nobody to answer (the client closed, the read timed out or was cancelled).
 std::optional<HttpResponse> ParseErrorResponse(const boost::beast::error_code& ec,
                                                const std::string& body_too_large);

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -144,6 +145,13 @@ void BridgeRoutes::Handle(const HttpRequest& request, std::shared_ptr<Responder>
   }
 }
 
+bool IsKnownMethod(absl::string_view method) {
+  for (absl::string_view known : {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}) {
+    if (method == known) return true;
+  }
+  return false;
+}
+
 void BridgeRoutes::Route(const HttpRequest& req, const std::shared_ptr<Responder>& res) {
   const std::vector<absl::string_view> p = absl::StrSplit(req.path, '/');
   // p[0] is the empty text before the leading '/'.
@@ -182,6 +190,10 @@ void BridgeRoutes::Route(const HttpRequest& req, const std::shared_ptr<Responder
     route = R::kStats, action = Action::kReadCluster;
   } else if (m == "GET" && is({"metrics"})) {
     route = R::kMetrics, action = Action::kReadCluster;
+  } else if (!IsKnownMethod(m)) {
+    // As the cpp-httplib bridge answered: a method no route could ever take is 400.
+    return res->Reply(ErrorResponse(400, absl::StrCat("unknown HTTP method \"", absl::CEscape(m.substr(0, 32)),
+                                                      "\": use GET, POST or DELETE")));
   } else {
     return res->Reply(ErrorResponse(404, absl::StrCat("no such endpoint: ", m, " ", req.path)));
   }

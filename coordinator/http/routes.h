@@ -59,5 +59,8 @@ std::string JsonText(const Json& body);
 HttpResponse JsonResponse(int status, const Json& body);
 // {"error": message} with `status`.
 HttpResponse ErrorResponse(int status, const std::string& message);
+// True for the methods HTTP/1.1 clients send (GET HEAD POST PUT PATCH DELETE OPTIONS):
+// one of them on no route is 404, any other method 400 (as cpp-httplib answered).
+bool IsKnownMethod(absl::string_view method);
 
 }  // namespace rc::coordinator::http

@@ -42,6 +42,7 @@ class RawConn {
     connected_ = connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
     timeval tv = absl::ToTimeval(read_timeout);
     setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    setsockopt(fd_, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
   }
   ~RawConn() { close(fd_); }
   bool connected() const { return connected_; }
@@ -133,12 +134,29 @@ TEST_CASE("HTTP framing: differing Content-Lengths, or Transfer-Encoding with Co
     CHECK(absl::StrContains(r.head, "application/json"));
   }
   // Equal repeated Content-Lengths and a chunked body are unambiguous: accepted.
-  RawConn same(cluster.http_port());
-  REQUIRE(same.Send(Post("/tasks", len + len, task)));
-  CHECK(same.Read().status == 201);
+  for (const std::string& repeated :
+       {len + len, absl::StrCat("Content-Length: ", task.size(), ", ", task.size(), "\r\n")}) {
+    INFO(repeated);
+    RawConn same(cluster.http_port());
+    REQUIRE(same.Send(Post("/tasks", repeated, task)));
+    CHECK(same.Read().status == 201);
+  }
   RawConn chunked(cluster.http_port());
   REQUIRE(chunked.Send(Post("/tasks", "Transfer-Encoding: chunked\r\n", "14\r\n" + task + "\r\n0\r\n\r\n")));
   CHECK(chunked.Read().status == 201);
+}
+
+TEST_CASE("HTTP: an unknown method is 400 naming it, a known method on no route 404") {
+  Cluster cluster;
+  RawConn conn(cluster.http_port());
+  REQUIRE(conn.Send("FOO /tasks HTTP/1.1\r\nHost: t\r\n\r\n"));
+  RawReply r = conn.Read();
+  CHECK(r.status == 400);
+  CHECK(absl::StrContains(Error(r), "unknown HTTP method \"FOO\""));
+  REQUIRE(conn.Send("PUT /tasks HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n"));
+  RawReply put = conn.Read();
+  CHECK(put.status == 404);
+  CHECK(Error(put) == "no such endpoint: PUT /tasks");
 }
 
 TEST_CASE("HTTP: a JSON body is read as JSON whatever its Content-Type, larger than 8 KiB too") {
@@ -301,6 +319,102 @@ TEST_CASE("HTTP: long polls hold no thread, each ends at its task's end, its tim
   REQUIRE(waited);
   CHECK(waited->status == 200);
   CHECK(json::parse(waited->body)["status"] == "queued");
+}
+
+TEST_CASE("HTTP: pipelined requests in one write are each answered, in order, the handler's work not lost") {
+  Cluster cluster;
+  const std::string task = R"({"task_type":"echo","requirements":{"required_tags":["x"]}})";
+  const std::string submit = Post("/tasks", absl::StrCat("Content-Length: ", task.size(), "\r\n"), task);
+  const std::string health = "GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n";
+  std::vector<std::string> ids;
+  for (int i = 0; i < 40; ++i) {
+    INFO("connection " << i);
+    RawConn conn(cluster.http_port(), absl::Seconds(5));
+    REQUIRE(conn.Send(submit + health));
+    RawReply first = conn.Read();
+    REQUIRE(first.status == 201);
+    ids.push_back(json::parse(first.body)["task_id"]);
+    RawReply second = conn.Read();
+    REQUIRE(second.status == 200);
+    CHECK(second.body == R"({"status":"ok"})");
+    // Two at once of the quickest kind, and three.
+    REQUIRE(conn.Send(health + health));
+    CHECK(conn.Read().status == 200);
+    CHECK(conn.Read().status == 200);
+    REQUIRE(conn.Send(health + submit + "GET /nope HTTP/1.1\r\nHost: t\r\n\r\n"));
+    CHECK(conn.Read().status == 200);
+    RawReply third = conn.Read();
+    REQUIRE(third.status == 201);
+    ids.push_back(json::parse(third.body)["task_id"]);
+    CHECK(Error(conn.Read()) == "no such endpoint: GET /nope");
+  }
+  for (const std::string& id : ids) CHECK(cluster.core()->GetTask(id).ok());
+  // The next request arrives while the handler works (the long poll below waits for
+  // its timeout): it is answered after the poll.
+  httplib::Client client("127.0.0.1", cluster.http_port());
+  auto queued = client.Post("/tasks", task, "application/json");
+  REQUIRE(queued);
+  const std::string id = json::parse(queued->body)["task_id"];
+  for (int i = 0; i < 5; ++i) {
+    RawConn conn(cluster.http_port(), absl::Seconds(5));
+    REQUIRE(conn.Send(absl::StrCat("GET /tasks/", id, "/wait?timeout=0.2 HTTP/1.1\r\nHost: t\r\n\r\n")));
+    REQUIRE(conn.Send(health));
+    RawReply poll = conn.Read();
+    REQUIRE(poll.status == 200);
+    CHECK(json::parse(poll.body)["status"] == "queued");
+    CHECK(conn.Read().body == R"({"status":"ok"})");
+  }
+}
+
+// What the server answered to a request whose chunk-size line or trailer never ends:
+// fed up to 8 MiB, it must have stopped reading long before (400/431) or closed.
+bool CutOff(int port, const std::string& start) {
+  RawConn conn(port, absl::Seconds(5));
+  if (!conn.Send(start)) return false;
+  const std::string block(64 << 10, 'a');
+  for (int i = 0; i < 128 && conn.Send(block); ++i) {
+  }
+  RawReply r = conn.Read();
+  INFO("status " << r.status << " " << r.body);
+  if (r.status != 0) return r.status == 400 || r.status == 431;
+  return conn.ClosedWithin(absl::Seconds(5));
+}
+
+TEST_CASE("HTTP: an endless chunk extension or trailer is cut off, a chunked body of several MiB is accepted") {
+  CoordinatorConfig config = Cluster::FastConfig();
+  config.max_payload_bytes = 8 << 20;
+  config.http_body_timeout = absl::Seconds(60);  // the cut-off must come from the bound, not a deadline
+  Cluster cluster(config);
+  const std::string chunked = "Transfer-Encoding: chunked\r\n";
+  CHECK(CutOff(cluster.http_port(), Post("/tasks", chunked, "1;")));
+  CHECK(CutOff(cluster.http_port(), Post("/tasks", chunked, "1;ext=")));
+  const std::string task = R"({"task_type":"echo"})";
+  CHECK(CutOff(cluster.http_port(), Post("/tasks", chunked, "14\r\n" + task + "\r\n0\r\nX-Trailer: ")));
+  CHECK(CutOff(cluster.http_port(), Post("/tasks", chunked, std::string(40 << 10, '0'))));  // an endless size
+
+  // 6 MiB in chunks of 1 MiB and one odd one: far more than the bound, all of it accepted.
+  const std::string message(6 << 20, 'm');
+  const std::string body = absl::StrCat(R"({"task_type":"echo","payload":{"message":")", message, R"("}})");
+  std::string framed;
+  for (size_t at = 0; at < body.size(); at += 1 << 20) {
+    const std::string piece = body.substr(at, 1 << 20);
+    absl::StrAppend(&framed, absl::Hex(piece.size()), ";note=x\r\n", piece, "\r\n");
+  }
+  absl::StrAppend(&framed, "0\r\nX-Trailer: done\r\n\r\n");
+  RawConn conn(cluster.http_port(), absl::Seconds(20));
+  REQUIRE(conn.Send(Post("/tasks", chunked, framed)));
+  RawReply r = conn.Read();
+  REQUIRE(r.status == 201);
+  absl::StatusOr<pb::Task> t = cluster.core()->GetTask(json::parse(r.body)["task_id"].get<std::string>());
+  REQUIRE(t.ok());
+  CHECK(json::parse(t->spec().payload())["message"].get<std::string>().size() == message.size());
+  // Past the body limit: 413, as before.
+  RawConn big(cluster.http_port(), absl::Seconds(20));
+  const std::string piece(1 << 20, 'b');
+  std::string over;
+  for (int i = 0; i < 10; ++i) absl::StrAppend(&over, "100000\r\n", piece, "\r\n");
+  big.Send(Post("/tasks", chunked, over));
+  CHECK(big.Read().status == 413);
 }
 
 }  // namespace rc::testing

@@ -1,10 +1,13 @@
 // The HTTP routes through their transport-free seam (BridgeRoutes::Handle), over a core
 // with a fake clock: answers, auth, and the long poll's every ending, with timers fired
 // by hand.
+#include <sys/resource.h>
+
 #include <catch2/catch.hpp>
 #include <deque>
 
 #include "coordinator/http/routes.h"
+#include "coordinator/http_bridge.h"
 #include "tests/unit/coordinator_fixture.h"
 
 namespace rc::coordinator::http {
@@ -124,6 +127,53 @@ TEST_CASE_METHOD(RoutesFixture, "Routes: a long poll's timeout answers the task 
   CHECK(Body(Call("GET", "/tasks/" + id + "/wait", "", {{"timeout", "0"}}))["error"] ==
         "timeout: expected seconds in (0, 300]");
   CHECK(Body(Call("GET", "/tasks/task-nope/wait"))["error"] == "no task with id 'task-nope'");
+}
+
+TEST_CASE_METHOD(RoutesFixture, "Routes: an unknown method is 400 naming it, a known one on no route 404") {
+  auto foo = Call("FOO", "/tasks");
+  REQUIRE(foo->replies.size() == 1);
+  CHECK(foo->replies[0].status == 400);
+  CHECK(Body(foo)["error"] == "unknown HTTP method \"FOO\": use GET, POST or DELETE");
+  auto odd = Call("GE\nT", "/healthz");
+  CHECK(odd->replies[0].status == 400);
+  CHECK(Body(odd)["error"] == "unknown HTTP method \"GE\\nT\": use GET, POST or DELETE");
+  for (const char* known : {"PUT", "PATCH", "OPTIONS", "DELETE"}) {
+    INFO(known);
+    auto r = Call(known, "/healthz");
+    CHECK(r->replies[0].status == 404);
+    CHECK(Body(r)["error"] == std::string("no such endpoint: ") + known + " /healthz");
+  }
+}
+
+TEST_CASE("HTTP connection caps fit under the open-file limit, keeping a reserve") {
+  // The usual soft limit: 4096/512 would exhaust it (accept EMFILE, gRPC and the store starved).
+  HttpConnectionCaps c = FitConnectionCaps(4096, 512, 1024);
+  CHECK(c.max_connections == 1024 - 256);
+  CHECK(c.max_connections_per_address == 512);
+  CHECK(c.lowered);
+  // A raised limit leaves the configuration alone.
+  c = FitConnectionCaps(4096, 512, 1 << 20);
+  CHECK(c.max_connections == 4096);
+  CHECK(c.max_connections_per_address == 512);
+  CHECK_FALSE(c.lowered);
+  c = FitConnectionCaps(4096, 512, RLIM_INFINITY);
+  CHECK(c.max_connections == 4096);
+  CHECK_FALSE(c.lowered);
+  // Exactly fitting: not lowered.
+  CHECK_FALSE(FitConnectionCaps(768, 512, 1024).lowered);
+  // The per-address cap never exceeds the total.
+  c = FitConnectionCaps(4096, 512, 600);
+  CHECK(c.max_connections == 600 - 256);
+  CHECK(c.max_connections_per_address == 600 - 256);
+  // A tiny limit: half of it, at least one.
+  // A per-address cap above a total the limit leaves alone is the operator's to see.
+  c = FitConnectionCaps(2, 512, 1024);
+  CHECK(c.max_connections == 2);
+  CHECK_FALSE(c.lowered);
+  c = FitConnectionCaps(4096, 512, 100);
+  CHECK(c.max_connections == 50);
+  CHECK(c.max_connections_per_address == 50);
+  CHECK(FitConnectionCaps(4096, 512, 1).max_connections == 1);
 }
 
 }  // namespace
