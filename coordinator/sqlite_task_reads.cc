@@ -106,15 +106,7 @@ absl::StatusOr<std::vector<pb::Task>> SqliteTaskStore::ListFinished(const TaskFi
   Statement q(db_, sql.c_str());
   if (!q.ok()) return SqlError(db_, path_, "list tasks");
   for (size_t i = 0; i < args.size(); ++i) BindText(q.get(), static_cast<int>(i + 1), args[i]);
-  std::vector<pb::Task> out;
-  int rc;
-  while ((rc = sqlite3_step(q.get())) == SQLITE_ROW) {
-    absl::StatusOr<pb::Task> t = Parse(q.get(), 0, 1);
-    if (!t.ok()) return t.status();
-    out.push_back(*std::move(t));
-  }
-  if (rc != SQLITE_DONE) return SqlError(db_, path_, "list tasks");
-  return out;
+  return ParseRows(q.get(), "list tasks");
 }
 
 absl::StatusOr<std::optional<std::pair<std::string, pb::TaskStatus>>> SqliteTaskStore::FindByIdempotencyKey(

@@ -318,14 +318,18 @@ absl::StatusOr<std::vector<pb::Task>> SqliteTaskStore::LoadAll() {
   absl::MutexLock lock(&db_mu_);
   Statement q(db_, "SELECT record, payload FROM tasks");
   if (!q.ok()) return SqlError(db_, path_, "read");
+  return ParseRows(q.get(), "read");
+}
+
+absl::StatusOr<std::vector<pb::Task>> SqliteTaskStore::ParseRows(sqlite3_stmt* stmt, const char* what) {
   std::vector<pb::Task> out;
   int rc;
-  while ((rc = sqlite3_step(q.get())) == SQLITE_ROW) {
-    absl::StatusOr<pb::Task> t = Parse(q.get(), 0, 1);
+  while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+    absl::StatusOr<pb::Task> t = Parse(stmt, 0, 1);
     if (!t.ok()) return t.status();
     out.push_back(*std::move(t));
   }
-  if (rc != SQLITE_DONE) return SqlError(db_, path_, "read");
+  if (rc != SQLITE_DONE) return SqlError(db_, path_, what);
   return out;
 }
 

@@ -73,6 +73,10 @@ class SqliteTaskStore final : public TaskStore {
   // A record from the database: `record` (without payload) parsed, `payload` set.
   absl::StatusOr<pb::Task> Parse(sqlite3_stmt* stmt, int record_col, int payload_col)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(db_mu_);
+  // Steps `stmt` to its end, parsing every row (record in column 0, payload in 1);
+  // `what` names the read in errors.
+  absl::StatusOr<std::vector<pb::Task>> ParseRows(sqlite3_stmt* stmt, const char* what)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(db_mu_);
   absl::Status Exec(const char* sql) ABSL_EXCLUSIVE_LOCKS_REQUIRED(db_mu_);
   // The statement for `sql` (a string literal), prepared once per connection; nullptr
   // if it does not prepare (the error is on the connection).

@@ -13,6 +13,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "tests/unit/loopback_listener.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/ids.h"
@@ -62,28 +63,7 @@ bool NoBwrap(const Sandbox& s) {
   return true;
 }
 
-// A TCP listener on 127.0.0.1 (ephemeral port) that never accepts: a connect still
-// completes through the backlog.
-class Listener {
- public:
-  Listener() {
-    fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof(addr);
-    if (bind(fd_, reinterpret_cast<sockaddr*>(&addr), len) == 0 && listen(fd_, 16) == 0 &&
-        getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
-      port_ = ntohs(addr.sin_port);
-    }
-  }
-  ~Listener() { close(fd_); }
-  int port() const { return port_; }
-
- private:
-  int fd_ = -1;
-  int port_ = 0;
-};
+using Listener = rc::testing::LoopbackListener;
 
 bool ProcessWithArgExists(const std::string& arg) {
   for (const auto& e : fs::directory_iterator("/proc")) {
