@@ -242,7 +242,7 @@ absl::Status SqliteTaskStore::Commit(std::deque<Op>& batch) {
     Exec("ROLLBACK").IgnoreError();
     return s;
   }
-  auto fail = [&](absl::string_view what) {
+  auto fail = [&](absl::string_view what) ABSL_EXCLUSIVE_LOCKS_REQUIRED(db_mu_) {
     absl::Status s = SqlError(db_, path_, what);
     Exec("ROLLBACK").IgnoreError();
     return s;

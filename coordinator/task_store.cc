@@ -174,11 +174,19 @@ absl::StatusOr<std::vector<pb::Task>> MemoryTaskStore::LoadAll() {
   return out;
 }
 
-#define RC_SCAN_MEMORY                  \
-  absl::MutexLock lock(&mu_);           \
-  auto each = [&](auto fn) {            \
-    for (const auto& [id, t] : tasks_) fn(t); \
+// Visits every stored task; built from a reference taken under the lock (clang's
+// thread-safety analysis does not follow a lambda's captures of guarded members).
+struct TaskVisitor {
+  const absl::flat_hash_map<std::string, pb::Task>& tasks;
+  template <typename Fn>
+  void operator()(Fn fn) const {
+    for (const auto& [id, t] : tasks) fn(t);
   }
+};
+
+#define RC_SCAN_MEMORY          \
+  absl::MutexLock lock(&mu_);   \
+  const TaskVisitor each{tasks_}
 
 absl::StatusOr<RecoveryData> MemoryTaskStore::LoadForRecovery(int64_t payload_budget_bytes) {
   RC_SCAN_MEMORY;
