@@ -54,7 +54,7 @@ struct CoordinatorConfig {
   int64_t max_queued_bytes_per_token = int64_t{1} << 30;
   // Queued tasks' payloads held in RAM, in MiB; beyond it they stay in the store and are
   // read back at dispatch. 0 = none in RAM.
-  int memory_payload_budget_mb = 256;
+  int memory_payload_budget_mb = 192;
   // Finished tasks kept in RAM for fast reads (the rest are read from the store).
   int finished_cache_tasks = 10000;
   // The HTTP port: connections at once (total and per client address), and how long a

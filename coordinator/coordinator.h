@@ -68,7 +68,7 @@ struct CoordinatorOptions {
   int64_t max_unfinished_bytes_per_owner = 0;
   // Payload bytes held in memory (queued, running and cached finished tasks together);
   // beyond it a newly queued task's payload is left in the store until its dispatch.
-  int64_t memory_payload_budget_bytes = int64_t{256} << 20;
+  int64_t memory_payload_budget_bytes = int64_t{192} << 20;
   // Finished tasks kept in memory (the latest to finish); older ones are read from the store.
   int64_t finished_cache_tasks = 10000;
   // Uniform in [0, 1): the jitter of retry backoff. Injected so tests are exact.
