@@ -7,23 +7,6 @@
 #include "tests/integration/cluster_fixture.h"
 
 namespace rc::testing {
-namespace {
-
-struct Run {
-  int code;
-  std::string out, err;
-};
-
-Run Cli(const std::string& address, std::vector<std::string> args, const std::string& stdin_text = "") {
-  args.insert(args.begin(), {"retire-cluster", "--coordinator", address});
-  std::istringstream in(stdin_text);
-  std::ostringstream out, err;
-  int code = client::RunCli(args, in, out, err);
-  return {code, out.str(), err.str()};
-}
-
-}  // namespace
-
 TEST_CASE("submit --wait --json prints the task object and exits 0 only on success") {
   Cluster cluster;
   cluster.AddWorker(Cluster::Worker("w1", 2, {"ssd"}));

@@ -3,8 +3,10 @@
 #include <catch2/catch.hpp>
 
 #include <filesystem>
+#include <sstream>
 
 #include "absl/strings/str_cat.h"
+#include "client/cli.h"
 #include "common/ids.h"
 
 namespace rc::testing {
@@ -80,5 +82,13 @@ worker::Worker* Cluster::AddWorker(WorkerConfig config) {
 }
 
 void Cluster::StopWorker(worker::Worker* w) { w->Stop(); }
+
+Run Cli(const std::string& address, std::vector<std::string> args, const std::string& stdin_text) {
+  args.insert(args.begin(), {"retire-cluster", "--coordinator", address});
+  std::istringstream in(stdin_text);
+  std::ostringstream out, err;
+  int code = client::RunCli(args, in, out, err);
+  return {code, out.str(), err.str()};
+}
 
 }  // namespace rc::testing

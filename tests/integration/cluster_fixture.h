@@ -40,6 +40,14 @@ class Cluster {
   std::vector<std::unique_ptr<worker::Worker>> workers_;
 };
 
+// What the `retire-cluster` CLI printed and returned.
+struct Run {
+  int code;
+  std::string out, err;
+};
+// Runs the CLI in process against `address` with `args` (and `stdin_text` on its stdin).
+Run Cli(const std::string& address, std::vector<std::string> args, const std::string& stdin_text = "");
+
 // Polls `done` every 10 ms until true or `limit` passes.
 bool Eventually(const std::function<bool()>& done, absl::Duration limit = absl::Seconds(10));
 

@@ -17,19 +17,6 @@
 namespace rc::testing {
 namespace {
 
-struct Run {
-  int code;
-  std::string out, err;
-};
-
-Run Cli(const std::string& address, std::vector<std::string> args) {
-  args.insert(args.begin(), {"retire-cluster", "--coordinator", address});
-  std::istringstream in;
-  std::ostringstream out, err;
-  int code = client::RunCli(args, in, out, err);
-  return {code, out.str(), err.str()};
-}
-
 size_t TaskCount(Cluster& cluster) {
   absl::StatusOr<std::vector<pb::Task>> all = cluster.client().List(pb::ListTasksRequest());
   REQUIRE(all.ok());

@@ -19,19 +19,6 @@
 namespace rc::testing {
 namespace {
 
-struct Run {
-  int code;
-  std::string out, err;
-};
-
-Run Cli(const std::string& address, std::vector<std::string> args) {
-  args.insert(args.begin(), {"retire-cluster", "--coordinator", address});
-  std::istringstream in;
-  std::ostringstream out, err;
-  int code = client::RunCli(args, in, out, err);
-  return {code, out.str(), err.str()};
-}
-
 // A worker with a data dir (and so a key) of its own, removed with the test.
 struct KeyDir {
   std::string path = (std::filesystem::temp_directory_path() / NewId("rc-signed-worker")).string();
