@@ -8,8 +8,8 @@
 #include "absl/synchronization/notification.h"
 #include "common/flags.h"
 #include "common/ids.h"
-#include "coordinator/coordinator.h"
-#include "coordinator/sqlite_task_store.h"
+#include "coordinator/core/coordinator.h"
+#include "coordinator/store/sqlite_task_store.h"
 #include "spdlog/spdlog.h"
 
 namespace pb = ::retire_cluster::v1;

@@ -28,11 +28,11 @@
 #include "absl/time/clock.h"
 #include "benchmark/benchmark.h"
 #include "common/clock.h"
-#include "coordinator/coordinator.h"
-#include "coordinator/placement_index.h"
-#include "coordinator/scheduling_policy.h"
-#include "coordinator/task_queue.h"
-#include "coordinator/task_store.h"
+#include "coordinator/core/coordinator.h"
+#include "coordinator/scheduling/placement_index.h"
+#include "coordinator/scheduling/scheduling_policy.h"
+#include "coordinator/scheduling/task_queue.h"
+#include "coordinator/store/task_store.h"
 #include "spdlog/spdlog.h"
 
 namespace rc::coordinator {

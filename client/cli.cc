@@ -12,6 +12,7 @@
 #include "client/verify.h"
 #include "common/json_view.h"
 #include "common/status_macros.h"
+#include "common/task_defaults.h"
 #include "common/task_names.h"
 #include "common/task_spec_json.h"
 #include "common/tls.h"
@@ -68,8 +69,8 @@ std::vector<FlagSpec> CommandSpecs(const std::string& command) {
     add({"role", "R", ""});
     add({"tag", "T", "required tag", true});
     add({"device", "ID", "run only on this device"});
-    add({"timeout", "S", "seconds per attempt (default 300)"});
-    add({"max-retries", "N", "(default 3)"});
+    add({"timeout", "S", absl::StrCat("seconds per attempt (default ", kDefaultTimeoutSeconds, ")")});
+    add({"max-retries", "N", absl::StrCat("(default ", kDefaultMaxRetries, ")")});
     add({"idempotency-key", "K", ""});
     add({"metadata", "KEY=VALUE", "", true});
     add({"wait", "", "wait for the result"});

@@ -7,6 +7,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "common/clock.h"
+#include "common/task_defaults.h"
 #include "common/task_names.h"
 
 namespace rc {
@@ -92,8 +93,8 @@ json RequirementsToJson(const pb::Requirements& r) {
       {"required_role", r.required_role()},
       {"required_tags", json::array()},
       {"target_device_id", r.target_device_id()},
-      {"timeout_seconds", r.has_timeout_seconds() ? r.timeout_seconds() : 300.0},
-      {"max_retries", r.has_max_retries() ? r.max_retries() : 3},
+      {"timeout_seconds", TimeoutSeconds(r)},
+      {"max_retries", MaxRetries(r)},
   };
   for (const auto& t : r.required_tags()) j["required_tags"].push_back(t);
   return j;

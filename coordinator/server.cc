@@ -3,7 +3,7 @@
 #include "absl/random/random.h"
 #include "absl/strings/str_cat.h"
 #include "common/tls.h"
-#include "coordinator/sqlite_task_store.h"
+#include "coordinator/store/sqlite_task_store.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/server_builder.h"

@@ -9,10 +9,10 @@
 #include "absl/synchronization/notification.h"
 #include "common/clock.h"
 #include "common/config.h"
-#include "coordinator/coordinator.h"
-#include "coordinator/grpc_services.h"
-#include "coordinator/http_bridge.h"
-#include "coordinator/reflection_v1.h"
+#include "coordinator/core/coordinator.h"
+#include "coordinator/grpc/grpc_services.h"
+#include "coordinator/http/http_bridge.h"
+#include "coordinator/grpc/reflection_v1.h"
 #include "grpcpp/server.h"
 
 namespace rc::coordinator {

@@ -18,7 +18,7 @@
 
 #include "common/clock.h"
 #include "common/json_view.h"
-#include "coordinator/coordinator.h"
+#include "coordinator/core/coordinator.h"
 #include "coordinator/http/request_parse.h"
 #include "coordinator/http/routes.h"
 #include "fuzz/fuzz_check.h"

@@ -9,7 +9,7 @@
 
 #include "common/json_view.h"
 #include "common/task_spec_json.h"
-#include "coordinator/task_validation.h"
+#include "coordinator/core/task_validation.h"
 #include "fuzz/fuzz_check.h"
 #include "google/protobuf/util/message_differencer.h"
 

@@ -228,7 +228,7 @@ void BridgeRoutes::Route(const HttpRequest& req, const std::shared_ptr<Responder
             res->Reply(c.ok() ? JsonResponse(200, Json{{"task_id", c->task_id()}, {"cancelled", c->cancelled()}})
                               : StatusResponse(c.status()));
           },
-          *who);
+          [who = *who](const pb::Task& t) { return Authorize(who, Action::kCancel, t.owner()); }, who->name);
     case R::kList: return ListTasks(req, res, *who);
     case R::kWorkers: {
       Json out = {{"workers", Json::array()}};
@@ -318,7 +318,8 @@ void BridgeRoutes::WaitFor(const std::string& id, const HttpRequest& req, const 
     return res->Reply(ErrorResponse(400, absl::StrCat("timeout: expected seconds in (0, ", kMaxWaitSeconds, "]")));
   }
   auto poll = std::make_shared<LongPoll>(core_, deferrer_, id, res);
-  absl::StatusOr<uint64_t> watch = core_->Watch(id, poll, who);  // checks the owner
+  absl::StatusOr<uint64_t> watch = core_->Watch(
+      id, poll, [who](const pb::Task& t) { return Authorize(who, Action::kReadTask, t.owner()); });
   if (!watch.ok()) return res->Reply(StatusResponse(watch.status()));
   poll->Watching(*watch);
   std::weak_ptr<LongPoll> weak = poll;

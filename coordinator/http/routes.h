@@ -14,7 +14,7 @@
 
 #include "common/auth.h"
 #include "common/json_view.h"
-#include "coordinator/coordinator.h"
+#include "coordinator/core/coordinator.h"
 #include "coordinator/http/http_types.h"
 
 namespace rc::coordinator::http {

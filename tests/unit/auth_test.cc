@@ -171,16 +171,21 @@ absl::StatusOr<SubmitResult> SubmitAs(Fixture& f, const std::string& owner, cons
   return out;
 }
 
+// The cancel check the client API applies (the core asks it; the API decides).
+TaskAccess CancelAccess(Principal who) {
+  return [who](const pb::Task& t) { return Authorize(who, Action::kCancel, t.owner()); };
+}
+
 TEST_CASE("Tasks record their owner, only the owner (or an admin) cancels them") {
   Fixture f;
   absl::StatusOr<SubmitResult> a = SubmitAs(f, "alice");
   REQUIRE(a.ok());
   CHECK(f.Get(a->task_id).owner() == "alice");
   absl::StatusOr<pb::CancelTaskResponse> out = absl::InternalError("not answered");
-  f.core.Cancel(a->task_id, [&](auto r) { out = std::move(r); }, Principal{Role::kSubmit, "bob"});
+  f.core.Cancel(a->task_id, [&](auto r) { out = std::move(r); }, CancelAccess({Role::kSubmit, "bob"}), "bob");
   CHECK(out.status().code() == absl::StatusCode::kPermissionDenied);
   CHECK(f.Get(a->task_id).status() == pb::TASK_STATUS_QUEUED);
-  f.core.Cancel(a->task_id, [&](auto r) { out = std::move(r); }, Principal{Role::kAdmin, "root"});
+  f.core.Cancel(a->task_id, [&](auto r) { out = std::move(r); }, CancelAccess({Role::kAdmin, "root"}), "root");
   REQUIRE(out.ok());
   CHECK(out->cancelled());
   CHECK(f.Get(a->task_id).error_message() == "cancelled by root");

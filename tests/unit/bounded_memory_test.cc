@@ -7,7 +7,8 @@
 #include <filesystem>
 
 #include "absl/synchronization/notification.h"
-#include "coordinator/sqlite_task_store.h"
+#include "common/auth.h"
+#include "coordinator/store/sqlite_task_store.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "tests/unit/coordinator_fixture.h"
 
@@ -15,6 +16,11 @@ namespace rc::coordinator {
 namespace {
 
 using google::protobuf::util::MessageDifferencer;
+
+// The read check the client API applies (core asks it; the API decides).
+TaskAccess ReadAccess(Principal who) {
+  return [who](const pb::Task& t) { return Authorize(who, Action::kReadTask, t.owner()); };
+}
 
 // A JSON object payload of `bytes` bytes, distinct per `tag`.
 std::string Payload(const std::string& tag, size_t bytes) {
@@ -224,10 +230,10 @@ TEST_CASE("A finished task evicted from memory reads back from the store with ev
   }
   SECTION("watch, wait and cancel answer from the store") {
     auto sink = std::make_shared<SafeSink>();
-    REQUIRE(d.core.Watch(r->task_id, sink, Principal{Role::kSubmit, "alice"}).ok());
+    REQUIRE(d.core.Watch(r->task_id, sink, ReadAccess(Principal{Role::kSubmit, "alice"})).ok());
     REQUIRE(sink->WaitTasks(1).size() == 1);
     CHECK(MessageDifferencer::Equals(sink->WaitTasks(1)[0], before));
-    CHECK(d.core.Watch(r->task_id, sink, Principal{Role::kSubmit, "bob"}).status().code() ==
+    CHECK(d.core.Watch(r->task_id, sink, ReadAccess(Principal{Role::kSubmit, "bob"})).status().code() ==
           absl::StatusCode::kPermissionDenied);
     absl::StatusOr<pb::CancelTaskResponse> c = absl::InternalError("unanswered");
     d.core.Cancel(r->task_id, [&](absl::StatusOr<pb::CancelTaskResponse> x) { c = x; });

@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "common/clock.h"
-#include "coordinator/coordinator.h"
+#include "coordinator/core/coordinator.h"
 
 namespace rc::coordinator {
 

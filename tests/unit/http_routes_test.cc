@@ -7,7 +7,7 @@
 #include <deque>
 
 #include "coordinator/http/routes.h"
-#include "coordinator/http_bridge.h"
+#include "coordinator/http/http_bridge.h"
 #include "tests/unit/coordinator_fixture.h"
 
 namespace rc::coordinator::http {

@@ -6,7 +6,7 @@
 #include <random>
 
 #include "absl/strings/str_cat.h"
-#include "coordinator/placement_index.h"
+#include "coordinator/scheduling/placement_index.h"
 
 namespace rc::coordinator {
 namespace {

@@ -1,6 +1,6 @@
 #include <catch2/catch.hpp>
 
-#include "coordinator/scheduling_policy.h"
+#include "coordinator/scheduling/scheduling_policy.h"
 
 namespace rc::coordinator {
 namespace {

@@ -6,7 +6,7 @@
 
 #include "absl/synchronization/notification.h"
 #include "common/ids.h"
-#include "coordinator/sqlite_task_store.h"
+#include "coordinator/store/sqlite_task_store.h"
 
 namespace rc::coordinator {
 namespace {

@@ -1,6 +1,6 @@
 #include <catch2/catch.hpp>
 
-#include "coordinator/task_queue.h"
+#include "coordinator/scheduling/task_queue.h"
 
 namespace rc::coordinator {
 

@@ -1,6 +1,6 @@
 #include <catch2/catch.hpp>
 
-#include "coordinator/task_validation.h"
+#include "coordinator/core/task_validation.h"
 
 namespace rc::coordinator {
 namespace {

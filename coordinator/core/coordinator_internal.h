@@ -1,0 +1,71 @@
+#pragma once
+// Private state records of Coordinator, shared by its .cc files only.
+
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "coordinator/core/coordinator.h"
+
+namespace rc::coordinator {
+
+// Everything an operation must do after releasing the state lock.
+struct Coordinator::Effects {
+  std::vector<std::pair<std::shared_ptr<WorkerLink>, pb::CoordinatorMessage>> sends;
+  absl::flat_hash_map<WorkerLink*, size_t> send_index;
+  std::vector<std::pair<std::shared_ptr<WorkerLink>, absl::Status>> closes;
+  std::vector<std::pair<std::shared_ptr<TaskSink>, pb::Task>> snapshots;
+  // Snapshots of tasks whose payload is in the store only: the loader fills it in.
+  std::vector<std::pair<std::shared_ptr<TaskSink>, pb::Task>> snapshots_to_load;
+  // Per index into `sends`: ids of assignments whose payload the loader must read.
+  absl::flat_hash_map<size_t, std::vector<std::string>> payloads_to_load;
+  uint64_t operation = 0;  // the Mutate call these effects belong to
+  std::vector<std::pair<std::shared_ptr<TaskSink>, absl::Status>> aborts;
+  std::vector<pb::Task> writes;
+  // Ids of the tasks changed in this operation, in first-change order; each becomes one
+  // write of its final state when the operation ends (see Mutate).
+  std::vector<std::string> changed;
+  std::vector<std::string> deletes;
+  std::vector<std::function<void()>> callbacks;
+  // Only once `writes` (and every earlier write) are durable: answers that promise
+  // something is stored (submit, cancel, result acknowledgements). Get the commit status.
+  std::vector<std::function<void(absl::Status)>> after_commit;
+
+  // The message being built for `link` in this operation (one per worker per operation,
+  // so several assignments travel in one stream message).
+  pb::CoordinatorMessage& MessageFor(const std::shared_ptr<WorkerLink>& link) {
+    return sends[IndexFor(link)].second;
+  }
+  size_t IndexFor(const std::shared_ptr<WorkerLink>& link) {
+    auto [it, inserted] = send_index.emplace(link.get(), sends.size());
+    if (inserted) sends.emplace_back(link, pb::CoordinatorMessage());
+    return it->second;
+  }
+};
+
+template <typename Fn>
+auto Coordinator::Mutate(Fn&& fn) {
+  Effects fx;
+  mu_.Lock();
+  fx.operation = ++operation_;
+  auto result = fn(fx);
+  TrimFinishedLocked(fx);
+  for (const std::string& id : fx.changed) {
+    if (TaskEntry* e = tasks_.Find(id)) fx.writes.push_back(RecordLocked(*e));  // erased since: nothing to write
+  }
+  delivery_mu_.Lock();
+  mu_.Unlock();
+  // A store that commits inline (MemoryTaskStore) would run after_commit callbacks
+  // here, under delivery_mu_; they may call back into the Coordinator, so they wait in
+  // `deferred` until the lock is released.
+  std::vector<std::function<void()>> deferred;
+  Deliver(fx, &deferred);
+  delivery_mu_.Unlock();
+  for (auto& cb : fx.callbacks) cb();
+  for (auto& cb : deferred) cb();
+  return result;
+}
+
+}  // namespace rc::coordinator
