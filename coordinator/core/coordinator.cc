@@ -13,10 +13,7 @@
 namespace rc::coordinator {
 
 Coordinator::Coordinator(CoordinatorOptions options, TaskStore* store, Clock* clock)
-    : options_(options),
-      store_(store),
-      clock_(clock),
-      started_at_ms_(clock->NowMs()),
+    : TaskReads(std::move(options), store, clock),
       loader_(store, [this](std::vector<PayloadLoader::Unread> unread) { PayloadsUnread(std::move(unread)); }) {}
 
 Coordinator::~Coordinator() { loader_.Stop(); }
@@ -66,15 +63,6 @@ void Coordinator::Deliver(Effects& fx, std::vector<std::function<void()>>* defer
   for (auto& [sink, status] : fx.aborts) sink->Abort(status);
 }
 
-pb::Task Coordinator::SnapshotLocked(const TaskEntry& e) const {
-  pb::Task t = e.task;
-  if (t.status() == pb::TASK_STATUS_QUEUED) {
-    auto it = class_reasons_.find(e.cls);
-    if (it != class_reasons_.end()) t.set_unschedulable_reason(it->second);
-  }
-  return t;
-}
-
 pb::Task Coordinator::RecordLocked(TaskEntry& e) {
   if (e.task.spec().payload().empty()) return e.task;
   std::string* payload = e.task.mutable_spec()->mutable_payload();
@@ -83,57 +71,6 @@ pb::Task Coordinator::RecordLocked(TaskEntry& e) {
   pb::Task record = e.task;
   held.swap(*payload);
   return record;
-}
-
-void Coordinator::ChangedLocked(TaskEntry* e, Effects& fx) {
-  e->task.set_revision(e->task.revision() + 1);
-  if (IsTerminal(e->task.status()) && e->task.finished_at_ms() > 0) {
-    end_to_end_latency_.Observe((e->task.finished_at_ms() - e->task.created_at_ms()) / 1000.0);
-  }
-  if (e->written_in != operation_) {
-    e->written_in = operation_;
-    fx.changed.push_back(e->task.task_id());
-  }
-  if (e->watchers.empty()) return;
-  const bool terminal = IsTerminal(e->task.status());
-  std::optional<pb::Task> snapshot;
-  for (auto& [id, sink] : e->watchers) {
-    if (!terminal && sink->TerminalOnly()) continue;
-    if (!snapshot.has_value()) snapshot = SnapshotLocked(*e);
-    NotifyLocked(*e, sink, *snapshot, fx);
-  }
-  if (terminal) e->watchers.clear();
-}
-
-void Coordinator::NotifyLocked(const TaskEntry& e, const std::shared_ptr<TaskSink>& sink, pb::Task snapshot,
-                               Effects& fx) {
-  if (NeedsPayload(e)) {
-    fx.snapshots_to_load.emplace_back(sink, std::move(snapshot));
-  } else {
-    fx.snapshots.emplace_back(sink, std::move(snapshot));
-  }
-}
-
-void Coordinator::AdmitPayloadLocked(TaskEntry* e) {
-  // Already counted since its submit (or recovery): it stays if the total fits.
-  if (!e->payload_in_ram || payload_bytes_in_ram_ <= options_.memory_payload_budget_bytes) return;
-  payload_bytes_in_ram_ -= e->payload_bytes;
-  delete e->task.mutable_spec()->release_payload();  // clear_payload() would keep the string and its capacity
-  e->payload_in_ram = false;
-}
-
-void Coordinator::ForgetLocked(const std::string& task_id) {
-  TaskEntry* e = tasks_.Find(task_id);
-  if (e == nullptr) return;
-  if (e->payload_in_ram) payload_bytes_in_ram_ -= e->payload_bytes;
-  tasks_.Erase(task_id);
-}
-
-void Coordinator::AcceptLocked(TaskEntry* e, Effects& fx) {
-  AdmitPayloadLocked(e);
-  tasks_.SetStatus(e, pb::TASK_STATUS_QUEUED);
-  EnqueueLocked(e);
-  ChangedLocked(e, fx);
 }
 
 namespace {
@@ -145,12 +82,14 @@ class BatchAnswers {
       : results_(n, absl::InternalError("unanswered")), remaining_(n), done_(std::move(done)) {}
 
   void Set(size_t i, absl::StatusOr<SubmitResult> r) {
+    std::vector<absl::StatusOr<SubmitResult>> all;
     {
       absl::MutexLock lock(&mu_);
       results_[i] = std::move(r);
       if (--remaining_ > 0) return;
+      all = std::move(results_);  // the last answer: taken under the lock, answered outside it
     }
-    done_(std::move(results_));  // the last answer: nobody else touches results_ now
+    done_(std::move(all));
   }
 
  private:
@@ -191,7 +130,6 @@ void Coordinator::SubmitSome(std::vector<pb::TaskSpec>& specs, const std::vector
   // Idempotency keys of finished tasks evicted from memory are in the store only: look
   // them up before taking the lock. A key whose task was evicted after the lookup is
   // looked up again (keyed_evictions_ tells), so a key never gets a second task.
-  using Found = absl::StatusOr<std::optional<std::pair<std::string, pb::TaskStatus>>>;
   std::vector<std::optional<Found>> stored(specs.size());
   uint64_t evictions_before = 0;
   bool keyed = false;
@@ -209,88 +147,11 @@ void Coordinator::SubmitSome(std::vector<pb::TaskSpec>& specs, const std::vector
   }
   std::vector<size_t> again;  // keys to look up again
   Mutate([&](Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    std::vector<std::string> ids;  // the new tasks, accepted together once stored
-    std::vector<size_t> slots;     // their places in the batch
-    for (size_t i : todo) {
-      auto answer = [answer_at, i](absl::StatusOr<SubmitResult> r) { answer_at(i, std::move(r)); };
-      if (!invalid[i].ok()) {
-        fx.callbacks.push_back([answer, s = invalid[i]] { answer(s); });
-        continue;
-      }
-      if (shut_down_) {
-        fx.callbacks.push_back([answer] { answer(absl::UnavailableError("coordinator is shutting down")); });
-        continue;
-      }
-      pb::TaskSpec& spec = specs[i];
-      if (!spec.idempotency_key().empty()) {
-        if (TaskEntry* first = tasks_.FindByIdempotencyKey(owner, spec.idempotency_key())) {
-          if (first->task.status() == pb::TASK_STATUS_PENDING) {
-            first->waiting_submits.push_back(std::move(answer));  // answered once it is stored
-          } else {
-            SubmitResult r{first->task.task_id(), first->task.status(), true};
-            fx.callbacks.push_back([answer, r] { answer(r); });
-          }
-          continue;
-        }
-        const Found& found = *stored[i];
-        if (found.ok() && found->has_value()) {
-          SubmitResult r{(*found)->first, (*found)->second, true};
-          fx.callbacks.push_back([answer, r] { answer(r); });
-          continue;
-        }
-        if (keyed_evictions_ != evictions_before) {
-          again.push_back(i);
-          continue;
-        }
-        if (!found.ok()) {
-          fx.callbacks.push_back([answer, s = found.status()] {
-            answer(absl::UnavailableError(absl::StrCat("task store: idempotency_key lookup: ", s.message())));
-          });
-          continue;
-        }
-      }
-      if (!owner.empty() && options_.max_unfinished_per_owner > 0 &&
-          tasks_.unfinished(owner) >= options_.max_unfinished_per_owner) {
-        fx.callbacks.push_back([answer, owner, limit = options_.max_unfinished_per_owner] {
-          answer(absl::ResourceExhaustedError(absl::StrCat("submitter '", owner, "' has ", limit,
-                                                           " unfinished tasks, the limit (max_queued_per_token)")));
-        });
-        continue;
-      }
-      const int64_t bytes = static_cast<int64_t>(spec.payload().size());
-      if (!owner.empty() && options_.max_unfinished_bytes_per_owner > 0 &&
-          tasks_.unfinished_bytes(owner) + bytes > options_.max_unfinished_bytes_per_owner) {
-        fx.callbacks.push_back([answer, owner, bytes, held = tasks_.unfinished_bytes(owner),
-                                limit = options_.max_unfinished_bytes_per_owner] {
-          answer(absl::ResourceExhaustedError(absl::StrCat(
-              "submitter '", owner, "' has ", held, " bytes of payloads in unfinished tasks; this payload of ", bytes,
-              " bytes would pass the limit of ", limit, " (max_queued_bytes_per_token)")));
-        });
-        continue;
-      }
-      auto entry = std::make_unique<TaskEntry>();
-      pb::Task& t = entry->task;
-      t.set_task_id(task_ids_.Next("task", clock_->NowMs()));
-      t.set_owner(owner);
-      t.set_status(pb::TASK_STATUS_PENDING);
-      t.set_created_at_ms(clock_->NowMs());
-      t.set_revision(1);
-      entry->cls = queue_.Intern(spec.task_type(), spec.requirements(), owner);
-      entry->key = QueueKey{spec.priority(), next_seq_++};
-      entry->payload_bytes = bytes;
-      payload_bytes_in_ram_ += bytes;  // until accepted (AdmitPayloadLocked)
-      t.set_sequence(entry->key.seq);
-      *t.mutable_spec() = std::move(spec);
-      fx.writes.push_back(t);
-      ids.push_back(t.task_id());
-      slots.push_back(i);
-      tasks_.Insert(std::move(entry));
-    }
-    if (ids.empty()) return 0;
-    fx.after_commit.push_back(
-        [this, ids = std::move(ids), slots = std::move(slots), answer_at](absl::Status stored) {
-          Accepted(ids, stored, [&](size_t k, absl::StatusOr<SubmitResult> r) { answer_at(slots[k], std::move(r)); });
-        });
+    Recorded r = SubmitLocked(specs, todo, invalid, stored, evictions_before, answer_at, owner, &again, fx);
+    if (r.ids.empty()) return 0;
+    fx.after_commit.push_back([this, r = std::move(r), answer_at](absl::Status stored) {
+      Accepted(r.ids, stored, [&](size_t k, absl::StatusOr<SubmitResult> res) { answer_at(r.slots[k], std::move(res)); });
+    });
     return 0;
   });
   if (again.empty()) return;
@@ -303,34 +164,9 @@ void Coordinator::SubmitSome(std::vector<pb::TaskSpec>& specs, const std::vector
 
 void Coordinator::Accepted(const std::vector<std::string>& ids, const absl::Status& stored,
                            const std::function<void(size_t, absl::StatusOr<SubmitResult>)>& answer) {
-  std::vector<absl::StatusOr<SubmitResult>> results;
-  std::vector<std::vector<std::function<void(absl::StatusOr<SubmitResult>)>>> waiting(ids.size());
-  Mutate([&](Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    const absl::Status error = absl::UnavailableError(absl::StrCat("task store: ", stored.message()));
-    for (size_t k = 0; k < ids.size(); ++k) {
-      TaskEntry* e = tasks_.Find(ids[k]);
-      if (e != nullptr) waiting[k] = std::move(e->waiting_submits);
-      if (!stored.ok()) {
-        // Not durable: forget it entirely so that nothing unacknowledged runs.
-        if (e != nullptr) {
-          for (auto& [wid, sink] : e->watchers) fx.aborts.emplace_back(sink, absl::UnavailableError("task was not stored"));
-          ForgetLocked(ids[k]);
-        }
-        results.push_back(error);
-        continue;
-      }
-      // A cancel may have ended it while the write was in flight (retention may even
-      // have pruned it since).
-      pb::TaskStatus status = pb::TASK_STATUS_CANCELLED;
-      if (e != nullptr) {
-        if (e->task.status() == pb::TASK_STATUS_PENDING) AcceptLocked(e, fx);
-        status = e->task.status();
-      }
-      results.push_back(SubmitResult{ids[k], status, false});
-    }
-    if (stored.ok()) DispatchLocked(fx);
-    return 0;
-  });
+  std::vector<std::vector<std::function<void(absl::StatusOr<SubmitResult>)>>> waiting;
+  std::vector<absl::StatusOr<SubmitResult>> results =
+      Mutate([&](Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return AcceptedLocked(ids, stored, &waiting, fx); });
   // Mutate ran its callbacks already; answer after them, outside the lock.
   for (size_t k = 0; k < ids.size(); ++k) {
     for (auto& w : waiting[k]) {
@@ -347,55 +183,8 @@ void Coordinator::Accepted(const std::vector<std::string>& ids, const absl::Stat
 void Coordinator::Cancel(const std::string& task_id,
                          std::function<void(absl::StatusOr<pb::CancelTaskResponse>)> done, const TaskAccess& allow,
                          const std::string& by) {
-  const bool in_memory = Mutate([&](Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    TaskEntry* e = tasks_.Find(task_id);
-    if (e == nullptr) return false;  // finished and evicted, or unknown: see below
-    if (absl::Status allowed = allow ? allow(e->task) : absl::OkStatus(); !allowed.ok()) {
-      fx.callbacks.push_back([done, allowed] { done(allowed); });
-      return true;
-    }
-    pb::CancelTaskResponse resp;
-    resp.set_task_id(task_id);
-    pb::Task& t = e->task;
-    if (IsTerminal(t.status())) {
-      resp.set_status(t.status());
-      fx.callbacks.push_back([done, resp] { done(resp); });
-      return true;
-    }
-    if (t.status() == pb::TASK_STATUS_QUEUED) {
-      queue_.Remove(e->cls, e->key);  // no-op while it waits out a retry backoff
-      t.set_next_attempt_at_ms(0);
-    }
-    const bool on_worker = t.status() == pb::TASK_STATUS_ASSIGNED || t.status() == pb::TASK_STATUS_RUNNING;
-    if (on_worker) {
-      WorkerEntry* w = workers_.Find(t.worker_device_id());
-      if (w != nullptr && w->link != nullptr) {
-        pb::CancelAttempt* c = fx.MessageFor(w->link).add_cancels();
-        c->set_task_id(task_id);
-        c->set_attempt(t.attempts());
-      }
-    }
-    const int64_t now = clock_->NowMs();
-    tasks_.SetStatus(e, pb::TASK_STATUS_CANCELLED);
-    t.set_error_message(by.empty() ? "cancelled by client" : absl::StrCat("cancelled by ", by));
-    t.set_finished_at_ms(now);
-    if (on_worker) {
-      pb::Attempt* a = t.mutable_attempt_history(t.attempt_history_size() - 1);
-      a->set_status(pb::TASK_STATUS_CANCELLED);
-      a->set_finished_at_ms(now);
-    }
-    ChangedLocked(e, fx);
-    resp.set_cancelled(true);
-    resp.set_status(pb::TASK_STATUS_CANCELLED);
-    fx.after_commit.push_back([done, resp](absl::Status stored) {
-      if (stored.ok()) {
-        done(resp);
-      } else {
-        done(absl::UnavailableError(absl::StrCat("task store: ", stored.message())));
-      }
-    });
-    return true;
-  });
+  const bool in_memory =
+      Mutate([&](Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return CancelLocked(task_id, done, allow, by, fx); });
   if (in_memory) return;
   absl::StatusOr<std::optional<pb::Task>> stored = StoredFinished(task_id);
   if (!stored.ok()) return done(stored.status());
@@ -407,26 +196,110 @@ void Coordinator::Cancel(const std::string& task_id,
   done(resp);
 }
 
-void Coordinator::Unwatch(const std::string& task_id, uint64_t watch_id) {
-  absl::MutexLock lock(&mu_);
-  TaskEntry* e = tasks_.Find(task_id);
-  if (e == nullptr) return;
-  std::erase_if(e->watchers, [&](const auto& w) { return w.first == watch_id; });
+absl::StatusOr<uint64_t> Coordinator::Watch(const std::string& task_id, std::shared_ptr<TaskSink> sink,
+                                            const TaskAccess& allow) {
+  return WatchAll({task_id}, std::move(sink), allow)[0];
+}
+
+std::vector<absl::StatusOr<uint64_t>> Coordinator::WatchAll(const std::vector<std::string>& task_ids,
+                                                            std::shared_ptr<TaskSink> sink, const TaskAccess& allow) {
+  std::vector<std::pair<size_t, uint64_t>> elsewhere;  // not in memory: (index, watch id)
+  std::vector<absl::StatusOr<uint64_t>> out = Mutate([&](Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return WatchLocked(task_ids, sink, allow, &elsewhere, fx);
+  });
+  WatchStored(task_ids, sink, allow, elsewhere, &out);
+  return out;
 }
 
 void Coordinator::Shutdown() {
   Mutate([&](Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    shut_down_ = true;
-    const absl::Status why = absl::UnavailableError("coordinator is shutting down");
-    for (WorkerEntry* w : workers_.All()) {
-      if (w->link != nullptr) fx.closes.emplace_back(std::move(w->link), why);
-      w->link = nullptr;
-    }
-    tasks_.ForEach([&](TaskEntry& e) {
-      for (auto& [wid, sink] : e.watchers) fx.aborts.emplace_back(sink, why);
-      e.watchers.clear();
-    });
+    ShutdownLocked(fx);
     return 0;
+  });
+}
+
+absl::StatusOr<uint64_t> Coordinator::RegisterWorker(const pb::Register& reg, std::shared_ptr<WorkerLink> link,
+                                                     bool draining) {
+  return Mutate([&](Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return RegisterLocked(reg, std::move(link), draining, fx);
+  });
+}
+
+void Coordinator::HandleWorkerMessage(const std::string& device_id, uint64_t epoch, const pb::WorkerMessage& msg) {
+  Mutate([&](Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    HandleMessageLocked(device_id, epoch, msg, fx);
+    return 0;
+  });
+}
+
+std::shared_ptr<Heard> Coordinator::HeardFor(const std::string& device_id, uint64_t epoch) {
+  absl::MutexLock lock(&mu_);
+  return HeardForLocked(device_id, epoch);
+}
+
+void Coordinator::WorkerDisconnected(const std::string& device_id, uint64_t epoch) {
+  Mutate([&](Effects&) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    DisconnectedLocked(device_id, epoch);
+    return 0;
+  });
+}
+
+absl::StatusOr<pb::Worker> Coordinator::DrainWorker(const std::string& device_id, bool drain) {
+  return Mutate([&](Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return DrainLocked(device_id, drain, fx); });
+}
+
+void Coordinator::PayloadsUnread(std::vector<PayloadLoader::Unread> unread) {
+  Mutate([&](Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    UnsentLocked(unread, fx);
+    return 0;
+  });
+}
+
+void Coordinator::Tick() {
+  const bool prune = Mutate([&](Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    const int64_t now = clock_->NowMs();
+    SweepLivenessLocked(now, fx);
+    ReleaseRetriesLocked(now, fx);
+    return PruneDueLocked(now);
+  });
+  if (prune) PruneStored(clock_->NowMs());
+}
+
+absl::Status Coordinator::RecoverFromStore() {
+  absl::StatusOr<RecoveryData> data = store_->LoadForRecovery(options_.memory_payload_budget_bytes);
+  if (!data.ok()) return data.status();
+  Mutate([&](Effects&) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    RecoverLocked(*data);
+    return 0;
+  });
+  return absl::OkStatus();
+}
+
+void Coordinator::Recover(std::vector<pb::Task> tasks) {
+  Mutate([&](Effects&) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    RecoverTasksLocked(std::move(tasks));
+    return 0;
+  });
+}
+
+namespace {
+// Retention deletes at most this many records per tick, so that one Tick stays short.
+constexpr size_t kPruneBatch = 10000;
+}  // namespace
+
+void Coordinator::PruneStored(int64_t now_ms) {
+  const int64_t cutoff = now_ms - absl::ToInt64Milliseconds(options_.retention);
+  absl::StatusOr<std::vector<FinishedRef>> old = store_->FinishedBefore(cutoff, kPruneBatch);
+  std::vector<std::string> ids =
+      Mutate([&](Effects&) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return PruneLocked(old); });
+  if (ids.empty()) return;
+  spdlog::info("retention: pruning {} tasks finished more than {} ago", ids.size(),
+               absl::FormatDuration(options_.retention));
+  // Another prune waits for these deletes: until then the store would list them again.
+  store_->Delete(std::move(ids), [this](absl::Status s) {
+    if (!s.ok()) spdlog::error("task store delete failed: {}", s.ToString());
+    absl::MutexLock lock(&mu_);
+    prune_in_flight_ = false;
   });
 }
 

@@ -13,77 +13,35 @@
 // type cover every stored task. The store is write-through. Dispatch is event-driven: every event that can make a placement
 // possible (submit, worker join, slot freed) runs Dispatch at once, and there is no
 // polling loop. Tick() is the only periodic work: worker liveness.
+//
+// The Coordinator is the facade: each public method runs one operation under the lock
+// (Mutate) and delivers its effects. The decisions live in the layers below it (map in
+// core_state.h); a task's status changes only in TaskLifecycle (task_lifecycle.h).
 
 #include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
-#include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
-#include "absl/container/btree_set.h"
-#include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
-#include "absl/time/time.h"
 #include "common/clock.h"
 #include "common/histogram.h"
-#include "common/ids.h"
+#include "coordinator/core/coordinator_options.h"
 #include "coordinator/core/links.h"
 #include "coordinator/core/payload_loader.h"
-#include "coordinator/scheduling/task_queue.h"
-#include "coordinator/store/task_store.h"
+#include "coordinator/core/task_lifecycle.h"
+#include "coordinator/core/task_reads.h"
 #include "coordinator/core/task_table.h"
-#include "coordinator/core/task_validation.h"
-#include "coordinator/scheduling/worker_registry.h"
+#include "coordinator/store/task_store.h"
 #include "retire_cluster/v1/client_service.pb.h"
 #include "retire_cluster/v1/worker.pb.h"
 
 namespace rc::coordinator {
 
-// The largest batch SubmitBatch callers should send (the gRPC and HTTP layers refuse more).
-inline constexpr size_t kMaxSubmitBatch = 10000;
-
-using SubmitBatchDone = std::function<void(std::vector<absl::StatusOr<SubmitResult>>)>;
-
-// Whether the caller may act on one task, decided by the client API (coordinator/api)
-// from the task it is shown; the core only asks, under its lock, and passes a refusal on.
-// An empty TaskAccess allows everything (in-process callers and tests).
-using TaskAccess = std::function<absl::Status(const pb::Task& task)>;
-
-struct CoordinatorOptions {
-  absl::Duration heartbeat_interval = absl::Seconds(1);
-  absl::Duration offline_after = absl::Seconds(5);
-  absl::Duration reconnect_grace = absl::Seconds(2);
-  absl::Duration retry_backoff_initial = absl::Seconds(1);
-  absl::Duration retry_backoff_max = absl::Seconds(60);
-  absl::Duration retention = absl::Hours(24 * 7);
-  // After a restart, how long a worker has to come back and report the attempts the
-  // store says it holds (workers back off up to 10 s between reconnects).
-  absl::Duration restart_grace = absl::Seconds(15);
-  TaskLimits limits;
-  // Unfinished tasks one named submitter (client token) may have at once; 0 = no limit.
-  // The unnamed loopback caller (no client tokens configured) is not limited.
-  int64_t max_unfinished_per_owner = 0;
-  // Payload bytes of unfinished tasks one named submitter may have at once; 0 = no
-  // limit. Like max_unfinished_per_owner, not applied to the unnamed caller.
-  int64_t max_unfinished_bytes_per_owner = 0;
-  // Payload bytes held in memory (queued, running and cached finished tasks together);
-  // beyond it a newly queued task's payload is left in the store until its dispatch.
-  int64_t memory_payload_budget_bytes = int64_t{192} << 20;
-  // Finished tasks kept in memory (the latest to finish); older ones are read from the store.
-  int64_t finished_cache_tasks = 10000;
-  // Uniform in [0, 1): the jitter of retry backoff. Injected so tests are exact.
-  std::function<double()> random;
-};
-
-// Delay before retry number `retry` (1-based): initial * 2^(retry-1), capped at max,
-// scaled by (0.5 + random/2). Pure.
-absl::Duration RetryBackoff(int retry, absl::Duration initial, absl::Duration max, double random);
-
-class Coordinator {
+class Coordinator : private TaskReads {
  public:
   Coordinator(CoordinatorOptions options, TaskStore* store, Clock* clock);
   ~Coordinator();
@@ -116,7 +74,7 @@ class Coordinator {
   // others); `done` runs once, with the answers in the order of `specs`.
   void SubmitBatch(std::vector<pb::TaskSpec> specs, SubmitBatchDone done, const std::string& owner = "");
   // NOT_FOUND for an unknown id; UNAVAILABLE when the store cannot be read.
-  absl::StatusOr<pb::Task> GetTask(const std::string& task_id) const;
+  using TaskReads::GetTask;
   // A queued task ends CANCELLED now; an assigned/running one ends CANCELLED now and
   // its worker is told to stop it (its slot stays reserved until the worker confirms).
   // `done` runs once the cancellation is stored: cancelled = false for a task already
@@ -127,19 +85,19 @@ class Coordinator {
               const TaskAccess& allow = nullptr, const std::string& by = "");
   // Newest first. INVALID_ARGUMENT for a limit outside 1..10000; UNAVAILABLE when the
   // store cannot be read.
-  absl::StatusOr<std::vector<pb::Task>> ListTasks(const TaskFilter& filter) const;
-  std::vector<pb::Worker> ListWorkers(const std::string& device_id) const;
+  using TaskReads::ListTasks;
+  using TaskReads::ListWorkers;
   // An admin's drain: the worker gets no new tasks while drained (running ones finish);
   // `drain` = false lifts it. Survives the worker's reconnects, not a coordinator
   // restart. NOT_FOUND for an unknown device.
   absl::StatusOr<pb::Worker> DrainWorker(const std::string& device_id, bool drain);
-  pb::Stats Stats() const;
+  using TaskReads::Stats;
   // Task type -> status name -> count (for /metrics).
-  std::map<std::string, std::map<std::string, int64_t>> CountsByType() const;
+  using TaskReads::CountsByType;
   // Tasks held in memory (unfinished ones and the finished cache), and the payload bytes
   // among them: what the memory bounds act on (tests, diagnostics).
-  size_t tasks_in_memory() const;
-  int64_t payload_bytes_in_memory() const;
+  using TaskReads::payload_bytes_in_memory;
+  using TaskReads::tasks_in_memory;
   // Latency histograms for /metrics: submit -> first assignment, submit -> terminal state.
   const Histogram& dispatch_latency() const { return dispatch_latency_; }
   const Histogram& end_to_end_latency() const { return end_to_end_latency_; }
@@ -152,7 +110,7 @@ class Coordinator {
   // Watch for many tasks under one lock: one handle or error per id, in order.
   std::vector<absl::StatusOr<uint64_t>> WatchAll(const std::vector<std::string>& task_ids,
                                                  std::shared_ptr<TaskSink> sink, const TaskAccess& allow = nullptr);
-  void Unwatch(const std::string& task_id, uint64_t watch_id);
+  using TaskReads::Unwatch;
 
   // ---- Worker side (the worker protocol in worker_service.proto) ----
 
@@ -185,8 +143,6 @@ class Coordinator {
   void Shutdown();
 
  private:
-  struct Effects;
-
   // Runs `fn(fx)` under mu_, then delivers fx in order (hand-over-hand on delivery_mu_).
   template <typename Fn>
   auto Mutate(Fn&& fn);
@@ -198,93 +154,18 @@ class Coordinator {
                 const std::function<void(size_t, absl::StatusOr<SubmitResult>)>& answer);
   // SubmitBatch for the specs at `todo` (indices into specs); those whose idempotency
   // key must be looked up again are retried.
-  using Answer = std::function<void(size_t, absl::StatusOr<SubmitResult>)>;
   void SubmitSome(std::vector<pb::TaskSpec>& specs, const std::vector<size_t>& todo,
                   const std::vector<absl::Status>& invalid, const Answer& answer, const std::string& owner, int round);
-  // A finished task no longer in memory, from the store (nullopt: unknown). UNAVAILABLE
-  // when the store fails.
-  absl::StatusOr<std::optional<pb::Task>> StoredFinished(const std::string& task_id) const;
-  // Evicts the oldest finished tasks past the cache size whose records are durable.
-  void TrimFinishedLocked(Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Called for every store write, in order: what is durable now.
   void Committed(uint64_t operation, const absl::Status& s);
-  // Keeps the payload in memory if the budget allows, else leaves it to the store.
-  void AdmitPayloadLocked(TaskEntry* e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void ForgetLocked(const std::string& task_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  bool NeedsPayload(const TaskEntry& e) const { return !e.payload_in_ram && e.payload_bytes > 0; }
-  // A snapshot for `sink`, through the loader when its payload is in the store only.
-  void NotifyLocked(const TaskEntry& e, const std::shared_ptr<TaskSink>& sink, pb::Task snapshot, Effects& fx)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Assignments the loader could not complete: each attempt ends as failed (retried).
   void PayloadsUnread(std::vector<PayloadLoader::Unread> unread);
   // Retention of finished tasks kept only in the store (after the in-memory ones).
   void PruneStored(int64_t now_ms);
-  void AcceptLocked(TaskEntry* e, Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void ChangedLocked(TaskEntry* e, Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  pb::Task SnapshotLocked(const TaskEntry& e) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The record to write for a change: without the payload, which the store keeps from
   // the task's first write (TaskStore::Write), so it is neither copied nor rewritten.
   pb::Task RecordLocked(TaskEntry& e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void DispatchLocked(Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void AssignLocked(TaskEntry* e, WorkerEntry* w, Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void RefreshReasonsLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void RefreshReasonLocked(ClassId cls) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void ReleaseAttemptLocked(WorkerEntry* w, const std::string& task_id, int32_t attempt)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void LoseWorkerTasksLocked(WorkerEntry* w, const std::string& why, Effects& fx)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // A deregistering worker's unfinished attempts: back to the queue at once, not
-  // counted as failures.
-  void HandBackLocked(WorkerEntry* w, Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Ends the current attempt as FAILED with `why`; the task retries after a backoff,
-  // or fails for good when its attempts are used up.
-  void RetryOrFailLocked(TaskEntry* e, const std::string& why, Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void EnqueueLocked(TaskEntry* e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void ReleaseRetriesLocked(int64_t now_ms, Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // One unfinished (or, from Recover, any) stored task back into memory.
-  void RestoreLocked(pb::Task task, int64_t payload_bytes, bool payload_loaded, int64_t now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void FinishLocked(WorkerEntry* w, const pb::TaskFinished& f, Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void StartedLocked(WorkerEntry* w, const pb::TaskStarted& s, Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void AdoptLocked(TaskEntry* e, WorkerEntry* w, int32_t attempt, Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void ReconcileLocked(WorkerEntry* w, const pb::Register& reg, Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
-  const CoordinatorOptions options_;
-  TaskStore* const store_;
-  Clock* const clock_;
-  const int64_t started_at_ms_;
-
-  mutable absl::Mutex mu_ ABSL_ACQUIRED_BEFORE(delivery_mu_);
-  // Held while delivering effects so that deliveries happen in state-change order.
-  absl::Mutex delivery_mu_;
-
-  bool shut_down_ ABSL_GUARDED_BY(mu_) = false;
-  TaskTable tasks_ ABSL_GUARDED_BY(mu_);
-  TaskQueue queue_ ABSL_GUARDED_BY(mu_);
-  // Per scheduling class: why no accepting worker could run it ("" if one could).
-  // Cleared whenever the set of accepting workers changes; filled on demand.
-  absl::flat_hash_map<ClassId, std::string> class_reasons_ ABSL_GUARDED_BY(mu_);
-  WorkerRegistry workers_ ABSL_GUARDED_BY(mu_);
-  // Tasks waiting out a retry backoff, by the time they may go: (ms, task id).
-  absl::btree_set<std::pair<int64_t, std::string>> retry_at_ ABSL_GUARDED_BY(mu_);
-  int64_t last_prune_ms_ ABSL_GUARDED_BY(mu_) = 0;
-  bool prune_in_flight_ ABSL_GUARDED_BY(mu_) = false;  // a store prune's deletes not yet committed
-  int64_t payload_bytes_in_ram_ ABSL_GUARDED_BY(mu_) = 0;
-  // Counts evictions of finished tasks with an idempotency key: a submit that looked a
-  // key up in the store retries if one happened meanwhile.
-  uint64_t keyed_evictions_ ABSL_GUARDED_BY(mu_) = 0;
-  SortableIds task_ids_ ABSL_GUARDED_BY(mu_);
-  uint64_t next_seq_ ABSL_GUARDED_BY(mu_) = 1;
-  uint64_t operation_ ABSL_GUARDED_BY(mu_) = 0;  // counts Mutate calls
-  uint64_t next_epoch_ ABSL_GUARDED_BY(mu_) = 1;
-  uint64_t next_watch_ ABSL_GUARDED_BY(mu_) = 1;
-  int64_t tasks_scheduled_ ABSL_GUARDED_BY(mu_) = 0;
-  Histogram dispatch_latency_;    // thread-safe on its own
-  Histogram end_to_end_latency_;
-  // What the store has committed: operations (Mutate calls) up to durable_op_, except
-  // those whose write failed.
-  mutable absl::Mutex durable_mu_ ABSL_ACQUIRED_AFTER(mu_);
-  uint64_t durable_op_ ABSL_GUARDED_BY(durable_mu_) = 0;
-  absl::btree_set<uint64_t> failed_ops_ ABSL_GUARDED_BY(durable_mu_);
   // Last: destroyed (its thread stopped) before what its deliveries reach.
   PayloadLoader loader_;
 };

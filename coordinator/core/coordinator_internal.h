@@ -1,5 +1,5 @@
 #pragma once
-// Private state records of Coordinator, shared by its .cc files only.
+// The effects of one Coordinator operation and Mutate, shared by the core's .cc files only.
 
 #include <memory>
 #include <string>
@@ -12,7 +12,7 @@
 namespace rc::coordinator {
 
 // Everything an operation must do after releasing the state lock.
-struct Coordinator::Effects {
+struct Effects {
   std::vector<std::pair<std::shared_ptr<WorkerLink>, pb::CoordinatorMessage>> sends;
   absl::flat_hash_map<WorkerLink*, size_t> send_index;
   std::vector<std::pair<std::shared_ptr<WorkerLink>, absl::Status>> closes;

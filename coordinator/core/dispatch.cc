@@ -1,4 +1,5 @@
-// Coordinator: placement of queued tasks on workers (the mechanism around the policy).
+#include "coordinator/core/dispatch.h"
+
 #include <algorithm>
 #include <queue>
 
@@ -6,6 +7,7 @@
 #include "common/task_defaults.h"
 #include "common/task_names.h"
 #include "coordinator/core/coordinator_internal.h"
+#include "spdlog/spdlog.h"
 
 namespace rc::coordinator {
 
@@ -19,16 +21,16 @@ std::string Reason(WorkerRegistry& workers, ClassId cls, const ClassSpec& spec) 
 
 }  // namespace
 
-void Coordinator::RefreshReasonLocked(ClassId cls) {
+void TaskDispatch::RefreshReasonLocked(ClassId cls) {
   class_reasons_[cls] = Reason(workers_, cls, queue_.spec(cls));
 }
 
-void Coordinator::RefreshReasonsLocked() {
+void TaskDispatch::RefreshReasonsLocked() {
   class_reasons_.clear();
   for (ClassId cls : queue_.non_empty()) class_reasons_[cls] = Reason(workers_, cls, queue_.spec(cls));
 }
 
-void Coordinator::DispatchLocked(Effects& fx) {
+void TaskDispatch::DispatchLocked(Effects& fx) {
   if (queue_.size() == 0 || !workers_.AnyFree()) return;
   // Best head first: a max-heap on "is better than".
   using Item = std::pair<QueueKey, ClassId>;
@@ -48,20 +50,14 @@ void Coordinator::DispatchLocked(Effects& fx) {
   }
 }
 
-void Coordinator::AssignLocked(TaskEntry* e, WorkerEntry* w, Effects& fx) {
+void TaskDispatch::AssignLocked(TaskEntry* e, WorkerEntry* w, Effects& fx) {
   pb::Task& t = e->task;
   const int64_t now = clock_->NowMs();
-  t.set_attempts(std::max(t.attempts(), e->highest_attempt_seen) + 1);
-  t.set_worker_device_id(w->caps.device_id());
-  t.set_started_at_ms(0);
-  t.clear_unschedulable_reason();
-  t.clear_resource_usage();
-  pb::Attempt* a = t.add_attempt_history();
-  a->set_number(t.attempts());
-  a->set_worker_device_id(w->caps.device_id());
-  a->set_assigned_at_ms(now);
-  a->set_status(pb::TASK_STATUS_ASSIGNED);
-  tasks_.SetStatus(e, pb::TASK_STATUS_ASSIGNED);
+  if (absl::Status s = lifecycle_.Assign(e, w->caps.device_id(), now); !s.ok()) {
+    // Cannot happen: only queued heads (not waiting out a backoff) are dispatched.
+    spdlog::error("dispatch: {}", s.ToString());
+    return;
+  }
   w->running.emplace(t.task_id(), t.attempts());
   if (t.attempt_history_size() == 1) dispatch_latency_.Observe((now - t.created_at_ms()) / 1000.0);
   w->last_task_type = t.spec().task_type();
@@ -82,46 +78,22 @@ void Coordinator::AssignLocked(TaskEntry* e, WorkerEntry* w, Effects& fx) {
   ChangedLocked(e, fx);
 }
 
-absl::Duration RetryBackoff(int retry, absl::Duration initial, absl::Duration max, double random) {
-  absl::Duration d = initial;
-  for (int i = 1; i < retry && d < max; ++i) d *= 2;
-  return std::min(d, max) * (0.5 + random / 2);
-}
-
-void Coordinator::EnqueueLocked(TaskEntry* e) {
+void TaskDispatch::EnqueueLocked(TaskEntry* e) {
   queue_.Push(e->cls, e->key, e->task.task_id());  // its original place in line
   if (!class_reasons_.contains(e->cls)) RefreshReasonLocked(e->cls);
 }
 
-void Coordinator::RetryOrFailLocked(TaskEntry* e, const std::string& why, Effects& fx) {
-  pb::Task& t = e->task;
-  const int64_t now = clock_->NowMs();
-  if (t.attempt_history_size() > 0) {
-    pb::Attempt* a = t.mutable_attempt_history(t.attempt_history_size() - 1);
-    a->set_status(pb::TASK_STATUS_FAILED);
-    a->set_error_message(why);
-    a->set_finished_at_ms(now);
+void TaskDispatch::RetryOrFailLocked(TaskEntry* e, const std::string& why, Effects& fx) {
+  absl::StatusOr<pb::TaskStatus> to = lifecycle_.RetryOrFail(e, why, clock_->NowMs());
+  if (!to.ok()) {
+    spdlog::error("retry: {}", to.status().ToString());  // callers only end current attempts
+    return;
   }
-  const pb::Requirements& r = t.spec().requirements();
-  const int max_attempts = 1 + MaxRetries(r) + t.handed_back();
-  if (t.attempts() < max_attempts) {
-    tasks_.SetStatus(e, pb::TASK_STATUS_QUEUED);
-    t.set_started_at_ms(0);
-    t.clear_worker_device_id();  // the attempt history keeps where it ran
-    t.set_error_message(why);    // the last failure, until an attempt succeeds
-    absl::Duration wait = RetryBackoff(t.attempts(), options_.retry_backoff_initial, options_.retry_backoff_max,
-                                       options_.random ? options_.random() : 0.5);
-    t.set_next_attempt_at_ms(now + absl::ToInt64Milliseconds(wait));
-    retry_at_.emplace(t.next_attempt_at_ms(), t.task_id());
-  } else {
-    tasks_.SetStatus(e, pb::TASK_STATUS_FAILED);
-    t.set_error_message(absl::StrCat(why, " (attempt ", t.attempts(), " of ", max_attempts, "; no retries left)"));
-    t.set_finished_at_ms(now);
-  }
+  if (*to == pb::TASK_STATUS_QUEUED) retry_at_.emplace(e->task.next_attempt_at_ms(), e->task.task_id());
   ChangedLocked(e, fx);
 }
 
-void Coordinator::ReleaseRetriesLocked(int64_t now_ms, Effects& fx) {
+void TaskDispatch::ReleaseRetriesLocked(int64_t now_ms, Effects& fx) {
   bool released = false;
   while (!retry_at_.empty() && retry_at_.begin()->first <= now_ms) {
     auto [at, id] = *retry_at_.begin();
@@ -129,7 +101,7 @@ void Coordinator::ReleaseRetriesLocked(int64_t now_ms, Effects& fx) {
     TaskEntry* e = tasks_.Find(id);
     // Skip entries made stale by a cancel (or a newer schedule).
     if (e == nullptr || e->task.status() != pb::TASK_STATUS_QUEUED || e->task.next_attempt_at_ms() != at) continue;
-    e->task.set_next_attempt_at_ms(0);
+    if (!lifecycle_.Release(e).ok()) continue;
     EnqueueLocked(e);
     ChangedLocked(e, fx);
     released = true;

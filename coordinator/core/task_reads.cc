@@ -1,5 +1,5 @@
-// Coordinator: client reads (GetTask, ListTasks, Watch) over memory and the store, and
-// the bookkeeping that lets finished tasks and payloads leave memory safely.
+#include "coordinator/core/task_reads.h"
+
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
@@ -20,7 +20,7 @@ absl::Status StoreError(const absl::Status& s) {
 
 }  // namespace
 
-absl::StatusOr<std::optional<pb::Task>> Coordinator::StoredFinished(const std::string& task_id) const {
+absl::StatusOr<std::optional<pb::Task>> TaskReads::StoredFinished(const std::string& task_id) const {
   absl::StatusOr<std::optional<pb::Task>> stored = store_->Get(task_id);
   if (!stored.ok()) return StoreError(stored.status());
   // Only finished tasks leave memory; any other record here is one the coordinator
@@ -29,7 +29,7 @@ absl::StatusOr<std::optional<pb::Task>> Coordinator::StoredFinished(const std::s
   return stored;
 }
 
-absl::StatusOr<pb::Task> Coordinator::GetTask(const std::string& task_id) const {
+absl::StatusOr<pb::Task> TaskReads::GetTask(const std::string& task_id) const {
   std::optional<pb::Task> snapshot;
   bool fill = false;
   {
@@ -54,7 +54,7 @@ absl::StatusOr<pb::Task> Coordinator::GetTask(const std::string& task_id) const 
   return **std::move(stored);
 }
 
-absl::StatusOr<std::vector<pb::Task>> Coordinator::ListTasks(const TaskFilter& f) const {
+absl::StatusOr<std::vector<pb::Task>> TaskReads::ListTasks(const TaskFilter& f) const {
   if (f.limit < 1 || f.limit > 10000) {
     return absl::InvalidArgumentError(absl::StrCat("limit: must be 1..10000, got ", f.limit));
   }
@@ -95,106 +95,113 @@ absl::StatusOr<std::vector<pb::Task>> Coordinator::ListTasks(const TaskFilter& f
   return out;
 }
 
-absl::StatusOr<uint64_t> Coordinator::Watch(const std::string& task_id, std::shared_ptr<TaskSink> sink,
-                                            const TaskAccess& allow) {
-  return WatchAll({task_id}, std::move(sink), allow)[0];
-}
-
-std::vector<absl::StatusOr<uint64_t>> Coordinator::WatchAll(const std::vector<std::string>& task_ids,
-                                                            std::shared_ptr<TaskSink> sink, const TaskAccess& allow) {
-  std::vector<std::pair<size_t, uint64_t>> elsewhere;  // not in memory: (index, watch id)
-  std::vector<absl::StatusOr<uint64_t>> out = Mutate([&](Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    std::vector<absl::StatusOr<uint64_t>> out;
-    out.reserve(task_ids.size());
-    for (const std::string& task_id : task_ids) {
-      if (shut_down_) {
-        out.push_back(absl::UnavailableError("coordinator is shutting down"));
-        continue;
-      }
-      TaskEntry* e = tasks_.Find(task_id);
-      if (e == nullptr) {
-        elsewhere.emplace_back(out.size(), next_watch_++);
-        out.push_back(NotFound(task_id));  // until the store answers
-        continue;
-      }
-      if (absl::Status allowed = allow ? allow(e->task) : absl::OkStatus(); !allowed.ok()) {
-        out.push_back(std::move(allowed));
-        continue;
-      }
-      const bool terminal = IsTerminal(e->task.status());
-      if (terminal || !sink->TerminalOnly()) NotifyLocked(*e, sink, SnapshotLocked(*e), fx);
-      uint64_t id = next_watch_++;
-      if (!terminal) e->watchers.emplace_back(id, sink);
-      out.push_back(id);
-    }
-    return out;
-  });
-  // Finished and evicted: the stored record is final, so it is the only snapshot.
-  for (const auto& [i, watch_id] : elsewhere) {
-    absl::StatusOr<std::optional<pb::Task>> stored = StoredFinished(task_ids[i]);
-    if (!stored.ok()) {
-      out[i] = stored.status();
+std::vector<absl::StatusOr<uint64_t>> TaskReads::WatchLocked(const std::vector<std::string>& task_ids,
+                                                             const std::shared_ptr<TaskSink>& sink,
+                                                             const TaskAccess& allow,
+                                                             std::vector<std::pair<size_t, uint64_t>>* elsewhere,
+                                                             Effects& fx) {
+  std::vector<absl::StatusOr<uint64_t>> out;
+  out.reserve(task_ids.size());
+  for (const std::string& task_id : task_ids) {
+    if (shut_down_) {
+      out.push_back(absl::UnavailableError("coordinator is shutting down"));
       continue;
     }
-    if (!stored->has_value()) continue;  // NOT_FOUND already
-    if (absl::Status allowed = allow ? allow(**stored) : absl::OkStatus(); !allowed.ok()) {
-      out[i] = std::move(allowed);
+    TaskEntry* e = tasks_.Find(task_id);
+    if (e == nullptr) {
+      elsewhere->emplace_back(out.size(), next_watch_++);
+      out.push_back(NotFound(task_id));  // until the store answers
       continue;
     }
-    sink->OnTask(**stored);
-    out[i] = watch_id;
+    if (absl::Status allowed = allow ? allow(e->task) : absl::OkStatus(); !allowed.ok()) {
+      out.push_back(std::move(allowed));
+      continue;
+    }
+    const bool terminal = IsTerminal(e->task.status());
+    if (terminal || !sink->TerminalOnly()) NotifyLocked(*e, sink, SnapshotLocked(*e), fx);
+    uint64_t id = next_watch_++;
+    if (!terminal) e->watchers.emplace_back(id, sink);
+    out.push_back(id);
   }
   return out;
 }
 
-size_t Coordinator::tasks_in_memory() const {
+void TaskReads::WatchStored(const std::vector<std::string>& task_ids, const std::shared_ptr<TaskSink>& sink,
+                            const TaskAccess& allow, const std::vector<std::pair<size_t, uint64_t>>& elsewhere,
+                            std::vector<absl::StatusOr<uint64_t>>* out) const {
+  // Finished and evicted: the stored record is final, so it is the only snapshot.
+  for (const auto& [i, watch_id] : elsewhere) {
+    absl::StatusOr<std::optional<pb::Task>> stored = StoredFinished(task_ids[i]);
+    if (!stored.ok()) {
+      (*out)[i] = stored.status();
+      continue;
+    }
+    if (!stored->has_value()) continue;  // NOT_FOUND already
+    if (absl::Status allowed = allow ? allow(**stored) : absl::OkStatus(); !allowed.ok()) {
+      (*out)[i] = std::move(allowed);
+      continue;
+    }
+    sink->OnTask(**stored);
+    (*out)[i] = watch_id;
+  }
+}
+
+void TaskReads::Unwatch(const std::string& task_id, uint64_t watch_id) {
+  absl::MutexLock lock(&mu_);
+  TaskEntry* e = tasks_.Find(task_id);
+  if (e == nullptr) return;
+  std::erase_if(e->watchers, [&](const auto& w) { return w.first == watch_id; });
+}
+
+std::map<std::string, std::map<std::string, int64_t>> TaskReads::CountsByType() const {
+  absl::MutexLock lock(&mu_);
+  std::map<std::string, std::map<std::string, int64_t>> out;
+  for (const auto& [type, counts] : tasks_.counts_by_type()) {
+    for (int st = pb::TASK_STATUS_PENDING; st <= pb::TASK_STATUS_TIMEOUT; ++st) {
+      if (counts[st] != 0) out[type][std::string(StatusName(static_cast<pb::TaskStatus>(st)))] = counts[st];
+    }
+  }
+  return out;
+}
+
+std::vector<pb::Worker> TaskReads::ListWorkers(const std::string& device_id) const {
+  absl::MutexLock lock(&mu_);
+  return workers_.List(device_id);
+}
+
+pb::Stats TaskReads::Stats() const {
+  absl::MutexLock lock(&mu_);
+  pb::Stats s;
+  workers_.AddStats(&s);
+  for (int st = pb::TASK_STATUS_PENDING; st <= pb::TASK_STATUS_TIMEOUT; ++st) {
+    auto status = static_cast<pb::TaskStatus>(st);
+    (*s.mutable_tasks())[std::string(StatusName(status))] = tasks_.count(status);
+  }
+  for (int p = pb::PRIORITY_LOW; p <= pb::PRIORITY_URGENT; ++p) {
+    (*s.mutable_queued_by_priority())[std::string(PriorityName(static_cast<pb::Priority>(p)))] =
+        queue_.count_by_priority(p);
+  }
+  s.set_tasks_scheduled(tasks_scheduled_);
+  s.set_tasks_succeeded(tasks_.count(pb::TASK_STATUS_SUCCESS));
+  s.set_tasks_failed(tasks_.count(pb::TASK_STATUS_FAILED));
+  s.set_uptime_seconds((clock_->NowMs() - started_at_ms_) / 1000.0);
+  return s;
+}
+
+size_t TaskReads::tasks_in_memory() const {
   absl::MutexLock lock(&mu_);
   return tasks_.size();
 }
 
-int64_t Coordinator::payload_bytes_in_memory() const {
+int64_t TaskReads::payload_bytes_in_memory() const {
   absl::MutexLock lock(&mu_);
   return payload_bytes_in_ram_;
-}
-
-void Coordinator::TrimFinishedLocked(Effects& fx) {
-  const size_t keep = static_cast<size_t>(std::max<int64_t>(0, options_.finished_cache_tasks));
-  if (tasks_.finished_in_memory() <= keep) return;
-  absl::MutexLock lock(&durable_mu_);
-  while (tasks_.finished_in_memory() > keep) {
-    TaskEntry* e = tasks_.OldestFinished();
-    if (e == nullptr || e->written_in > durable_op_) break;  // its final record is not committed yet
-    if (failed_ops_.contains(e->written_in)) {
-      // Its last write failed: write it again; it leaves memory once that commits.
-      e->written_in = fx.operation;
-      fx.changed.push_back(e->task.task_id());
-      break;
-    }
-    if (e->payload_in_ram) payload_bytes_in_ram_ -= e->payload_bytes;
-    if (!e->task.spec().idempotency_key().empty()) ++keyed_evictions_;
-    const std::string id = e->task.task_id();
-    tasks_.Evict(id);
-  }
 }
 
 void Coordinator::Committed(uint64_t operation, const absl::Status& s) {
   absl::MutexLock lock(&durable_mu_);
   durable_op_ = std::max(durable_op_, operation);
   if (!s.ok()) failed_ops_.insert(operation);
-}
-
-void Coordinator::PayloadsUnread(std::vector<PayloadLoader::Unread> unread) {
-  Mutate([&](Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    for (const PayloadLoader::Unread& u : unread) {
-      spdlog::error("task {} attempt {} was not sent: {}", u.task_id, u.attempt, u.why);
-      TaskEntry* e = tasks_.Find(u.task_id);
-      if (e == nullptr || e->task.attempts() != u.attempt || e->task.status() != pb::TASK_STATUS_ASSIGNED) continue;
-      if (WorkerEntry* w = workers_.Find(e->task.worker_device_id())) ReleaseAttemptLocked(w, u.task_id, u.attempt);
-      RetryOrFailLocked(e, absl::StrCat("not sent to worker ", e->task.worker_device_id(), ": ", u.why), fx);
-    }
-    DispatchLocked(fx);
-    return 0;
-  });
 }
 
 }  // namespace rc::coordinator

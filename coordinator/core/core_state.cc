@@ -1,0 +1,91 @@
+#include "coordinator/core/core_state.h"
+
+#include <algorithm>
+#include <optional>
+
+#include "common/task_names.h"
+#include "coordinator/core/coordinator_internal.h"
+
+namespace rc::coordinator {
+
+CoordinatorState::CoordinatorState(CoordinatorOptions options, TaskStore* store, Clock* clock)
+    : options_(std::move(options)),
+      store_(store),
+      clock_(clock),
+      started_at_ms_(clock->NowMs()),
+      lifecycle_(&tasks_, RetryRule{options_.retry_backoff_initial, options_.retry_backoff_max, options_.random}) {}
+
+pb::Task CoordinatorState::SnapshotLocked(const TaskEntry& e) const {
+  pb::Task t = e.task;
+  if (t.status() == pb::TASK_STATUS_QUEUED) {
+    auto it = class_reasons_.find(e.cls);
+    if (it != class_reasons_.end()) t.set_unschedulable_reason(it->second);
+  }
+  return t;
+}
+
+void CoordinatorState::ChangedLocked(TaskEntry* e, Effects& fx) {
+  e->task.set_revision(e->task.revision() + 1);
+  if (IsTerminal(e->task.status()) && e->task.finished_at_ms() > 0) {
+    end_to_end_latency_.Observe((e->task.finished_at_ms() - e->task.created_at_ms()) / 1000.0);
+  }
+  if (e->written_in != operation_) {
+    e->written_in = operation_;
+    fx.changed.push_back(e->task.task_id());
+  }
+  if (e->watchers.empty()) return;
+  const bool terminal = IsTerminal(e->task.status());
+  std::optional<pb::Task> snapshot;
+  for (auto& [id, sink] : e->watchers) {
+    if (!terminal && sink->TerminalOnly()) continue;
+    if (!snapshot.has_value()) snapshot = SnapshotLocked(*e);
+    NotifyLocked(*e, sink, *snapshot, fx);
+  }
+  if (terminal) e->watchers.clear();
+}
+
+void CoordinatorState::NotifyLocked(const TaskEntry& e, const std::shared_ptr<TaskSink>& sink, pb::Task snapshot,
+                                    Effects& fx) {
+  if (NeedsPayload(e)) {
+    fx.snapshots_to_load.emplace_back(sink, std::move(snapshot));
+  } else {
+    fx.snapshots.emplace_back(sink, std::move(snapshot));
+  }
+}
+
+void CoordinatorState::AdmitPayloadLocked(TaskEntry* e) {
+  // Already counted since its submit (or recovery): it stays if the total fits.
+  if (!e->payload_in_ram || payload_bytes_in_ram_ <= options_.memory_payload_budget_bytes) return;
+  payload_bytes_in_ram_ -= e->payload_bytes;
+  delete e->task.mutable_spec()->release_payload();  // clear_payload() would keep the string and its capacity
+  e->payload_in_ram = false;
+}
+
+void CoordinatorState::ForgetLocked(const std::string& task_id) {
+  TaskEntry* e = tasks_.Find(task_id);
+  if (e == nullptr) return;
+  if (e->payload_in_ram) payload_bytes_in_ram_ -= e->payload_bytes;
+  tasks_.Erase(task_id);
+}
+
+void CoordinatorState::TrimFinishedLocked(Effects& fx) {
+  const size_t keep = static_cast<size_t>(std::max<int64_t>(0, options_.finished_cache_tasks));
+  if (tasks_.finished_in_memory() <= keep) return;
+  absl::MutexLock lock(&durable_mu_);
+  while (tasks_.finished_in_memory() > keep) {
+    TaskEntry* e = tasks_.OldestFinished();
+    if (e == nullptr || e->written_in > durable_op_) break;  // its final record is not committed yet
+    if (failed_ops_.contains(e->written_in)) {
+      // Its last write failed: write it again; it leaves memory once that commits.
+      e->written_in = fx.operation;
+      fx.changed.push_back(e->task.task_id());
+      break;
+    }
+    if (e->payload_in_ram) payload_bytes_in_ram_ -= e->payload_bytes;
+    if (!e->task.spec().idempotency_key().empty()) ++keyed_evictions_;
+    const std::string id = e->task.task_id();
+    tasks_.Evict(id);
+  }
+}
+
+}  // namespace rc::coordinator

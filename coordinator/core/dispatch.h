@@ -1,0 +1,34 @@
+#pragma once
+// TaskDispatch: the mechanism around the scheduling policy. Queued tasks wait in line
+// per scheduling class; every event that may make a placement possible runs
+// DispatchLocked, which assigns the best heads to workers that can run them. A failed
+// attempt goes back in line after a backoff (retry_at_), or fails for good.
+
+#include <string>
+
+#include "coordinator/core/core_state.h"
+
+namespace rc::coordinator {
+
+class TaskDispatch : protected CoordinatorState {
+ protected:
+  using CoordinatorState::CoordinatorState;
+
+  // Puts a queued task back in line at its original place.
+  void EnqueueLocked(TaskEntry* e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Assigns queued tasks to free workers, best head first, until nothing more fits.
+  void DispatchLocked(Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Ends the current attempt as FAILED with `why`; the task retries after a backoff,
+  // or fails for good when its attempts are used up.
+  void RetryOrFailLocked(TaskEntry* e, const std::string& why, Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Puts back in line the tasks whose backoff has passed, and dispatches.
+  void ReleaseRetriesLocked(int64_t now_ms, Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Why each queued class waits: recomputed when the set of accepting workers changes.
+  void RefreshReasonsLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+ private:
+  void AssignLocked(TaskEntry* e, WorkerEntry* w, Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void RefreshReasonLocked(ClassId cls) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+};
+
+}  // namespace rc::coordinator

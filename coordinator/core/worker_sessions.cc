@@ -1,0 +1,275 @@
+#include "coordinator/core/worker_sessions.h"
+
+#include <algorithm>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "common/task_names.h"
+#include "coordinator/core/coordinator_internal.h"
+#include "spdlog/spdlog.h"
+
+namespace rc::coordinator {
+namespace {
+
+absl::Status ValidateCapabilities(const pb::Capabilities& c) {
+  if (c.device_id().empty()) return absl::InvalidArgumentError("capabilities.device_id: must not be empty");
+  if (c.device_id().size() > 128) return absl::InvalidArgumentError("capabilities.device_id: longer than 128");
+  if (c.slots() < 1) return absl::InvalidArgumentError("capabilities.slots: must be at least 1");
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+TaskEntry* WorkerSessions::CurrentLocked(const WorkerEntry& w, const std::string& task_id, int32_t attempt) {
+  TaskEntry* e = tasks_.Find(task_id);
+  return e != nullptr && IsCurrentAttempt(e->task, w.caps.device_id(), attempt) ? e : nullptr;
+}
+
+absl::StatusOr<uint64_t> WorkerSessions::RegisterLocked(const pb::Register& reg, std::shared_ptr<WorkerLink> link,
+                                                        bool draining, Effects& fx) {
+  if (absl::Status s = ValidateCapabilities(reg.capabilities()); !s.ok()) return s;
+  if (shut_down_) return absl::UnavailableError("coordinator is shutting down");
+  const std::string& device = reg.capabilities().device_id();
+  WorkerEntry* w = workers_.FindOrAdd(device);
+  if (w->link != nullptr) {
+    spdlog::warn("worker {} connected again; closing its previous connection", device);
+    fx.closes.emplace_back(std::move(w->link),
+                           absl::AbortedError(absl::StrCat("replaced by a newer connection of device ", device)));
+  }
+  const int64_t now = clock_->NowMs();
+  w->caps = reg.capabilities();
+  w->epoch = next_epoch_++;
+  w->link = std::move(link);
+  w->status = draining ? pb::WORKER_STATUS_DRAINING : pb::WORKER_STATUS_ONLINE;
+  w->last_heartbeat_ms = now;
+  w->heard = std::make_shared<Heard>();
+  w->connected_at_ms = now;
+  fx.MessageFor(w->link).mutable_registered()->set_heartbeat_interval_ms(
+      absl::ToInt64Milliseconds(options_.heartbeat_interval));
+  ReconcileLocked(w, reg, fx);
+  spdlog::info("worker {} online: {} slots, types [{}], tags [{}]", device, w->caps.slots(),
+               absl::StrJoin(w->caps.task_types(), ","), absl::StrJoin(w->caps.tags(), ","));
+  RefreshReasonsLocked();
+  DispatchLocked(fx);
+  return w->epoch;
+}
+
+void WorkerSessions::ReconcileLocked(WorkerEntry* w, const pb::Register& reg, Effects& fx) {
+  const std::string& device = w->caps.device_id();
+  absl::flat_hash_set<std::pair<std::string, int32_t>> reported;
+  for (const pb::RunningAttempt& r : reg.running()) reported.emplace(r.task_id(), r.attempt());
+
+  // Attempts we placed there that the worker no longer has: lost with its old process.
+  std::vector<std::pair<std::string, int32_t>> ours(w->running.begin(), w->running.end());
+  for (const auto& [id, attempt] : ours) {
+    if (reported.contains({id, attempt})) continue;
+    w->running.erase({id, attempt});
+    if (TaskEntry* e = CurrentLocked(*w, id, attempt)) {
+      RetryOrFailLocked(e, absl::StrCat("worker ", device, " restarted without this attempt"), fx);
+    }
+  }
+  // Attempts the worker runs: keep the ones we own; stop the rest, keeping their slots
+  // reserved until the worker confirms they ended.
+  for (const auto& [id, attempt] : reported) {
+    w->running.emplace(id, attempt);
+    TaskEntry* e = tasks_.Find(id);
+    if (e != nullptr && attempt > e->task.attempts()) {
+      // Assigned just before a coordinator crash, stored only as queued: adopt it.
+      e->highest_attempt_seen = std::max(e->highest_attempt_seen, attempt);
+      if (e->task.status() == pb::TASK_STATUS_QUEUED) {
+        queue_.Remove(e->cls, e->key);  // no-op while in retry backoff; that entry goes stale
+        if (lifecycle_.Adopt(e, device, attempt, clock_->NowMs()).ok()) ChangedLocked(e, fx);
+      }
+    }
+    if (CurrentLocked(*w, id, attempt) != nullptr) continue;
+    pb::CancelAttempt* c = fx.MessageFor(w->link).add_cancels();
+    c->set_task_id(id);
+    c->set_attempt(attempt);
+  }
+}
+
+std::shared_ptr<Heard> WorkerSessions::HeardForLocked(const std::string& device_id, uint64_t epoch) {
+  WorkerEntry* w = workers_.Find(device_id);
+  return w != nullptr && w->epoch == epoch ? w->heard : nullptr;
+}
+
+void WorkerSessions::HandleMessageLocked(const std::string& device_id, uint64_t epoch, const pb::WorkerMessage& msg,
+                                         Effects& fx) {
+  WorkerEntry* w = workers_.Find(device_id);
+  if (w == nullptr || w->epoch != epoch || w->link == nullptr) return;  // a replaced or closed connection: fenced off
+  w->last_heartbeat_ms = clock_->NowMs();  // any message proves liveness
+  if (msg.has_heartbeat()) w->load_average = msg.heartbeat().load_average();
+  for (const pb::TaskStarted& s : msg.started()) StartedLocked(w, s, fx);
+  for (const pb::TaskProgress& p : msg.progress()) ProgressLocked(w, p, fx);
+  if (msg.finished_size() > 0) {
+    // Acknowledge only once the results are stored: the worker forgets them then.
+    pb::CoordinatorMessage acks;
+    for (const pb::TaskFinished& f : msg.finished()) {
+      FinishLocked(w, f, fx);
+      pb::RunningAttempt* ack = acks.add_finished_acks();
+      ack->set_task_id(f.task_id());
+      ack->set_attempt(f.attempt());
+    }
+    fx.after_commit.push_back([link = w->link, acks = std::move(acks)](absl::Status stored) {
+      if (stored.ok()) link->Send(acks);
+    });
+  }
+  if (msg.draining() && w->status == pb::WORKER_STATUS_ONLINE) {
+    spdlog::info("worker {} is draining ({} attempts running)", device_id, w->running.size());
+    w->status = pb::WORKER_STATUS_DRAINING;
+    RefreshReasonsLocked();
+  }
+  if (msg.deregister()) {
+    spdlog::info("worker {} left; {} unfinished attempts go back to the queue", device_id, w->running.size());
+    w->status = pb::WORKER_STATUS_OFFLINE;
+    w->disconnected_at_ms = clock_->NowMs();
+    HandBackLocked(w, fx);
+    fx.closes.emplace_back(std::move(w->link), absl::OkStatus());
+    w->link = nullptr;
+    RefreshReasonsLocked();
+  }
+  if (msg.finished_size() > 0 || msg.deregister()) DispatchLocked(fx);
+}
+
+void WorkerSessions::StartedLocked(WorkerEntry* w, const pb::TaskStarted& s, Effects& fx) {
+  TaskEntry* e = CurrentLocked(*w, s.task_id(), s.attempt());
+  // Started twice (or after it ended): nothing to record.
+  if (e == nullptr || !Applies(e->task.status(), TaskEvent::kStart)) return;
+  if (lifecycle_.Start(e, clock_->NowMs()).ok()) ChangedLocked(e, fx);
+}
+
+void WorkerSessions::ProgressLocked(WorkerEntry* w, const pb::TaskProgress& p, Effects& fx) {
+  TaskEntry* e = CurrentLocked(*w, p.task_id(), p.attempt());
+  if (e == nullptr) return;
+  e->task.mutable_resource_usage()->set_pid(p.pid());
+  ChangedLocked(e, fx);
+}
+
+void WorkerSessions::FinishLocked(WorkerEntry* w, const pb::TaskFinished& f, Effects& fx) {
+  w->running.erase({f.task_id(), f.attempt()});
+  TaskEntry* e = CurrentLocked(*w, f.task_id(), f.attempt());
+  if (e == nullptr) return;  // stale attempt, requeued, or already ended (e.g. cancelled): recorded at most once
+  pb::Task& t = e->task;
+  const int64_t now = clock_->NowMs();
+  t.set_result(f.result());
+  t.set_stdout(f.stdout());
+  t.set_stderr(f.stderr());
+  t.set_exit_code(f.exit_code());
+  t.set_execution_time_seconds(f.execution_time_seconds());
+  *t.mutable_resource_usage() = f.usage();
+  // The worker's signature over this outcome, with the key this connection registered
+  // (never a key the message names); `retire-cluster verify` checks it. Not verified
+  // here: that would cost ~50 us per result under the coordinator's lock.
+  if (f.has_signature()) {
+    *t.mutable_signature() = f.signature();
+    t.mutable_signature()->set_public_key(w->caps.public_key());
+  } else {
+    t.clear_signature();
+  }
+  (void)lifecycle_.NoteRunTime(e, static_cast<int64_t>(f.execution_time_seconds() * 1000), now);  // current: allowed
+  // A permanent failure (the handler refused the payload; worker_service.proto) ends
+  // the task below with the worker's message: retrying would only be refused again.
+  if (!IsTerminal(f.status()) || (f.status() == pb::TASK_STATUS_FAILED && !f.permanent())) {
+    // Handler failures retry (after a backoff) until the attempts are used up.
+    std::string why = IsTerminal(f.status())
+                          ? (f.error_message().empty() ? std::string("handler failed") : f.error_message())
+                          : absl::StrCat("worker reported a non-terminal status ", static_cast<int>(f.status()));
+    RetryOrFailLocked(e, why, fx);
+    if (!IsTerminal(t.status())) t.clear_signature();  // requeued: no longer its outcome
+    return;
+  }
+  if (lifecycle_.Finish(e, f.status(), f.error_message(), now).ok()) ChangedLocked(e, fx);
+}
+
+void WorkerSessions::DisconnectedLocked(const std::string& device_id, uint64_t epoch) {
+  WorkerEntry* w = workers_.Find(device_id);
+  if (w == nullptr || w->epoch != epoch || w->link == nullptr) return;
+  w->link = nullptr;
+  w->status = pb::WORKER_STATUS_OFFLINE;
+  w->disconnected_at_ms = clock_->NowMs();
+  spdlog::info("worker {} disconnected ({} attempts held for {}s grace)", device_id, w->running.size(),
+               absl::ToDoubleSeconds(options_.reconnect_grace));
+  RefreshReasonsLocked();
+}
+
+void WorkerSessions::HandBackLocked(WorkerEntry* w, Effects& fx) {
+  const std::string why = absl::StrCat("handed back: worker ", w->caps.device_id(), " shut down before it finished");
+  const int64_t now = clock_->NowMs();
+  for (const auto& [id, attempt] : w->running) {
+    TaskEntry* e = CurrentLocked(*w, id, attempt);
+    if (e == nullptr || !lifecycle_.HandBack(e, why, now).ok()) continue;
+    EnqueueLocked(e);
+    ChangedLocked(e, fx);
+  }
+  w->running.clear();
+}
+
+void WorkerSessions::LoseWorkerTasksLocked(WorkerEntry* w, const std::string& why, Effects& fx) {
+  for (const auto& [id, attempt] : w->running) {
+    if (TaskEntry* e = CurrentLocked(*w, id, attempt)) RetryOrFailLocked(e, why, fx);
+  }
+  w->running.clear();
+}
+
+void WorkerSessions::SweepLivenessLocked(int64_t now, Effects& fx) {
+  bool changed = false;
+  for (WorkerEntry* worker : workers_.All()) {
+    WorkerEntry& w = *worker;
+    const std::string& device = w.caps.device_id();
+    switch (CheckLiveness(w, now, options_.offline_after, options_.reconnect_grace)) {
+      case Liveness::kFine:
+        continue;
+      case Liveness::kSilent: {
+        std::string why =
+            absl::StrFormat("worker %s sent no heartbeat for %.1fs", device, (now - LastHeardMs(w)) / 1000.0);
+        spdlog::warn("{}; marking it offline", why);
+        fx.closes.emplace_back(std::move(w.link), absl::UnavailableError(why));
+        w.link = nullptr;
+        w.status = pb::WORKER_STATUS_OFFLINE;
+        w.disconnected_at_ms = now;
+        LoseWorkerTasksLocked(&w, why, fx);
+        break;
+      }
+      case Liveness::kGraceExpired:
+        LoseWorkerTasksLocked(&w,
+                              absl::StrFormat("worker %s disconnected and did not return within %.1fs", device,
+                                              absl::ToDoubleSeconds(options_.reconnect_grace)),
+                              fx);
+        break;
+    }
+    changed = true;
+  }
+  if (changed) {
+    RefreshReasonsLocked();
+    DispatchLocked(fx);
+  }
+}
+
+absl::StatusOr<pb::Worker> WorkerSessions::DrainLocked(const std::string& device_id, bool drain, Effects& fx) {
+  WorkerEntry* w = workers_.Find(device_id);
+  if (w == nullptr) return absl::NotFoundError(absl::StrCat("no worker with device id '", device_id, "'"));
+  if (w->drained != drain) {
+    w->drained = drain;
+    spdlog::info("worker {} {} by an admin", device_id, drain ? "drained" : "undrained");
+    RefreshReasonsLocked();
+    if (!drain) DispatchLocked(fx);
+  }
+  std::vector<pb::Worker> listed = workers_.List(device_id);
+  return listed.front();
+}
+
+void WorkerSessions::UnsentLocked(const std::vector<PayloadLoader::Unread>& unread, Effects& fx) {
+  for (const PayloadLoader::Unread& u : unread) {
+    spdlog::error("task {} attempt {} was not sent: {}", u.task_id, u.attempt, u.why);
+    TaskEntry* e = tasks_.Find(u.task_id);
+    // Only an attempt never started can have been unsent.
+    if (e == nullptr || e->task.attempts() != u.attempt || e->task.status() != pb::TASK_STATUS_ASSIGNED) continue;
+    if (WorkerEntry* w = workers_.Find(e->task.worker_device_id())) w->running.erase({u.task_id, u.attempt});
+    RetryOrFailLocked(e, absl::StrCat("not sent to worker ", e->task.worker_device_id(), ": ", u.why), fx);
+  }
+  DispatchLocked(fx);
+}
+
+}  // namespace rc::coordinator
