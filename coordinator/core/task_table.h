@@ -73,7 +73,8 @@ class TaskTable {
   size_t finished_in_memory() const { return finished_in_memory_; }
   // The finished task in memory that finished longest ago, or nullptr.
   TaskEntry* OldestFinished();
-  // The only way a task's status changes, so that counts stay exact.
+  // The only way a task's status changes, so that counts stay exact. Called only by
+  // TaskLifecycle (task_lifecycle.h), which checks the move against its table first.
   void SetStatus(TaskEntry* e, pb::TaskStatus status);
 
   int64_t count(pb::TaskStatus status) const { return counts_[status]; }
