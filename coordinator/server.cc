@@ -62,7 +62,8 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(cons
   if (!tokens.ok()) return tokens.status();
   s->tokens_ = std::make_unique<TokenTable>(std::move(*tokens));
   LogAccessRules(*s->tokens_);
-  s->client_service_ = std::make_unique<ClientServiceImpl>(s->core_.get(), s->tokens_.get());
+  s->api_ = std::make_unique<ClientApi>(s->core_.get(), s->tokens_.get());
+  s->client_service_ = std::make_unique<ClientServiceImpl>(s->api_.get());
   s->worker_service_ = std::make_unique<WorkerServiceImpl>(s->core_.get(), s->tokens_.get());
 
   const std::string address = absl::StrCat(config.host, ":", config.port);
@@ -105,13 +106,12 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(cons
   http_options.host = config.host;
   http_options.port = config.http_port;
   http_options.tls = config.tls;
-  http_options.tokens = s->tokens_.get();
   http_options.max_payload_bytes = static_cast<size_t>(config.max_payload_bytes);
   http_options.max_connections = config.http_max_connections;
   http_options.max_connections_per_address = config.http_max_connections_per_address;
   http_options.header_timeout = config.http_header_timeout;
   http_options.body_timeout = config.http_body_timeout;
-  absl::StatusOr<std::unique_ptr<HttpBridge>> http = HttpBridge::Start(http_options, s->core_.get(), s->store_.get());
+  absl::StatusOr<std::unique_ptr<HttpBridge>> http = HttpBridge::Start(http_options, s->api_.get(), s->store_.get());
   if (!http.ok()) {
     s->server_->Shutdown();
     return http.status();

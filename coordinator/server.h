@@ -9,6 +9,7 @@
 #include "absl/synchronization/notification.h"
 #include "common/clock.h"
 #include "common/config.h"
+#include "coordinator/api/client_api.h"
 #include "coordinator/core/coordinator.h"
 #include "coordinator/grpc/grpc_services.h"
 #include "coordinator/http/http_bridge.h"
@@ -37,6 +38,7 @@ class CoordinatorServer {
   std::unique_ptr<TaskStore> store_;
   std::unique_ptr<Coordinator> core_;
   std::unique_ptr<TokenTable> tokens_;
+  std::unique_ptr<ClientApi> api_;  // what both front-ends call
   std::unique_ptr<ClientServiceImpl> client_service_;
   std::unique_ptr<WorkerServiceImpl> worker_service_;
   std::unique_ptr<ReflectionV1Service> reflection_v1_;

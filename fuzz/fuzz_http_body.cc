@@ -82,13 +82,15 @@ struct World {
     rc::coordinator::CoordinatorOptions o;
     o.random = [] { return 0.5; };
     core = std::make_unique<rc::coordinator::Coordinator>(o, &store, &clock);
-    routes = std::make_unique<http::BridgeRoutes>(core.get(), &deferrer, http::RoutesOptions{});
+    api = std::make_unique<rc::coordinator::ClientApi>(core.get(), nullptr);
+    routes = std::make_unique<http::BridgeRoutes>(api.get(), &deferrer, http::RoutesOptions{});
   }
   ~World() { core->Shutdown(); }
   rc::FakeClock clock;
   rc::coordinator::MemoryTaskStore store;
   InlineDeferrer deferrer;
   std::unique_ptr<rc::coordinator::Coordinator> core;
+  std::unique_ptr<rc::coordinator::ClientApi> api;
   std::unique_ptr<http::BridgeRoutes> routes;
 };
 

@@ -1,4 +1,4 @@
-// ClientService on the gRPC callback API: unary calls answer from the core; WatchTask
+// ClientService on the gRPC callback API: unary calls answer from the client API; WatchTask
 // streams snapshots through a TaskSink with one write in flight.
 #include <deque>
 #include <optional>
@@ -14,10 +14,19 @@
 namespace rc::coordinator {
 namespace {
 
-grpc::ServerUnaryReactor* Refuse(grpc::CallbackServerContext* ctx, const absl::Status& s) {
+// Ends a unary call with `s` (OK once the response is filled).
+grpc::ServerUnaryReactor* End(grpc::CallbackServerContext* ctx, const absl::Status& s) {
   auto* reactor = ctx->DefaultReactor();
   reactor->Finish(ToGrpcStatus(s));
   return reactor;
+}
+
+pb::SubmitResponse ToSubmitResponse(const SubmitResult& r) {
+  pb::SubmitResponse out;
+  out.set_task_id(r.task_id);
+  out.set_status(r.status);
+  out.set_existing(r.existing);
+  return out;
 }
 
 template <typename T>
@@ -32,11 +41,9 @@ grpc::ServerUnaryReactor* Answer(grpc::CallbackServerContext* ctx, absl::StatusO
 // unsent older one (only the latest matters); the terminal one is always sent.
 class WatchReactor final : public grpc::ServerWriteReactor<pb::Task> {
  public:
-  WatchReactor(Coordinator* core, std::string task_id, const Principal& who)
-      : core_(core), task_id_(std::move(task_id)) {
+  WatchReactor(ClientApi* api, std::string task_id, const Principal& who) : api_(api), task_id_(std::move(task_id)) {
     sink_ = std::make_shared<Sink>(this);
-    absl::StatusOr<uint64_t> id = core_->Watch(
-        task_id_, sink_, [who](const pb::Task& t) { return Authorize(who, Action::kReadTask, t.owner()); });
+    absl::StatusOr<uint64_t> id = api_->Watch(who, task_id_, sink_);
     if (id.ok()) {
       watch_id_ = *id;
     } else {
@@ -48,7 +55,7 @@ class WatchReactor final : public grpc::ServerWriteReactor<pb::Task> {
   void OnCancel() override { sink_->Abort(absl::CancelledError("watch cancelled by client")); }
   void OnDone() override {
     sink_->Detach();
-    if (watch_id_ != 0) core_->Unwatch(task_id_, watch_id_);
+    if (watch_id_ != 0) api_->Unwatch(task_id_, watch_id_);
     delete this;
   }
 
@@ -110,7 +117,7 @@ class WatchReactor final : public grpc::ServerWriteReactor<pb::Task> {
     std::optional<absl::Status> final_status_ ABSL_GUARDED_BY(mu_);
   };
 
-  Coordinator* const core_;
+  ClientApi* const api_;
   const std::string task_id_;
   std::shared_ptr<Sink> sink_;
   uint64_t watch_id_ = 0;
@@ -130,143 +137,108 @@ bool PeerCertified(const grpc::CallbackServerContext& ctx) {
   return auth != nullptr && auth->IsPeerAuthenticated();
 }
 
-absl::StatusOr<Principal> ClientServiceImpl::Caller(grpc::CallbackServerContext* ctx) const {
-  // With client tokens only the token counts: skip building the peer string and auth context.
-  if (tokens_->has_client_tokens()) return AuthenticateClient(*tokens_, AuthorizationOf(*ctx), "");
-  return AuthenticateClient(*tokens_, AuthorizationOf(*ctx), ctx->peer(), PeerCertified(*ctx));
+absl::StatusOr<Principal> ClientServiceImpl::Caller(grpc::CallbackServerContext* ctx, ClientOp op) const {
+  return api_->Admit(op, AuthorizationOf(*ctx), [ctx] { return Peer{ctx->peer(), PeerCertified(*ctx)}; });
 }
 
-// Authenticates the call and checks `action` (no task owner): refuses it on failure.
-#define RC_CALLER_OR_REFUSE(who, action)                                              \
-  absl::StatusOr<Principal> who = Caller(ctx);                                        \
-  if (!who.ok()) return Refuse(ctx, who.status());                                    \
-  if (absl::Status allowed = Authorize(*who, action); !allowed.ok()) return Refuse(ctx, allowed)
+// Admits the caller to `op` or ends the call with the refusal.
+#define RC_CALLER_OR_REFUSE(who, op)               \
+  absl::StatusOr<Principal> who = Caller(ctx, op); \
+  if (!who.ok()) return End(ctx, who.status())
 
 grpc::ServerUnaryReactor* ClientServiceImpl::Submit(grpc::CallbackServerContext* ctx, const pb::SubmitRequest* req,
                                                     pb::SubmitResponse* resp) {
-  RC_CALLER_OR_REFUSE(who, Action::kSubmit);
+  RC_CALLER_OR_REFUSE(who, ClientOp::kSubmit);
   auto* reactor = ctx->DefaultReactor();
-  core_->Submit(req->spec(), [reactor, resp](absl::StatusOr<SubmitResult> r) {
-    if (r.ok()) {
-      resp->set_task_id(r->task_id);
-      resp->set_status(r->status);
-      resp->set_existing(r->existing);
-    }
+  api_->Submit(*who, req->spec(), [reactor, resp](absl::StatusOr<SubmitResult> r) {
+    if (r.ok()) *resp = ToSubmitResponse(*r);
     reactor->Finish(ToGrpcStatus(r.status()));
-  }, who->name);
+  });
   return reactor;
 }
 
 grpc::ServerUnaryReactor* ClientServiceImpl::SubmitBatch(grpc::CallbackServerContext* ctx,
                                                          const pb::SubmitBatchRequest* req,
                                                          pb::SubmitBatchResponse* resp) {
-  RC_CALLER_OR_REFUSE(who, Action::kSubmit);
+  RC_CALLER_OR_REFUSE(who, ClientOp::kSubmit);
   auto* reactor = ctx->DefaultReactor();
-  if (req->specs_size() == 0 || static_cast<size_t>(req->specs_size()) > kMaxSubmitBatch) {
-    reactor->Finish(ToGrpcStatus(absl::InvalidArgumentError(
-        absl::StrCat("specs: a batch holds 1..", kMaxSubmitBatch, " tasks, got ", req->specs_size()))));
-    return reactor;
-  }
-  std::vector<pb::TaskSpec> specs(req->specs().begin(), req->specs().end());
-  core_->SubmitBatch(std::move(specs), [reactor, resp](std::vector<absl::StatusOr<SubmitResult>> results) {
-    for (size_t i = 0; i < results.size(); ++i) {
-      pb::SubmitOutcome* out = resp->add_results();
-      if (results[i].ok()) {
-        out->mutable_accepted()->set_task_id(results[i]->task_id);
-        out->mutable_accepted()->set_status(results[i]->status);
-        out->mutable_accepted()->set_existing(results[i]->existing);
-      } else {
-        out->set_error_code(static_cast<int>(results[i].status().code()));
-        const bool field = results[i].status().code() == absl::StatusCode::kInvalidArgument;
-        out->set_error_message(absl::StrCat("specs[", i, field ? "]." : "]: ", results[i].status().message()));
-      }
-    }
-    reactor->Finish(grpc::Status::OK);
-  }, who->name);
+  std::vector<absl::StatusOr<pb::TaskSpec>> specs(req->specs().begin(), req->specs().end());
+  api_->SubmitBatch(*who, "specs", std::move(specs),
+                    [reactor, resp](absl::StatusOr<std::vector<absl::StatusOr<SubmitResult>>> results) {
+                      if (!results.ok()) return reactor->Finish(ToGrpcStatus(results.status()));
+                      for (const absl::StatusOr<SubmitResult>& r : *results) {
+                        pb::SubmitOutcome* out = resp->add_results();
+                        if (r.ok()) {
+                          *out->mutable_accepted() = ToSubmitResponse(*r);
+                        } else {
+                          out->set_error_code(static_cast<int>(r.status().code()));
+                          out->set_error_message(std::string(r.status().message()));
+                        }
+                      }
+                      reactor->Finish(grpc::Status::OK);
+                    });
   return reactor;
 }
 
 grpc::ServerUnaryReactor* ClientServiceImpl::GetTask(grpc::CallbackServerContext* ctx, const pb::GetTaskRequest* req,
                                                      pb::Task* resp) {
-  absl::StatusOr<Principal> who = Caller(ctx);
-  if (!who.ok()) return Refuse(ctx, who.status());
-  absl::StatusOr<pb::Task> task = core_->GetTask(req->task_id());
-  if (task.ok()) {
-    if (absl::Status allowed = Authorize(*who, Action::kReadTask, task->owner()); !allowed.ok()) {
-      return Refuse(ctx, allowed);
-    }
-  }
-  return Answer(ctx, std::move(task), resp);
+  RC_CALLER_OR_REFUSE(who, ClientOp::kGetTask);
+  return Answer(ctx, api_->GetTask(*who, req->task_id()), resp);
 }
 
 grpc::ServerWriteReactor<pb::Task>* ClientServiceImpl::WatchTask(grpc::CallbackServerContext* ctx,
                                                                  const pb::GetTaskRequest* req) {
-  absl::StatusOr<Principal> who = Caller(ctx);
+  absl::StatusOr<Principal> who = Caller(ctx, ClientOp::kWatchTask);
   if (!who.ok()) return new RefusedWriter<pb::Task>(who.status());
-  return new WatchReactor(core_, req->task_id(), *who);  // the core checks the task's owner
+  return new WatchReactor(api_, req->task_id(), *who);
 }
 
 grpc::ServerUnaryReactor* ClientServiceImpl::CancelTask(grpc::CallbackServerContext* ctx,
                                                         const pb::CancelTaskRequest* req,
                                                         pb::CancelTaskResponse* resp) {
-  absl::StatusOr<Principal> who = Caller(ctx);
-  if (!who.ok()) return Refuse(ctx, who.status());
+  RC_CALLER_OR_REFUSE(who, ClientOp::kCancelTask);
   auto* reactor = ctx->DefaultReactor();
-  core_->Cancel(
-      req->task_id(),
-      [reactor, resp](absl::StatusOr<pb::CancelTaskResponse> r) {
-        if (r.ok()) *resp = std::move(*r);
-        reactor->Finish(ToGrpcStatus(r.status()));
-      },
-      [who = *who](const pb::Task& t) { return Authorize(who, Action::kCancel, t.owner()); }, who->name);
+  api_->Cancel(*who, req->task_id(), [reactor, resp](absl::StatusOr<pb::CancelTaskResponse> r) {
+    if (r.ok()) *resp = std::move(*r);
+    reactor->Finish(ToGrpcStatus(r.status()));
+  });
   return reactor;
 }
 
 grpc::ServerUnaryReactor* ClientServiceImpl::ListTasks(grpc::CallbackServerContext* ctx,
                                                        const pb::ListTasksRequest* req, pb::ListTasksResponse* resp) {
-  RC_CALLER_OR_REFUSE(who, Action::kListTasks);
-  TaskFilter f;
-  if (who->role == Role::kSubmit) f.owner = who->name;  // its own tasks only
-  // An enum value this build does not know (a newer client, a typo over raw protobuf)
-  // would match no task and answer an empty list; HTTP answers 400 for it too.
-  if (!pb::TaskStatus_IsValid(req->status())) {
-    return Answer<pb::ListTasksResponse>(
-        ctx, absl::InvalidArgumentError(absl::StrCat("status: unknown TaskStatus value ", req->status())), resp);
-  }
-  f.status = req->status();
-  f.task_type = req->task_type();
-  f.worker_device_id = req->worker_device_id();
-  f.limit = req->limit() == 0 ? 100 : req->limit();
-  absl::StatusOr<std::vector<pb::Task>> tasks = core_->ListTasks(f);
-  if (!tasks.ok()) return Answer<pb::ListTasksResponse>(ctx, tasks.status(), resp);
-  pb::ListTasksResponse out;
-  for (pb::Task& t : *tasks) *out.add_tasks() = std::move(t);
-  return Answer<pb::ListTasksResponse>(ctx, std::move(out), resp);
+  RC_CALLER_OR_REFUSE(who, ClientOp::kListTasks);
+  TaskListQuery q;
+  q.status = req->status();
+  q.task_type = req->task_type();
+  q.worker_device_id = req->worker_device_id();
+  if (req->limit() != 0) q.limit = req->limit();  // proto3: 0 is "not given"
+  absl::StatusOr<std::vector<pb::Task>> tasks = api_->ListTasks(*who, q);
+  if (!tasks.ok()) return End(ctx, tasks.status());
+  for (pb::Task& t : *tasks) *resp->add_tasks() = std::move(t);
+  return End(ctx, absl::OkStatus());
 }
 
 grpc::ServerUnaryReactor* ClientServiceImpl::ListWorkers(grpc::CallbackServerContext* ctx,
                                                          const pb::ListWorkersRequest* req,
                                                          pb::ListWorkersResponse* resp) {
-  RC_CALLER_OR_REFUSE(who, Action::kReadCluster);
-  pb::ListWorkersResponse out;
-  for (pb::Worker& w : core_->ListWorkers(req->device_id())) *out.add_workers() = std::move(w);
-  if (!req->device_id().empty() && out.workers_size() == 0) {
-    return Answer<pb::ListWorkersResponse>(
-        ctx, absl::NotFoundError("no worker with device id '" + req->device_id() + "'"), resp);
-  }
-  return Answer<pb::ListWorkersResponse>(ctx, std::move(out), resp);
+  RC_CALLER_OR_REFUSE(who, ClientOp::kListWorkers);
+  absl::StatusOr<std::vector<pb::Worker>> workers = api_->ListWorkers(*who, req->device_id());
+  if (!workers.ok()) return End(ctx, workers.status());
+  for (pb::Worker& w : *workers) *resp->add_workers() = std::move(w);
+  return End(ctx, absl::OkStatus());
 }
 
 grpc::ServerUnaryReactor* ClientServiceImpl::GetStats(grpc::CallbackServerContext* ctx, const pb::GetStatsRequest* req,
                                                       pb::Stats* resp) {
-  RC_CALLER_OR_REFUSE(who, Action::kReadCluster);
-  return Answer<pb::Stats>(ctx, core_->Stats(), resp);
+  RC_CALLER_OR_REFUSE(who, ClientOp::kGetStats);
+  return Answer(ctx, api_->Stats(*who), resp);
 }
 
 grpc::ServerUnaryReactor* ClientServiceImpl::DrainWorker(grpc::CallbackServerContext* ctx,
                                                          const pb::DrainWorkerRequest* req, pb::Worker* resp) {
-  RC_CALLER_OR_REFUSE(who, Action::kDrain);
-  return Answer<pb::Worker>(ctx, core_->DrainWorker(req->device_id(), !req->undrain()), resp);
+  RC_CALLER_OR_REFUSE(who, ClientOp::kDrainWorker);
+  return Answer(ctx, api_->DrainWorker(*who, req->device_id(), !req->undrain()), resp);
 }
 
 #undef RC_CALLER_OR_REFUSE

@@ -7,18 +7,20 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/synchronization/mutex.h"
 #include "common/auth.h"
+#include "coordinator/api/client_api.h"
 #include "coordinator/core/coordinator.h"
 #include "retire_cluster/v1/client_service.grpc.pb.h"
 #include "retire_cluster/v1/worker_service.grpc.pb.h"
 
 namespace rc::coordinator {
 
-// Every call is authenticated first (AuthenticateClient: bearer token or, without
-// client tokens, a loopback peer) and authorised by role (Authorize).
+// ClientService over the client API (coordinator/api): each call is translated to one
+// ClientApi call (which authenticates, authorizes, limits and validates) and its Status
+// to a gRPC status; nothing else is decided here.
 class ClientServiceImpl final : public pb::ClientService::CallbackService {
  public:
-  // `tokens` outlives the service.
-  ClientServiceImpl(Coordinator* core, const TokenTable* tokens) : core_(core), tokens_(tokens) {}
+  // `api` outlives the service.
+  explicit ClientServiceImpl(ClientApi* api) : api_(api) {}
 
   grpc::ServerUnaryReactor* Submit(grpc::CallbackServerContext* ctx, const pb::SubmitRequest* req,
                                    pb::SubmitResponse* resp) override;
@@ -41,8 +43,8 @@ class ClientServiceImpl final : public pb::ClientService::CallbackService {
   grpc::ServerUnaryReactor* DrainWorker(grpc::CallbackServerContext* ctx, const pb::DrainWorkerRequest* req,
                                         pb::Worker* resp) override;
 
-  // Who is calling: UNAUTHENTICATED when no valid token (or a remote peer without tokens).
-  absl::StatusOr<Principal> Caller(grpc::CallbackServerContext* ctx) const;
+  // Who is calling, admitted to `op` by the API (UNAUTHENTICATED, PERMISSION_DENIED).
+  absl::StatusOr<Principal> Caller(grpc::CallbackServerContext* ctx, ClientOp op) const;
 
   // Ends every open WaitTasks stream with UNAVAILABLE. Called before the server shuts
   // down: a stream waiting for nothing would otherwise hold it up to its deadline.
@@ -52,8 +54,7 @@ class ClientServiceImpl final : public pb::ClientService::CallbackService {
   void RemoveStream(uint64_t id);
 
  private:
-  Coordinator* const core_;
-  const TokenTable* const tokens_;
+  ClientApi* const api_;
   absl::Mutex streams_mu_;
   absl::flat_hash_map<uint64_t, std::weak_ptr<TaskSink>> streams_ ABSL_GUARDED_BY(streams_mu_);
   uint64_t next_stream_ ABSL_GUARDED_BY(streams_mu_) = 1;

@@ -20,9 +20,9 @@ namespace {
 
 class WaitReactor final : public grpc::ServerBidiReactor<pb::WaitTasksRequest, pb::WaitTasksResponse> {
  public:
-  // `who` may wait only for tasks it may read (the core answers PERMISSION_DENIED per id).
-  WaitReactor(Coordinator* core, ClientServiceImpl* service, Principal who)
-      : core_(core),
+  // `who` may wait only for tasks it may read (the API answers PERMISSION_DENIED per id).
+  WaitReactor(ClientApi* api, ClientServiceImpl* service, Principal who)
+      : api_(api),
         service_(service),
         who_(std::move(who)),
         sink_(std::make_shared<Sink>(this)),
@@ -36,8 +36,7 @@ class WaitReactor final : public grpc::ServerBidiReactor<pb::WaitTasksRequest, p
       return;
     }
     std::vector<std::string> ids = sink_->Expect(request_.task_ids());
-    std::vector<absl::StatusOr<uint64_t>> watches = core_->WatchAll(
-        ids, sink_, [this](const pb::Task& t) { return Authorize(who_, Action::kReadTask, t.owner()); });
+    std::vector<absl::StatusOr<uint64_t>> watches = api_->WatchAll(who_, ids, sink_);
     sink_->Watching(ids, watches);
     StartRead(&request_);
   }
@@ -45,7 +44,7 @@ class WaitReactor final : public grpc::ServerBidiReactor<pb::WaitTasksRequest, p
   void OnCancel() override { sink_->Abort(absl::CancelledError("wait cancelled by client")); }
   void OnDone() override {
     service_->RemoveStream(stream_id_);
-    for (auto& [task_id, watch_id] : sink_->Detach()) core_->Unwatch(task_id, watch_id);
+    for (auto& [task_id, watch_id] : sink_->Detach()) api_->Unwatch(task_id, watch_id);
     delete this;
   }
 
@@ -165,7 +164,7 @@ class WaitReactor final : public grpc::ServerBidiReactor<pb::WaitTasksRequest, p
     std::optional<absl::Status> final_status_ ABSL_GUARDED_BY(mu_);
   };
 
-  Coordinator* const core_;
+  ClientApi* const api_;
   ClientServiceImpl* const service_;
   const Principal who_;
   pb::WaitTasksRequest request_;
@@ -177,9 +176,9 @@ class WaitReactor final : public grpc::ServerBidiReactor<pb::WaitTasksRequest, p
 
 grpc::ServerBidiReactor<pb::WaitTasksRequest, pb::WaitTasksResponse>* ClientServiceImpl::WaitTasks(
     grpc::CallbackServerContext* ctx) {
-  absl::StatusOr<Principal> who = Caller(ctx);
+  absl::StatusOr<Principal> who = Caller(ctx, ClientOp::kWatchTask);
   if (!who.ok()) return new RefusedBidi<pb::WaitTasksRequest, pb::WaitTasksResponse>(who.status());
-  return new WaitReactor(core_, this, *std::move(who));
+  return new WaitReactor(api_, this, *std::move(who));
 }
 
 uint64_t ClientServiceImpl::AddStream(std::weak_ptr<TaskSink> sink) {

@@ -32,7 +32,7 @@ void HttpBridge::Stop() {
   if (server_ != nullptr) server_->Stop();
 }
 
-absl::StatusOr<std::unique_ptr<HttpBridge>> HttpBridge::Start(const HttpBridgeOptions& options, Coordinator* core,
+absl::StatusOr<std::unique_ptr<HttpBridge>> HttpBridge::Start(const HttpBridgeOptions& options, ClientApi* api,
                                                               const TaskStore* store) {
   http::HttpServerOptions so;
   so.host = options.host;
@@ -64,13 +64,12 @@ absl::StatusOr<std::unique_ptr<HttpBridge>> HttpBridge::Start(const HttpBridgeOp
   b->server_ = std::move(*server);
   b->port_ = b->server_->port();
   http::RoutesOptions ro;
-  ro.tokens = options.tokens;
   // Under mTLS the handshake already verified every peer's client certificate.
   ro.client_certified = !options.tls.cert.empty() && !options.tls.ca.empty();
   ro.store = store;
   http::HttpServer* raw = b->server_.get();
   ro.server_metrics = [raw] { return raw->MetricsText(); };
-  b->routes_ = std::make_unique<http::BridgeRoutes>(core, b->server_->deferrer(), std::move(ro));
+  b->routes_ = std::make_unique<http::BridgeRoutes>(api, b->server_->deferrer(), std::move(ro));
   b->server_->Serve([routes = b->routes_.get()](http::HttpRequest request, std::shared_ptr<http::Responder> r) {
     routes->Handle(request, std::move(r));
   });

@@ -1,8 +1,8 @@
 #pragma once
 // The HTTP/JSON bridge (DESIGN.md "HTTP bridge"): the client API for shell scripts, cron
 // jobs and web backends. The event-driven server (coordinator/http/http_server.h) serves
-// the routes (coordinator/http/routes.h), which call the Coordinator core directly, as the
-// gRPC adapter does. No client can starve it: connections cost no thread, long polls
+// the routes (coordinator/http/routes.h), which call the client API (coordinator/api), as
+// the gRPC adapter does. No client can starve it: connections cost no thread, long polls
 // hold none, and connections past the caps are refused.
 
 #include <cstdint>
@@ -13,7 +13,7 @@
 #include "absl/time/time.h"
 #include "common/auth.h"
 #include "common/tls.h"
-#include "coordinator/core/coordinator.h"
+#include "coordinator/api/client_api.h"
 #include "coordinator/http/prometheus_text.h"
 
 namespace rc::coordinator {
@@ -29,9 +29,6 @@ struct HttpBridgeOptions {
   // With `tls.cert`, HTTPS (and with `tls.ca`, client certificates required), like the
   // gRPC port.
   TlsFiles tls;
-  // Bearer tokens (`Authorization: Bearer TOKEN`), as on the gRPC port; must outlive the
-  // bridge. nullptr = no client tokens: only loopback peers are served.
-  const TokenTable* tokens = nullptr;
   // Largest task payload accepted (max_payload_bytes): request bodies may be a little
   // larger than that, and never smaller than 2 MiB (batches).
   size_t max_payload_bytes = 1 << 20;
@@ -67,7 +64,8 @@ class HttpBridge {
   // address when it cannot listen.
   // `store` (optional) adds its commit latency to /metrics. INVALID_ARGUMENT naming the
   // TLS files when they do not load.
-  static absl::StatusOr<std::unique_ptr<HttpBridge>> Start(const HttpBridgeOptions& options, Coordinator* core,
+  // `api` (which holds the client tokens, as for gRPC) outlives the bridge.
+  static absl::StatusOr<std::unique_ptr<HttpBridge>> Start(const HttpBridgeOptions& options, ClientApi* api,
                                                            const TaskStore* store = nullptr);
   ~HttpBridge();
   int port() const { return port_; }

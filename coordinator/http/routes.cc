@@ -1,5 +1,6 @@
 #include "coordinator/http/routes.h"
 
+#include <cmath>
 #include <optional>
 #include <utility>
 #include <vector>
@@ -18,9 +19,6 @@ namespace rc::coordinator::http {
 namespace {
 
 using nlohmann::json;
-
-constexpr size_t kMaxBatch = 1000;
-constexpr double kMaxWaitSeconds = 300;
 
 int HttpCode(absl::StatusCode c) {
   switch (c) {
@@ -52,8 +50,13 @@ Json SubmitJson(const SubmitResult& r) { return Json{{"task_id", r.task_id}, {"s
 // back into it, so the unwatch and the current-snapshot read hop through the Deferrer.
 class LongPoll final : public TaskSink, public std::enable_shared_from_this<LongPoll> {
  public:
-  LongPoll(Coordinator* core, Deferrer* deferrer, std::string task_id, std::shared_ptr<Responder> responder)
-      : core_(core), deferrer_(deferrer), task_id_(std::move(task_id)), responder_(std::move(responder)) {}
+  LongPoll(ClientApi* api, Deferrer* deferrer, Principal who, std::string task_id,
+           std::shared_ptr<Responder> responder)
+      : api_(api),
+        deferrer_(deferrer),
+        who_(std::move(who)),
+        task_id_(std::move(task_id)),
+        responder_(std::move(responder)) {}
 
   bool TerminalOnly() const override { return true; }
   void OnTask(const pb::Task& t) override {
@@ -79,7 +82,7 @@ class LongPoll final : public TaskSink, public std::enable_shared_from_this<Long
       deferrer_->Post([self = shared_from_this()] { self->ReplyCurrent(); });
     }
     if (watch.has_value()) {
-      deferrer_->Post([core = core_, id = task_id_, w = *watch] { core->Unwatch(id, w); });
+      deferrer_->Post([api = api_, id = task_id_, w = *watch] { api->Unwatch(id, w); });
     }
   }
   // Called once Watch returned (outside the core): unwatches at once if already done.
@@ -89,7 +92,7 @@ class LongPoll final : public TaskSink, public std::enable_shared_from_this<Long
       watch_ = watch;
       if (!done_) return;
     }
-    core_->Unwatch(task_id_, watch);
+    api_->Unwatch(task_id_, watch);
   }
   void SetTimer(std::function<void()> cancel) {
     {
@@ -105,12 +108,13 @@ class LongPoll final : public TaskSink, public std::enable_shared_from_this<Long
  private:
   // The task as it is now (the timeout's answer: 200 with a non-terminal task).
   void ReplyCurrent() {
-    absl::StatusOr<pb::Task> t = core_->GetTask(task_id_);
+    absl::StatusOr<pb::Task> t = api_->GetTask(who_, task_id_);
     responder_->Reply(t.ok() ? JsonResponse(200, TaskToJson(*t)) : StatusResponse(t.status()));
   }
 
-  Coordinator* const core_;
+  ClientApi* const api_;
   Deferrer* const deferrer_;
+  const Principal who_;
   const std::string task_id_;
   const std::shared_ptr<Responder> responder_;
   absl::Mutex mu_;
@@ -134,8 +138,8 @@ HttpResponse ErrorResponse(int status, const std::string& message) {
   return JsonResponse(status, Json{{"error", message}});
 }
 
-BridgeRoutes::BridgeRoutes(Coordinator* core, Deferrer* deferrer, RoutesOptions options)
-    : core_(core), deferrer_(deferrer), options_(std::move(options)) {}
+BridgeRoutes::BridgeRoutes(ClientApi* api, Deferrer* deferrer, RoutesOptions options)
+    : api_(api), deferrer_(deferrer), options_(std::move(options)) {}
 
 void BridgeRoutes::Handle(const HttpRequest& request, std::shared_ptr<Responder> responder) {
   try {
@@ -167,29 +171,29 @@ void BridgeRoutes::Route(const HttpRequest& req, const std::shared_ptr<Responder
   const std::string& m = req.method;
   if (m == "GET" && is({"healthz"})) return res->Reply(JsonResponse(200, Json{{"status", "ok"}}));
 
-  // Every other route authenticates; `action` nullopt: the route checks the task's owner.
-  std::optional<Action> action;
+  // Every other route is one client API operation; the API admits the caller to it.
   enum class R { kSubmit, kBatch, kGet, kWait, kCancel, kList, kWorkers, kDrain, kStats, kMetrics } route;
+  ClientOp op;
   if (m == "POST" && is({"tasks"})) {
-    route = R::kSubmit, action = Action::kSubmit;
+    route = R::kSubmit, op = ClientOp::kSubmit;
   } else if (m == "POST" && is({"tasks", "batch"})) {
-    route = R::kBatch, action = Action::kSubmit;
+    route = R::kBatch, op = ClientOp::kSubmit;
   } else if (m == "GET" && is({"tasks", "*"})) {
-    route = R::kGet;
+    route = R::kGet, op = ClientOp::kGetTask;
   } else if (m == "GET" && is({"tasks", "*", "wait"})) {
-    route = R::kWait;
+    route = R::kWait, op = ClientOp::kWatchTask;
   } else if (m == "DELETE" && is({"tasks", "*"})) {
-    route = R::kCancel;
+    route = R::kCancel, op = ClientOp::kCancelTask;
   } else if (m == "GET" && is({"tasks"})) {
-    route = R::kList, action = Action::kListTasks;
+    route = R::kList, op = ClientOp::kListTasks;
   } else if (m == "GET" && is({"workers"})) {
-    route = R::kWorkers, action = Action::kReadCluster;
+    route = R::kWorkers, op = ClientOp::kListWorkers;
   } else if (m == "POST" && (is({"workers", "*", "drain"}) || is({"workers", "*", "undrain"}))) {
-    route = R::kDrain, action = Action::kDrain;
+    route = R::kDrain, op = ClientOp::kDrainWorker;
   } else if (m == "GET" && is({"stats"})) {
-    route = R::kStats, action = Action::kReadCluster;
+    route = R::kStats, op = ClientOp::kGetStats;
   } else if (m == "GET" && is({"metrics"})) {
-    route = R::kMetrics, action = Action::kReadCluster;
+    route = R::kMetrics, op = ClientOp::kMetrics;
   } else if (!IsKnownMethod(m)) {
     // As the cpp-httplib bridge answered: a method no route could ever take is 400.
     return res->Reply(ErrorResponse(400, absl::StrCat("unknown HTTP method \"", absl::CEscape(m.substr(0, 32)),
@@ -198,53 +202,51 @@ void BridgeRoutes::Route(const HttpRequest& req, const std::shared_ptr<Responder
     return res->Reply(ErrorResponse(404, absl::StrCat("no such endpoint: ", m, " ", req.path)));
   }
 
-  const TokenTable& tokens = options_.tokens != nullptr ? *options_.tokens : no_tokens_;
-  absl::StatusOr<Principal> who = AuthenticateClient(tokens, req.authorization, req.peer, options_.client_certified);
+  absl::StatusOr<Principal> who =
+      api_->Admit(op, req.authorization, [&] { return Peer{req.peer, options_.client_certified}; });
   if (!who.ok()) {
     HttpResponse r = StatusResponse(who.status());
-    r.headers.emplace_back("WWW-Authenticate", "Bearer");
+    if (who.status().code() == absl::StatusCode::kUnauthenticated) r.headers.emplace_back("WWW-Authenticate", "Bearer");
     return res->Reply(std::move(r));
-  }
-  if (action.has_value()) {
-    if (absl::Status allowed = Authorize(*who, *action); !allowed.ok()) return res->Reply(StatusResponse(allowed));
   }
   const std::string id = p.size() > 2 ? std::string(p[2]) : "";
   switch (route) {
     case R::kSubmit: return SubmitOne(req, res, *who);
     case R::kBatch: return SubmitBatch(req, res, *who);
     case R::kGet: {
-      absl::StatusOr<pb::Task> t = core_->GetTask(id);
-      if (!t.ok()) return res->Reply(StatusResponse(t.status()));
-      if (absl::Status allowed = Authorize(*who, Action::kReadTask, t->owner()); !allowed.ok()) {
-        return res->Reply(StatusResponse(allowed));
-      }
-      return res->Reply(JsonResponse(200, TaskToJson(*t)));
+      absl::StatusOr<pb::Task> t = api_->GetTask(*who, id);
+      return res->Reply(t.ok() ? JsonResponse(200, TaskToJson(*t)) : StatusResponse(t.status()));
     }
     case R::kWait: return WaitFor(id, req, res, *who);
     case R::kCancel:
-      return core_->Cancel(
-          id,
-          [res](absl::StatusOr<pb::CancelTaskResponse> c) {
-            res->Reply(c.ok() ? JsonResponse(200, Json{{"task_id", c->task_id()}, {"cancelled", c->cancelled()}})
-                              : StatusResponse(c.status()));
-          },
-          [who = *who](const pb::Task& t) { return Authorize(who, Action::kCancel, t.owner()); }, who->name);
+      return api_->Cancel(*who, id, [res](absl::StatusOr<pb::CancelTaskResponse> c) {
+        res->Reply(c.ok() ? JsonResponse(200, Json{{"task_id", c->task_id()}, {"cancelled", c->cancelled()}})
+                          : StatusResponse(c.status()));
+      });
     case R::kList: return ListTasks(req, res, *who);
     case R::kWorkers: {
+      const std::string* device = req.Param("device_id");
+      absl::StatusOr<std::vector<pb::Worker>> workers = api_->ListWorkers(*who, device != nullptr ? *device : "");
+      if (!workers.ok()) return res->Reply(StatusResponse(workers.status()));
       Json out = {{"workers", Json::array()}};
-      for (const pb::Worker& w : core_->ListWorkers("")) out["workers"].push_back(WorkerToJson(w));
+      for (const pb::Worker& w : *workers) out["workers"].push_back(WorkerToJson(w));
       return res->Reply(JsonResponse(200, out));
     }
     case R::kDrain: {
       // Any body (or none) is ignored: `curl -X POST .../drain` sends none.
-      absl::StatusOr<pb::Worker> w = core_->DrainWorker(id, p[3] == "drain");
+      absl::StatusOr<pb::Worker> w = api_->DrainWorker(*who, id, p[3] == "drain");
       return res->Reply(w.ok() ? JsonResponse(200, WorkerToJson(*w)) : StatusResponse(w.status()));
     }
-    case R::kStats: return res->Reply(JsonResponse(200, StatsToJson(core_->Stats())));
+    case R::kStats: {
+      absl::StatusOr<pb::Stats> stats = api_->Stats(*who);
+      return res->Reply(stats.ok() ? JsonResponse(200, StatsToJson(*stats)) : StatusResponse(stats.status()));
+    }
     case R::kMetrics: {
+      absl::StatusOr<ClusterMetrics> metrics = api_->Metrics(*who);
+      if (!metrics.ok()) return res->Reply(StatusResponse(metrics.status()));
       HttpResponse r;
       r.content_type = "text/plain; version=0.0.4";
-      r.body = Metrics();
+      r.body = Metrics(*metrics);
       return res->Reply(std::move(r));
     }
   }
@@ -255,16 +257,9 @@ void BridgeRoutes::SubmitOne(const HttpRequest& req, const std::shared_ptr<Respo
   if (!body.ok()) return res->Reply(StatusResponse(body.status()));
   absl::StatusOr<pb::TaskSpec> spec = TaskSpecFromJson(*body);
   if (!spec.ok()) return res->Reply(StatusResponse(spec.status()));
-  std::vector<pb::TaskSpec> one;
-  one.push_back(std::move(*spec));
-  core_->SubmitBatch(
-      std::move(one),
-      [res](std::vector<absl::StatusOr<SubmitResult>> r) {
-        if (r.size() != 1) return res->Reply(ErrorResponse(500, "internal error"));
-        res->Reply(r[0].ok() ? JsonResponse(r[0]->existing ? 200 : 201, SubmitJson(*r[0]))
-                             : StatusResponse(r[0].status()));
-      },
-      who.name);
+  api_->Submit(who, *std::move(spec), [res](absl::StatusOr<SubmitResult> r) {
+    res->Reply(r.ok() ? JsonResponse(r->existing ? 200 : 201, SubmitJson(*r)) : StatusResponse(r.status()));
+  });
 }
 
 void BridgeRoutes::SubmitBatch(const HttpRequest& req, const std::shared_ptr<Responder>& res, const Principal& who) {
@@ -274,89 +269,73 @@ void BridgeRoutes::SubmitBatch(const HttpRequest& req, const std::shared_ptr<Res
     return res->Reply(ErrorResponse(400, "tasks: required, an array of tasks"));
   }
   const json& tasks = (*body)["tasks"];
-  if (tasks.size() > kMaxBatch) {
-    return res->Reply(ErrorResponse(400, absl::StrCat("tasks: at most ", kMaxBatch, " per batch")));
+  // Refused before its entries are parsed; the request body's size bounds the bytes.
+  if (absl::Status size = ClientApi::CheckBatchSize("tasks", tasks.size()); !size.ok()) {
+    return res->Reply(StatusResponse(size));
   }
-  // Parse all first: the valid ones go to the core as one batch (one commit).
-  auto refused = std::make_shared<std::vector<absl::Status>>(tasks.size());
-  std::vector<pb::TaskSpec> specs;
-  for (size_t i = 0; i < tasks.size(); ++i) {
-    absl::StatusOr<pb::TaskSpec> spec = TaskSpecFromJson(tasks[i]);
-    if (spec.ok()) {
-      specs.push_back(std::move(*spec));
-    } else {
-      (*refused)[i] = spec.status();
-    }
-  }
-  core_->SubmitBatch(
-      std::move(specs),
-      [res, refused](std::vector<absl::StatusOr<SubmitResult>> accepted) {
-        Json out = {{"tasks", Json::array()}};
-        for (size_t i = 0, next = 0; i < refused->size(); ++i) {
-          absl::StatusOr<SubmitResult> r = absl::InternalError("no answer");
-          if (!(*refused)[i].ok()) {
-            r = (*refused)[i];
-          } else if (next < accepted.size()) {
-            r = std::move(accepted[next++]);
-          }
-          if (r.ok()) {
-            out["tasks"].push_back(SubmitJson(*r));
-          } else {
-            out["tasks"].push_back({{"error", absl::StrCat("tasks[", i, "].", r.status().message())}});
-          }
-        }
-        res->Reply(JsonResponse(201, out));
-      },
-      who.name);
+  std::vector<absl::StatusOr<pb::TaskSpec>> specs;
+  specs.reserve(tasks.size());
+  for (const json& t : tasks) specs.push_back(TaskSpecFromJson(t));
+  api_->SubmitBatch(who, "tasks", std::move(specs),
+                    [res](absl::StatusOr<std::vector<absl::StatusOr<SubmitResult>>> results) {
+                      if (!results.ok()) return res->Reply(StatusResponse(results.status()));
+                      Json out = {{"tasks", Json::array()}};
+                      for (const absl::StatusOr<SubmitResult>& r : *results) {
+                        out["tasks"].push_back(r.ok() ? SubmitJson(*r) : Json{{"error", std::string(r.status().message())}});
+                      }
+                      res->Reply(JsonResponse(201, out));
+                    });
 }
 
 void BridgeRoutes::WaitFor(const std::string& id, const HttpRequest& req, const std::shared_ptr<Responder>& res,
                            const Principal& who) {
-  double timeout = 30;
-  if (const std::string* t = req.Param("timeout");
-      t != nullptr && (!absl::SimpleAtod(*t, &timeout) || !(timeout > 0) || timeout > kMaxWaitSeconds)) {
-    return res->Reply(ErrorResponse(400, absl::StrCat("timeout: expected seconds in (0, ", kMaxWaitSeconds, "]")));
+  std::optional<double> requested;
+  if (const std::string* t = req.Param("timeout"); t != nullptr) {
+    double seconds;
+    requested = absl::SimpleAtod(*t, &seconds) ? seconds : std::nan("");  // not a number: refused as such
   }
-  auto poll = std::make_shared<LongPoll>(core_, deferrer_, id, res);
-  absl::StatusOr<uint64_t> watch = core_->Watch(
-      id, poll, [who](const pb::Task& t) { return Authorize(who, Action::kReadTask, t.owner()); });
+  absl::StatusOr<double> timeout = ClientApi::WaitSeconds(requested);
+  if (!timeout.ok()) return res->Reply(StatusResponse(timeout.status()));
+  auto poll = std::make_shared<LongPoll>(api_, deferrer_, who, id, res);
+  absl::StatusOr<uint64_t> watch = api_->Watch(who, id, poll);
   if (!watch.ok()) return res->Reply(StatusResponse(watch.status()));
   poll->Watching(*watch);
   std::weak_ptr<LongPoll> weak = poll;
   res->OnGone([weak] {
     if (auto p = weak.lock()) p->Finish(LongPoll::Outcome::kGone, nullptr);
   });
-  poll->SetTimer(deferrer_->After(timeout, [weak] {
+  poll->SetTimer(deferrer_->After(*timeout, [weak] {
     if (auto p = weak.lock()) p->Finish(LongPoll::Outcome::kCurrent, nullptr);
   }));
 }
 
 void BridgeRoutes::ListTasks(const HttpRequest& req, const std::shared_ptr<Responder>& res, const Principal& who) {
-  TaskFilter f;
-  if (who.role == Role::kSubmit) f.owner = who.name;  // its own tasks only
+  TaskListQuery q;
   if (const std::string* s = req.Param("status"); s != nullptr) {
     absl::StatusOr<pb::TaskStatus> st = ParseStatus(*s);
     if (!st.ok()) return res->Reply(ErrorResponse(400, absl::StrCat("status: ", st.status().message())));
-    f.status = *st;
+    q.status = *st;
   }
-  if (const std::string* type = req.Param("type"); type != nullptr) f.task_type = *type;
-  if (const std::string* limit = req.Param("limit"); limit != nullptr && !absl::SimpleAtoi(*limit, &f.limit)) {
-    return res->Reply(ErrorResponse(400, "limit: expected an integer"));
+  if (const std::string* type = req.Param("type"); type != nullptr) q.task_type = *type;
+  if (const std::string* worker = req.Param("worker_device_id"); worker != nullptr) q.worker_device_id = *worker;
+  if (const std::string* limit = req.Param("limit"); limit != nullptr) {
+    int n;
+    if (!absl::SimpleAtoi(*limit, &n)) return res->Reply(ErrorResponse(400, "limit: expected an integer"));
+    q.limit = n;
   }
-  absl::StatusOr<std::vector<pb::Task>> tasks = core_->ListTasks(f);
+  absl::StatusOr<std::vector<pb::Task>> tasks = api_->ListTasks(who, q);
   if (!tasks.ok()) return res->Reply(StatusResponse(tasks.status()));
   Json out = {{"tasks", Json::array()}};
   for (const pb::Task& t : *tasks) out["tasks"].push_back(TaskToJson(t));
   res->Reply(JsonResponse(200, out));
 }
 
-std::string BridgeRoutes::Metrics() const {
-  std::string text = PrometheusText(core_->Stats(), core_->ListWorkers(""));
-  absl::StrAppend(&text, TasksByTypeText(core_->CountsByType()),
-                  core_->dispatch_latency().Render("retire_cluster_dispatch_latency_seconds",
-                                                   "Submit to first assignment."),
-                  core_->end_to_end_latency().Render("retire_cluster_end_to_end_latency_seconds",
-                                                     "Submit to terminal state."));
+std::string BridgeRoutes::Metrics(const ClusterMetrics& m) const {
+  std::string text = PrometheusText(m.stats, m.workers);
+  absl::StrAppend(&text, TasksByTypeText(m.counts_by_type),
+                  m.dispatch_latency->Render("retire_cluster_dispatch_latency_seconds", "Submit to first assignment."),
+                  m.end_to_end_latency->Render("retire_cluster_end_to_end_latency_seconds",
+                                               "Submit to terminal state."));
   if (options_.store != nullptr && options_.store->commit_latency() != nullptr) {
     absl::StrAppend(&text, options_.store->commit_latency()->Render("retire_cluster_store_commit_latency_seconds",
                                                                     "One group commit of the task store."));

@@ -1,6 +1,7 @@
 #pragma once
-// The HTTP/JSON bridge's API (DESIGN.md "HTTP bridge"): maps a parsed request to the
-// Coordinator and answers through a Responder. Knows no socket, so tests and the fuzzer
+// The HTTP/JSON bridge's API (DESIGN.md "HTTP bridge"): maps a parsed request to one
+// client API call (coordinator/api: authentication, authorization, limits and error texts
+// live there, shared with gRPC) and answers through a Responder. Knows no socket, so tests and the fuzzer
 // drive it directly. Answers are the API's contract, byte for byte: JSON with the task
 // model's field names, errors {"error": "..."} with a 4xx/5xx code.
 //
@@ -14,14 +15,12 @@
 
 #include "common/auth.h"
 #include "common/json_view.h"
-#include "coordinator/core/coordinator.h"
+#include "coordinator/api/client_api.h"
 #include "coordinator/http/http_types.h"
 
 namespace rc::coordinator::http {
 
 struct RoutesOptions {
-  // Client bearer tokens; nullptr = none configured (only loopback peers are served).
-  const TokenTable* tokens = nullptr;
   // Under mTLS every connection presented a verified client certificate.
   bool client_certified = false;
   // Adds its commit latency to /metrics when set.
@@ -32,8 +31,8 @@ struct RoutesOptions {
 
 class BridgeRoutes {
  public:
-  // `core` and `deferrer` must outlive every request handed to Handle.
-  BridgeRoutes(Coordinator* core, Deferrer* deferrer, RoutesOptions options);
+  // `api` and `deferrer` must outlive every request handed to Handle.
+  BridgeRoutes(ClientApi* api, Deferrer* deferrer, RoutesOptions options);
 
   // Answers `request` through `responder`, now or later; never throws.
   void Handle(const HttpRequest& request, std::shared_ptr<Responder> responder);
@@ -45,12 +44,11 @@ class BridgeRoutes {
   void WaitFor(const std::string& id, const HttpRequest& req, const std::shared_ptr<Responder>& res,
                const Principal& who);
   void ListTasks(const HttpRequest& req, const std::shared_ptr<Responder>& res, const Principal& who);
-  std::string Metrics() const;
+  std::string Metrics(const ClusterMetrics& m) const;
 
-  Coordinator* const core_;
+  ClientApi* const api_;
   Deferrer* const deferrer_;
   const RoutesOptions options_;
-  TokenTable no_tokens_;  // used when options.tokens is null
 };
 
 // Replies echo what clients sent (paths, ids, query values), which need not be UTF-8: a

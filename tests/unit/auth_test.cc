@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 
 #include "common/auth.h"
+#include "coordinator/api/client_api.h"
 #include "coordinator_fixture.h"
 
 namespace rc {
@@ -171,21 +172,17 @@ absl::StatusOr<SubmitResult> SubmitAs(Fixture& f, const std::string& owner, cons
   return out;
 }
 
-// The cancel check the client API applies (the core asks it; the API decides).
-TaskAccess CancelAccess(Principal who) {
-  return [who](const pb::Task& t) { return Authorize(who, Action::kCancel, t.owner()); };
-}
-
 TEST_CASE("Tasks record their owner, only the owner (or an admin) cancels them") {
   Fixture f;
+  ClientApi api(&f.core, nullptr);  // the cancel the front-ends make
   absl::StatusOr<SubmitResult> a = SubmitAs(f, "alice");
   REQUIRE(a.ok());
   CHECK(f.Get(a->task_id).owner() == "alice");
   absl::StatusOr<pb::CancelTaskResponse> out = absl::InternalError("not answered");
-  f.core.Cancel(a->task_id, [&](auto r) { out = std::move(r); }, CancelAccess({Role::kSubmit, "bob"}), "bob");
+  api.Cancel({Role::kSubmit, "bob"}, a->task_id, [&](auto r) { out = std::move(r); });
   CHECK(out.status().code() == absl::StatusCode::kPermissionDenied);
   CHECK(f.Get(a->task_id).status() == pb::TASK_STATUS_QUEUED);
-  f.core.Cancel(a->task_id, [&](auto r) { out = std::move(r); }, CancelAccess({Role::kAdmin, "root"}), "root");
+  api.Cancel({Role::kAdmin, "root"}, a->task_id, [&](auto r) { out = std::move(r); });
   REQUIRE(out.ok());
   CHECK(out->cancelled());
   CHECK(f.Get(a->task_id).error_message() == "cancelled by root");

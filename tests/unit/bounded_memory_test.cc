@@ -8,6 +8,7 @@
 
 #include "absl/synchronization/notification.h"
 #include "common/auth.h"
+#include "coordinator/api/client_api.h"
 #include "coordinator/store/sqlite_task_store.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "tests/unit/coordinator_fixture.h"
@@ -18,9 +19,7 @@ namespace {
 using google::protobuf::util::MessageDifferencer;
 
 // The read check the client API applies (core asks it; the API decides).
-TaskAccess ReadAccess(Principal who) {
-  return [who](const pb::Task& t) { return Authorize(who, Action::kReadTask, t.owner()); };
-}
+TaskAccess ReadAccess(Principal who) { return TaskAccessFor(who, ClientOp::kWatchTask); }
 
 // A JSON object payload of `bytes` bytes, distinct per `tag`.
 std::string Payload(const std::string& tag, size_t bytes) {

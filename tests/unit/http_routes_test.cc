@@ -46,7 +46,8 @@ class Capture final : public Responder {
 
 struct RoutesFixture : Fixture {
   ManualDeferrer deferrer;
-  BridgeRoutes routes{&core, &deferrer, RoutesOptions{}};
+  ClientApi api{&core, nullptr};
+  BridgeRoutes routes{&api, &deferrer, RoutesOptions{}};
 
   std::shared_ptr<Capture> Call(const std::string& method, const std::string& path, const std::string& body = "",
                                 std::vector<std::pair<std::string, std::string>> query = {}) {

@@ -1,0 +1,199 @@
+#include "coordinator/api/client_api.h"
+
+#include <cmath>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
+
+namespace rc::coordinator {
+namespace {
+
+// Who may call what: each operation's action for Authorize (common/auth.h, the role rule),
+// and whether it is decided on the task (its owner) rather than up front.
+struct OpRule {
+  Action action;
+  bool per_task;
+};
+
+constexpr OpRule Rule(ClientOp op) {
+  switch (op) {
+    case ClientOp::kSubmit: return {Action::kSubmit, false};
+    case ClientOp::kGetTask: return {Action::kReadTask, true};
+    case ClientOp::kWatchTask: return {Action::kReadTask, true};
+    case ClientOp::kCancelTask: return {Action::kCancel, true};
+    case ClientOp::kListTasks: return {Action::kListTasks, false};
+    case ClientOp::kListWorkers: return {Action::kReadCluster, false};
+    case ClientOp::kGetStats: return {Action::kReadCluster, false};
+    case ClientOp::kMetrics: return {Action::kReadCluster, false};
+    case ClientOp::kDrainWorker: return {Action::kDrain, false};
+  }
+  return {Action::kDrain, false};  // unreachable: the admin role only
+}
+
+// A batch entry's error, named by its place in the request.
+absl::Status EntryError(absl::string_view field, size_t i, const absl::Status& s) {
+  const bool names_a_field = s.code() == absl::StatusCode::kInvalidArgument;
+  return absl::Status(s.code(), absl::StrCat(field, "[", i, names_a_field ? "]." : "]: ", s.message()));
+}
+
+}  // namespace
+
+absl::Status AllowOp(const Principal& who, ClientOp op) {
+  const OpRule rule = Rule(op);
+  if (rule.per_task) return absl::OkStatus();
+  return Authorize(who, rule.action);
+}
+
+TaskAccess TaskAccessFor(const Principal& who, ClientOp op) {
+  return [who, action = Rule(op).action](const pb::Task& t) { return Authorize(who, action, t.owner()); };
+}
+
+ClientApi::ClientApi(Coordinator* core, const TokenTable* tokens)
+    : core_(core), tokens_(tokens != nullptr ? tokens : &no_tokens_) {}
+
+absl::StatusOr<Principal> ClientApi::Admit(ClientOp op, absl::string_view authorization,
+                                           absl::FunctionRef<Peer()> peer) const {
+  absl::StatusOr<Principal> who = absl::UnauthenticatedError("");
+  if (tokens_->has_client_tokens()) {
+    who = AuthenticateClient(*tokens_, authorization, "");
+  } else {
+    const Peer p = peer();
+    who = AuthenticateClient(*tokens_, authorization, p.address, p.certified);
+  }
+  if (!who.ok()) return who;
+  RETURN_IF_ERROR(AllowOp(*who, op));
+  return who;
+}
+
+void ClientApi::Submit(const Principal& who, pb::TaskSpec spec, SubmitDone done) {
+  if (absl::Status allowed = AllowOp(who, ClientOp::kSubmit); !allowed.ok()) return done(allowed);
+  core_->Submit(std::move(spec), std::move(done), who.name);
+}
+
+absl::Status ClientApi::CheckBatchSize(absl::string_view field, size_t n) {
+  if (n == 0 || n > kMaxBatchTasks) {
+    return absl::InvalidArgumentError(absl::StrCat(field, ": a batch holds 1..", kMaxBatchTasks, " tasks, got ", n));
+  }
+  return absl::OkStatus();
+}
+
+void ClientApi::SubmitBatch(const Principal& who, absl::string_view field,
+                            std::vector<absl::StatusOr<pb::TaskSpec>> specs, BatchDone done) {
+  if (absl::Status allowed = AllowOp(who, ClientOp::kSubmit); !allowed.ok()) return done(allowed);
+  if (absl::Status size = CheckBatchSize(field, specs.size()); !size.ok()) return done(size);
+  // The entries the front-end refused keep their place (refused[i] not OK); the others go
+  // to the core as one batch (one commit) and are answered in order.
+  auto refused = std::make_shared<std::vector<absl::Status>>(specs.size());
+  std::vector<pb::TaskSpec> valid;
+  valid.reserve(specs.size());
+  for (size_t i = 0; i < specs.size(); ++i) {
+    if (specs[i].ok()) {
+      valid.push_back(*std::move(specs[i]));
+    } else {
+      (*refused)[i] = specs[i].status();
+    }
+  }
+  core_->SubmitBatch(
+      std::move(valid),
+      [refused, field = std::string(field), done = std::move(done)](std::vector<absl::StatusOr<SubmitResult>> core) {
+        std::vector<absl::StatusOr<SubmitResult>> out;
+        out.reserve(refused->size());
+        for (size_t i = 0, next = 0; i < refused->size(); ++i) {
+          absl::StatusOr<SubmitResult> r = absl::InternalError("the core gave no answer");
+          if (!(*refused)[i].ok()) {
+            r = (*refused)[i];
+          } else if (next < core.size()) {
+            r = std::move(core[next++]);
+          }
+          if (!r.ok()) r = EntryError(field, i, r.status());
+          out.push_back(std::move(r));
+        }
+        done(std::move(out));
+      },
+      who.name);
+}
+
+absl::StatusOr<pb::Task> ClientApi::GetTask(const Principal& who, const std::string& task_id) const {
+  ASSIGN_OR_RETURN(pb::Task task, core_->GetTask(task_id));
+  RETURN_IF_ERROR(TaskAccessFor(who, ClientOp::kGetTask)(task));
+  return task;
+}
+
+void ClientApi::Cancel(const Principal& who, const std::string& task_id, CancelDone done) {
+  core_->Cancel(task_id, std::move(done), TaskAccessFor(who, ClientOp::kCancelTask), who.name);
+}
+
+absl::StatusOr<std::vector<pb::Task>> ClientApi::ListTasks(const Principal& who, const TaskListQuery& query) const {
+  RETURN_IF_ERROR(AllowOp(who, ClientOp::kListTasks));
+  // An enum value this build does not know (a newer client, a typo over raw protobuf)
+  // would match no task and answer an empty list.
+  if (!pb::TaskStatus_IsValid(query.status)) {
+    return absl::InvalidArgumentError(absl::StrCat("status: unknown TaskStatus value ", query.status));
+  }
+  const int64_t limit = query.limit.value_or(kDefaultListLimit);
+  if (limit < 1 || limit > kMaxListLimit) {
+    return absl::InvalidArgumentError(absl::StrCat("limit: must be 1..", kMaxListLimit, ", got ", limit));
+  }
+  TaskFilter f;
+  if (who.role == Role::kSubmit) f.owner = who.name;  // its own tasks only
+  f.status = query.status;
+  f.task_type = query.task_type;
+  f.worker_device_id = query.worker_device_id;
+  f.limit = static_cast<int>(limit);
+  return core_->ListTasks(f);
+}
+
+absl::StatusOr<uint64_t> ClientApi::Watch(const Principal& who, const std::string& task_id,
+                                          std::shared_ptr<TaskSink> sink) {
+  return core_->Watch(task_id, std::move(sink), TaskAccessFor(who, ClientOp::kWatchTask));
+}
+
+std::vector<absl::StatusOr<uint64_t>> ClientApi::WatchAll(const Principal& who,
+                                                          const std::vector<std::string>& task_ids,
+                                                          std::shared_ptr<TaskSink> sink) {
+  return core_->WatchAll(task_ids, std::move(sink), TaskAccessFor(who, ClientOp::kWatchTask));
+}
+
+void ClientApi::Unwatch(const std::string& task_id, uint64_t watch_id) { core_->Unwatch(task_id, watch_id); }
+
+absl::StatusOr<double> ClientApi::WaitSeconds(std::optional<double> requested) {
+  if (!requested.has_value()) return kDefaultWaitSeconds;
+  if (!(*requested > 0) || *requested > kMaxWaitSeconds) {  // NaN fails the first test
+    return absl::InvalidArgumentError(absl::StrCat("timeout: expected seconds in (0, ", kMaxWaitSeconds, "]"));
+  }
+  return *requested;
+}
+
+absl::StatusOr<std::vector<pb::Worker>> ClientApi::ListWorkers(const Principal& who,
+                                                               const std::string& device_id) const {
+  RETURN_IF_ERROR(AllowOp(who, ClientOp::kListWorkers));
+  std::vector<pb::Worker> workers = core_->ListWorkers(device_id);
+  if (!device_id.empty() && workers.empty()) {
+    return absl::NotFoundError(absl::StrCat("no worker with device id '", device_id, "'"));
+  }
+  return workers;
+}
+
+absl::StatusOr<pb::Worker> ClientApi::DrainWorker(const Principal& who, const std::string& device_id, bool drain) {
+  RETURN_IF_ERROR(AllowOp(who, ClientOp::kDrainWorker));
+  return core_->DrainWorker(device_id, drain);
+}
+
+absl::StatusOr<pb::Stats> ClientApi::Stats(const Principal& who) const {
+  RETURN_IF_ERROR(AllowOp(who, ClientOp::kGetStats));
+  return core_->Stats();
+}
+
+absl::StatusOr<ClusterMetrics> ClientApi::Metrics(const Principal& who) const {
+  RETURN_IF_ERROR(AllowOp(who, ClientOp::kMetrics));
+  ClusterMetrics m;
+  m.stats = core_->Stats();
+  m.workers = core_->ListWorkers("");
+  m.counts_by_type = core_->CountsByType();
+  m.dispatch_latency = &core_->dispatch_latency();
+  m.end_to_end_latency = &core_->end_to_end_latency();
+  return m;
+}
+
+}  // namespace rc::coordinator
