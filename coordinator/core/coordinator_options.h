@@ -14,9 +14,6 @@
 
 namespace rc::coordinator {
 
-// The largest batch SubmitBatch callers should send (the gRPC and HTTP layers refuse more).
-inline constexpr size_t kMaxSubmitBatch = 10000;
-
 using SubmitBatchDone = std::function<void(std::vector<absl::StatusOr<SubmitResult>>)>;
 
 // Whether the caller may act on one task, decided by the client API (coordinator/api)
