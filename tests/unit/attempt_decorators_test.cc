@@ -203,7 +203,7 @@ TEST_CASE("Submitter guard: a foreign owner's task is refused without running, a
   CHECK(s.calls == 2);
 }
 
-TEST_CASE("Timing reads the injected clock around the attempt; metrics count what came out") {
+TEST_CASE("Timing reads the injected clock around the attempt, metrics count what came out") {
   Setup s;
   const absl::Time start = s.clock.Now();
   absl::Time seen_start;
