@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "common/config.h"
-#include "worker/containment.h"
+#include "worker/process/containment.h"
 #include "retire_cluster/v1/worker.pb.h"
 
 namespace rc::worker {

@@ -11,7 +11,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
-#include "worker/stop_token.h"
+#include "worker/execution/stop_token.h"
 #include "retire_cluster/v1/task.pb.h"
 #include "retire_cluster/v1/worker.pb.h"
 

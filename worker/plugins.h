@@ -12,7 +12,7 @@
 
 #include "absl/status/statusor.h"
 #include "worker/handler.h"
-#include "worker/task_process.h"
+#include "worker/process/task_process.h"
 
 namespace rc::worker {
 

@@ -6,13 +6,14 @@
 #include "common/tls.h"
 #include "spdlog/spdlog.h"
 #include "worker/capability_probe.h"
-#include "worker/opt_in_handlers.h"
+#include "worker/handlers/opt_in_handlers.h"
 #include "worker/worker_key.h"
 
 namespace rc::worker {
 
 absl::StatusOr<std::unique_ptr<Worker>> Worker::Start(const WorkerConfig& config,
-                                                      std::function<void(absl::Status)> on_fatal) {
+                                                      std::function<void(absl::Status)> on_fatal,
+                                                      const Clock* clock) {
   absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> credentials =
       MakeChannelCredentials(config.tls, config.use_tls);
   if (!credentials.ok()) return credentials.status();
@@ -20,7 +21,7 @@ absl::StatusOr<std::unique_ptr<Worker>> Worker::Start(const WorkerConfig& config
     spdlog::warn("PLAINTEXT to {}: tasks and results cross the network unencrypted; set tls_ca_file (or tls: true)",
                  config.join);
   }
-  std::unique_ptr<Worker> w(new Worker());
+  std::unique_ptr<Worker> w(new Worker(clock));
   w->config_ = config;
   // An unavailable containment tier stops the worker here, before it takes any task.
   absl::StatusOr<std::shared_ptr<const Containment>> containment = Containment::Create(config);
@@ -44,9 +45,9 @@ absl::StatusOr<std::unique_ptr<Worker>> Worker::Start(const WorkerConfig& config
   };
   w->signer_ = std::make_unique<SigningSink>(*key, w->capabilities_.device_id(), &w->outbox_);
   w->executor_ = std::make_unique<Executor>(w->capabilities_.slots(), &w->handlers_, w->signer_.get(),
-                                            w->capabilities_);
+                                            w->capabilities_, clock);
   w->session_ = std::make_unique<Session>(config, std::move(*credentials), w->executor_.get(), &w->outbox_,
-                                          keyed_probe, std::move(on_fatal));
+                                          keyed_probe, std::move(on_fatal), clock);
   w->session_->Start();
   if (config.metrics_port >= 0) {
     auto metrics = MetricsServer::Start(config.metrics_host, config.metrics_port, [raw] { return raw->MetricsText(); });
@@ -59,7 +60,7 @@ absl::StatusOr<std::unique_ptr<Worker>> Worker::Start(const WorkerConfig& config
 int Worker::Drain(absl::Duration grace) {
   outbox_.RequestDraining();
   outbox_.Wake();
-  executor_->WaitIdle(absl::Now() + grace);
+  executor_->WaitIdle(clock_->Now() + grace);
   const int handed_back = static_cast<int>(executor_->HeldAttempts().size());
   executor_->Stop();
   outbox_.WaitAcknowledged(absl::Seconds(2));

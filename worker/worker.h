@@ -5,12 +5,13 @@
 #include <memory>
 
 #include "absl/status/statusor.h"
+#include "common/clock.h"
 #include "common/config.h"
-#include "worker/executor.h"
+#include "worker/execution/executor.h"
 #include "worker/handler.h"
 #include "worker/metrics_server.h"
-#include "worker/outbox.h"
-#include "worker/session.h"
+#include "worker/session/outbox.h"
+#include "worker/session/session.h"
 #include "worker/worker_key.h"
 
 namespace rc::worker {
@@ -20,8 +21,10 @@ class Worker {
   // Probes the machine and starts joining config.join (retrying until it succeeds).
   // INVALID_ARGUMENT when config.allow names a task type this worker cannot run.
   // `on_fatal` is told when the worker gave up for good (see Session).
+  // `clock` times attempts, deadlines, heartbeats, reconnects and the drain.
   static absl::StatusOr<std::unique_ptr<Worker>> Start(const WorkerConfig& config,
-                                                       std::function<void(absl::Status)> on_fatal = nullptr);
+                                                       std::function<void(absl::Status)> on_fatal = nullptr,
+                                                       const Clock* clock = RealClock::Get());
   ~Worker();
 
   // A graceful shutdown (SIGTERM): asks the coordinator for no new tasks, lets running
@@ -38,8 +41,9 @@ class Worker {
   std::string MetricsText() const;
 
  private:
-  Worker() = default;
+  explicit Worker(const Clock* clock) : clock_(clock), outbox_(clock) {}
 
+  const Clock* const clock_;
   WorkerConfig config_;
   pb::Capabilities capabilities_;  // as probed at start; re-probed on reconnect
   HandlerRegistry handlers_;

@@ -10,7 +10,7 @@
 #include "absl/status/statusor.h"
 #include "common/clock.h"
 #include "common/result_signature.h"
-#include "worker/executor.h"
+#include "worker/execution/executor.h"
 
 namespace rc::worker {
 

@@ -4,8 +4,8 @@
 
 #include <algorithm>
 
-#include "worker/cgroups.h"
-#include "worker/containment.h"
+#include "worker/process/cgroups.h"
+#include "worker/process/containment.h"
 
 namespace rc::worker {
 namespace {

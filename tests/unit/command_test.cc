@@ -13,7 +13,7 @@
 #include "nlohmann/json.hpp"
 #include "absl/strings/str_split.h"
 #include "common/ids.h"
-#include "worker/opt_in_handlers.h"
+#include "worker/handlers/opt_in_handlers.h"
 
 namespace rc::worker {
 namespace {

@@ -1,7 +1,7 @@
 #include <catch2/catch.hpp>
 
 #include "absl/synchronization/notification.h"
-#include "worker/executor.h"
+#include "worker/execution/executor.h"
 
 namespace rc::worker {
 namespace {

@@ -9,7 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "nlohmann/json.hpp"
-#include "worker/opt_in_handlers.h"
+#include "worker/handlers/opt_in_handlers.h"
 
 namespace rc::worker {
 namespace {

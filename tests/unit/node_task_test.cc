@@ -3,8 +3,8 @@
 
 #include "common/ids.h"
 #include "nlohmann/json.hpp"
-#include "worker/opt_in_handlers.h"
-#include "worker/process_runner.h"
+#include "worker/handlers/opt_in_handlers.h"
+#include "worker/process/process_runner.h"
 
 namespace rc::worker {
 namespace {

@@ -4,7 +4,7 @@
 #include <catch2/catch.hpp>
 
 #include "tests/unit/coordinator_fixture.h"
-#include "worker/executor.h"
+#include "worker/execution/executor.h"
 
 namespace rc {
 namespace {

@@ -3,7 +3,7 @@
 
 #include "common/ids.h"
 #include "nlohmann/json.hpp"
-#include "worker/opt_in_handlers.h"
+#include "worker/handlers/opt_in_handlers.h"
 
 namespace rc::worker {
 namespace {

@@ -19,8 +19,8 @@
 #include "absl/time/clock.h"
 #include "common/ids.h"
 #include "nlohmann/json.hpp"
-#include "worker/containment.h"
-#include "worker/opt_in_handlers.h"
+#include "worker/process/containment.h"
+#include "worker/handlers/opt_in_handlers.h"
 
 namespace rc::worker {
 namespace {

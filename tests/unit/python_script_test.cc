@@ -8,8 +8,8 @@
 
 #include "common/ids.h"
 #include "nlohmann/json.hpp"
-#include "worker/opt_in_handlers.h"
-#include "worker/venv_cache.h"
+#include "worker/handlers/opt_in_handlers.h"
+#include "worker/handlers/venv_cache.h"
 
 namespace rc::worker {
 namespace {

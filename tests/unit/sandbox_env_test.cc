@@ -14,9 +14,9 @@
 #include "absl/time/clock.h"
 #include "common/ids.h"
 #include "nlohmann/json.hpp"
-#include "worker/containment.h"
-#include "worker/opt_in_handlers.h"
-#include "worker/task_env.h"
+#include "worker/process/containment.h"
+#include "worker/handlers/opt_in_handlers.h"
+#include "worker/handlers/task_env.h"
 
 namespace rc::worker {
 namespace {

@@ -4,9 +4,9 @@
 #include <catch2/catch.hpp>
 
 #include "absl/strings/str_split.h"
-#include "worker/containment.h"
-#include "worker/python_requirements.h"
-#include "worker/task_env.h"
+#include "worker/process/containment.h"
+#include "worker/handlers/python_requirements.h"
+#include "worker/handlers/task_env.h"
 
 namespace rc::worker {
 

@@ -1,4 +1,4 @@
-#include "worker/task_process.h"
+#include "worker/process/task_process.h"
 
 #include <filesystem>
 
@@ -87,7 +87,7 @@ absl::StatusOr<HandlerOutput> RunTaskProcess(ProcessSpec spec, const SandboxPath
                                              const char* timeout_field) {
   spec.limits = options.limits;
   spec.output_cap = options.output_cap;
-  if (timeout.has_value()) spec.deadline = absl::Now() + absl::Seconds(*timeout);
+  if (timeout.has_value()) spec.deadline = ctx.stop->clock().Now() + absl::Seconds(*timeout);
   absl::StatusOr<ProcessResult> r = RunContained(std::move(spec), paths, ctx, options);
   if (!r.ok()) return r.status();
   HandlerOutput out = FromProcess(*r, options.output_cap);

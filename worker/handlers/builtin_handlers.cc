@@ -36,7 +36,7 @@ class SleepHandler final : public Handler {
     if (!(seconds >= 0) || seconds > 30 * 24 * 3600) {
       return absl::InvalidArgumentError(absl::StrCat("payload.duration: must be 0..2592000, got ", seconds));
     }
-    absl::Time start = absl::Now();
+    absl::Time start = ctx.stop->clock().Now();
     if (ctx.stop->WaitUntil(start + absl::Seconds(seconds))) {
       return absl::AbortedError("stopped");  // the executor reports cancel/timeout
     }

@@ -13,17 +13,21 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
-#include "worker/executor.h"
+#include "common/clock.h"
+#include "worker/execution/attempt_executor.h"
 
 namespace rc::worker {
 
 class Outbox final : public EventSink {
  public:
+  // `clock`: what Wait's and WaitAcknowledged's times are on (the Session's).
+  explicit Outbox(const Clock* clock = RealClock::Get()) : clock_(clock) {}
+
   void Started(pb::TaskStarted event) override;
   void Finished(pb::TaskFinished event) override;
   void Progress(pb::TaskProgress event) override;
 
-  // Waits until something is due, `until` passes, or Wake().
+  // Waits until something is due, the clock reaches `until`, or Wake().
   void Wait(absl::Time until);
   // Moves what is due into *msg at once (finished events stay in flight until Ack).
   // True when it moved anything.
@@ -45,6 +49,7 @@ class Outbox final : public EventSink {
   void Wake();
 
  private:
+  const Clock* const clock_;
   mutable absl::Mutex mu_;
   std::vector<pb::TaskStarted> started_ ABSL_GUARDED_BY(mu_);
   std::vector<pb::TaskProgress> progress_ ABSL_GUARDED_BY(mu_);

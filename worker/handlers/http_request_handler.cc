@@ -8,7 +8,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
-#include "worker/opt_in_handlers.h"
+#include "worker/handlers/opt_in_handlers.h"
 #include "worker/payload.h"
 
 namespace rc::worker {

@@ -1,4 +1,4 @@
-#include "worker/python_requirements.h"
+#include "worker/handlers/python_requirements.h"
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"

@@ -1,4 +1,4 @@
-#include "worker/cgroups.h"
+#include "worker/process/cgroups.h"
 
 #include <fcntl.h>
 #include <signal.h>

@@ -1,4 +1,4 @@
-#include "worker/task_env.h"
+#include "worker/handlers/task_env.h"
 
 #include <algorithm>
 

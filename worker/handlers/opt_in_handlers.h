@@ -10,7 +10,7 @@
 #include "absl/status/statusor.h"
 #include "common/config.h"
 #include "worker/handler.h"
-#include "worker/task_process.h"
+#include "worker/process/task_process.h"
 
 namespace rc::worker {
 

@@ -1,4 +1,4 @@
-#include "worker/containment.h"
+#include "worker/process/containment.h"
 
 #include <fcntl.h>
 #include <sys/mman.h>
@@ -16,8 +16,8 @@
 #include "absl/strings/str_join.h"
 #include "common/ids.h"
 #include "spdlog/spdlog.h"
-#include "worker/stop_token.h"
-#include "worker/task_env.h"
+#include "worker/execution/stop_token.h"
+#include "worker/handlers/task_env.h"
 
 namespace rc::worker {
 namespace {

@@ -1,8 +1,9 @@
 #pragma once
 // Runs assigned attempts on a fixed pool of `slots` threads (no thread per task).
-// Each attempt gets a StopToken with its deadline; cancel stops it through the same
-// token. The Executor decides the outcome: CANCELLED if cancelled, TIMEOUT if the
-// deadline passed, otherwise what the handler returned.
+// Each attempt gets a StopToken with its deadline (on the injected clock); cancel stops
+// it through the same token. What an attempt comes to is decided by the decorator chain
+// it runs through (attempt_decorators.h); the Executor only holds, queues, cancels and
+// reports.
 
 #include <array>
 #include <atomic>
@@ -17,24 +18,20 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/synchronization/mutex.h"
 #include "retire_cluster/v1/worker_service.pb.h"
+#include "common/clock.h"
 #include "common/histogram.h"
+#include "worker/execution/attempt_decorators.h"
+#include "worker/execution/attempt_executor.h"
 #include "worker/handler.h"
 
 namespace rc::worker {
 
-// Where the Executor reports. Called from slot threads; must not block for long.
-class EventSink {
- public:
-  virtual ~EventSink() = default;
-  virtual void Started(pb::TaskStarted event) = 0;
-  virtual void Finished(pb::TaskFinished event) = 0;
-  virtual void Progress(pb::TaskProgress event) = 0;
-};
-
 class Executor {
  public:
-  // `capabilities`: what handlers may learn about the worker (system_info).
-  Executor(int slots, const HandlerRegistry* handlers, EventSink* sink, pb::Capabilities capabilities);
+  // `capabilities`: what handlers may learn about the worker (system_info), and whose
+  // tasks it serves. `clock` sets deadlines and times attempts.
+  Executor(int slots, const HandlerRegistry* handlers, EventSink* sink, pb::Capabilities capabilities,
+           const Clock* clock = RealClock::Get());
   ~Executor();
 
   // Queues an attempt (or, for an Instant handler, runs it now on the calling thread);
@@ -47,9 +44,9 @@ class Executor {
   std::vector<pb::RunningAttempt> HeldAttempts() const;
   int running() const;
   // Attempts finished here, by outcome; how long they ran.
-  int64_t finished(pb::TaskStatus status) const { return finished_[status].load(); }
-  const Histogram& run_time() const { return run_time_; }
-  // True once no attempt is held; false if `deadline` passes first.
+  int64_t finished(pb::TaskStatus status) const { return metrics_.finished(status); }
+  const Histogram& run_time() const { return metrics_.run_time(); }
+  // True once no attempt is held; false if `deadline` (on the clock) passes first.
   bool WaitIdle(absl::Time deadline) const;
   // Stops every attempt without reporting (the coordinator requeues them) and joins
   // the slot threads. Idempotent.
@@ -69,14 +66,15 @@ class Executor {
   const HandlerRegistry* const handlers_;
   EventSink* const sink_;
   const pb::Capabilities capabilities_;
+  const Clock* const clock_;
+  AttemptMetrics metrics_;
+  const std::unique_ptr<AttemptExecutor> chain_;  // reads capabilities_, clock_, metrics_
 
   mutable absl::Mutex mu_;
   std::deque<pb::Assignment> pending_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<AttemptKey, HeldAttempt> held_ ABSL_GUARDED_BY(mu_);
   int running_ ABSL_GUARDED_BY(mu_) = 0;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
-  std::array<std::atomic<int64_t>, pb::TaskStatus_ARRAYSIZE> finished_{};
-  Histogram run_time_;
   absl::Mutex join_mu_;
   std::vector<std::thread> threads_ ABSL_GUARDED_BY(join_mu_);
 };

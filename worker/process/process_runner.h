@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "worker/stop_token.h"
+#include "worker/execution/stop_token.h"
 
 namespace rc::worker {
 
@@ -30,7 +30,7 @@ struct ProcessSpec {
   std::string stdin_data;
   ResourceLimits limits;
   size_t output_cap = 1 << 20;  // bytes kept per stream
-  absl::Time deadline = absl::InfiniteFuture();  // besides the stop token's own
+  absl::Time deadline = absl::InfiniteFuture();  // besides the stop token's own; on its clock
   // Open cgroup.procs files (worker/cgroups.h): the child writes itself into each before
   // exec, so that everything it starts is counted against the cgroup's limits.
   std::vector<int> cgroup_procs_fds;

@@ -24,9 +24,9 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "worker/handler.h"
-#include "worker/process_runner.h"
-#include "worker/python_requirements.h"
-#include "worker/task_process.h"
+#include "worker/process/process_runner.h"
+#include "worker/handlers/python_requirements.h"
+#include "worker/process/task_process.h"
 
 namespace rc::worker {
 

@@ -11,9 +11,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
-#include "worker/opt_in_handlers.h"
+#include "worker/handlers/opt_in_handlers.h"
 #include "worker/payload.h"
-#include "worker/task_process.h"
+#include "worker/process/task_process.h"
 
 namespace rc::worker {
 namespace {

@@ -28,8 +28,8 @@
 
 #include "absl/status/statusor.h"
 #include "common/config.h"
-#include "worker/cgroups.h"
-#include "worker/process_runner.h"
+#include "worker/process/cgroups.h"
+#include "worker/process/process_runner.h"
 
 namespace rc::worker {
 

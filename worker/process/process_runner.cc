@@ -1,4 +1,4 @@
-#include "worker/process_runner.h"
+#include "worker/process/process_runner.h"
 
 #include <fcntl.h>
 #include <poll.h>
@@ -185,11 +185,14 @@ absl::StatusOr<ProcessResult> RunProcess(const ProcessSpec& spec, const StopToke
   bool exited = false;
   int status = 0;
   rusage usage{};
+  // The task's time (stop token, spec.deadline) is on the token's clock, polled every
+  // kPoll, so a fake clock drives it; the kill grace and the drain wait for the kernel
+  // and stay in real time.
   absl::Time kill_at = absl::InfiniteFuture();  // SIGKILL after the SIGTERM grace
   absl::Time drain_until = absl::InfiniteFuture();
   char buf[65536];
   while (out.read >= 0 || err.read >= 0 || !exited) {
-    if (!exited && !result.stopped && (stop.stopped() || absl::Now() >= spec.deadline)) {
+    if (!exited && !result.stopped && (stop.stopped() || stop.clock().Now() >= spec.deadline)) {
       result.stopped = true;
       result.deadline_passed = !stop.cancelled();
       kill(-pid, SIGTERM);

@@ -2,7 +2,8 @@
 // The worker's side of WorkerService.Connect: connect, register (capabilities + held
 // attempts), then read assignments/cancels while a writer sends batched task events
 // and heartbeats. On any failure it reconnects with exponential backoff and jitter,
-// re-probing capabilities each time.
+// re-probing capabilities each time (reconnect_backoff.h). Heartbeats, the backoff and
+// Leave's wait are timed on the injected clock (the outbox's must be the same one).
 
 #include <functional>
 #include <memory>
@@ -11,12 +12,14 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
+#include "common/clock.h"
 #include "common/config.h"
 #include "grpcpp/client_context.h"
 #include "grpcpp/security/credentials.h"
 #include "retire_cluster/v1/worker_service.grpc.pb.h"
-#include "worker/executor.h"
-#include "worker/outbox.h"
+#include "worker/execution/executor.h"
+#include "worker/session/outbox.h"
+#include "worker/session/reconnect_backoff.h"
 
 namespace rc::worker {
 
@@ -27,7 +30,8 @@ class Session {
   // `credentials`: the channel's (TLS or plaintext), built by the caller so that bad
   // TLS files fail the worker's start.
   Session(const WorkerConfig& config, std::shared_ptr<grpc::ChannelCredentials> credentials, Executor* executor,
-          Outbox* outbox, std::function<pb::Capabilities()> probe, std::function<void(absl::Status)> on_fatal);
+          Outbox* outbox, std::function<pb::Capabilities()> probe, std::function<void(absl::Status)> on_fatal,
+          const Clock* clock = RealClock::Get());
   ~Session();
 
   void Start();
@@ -55,6 +59,7 @@ class Session {
   Outbox* const outbox_;
   const std::function<pb::Capabilities()> probe_;
   const std::function<void(absl::Status)> on_fatal_;
+  const Clock* const clock_;
 
   mutable absl::Mutex mu_;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;

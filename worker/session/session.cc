@@ -1,4 +1,4 @@
-#include "worker/session.h"
+#include "worker/session/session.h"
 
 #include <random>
 
@@ -13,13 +13,14 @@ namespace rc::worker {
 
 Session::Session(const WorkerConfig& config, std::shared_ptr<grpc::ChannelCredentials> credentials,
                  Executor* executor, Outbox* outbox, std::function<pb::Capabilities()> probe,
-                 std::function<void(absl::Status)> on_fatal)
+                 std::function<void(absl::Status)> on_fatal, const Clock* clock)
     : config_(config),
       credentials_(std::move(credentials)),
       executor_(executor),
       outbox_(outbox),
       probe_(std::move(probe)),
-      on_fatal_(std::move(on_fatal)) {}
+      on_fatal_(std::move(on_fatal)),
+      clock_(clock) {}
 
 Session::~Session() { Stop(); }
 
@@ -48,7 +49,7 @@ void Session::Leave(absl::Duration timeout) {
   {
     absl::MutexLock lock(&mu_);
     auto gone = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return !connected_; };
-    mu_.AwaitWithTimeout(absl::Condition(&gone), timeout);
+    clock_->AwaitWithDeadline(&mu_, absl::Condition(&gone), clock_->Now() + timeout);
   }
   Stop();
 }
@@ -71,7 +72,8 @@ void Session::Run() {
   auto channel = grpc::CreateCustomChannel(config_.join, credentials_, args);
   auto stub = pb::WorkerService::NewStub(channel);
   std::mt19937_64 rng(std::random_device{}());
-  absl::Duration backoff = config_.reconnect_initial;
+  ReconnectBackoff backoff(config_.reconnect_initial, config_.reconnect_max);
+  std::uniform_real_distribution<double> jitter(0.5, 1.0);
   while (true) {
     Outcome outcome = ConnectOnce(stub.get());
     if (outcome == Outcome::kReplaced) {
@@ -90,16 +92,13 @@ void Session::Run() {
       if (on_fatal_) on_fatal_(why);
       return;
     }
-    if (outcome == Outcome::kRegistered) backoff = config_.reconnect_initial;
+    if (outcome == Outcome::kRegistered) backoff.Reset();
     absl::MutexLock lock(&mu_);
     if (stopping_ || leaving_) return;
-    // Full jitter over [backoff/2, backoff] so that many workers do not reconnect in step.
-    std::uniform_real_distribution<double> jitter(0.5, 1.0);
-    absl::Duration wait = backoff * jitter(rng);
+    const absl::Duration wait = backoff.Next(jitter(rng));
     spdlog::info("reconnecting to {} in {:.1f}s", config_.join, absl::ToDoubleSeconds(wait));
-    mu_.AwaitWithTimeout(absl::Condition(&stopping_), wait);
+    clock_->AwaitWithDeadline(&mu_, absl::Condition(&stopping_), clock_->Now() + wait);
     if (stopping_) return;
-    backoff = std::min(backoff * 2, config_.reconnect_max);
   }
 }
 
@@ -180,7 +179,7 @@ Session::Outcome Session::ConnectOnce(pb::WorkerService::Stub* stub) {
 
 void Session::WriteLoop(grpc::ClientReaderWriter<pb::WorkerMessage, pb::CoordinatorMessage>* stream,
                         absl::Duration heartbeat, absl::Notification* done) {
-  absl::Time next_heartbeat = absl::Now() + heartbeat;
+  absl::Time next_heartbeat = clock_->Now() + heartbeat;
   while (!done->HasBeenNotified()) {
     outbox_->Wait(next_heartbeat);
     if (done->HasBeenNotified()) return;
@@ -189,11 +188,11 @@ void Session::WriteLoop(grpc::ClientReaderWriter<pb::WorkerMessage, pb::Coordina
     absl::MutexLock lock(&write_mu_);
     pb::WorkerMessage msg;
     outbox_->Take(&msg);
-    if (absl::Now() >= next_heartbeat) {
+    if (clock_->Now() >= next_heartbeat) {
       pb::Heartbeat* hb = msg.mutable_heartbeat();
       hb->set_running(executor_->running());
       hb->set_load_average(ReadLoad().load1);
-      next_heartbeat = absl::Now() + heartbeat;
+      next_heartbeat = clock_->Now() + heartbeat;
     }
     if (msg.ByteSizeLong() == 0) continue;
     if (!stream->Write(msg)) return;  // what was taken is resent on the next connection

@@ -11,9 +11,9 @@
 
 #include "absl/status/statusor.h"
 #include "common/config.h"
-#include "worker/containment.h"
+#include "worker/process/containment.h"
 #include "worker/handler.h"
-#include "worker/process_runner.h"
+#include "worker/process/process_runner.h"
 
 namespace rc::worker {
 

@@ -1,4 +1,4 @@
-#include "worker/opt_in_handlers.h"
+#include "worker/handlers/opt_in_handlers.h"
 
 #include <algorithm>
 

@@ -1,4 +1,4 @@
-#include "worker/venv_cache.h"
+#include "worker/handlers/venv_cache.h"
 
 #include <fcntl.h>
 #include <sys/file.h>
@@ -19,7 +19,7 @@
 #include "common/ids.h"
 #include "common/status_macros.h"
 #include "spdlog/spdlog.h"
-#include "worker/task_env.h"
+#include "worker/handlers/task_env.h"
 
 namespace rc::worker {
 namespace {

@@ -1,4 +1,4 @@
-#include "worker/outbox.h"
+#include "worker/session/outbox.h"
 
 namespace rc::worker {
 
@@ -53,7 +53,7 @@ void Outbox::Wait(absl::Time until) {
     return woken_ || draining_due_ || deregister_ ||
            (holds_ == 0 && (!started_.empty() || !finished_.empty() || !progress_.empty()));
   };
-  mu_.AwaitWithDeadline(absl::Condition(&ready), until);
+  clock_->AwaitWithDeadline(&mu_, absl::Condition(&ready), until);
   woken_ = false;
 }
 
@@ -112,7 +112,7 @@ std::vector<pb::RunningAttempt> Outbox::Unacknowledged() const {
 bool Outbox::WaitAcknowledged(absl::Duration timeout) const {
   absl::MutexLock lock(&mu_);
   auto done = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return finished_.empty() && in_flight_.empty(); };
-  return mu_.AwaitWithTimeout(absl::Condition(&done), timeout);
+  return clock_->AwaitWithDeadline(&mu_, absl::Condition(&done), clock_->Now() + timeout);
 }
 
 }  // namespace rc::worker
