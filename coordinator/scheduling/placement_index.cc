@@ -25,7 +25,7 @@ PlacementIndex::TypeId PlacementIndex::Intern(absl::string_view type) {
 
 PlacementIndex::Member PlacementIndex::MemberOf(Handle h) const {
   const Worker& w = workers_[h];
-  return Member{KeyFor(w.running, w.slots, /*warm=*/true), w.label, h, w.last_type};
+  return Member{KeyFor(w.state.running, w.state.slots, /*warm=*/true), w.label, h, w.last_type};
 }
 
 void PlacementIndex::Recache(Group& g, TypeId type) {
@@ -37,7 +37,7 @@ void PlacementIndex::Recache(Group& g, TypeId type) {
 
 void PlacementIndex::List(Handle h) {
   const Worker& w = workers_[h];
-  if (!w.accepting || w.running >= w.slots) return;
+  if (!Ready(w.state)) return;
   Group& g = groups_[w.group];
   if (g.free.empty()) {
     for (ClassId cls : g.classes) ++classes_[cls]->free_groups;
@@ -50,7 +50,7 @@ void PlacementIndex::List(Handle h) {
 
 void PlacementIndex::Unlist(Handle h) {
   const Worker& w = workers_[h];
-  if (!w.accepting || w.running >= w.slots) return;
+  if (!Ready(w.state)) return;
   Group& g = groups_[w.group];
   g.free.erase(MemberOf(h));
   g.warm.erase({w.last_type, MemberOf(h)});
@@ -71,7 +71,7 @@ void PlacementIndex::Detach(Handle h) {
   Worker& w = workers_[h];
   if (w.group == kNoGroup) return;
   Unlist(h);
-  if (w.accepting) CountAccepting(w.group, -1);
+  if (Accepting(w.state)) CountAccepting(w.group, -1);
   w.group = kNoGroup;
 }
 
@@ -79,7 +79,7 @@ void PlacementIndex::Attach(Handle h, GroupId g) {
   Worker& w = workers_[h];
   w.group = g;
   List(h);
-  if (w.accepting) CountAccepting(g, 1);
+  if (Accepting(w.state)) CountAccepting(g, 1);
 }
 
 PlacementIndex::GroupId PlacementIndex::FindOrAddGroup(const std::string& signature) {
@@ -118,7 +118,7 @@ void PlacementIndex::Label(Handle h) {
   }
   for (Handle other = 0; other < workers_.size(); ++other) {
     const Worker& w = workers_[other];
-    if (w.group == kNoGroup || !w.accepting || w.running >= w.slots) continue;
+    if (w.group == kNoGroup || !Ready(w.state)) continue;
     groups_[w.group].free.insert(MemberOf(other));
     groups_[w.group].warm.insert({w.last_type, MemberOf(other)});
   }
@@ -143,7 +143,7 @@ void PlacementIndex::CapabilitiesChanged(Handle h) {
     by_device_.emplace(w.device_id, h);
     Label(h);
   }
-  w.slots = w.caps->slots();
+  w.state.slots = w.caps->slots();
   std::string signature;
   for (ClassId id : indexed_) signature.push_back(CanRun(*w.caps, classes_[id]->spec) ? '1' : '0');
   Attach(h, FindOrAddGroup(signature));
@@ -152,12 +152,13 @@ void PlacementIndex::CapabilitiesChanged(Handle h) {
 void PlacementIndex::Update(Handle h, int running, bool accepting, absl::string_view last_task_type) {
   Worker& w = workers_[h];
   const TypeId type = Intern(last_task_type);
-  if (w.running == running && w.accepting == accepting && w.last_type == type) return;
+  if (w.state.running == running && w.state.accepting == accepting && w.last_type == type) return;
   Unlist(h);
-  if (accepting != w.accepting) CountAccepting(w.group, accepting ? 1 : -1);
-  w.running = running;
-  w.accepting = accepting;
+  const bool was_accepting = Accepting(w.state);
+  w.state.running = running;
+  w.state.accepting = accepting;
   w.last_type = type;
+  if (Accepting(w.state) != was_accepting) CountAccepting(w.group, was_accepting ? -1 : 1);
   List(h);
 }
 

@@ -2,10 +2,11 @@
 // Gives ChooseWorker's answer (scheduling_policy.h) for a scheduling class without
 // scanning every worker: at 10k workers a scan costs ~300 us a decision.
 //
-// Workers that can run exactly the same indexed classes form a group: CanRun is
-// evaluated once per worker and class, and a cluster of 10k machines has far fewer
+// The rules are the feasibility table's (feasibility.h): workers that can run exactly the
+// same indexed classes form a group (its kInfeasible rows, CanRun, evaluated once per
+// worker and class), and a cluster of 10k machines has far fewer
 // distinct kinds than machines. Each group keeps its members that can take a task now
-// (accepting, a free slot) ordered by PlacementKey and device id, with its best member
+// (its kNotNow rows pass: Ready) ordered by PlacementKey and device id, with its best member
 // overall and its best member per last task type at hand. A decision compares the best
 // member of each group that can run the class; a worker's change re-sorts it within its
 // group. Device ids are compared as integer labels in the same order, so that comparing
@@ -45,10 +46,10 @@ class PlacementIndex {
   bool HasClass(ClassId id) const { return id < classes_.size() && classes_[id] != nullptr; }
   // Starts indexing a class: CanRun for every worker.
   void AddClass(ClassId id, const ClassSpec& spec);
-  // ChooseWorker over every worker for an indexed class: the accepting worker with a free
-  // slot that can run it and has the lowest PlacementKey, if any.
+  // ChooseWorker over every worker for an indexed class: the worker passing every row of
+  // the feasibility table and has the lowest PlacementKey, if any.
   std::optional<Handle> Choose(ClassId id) const;
-  // Whether some accepting worker can run the indexed class, busy or not.
+  // Whether some accepting worker (the "accepting" row) can run the indexed class, busy or not.
   bool Runnable(ClassId id) const { return classes_[id]->accepting > 0; }
   // Accepting workers with a free slot.
   int free_workers() const { return free_workers_; }
@@ -93,9 +94,7 @@ class PlacementIndex {
     const pb::Capabilities* caps = nullptr;
     std::string device_id;  // a copy: `caps` may be overwritten before CapabilitiesChanged
     uint64_t label = 0;     // orders workers as their device ids; 0 until labelled
-    int slots = 0;
-    int running = 0;
-    bool accepting = false;
+    WorkerState state;      // slots as of the last CapabilitiesChanged
     TypeId last_type = 0;
     GroupId group = kNoGroup;
   };

@@ -9,27 +9,13 @@
 // same answers at cluster scale by keeping workers ordered by PlacementKey.
 
 #include <compare>
-#include <cstdint>
 #include <span>
 #include <string>
 #include "absl/strings/string_view.h"
 
-#include "retire_cluster/v1/task.pb.h"
-#include "retire_cluster/v1/worker.pb.h"
+#include "coordinator/scheduling/feasibility.h"
 
 namespace rc::coordinator {
-
-namespace pb = ::retire_cluster::v1;
-
-// A scheduling class, as numbered by TaskQueue::Intern.
-using ClassId = uint32_t;
-
-// What every task of one scheduling class needs.
-struct ClassSpec {
-  std::string task_type;
-  pb::Requirements requirements;  // timeout_seconds / max_retries are not part of a class
-  std::string owner;  // the submitter (Task.owner): workers may accept only some
-};
 
 // One worker as the policy sees it.
 struct WorkerView {
@@ -39,12 +25,10 @@ struct WorkerView {
   absl::string_view last_task_type;  // type of the last task placed there (affinity)
 };
 
-// True when the worker's capabilities meet every requirement of the class (free slots
-// and liveness are not considered).
-bool CanRun(const pb::Capabilities& worker, const ClassSpec& spec);
-
-// Why `worker` can never run tasks of `spec`, e.g. "lacks tag 'gpu-box'"; "" if it can.
-std::string Mismatch(const pb::Capabilities& worker, const ClassSpec& spec);
+// The view's state, as the feasibility table's kNotNow rows read it.
+inline WorkerState StateOf(const WorkerView& w) {
+  return WorkerState{w.running, w.capabilities->slots(), w.accepting};
+}
 
 // How much ChooseWorker prefers an eligible worker for tasks of one type: the lower
 // the better, compared field by field; equal keys go to the smaller device id.
@@ -58,14 +42,15 @@ struct PlacementKey {
 // there was of the type being placed.
 PlacementKey KeyFor(int running, int slots, bool warm);
 
-// The worker to place one task of `spec` on, or -1 when none is eligible (accepting,
-// a free slot, CanRun). Prefers the lowest load (running / slots); at equal load the
+// The worker to place one task of `spec` on, or -1 when none passes every row of the
+// feasibility table (feasibility.h). Prefers the lowest load (running / slots); at equal load the
 // worker that last ran this task type (warm caches), then more free slots, then the
 // smaller device id so that decisions are deterministic (PlacementKey).
 int ChooseWorker(std::span<const WorkerView> workers, const ClassSpec& spec);
 
-// "" when some accepting worker in `workers` could run `spec` (busy or not); otherwise
-// a sentence saying why none can, naming up to three workers and their first mismatch.
+// "" when some accepting worker in `workers` could run `spec` (busy or not: no
+// kInfeasible row fails); otherwise a sentence saying why none can, naming up to three
+// workers and the first row each fails. Workers not accepting are not counted.
 std::string UnschedulableReason(std::span<const WorkerView> workers, const ClassSpec& spec);
 
 }  // namespace rc::coordinator
