@@ -220,10 +220,31 @@ void SqliteTaskStore::WriterLoop() {
       if (attempt < kCommitTries) absl::SleepFor(wait);
       wait *= 2;
     }
+    std::vector<std::function<void(absl::Status)>> dones;
+    dones.reserve(batch.size());
     for (Op& op : batch) {
-      if (op.done) op.done(status);
+      if (op.done) dones.push_back(std::move(op.done));
+    }
+    batch.clear();  // records freed here, not where the callbacks run
+    std::function<void(std::function<void()>)> post;
+    {
+      absl::MutexLock lock(&mu_);
+      post = post_;
+    }
+    auto run = [dones = std::move(dones), status] {
+      for (const auto& done : dones) done(status);
+    };
+    if (post) {
+      post(std::move(run));
+    } else {
+      run();
     }
   }
+}
+
+void SqliteTaskStore::PostCompletionsTo(std::function<void(std::function<void()>)> post) {
+  absl::MutexLock lock(&mu_);
+  post_ = std::move(post);
 }
 
 absl::Status SqliteTaskStore::Commit(std::deque<Op>& batch) {

@@ -2,7 +2,8 @@
 // The durable TaskStore: one SQLite database (WAL, synchronous=FULL) in the data dir.
 // A single writer thread owns every write and commits whatever has queued up while the
 // previous transaction was committing (group commit): under load one fsync covers many
-// submits and transitions, so durability costs little throughput.
+// submits and transitions, so durability costs little throughput. The writer only
+// writes: a commit's callbacks go to the thread given to PostCompletionsTo.
 //
 // Schema changes are numbered migrations recorded in PRAGMA user_version; a database
 // from a newer release is refused rather than misread.
@@ -38,6 +39,7 @@ class SqliteTaskStore final : public TaskStore {
   void Delete(std::vector<std::string> task_ids, std::function<void(absl::Status)> done) override;
   absl::StatusOr<std::vector<pb::Task>> LoadAll() override;
   void Close() override;
+  void PostCompletionsTo(std::function<void(std::function<void()>)> post) override;
   // Reads (sqlite_task_reads.cc) share the one connection with the writer: the database
   // is opened in exclusive locking mode, so no other connection could read it. Each
   // waits for a commit in progress (a few ms at most).
@@ -92,6 +94,7 @@ class SqliteTaskStore final : public TaskStore {
   absl::Mutex mu_;
   std::deque<Op> pending_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  std::function<void(std::function<void()>)> post_ ABSL_GUARDED_BY(mu_);  // see PostCompletionsTo
   absl::Mutex close_mu_;  // serializes joining the writer
   std::thread writer_;
   Histogram commit_latency_;
