@@ -65,6 +65,16 @@ struct FinishedRef {
   pb::TaskStatus status = pb::TASK_STATUS_UNSPECIFIED;
 };
 
+// What a store has written since it opened (bench, tests).
+struct StoreWriteStats {
+  int64_t records = 0;  // task records written (versions of one task within one commit count once)
+  // Bytes of the values handed to SQLite for them: keys, columns, records and payloads
+  // (an integer counts 8).
+  int64_t bytes = 0;
+  int64_t pages_written = 0;  // database pages SQLite wrote to disk (to its WAL), page_size bytes each
+  int64_t page_size = 0;
+};
+
 class TaskStore {
  public:
   virtual ~TaskStore() = default;
@@ -90,6 +100,8 @@ class TaskStore {
   virtual void PostCompletionsTo(std::function<void(std::function<void()>)> post) { (void)post; }
   // Commit latency, for /metrics (null when the store does not measure it).
   virtual const Histogram* commit_latency() const { return nullptr; }
+  // Zero when the store does not count.
+  virtual StoreWriteStats write_stats() const { return {}; }
 
   // ---- Reads (see the file comment). Errors: UNAVAILABLE / DATA_LOSS naming the store. ----
 
