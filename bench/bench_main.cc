@@ -108,6 +108,8 @@ int main(int argc, char** argv) {
            static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
   };
   const double cpu_before = cpu_seconds();
+  const rc::coordinator::StoreWriteStats writes_before =
+      local != nullptr ? local->store_writes() : rc::coordinator::StoreWriteStats{};
   bool use_tls = false;
   rc::TlsFiles tls;
   if (absl::Status s = rc::ApplyTlsClientFlags(*flags, &use_tls, &tls); !s.ok()) {
@@ -140,7 +142,18 @@ int main(int argc, char** argv) {
                        {"p90", rc::bench::Percentile(ms, 0.9)},
                        {"p99", rc::bench::Percentile(ms, 0.99)},
                        {"max", rc::bench::Percentile(ms, 1.0)}};
-  if (local != nullptr) out["cluster_cpu_us_per_task"] = (cpu_seconds() - cpu_before) * 1e6 / static_cast<double>(run.tasks + run.warmup);
+  if (local != nullptr) {
+    const double n = static_cast<double>(run.tasks + run.warmup);
+    out["cluster_cpu_us_per_task"] = (cpu_seconds() - cpu_before) * 1e6 / n;
+    // What the store wrote per task (warmup included, as for the CPU figure): records,
+    // bytes handed to SQLite, and bytes of pages SQLite wrote to its WAL. Zero for the
+    // memory store. Read while the last tasks' records may still be committing.
+    const rc::coordinator::StoreWriteStats w = local->store_writes();
+    out["store_records_per_task"] = static_cast<double>(w.records - writes_before.records) / n;
+    out["store_bytes_per_task"] = static_cast<double>(w.bytes - writes_before.bytes) / n;
+    out["store_wal_bytes_per_task"] =
+        static_cast<double>((w.pages_written - writes_before.pages_written) * w.page_size) / n;
+  }
   if (!r.first_error.empty()) out["first_error"] = r.first_error;
   if (flags->Has("json")) {
     std::cout << out.dump() << "\n";

@@ -28,6 +28,8 @@ class LocalCluster {
   ~LocalCluster();
 
   const std::string& address() const { return address_; }
+  // What the coordinator's store has written so far.
+  coordinator::StoreWriteStats store_writes() const { return server_->store()->write_stats(); }
 
  private:
   LocalCluster() = default;

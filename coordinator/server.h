@@ -29,6 +29,7 @@ class CoordinatorServer {
   int port() const { return port_; }
   int http_port() const { return http_ != nullptr ? http_->port() : 0; }
   Coordinator* core() { return core_.get(); }
+  const TaskStore* store() const { return store_.get(); }
   // Ends worker streams and watches, stops the server; idempotent.
   void Shutdown();
 

@@ -16,32 +16,32 @@ Coordinator::Coordinator(CoordinatorOptions options, TaskStore* store, Clock* cl
     : TaskReads(std::move(options), store, clock),
       loader_(store, [this](std::vector<PayloadLoader::Unread> unread) { PayloadsUnread(std::move(unread)); }) {}
 
-Coordinator::~Coordinator() { loader_.Stop(); }
+Coordinator::~Coordinator() {
+  completions_.Stop();  // may still deliver: before the loader stops
+  loader_.Stop();
+}
 
-namespace {
-// Set while this thread delivers effects (see Mutate): where inline store callbacks wait.
-thread_local std::vector<std::function<void()>>* tl_deferred = nullptr;
-}  // namespace
-
-void Coordinator::Deliver(Effects& fx, std::vector<std::function<void()>>* deferred) {
-  if (!fx.writes.empty()) {
-    auto waiting = std::make_shared<std::vector<std::function<void(absl::Status)>>>(std::move(fx.after_commit));
-    tl_deferred = deferred;
-    store_->Write(std::move(fx.writes), [this, waiting, op = fx.operation](absl::Status s) {
-      if (!s.ok()) spdlog::error("task store write failed: {}", s.ToString());
-      Committed(op, s);
-      auto run = [waiting, s] {
-        for (auto& cb : *waiting) cb(s);
-      };
-      if (tl_deferred != nullptr) {
-        tl_deferred->push_back(std::move(run));
-      } else {
-        run();
+uint64_t Coordinator::Deliver(Effects& fx) {
+  uint64_t ticket = 0;
+  if (!fx.writes.empty() || !fx.after_commit.empty()) {
+    // Reserved here, under delivery_mu_, so completions run in delivery order.
+    ticket = completions_.queue().Reserve();
+    const bool wrote = !fx.writes.empty();
+    auto finish = [this, wrote, op = fx.operation, waiting = std::move(fx.after_commit)](const absl::Status& s) {
+      if (wrote) {
+        if (!s.ok()) spdlog::error("task store write failed: {}", s.ToString());
+        Committed(op, s);
       }
-    });
-    tl_deferred = nullptr;
-  } else {
-    for (auto& cb : fx.after_commit) deferred->push_back([cb = std::move(cb)] { cb(absl::OkStatus()); });
+      for (const auto& cb : waiting) cb(s);
+    };
+    if (wrote) {
+      store_->Write(std::move(fx.writes), [queue = completions_.shared_queue(), ticket,
+                                           finish = std::move(finish)](absl::Status s) {
+        queue->Complete(ticket, [finish, s] { finish(s); });
+      });
+    } else {
+      completions_.queue().Complete(ticket, [finish = std::move(finish)] { finish(absl::OkStatus()); });
+    }
   }
   if (!fx.deletes.empty()) {
     store_->Delete(std::move(fx.deletes), [](absl::Status s) {
@@ -61,6 +61,7 @@ void Coordinator::Deliver(Effects& fx, std::vector<std::function<void()>>* defer
   for (auto& [sink, task] : fx.snapshots) sink->OnTask(task);
   for (auto& [sink, task] : fx.snapshots_to_load) loader_.NotifyAfterLoading(std::move(sink), std::move(task));
   for (auto& [sink, status] : fx.aborts) sink->Abort(status);
+  return ticket;
 }
 
 pb::Task Coordinator::RecordLocked(TaskEntry& e) {

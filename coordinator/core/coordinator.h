@@ -29,6 +29,7 @@
 #include "absl/status/statusor.h"
 #include "common/clock.h"
 #include "common/histogram.h"
+#include "coordinator/core/completion_queue.h"
 #include "coordinator/core/coordinator_options.h"
 #include "coordinator/core/links.h"
 #include "coordinator/core/payload_loader.h"
@@ -143,10 +144,14 @@ class Coordinator : private TaskReads {
   void Shutdown();
 
  private:
-  // Runs `fn(fx)` under mu_, then delivers fx in order (hand-over-hand on delivery_mu_).
+  // Runs `fn(fx)` under mu_, then delivers fx in order (hand-over-hand on delivery_mu_),
+  // then runs the operation's store completion if the store has already answered.
   template <typename Fn>
   auto Mutate(Fn&& fn);
-  void Deliver(Effects& fx, std::vector<std::function<void()>>* deferred);
+  // Sends, closes, notifies, and hands the writes to the store; returns the operation's
+  // completion ticket (0: none), whose work calls Committed and the after_commit
+  // callbacks once the store has answered and every earlier completion has run.
+  uint64_t Deliver(Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(delivery_mu_);
 
   // The second half of SubmitBatch, once the store answered for the new records:
   // queues them, dispatches, and answers each through `answer(index in ids, result)`.
@@ -168,6 +173,8 @@ class Coordinator : private TaskReads {
 
   // Last: destroyed (its thread stopped) before what its deliveries reach.
   PayloadLoader loader_;
+  // The store's answers, run in delivery order on the core's side (completion_queue.h).
+  StoreCompletions completions_{store_};
 };
 
 }  // namespace rc::coordinator

@@ -30,7 +30,8 @@ struct Effects {
   std::vector<std::string> deletes;
   std::vector<std::function<void()>> callbacks;
   // Only once `writes` (and every earlier write) are durable: answers that promise
-  // something is stored (submit, cancel, result acknowledgements). Get the commit status.
+  // something is stored (submit, cancel, result acknowledgements). Get the commit status
+  // (OK when the operation wrote nothing); they run after every earlier operation's.
   std::vector<std::function<void(absl::Status)>> after_commit;
 
   // The message being built for `link` in this operation (one per worker per operation,
@@ -57,14 +58,12 @@ auto Coordinator::Mutate(Fn&& fn) {
   }
   delivery_mu_.Lock();
   mu_.Unlock();
-  // A store that commits inline (MemoryTaskStore) would run after_commit callbacks
-  // here, under delivery_mu_; they may call back into the Coordinator, so they wait in
-  // `deferred` until the lock is released.
-  std::vector<std::function<void()>> deferred;
-  Deliver(fx, &deferred);
+  const uint64_t ticket = Deliver(fx);
   delivery_mu_.Unlock();
   for (auto& cb : fx.callbacks) cb();
-  for (auto& cb : deferred) cb();
+  // A store that answered inline (MemoryTaskStore) left the completion to us: it may
+  // call back into the Coordinator, so it runs only now, with no lock held.
+  if (ticket != 0) completions_.queue().RunIfReady(ticket);
   return result;
 }
 

@@ -92,6 +92,12 @@ absl::StatusOr<std::unique_ptr<SqliteTaskStore>> SqliteTaskStore::Open(const std
     }
   }
   if (absl::Status s = store->Exec("PRAGMA synchronous=FULL"); !s.ok()) return s;
+  {
+    Statement page_size(db, "PRAGMA page_size");
+    if (page_size.ok() && sqlite3_step(page_size.get()) == SQLITE_ROW) {
+      store->page_size_ = sqlite3_column_int64(page_size.get(), 0);
+    }
+  }
   // 64 MiB of page cache (default 2 MiB): the writer then rarely reads a page back.
   if (absl::Status s = store->Exec("PRAGMA cache_size=-65536"); !s.ok()) return s;
   int version = 0;
@@ -211,8 +217,15 @@ void SqliteTaskStore::WriterLoop() {
       {
         absl::MutexLock lock(&db_mu_);
         const absl::Time start = absl::Now();
-        status = Commit(batch);
+        int64_t records = 0, bytes = 0;
+        status = Commit(batch, &records, &bytes);
         commit_latency_.Observe(absl::ToDoubleSeconds(absl::Now() - start));
+        if (status.ok()) {
+          records_written_ += records;
+          bytes_written_ += bytes;
+          int pages = 0, high = 0;
+          if (sqlite3_db_status(db_, SQLITE_DBSTATUS_CACHE_WRITE, &pages, &high, 0) == SQLITE_OK) pages_written_ = pages;
+        }
       }
       if (status.ok()) break;
       spdlog::error("task store commit of {} operations failed (try {} of {}): {}", batch.size(), attempt,
@@ -220,13 +233,38 @@ void SqliteTaskStore::WriterLoop() {
       if (attempt < kCommitTries) absl::SleepFor(wait);
       wait *= 2;
     }
+    std::vector<std::function<void(absl::Status)>> dones;
+    dones.reserve(batch.size());
     for (Op& op : batch) {
-      if (op.done) op.done(status);
+      if (op.done) dones.push_back(std::move(op.done));
+    }
+    batch.clear();  // records freed here, not where the callbacks run
+    std::function<void(std::function<void()>)> post;
+    {
+      absl::MutexLock lock(&mu_);
+      post = post_;
+    }
+    auto run = [dones = std::move(dones), status] {
+      for (const auto& done : dones) done(status);
+    };
+    if (post) {
+      post(std::move(run));
+    } else {
+      run();
     }
   }
 }
 
-absl::Status SqliteTaskStore::Commit(std::deque<Op>& batch) {
+void SqliteTaskStore::PostCompletionsTo(std::function<void(std::function<void()>)> post) {
+  absl::MutexLock lock(&mu_);
+  post_ = std::move(post);
+}
+
+StoreWriteStats SqliteTaskStore::write_stats() const {
+  return StoreWriteStats{records_written_.load(), bytes_written_.load(), pages_written_.load(), page_size_};
+}
+
+absl::Status SqliteTaskStore::Commit(std::deque<Op>& batch, int64_t* records, int64_t* bytes) {
   if (absl::Status s = Step("BEGIN IMMEDIATE"); !s.ok()) return s;
   // An unfinished task's update sets no indexed column (finished_at_ms stays 0), so it
   // rewrites its row only; the finishing one also moves its tasks_finished entry.
@@ -247,8 +285,17 @@ absl::Status SqliteTaskStore::Commit(std::deque<Op>& batch) {
     Exec("ROLLBACK").IgnoreError();
     return s;
   };
-  auto bind_text = [](sqlite3_stmt* st, int col, const std::string& v) {
+  auto bind_text = [bytes](sqlite3_stmt* st, int col, const std::string& v) {
     sqlite3_bind_text(st, col, v.data(), static_cast<int>(v.size()), SQLITE_STATIC);
+    *bytes += static_cast<int64_t>(v.size());
+  };
+  auto bind_blob = [bytes](sqlite3_stmt* st, int col, const std::string& v) {
+    sqlite3_bind_blob(st, col, v.data(), static_cast<int>(v.size()), SQLITE_STATIC);
+    *bytes += static_cast<int64_t>(v.size());
+  };
+  auto bind_int = [bytes](sqlite3_stmt* st, int col, int64_t v) {
+    sqlite3_bind_int64(st, col, v);
+    *bytes += 8;
   };
   // A task often changes several times within one batch (queued, assigned, running,
   // finished): write only its last version, with the payload of whichever carries one.
@@ -273,18 +320,19 @@ absl::Status SqliteTaskStore::Commit(std::deque<Op>& batch) {
         t.SerializeToString(&record);
         held->swap(payload);
       }
+      ++*records;
       bind_text(put, 1, t.task_id());
-      sqlite3_bind_int(put, 2, t.status());
-      sqlite3_bind_int64(put, 3, t.finished_at_ms());
-      sqlite3_bind_blob(put, 4, record.data(), static_cast<int>(record.size()), SQLITE_STATIC);
-      sqlite3_bind_int64(put, 5, static_cast<int64_t>(t.sequence()));
+      bind_int(put, 2, t.status());
+      bind_int(put, 3, t.finished_at_ms());
+      bind_blob(put, 4, record);
+      bind_int(put, 5, static_cast<int64_t>(t.sequence()));
       bind_text(put, 6, t.owner());
       bind_text(put, 7, t.spec().task_type());
       bind_text(put, 8, t.worker_device_id());
       bind_text(put, 9, t.spec().idempotency_key());
       auto p = payload_of.find(t.task_id());
       if (p != payload_of.end()) {
-        sqlite3_bind_blob(put, 10, p->second->data(), static_cast<int>(p->second->size()), SQLITE_STATIC);
+        bind_blob(put, 10, *p->second);
       } else {
         sqlite3_bind_null(put, 10);  // keeps the stored payload (none stored: empty)
       }
@@ -292,9 +340,9 @@ absl::Status SqliteTaskStore::Commit(std::deque<Op>& batch) {
       sqlite3_reset(put);
       if (rc != SQLITE_DONE) return fail("write");
       if (t.finished_at_ms() != 0) {
-        sqlite3_bind_int64(finish, 1, t.finished_at_ms());
+        bind_int(finish, 1, t.finished_at_ms());
         bind_text(finish, 2, t.task_id());
-        sqlite3_bind_int64(finish, 3, t.finished_at_ms());
+        bind_int(finish, 3, t.finished_at_ms());
         rc = sqlite3_step(finish);
         sqlite3_reset(finish);
         if (rc != SQLITE_DONE) return fail("write");

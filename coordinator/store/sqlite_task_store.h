@@ -2,11 +2,13 @@
 // The durable TaskStore: one SQLite database (WAL, synchronous=FULL) in the data dir.
 // A single writer thread owns every write and commits whatever has queued up while the
 // previous transaction was committing (group commit): under load one fsync covers many
-// submits and transitions, so durability costs little throughput.
+// submits and transitions, so durability costs little throughput. The writer only
+// writes: a commit's callbacks go to the thread given to PostCompletionsTo.
 //
 // Schema changes are numbered migrations recorded in PRAGMA user_version; a database
 // from a newer release is refused rather than misread.
 
+#include <atomic>
 #include <deque>
 #include <memory>
 #include <string>
@@ -38,6 +40,7 @@ class SqliteTaskStore final : public TaskStore {
   void Delete(std::vector<std::string> task_ids, std::function<void(absl::Status)> done) override;
   absl::StatusOr<std::vector<pb::Task>> LoadAll() override;
   void Close() override;
+  void PostCompletionsTo(std::function<void(std::function<void()>)> post) override;
   // Reads (sqlite_task_reads.cc) share the one connection with the writer: the database
   // is opened in exclusive locking mode, so no other connection could read it. Each
   // waits for a commit in progress (a few ms at most).
@@ -50,6 +53,7 @@ class SqliteTaskStore final : public TaskStore {
   absl::StatusOr<absl::flat_hash_map<std::string, std::string>> ReadPayloads(
       const std::vector<std::string>& task_ids) override;
   const Histogram* commit_latency() const override { return &commit_latency_; }
+  StoreWriteStats write_stats() const override;
 
   const std::string& path() const { return path_; }
 
@@ -67,7 +71,8 @@ class SqliteTaskStore final : public TaskStore {
   // Records are stored without their payload, which has a column of its own, written
   // with a task's first record and kept when a later one leaves it out. Commit lends
   // payloads out of `batch` while serializing and puts them back.
-  absl::Status Commit(std::deque<Op>& batch) ABSL_EXCLUSIVE_LOCKS_REQUIRED(db_mu_);
+  // Adds the records written and the bytes bound to `*records` and `*bytes`.
+  absl::Status Commit(std::deque<Op>& batch, int64_t* records, int64_t* bytes) ABSL_EXCLUSIVE_LOCKS_REQUIRED(db_mu_);
   // Migration 2's data step: fills the new columns and moves payloads out of records.
   absl::Status SplitRecords() ABSL_EXCLUSIVE_LOCKS_REQUIRED(db_mu_);
   // A record from the database: `record` (without payload) parsed, `payload` set.
@@ -92,9 +97,15 @@ class SqliteTaskStore final : public TaskStore {
   absl::Mutex mu_;
   std::deque<Op> pending_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  std::function<void(std::function<void()>)> post_ ABSL_GUARDED_BY(mu_);  // see PostCompletionsTo
   absl::Mutex close_mu_;  // serializes joining the writer
   std::thread writer_;
   Histogram commit_latency_;
+  // write_stats(), counted by the writer after each commit.
+  std::atomic<int64_t> records_written_{0};
+  std::atomic<int64_t> bytes_written_{0};
+  std::atomic<int64_t> pages_written_{0};
+  int64_t page_size_ = 0;  // set by Open
 };
 
 }  // namespace rc::coordinator

@@ -65,12 +65,23 @@ struct FinishedRef {
   pb::TaskStatus status = pb::TASK_STATUS_UNSPECIFIED;
 };
 
+// What a store has written since it opened (bench, tests).
+struct StoreWriteStats {
+  int64_t records = 0;  // task records written (versions of one task within one commit count once)
+  // Bytes of the values handed to SQLite for them: keys, columns, records and payloads
+  // (an integer counts 8).
+  int64_t bytes = 0;
+  int64_t pages_written = 0;  // database pages SQLite wrote to disk (to its WAL), page_size bytes each
+  int64_t page_size = 0;
+};
+
 class TaskStore {
  public:
   virtual ~TaskStore() = default;
-  // Inserts or replaces each record by task_id. `done` runs exactly once, possibly on
-  // another thread, after the records are durable (OK) or could not be written
-  // (UNAVAILABLE / INTERNAL with the reason). Never blocks the caller on disk.
+  // Inserts or replaces each record by task_id. `done` runs exactly once, after the
+  // records are durable (OK) or could not be written (UNAVAILABLE / INTERNAL with the
+  // reason): inline, on the store's own thread, or where PostCompletionsTo says. Never
+  // blocks the caller on disk.
   // A task's payload never changes: a record with an empty spec.payload keeps the payload
   // stored with an earlier record of the same task (the Coordinator drops payloads from
   // memory and writes the rest of the record).
@@ -79,11 +90,18 @@ class TaskStore {
   virtual void Delete(std::vector<std::string> task_ids, std::function<void(absl::Status)> done) = 0;
   // Every stored record.
   virtual absl::StatusOr<std::vector<pb::Task>> LoadAll() = 0;
-  // Commits what is queued, runs its callbacks, then refuses further writes (their
-  // `done` gets UNAVAILABLE at once). Call before destroying what callbacks reach.
+  // Commits what is queued, runs (or posts) its callbacks, then refuses further writes
+  // (their `done` gets UNAVAILABLE at once). Call before destroying what callbacks reach.
   virtual void Close() {}
+  // A store that commits on a thread of its own hands each commit's `done` callbacks,
+  // in commit order, to `post` (the Coordinator's completion thread) instead of running
+  // them there: its writer then only writes. Null (the default): it runs them itself.
+  // Stores that complete inline ignore it.
+  virtual void PostCompletionsTo(std::function<void(std::function<void()>)> post) { (void)post; }
   // Commit latency, for /metrics (null when the store does not measure it).
   virtual const Histogram* commit_latency() const { return nullptr; }
+  // Zero when the store does not count.
+  virtual StoreWriteStats write_stats() const { return {}; }
 
   // ---- Reads (see the file comment). Errors: UNAVAILABLE / DATA_LOSS naming the store. ----
 

@@ -198,3 +198,30 @@ TEST_CASE("A version 1 database is migrated: payloads move to their table, reads
 }
 
 }  // namespace rc::coordinator
+
+namespace rc::coordinator {
+
+TEST_CASE("The store counts the records and bytes it hands to SQLite and the pages it writes") {
+  const std::string dir = TempDir();
+  auto store = SqliteTaskStore::Open(dir);
+  REQUIRE(store.ok());
+  CHECK((*store)->write_stats().records == 0);
+  CHECK((*store)->write_stats().bytes == 0);
+  pb::Task a = MakeTask("a", pb::TASK_STATUS_QUEUED);
+  pb::Task b = MakeTask("b", pb::TASK_STATUS_QUEUED);
+  pb::Task a_done = MakeTask("a", pb::TASK_STATUS_SUCCESS, 5);
+  a_done.set_result(std::string(1000, 'r'));
+  // a is written twice: once when both writes land in one commit (group commit).
+  absl::Notification first;
+  (*store)->Write({a, b}, [&](absl::Status) { first.Notify(); });
+  REQUIRE(WriteSync(**store, {a_done}).ok());
+  REQUIRE(first.HasBeenNotified());
+  const StoreWriteStats w = (*store)->write_stats();
+  CHECK((w.records == 3 || w.records == 2));  // 2 when both writes went in one commit
+  CHECK(w.bytes > 1000);
+  CHECK(w.pages_written > 0);
+  CHECK(w.page_size >= 512);
+  std::filesystem::remove_all(dir);
+}
+
+}  // namespace rc::coordinator
