@@ -72,7 +72,7 @@ class HttpRequestHandler final : public Handler {
 
     std::unique_ptr<CURL, decltype(&curl_easy_cleanup)> curl(curl_easy_init(), curl_easy_cleanup);
     if (!curl) return absl::InternalError("curl_easy_init failed");
-    Transfer t{ctx.stop, body_cap_};
+    Transfer t{.stop = ctx.stop, .cap = body_cap_, .body = {}};
     curl_slist* header_list = nullptr;
     for (const auto& [k, v] : headers) header_list = curl_slist_append(header_list, absl::StrCat(k, ": ", v).c_str());
     std::unique_ptr<curl_slist, decltype(&curl_slist_free_all)> header_guard(header_list, curl_slist_free_all);
