@@ -116,7 +116,7 @@ struct WorkerConfig {
   // unless the task needs internet). An unavailable tier fails startup.
   std::string containment = "process";
   // cgroup limits per task, at either tier, where the machine lets the worker use the
-  // controller (worker/cgroups.h; missing ones are logged, not fatal). 0 = no limit.
+  // controller (worker/process/cgroups.h; missing ones are logged, not fatal). 0 = no limit.
   int cgroup_memory_mb = 0;
   int cgroup_pids_max = 1024;
   int cgroup_cpu_percent = 0;  // 100 = one core

@@ -15,7 +15,7 @@ namespace rc {
 // The integer fields of a task spec and the values they take. Checked where text becomes
 // a number (this JSON reader, the CLI's flags), before anything narrows it to the
 // proto's int32: 4294967301 must be refused, never stored as 5. The coordinator checks
-// the same ranges again (coordinator/task_validation.cc) for specs that arrive as protobuf.
+// the same ranges again (coordinator/core/task_validation.cc) for specs that arrive as protobuf.
 struct IntRange {
   int64_t min;
   int64_t max;

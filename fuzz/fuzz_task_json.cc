@@ -8,6 +8,7 @@
 #include <string>
 
 #include "common/json_view.h"
+#include "common/task_defaults.h"
 #include "common/task_spec_json.h"
 #include "coordinator/core/task_validation.h"
 #include "fuzz/fuzz_check.h"
@@ -37,8 +38,8 @@ void CheckPayloadValidation(absl::string_view text) {
 // The spec as the task object shows it: defaults filled in (DESIGN.md's task model).
 pb::TaskSpec AsShown(pb::TaskSpec spec) {
   pb::Requirements* r = spec.mutable_requirements();
-  if (!r->has_timeout_seconds()) r->set_timeout_seconds(300);
-  if (!r->has_max_retries()) r->set_max_retries(3);
+  if (!r->has_timeout_seconds()) r->set_timeout_seconds(rc::kDefaultTimeoutSeconds);
+  if (!r->has_max_retries()) r->set_max_retries(rc::kDefaultMaxRetries);
   return spec;
 }
 

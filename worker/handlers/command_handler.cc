@@ -1,6 +1,6 @@
 // `command`: a shell string or an argv, in a private directory, through the process
 // runner. payload.env holds the task's own variables: refused as a whole when one name
-// is not the task's to set (worker/task_env.h), applied inside the sandbox only.
+// is not the task's to set (worker/handlers/task_env.h), applied inside the sandbox only.
 // Opt-in (--allow command).
 #include <filesystem>
 

@@ -1,7 +1,7 @@
 // `python_script`: payload.code run by Python in a private directory; with
 // payload.requirements, in a cached virtualenv holding them, built inside the task's
 // containment tier (see VenvCache; which requirements are accepted:
-// worker/python_requirements.h). Opt-in (--allow python_script).
+// worker/handlers/python_requirements.h). Opt-in (--allow python_script).
 #include <filesystem>
 #include <fstream>
 

@@ -3,7 +3,7 @@
 // environment of every process the worker starts outside a task's sandbox.
 //
 // Design assumption: the sandbox boundary is the protection. A task's variables are set
-// only inside its sandbox (bwrap's --clearenv/--setenv, worker/containment.h) or, at the
+// only inside its sandbox (bwrap's --clearenv/--setenv, worker/process/containment.h) or, at the
 // `process` tier, only on the task process itself; they never reach bwrap, python -m venv
 // or pip, which get HostEnvironment() and nothing of the task's. The name policy below
 // is defence in depth only, never the boundary: no list of names can be complete. It
@@ -51,7 +51,7 @@ absl::Status CheckTaskEnv(const std::map<std::string, std::string>& env, absl::s
 // The fixed, clean environment of every process the worker starts outside a task's
 // sandbox (bwrap itself, for tasks and for dependency installs): PATH, HOME and TMPDIR
 // (`dir`), LANG=C.UTF-8. Nothing from the worker's own environment or a task's. (The
-// processes inside a sandbox get TaskEnvironment(), worker/task_process.h.)
+// processes inside a sandbox get TaskEnvironment(), worker/process/task_process.h.)
 std::vector<std::string> HostEnvironment(const std::string& dir);
 
 }  // namespace rc::worker

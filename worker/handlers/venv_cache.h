@@ -7,12 +7,12 @@
 // in use and not kept alive are removed.
 //
 // Environments are built inside the task's containment tier: `python -m venv` and pip
-// run through the same sandbox as the task (worker/containment.h), with only the
+// run through the same sandbox as the task (worker/process/containment.h), with only the
 // environment being built and a scratch directory writable, the worker's data dir and
 // secrets hidden, and the environment a task gets before its own variables (PATH, HOME
 // and TMPDIR in the scratch dir, LANG, pass_env); never the worker's own environment or
 // the task's variables. Which requirements are accepted, where pip gets packages and
-// whether the install has the network is policy (worker/python_requirements.h).
+// whether the install has the network is policy (worker/handlers/python_requirements.h).
 
 #include <cstdint>
 #include <memory>

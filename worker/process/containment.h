@@ -6,11 +6,11 @@
 //            a private /tmp, only the attempt's own directory writable, new user, PID,
 //            IPC and UTS namespaces, and a network namespace with nothing but loopback
 //            unless the task has internet_required. bwrap itself runs with the fixed
-//            HostEnvironment() (worker/task_env.h); the task's environment is handed to
+//            HostEnvironment() (worker/handlers/task_env.h); the task's environment is handed to
 //            bwrap on a memfd (--args FD: --clearenv, --setenv ...) and applies only
 //            inside, so nothing a task sets reaches a process outside its sandbox, and
 //            its values are not on bwrap's command line for other users to read.
-// Either tier adds per-task cgroup limits (worker/cgroups.h) where the machine allows.
+// Either tier adds per-task cgroup limits (worker/process/cgroups.h) where the machine allows.
 //
 // Design assumption: an unavailable tier is an error at startup, never a silent
 // fallback to a weaker one; missing cgroup controllers only weaken limits, so they are

@@ -31,7 +31,7 @@ struct ProcessSpec {
   ResourceLimits limits;
   size_t output_cap = 1 << 20;  // bytes kept per stream
   absl::Time deadline = absl::InfiniteFuture();  // besides the stop token's own; on its clock
-  // Open cgroup.procs files (worker/cgroups.h): the child writes itself into each before
+  // Open cgroup.procs files (worker/process/cgroups.h): the child writes itself into each before
   // exec, so that everything it starts is counted against the cgroup's limits.
   std::vector<int> cgroup_procs_fds;
   // Descriptors the child keeps across exec (every other one above 2 is closed), e.g.

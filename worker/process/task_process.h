@@ -49,7 +49,7 @@ class TaskDir {
 // The environment inside a task's sandbox (at the `process` tier: of the task process
 // alone): PATH, HOME and TMPDIR (the task dir), LANG, the variables named in pass_env
 // (from the worker's own environment), then `extra`, which wins: the handler's own and
-// the task's, the latter checked by CheckTaskEnv (worker/task_env.h) first.
+// the task's, the latter checked by CheckTaskEnv (worker/handlers/task_env.h) first.
 std::vector<std::string> TaskEnvironment(const ExecutionOptions& options, const std::string& dir,
                                          const std::map<std::string, std::string>& extra = {});
 
