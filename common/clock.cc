@@ -30,13 +30,16 @@ bool FakeClock::AwaitWithDeadline(absl::Mutex* mu, const absl::Condition& cond, 
   mu->Lock();
   auto done = [&] { return cond.Eval() || Now() >= deadline; };
   mu->Await(absl::Condition(&done));
+  // As absl's AwaitWithDeadline: whether the condition held when the wait ended (another
+  // thread may change it while `mu` is released below to deregister).
+  const bool met = cond.Eval();
   mu->Unlock();
   {
     absl::MutexLock lock(&waiters_mu_);
     waiters_.erase(std::find(waiters_.begin(), waiters_.end(), mu));
   }
   mu->Lock();
-  return cond.Eval();
+  return met;
 }
 
 bool FakeClock::WaitForWaiters(int n, absl::Duration limit) const {

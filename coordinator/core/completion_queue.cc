@@ -12,14 +12,14 @@ uint64_t CompletionQueue::Reserve() {
   return first_ + slots_.size() - 1;
 }
 
-void CompletionQueue::Complete(uint64_t ticket, std::function<void()> work) {
+void CompletionQueue::Complete(uint64_t ticket, std::function<void()> work, bool run_here) {
   {
     absl::MutexLock lock(&mu_);
     if (!closed_ && ticket >= first_ && ticket - first_ < slots_.size()) {
       Slot& slot = slots_[ticket - first_];
       slot.complete = true;
       slot.work = std::move(work);
-      if (runner_ == std::thread::id() && HeadRunnable()) DrainLocked();
+      if (run_here && runner_ == std::thread::id() && HeadRunnable()) DrainLocked();
       return;
     }
   }
@@ -49,6 +49,17 @@ void CompletionQueue::RunIfReady(uint64_t ticket) {
     } wait{this, ticket};
     mu_.Await(absl::Condition(&Wait::Over, &wait));
   }
+}
+
+bool CompletionQueue::Release(uint64_t ticket) {
+  absl::MutexLock lock(&mu_);
+  if (ticket >= first_ && ticket - first_ < slots_.size()) slots_[ticket - first_].caller_pending = false;
+  return !closed_ && runner_ == std::thread::id() && HeadRunnable();
+}
+
+void CompletionQueue::DrainIfIdle() {
+  absl::MutexLock lock(&mu_);
+  if (!closed_ && runner_ == std::thread::id() && HeadRunnable()) DrainLocked();
 }
 
 void CompletionQueue::DrainLocked() {
@@ -128,7 +139,13 @@ void CompletionThread::Loop() {
 // ---- StoreCompletions ----
 
 StoreCompletions::StoreCompletions(TaskStore* store) : store_(store) {
-  store_->PostCompletionsTo([thread = thread_](std::function<void()> work) { thread->Post(std::move(work)); });
+  posted_ = store_->PostCompletionsTo([thread = thread_](std::function<void()> work) { thread->Post(std::move(work)); });
+}
+
+void StoreCompletions::Delivered(uint64_t ticket) {
+  if (!posted_) return queue_->RunIfReady(ticket);
+  // The queue outlives this call's closure: Stop joins the thread before the queue goes.
+  if (queue_->Release(ticket)) thread_->Post([queue = queue_] { queue->DrainIfIdle(); });
 }
 
 StoreCompletions::~StoreCompletions() { Stop(); }

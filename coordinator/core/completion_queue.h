@@ -36,19 +36,27 @@ class CompletionQueue {
   CompletionQueue& operator=(const CompletionQueue&) = delete;
 
   // A place in line (tickets count from 1). Call in delivery order, and follow with
-  // RunIfReady(ticket) from the same operation once its locks are released.
+  // RunIfReady(ticket) (or Release) from the same operation once its locks are released.
   uint64_t Reserve();
   // The work of `ticket`, from any thread, once. It runs when every earlier ticket has
-  // run: on this thread if that is now, unless the operation that reserved `ticket` has
-  // not reached RunIfReady yet (it then runs it itself). Dropped after Close.
-  void Complete(uint64_t ticket, std::function<void()> work);
-  // Called by the operation that reserved `ticket`, holding no lock: runs what is
-  // runnable on this thread. When `ticket` is complete but another thread is running
-  // completions, waits until that thread has run it (so a caller whose store completed
-  // inline sees its answers before it returns). A completion that calls back into the
-  // Coordinator reaches here on the running thread: it returns at once, and the outer
-  // loop runs the new work in turn.
+  // run: on this thread if that is now and `run_here`, unless the operation that
+  // reserved `ticket` has not reached RunIfReady/Release yet (it then sees to it).
+  // Dropped after Close.
+  void Complete(uint64_t ticket, std::function<void()> work, bool run_here = true);
+  // Called by the operation that reserved `ticket`, holding no lock, when its store
+  // completes inline: runs what is runnable on this thread. When `ticket` is complete but
+  // another thread is running completions, waits until that thread has run it. If an
+  // earlier operation has not reached RunIfReady yet, returns at once: that operation's
+  // caller runs ours in turn (order is kept; our answer may come just after we return).
+  // A completion that calls back into the Coordinator reaches here on the running
+  // thread: it returns at once, and the outer loop runs the new work in turn.
   void RunIfReady(uint64_t ticket);
+  // Instead of RunIfReady, when completions run on a thread of their own: marks the
+  // operation of `ticket` delivered and never runs or waits here. True when the caller
+  // must have that thread call DrainIfIdle (the head became runnable with nobody running).
+  bool Release(uint64_t ticket);
+  // Runs what is runnable, unless another thread already does.
+  void DrainIfIdle();
   // Later Complete calls drop their work; what waits for an earlier, never-completed
   // ticket is dropped too (the caller stops whatever could still complete first).
   void Close();
@@ -109,6 +117,13 @@ class StoreCompletions {
   StoreCompletions& operator=(const StoreCompletions&) = delete;
 
   CompletionQueue& queue() { return *queue_; }
+  // The operation of `ticket` is delivered and holds no lock. With a store that posts
+  // its commits to our thread, completions run there only, so a caller (a gRPC reaction,
+  // say) never runs dispatch or waits for a backlog (STYLE.md rule 8); with an inline
+  // store, the caller runs its own completion (CompletionQueue::RunIfReady).
+  void Delivered(uint64_t ticket);
+  // Whether completions run on the completion thread only (see Delivered).
+  bool posted() const { return posted_; }
   // For callbacks handed to the store, which may be called after this object is gone.
   const std::shared_ptr<CompletionQueue>& shared_queue() const { return queue_; }
   // Runs what the store has posted, joins the thread, tells the store to run its
@@ -120,6 +135,7 @@ class StoreCompletions {
   TaskStore* const store_;
   const std::shared_ptr<CompletionQueue> queue_ = std::make_shared<CompletionQueue>();
   const std::shared_ptr<CompletionThread> thread_ = std::make_shared<CompletionThread>();
+  bool posted_ = false;  // the store posts its commits to thread_ (set once, in the constructor)
   absl::Mutex mu_;
   bool stopped_ ABSL_GUARDED_BY(mu_) = false;
 };

@@ -40,13 +40,11 @@ uint64_t Coordinator::Deliver(Effects& fx) {
         queue->Complete(ticket, [finish, s] { finish(s); });
       });
     } else {
-      completions_.queue().Complete(ticket, [finish = std::move(finish)] { finish(absl::OkStatus()); });
+      // Nothing to wait for but earlier writes; with a posting store it runs on the
+      // completion thread (Delivered), never on this caller's.
+      completions_.queue().Complete(
+          ticket, [finish = std::move(finish)] { finish(absl::OkStatus()); }, !completions_.posted());
     }
-  }
-  if (!fx.deletes.empty()) {
-    store_->Delete(std::move(fx.deletes), [](absl::Status s) {
-      if (!s.ok()) spdlog::error("task store delete failed: {}", s.ToString());
-    });
   }
   for (size_t i = 0; i < fx.sends.size(); ++i) {
     auto& [link, msg] = fx.sends[i];
@@ -297,11 +295,19 @@ void Coordinator::PruneStored(int64_t now_ms) {
   spdlog::info("retention: pruning {} tasks finished more than {} ago", ids.size(),
                absl::FormatDuration(options_.retention));
   // Another prune waits for these deletes: until then the store would list them again.
-  store_->Delete(std::move(ids), [this](absl::Status s) {
-    if (!s.ok()) spdlog::error("task store delete failed: {}", s.ToString());
-    absl::MutexLock lock(&mu_);
-    prune_in_flight_ = false;
+  // Their answer comes back like a write's, through the completion queue, so it never
+  // runs after the Coordinator is gone. Reserved outside delivery_mu_ (an inline store
+  // answers within Delete, and the answer takes mu_): a write delivered meanwhile may
+  // commit first and then waits the moment this delete takes.
+  const uint64_t ticket = completions_.queue().Reserve();
+  store_->Delete(std::move(ids), [queue = completions_.shared_queue(), ticket, this](absl::Status s) {
+    queue->Complete(ticket, [this, s] {
+      if (!s.ok()) spdlog::error("task store delete failed: {}", s.ToString());
+      absl::MutexLock lock(&mu_);
+      prune_in_flight_ = false;
+    });
   });
+  completions_.Delivered(ticket);
 }
 
 }  // namespace rc::coordinator

@@ -12,7 +12,8 @@
 // idempotency keys, retention) goes to the store outside the lock. Counts per status and
 // type cover every stored task. The store is write-through. Dispatch is event-driven: every event that can make a placement
 // possible (submit, worker join, slot freed) runs Dispatch at once, and there is no
-// polling loop. Tick() is the only periodic work: worker liveness.
+// polling loop. Tick() is the only periodic work: worker liveness, releasing retries
+// whose backoff has passed, and retention.
 //
 // The Coordinator is the facade: each public method runs one operation under the lock
 // (Mutate) and delivers its effects. The decisions live in the layers below it (map in
@@ -171,7 +172,7 @@ class Coordinator : private TaskReads {
   // the task's first write (TaskStore::Write), so it is neither copied nor rewritten.
   pb::Task RecordLocked(TaskEntry& e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
-  // Last: destroyed (its thread stopped) before what its deliveries reach.
+  // Destroyed (its thread stopped) before what its deliveries reach.
   PayloadLoader loader_;
   // The store's answers, run in delivery order on the core's side (completion_queue.h).
   StoreCompletions completions_{store_};

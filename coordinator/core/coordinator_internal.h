@@ -27,7 +27,6 @@ struct Effects {
   // Ids of the tasks changed in this operation, in first-change order; each becomes one
   // write of its final state when the operation ends (see Mutate).
   std::vector<std::string> changed;
-  std::vector<std::string> deletes;
   std::vector<std::function<void()>> callbacks;
   // Only once `writes` (and every earlier write) are durable: answers that promise
   // something is stored (submit, cancel, result acknowledgements). Get the commit status
@@ -62,8 +61,9 @@ auto Coordinator::Mutate(Fn&& fn) {
   delivery_mu_.Unlock();
   for (auto& cb : fx.callbacks) cb();
   // A store that answered inline (MemoryTaskStore) left the completion to us: it may
-  // call back into the Coordinator, so it runs only now, with no lock held.
-  if (ticket != 0) completions_.queue().RunIfReady(ticket);
+  // call back into the Coordinator, so it runs only now, with no lock held. A store
+  // that posts its commits has them run on the completion thread, never here.
+  if (ticket != 0) completions_.Delivered(ticket);
   return result;
 }
 

@@ -73,9 +73,6 @@ class TaskTable {
   size_t finished_in_memory() const { return finished_in_memory_; }
   // The finished task in memory that finished longest ago, or nullptr.
   TaskEntry* OldestFinished();
-  // The only way a task's status changes, so that counts stay exact. Called only by
-  // TaskLifecycle (task_lifecycle.h), which checks the move against its table first.
-  void SetStatus(TaskEntry* e, pb::TaskStatus status);
 
   int64_t count(pb::TaskStatus status) const { return counts_[status]; }
   // Tasks of `owner` not yet in a terminal state.
@@ -104,6 +101,11 @@ class TaskTable {
   }
 
  private:
+  // The only way a task's status changes, so that counts stay exact: only TaskLifecycle
+  // (task_lifecycle.h), which checks the move against its table first, may call it.
+  friend class TaskLifecycle;
+  void SetStatus(TaskEntry* e, pb::TaskStatus status);
+
   struct Unfinished {
     int64_t tasks = 0;
     int64_t bytes = 0;

@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/json_view.h"
 #include "common/status_macros.h"
+#include "common/task_spec_json.h"
 
 namespace rc::coordinator {
 namespace {
@@ -31,7 +32,12 @@ absl::Status ValidateName(absl::string_view field, absl::string_view value, size
 }
 
 absl::Status ValidateRequirements(const pb::Requirements& r, const TaskLimits& limits) {
-  if (r.min_cpu_cores() < 0) return Bad("requirements.min_cpu_cores", "must be >= 0");
+  // The ranges and words of the JSON reader (common/task_spec_json.h), so that gRPC and
+  // HTTP refuse the same value with the same message.
+  if (r.min_cpu_cores() < kMinCpuCoresRange.min) {
+    return Bad("requirements.min_cpu_cores",
+               absl::StrCat("must be ", kMinCpuCoresRange.min, "..", kMinCpuCoresRange.max, ", got ", r.min_cpu_cores()));
+  }
   if (!(r.min_memory_gb() >= 0) || !std::isfinite(r.min_memory_gb())) {
     return Bad("requirements.min_memory_gb", "must be a number >= 0");
   }
@@ -61,8 +67,9 @@ absl::Status ValidateRequirements(const pb::Requirements& r, const TaskLimits& l
   if (r.has_timeout_seconds() && r.timeout_seconds() > 30 * 24 * 3600) {
     return Bad("requirements.timeout_seconds", "must be at most 30 days");
   }
-  if (r.has_max_retries() && (r.max_retries() < 0 || r.max_retries() > 100)) {
-    return Bad("requirements.max_retries", absl::StrCat("must be 0..100, got ", r.max_retries()));
+  if (r.has_max_retries() && (r.max_retries() < kMaxRetriesRange.min || r.max_retries() > kMaxRetriesRange.max)) {
+    return Bad("requirements.max_retries",
+               absl::StrCat("must be ", kMaxRetriesRange.min, "..", kMaxRetriesRange.max, ", got ", r.max_retries()));
   }
   return absl::OkStatus();
 }

@@ -255,9 +255,10 @@ void SqliteTaskStore::WriterLoop() {
   }
 }
 
-void SqliteTaskStore::PostCompletionsTo(std::function<void(std::function<void()>)> post) {
+bool SqliteTaskStore::PostCompletionsTo(std::function<void(std::function<void()>)> post) {
   absl::MutexLock lock(&mu_);
   post_ = std::move(post);
+  return post_ != nullptr;
 }
 
 StoreWriteStats SqliteTaskStore::write_stats() const {

@@ -40,7 +40,7 @@ class SqliteTaskStore final : public TaskStore {
   void Delete(std::vector<std::string> task_ids, std::function<void(absl::Status)> done) override;
   absl::StatusOr<std::vector<pb::Task>> LoadAll() override;
   void Close() override;
-  void PostCompletionsTo(std::function<void(std::function<void()>)> post) override;
+  bool PostCompletionsTo(std::function<void(std::function<void()>)> post) override;
   // Reads (sqlite_task_reads.cc) share the one connection with the writer: the database
   // is opened in exclusive locking mode, so no other connection could read it. Each
   // waits for a commit in progress (a few ms at most).

@@ -96,8 +96,12 @@ class TaskStore {
   // A store that commits on a thread of its own hands each commit's `done` callbacks,
   // in commit order, to `post` (the Coordinator's completion thread) instead of running
   // them there: its writer then only writes. Null (the default): it runs them itself.
-  // Stores that complete inline ignore it.
-  virtual void PostCompletionsTo(std::function<void(std::function<void()>)> post) { (void)post; }
+  // Returns true when the store will post there; stores that complete inline ignore it
+  // and return false.
+  virtual bool PostCompletionsTo(std::function<void(std::function<void()>)> post) {
+    (void)post;
+    return false;
+  }
   // Commit latency, for /metrics (null when the store does not measure it).
   virtual const Histogram* commit_latency() const { return nullptr; }
   // Zero when the store does not count.

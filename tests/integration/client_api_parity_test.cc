@@ -227,6 +227,18 @@ TEST_CASE("gRPC and HTTP refuse the same mistakes with the same status and the s
          return t.Http("POST", "/tasks", kAlice, R"({"task_type":"echo","requirements":{"timeout_seconds":-1}})");
        },
        absl::StatusCode::kInvalidArgument, "requirements.timeout_seconds: must be greater than 0, got -1", ""},
+      {"a negative min_cpu_cores (refused by the JSON reader on HTTP, by the core on gRPC)",
+       [](Transports& t) {
+         pb::SubmitRequest r;
+         r.mutable_spec()->set_task_type("echo");
+         r.mutable_spec()->mutable_requirements()->set_min_cpu_cores(-1);
+         pb::SubmitResponse out;
+         return t.stub->Submit(t.Context(kAlice).get(), r, &out);
+       },
+       [](Transports& t) {
+         return t.Http("POST", "/tasks", kAlice, R"({"task_type":"echo","requirements":{"min_cpu_cores":-1}})");
+       },
+       absl::StatusCode::kInvalidArgument, "requirements.min_cpu_cores: must be 0..2147483647, got -1", ""},
       {"an empty batch",
        [](Transports& t) {
          pb::SubmitBatchResponse out;

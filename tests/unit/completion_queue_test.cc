@@ -108,9 +108,10 @@ class ThreadedStore final : public TaskStore {
     absl::MutexLock lock(&mu_);
     return records_;
   }
-  void PostCompletionsTo(std::function<void(std::function<void()>)> post) override {
+  bool PostCompletionsTo(std::function<void(std::function<void()>)> post) override {
     absl::MutexLock lock(&mu_);
     post_ = std::move(post);
+    return post_ != nullptr;
   }
   void Close() override {
     {

@@ -38,7 +38,7 @@ TEST_CASE("Invalid specs are refused naming the field") {
   CHECK(Check([](auto* s) { s->mutable_requirements()->set_max_retries(-2); }) ==
         "requirements.max_retries: must be 0..100, got -2");
   CHECK(Check([](auto* s) { s->mutable_requirements()->set_min_cpu_cores(-1); }) ==
-        "requirements.min_cpu_cores: must be >= 0");
+        "requirements.min_cpu_cores: must be 0..2147483647, got -1");  // as the JSON reader says it
   CHECK(Check([](auto* s) { s->mutable_requirements()->set_required_platform("Linux"); }) ==
         "requirements.required_platform: unknown platform 'Linux' (linux, windows, darwin or android)");
   CHECK(Check([](auto* s) { s->mutable_requirements()->add_required_tags(""); }) ==
