@@ -8,7 +8,6 @@
 
 namespace rc::coordinator {
 
-using sqlite_util::SqlError;
 using sqlite_util::Statement;
 
 namespace {
@@ -24,13 +23,20 @@ std::string ColumnText(sqlite3_stmt* st, int col) {
 
 }  // namespace
 
+absl::StatusOr<std::vector<pb::Task>> SqliteTaskStore::LoadAll() {
+  absl::MutexLock lock(&conn_->mu());
+  Statement q(conn_->db(), "SELECT record, payload FROM tasks");
+  if (!q.ok()) return conn_->Error("read");
+  return conn_->ParseRows(q.get(), "read");
+}
+
 absl::StatusOr<RecoveryData> SqliteTaskStore::LoadForRecovery(int64_t payload_budget_bytes) {
-  absl::MutexLock lock(&db_mu_);
+  absl::MutexLock lock(&conn_->mu());
   RecoveryData out;
   {
-    Statement q(db_,
+    Statement q(conn_->db(),
                 "SELECT record, length(payload), payload FROM tasks WHERE finished_at_ms = 0 ORDER BY sequence");
-    if (!q.ok()) return SqlError(db_, path_, "read unfinished tasks");
+    if (!q.ok()) return conn_->Error("read unfinished tasks");
     int64_t loaded = 0;
     int rc;
     while ((rc = sqlite3_step(q.get())) == SQLITE_ROW) {
@@ -38,29 +44,29 @@ absl::StatusOr<RecoveryData> SqliteTaskStore::LoadForRecovery(int64_t payload_bu
       r.payload_bytes = sqlite3_column_int64(q.get(), 1);
       // Only payloads within the budget are read at all; the others stay on disk.
       r.payload_loaded = loaded + r.payload_bytes <= payload_budget_bytes;
-      absl::StatusOr<pb::Task> t = Parse(q.get(), 0, r.payload_loaded ? 2 : -1);
+      absl::StatusOr<pb::Task> t = conn_->Parse(q.get(), 0, r.payload_loaded ? 2 : -1);
       if (!t.ok()) return t.status();
       if (r.payload_loaded) loaded += r.payload_bytes;
       r.task = *std::move(t);
       out.unfinished.push_back(std::move(r));
     }
-    if (rc != SQLITE_DONE) return SqlError(db_, path_, "read unfinished tasks");
+    if (rc != SQLITE_DONE) return conn_->Error("read unfinished tasks");
   }
   {
-    Statement q(db_,
+    Statement q(conn_->db(),
                 "SELECT task_type, status, count(*) FROM tasks WHERE finished_at_ms > 0 AND status >= 5"
                 " GROUP BY task_type, status");
-    if (!q.ok()) return SqlError(db_, path_, "count finished tasks");
+    if (!q.ok()) return conn_->Error("count finished tasks");
     int rc;
     while ((rc = sqlite3_step(q.get())) == SQLITE_ROW) {
       out.finished_counts.emplace_back(ColumnText(q.get(), 0), static_cast<pb::TaskStatus>(sqlite3_column_int(q.get(), 1)),
                                        sqlite3_column_int64(q.get(), 2));
     }
-    if (rc != SQLITE_DONE) return SqlError(db_, path_, "count finished tasks");
+    if (rc != SQLITE_DONE) return conn_->Error("count finished tasks");
   }
   {
-    Statement q(db_, "SELECT (SELECT max(sequence) FROM tasks), (SELECT max(task_id) FROM tasks)");
-    if (!q.ok() || sqlite3_step(q.get()) != SQLITE_ROW) return SqlError(db_, path_, "read the newest task");
+    Statement q(conn_->db(), "SELECT (SELECT max(sequence) FROM tasks), (SELECT max(task_id) FROM tasks)");
+    if (!q.ok() || sqlite3_step(q.get()) != SQLITE_ROW) return conn_->Error("read the newest task");
     out.max_sequence = static_cast<uint64_t>(sqlite3_column_int64(q.get(), 0));
     out.max_task_id = ColumnText(q.get(), 1);
   }
@@ -68,17 +74,17 @@ absl::StatusOr<RecoveryData> SqliteTaskStore::LoadForRecovery(int64_t payload_bu
 }
 
 absl::StatusOr<std::optional<pb::Task>> SqliteTaskStore::Get(const std::string& task_id) {
-  absl::MutexLock lock(&db_mu_);
-  sqlite3_stmt* q = Prepared("SELECT record, payload FROM tasks WHERE task_id = ?");
-  if (q == nullptr) return SqlError(db_, path_, "prepare");
+  absl::MutexLock lock(&conn_->mu());
+  sqlite3_stmt* q = conn_->Prepared("SELECT record, payload FROM tasks WHERE task_id = ?");
+  if (q == nullptr) return conn_->Error("prepare");
   BindText(q, 1, task_id);
   const int rc = sqlite3_step(q);
   absl::StatusOr<std::optional<pb::Task>> out = std::nullopt;
   if (rc == SQLITE_ROW) {
-    absl::StatusOr<pb::Task> t = Parse(q, 0, 1);
+    absl::StatusOr<pb::Task> t = conn_->Parse(q, 0, 1);
     out = t.ok() ? absl::StatusOr<std::optional<pb::Task>>(*std::move(t)) : t.status();
   } else if (rc != SQLITE_DONE) {
-    out = SqlError(db_, path_, "read a task");
+    out = conn_->Error("read a task");
   }
   sqlite3_reset(q);
   return out;
@@ -102,20 +108,20 @@ absl::StatusOr<std::vector<pb::Task>> SqliteTaskStore::ListFinished(const TaskFi
     args.push_back(f.worker_device_id);
   }
   absl::StrAppend(&sql, " ORDER BY t.sequence DESC LIMIT ", std::max(f.limit, 0));
-  absl::MutexLock lock(&db_mu_);
-  Statement q(db_, sql.c_str());
-  if (!q.ok()) return SqlError(db_, path_, "list tasks");
+  absl::MutexLock lock(&conn_->mu());
+  Statement q(conn_->db(), sql.c_str());
+  if (!q.ok()) return conn_->Error("list tasks");
   for (size_t i = 0; i < args.size(); ++i) BindText(q.get(), static_cast<int>(i + 1), args[i]);
-  return ParseRows(q.get(), "list tasks");
+  return conn_->ParseRows(q.get(), "list tasks");
 }
 
 absl::StatusOr<std::optional<std::pair<std::string, pb::TaskStatus>>> SqliteTaskStore::FindByIdempotencyKey(
     const std::string& owner, const std::string& key) {
-  absl::MutexLock lock(&db_mu_);
-  sqlite3_stmt* q = Prepared(
+  absl::MutexLock lock(&conn_->mu());
+  sqlite3_stmt* q = conn_->Prepared(
       "SELECT task_id, status FROM tasks WHERE owner = ? AND idempotency_key = ? AND idempotency_key != ''"
       " ORDER BY sequence LIMIT 1");
-  if (q == nullptr) return SqlError(db_, path_, "prepare");
+  if (q == nullptr) return conn_->Error("prepare");
   BindText(q, 1, owner);
   BindText(q, 2, key);
   const int rc = sqlite3_step(q);
@@ -123,18 +129,18 @@ absl::StatusOr<std::optional<std::pair<std::string, pb::TaskStatus>>> SqliteTask
   if (rc == SQLITE_ROW) {
     out = std::make_pair(ColumnText(q, 0), static_cast<pb::TaskStatus>(sqlite3_column_int(q, 1)));
   } else if (rc != SQLITE_DONE) {
-    out = SqlError(db_, path_, "read an idempotency key");
+    out = conn_->Error("read an idempotency key");
   }
   sqlite3_reset(q);
   return out;
 }
 
 absl::StatusOr<std::vector<FinishedRef>> SqliteTaskStore::FinishedBefore(int64_t cutoff_ms, size_t limit) {
-  absl::MutexLock lock(&db_mu_);
-  Statement q(db_,
+  absl::MutexLock lock(&conn_->mu());
+  Statement q(conn_->db(),
               "SELECT task_id, task_type, status FROM tasks WHERE finished_at_ms > 0 AND finished_at_ms < ?"
               " ORDER BY finished_at_ms LIMIT ?");
-  if (!q.ok()) return SqlError(db_, path_, "read finished tasks");
+  if (!q.ok()) return conn_->Error("read finished tasks");
   sqlite3_bind_int64(q.get(), 1, cutoff_ms);
   sqlite3_bind_int64(q.get(), 2, static_cast<int64_t>(limit));
   std::vector<FinishedRef> out;
@@ -143,15 +149,15 @@ absl::StatusOr<std::vector<FinishedRef>> SqliteTaskStore::FinishedBefore(int64_t
     out.push_back(FinishedRef{ColumnText(q.get(), 0), ColumnText(q.get(), 1),
                               static_cast<pb::TaskStatus>(sqlite3_column_int(q.get(), 2))});
   }
-  if (rc != SQLITE_DONE) return SqlError(db_, path_, "read finished tasks");
+  if (rc != SQLITE_DONE) return conn_->Error("read finished tasks");
   return out;
 }
 
 absl::StatusOr<absl::flat_hash_map<std::string, std::string>> SqliteTaskStore::ReadPayloads(
     const std::vector<std::string>& task_ids) {
-  absl::MutexLock lock(&db_mu_);
-  sqlite3_stmt* q = Prepared("SELECT payload FROM tasks WHERE task_id = ?");
-  if (q == nullptr) return SqlError(db_, path_, "prepare");
+  absl::MutexLock lock(&conn_->mu());
+  sqlite3_stmt* q = conn_->Prepared("SELECT payload FROM tasks WHERE task_id = ?");
+  if (q == nullptr) return conn_->Error("prepare");
   absl::flat_hash_map<std::string, std::string> out;
   for (const std::string& id : task_ids) {
     BindText(q, 1, id);
@@ -161,7 +167,7 @@ absl::StatusOr<absl::flat_hash_map<std::string, std::string>> SqliteTaskStore::R
       out[id] = data == nullptr ? std::string() : std::string(static_cast<const char*>(data), sqlite3_column_bytes(q, 0));
     }
     sqlite3_reset(q);
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE) return SqlError(db_, path_, "read payloads");
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) return conn_->Error("read payloads");
   }
   return out;
 }

@@ -1,0 +1,208 @@
+#include "coordinator/store/sqlite_writer.h"
+
+#include <sqlite3.h>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/clock.h"
+#include "spdlog/spdlog.h"
+
+namespace rc::coordinator {
+namespace {
+
+constexpr int kCommitTries = 5;
+
+}  // namespace
+
+SqliteWriter::SqliteWriter(SqliteConnection* conn) : conn_(conn), thread_([this] { Loop(); }) {}
+
+void SqliteWriter::Close() {
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+  }
+  absl::MutexLock lock(&close_mu_);
+  if (thread_.joinable()) thread_.join();
+}
+
+void SqliteWriter::Enqueue(std::vector<pb::Task> puts, std::vector<std::string> deletes,
+                           std::function<void(absl::Status)> done) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (!stopping_) {
+      pending_.push_back(Op{std::move(puts), std::move(deletes), std::move(done)});
+      return;
+    }
+  }
+  if (done) done(absl::UnavailableError(absl::StrCat(conn_->path(), ": task store is closing")));
+}
+
+void SqliteWriter::Loop() {
+  while (true) {
+    std::deque<Op> batch;
+    {
+      absl::MutexLock lock(&mu_);
+      mu_.Await(absl::Condition(
+          +[](SqliteWriter* w) ABSL_EXCLUSIVE_LOCKS_REQUIRED(w->mu_) { return w->stopping_ || !w->pending_.empty(); },
+          this));
+      if (pending_.empty()) return;  // stopping, and everything is committed
+      batch.swap(pending_);
+    }
+    // A failed commit (disk full, I/O error) is retried before anyone is told: callers
+    // are only answered OK for what is on disk, and errors only after several tries.
+    absl::Status status;
+    absl::Duration wait = absl::Milliseconds(50);
+    for (int attempt = 1; attempt <= kCommitTries; ++attempt) {
+      {
+        absl::MutexLock lock(&conn_->mu());
+        const absl::Time start = absl::Now();
+        int64_t records = 0, bytes = 0;
+        status = Commit(batch, &records, &bytes);
+        commit_latency_.Observe(absl::ToDoubleSeconds(absl::Now() - start));
+        if (status.ok()) {
+          records_written_ += records;
+          bytes_written_ += bytes;
+          int pages = 0, high = 0;
+          if (sqlite3_db_status(conn_->db(), SQLITE_DBSTATUS_CACHE_WRITE, &pages, &high, 0) == SQLITE_OK) {
+            pages_written_ = pages;
+          }
+        }
+      }
+      if (status.ok()) break;
+      spdlog::error("task store commit of {} operations failed (try {} of {}): {}", batch.size(), attempt,
+                    kCommitTries, status.ToString());
+      if (attempt < kCommitTries) absl::SleepFor(wait);
+      wait *= 2;
+    }
+    std::vector<std::function<void(absl::Status)>> dones;
+    dones.reserve(batch.size());
+    for (Op& op : batch) {
+      if (op.done) dones.push_back(std::move(op.done));
+    }
+    batch.clear();  // records freed here, not where the callbacks run
+    std::function<void(std::function<void()>)> post;
+    {
+      absl::MutexLock lock(&mu_);
+      post = post_;
+    }
+    auto run = [dones = std::move(dones), status] {
+      for (const auto& done : dones) done(status);
+    };
+    if (post) {
+      post(std::move(run));
+    } else {
+      run();
+    }
+  }
+}
+
+bool SqliteWriter::PostCompletionsTo(std::function<void(std::function<void()>)> post) {
+  absl::MutexLock lock(&mu_);
+  post_ = std::move(post);
+  return post_ != nullptr;
+}
+
+StoreWriteStats SqliteWriter::write_stats() const {
+  return StoreWriteStats{records_written_.load(), bytes_written_.load(), pages_written_.load(), conn_->page_size()};
+}
+
+absl::Status SqliteWriter::Commit(std::deque<Op>& batch, int64_t* records, int64_t* bytes) {
+  if (absl::Status s = conn_->Step("BEGIN IMMEDIATE"); !s.ok()) return s;
+  // An unfinished task's update sets no indexed column (finished_at_ms stays 0), so it
+  // rewrites its row only; the finishing one also moves its tasks_finished entry.
+  sqlite3_stmt* put = conn_->Prepared(
+      "INSERT INTO tasks(task_id, status, finished_at_ms, record, sequence, owner, task_type, worker_device_id,"
+      " idempotency_key, payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(task_id) DO UPDATE SET"
+      " status = excluded.status, record = excluded.record, worker_device_id = excluded.worker_device_id,"
+      " payload = coalesce(excluded.payload, tasks.payload)");
+  sqlite3_stmt* finish = conn_->Prepared("UPDATE tasks SET finished_at_ms = ? WHERE task_id = ? AND finished_at_ms != ?");
+  sqlite3_stmt* del = conn_->Prepared("DELETE FROM tasks WHERE task_id = ?");
+  if (put == nullptr || finish == nullptr || del == nullptr) {
+    absl::Status s = conn_->Error("prepare");
+    conn_->Exec("ROLLBACK").IgnoreError();
+    return s;
+  }
+  auto fail = [&](absl::string_view what) ABSL_EXCLUSIVE_LOCKS_REQUIRED(conn_->mu()) {
+    absl::Status s = conn_->Error(what);
+    conn_->Exec("ROLLBACK").IgnoreError();
+    return s;
+  };
+  auto bind_text = [bytes](sqlite3_stmt* st, int col, const std::string& v) {
+    sqlite3_bind_text(st, col, v.data(), static_cast<int>(v.size()), SQLITE_STATIC);
+    *bytes += static_cast<int64_t>(v.size());
+  };
+  auto bind_blob = [bytes](sqlite3_stmt* st, int col, const std::string& v) {
+    sqlite3_bind_blob(st, col, v.data(), static_cast<int>(v.size()), SQLITE_STATIC);
+    *bytes += static_cast<int64_t>(v.size());
+  };
+  auto bind_int = [bytes](sqlite3_stmt* st, int col, int64_t v) {
+    sqlite3_bind_int64(st, col, v);
+    *bytes += 8;
+  };
+  // A task often changes several times within one batch (queued, assigned, running,
+  // finished): write only its last version, with the payload of whichever carries one.
+  absl::flat_hash_map<absl::string_view, pb::Task*> last;
+  absl::flat_hash_map<absl::string_view, const std::string*> payload_of;
+  for (Op& op : batch) {
+    for (pb::Task& t : op.puts) {
+      last[t.task_id()] = &t;
+      if (!t.spec().payload().empty()) payload_of[t.task_id()] = &t.spec().payload();
+    }
+  }
+  std::string record;
+  for (Op& op : batch) {
+    for (pb::Task& t : op.puts) {
+      if (last[t.task_id()] != &t) continue;
+      std::string payload;
+      {
+        // Out of the record while it is serialized, then back: a failed commit is tried
+        // again with the same batch.
+        std::string* held = t.mutable_spec()->mutable_payload();
+        held->swap(payload);
+        t.SerializeToString(&record);
+        held->swap(payload);
+      }
+      ++*records;
+      bind_text(put, 1, t.task_id());
+      bind_int(put, 2, t.status());
+      bind_int(put, 3, t.finished_at_ms());
+      bind_blob(put, 4, record);
+      bind_int(put, 5, static_cast<int64_t>(t.sequence()));
+      bind_text(put, 6, t.owner());
+      bind_text(put, 7, t.spec().task_type());
+      bind_text(put, 8, t.worker_device_id());
+      bind_text(put, 9, t.spec().idempotency_key());
+      auto p = payload_of.find(t.task_id());
+      if (p != payload_of.end()) {
+        bind_blob(put, 10, *p->second);
+      } else {
+        sqlite3_bind_null(put, 10);  // keeps the stored payload (none stored: empty)
+      }
+      int rc = sqlite3_step(put);
+      sqlite3_reset(put);
+      if (rc != SQLITE_DONE) return fail("write");
+      if (t.finished_at_ms() != 0) {
+        bind_int(finish, 1, t.finished_at_ms());
+        bind_text(finish, 2, t.task_id());
+        bind_int(finish, 3, t.finished_at_ms());
+        rc = sqlite3_step(finish);
+        sqlite3_reset(finish);
+        if (rc != SQLITE_DONE) return fail("write");
+      }
+    }
+    for (const std::string& id : op.deletes) {
+      bind_text(del, 1, id);
+      const int rc = sqlite3_step(del);
+      sqlite3_reset(del);
+      if (rc != SQLITE_DONE) return fail("delete");
+    }
+  }
+  if (absl::Status s = conn_->Step("COMMIT"); !s.ok()) {
+    conn_->Exec("ROLLBACK").IgnoreError();
+    return s;
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace rc::coordinator
