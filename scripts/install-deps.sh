@@ -14,7 +14,7 @@ packages=(
   jq nftables iproute2   # tests: JSON checks; the network-partition fault test
   openssl libssl-dev     # scripts/dev-certs.sh; token digests and Ed25519 result signatures
   bubblewrap             # the worker's bwrap containment tier
-  clang libclang-rt-14-dev  # libFuzzer targets (fuzz/)
+  clang libclang-rt-14-dev  # libFuzzer targets (fuzz/) and the -Werror=thread-safety build
   libboost-dev           # Boost.Asio + Boost.Beast (header-only): the HTTP bridge's event-driven server
 )
 
