@@ -1,36 +1,11 @@
 #include <catch2/catch.hpp>
 
 #include "absl/synchronization/notification.h"
+#include "tests/unit/event_recorder.h"
 #include "worker/execution/executor.h"
 
 namespace rc::worker {
 namespace {
-
-class Recorder final : public EventSink {
- public:
-  void Started(pb::TaskStarted e) override {
-    absl::MutexLock lock(&mu);
-    started.push_back(e);
-  }
-  void Finished(pb::TaskFinished e) override {
-    absl::MutexLock lock(&mu);
-    finished.push_back(e);
-  }
-  void Progress(pb::TaskProgress e) override {
-    absl::MutexLock lock(&mu);
-    progress.push_back(e);
-  }
-  // Waits (bounded) for `n` finished events.
-  bool WaitFinished(size_t n, absl::Duration limit = absl::Seconds(5)) {
-    absl::MutexLock lock(&mu);
-    auto enough = [&]() { return finished.size() >= n; };
-    return mu.AwaitWithTimeout(absl::Condition(&enough), limit);
-  }
-  absl::Mutex mu;
-  std::vector<pb::TaskStarted> started ABSL_GUARDED_BY(mu);
-  std::vector<pb::TaskFinished> finished ABSL_GUARDED_BY(mu);
-  std::vector<pb::TaskProgress> progress ABSL_GUARDED_BY(mu);
-};
 
 pb::Assignment Task(const std::string& id, const std::string& type, const std::string& payload, double timeout = 30) {
   pb::Assignment a;

@@ -8,33 +8,12 @@
 
 #include "absl/synchronization/mutex.h"
 #include "common/clock.h"
+#include "tests/unit/event_recorder.h"
 #include "worker/execution/executor.h"
 #include "worker/session/reconnect_backoff.h"
 
 namespace rc::worker {
 namespace {
-
-class Recorder final : public EventSink {
- public:
-  void Started(pb::TaskStarted e) override {
-    absl::MutexLock lock(&mu);
-    started.push_back(e);
-  }
-  void Finished(pb::TaskFinished e) override {
-    absl::MutexLock lock(&mu);
-    finished.push_back(e);
-  }
-  void Progress(pb::TaskProgress) override {}
-  // Waits (bounded, real time) for `n` finished events.
-  bool WaitFinished(size_t n, absl::Duration limit = absl::Seconds(10)) {
-    absl::MutexLock lock(&mu);
-    auto enough = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) { return finished.size() >= n; };
-    return mu.AwaitWithTimeout(absl::Condition(&enough), limit);
-  }
-  absl::Mutex mu;
-  std::vector<pb::TaskStarted> started ABSL_GUARDED_BY(mu);
-  std::vector<pb::TaskFinished> finished ABSL_GUARDED_BY(mu);
-};
 
 // How long a negative check ("not yet") looks, in real time.
 constexpr absl::Duration kNotYet = absl::Milliseconds(150);
