@@ -101,15 +101,15 @@ class BatchAnswers {
 }  // namespace
 
 void Coordinator::Submit(pb::TaskSpec spec, std::function<void(absl::StatusOr<SubmitResult>)> done,
-                         const std::string& owner) {
+                         const Submitter& by) {
   std::vector<pb::TaskSpec> one;
   one.push_back(std::move(spec));
   SubmitBatch(
       std::move(one), [done = std::move(done)](std::vector<absl::StatusOr<SubmitResult>> r) { done(std::move(r[0])); },
-      owner);
+      by);
 }
 
-void Coordinator::SubmitBatch(std::vector<pb::TaskSpec> specs, SubmitBatchDone done, const std::string& owner) {
+void Coordinator::SubmitBatch(std::vector<pb::TaskSpec> specs, SubmitBatchDone done, const Submitter& by) {
   if (specs.empty()) {
     done({});
     return;
@@ -120,7 +120,7 @@ void Coordinator::SubmitBatch(std::vector<pb::TaskSpec> specs, SubmitBatchDone d
   std::vector<size_t> all(specs.size());
   for (size_t i = 0; i < specs.size(); ++i) all[i] = i;
   SubmitSome(specs, all, invalid, [answers](size_t i, absl::StatusOr<SubmitResult> r) { answers->Set(i, std::move(r)); },
-             owner, 0);
+             by.owner, 0);
 }
 
 void Coordinator::SubmitSome(std::vector<pb::TaskSpec>& specs, const std::vector<size_t>& todo,

@@ -65,16 +65,16 @@ class Coordinator : private TaskReads {
   // when the task is durable: INVALID_ARGUMENT naming a bad field, UNAVAILABLE after
   // Shutdown or when the store fails. An idempotency_key already seen answers the
   // first task with existing = true.
-  // `owner` (the submitter's token name) is recorded in the task; RESOURCE_EXHAUSTED
+  // `by.owner` (the submitter's token name) is recorded in the task; RESOURCE_EXHAUSTED
   // when that owner already has max_unfinished_per_owner tasks unfinished, or when the
   // payload would take its unfinished payload bytes past max_unfinished_bytes_per_owner.
   // UNAVAILABLE when the store cannot answer an idempotency key lookup.
-  void Submit(pb::TaskSpec spec, std::function<void(absl::StatusOr<SubmitResult>)> done,
-              const std::string& owner = "");
+  // `by.parent_task_id` makes it a child of that task (DESIGN.md "Workflows").
+  void Submit(pb::TaskSpec spec, std::function<void(absl::StatusOr<SubmitResult>)> done, const Submitter& by = {});
   // Submit for many specs at once: one store commit and one dispatch pass for all.
   // Each spec is answered on its own, as Submit would (a bad one does not refuse the
   // others); `done` runs once, with the answers in the order of `specs`.
-  void SubmitBatch(std::vector<pb::TaskSpec> specs, SubmitBatchDone done, const std::string& owner = "");
+  void SubmitBatch(std::vector<pb::TaskSpec> specs, SubmitBatchDone done, const Submitter& by = {});
   // NOT_FOUND for an unknown id; UNAVAILABLE when the store cannot be read.
   using TaskReads::GetTask;
   // A queued task ends CANCELLED now; an assigned/running one ends CANCELLED now and

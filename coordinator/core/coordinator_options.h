@@ -4,6 +4,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -20,6 +22,17 @@ using SubmitBatchDone = std::function<void(std::vector<absl::StatusOr<SubmitResu
 // from the task it is shown; the core only asks, under its lock, and passes a refusal on.
 // An empty TaskAccess allows everything (in-process callers and tests).
 using TaskAccess = std::function<absl::Status(const pb::Task& task)>;
+
+// Who submits a task: the owner recorded in it (the client token's name, "" for the
+// unnamed loopback caller) and, for a child (DESIGN.md "Workflows"), the task whose
+// running attempt submitted it. Built from an owner name alone for a top-level submit.
+struct Submitter {
+  Submitter() = default;
+  Submitter(std::string owner_name) : owner(std::move(owner_name)) {}  // NOLINT(runtime/explicit): top-level
+  Submitter(const char* owner_name) : owner(owner_name) {}             // NOLINT(runtime/explicit): top-level
+  std::string owner;
+  std::string parent_task_id;  // "" = a top-level task
+};
 
 struct CoordinatorOptions {
   absl::Duration heartbeat_interval = absl::Seconds(1);
@@ -43,6 +56,11 @@ struct CoordinatorOptions {
   int64_t memory_payload_budget_bytes = int64_t{192} << 20;
   // Finished tasks kept in memory (the latest to finish); older ones are read from the store.
   int64_t finished_cache_tasks = 10000;
+  // Workflows (DESIGN.md): a child deeper than this is refused (a top-level task has
+  // depth 0); a task may have at most max_children_per_task unfinished children. The
+  // depth also caps the waiting attempts per worker slot (slot lending).
+  int32_t max_task_depth = 8;
+  int32_t max_children_per_task = 1000;
   // Uniform in [0, 1): the jitter of retry backoff. Injected so tests are exact.
   std::function<double()> random;
 };

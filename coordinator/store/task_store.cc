@@ -12,6 +12,7 @@ bool Matches(const TaskFilter& f, const pb::Task& t) {
   if (f.owner.has_value() && t.owner() != *f.owner) return false;
   if (!f.task_type.empty() && t.spec().task_type() != f.task_type) return false;
   if (!f.worker_device_id.empty() && t.worker_device_id() != f.worker_device_id) return false;
+  if (!f.parent_task_id.empty() && t.parent_task_id() != f.parent_task_id) return false;
   return true;
 }
 

@@ -35,6 +35,7 @@ struct TaskFilter {
   std::optional<std::string> owner;  // only this submitter's tasks (the submit role)
   std::string task_type;
   std::string worker_device_id;
+  std::string parent_task_id;  // "": any; else only direct children of this task
   int limit = 100;
 };
 
