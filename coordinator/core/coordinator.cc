@@ -119,34 +119,44 @@ void Coordinator::SubmitBatch(std::vector<pb::TaskSpec> specs, SubmitBatchDone d
   for (size_t i = 0; i < specs.size(); ++i) invalid[i] = ValidateAndNormalize(&specs[i], options_.limits);
   std::vector<size_t> all(specs.size());
   for (size_t i = 0; i < specs.size(); ++i) all[i] = i;
+  BatchIds batch(specs.size());
   SubmitSome(specs, all, invalid, [answers](size_t i, absl::StatusOr<SubmitResult> r) { answers->Set(i, std::move(r)); },
-             by.owner, 0);
+             by, &batch, 0);
 }
 
 void Coordinator::SubmitSome(std::vector<pb::TaskSpec>& specs, const std::vector<size_t>& todo,
-                             const std::vector<absl::Status>& invalid, const Answer& answer_at,
-                             const std::string& owner, int round) {
-  // Idempotency keys of finished tasks evicted from memory are in the store only: look
-  // them up before taking the lock. A key whose task was evicted after the lookup is
-  // looked up again (keyed_evictions_ tells), so a key never gets a second task.
-  std::vector<std::optional<Found>> stored(specs.size());
-  uint64_t evictions_before = 0;
-  bool keyed = false;
-  for (size_t i : todo) keyed = keyed || (invalid[i].ok() && !specs[i].idempotency_key().empty());
-  if (keyed) {
+                             const std::vector<absl::Status>& invalid, const Answer& answer_at, const Submitter& by,
+                             BatchIds* batch, int round) {
+  // Idempotency keys of finished tasks evicted from memory are in the store only, and so
+  // are such dependencies (and a finished parent, for the refusal): look them up before
+  // taking the lock. A key whose task was evicted after the lookup is looked up again
+  // (keyed_evictions_ tells), and so is a dependency found in memory then but not now:
+  // a key never gets a second task, a dependency is never taken for unknown.
+  Lookups looked;
+  looked.owner = by.owner;
+  looked.keys.resize(specs.size());
+  bool keyed = false, named = !by.parent_task_id.empty();
+  for (size_t i : todo) {
+    if (!invalid[i].ok()) continue;
+    keyed = keyed || !specs[i].idempotency_key().empty();
+    named = named || specs[i].after_size() > 0;
+  }
+  if (keyed || named) {
+    std::vector<std::string> absent;
     {
       absl::MutexLock lock(&mu_);
-      evictions_before = keyed_evictions_;
+      absent = NotInMemoryLocked(specs, todo, invalid, by, &looked);
     }
+    for (const std::string& id : absent) looked.records[id] = store_->Get(id);
     for (size_t i : todo) {
       if (invalid[i].ok() && !specs[i].idempotency_key().empty()) {
-        stored[i] = store_->FindByIdempotencyKey(owner, specs[i].idempotency_key());
+        looked.keys[i] = store_->FindByIdempotencyKey(looked.owner, specs[i].idempotency_key(), by.parent_task_id);
       }
     }
   }
-  std::vector<size_t> again;  // keys to look up again
+  std::vector<size_t> again;  // to look up again
   Mutate([&](Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    Recorded r = SubmitLocked(specs, todo, invalid, stored, evictions_before, answer_at, owner, &again, fx);
+    Recorded r = SubmitLocked(specs, todo, invalid, looked, answer_at, by, batch, &again, fx);
     if (r.ids.empty()) return 0;
     fx.after_commit.push_back([this, r = std::move(r), answer_at](absl::Status stored) {
       Accepted(r.ids, stored, [&](size_t k, absl::StatusOr<SubmitResult> res) { answer_at(r.slots[k], std::move(res)); });
@@ -154,11 +164,11 @@ void Coordinator::SubmitSome(std::vector<pb::TaskSpec>& specs, const std::vector
     return 0;
   });
   if (again.empty()) return;
-  if (round >= 10) {  // finished tasks with keys evicted faster than a lookup: should not happen
-    for (size_t i : again) answer_at(i, absl::UnavailableError("idempotency_key: the coordinator is busy; retry"));
+  if (round >= 10) {  // finished tasks evicted faster than a lookup: should not happen
+    for (size_t i : again) answer_at(i, absl::UnavailableError("submit: the coordinator is busy; retry"));
     return;
   }
-  SubmitSome(specs, again, invalid, answer_at, owner, round + 1);
+  SubmitSome(specs, again, invalid, answer_at, by, batch, round + 1);
 }
 
 void Coordinator::Accepted(const std::vector<std::string>& ids, const absl::Status& stored,
@@ -264,19 +274,39 @@ void Coordinator::Tick() {
   if (prune) PruneStored(clock_->NowMs());
 }
 
+StoredRecords Coordinator::ReadNamed(const std::vector<const pb::Task*>& tasks) const {
+  StoredRecords named;
+  for (std::string& id : NamedElsewhere(tasks)) {
+    absl::StatusOr<std::optional<pb::Task>> record = store_->Get(id);
+    named.emplace(std::move(id), std::move(record));
+  }
+  return named;
+}
+
 absl::Status Coordinator::RecoverFromStore() {
   absl::StatusOr<RecoveryData> data = store_->LoadForRecovery(options_.memory_payload_budget_bytes);
   if (!data.ok()) return data.status();
-  Mutate([&](Effects&) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    RecoverLocked(*data);
+  std::vector<const pb::Task*> tasks;
+  tasks.reserve(data->unfinished.size());
+  for (const RecoveredTask& r : data->unfinished) tasks.push_back(&r.task);
+  StoredRecords named = ReadNamed(tasks);
+  for (const auto& [id, record] : named) {
+    if (!record.ok()) return record.status();  // as LoadForRecovery's own errors
+  }
+  Mutate([&](Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    RecoverLocked(*data, named, fx);
     return 0;
   });
   return absl::OkStatus();
 }
 
 void Coordinator::Recover(std::vector<pb::Task> tasks) {
-  Mutate([&](Effects&) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    RecoverTasksLocked(std::move(tasks));
+  std::vector<const pb::Task*> given;
+  given.reserve(tasks.size());
+  for (const pb::Task& t : tasks) given.push_back(&t);
+  StoredRecords named = ReadNamed(given);
+  Mutate([&](Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    RecoverTasksLocked(std::move(tasks), named, fx);
     return 0;
   });
 }

@@ -69,7 +69,15 @@ class Coordinator : private TaskReads {
   // when that owner already has max_unfinished_per_owner tasks unfinished, or when the
   // payload would take its unfinished payload bytes past max_unfinished_bytes_per_owner.
   // UNAVAILABLE when the store cannot answer an idempotency key lookup.
-  // `by.parent_task_id` makes it a child of that task (DESIGN.md "Workflows").
+  // Workflows (DESIGN.md): `by.parent_task_id` makes it a child of that task, which must
+  // be unfinished (FAILED_PRECONDITION naming it and how it ended; NOT_FOUND for an
+  // unknown one): it inherits the parent's owner, its idempotency key is scoped to the
+  // parent, and RESOURCE_EXHAUSTED past max_task_depth or max_children_per_task.
+  // spec.after: INVALID_ARGUMENT naming after[k] for an unknown task id or an
+  // after_index that does not name an earlier, accepted entry of the batch; the refusal
+  // of `by.may_depend_on` for a task the caller may not depend on. The task stays
+  // PENDING until its dependencies end (answered PENDING once durable), and ends
+  // CANCELLED when one ended against its condition.
   void Submit(pb::TaskSpec spec, std::function<void(absl::StatusOr<SubmitResult>)> done, const Submitter& by = {});
   // Submit for many specs at once: one store commit and one dispatch pass for all.
   // Each spec is answered on its own, as Submit would (a bad one does not refuse the
@@ -159,9 +167,13 @@ class Coordinator : private TaskReads {
   void Accepted(const std::vector<std::string>& ids, const absl::Status& stored,
                 const std::function<void(size_t, absl::StatusOr<SubmitResult>)>& answer);
   // SubmitBatch for the specs at `todo` (indices into specs); those whose idempotency
-  // key must be looked up again are retried.
+  // key or dependencies must be looked up again are retried.
   void SubmitSome(std::vector<pb::TaskSpec>& specs, const std::vector<size_t>& todo,
-                  const std::vector<absl::Status>& invalid, const Answer& answer, const std::string& owner, int round);
+                  const std::vector<absl::Status>& invalid, const Answer& answer, const Submitter& by,
+                  BatchIds* batch, int round);
+  // Records of the tasks named by the recovered ones (parents, dependencies) that are
+  // not among `have`, read from the store (recovery).
+  StoredRecords ReadNamed(const std::vector<const pb::Task*>& tasks) const;
   // Called for every store write, in order: what is durable now.
   void Committed(uint64_t operation, const absl::Status& s);
   // Assignments the loader could not complete: each attempt ends as failed (retried).

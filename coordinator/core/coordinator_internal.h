@@ -51,6 +51,9 @@ auto Coordinator::Mutate(Fn&& fn) {
   mu_.Lock();
   fx.operation = ++operation_;
   auto result = fn(fx);
+  // Ends propagate through the task graph within the operation that caused them, so
+  // the cascade is written (and answered) with it.
+  PropagateEndsLocked(fx);
   TrimFinishedLocked(fx);
   for (const std::string& id : fx.changed) {
     if (TaskEntry* e = tasks_.Find(id)) fx.writes.push_back(RecordLocked(*e));  // erased since: nothing to write

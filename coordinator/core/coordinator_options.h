@@ -26,12 +26,15 @@ using TaskAccess = std::function<absl::Status(const pb::Task& task)>;
 // Who submits a task: the owner recorded in it (the client token's name, "" for the
 // unnamed loopback caller) and, for a child (DESIGN.md "Workflows"), the task whose
 // running attempt submitted it. Built from an owner name alone for a top-level submit.
+// `may_depend_on` checks each task named in spec.after (by task_id) before the submit
+// may wait for it: its refusal is passed on, naming the dependency. Empty: any task.
 struct Submitter {
   Submitter() = default;
   Submitter(std::string owner_name) : owner(std::move(owner_name)) {}  // NOLINT(runtime/explicit): top-level
   Submitter(const char* owner_name) : owner(owner_name) {}             // NOLINT(runtime/explicit): top-level
   std::string owner;
   std::string parent_task_id;  // "" = a top-level task
+  TaskAccess may_depend_on;
 };
 
 struct CoordinatorOptions {

@@ -25,15 +25,103 @@ absl::Status Submissions::OwnerLimitsLocked(const std::string& owner, int64_t by
   return absl::OkStatus();
 }
 
+std::vector<std::string> Submissions::NotInMemoryLocked(const std::vector<pb::TaskSpec>& specs,
+                                                        const std::vector<size_t>& todo,
+                                                        const std::vector<absl::Status>& invalid, const Submitter& by,
+                                                        Lookups* looked) {
+  looked->owner = by.owner;
+  looked->evictions_before = keyed_evictions_;
+  std::vector<std::string> absent;
+  auto look = [&](const std::string& id) {
+    if (tasks_.Find(id) == nullptr && !looked->records.contains(id)) {
+      looked->records.emplace(id, std::nullopt);  // a placeholder until read
+      absent.push_back(id);
+    }
+  };
+  if (!by.parent_task_id.empty()) {
+    if (TaskEntry* parent = tasks_.Find(by.parent_task_id)) looked->owner = parent->task.owner();
+    look(by.parent_task_id);
+  }
+  for (size_t i : todo) {
+    if (!invalid[i].ok()) continue;
+    for (const pb::Dependency& d : specs[i].after()) {
+      if (!d.has_after_index()) look(d.task_id());
+    }
+  }
+  return absent;
+}
+
+std::optional<absl::Status> Submissions::DependenciesLocked(const pb::TaskSpec& spec, size_t i, const Lookups& looked,
+                                                            const BatchIds& batch, const TaskAccess& may_depend_on,
+                                                            std::vector<TaskEntry*>* unended, std::string* never) {
+  static const StoredRecords kNone;
+  for (int k = 0; k < spec.after_size(); ++k) {
+    const pb::Dependency& d = spec.after(k);
+    DependencyState st;
+    std::string id = d.task_id();
+    if (d.has_after_index()) {
+      const auto j = static_cast<size_t>(d.after_index());
+      if (j >= i) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "after[", k, "].after_index: ", j, " is not an earlier entry of this batch (entry ", i,
+            " may wait only for entries before it: itself or a later one would make a cycle)"));
+      }
+      if (batch.state[j] == BatchIds::kRefused) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("after[", k, "].after_index: entry ", j, " of this batch was refused"));
+      }
+      if (batch.state[j] == BatchIds::kOpen) return std::nullopt;  // answered in a later round
+      pb::Dependency named = d;
+      named.set_task_id(batch.ids[j]);
+      named.clear_after_index();
+      auto found = batch.stored_status.find(j);
+      st = found != batch.stored_status.end() && tasks_.Find(named.task_id()) == nullptr
+               ? Ended(named, found->second)
+               : DependencyLocked(named, kNone);
+      id = named.task_id();
+    } else {
+      st = DependencyLocked(d, looked.records);
+      if (st.record != nullptr && may_depend_on) {
+        if (absl::Status s = may_depend_on(*st.record); !s.ok()) {
+          return absl::Status(s.code(), absl::StrCat("after[", k, "].task_id: ", s.message()));
+        }
+      }
+    }
+    switch (st.kind) {
+      case DependencyState::kUnended:
+        unended->push_back(st.entry);
+        break;
+      case DependencyState::kMet:
+        break;
+      case DependencyState::kNever:
+        if (never->empty()) *never = st.why;
+        break;
+      case DependencyState::kUnknown:
+        return absl::InvalidArgumentError(absl::StrCat("after[", k, "].task_id: no task with id '", id, "'"));
+      case DependencyState::kLookup:
+        return std::nullopt;  // it left memory since it was looked for
+      case DependencyState::kError:
+        return absl::UnavailableError(absl::StrCat("after[", k, "].task_id: ", st.why));
+    }
+  }
+  return absl::OkStatus();
+}
+
 Submissions::Recorded Submissions::SubmitLocked(std::vector<pb::TaskSpec>& specs, const std::vector<size_t>& todo,
-                                                const std::vector<absl::Status>& invalid,
-                                                const std::vector<std::optional<Found>>& stored,
-                                                uint64_t evictions_before, const Answer& answer_at,
-                                                const std::string& owner, std::vector<size_t>* again, Effects& fx) {
+                                                const std::vector<absl::Status>& invalid, const Lookups& looked,
+                                                const Answer& answer_at, const Submitter& by, BatchIds* batch,
+                                                std::vector<size_t>* again, Effects& fx) {
   Recorded recorded;
   for (size_t i : todo) {
     auto answer = [answer_at, i](absl::StatusOr<SubmitResult> r) { answer_at(i, std::move(r)); };
-    auto refuse = [&](absl::Status s) { fx.callbacks.push_back([answer, s = std::move(s)] { answer(s); }); };
+    auto refuse = [&](absl::Status s) {
+      batch->state[i] = BatchIds::kRefused;
+      fx.callbacks.push_back([answer, s = std::move(s)] { answer(s); });
+    };
+    auto stands_for = [&](const std::string& id) {
+      batch->state[i] = BatchIds::kTask;
+      batch->ids[i] = id;
+    };
     if (!invalid[i].ok()) {
       refuse(invalid[i]);
       continue;
@@ -43,9 +131,37 @@ Submissions::Recorded Submissions::SubmitLocked(std::vector<pb::TaskSpec>& specs
       continue;
     }
     pb::TaskSpec& spec = specs[i];
+    // A child's parent must be running (or about to): its attempt submits it.
+    TaskEntry* parent = nullptr;
+    if (!by.parent_task_id.empty()) {
+      parent = tasks_.Find(by.parent_task_id);
+      if (parent == nullptr || IsTerminal(parent->task.status())) {
+        auto stored = looked.records.find(by.parent_task_id);
+        if (parent == nullptr && stored == looked.records.end()) {
+          again->push_back(i);  // it left memory since it was looked for
+          continue;
+        }
+        const pb::Task* known = parent != nullptr                                  ? &parent->task
+                                : stored->second.ok() && stored->second->has_value() ? &**stored->second
+                                                                                       : nullptr;
+        if (known == nullptr || !IsTerminal(known->status())) {
+          refuse(stored->second.ok() ? absl::NotFoundError(absl::StrCat("parent task '", by.parent_task_id,
+                                                                        "': no such task"))
+                                     : absl::UnavailableError(absl::StrCat("task store: parent task: ",
+                                                                           stored->second.status().message())));
+        } else {
+          refuse(absl::FailedPreconditionError(absl::StrCat("parent task ", by.parent_task_id, " has ended ",
+                                                            StatusName(known->status()),
+                                                            ": only a running task may submit children")));
+        }
+        continue;
+      }
+    }
+    const std::string& owner = parent != nullptr ? parent->task.owner() : by.owner;
     if (!spec.idempotency_key().empty()) {
-      if (TaskEntry* first = tasks_.FindByIdempotencyKey(owner, spec.idempotency_key())) {
-        if (first->task.status() == pb::TASK_STATUS_PENDING) {
+      if (TaskEntry* first = tasks_.FindByIdempotencyKey(owner, spec.idempotency_key(), by.parent_task_id)) {
+        stands_for(first->task.task_id());
+        if (first->task.status() == pb::TASK_STATUS_PENDING && !first->accepted) {
           first->waiting_submits.push_back(std::move(answer));  // answered once it is stored
         } else {
           SubmitResult r{first->task.task_id(), first->task.status(), true};
@@ -53,13 +169,15 @@ Submissions::Recorded Submissions::SubmitLocked(std::vector<pb::TaskSpec>& specs
         }
         continue;
       }
-      const Found& found = *stored[i];
-      if (found.ok() && found->has_value()) {
+      const Found& found = *looked.keys[i];
+      if (found.ok() && found->has_value() && owner == looked.owner) {
+        stands_for((*found)->first);
+        if (IsTerminal((*found)->second)) batch->stored_status[i] = (*found)->second;
         SubmitResult r{(*found)->first, (*found)->second, true};
         fx.callbacks.push_back([answer, r] { answer(r); });
         continue;
       }
-      if (keyed_evictions_ != evictions_before) {
+      if (keyed_evictions_ != looked.evictions_before || owner != looked.owner) {
         again->push_back(i);
         continue;
       }
@@ -68,15 +186,40 @@ Submissions::Recorded Submissions::SubmitLocked(std::vector<pb::TaskSpec>& specs
         continue;
       }
     }
+    std::vector<TaskEntry*> unended;
+    std::string never;
+    std::optional<absl::Status> deps =
+        DependenciesLocked(spec, i, looked, *batch, by.may_depend_on, &unended, &never);
+    if (!deps.has_value()) {
+      again->push_back(i);
+      continue;
+    }
+    if (!deps->ok()) {
+      refuse(*std::move(deps));
+      continue;
+    }
     const int64_t bytes = static_cast<int64_t>(spec.payload().size());
     if (absl::Status limited = OwnerLimitsLocked(owner, bytes); !limited.ok()) {
       refuse(std::move(limited));
       continue;
     }
+    if (parent != nullptr) {
+      if (absl::Status limited = ChildLimitsLocked(*parent); !limited.ok()) {
+        refuse(std::move(limited));
+        continue;
+      }
+    }
+    // Stored with the ids the batch entries stand for.
+    for (pb::Dependency& d : *spec.mutable_after()) {
+      if (!d.has_after_index()) continue;
+      d.set_task_id(batch->ids[d.after_index()]);
+      d.clear_after_index();
+    }
     auto entry = std::make_unique<TaskEntry>();
     pb::Task& t = entry->task;
     t.set_task_id(task_ids_.Next("task", clock_->NowMs()));
     t.set_owner(owner);
+    PlaceInTree(parent != nullptr ? &parent->task : nullptr, &t);
     t.set_status(pb::TASK_STATUS_PENDING);  // a new record, counted from here by the table
     t.set_created_at_ms(clock_->NowMs());
     t.set_revision(1);
@@ -86,17 +229,31 @@ Submissions::Recorded Submissions::SubmitLocked(std::vector<pb::TaskSpec>& specs
     payload_bytes_in_ram_ += bytes;  // until accepted (AdmitPayloadLocked)
     t.set_sequence(entry->key.seq);
     *t.mutable_spec() = std::move(spec);
+    if (never.empty() && !unended.empty()) {
+      std::vector<std::string> ids;
+      ids.reserve(unended.size());
+      for (const TaskEntry* dep : unended) ids.push_back(dep->task.task_id());
+      (void)lifecycle_.AwaitDependencies(entry.get(), std::move(ids));  // new and pending: allowed
+    }
     fx.writes.push_back(t);
     recorded.ids.push_back(t.task_id());
     recorded.slots.push_back(i);
-    tasks_.Insert(std::move(entry));
+    stands_for(t.task_id());
+    TaskEntry* e = tasks_.Insert(std::move(entry));
+    if (never.empty()) {
+      LinkLocked(e, unended);
+    } else {
+      LinkLocked(e, {});
+      (void)StopLocked(e, never, fx);  // a dependency already ended against its condition
+    }
   }
   return recorded;
 }
 
 void Submissions::AcceptLocked(TaskEntry* e, Effects& fx) {
   AdmitPayloadLocked(e);
-  if (!lifecycle_.Accept(e).ok()) return;  // only pending tasks are accepted
+  if (!lifecycle_.Accept(e).ok()) return;                     // only pending tasks are accepted
+  if (e->task.status() != pb::TASK_STATUS_QUEUED) return;     // durable, waiting for dependencies
   EnqueueLocked(e);
   ChangedLocked(e, fx);
 }
@@ -114,6 +271,8 @@ std::vector<absl::StatusOr<SubmitResult>> Submissions::AcceptedLocked(
       // Not durable: forget it entirely so that nothing unacknowledged runs.
       if (e != nullptr) {
         for (auto& [wid, sink] : e->watchers) fx.aborts.emplace_back(sink, absl::UnavailableError("task was not stored"));
+        e->watchers.clear();
+        UnstoredLocked(e, fx);
         ForgetLocked(ids[k]);
       }
       results.push_back(error);
@@ -123,7 +282,7 @@ std::vector<absl::StatusOr<SubmitResult>> Submissions::AcceptedLocked(
     // have pruned it since).
     pb::TaskStatus status = pb::TASK_STATUS_CANCELLED;
     if (e != nullptr) {
-      if (e->task.status() == pb::TASK_STATUS_PENDING) AcceptLocked(e, fx);
+      if (e->task.status() == pb::TASK_STATUS_PENDING && !e->accepted) AcceptLocked(e, fx);
       status = e->task.status();
     }
     results.push_back(SubmitResult{ids[k], status, false});
@@ -149,27 +308,12 @@ bool Submissions::CancelLocked(const std::string& task_id,
     fx.callbacks.push_back([done, resp] { done(resp); });
     return true;
   }
-  const pb::TaskStatus from = t.status();
-  const std::string device = t.worker_device_id();
-  const int32_t attempt = t.attempts();
-  if (absl::Status s = lifecycle_.Cancel(e, by.empty() ? "cancelled by client" : absl::StrCat("cancelled by ", by),
-                                         clock_->NowMs());
+  if (absl::Status s = StopLocked(e, by.empty() ? "cancelled by client" : absl::StrCat("cancelled by ", by), fx);
       !s.ok()) {
     spdlog::error("cancel: {}", s.ToString());  // every unfinished status may be cancelled
     fx.callbacks.push_back([done, s] { done(s); });
     return true;
   }
-  if (from == pb::TASK_STATUS_QUEUED) queue_.Remove(e->cls, e->key);  // no-op while it waits out a retry backoff
-  if (from == pb::TASK_STATUS_ASSIGNED || from == pb::TASK_STATUS_RUNNING) {
-    // Its slot stays reserved until the worker confirms the attempt ended.
-    WorkerEntry* w = workers_.Find(device);
-    if (w != nullptr && w->link != nullptr) {
-      pb::CancelAttempt* c = fx.MessageFor(w->link).add_cancels();
-      c->set_task_id(task_id);
-      c->set_attempt(attempt);
-    }
-  }
-  ChangedLocked(e, fx);
   resp.set_cancelled(true);
   resp.set_status(pb::TASK_STATUS_CANCELLED);
   fx.after_commit.push_back([done, resp](absl::Status stored) {

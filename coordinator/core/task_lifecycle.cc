@@ -27,7 +27,7 @@ pb::Attempt* LastAttempt(pb::Task& t) {
 
 const std::vector<Transition>& TransitionTable() {
   static const std::vector<Transition> table = {
-      {TaskEvent::kAccept, kPending, kQueued},
+      {TaskEvent::kAccept, kPending, kPending | kQueued},
       {TaskEvent::kAssign, kQueued, kAssigned},
       {TaskEvent::kAdopt, kQueued, kAssigned},
       {TaskEvent::kStart, kAssigned, kRunning},
@@ -36,6 +36,7 @@ const std::vector<Transition>& TransitionTable() {
       {TaskEvent::kHandBack, kOnWorker, kQueued},
       {TaskEvent::kCancel, kPending | kQueued | kOnWorker, kCancelled},
       {TaskEvent::kRelease, kQueued, kQueued},
+      {TaskEvent::kResolve, kPending, kPending | kQueued},
   };
   return table;
 }
@@ -51,6 +52,7 @@ absl::string_view EventName(TaskEvent event) {
     case TaskEvent::kHandBack: return "hand back";
     case TaskEvent::kCancel: return "cancel";
     case TaskEvent::kRelease: return "release";
+    case TaskEvent::kResolve: return "resolve";
   }
   return "unknown event";
 }
@@ -91,10 +93,46 @@ absl::Status TaskLifecycle::Check(const TaskEntry& e, TaskEvent event, pb::TaskS
   return Refuse(e, event, absl::StrCat(" to ", StatusName(to)));
 }
 
-absl::Status TaskLifecycle::Accept(TaskEntry* e) {
-  if (absl::Status s = Check(*e, TaskEvent::kAccept, pb::TASK_STATUS_QUEUED); !s.ok()) return s;
-  tasks_->SetStatus(e, pb::TASK_STATUS_QUEUED);
+void TaskLifecycle::Move(TaskEntry* e, pb::TaskStatus to) {
+  const pb::TaskStatus from = e->task.status();
+  const bool on_worker = to == pb::TASK_STATUS_ASSIGNED || to == pb::TASK_STATUS_RUNNING;
+  if ((from == pb::TASK_STATUS_ASSIGNED || from == pb::TASK_STATUS_RUNNING) && !on_worker) {
+    e->task.clear_attempt_token_sha256();  // the attempt ended: its token is void
+  }
+  tasks_->SetStatus(e, to);
+  if (!IsTerminal(from) && IsTerminal(to)) ended_.push_back(e->task.task_id());
+}
+
+absl::Status TaskLifecycle::AwaitDependencies(TaskEntry* e, std::vector<std::string> unended) {
+  if (e->task.status() != pb::TASK_STATUS_PENDING || e->accepted) {
+    return absl::FailedPreconditionError(absl::StrCat("task ", e->task.task_id(), ": dependencies are set only before ",
+                                                      "it is accepted, not when ", StatusName(e->task.status())));
+  }
+  std::sort(unended.begin(), unended.end());
+  unended.erase(std::unique(unended.begin(), unended.end()), unended.end());
+  e->task.mutable_waiting_for()->Assign(unended.begin(), unended.end());
   return absl::OkStatus();
+}
+
+absl::Status TaskLifecycle::Accept(TaskEntry* e) {
+  const pb::TaskStatus to = e->task.waiting_for_size() > 0 ? pb::TASK_STATUS_PENDING : pb::TASK_STATUS_QUEUED;
+  if (absl::Status s = Check(*e, TaskEvent::kAccept, to); !s.ok()) return s;
+  if (e->accepted) return Refuse(*e, TaskEvent::kAccept, " (accepted before)");
+  e->accepted = true;
+  if (to != pb::TASK_STATUS_PENDING) Move(e, to);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<pb::TaskStatus> TaskLifecycle::Resolve(TaskEntry* e, const std::string& dep) {
+  pb::Task& t = e->task;
+  auto it = std::find(t.waiting_for().begin(), t.waiting_for().end(), dep);
+  const bool last = it != t.waiting_for().end() && t.waiting_for_size() == 1;
+  const pb::TaskStatus to = last && e->accepted ? pb::TASK_STATUS_QUEUED : pb::TASK_STATUS_PENDING;
+  if (absl::Status s = Check(*e, TaskEvent::kResolve, to); !s.ok()) return s;
+  if (it == t.waiting_for().end()) return Refuse(*e, TaskEvent::kResolve, absl::StrCat(" (not waiting for ", dep, ")"));
+  t.mutable_waiting_for()->erase(it);
+  if (to != pb::TASK_STATUS_PENDING) Move(e, to);
+  return to;
 }
 
 absl::Status TaskLifecycle::Assign(TaskEntry* e, const std::string& device, int64_t now_ms) {
@@ -111,7 +149,7 @@ absl::Status TaskLifecycle::Assign(TaskEntry* e, const std::string& device, int6
   a->set_worker_device_id(device);
   a->set_assigned_at_ms(now_ms);
   a->set_status(pb::TASK_STATUS_ASSIGNED);
-  tasks_->SetStatus(e, pb::TASK_STATUS_ASSIGNED);
+  Move(e, pb::TASK_STATUS_ASSIGNED);
   return absl::OkStatus();
 }
 
@@ -130,13 +168,13 @@ absl::Status TaskLifecycle::Adopt(TaskEntry* e, const std::string& device, int32
   a->set_worker_device_id(device);
   a->set_assigned_at_ms(now_ms);
   a->set_status(pb::TASK_STATUS_ASSIGNED);
-  tasks_->SetStatus(e, pb::TASK_STATUS_ASSIGNED);
+  Move(e, pb::TASK_STATUS_ASSIGNED);
   return absl::OkStatus();
 }
 
 absl::Status TaskLifecycle::Start(TaskEntry* e, int64_t now_ms) {
   if (absl::Status s = Check(*e, TaskEvent::kStart, pb::TASK_STATUS_RUNNING); !s.ok()) return s;
-  tasks_->SetStatus(e, pb::TASK_STATUS_RUNNING);
+  Move(e, pb::TASK_STATUS_RUNNING);
   e->task.set_started_at_ms(now_ms);
   if (pb::Attempt* a = LastAttempt(e->task)) {
     a->set_started_at_ms(now_ms);
@@ -160,7 +198,7 @@ absl::Status TaskLifecycle::NoteRunTime(TaskEntry* e, int64_t ran_ms, int64_t no
 absl::Status TaskLifecycle::Finish(TaskEntry* e, pb::TaskStatus to, const std::string& error, int64_t now_ms) {
   if (absl::Status s = Check(*e, TaskEvent::kFinish, to); !s.ok()) return s;
   pb::Task& t = e->task;
-  tasks_->SetStatus(e, to);
+  Move(e, to);
   t.set_error_message(error);
   t.set_finished_at_ms(now_ms);
   if (pb::Attempt* a = LastAttempt(t)) {
@@ -181,7 +219,7 @@ absl::StatusOr<pb::TaskStatus> TaskLifecycle::RetryOrFail(TaskEntry* e, const st
     a->set_error_message(why);
     a->set_finished_at_ms(now_ms);
   }
-  tasks_->SetStatus(e, to);
+  Move(e, to);
   if (to == pb::TASK_STATUS_QUEUED) {
     t.set_started_at_ms(0);
     t.clear_worker_device_id();  // the attempt history keeps where it ran
@@ -205,7 +243,7 @@ absl::Status TaskLifecycle::HandBack(TaskEntry* e, const std::string& why, int64
     a->set_finished_at_ms(now_ms);
   }
   t.set_handed_back(t.handed_back() + 1);
-  tasks_->SetStatus(e, pb::TASK_STATUS_QUEUED);
+  Move(e, pb::TASK_STATUS_QUEUED);
   t.set_started_at_ms(0);
   t.clear_worker_device_id();
   return absl::OkStatus();
@@ -216,7 +254,8 @@ absl::Status TaskLifecycle::Cancel(TaskEntry* e, const std::string& why, int64_t
   pb::Task& t = e->task;
   const pb::TaskStatus from = t.status();
   if (from == pb::TASK_STATUS_QUEUED) t.set_next_attempt_at_ms(0);
-  tasks_->SetStatus(e, pb::TASK_STATUS_CANCELLED);
+  t.clear_waiting_for();  // a cancelled task waits for nothing
+  Move(e, pb::TASK_STATUS_CANCELLED);
   t.set_error_message(why);
   t.set_finished_at_ms(now_ms);
   if (from == pb::TASK_STATUS_ASSIGNED || from == pb::TASK_STATUS_RUNNING) {

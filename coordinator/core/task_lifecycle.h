@@ -1,21 +1,24 @@
 #pragma once
 // A task's life, owned in one place: the only code that changes a task's status,
-// attempts, attempt history, worker, start/finish times, hand-backs, retry time and the
-// error message that goes with a move. Every move is an event checked against one
+// attempts, attempt history, worker, start/finish times, hand-backs, retry time, the
+// dependencies it waits for (waiting_for) and the error message that goes with a move. Every move is an event checked against one
 // transition table (from-status x event -> allowed to-statuses); a move the table does
 // not allow is refused with FAILED_PRECONDITION and leaves the task exactly as it was.
 //
 // Design assumption: the caller (the Coordinator's decision layers, under their lock)
 // decides *when* an event happens and does the mechanism around it (queue, worker slots,
 // writes, watchers); the lifecycle decides whether the move is legal and what the task's
-// record becomes. New states (a workflow's WAITING, children) add rows to kTransitions
-// and an event method here, not special cases in the layers.
+// record becomes. New states add rows to kTransitions and an event method here, not
+// special cases in the layers. It also notes every task that ends (TakeEnded), so that
+// the layer owning the task graph can propagate the end to children and dependents.
 
 #include <cstdint>
 #include <functional>
 #include <string>
-#include "absl/strings/string_view.h"
+#include <utility>
 #include <vector>
+
+#include "absl/strings/string_view.h"
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -26,7 +29,7 @@
 namespace rc::coordinator {
 
 enum class TaskEvent {
-  kAccept,       // the submit is durable: PENDING -> QUEUED
+  kAccept,       // the submit is durable: PENDING -> QUEUED, or PENDING while it waits for dependencies
   kAssign,       // dispatch placed it on a worker as a new attempt: QUEUED -> ASSIGNED
   kAdopt,        // a worker reports an attempt newer than the store knew: QUEUED -> ASSIGNED
   kStart,        // the worker started the attempt: ASSIGNED -> RUNNING
@@ -35,6 +38,7 @@ enum class TaskEvent {
   kHandBack,     // the worker left before finishing: back to QUEUED, not counted as a failure
   kCancel,       // a client cancelled it: any unfinished status -> CANCELLED
   kRelease,      // its retry backoff is over: QUEUED (waiting) -> QUEUED (in line)
+  kResolve,      // a dependency ended as needed: PENDING, or QUEUED when it was the last one
 };
 
 absl::string_view EventName(TaskEvent event);
@@ -81,8 +85,15 @@ class TaskLifecycle {
  public:
   TaskLifecycle(TaskTable* tasks, RetryRule retry) : tasks_(tasks), retry_(std::move(retry)) {}
 
-  // PENDING -> QUEUED.
+  // PENDING: its dependencies not ended yet are `unended` (waiting_for). Set before the
+  // submit is accepted (or, at recovery, before Accept); not a move of the table.
+  absl::Status AwaitDependencies(TaskEntry* e, std::vector<std::string> unended);
+  // The submit is durable (e->accepted): PENDING -> QUEUED, or stays PENDING while it
+  // waits for dependencies. Refused for a task accepted before.
   absl::Status Accept(TaskEntry* e);
+  // PENDING: dependency `dep` (one of waiting_for) ended as this task needed. QUEUED
+  // when it was the last and the task is accepted, else still PENDING. Returns the status.
+  absl::StatusOr<pb::TaskStatus> Resolve(TaskEntry* e, const std::string& dep);
   // QUEUED (in line, not waiting out a backoff) -> ASSIGNED to `device` as the next
   // attempt number (above any a worker ever reported), with a new attempt record.
   absl::Status Assign(TaskEntry* e, const std::string& device, int64_t now_ms);
@@ -104,18 +115,27 @@ class TaskLifecycle {
   // against the retries.
   absl::Status HandBack(TaskEntry* e, const std::string& why, int64_t now_ms);
   // PENDING|QUEUED|ASSIGNED|RUNNING -> CANCELLED with `why`; an attempt on a worker ends
-  // CANCELLED too.
+  // CANCELLED too, and a pending task stops waiting. Also the end of a task cancelled
+  // by the graph (its parent ended, or a dependency ended so it can never run).
   absl::Status Cancel(TaskEntry* e, const std::string& why, int64_t now_ms);
   // QUEUED waiting out a backoff -> QUEUED in line (next_attempt_at_ms cleared).
   absl::Status Release(TaskEntry* e);
 
+  // Ids of the tasks that reached a terminal status since the last call, in order.
+  std::vector<std::string> TakeEnded() { return std::exchange(ended_, {}); }
+  bool any_ended() const { return !ended_.empty(); }
+
  private:
+  // The one status change: keeps the table's counts, notes an end, and clears the
+  // attempt's token hash when an attempt ends (a finished record never carries one).
+  void Move(TaskEntry* e, pb::TaskStatus to);
   // OK when the table allows the move; the refusal otherwise.
   absl::Status Check(const TaskEntry& e, TaskEvent event, pb::TaskStatus to) const;
   absl::Status Refuse(const TaskEntry& e, TaskEvent event, absl::string_view why) const;
 
   TaskTable* const tasks_;
   const RetryRule retry_;
+  std::vector<std::string> ended_;
 };
 
 }  // namespace rc::coordinator

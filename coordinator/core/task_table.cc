@@ -6,9 +6,12 @@
 namespace rc::coordinator {
 namespace {
 
-std::string IdempotencyIndexKey(const std::string& owner, const std::string& key) {
-  // Always prefixed (owner names hold no \x1f), so no key of one owner equals another's.
-  return absl::StrCat(owner, "\x1f", key);
+std::string IdempotencyIndexKey(const std::string& owner, const std::string& key, const std::string& parent) {
+  // Always prefixed (owner names hold neither \x1f nor \x1e, task ids hold no \x1f), so
+  // no key of one owner equals another's, and a child's (owner \x1e parent \x1f key)
+  // never equals a top-level one's (owner \x1f key) nor one under another parent.
+  if (parent.empty()) return absl::StrCat(owner, "\x1f", key);
+  return absl::StrCat(owner, "\x1e", parent, "\x1f", key);
 }
 
 }  // namespace
@@ -18,8 +21,9 @@ TaskEntry* TaskTable::Find(absl::string_view task_id) const {
   return it == by_id_.end() ? nullptr : it->second.get();
 }
 
-TaskEntry* TaskTable::FindByIdempotencyKey(const std::string& owner, const std::string& key) const {
-  auto it = by_idempotency_key_.find(IdempotencyIndexKey(owner, key));
+TaskEntry* TaskTable::FindByIdempotencyKey(const std::string& owner, const std::string& key,
+                                           const std::string& parent_task_id) const {
+  auto it = by_idempotency_key_.find(IdempotencyIndexKey(owner, key, parent_task_id));
   return it == by_idempotency_key_.end() ? nullptr : Find(it->second);
 }
 
@@ -35,7 +39,7 @@ TaskEntry* TaskTable::Insert(std::unique_ptr<TaskEntry> entry) {
   }
   by_sequence_[entry->key.seq] = entry.get();
   if (!t.spec().idempotency_key().empty()) {
-    by_idempotency_key_[IdempotencyIndexKey(t.owner(), t.spec().idempotency_key())] = t.task_id();
+    by_idempotency_key_[IdempotencyIndexKey(t.owner(), t.spec().idempotency_key(), t.parent_task_id())] = t.task_id();
   }
   TaskEntry* raw = entry.get();
   by_id_.emplace(raw->task.task_id(), std::move(entry));
@@ -52,7 +56,7 @@ void TaskTable::Unlink(absl::string_view task_id) {
     ReleaseOwner(*it->second);
   }
   if (!t.spec().idempotency_key().empty()) {
-    by_idempotency_key_.erase(IdempotencyIndexKey(t.owner(), t.spec().idempotency_key()));
+    by_idempotency_key_.erase(IdempotencyIndexKey(t.owner(), t.spec().idempotency_key(), t.parent_task_id()));
   }
   by_sequence_.erase(it->second->key.seq);
   by_id_.erase(it);

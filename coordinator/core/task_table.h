@@ -52,13 +52,18 @@ struct TaskEntry {
   // whether task.spec holds it (false: only the store does; see Coordinator).
   int64_t payload_bytes = 0;
   bool payload_in_ram = true;
+  // Its submit is durable (TaskLifecycle::Accept; every recovered task): a PENDING task
+  // with this set waits for its dependencies, one without is not stored yet.
+  bool accepted = false;
 };
 
 class TaskTable {
  public:
   TaskEntry* Find(absl::string_view task_id) const;
-  // Idempotency keys are per submitter: another owner's key never matches.
-  TaskEntry* FindByIdempotencyKey(const std::string& owner, const std::string& key) const;
+  // Idempotency keys are per submitter and, for children, per parent task: another
+  // owner's key, or the same key under another parent, never matches.
+  TaskEntry* FindByIdempotencyKey(const std::string& owner, const std::string& key,
+                                  const std::string& parent_task_id = "") const;
   // Adds a task with a new id; counts its current status.
   TaskEntry* Insert(std::unique_ptr<TaskEntry> entry);
   // Forgets a task entirely (not stored, or pruned by retention).

@@ -74,6 +74,31 @@ absl::Status ValidateRequirements(const pb::Requirements& r, const TaskLimits& l
   return absl::OkStatus();
 }
 
+absl::Status ValidateDependencies(pb::TaskSpec* spec, const TaskLimits& limits) {
+  if (spec->after_size() > limits.max_dependencies) {
+    return Bad("after", absl::StrCat(spec->after_size(), " dependencies, over the limit of ", limits.max_dependencies));
+  }
+  for (int k = 0; k < spec->after_size(); ++k) {
+    pb::Dependency* d = spec->mutable_after(k);
+    const std::string field = absl::StrCat("after[", k, "]");
+    if (d->has_after_index() == !d->task_id().empty()) {
+      return Bad(field, "needs exactly one of task_id and after_index");
+    }
+    if (d->has_after_index() && d->after_index() < 0) {
+      return Bad(field + ".after_index", absl::StrCat("must be 0 or more, got ", d->after_index()));
+    }
+    if (!d->has_after_index()) RETURN_IF_ERROR(ValidateName(field + ".task_id", d->task_id(), 128));
+    if (!pb::DependencyCondition_IsValid(d->condition())) {
+      return Bad(field + ".condition", absl::StrCat("unknown value ", static_cast<int>(d->condition())));
+    }
+    if (d->condition() == pb::DEPENDENCY_CONDITION_UNSPECIFIED) d->set_condition(pb::DEPENDENCY_CONDITION_OK);
+  }
+  if (!pb::ParentClose_IsValid(spec->parent_close())) {
+    return Bad("parent_close", absl::StrCat("unknown value ", static_cast<int>(spec->parent_close())));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::Status ValidateAndNormalize(pb::TaskSpec* spec, const TaskLimits& limits) {
@@ -96,6 +121,7 @@ absl::Status ValidateAndNormalize(pb::TaskSpec* spec, const TaskLimits& limits) 
   }
   RETURN_IF_ERROR(ValidateRequirements(spec->requirements(), limits));
   if (spec->idempotency_key().size() > 256) return Bad("idempotency_key", "longer than 256 bytes");
+  RETURN_IF_ERROR(ValidateDependencies(spec, limits));
   if (spec->priority() == pb::PRIORITY_UNSPECIFIED) spec->set_priority(pb::PRIORITY_NORMAL);
   if (spec->payload().find_first_not_of(" \t\r\n") == std::string::npos) spec->set_payload("{}");
   return absl::OkStatus();

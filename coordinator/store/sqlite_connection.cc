@@ -35,6 +35,13 @@ constexpr const char* kMigrations[] = {
     "ALTER TABLE tasks ADD COLUMN idempotency_key TEXT NOT NULL DEFAULT '';"
     "ALTER TABLE tasks ADD COLUMN payload BLOB;"
     "DROP INDEX tasks_finished_at;",
+    // 3: workflows. A child's parent, set with its first record and never changed: lists
+    // of a task's children read it, and idempotency keys of children are scoped to it.
+    // Rows written before have no parent (the field did not exist): '' is their value,
+    // so nothing is backfilled. The idempotency index gains the parent between owner and
+    // key (replacing version 2's).
+    "ALTER TABLE tasks ADD COLUMN parent_task_id TEXT NOT NULL DEFAULT '';"
+    "DROP INDEX tasks_idempotency;",
 };
 // Run after migration N's data step (index N-1; nullptr: none).
 constexpr const char* kMigrationIndexes[] = {
@@ -43,6 +50,8 @@ constexpr const char* kMigrationIndexes[] = {
     "CREATE INDEX tasks_finished ON tasks(finished_at_ms);"
     "CREATE INDEX tasks_sequence ON tasks(sequence);"
     "CREATE INDEX tasks_idempotency ON tasks(owner, idempotency_key) WHERE idempotency_key != '';",
+    "CREATE INDEX tasks_parent ON tasks(parent_task_id, sequence) WHERE parent_task_id != '';"
+    "CREATE INDEX tasks_idempotency_scoped ON tasks(owner, parent_task_id, idempotency_key) WHERE idempotency_key != '';",
 };
 static_assert(std::size(kMigrationIndexes) == std::size(kMigrations));
 // Terminal statuses are 5..8 (task.proto); the SQL here and in the reads relies on it.

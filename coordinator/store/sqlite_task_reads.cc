@@ -107,6 +107,10 @@ absl::StatusOr<std::vector<pb::Task>> SqliteTaskStore::ListFinished(const TaskFi
     absl::StrAppend(&sql, " AND t.worker_device_id = ?");
     args.push_back(f.worker_device_id);
   }
+  if (!f.parent_task_id.empty()) {
+    absl::StrAppend(&sql, " AND t.parent_task_id = ?");
+    args.push_back(f.parent_task_id);
+  }
   absl::StrAppend(&sql, " ORDER BY t.sequence DESC LIMIT ", std::max(f.limit, 0));
   absl::MutexLock lock(&conn_->mu());
   Statement q(conn_->db(), sql.c_str());
@@ -116,14 +120,15 @@ absl::StatusOr<std::vector<pb::Task>> SqliteTaskStore::ListFinished(const TaskFi
 }
 
 absl::StatusOr<std::optional<std::pair<std::string, pb::TaskStatus>>> SqliteTaskStore::FindByIdempotencyKey(
-    const std::string& owner, const std::string& key) {
+    const std::string& owner, const std::string& key, const std::string& parent_task_id) {
   absl::MutexLock lock(&conn_->mu());
   sqlite3_stmt* q = conn_->Prepared(
-      "SELECT task_id, status FROM tasks WHERE owner = ? AND idempotency_key = ? AND idempotency_key != ''"
-      " ORDER BY sequence LIMIT 1");
+      "SELECT task_id, status FROM tasks WHERE owner = ? AND parent_task_id = ? AND idempotency_key = ?"
+      " AND idempotency_key != '' ORDER BY sequence LIMIT 1");
   if (q == nullptr) return conn_->Error("prepare");
   BindText(q, 1, owner);
-  BindText(q, 2, key);
+  BindText(q, 2, parent_task_id);
+  BindText(q, 3, key);
   const int rc = sqlite3_step(q);
   absl::StatusOr<std::optional<std::pair<std::string, pb::TaskStatus>>> out = std::nullopt;
   if (rc == SQLITE_ROW) {

@@ -41,7 +41,7 @@ class SqliteTaskStore final : public TaskStore {
   absl::StatusOr<std::optional<pb::Task>> Get(const std::string& task_id) override;
   absl::StatusOr<std::vector<pb::Task>> ListFinished(const TaskFilter& filter) override;
   absl::StatusOr<std::optional<std::pair<std::string, pb::TaskStatus>>> FindByIdempotencyKey(
-      const std::string& owner, const std::string& key) override;
+      const std::string& owner, const std::string& key, const std::string& parent_task_id = "") override;
   absl::StatusOr<std::vector<FinishedRef>> FinishedBefore(int64_t cutoff_ms, size_t limit) override;
   absl::StatusOr<absl::flat_hash_map<std::string, std::string>> ReadPayloads(
       const std::vector<std::string>& task_ids) override;

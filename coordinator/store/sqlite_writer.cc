@@ -113,7 +113,7 @@ absl::Status SqliteWriter::Commit(std::deque<Op>& batch, int64_t* records, int64
   // rewrites its row only; the finishing one also moves its tasks_finished entry.
   sqlite3_stmt* put = conn_->Prepared(
       "INSERT INTO tasks(task_id, status, finished_at_ms, record, sequence, owner, task_type, worker_device_id,"
-      " idempotency_key, payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(task_id) DO UPDATE SET"
+      " idempotency_key, payload, parent_task_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(task_id) DO UPDATE SET"
       " status = excluded.status, record = excluded.record, worker_device_id = excluded.worker_device_id,"
       " payload = coalesce(excluded.payload, tasks.payload)");
   sqlite3_stmt* finish = conn_->Prepared("UPDATE tasks SET finished_at_ms = ? WHERE task_id = ? AND finished_at_ms != ?");
@@ -179,6 +179,7 @@ absl::Status SqliteWriter::Commit(std::deque<Op>& batch, int64_t* records, int64
       } else {
         sqlite3_bind_null(put, 10);  // keeps the stored payload (none stored: empty)
       }
+      bind_text(put, 11, t.parent_task_id());  // set on insert only: a task's parent never changes
       int rc = sqlite3_step(put);
       sqlite3_reset(put);
       if (rc != SQLITE_DONE) return fail("write");

@@ -78,10 +78,15 @@ std::vector<FinishedRef> Before(ForEach each, int64_t cutoff_ms, size_t limit) {
 
 template <typename ForEach>
 std::optional<std::pair<std::string, pb::TaskStatus>> ByKey(ForEach each, const std::string& owner,
-                                                            const std::string& key) {
+                                                            const std::string& key, const std::string& parent) {
   std::optional<std::pair<std::string, pb::TaskStatus>> out;
+  uint64_t first = 0;
   each([&](const pb::Task& t) {
-    if (t.owner() == owner && t.spec().idempotency_key() == key) out.emplace(t.task_id(), t.status());
+    if (t.owner() != owner || t.spec().idempotency_key() != key || t.parent_task_id() != parent) return;
+    if (!out.has_value() || t.sequence() < first) {  // the first task with the key, as the SQLite store answers
+      out.emplace(t.task_id(), t.status());
+      first = t.sequence();
+    }
   });
   return out;
 }
@@ -117,9 +122,9 @@ absl::StatusOr<std::vector<pb::Task>> TaskStore::ListFinished(const TaskFilter& 
 }
 
 absl::StatusOr<std::optional<std::pair<std::string, pb::TaskStatus>>> TaskStore::FindByIdempotencyKey(
-    const std::string& owner, const std::string& key) {
+    const std::string& owner, const std::string& key, const std::string& parent_task_id) {
   RC_SCAN_ALL;
-  return ByKey(each, owner, key);
+  return ByKey(each, owner, key, parent_task_id);
 }
 
 absl::StatusOr<std::vector<FinishedRef>> TaskStore::FinishedBefore(int64_t cutoff_ms, size_t limit) {
@@ -200,9 +205,9 @@ absl::StatusOr<std::vector<pb::Task>> MemoryTaskStore::ListFinished(const TaskFi
 }
 
 absl::StatusOr<std::optional<std::pair<std::string, pb::TaskStatus>>> MemoryTaskStore::FindByIdempotencyKey(
-    const std::string& owner, const std::string& key) {
+    const std::string& owner, const std::string& key, const std::string& parent_task_id) {
   RC_SCAN_MEMORY;
-  return ByKey(each, owner, key);
+  return ByKey(each, owner, key, parent_task_id);
 }
 
 absl::StatusOr<std::vector<FinishedRef>> MemoryTaskStore::FinishedBefore(int64_t cutoff_ms, size_t limit) {

@@ -118,9 +118,10 @@ class TaskStore {
   // Finished tasks (terminal status) matching `filter`, newest submitted first, at most
   // filter.limit, with payloads.
   virtual absl::StatusOr<std::vector<pb::Task>> ListFinished(const TaskFilter& filter);
-  // The task of `owner` with idempotency `key`: its id and stored status.
+  // The task of `owner` with idempotency `key` submitted under `parent_task_id` ("": a
+  // top-level task; keys of children are scoped to their parent): its id and stored status.
   virtual absl::StatusOr<std::optional<std::pair<std::string, pb::TaskStatus>>> FindByIdempotencyKey(
-      const std::string& owner, const std::string& key);
+      const std::string& owner, const std::string& key, const std::string& parent_task_id = "");
   // Finished tasks that finished before `cutoff_ms`, oldest first, at most `limit`.
   virtual absl::StatusOr<std::vector<FinishedRef>> FinishedBefore(int64_t cutoff_ms, size_t limit);
   // The stored payloads of `task_ids` (an id without a record is missing from the answer;
@@ -138,7 +139,7 @@ class MemoryTaskStore final : public TaskStore {
   absl::StatusOr<std::optional<pb::Task>> Get(const std::string& task_id) override;
   absl::StatusOr<std::vector<pb::Task>> ListFinished(const TaskFilter& filter) override;
   absl::StatusOr<std::optional<std::pair<std::string, pb::TaskStatus>>> FindByIdempotencyKey(
-      const std::string& owner, const std::string& key) override;
+      const std::string& owner, const std::string& key, const std::string& parent_task_id = "") override;
   absl::StatusOr<std::vector<FinishedRef>> FinishedBefore(int64_t cutoff_ms, size_t limit) override;
   absl::StatusOr<absl::flat_hash_map<std::string, std::string>> ReadPayloads(
       const std::vector<std::string>& task_ids) override;

@@ -22,7 +22,8 @@ const std::vector<pb::TaskStatus> kAllStatuses = {
     pb::TASK_STATUS_SUCCESS, pb::TASK_STATUS_FAILED, pb::TASK_STATUS_CANCELLED, pb::TASK_STATUS_TIMEOUT};
 const std::vector<TaskEvent> kAllEvents = {TaskEvent::kAccept,      TaskEvent::kAssign,   TaskEvent::kAdopt,
                                            TaskEvent::kStart,       TaskEvent::kFinish,   TaskEvent::kRetryOrFail,
-                                           TaskEvent::kHandBack,    TaskEvent::kCancel,   TaskEvent::kRelease};
+                                           TaskEvent::kHandBack,    TaskEvent::kCancel,   TaskEvent::kRelease,
+                                           TaskEvent::kResolve};
 
 struct Table {
   TaskTable tasks;
@@ -52,10 +53,22 @@ struct Table {
     return tasks.Insert(std::move(e));
   }
 
-  // Applies `event` aiming at `to` (the lifecycle picks the status itself for retries).
+  // Applies `event` aiming at `to` (the lifecycle picks the status itself for retries;
+  // for accept and resolve, a pending task waits for one or two dependencies to get there).
   absl::Status Apply(TaskEntry* e, TaskEvent event, pb::TaskStatus to) {
+    const bool pending = e->task.status() == pb::TASK_STATUS_PENDING;
     switch (event) {
-      case TaskEvent::kAccept: return lifecycle.Accept(e);
+      case TaskEvent::kAccept:
+        if (pending && to == pb::TASK_STATUS_PENDING) (void)lifecycle.AwaitDependencies(e, {"task-dep"});
+        return lifecycle.Accept(e);
+      case TaskEvent::kResolve:
+        if (pending) {
+          std::vector<std::string> deps = {"task-dep"};
+          if (to == pb::TASK_STATUS_PENDING) deps.push_back("task-dep2");
+          (void)lifecycle.AwaitDependencies(e, deps);
+          (void)lifecycle.Accept(e);
+        }
+        return lifecycle.Resolve(e, "task-dep").status();
       case TaskEvent::kAssign: return lifecycle.Assign(e, "w2", kNow);
       case TaskEvent::kAdopt: return lifecycle.Adopt(e, "w2", e->task.attempts() + 1, kNow);
       case TaskEvent::kStart: return lifecycle.Start(e, kNow);
@@ -102,8 +115,8 @@ TEST_CASE("Lifecycle: every move in the transition table is made, and the counts
       }
     }
   }
-  // accept 1, assign 1, adopt 1, start 1, finish 2x4, retry 2x2, hand back 2, cancel 4, release 1
-  CHECK(moves == 23);
+  // accept 2, assign 1, adopt 1, start 1, finish 2x4, retry 2x2, hand back 2, cancel 4, release 1, resolve 2
+  CHECK(moves == 26);
 }
 
 TEST_CASE("Lifecycle: a move the table does not allow is refused and changes nothing") {
