@@ -67,6 +67,11 @@ absl::Status Authorize(const Principal& who, Action action, absl::string_view ta
     return absl::PermissionDeniedError(
         absl::StrCat("token '", who.name, "' (role ", RoleName(who.role), ") may not ", ActionName(action), why));
   };
+  if (who.task.has_value() && (action == Action::kReadCluster || action == Action::kDrain)) {
+    return absl::PermissionDeniedError(absl::StrCat("a task token (", who.task->task_id, ") may not ", ActionName(action),
+                                                    ": it may only submit children and read, wait for or cancel "
+                                                    "tasks of its own subtree"));
+  }
   switch (who.role) {
     case Role::kAdmin:
       return absl::OkStatus();

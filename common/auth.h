@@ -3,6 +3,8 @@
 // present a bearer token bound to a role. Tokens are compared in constant time and never
 // logged: a token is named by its NAME (or a short digest of it), never by its text.
 
+#include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -25,10 +27,22 @@ struct ClientToken {
   std::string name;
 };
 
+// A call made with a task token (DESIGN.md "Workflows"): the task attempt it acts as.
+struct TaskCaller {
+  std::string task_id;
+  int32_t attempt = 0;
+  std::string root_task_id;
+  int32_t depth = 0;
+};
+
 // Who a call comes from, once authenticated.
 struct Principal {
   Role role = Role::kAdmin;
   std::string name;  // "" for an unauthenticated loopback caller (no client tokens configured)
+  // Set for a task token: role submit, `name` the task's owner. It may submit children and
+  // read, wait for and cancel only its own subtree (the client API checks the subtree);
+  // workers, stats, metrics and drains are refused.
+  std::optional<TaskCaller> task = std::nullopt;
 };
 
 // What a call wants to do; Authorize decides.
@@ -41,7 +55,9 @@ enum class Action {
   kDrain,        // drain or undrain a worker
 };
 
-// The rule: OK or PERMISSION_DENIED naming the role and what it may not do.
+// The rule: OK or PERMISSION_DENIED naming the role and what it may not do. For a task
+// caller this is necessary, not sufficient: reading or cancelling a task also needs the
+// task in the caller's subtree, which only the task tells (the client API asks it).
 absl::Status Authorize(const Principal& who, Action action, absl::string_view task_owner = "");
 
 // Tokens must be at least 16 printable non-space characters (e.g. `openssl rand -hex 32`).

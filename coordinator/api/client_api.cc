@@ -3,8 +3,10 @@
 #include <cmath>
 #include <utility>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
+#include "coordinator/core/task_tokens.h"
 
 namespace rc::coordinator {
 namespace {
@@ -37,7 +39,68 @@ absl::Status EntryError(absl::string_view field, size_t i, const absl::Status& s
   return absl::Status(s.code(), absl::StrCat(field, "[", i, names_a_field ? "]." : "]: ", s.message()));
 }
 
+// What a task token may not see: the digest of its own kind. Snapshots from memory come
+// without it (CoordinatorState::SnapshotLocked); records read from the store may not.
+void Strip(pb::Task& t) { t.clear_attempt_token_sha256(); }
+
+// A watcher's sink that strips every snapshot before passing it on.
+class StrippingSink final : public TaskSink {
+ public:
+  explicit StrippingSink(std::shared_ptr<TaskSink> inner) : inner_(std::move(inner)) {}
+  void OnTask(const pb::Task& t) override {
+    if (t.attempt_token_sha256().empty()) return inner_->OnTask(t);
+    pb::Task copy = t;
+    Strip(copy);
+    inner_->OnTask(copy);
+  }
+  void Abort(absl::Status status) override { inner_->Abort(std::move(status)); }
+  bool TerminalOnly() const override { return inner_->TerminalOnly(); }
+
+ private:
+  const std::shared_ptr<TaskSink> inner_;
+};
+
+absl::Status OutsideSubtree(const TaskCaller& caller, absl::string_view verb) {
+  return absl::PermissionDeniedError(
+      absl::StrCat("a task token may only ", verb, " tasks of its own subtree (", caller.task_id, ")"));
+}
+
+// Task ids are "task-" and hex digits; anything of another shape names no task. Not quoted
+// past the limit (it could be anything).
+absl::Status CheckTaskIdField(absl::string_view field, absl::string_view id) {
+  constexpr size_t kMaxIdLength = 128;
+  if (id.size() > kMaxIdLength) {
+    return absl::InvalidArgumentError(absl::StrCat(field, ": a task id is at most ", kMaxIdLength, " characters"));
+  }
+  for (char c : id) {
+    const auto u = static_cast<unsigned char>(c);
+    if (!absl::ascii_isalnum(u) && c != '-' && c != '_' && c != '.') {
+      return absl::InvalidArgumentError(absl::StrCat(field, ": '", id, "' is not a task id"));
+    }
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
+
+bool InSubtreeOf(const pb::Task& t, absl::string_view task_id) {
+  if (t.task_id() == task_id) return true;
+  for (const std::string& a : t.ancestor_task_ids()) {
+    if (a == task_id) return true;
+  }
+  return false;
+}
+
+Submitter SubmitterFor(const Principal& who) {
+  Submitter by(who.name);
+  if (who.task.has_value()) {
+    by.parent_task_id = who.task->task_id;
+    // GRAPH-MERGE: enable once Submitter has may_depend_on (graph helper): a child may
+    // name in `after` only tasks its parent may read (its subtree).
+    // by.may_depend_on = TaskAccessFor(who, ClientOp::kGetTask);
+  }
+  return by;
+}
 
 absl::Status AllowOp(const Principal& who, ClientOp op) {
   const OpRule rule = Rule(op);
@@ -46,7 +109,12 @@ absl::Status AllowOp(const Principal& who, ClientOp op) {
 }
 
 TaskAccess TaskAccessFor(const Principal& who, ClientOp op) {
-  return [who, action = Rule(op).action](const pb::Task& t) { return Authorize(who, action, t.owner()); };
+  return [who, op, action = Rule(op).action](const pb::Task& t) {
+    if (who.task.has_value() && !InSubtreeOf(t, who.task->task_id)) {
+      return OutsideSubtree(*who.task, op == ClientOp::kCancelTask ? "cancel" : "read");
+    }
+    return Authorize(who, action, t.owner());
+  };
 }
 
 ClientApi::ClientApi(Coordinator* core, const TokenTable* tokens)
@@ -55,7 +123,11 @@ ClientApi::ClientApi(Coordinator* core, const TokenTable* tokens)
 absl::StatusOr<Principal> ClientApi::Admit(ClientOp op, absl::string_view authorization,
                                            absl::FunctionRef<Peer()> peer) const {
   absl::StatusOr<Principal> who = absl::UnauthenticatedError("");
-  if (tokens_->has_client_tokens()) {
+  if (const absl::string_view bearer = BearerToken(authorization); IsTaskToken(bearer)) {
+    ASSIGN_OR_RETURN(TaskTokenHolder holder, core_->CheckTaskToken(bearer));
+    who = Principal{Role::kSubmit, std::move(holder.owner),
+                    TaskCaller{std::move(holder.task_id), holder.attempt, std::move(holder.root_task_id), holder.depth}};
+  } else if (tokens_->has_client_tokens()) {
     who = AuthenticateClient(*tokens_, authorization, "");
   } else {
     const Peer p = peer();
@@ -68,7 +140,7 @@ absl::StatusOr<Principal> ClientApi::Admit(ClientOp op, absl::string_view author
 
 void ClientApi::Submit(const Principal& who, pb::TaskSpec spec, SubmitDone done) {
   if (absl::Status allowed = AllowOp(who, ClientOp::kSubmit); !allowed.ok()) return done(allowed);
-  core_->Submit(std::move(spec), std::move(done), who.name);
+  core_->Submit(std::move(spec), std::move(done), SubmitterFor(who));
 }
 
 absl::Status ClientApi::CheckBatchSize(absl::string_view field, size_t n) {
@@ -111,17 +183,24 @@ void ClientApi::SubmitBatch(const Principal& who, absl::string_view field,
         }
         done(std::move(out));
       },
-      who.name);
+      SubmitterFor(who));
 }
 
 absl::StatusOr<pb::Task> ClientApi::GetTask(const Principal& who, const std::string& task_id) const {
   ASSIGN_OR_RETURN(pb::Task task, core_->GetTask(task_id));
   RETURN_IF_ERROR(TaskAccessFor(who, ClientOp::kGetTask)(task));
+  Strip(task);
   return task;
 }
 
 void ClientApi::Cancel(const Principal& who, const std::string& task_id, CancelDone done) {
-  core_->Cancel(task_id, std::move(done), TaskAccessFor(who, ClientOp::kCancelTask), who.name);
+  // A task caller is named by its task too: "cancelled by alice (task task-..)".
+  std::string by = who.name;
+  if (who.task.has_value()) {
+    by = who.name.empty() ? absl::StrCat("task ", who.task->task_id)
+                          : absl::StrCat(who.name, " (task ", who.task->task_id, ")");
+  }
+  core_->Cancel(task_id, std::move(done), TaskAccessFor(who, ClientOp::kCancelTask), by);
 }
 
 absl::StatusOr<std::vector<pb::Task>> ClientApi::ListTasks(const Principal& who, const TaskListQuery& query) const {
@@ -135,24 +214,38 @@ absl::StatusOr<std::vector<pb::Task>> ClientApi::ListTasks(const Principal& who,
   if (limit < 1 || limit > kMaxListLimit) {
     return absl::InvalidArgumentError(absl::StrCat("limit: must be 1..", kMaxListLimit, ", got ", limit));
   }
+  RETURN_IF_ERROR(CheckTaskIdField("parent_task_id", query.parent_task_id));
+  if (who.task.has_value()) {
+    if (query.parent_task_id.empty()) {
+      return absl::PermissionDeniedError(absl::StrCat("a task token may only list tasks of its own subtree (",
+                                                      who.task->task_id, "): give parent_task_id"));
+    }
+    ASSIGN_OR_RETURN(pb::Task parent, core_->GetTask(query.parent_task_id));
+    if (!InSubtreeOf(parent, who.task->task_id)) return OutsideSubtree(*who.task, "list");
+  }
   TaskFilter f;
   if (who.role == Role::kSubmit) f.owner = who.name;  // its own tasks only
+  f.parent_task_id = query.parent_task_id;
   f.status = query.status;
   f.task_type = query.task_type;
   f.worker_device_id = query.worker_device_id;
   f.limit = static_cast<int>(limit);
-  return core_->ListTasks(f);
+  ASSIGN_OR_RETURN(std::vector<pb::Task> tasks, core_->ListTasks(f));
+  for (pb::Task& t : tasks) Strip(t);
+  return tasks;
 }
 
 absl::StatusOr<uint64_t> ClientApi::Watch(const Principal& who, const std::string& task_id,
                                           std::shared_ptr<TaskSink> sink) {
-  return core_->Watch(task_id, std::move(sink), TaskAccessFor(who, ClientOp::kWatchTask));
+  return core_->Watch(task_id, std::make_shared<StrippingSink>(std::move(sink)),
+                      TaskAccessFor(who, ClientOp::kWatchTask));
 }
 
 std::vector<absl::StatusOr<uint64_t>> ClientApi::WatchAll(const Principal& who,
                                                           const std::vector<std::string>& task_ids,
                                                           std::shared_ptr<TaskSink> sink) {
-  return core_->WatchAll(task_ids, std::move(sink), TaskAccessFor(who, ClientOp::kWatchTask));
+  return core_->WatchAll(task_ids, std::make_shared<StrippingSink>(std::move(sink)),
+                         TaskAccessFor(who, ClientOp::kWatchTask));
 }
 
 void ClientApi::Unwatch(const std::string& task_id, uint64_t watch_id) { core_->Unwatch(task_id, watch_id); }

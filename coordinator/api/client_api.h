@@ -53,6 +53,9 @@ struct TaskListQuery {
   std::string task_type;                                // "": any
   std::string worker_device_id;                         // "": any
   std::optional<int64_t> limit;                         // nullopt: kDefaultListLimit
+  // "": any; else only the direct children of this task. A task token must give one of
+  // its own subtree (itself or a descendant).
+  std::string parent_task_id;
 };
 
 // What /metrics shows; the histograms belong to the core (which outlives the API).
@@ -86,11 +89,15 @@ class ClientApi {
   // Who is calling, and whether it may call `op` at all: UNAUTHENTICATED without a valid
   // token (or, without client tokens, from a remote uncertified peer), PERMISSION_DENIED
   // naming the role when the role may never call `op`. `peer` runs only when no client
-  // tokens are configured.
+  // tokens are configured. A task token ("rct1.", DESIGN.md "Workflows") is checked by
+  // the core whatever client tokens are configured and from any peer (a worker forwards
+  // its tasks' calls with it): the caller is role submit, named as the task's owner, with
+  // `task` set; an ended attempt's token is UNAUTHENTICATED.
   absl::StatusOr<Principal> Admit(ClientOp op, absl::string_view authorization,
                                   absl::FunctionRef<Peer()> peer) const;
 
-  // Submits one task owned by `who`; `done` runs once the task is durable (the core's
+  // Submits one task owned by `who` (a child of the caller's task for a task token);
+  // `done` runs once the task is durable (the core's
   // errors: INVALID_ARGUMENT naming a field, RESOURCE_EXHAUSTED naming the per-token cap,
   // UNAVAILABLE).
   void Submit(const Principal& who, pb::TaskSpec spec, SubmitDone done);
@@ -109,8 +116,9 @@ class ClientApi {
   absl::StatusOr<pb::Task> GetTask(const Principal& who, const std::string& task_id) const;
   // Cancels the task; the task's error message records "cancelled by <who.name>".
   void Cancel(const Principal& who, const std::string& task_id, CancelDone done);
-  // Newest first. INVALID_ARGUMENT "status: unknown TaskStatus value N" or
-  // "limit: must be 1..10000, got N".
+  // Newest first. INVALID_ARGUMENT "status: unknown TaskStatus value N",
+  // "limit: must be 1..10000, got N" or naming a malformed parent_task_id. A task token
+  // without a parent_task_id of its subtree: PERMISSION_DENIED.
   absl::StatusOr<std::vector<pb::Task>> ListTasks(const Principal& who, const TaskListQuery& query) const;
 
   // The core's Watch/WatchAll with the read check of `who` on each task.
@@ -140,7 +148,12 @@ class ClientApi {
 // PERMISSION_DENIED naming the role. Per-task operations pass here for every role and are
 // decided on the task (TaskAccessFor).
 absl::Status AllowOp(const Principal& who, ClientOp op);
-// The check the core asks on one task for a per-task `op` (read, watch, cancel).
+// The check the core asks on one task for a per-task `op` (read, watch, cancel). For a
+// task caller the task must also be in its subtree.
 TaskAccess TaskAccessFor(const Principal& who, ClientOp op);
+// Whether `t` is the task `task_id` or one of its descendants (from `t` alone).
+bool InSubtreeOf(const pb::Task& t, absl::string_view task_id);
+// The Submitter of a submit by `who`: a task caller's tasks become children of its task.
+Submitter SubmitterFor(const Principal& who);
 
 }  // namespace rc::coordinator

@@ -340,4 +340,15 @@ void Coordinator::PruneStored(int64_t now_ms) {
   completions_.Delivered(ticket);
 }
 
+absl::StatusOr<TaskTokenHolder> Coordinator::CheckTaskToken(absl::string_view token) const {
+  absl::StatusOr<ParsedTaskToken> parsed = ParseTaskToken(token);
+  if (!parsed.ok()) return InvalidTaskToken();
+  const std::string presented = TaskTokenSha256(token);  // hashed off the lock
+  // An ASSIGNED or RUNNING task is always in memory: no store read.
+  absl::MutexLock lock(&mu_);
+  const TaskEntry* e = tasks_.Find(parsed->task_id);
+  if (e == nullptr || !TaskTokenMatches(e->task, *parsed, presented)) return InvalidTaskToken();
+  return HolderOf(e->task);
+}
+
 }  // namespace rc::coordinator

@@ -37,6 +37,7 @@
 #include "coordinator/core/task_lifecycle.h"
 #include "coordinator/core/task_reads.h"
 #include "coordinator/core/task_table.h"
+#include "coordinator/core/task_tokens.h"
 #include "coordinator/store/task_store.h"
 #include "retire_cluster/v1/client_service.pb.h"
 #include "retire_cluster/v1/worker.pb.h"
@@ -151,6 +152,14 @@ class Coordinator : private TaskReads {
   void Tick();
   // Closes every worker link and aborts every watcher; later submits are refused.
   void Shutdown();
+
+  // ---- Task tokens (DESIGN.md "Workflows", task_tokens.h) ----
+
+  // The attempt `token` was made for, when that attempt is the task's current one and
+  // still ASSIGNED or RUNNING; else UNAUTHENTICATED "task token is not valid (...)",
+  // the same text whatever failed (malformed, unknown task, ended or older attempt, wrong
+  // secret), so a caller learns nothing about other tasks.
+  absl::StatusOr<TaskTokenHolder> CheckTaskToken(absl::string_view token) const;
 
  private:
   // Runs `fn(fx)` under mu_, then delivers fx in order (hand-over-hand on delivery_mu_),

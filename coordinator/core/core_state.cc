@@ -17,6 +17,7 @@ CoordinatorState::CoordinatorState(CoordinatorOptions options, TaskStore* store,
 
 pb::Task CoordinatorState::SnapshotLocked(const TaskEntry& e) const {
   pb::Task t = e.task;
+  t.clear_attempt_token_sha256();  // internal: checks task tokens, never shown to a client
   if (t.status() == pb::TASK_STATUS_QUEUED) {
     auto it = class_reasons_.find(e.cls);
     if (it != class_reasons_.end()) t.set_unschedulable_reason(it->second);

@@ -7,6 +7,7 @@
 #include "common/task_defaults.h"
 #include "common/task_names.h"
 #include "coordinator/core/coordinator_internal.h"
+#include "coordinator/core/task_tokens.h"
 #include "spdlog/spdlog.h"
 
 namespace rc::coordinator {
@@ -74,6 +75,18 @@ void TaskDispatch::AssignLocked(TaskEntry* e, WorkerEntry* w, Effects& fx) {
   as->set_timeout_seconds(TimeoutSeconds(r));
   as->set_internet_required(r.internet_required());
   as->set_owner(e->task.owner());
+  // The attempt's task token: the record keeps only its digest (written with this
+  // assignment, so it outlives a coordinator restart); the text goes to the worker alone.
+  if (absl::StatusOr<MintedToken> token = MintTaskToken(t.task_id(), t.attempts()); token.ok()) {
+    t.set_attempt_token_sha256(std::move(token->sha256));
+    as->set_task_token(std::move(token->text));
+  } else {
+    t.clear_attempt_token_sha256();  // this attempt runs, but cannot call the cluster
+    spdlog::error("dispatch of {}: {}", t.task_id(), token.status().ToString());
+  }
+  as->set_parent_task_id(t.parent_task_id());
+  as->set_root_task_id(t.root_task_id().empty() ? t.task_id() : t.root_task_id());
+  as->set_depth(t.depth());
   as->mutable_metadata()->insert(t.spec().metadata().begin(), t.spec().metadata().end());
   ChangedLocked(e, fx);
 }

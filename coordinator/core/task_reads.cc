@@ -26,6 +26,7 @@ absl::StatusOr<std::optional<pb::Task>> TaskReads::StoredFinished(const std::str
   // Only finished tasks leave memory; any other record here is one the coordinator
   // dropped after its write failed (or is creating right now): not a task yet.
   if (stored->has_value() && !IsTerminal((*stored)->status())) return std::nullopt;
+  if (stored->has_value()) (*stored)->clear_attempt_token_sha256();  // internal, as in SnapshotLocked
   return stored;
 }
 

@@ -212,6 +212,7 @@ grpc::ServerUnaryReactor* ClientServiceImpl::ListTasks(grpc::CallbackServerConte
   q.status = req->status();
   q.task_type = req->task_type();
   q.worker_device_id = req->worker_device_id();
+  q.parent_task_id = req->parent_task_id();
   if (req->limit() != 0) q.limit = req->limit();  // proto3: 0 is "not given"
   absl::StatusOr<std::vector<pb::Task>> tasks = api_->ListTasks(*who, q);
   if (!tasks.ok()) return End(ctx, tasks.status());

@@ -12,6 +12,7 @@
 #include "grpcpp/create_channel.h"
 #include "retire_cluster/v1/client_service.grpc.pb.h"
 #include "tests/integration/cluster_fixture.h"
+#include "tests/integration/fake_worker.h"
 
 namespace rc::testing {
 namespace {
@@ -365,6 +366,125 @@ TEST_CASE("gRPC and HTTP both filter tasks by the worker that ran them") {
     CHECK(listed.size() == want);
     for (const json& task : listed) CHECK(task["worker_device_id"] == "w1");
   }
+}
+
+TEST_CASE("gRPC and HTTP take a task token alike: the same answers inside its subtree, the same refusals outside") {
+  Cluster cluster(WithTokens());
+  Transports t(cluster);
+  auto r = t.Http("POST", "/tasks", kAlice, R"({"task_type":"echo"})");
+  REQUIRE(r);
+  REQUIRE(r->status == 201);
+  const std::string parent = json::parse(r->body)["task_id"];
+  const std::string other = Submitted(t, kAlice);
+  FakeWorker worker(cluster.address(), "fake-1", "echo");
+  std::optional<pb::Assignment> a = worker.NextAssignment();
+  REQUIRE(a.has_value());
+  REQUIRE(a->task_id() == parent);
+  const std::string token = a->task_token();
+
+  pb::GetTaskRequest own;
+  own.set_task_id(parent);
+  pb::Task read;
+  REQUIRE(t.stub->GetTask(t.Context(token).get(), own, &read).ok());
+  httplib::Result h = t.Http("GET", "/tasks/" + parent, token);
+  REQUIRE(h);
+  CHECK(h->status == 200);
+  CHECK(json::parse(h->body)["task_id"] == parent);
+  CHECK(json::parse(h->body)["owner"] == "alice");
+
+  std::vector<Case> cases = {
+      {"a task token reads outside its subtree",
+       [&](Transports& t) {
+         pb::GetTaskRequest r;
+         r.set_task_id(other);
+         pb::Task out;
+         return t.stub->GetTask(t.Context(token).get(), r, &out);
+       },
+       [&](Transports& t) { return t.Http("GET", "/tasks/" + other, token); }, absl::StatusCode::kPermissionDenied,
+       "a task token may only read tasks of its own subtree (" + parent + ")", ""},
+      {"a task token waits outside its subtree",
+       [&](Transports& t) {
+         pb::GetTaskRequest r;
+         r.set_task_id(other);
+         auto ctx = t.Context(token);
+         auto reader = t.stub->WatchTask(ctx.get(), r);
+         pb::Task out;
+         for (int i = 0; i < 100 && reader->Read(&out);) ++i;
+         return reader->Finish();
+       },
+       [&](Transports& t) { return t.Http("GET", "/tasks/" + other + "/wait?timeout=5", token); },
+       absl::StatusCode::kPermissionDenied, "a task token may only read tasks of its own subtree (" + parent + ")", ""},
+      {"a task token cancels outside its subtree",
+       [&](Transports& t) {
+         pb::CancelTaskRequest r;
+         r.set_task_id(other);
+         pb::CancelTaskResponse out;
+         return t.stub->CancelTask(t.Context(token).get(), r, &out);
+       },
+       [&](Transports& t) { return t.Http("DELETE", "/tasks/" + other, token); }, absl::StatusCode::kPermissionDenied,
+       "a task token may only cancel tasks of its own subtree (" + parent + ")", ""},
+      {"a task token asks for stats",
+       [&](Transports& t) {
+         pb::Stats out;
+         return t.stub->GetStats(t.Context(token).get(), pb::GetStatsRequest(), &out);
+       },
+       [&](Transports& t) { return t.Http("GET", "/stats", token); }, absl::StatusCode::kPermissionDenied,
+       "a task token (" + parent +
+           ") may not read workers and stats: it may only submit children and read, wait for or cancel tasks of its "
+           "own subtree",
+       ""},
+      {"a task token drains a worker",
+       [&](Transports& t) {
+         pb::DrainWorkerRequest r;
+         r.set_device_id("fake-1");
+         pb::Worker out;
+         return t.stub->DrainWorker(t.Context(token).get(), r, &out);
+       },
+       [&](Transports& t) { return t.Http("POST", "/workers/fake-1/drain", token); },
+       absl::StatusCode::kPermissionDenied,
+       "a task token (" + parent +
+           ") may not drain workers: it may only submit children and read, wait for or cancel tasks of its own subtree",
+       ""},
+      {"a task token lists tasks without a parent",
+       [&](Transports& t) {
+         pb::ListTasksResponse out;
+         return t.stub->ListTasks(t.Context(token).get(), pb::ListTasksRequest(), &out);
+       },
+       [&](Transports& t) { return t.Http("GET", "/tasks", token); }, absl::StatusCode::kPermissionDenied,
+       "a task token may only list tasks of its own subtree (" + parent + "): give parent_task_id", ""},
+      {"a forged task token",
+       [&](Transports& t) {
+         pb::Task out;
+         return t.stub->GetTask(t.Context(token.substr(0, token.size() - 1) + "0").get(), own, &out);
+       },
+       [&](Transports& t) { return t.Http("GET", "/tasks/" + parent, token.substr(0, token.size() - 1) + "0"); },
+       absl::StatusCode::kUnauthenticated, "task token is not valid (its attempt has ended, or it was never issued)",
+       ""},
+  };
+  if (token.back() == '0') cases.pop_back();  // the forgery would be the token itself
+  for (Case& c : cases) {
+    INFO(c.name);
+    grpc::Status g = c.grpc(t);
+    httplib::Result h = c.http(t);
+    REQUIRE(h);
+    CHECK(g.error_code() == static_cast<grpc::StatusCode>(c.code));
+    CHECK(h->status == HttpCodeOf(c.code));
+    CHECK(g.error_message() == c.message);
+    CHECK(std::string(json::parse(h->body)["error"]) == c.message);
+  }
+
+  worker.Finish(*a);
+  REQUIRE(Eventually([&] {
+    pb::Task done;
+    return t.stub->GetTask(t.Context(kAdmin).get(), own, &done).ok() && done.status() == pb::TASK_STATUS_SUCCESS;
+  }));
+  grpc::Status g = t.stub->GetTask(t.Context(token).get(), own, &read);
+  h = t.Http("GET", "/tasks/" + parent, token);
+  REQUIRE(h);
+  CHECK(g.error_code() == grpc::StatusCode::UNAUTHENTICATED);
+  CHECK(h->status == 401);
+  CHECK(g.error_message() == "task token is not valid (its attempt has ended, or it was never issued)");
+  CHECK(std::string(json::parse(h->body)["error"]) == g.error_message());
 }
 
 }  // namespace rc::testing

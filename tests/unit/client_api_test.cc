@@ -258,5 +258,205 @@ TEST_CASE("A wait timeout is 30 s when not given, else above 0 and at most 300")
   }
 }
 
+// ---- Task tokens (DESIGN.md "Workflows"): a caller acting as one task attempt ----
+
+// Records what a watch delivers.
+class Recorded final : public TaskSink {
+ public:
+  void OnTask(const pb::Task& t) override { tasks.push_back(t); }
+  void Abort(absl::Status) override {}
+  std::vector<pb::Task> tasks;
+};
+
+// alice's task running on a worker, and the token its attempt was given.
+struct TaskCallerFixture : ApiFixture {
+  TaskCallerFixture() {
+    epoch = Join("w1", 1, link);
+    absl::StatusOr<SubmitResult> p = SubmitAs(kAlicePrincipal);
+    REQUIRE(p.ok());
+    parent = p->task_id;
+    REQUIRE(link->assigned.size() == 1);
+    token = link->assigned[0].task_token();
+    absl::StatusOr<Principal> who = api.Admit(ClientOp::kSubmit, "Bearer " + token, remote);
+    REQUIRE(who.ok());
+    caller = *who;
+  }
+  std::string Denied(const std::string& verb) const {
+    return "a task token may only " + verb + " tasks of its own subtree (" + parent + ")";
+  }
+
+  std::function<Peer()> remote = [] { return Peer{"ipv4:192.0.2.7:5000", false}; };
+  std::shared_ptr<FakeLink> link = std::make_shared<FakeLink>();
+  uint64_t epoch = 0;
+  std::string parent, token;
+  Principal caller;
+};
+
+TEST_CASE_METHOD(TaskCallerFixture, "Admit: a task token is the task's owner with role submit, from any peer, any tokens") {
+  CHECK(caller.role == Role::kSubmit);
+  CHECK(caller.name == "alice");
+  REQUIRE(caller.task.has_value());
+  CHECK(caller.task->task_id == parent);
+  CHECK(caller.task->attempt == 1);
+  CHECK(caller.task->root_task_id == parent);
+  CHECK(caller.task->depth == 0);
+
+  // With client tokens configured the task token still authenticates (a worker forwards it).
+  TokenTable tokens = Tokens();
+  ClientApi guarded(&core, &tokens);
+  absl::StatusOr<Principal> who = guarded.Admit(ClientOp::kGetTask, "Bearer " + token, remote);
+  REQUIRE(who.ok());
+  CHECK(who->task->task_id == parent);
+
+  for (ClientOp op : {ClientOp::kListWorkers, ClientOp::kGetStats, ClientOp::kMetrics, ClientOp::kDrainWorker}) {
+    INFO(static_cast<int>(op));
+    absl::StatusOr<Principal> refused = guarded.Admit(op, "Bearer " + token, remote);
+    CHECK(refused.status().code() == absl::StatusCode::kPermissionDenied);
+    CHECK_THAT(std::string(refused.status().message()),
+               Catch::StartsWith("a task token (" + parent + ") may not ") &&
+                   Catch::EndsWith(": it may only submit children and read, wait for or cancel tasks of its own subtree"));
+  }
+  CHECK(api.Stats(caller).status().code() == absl::StatusCode::kPermissionDenied);
+  CHECK(api.ListWorkers(caller, "").status().code() == absl::StatusCode::kPermissionDenied);
+  CHECK(api.Metrics(caller).status().code() == absl::StatusCode::kPermissionDenied);
+  CHECK(api.DrainWorker(caller, "w1", true).status().code() == absl::StatusCode::kPermissionDenied);
+
+  // A forged secret, a malformed token and an ended attempt read alike.
+  const std::string invalid = "task token is not valid (its attempt has ended, or it was never issued)";
+  std::string forged = token;
+  forged.back() = forged.back() == '0' ? '1' : '0';
+  CHECK(guarded.Admit(ClientOp::kGetTask, "Bearer " + forged, remote).status().message() == invalid);
+  CHECK(api.Admit(ClientOp::kGetTask, "Bearer rct1.nothing", remote).status().message() == invalid);
+  Finish("w1", epoch, link->assigned[0]);
+  absl::StatusOr<Principal> ended = guarded.Admit(ClientOp::kGetTask, "Bearer " + token, remote);
+  CHECK(ended.status().code() == absl::StatusCode::kUnauthenticated);
+  CHECK(ended.status().message() == invalid);
+}
+
+TEST_CASE("A task caller reads, watches and cancels only tasks of its own subtree") {
+  Principal who{Role::kSubmit, "alice", TaskCaller{"task-p", 1, "task-r", 1}};
+  pb::Task own, child, grandchild, sibling;
+  own.set_task_id("task-p");
+  child.set_task_id("task-c");
+  grandchild.set_task_id("task-g");
+  sibling.set_task_id("task-s");
+  for (pb::Task* t : {&own, &child, &grandchild, &sibling}) t->set_owner("alice");
+  own.add_ancestor_task_ids("task-r");
+  child.add_ancestor_task_ids("task-r");
+  child.add_ancestor_task_ids("task-p");
+  grandchild.add_ancestor_task_ids("task-r");
+  grandchild.add_ancestor_task_ids("task-p");
+  grandchild.add_ancestor_task_ids("task-c");
+  sibling.add_ancestor_task_ids("task-r");
+  for (ClientOp op : {ClientOp::kGetTask, ClientOp::kWatchTask, ClientOp::kCancelTask}) {
+    INFO(static_cast<int>(op));
+    CHECK(TaskAccessFor(who, op)(own).ok());
+    CHECK(TaskAccessFor(who, op)(child).ok());
+    CHECK(TaskAccessFor(who, op)(grandchild).ok());
+    absl::Status refused = TaskAccessFor(who, op)(sibling);
+    CHECK(refused.code() == absl::StatusCode::kPermissionDenied);
+    CHECK(refused.message() == std::string("a task token may only ") +
+                                   (op == ClientOp::kCancelTask ? "cancel" : "read") +
+                                   " tasks of its own subtree (task-p)");
+  }
+  CHECK(InSubtreeOf(grandchild, "task-r"));
+  CHECK_FALSE(InSubtreeOf(own, "task-c"));
+
+  // Its submits become children of its task, owned by its task's owner.
+  Submitter by = SubmitterFor(who);
+  CHECK(by.owner == "alice");
+  CHECK(by.parent_task_id == "task-p");
+  by = SubmitterFor(Principal{Role::kSubmit, "alice"});
+  CHECK(by.parent_task_id.empty());
+}
+
+TEST_CASE_METHOD(TaskCallerFixture, "A task caller through the API: its own task yes, others no, each refusal says why") {
+  absl::StatusOr<SubmitResult> other = SubmitAs(kAlicePrincipal, "nowhere");  // alice's, not in the subtree
+  REQUIRE(other.ok());
+  absl::StatusOr<pb::Task> own = api.GetTask(caller, parent);
+  REQUIRE(own.ok());
+  CHECK(own->attempt_token_sha256().empty());
+  absl::StatusOr<pb::Task> refused = api.GetTask(caller, other->task_id);
+  CHECK(refused.status().code() == absl::StatusCode::kPermissionDenied);
+  CHECK(refused.status().message() == Denied("read"));
+
+  auto sink = std::make_shared<Recorded>();
+  CHECK(api.Watch(caller, other->task_id, sink).status().message() == Denied("read"));
+  std::vector<absl::StatusOr<uint64_t>> all = api.WatchAll(caller, {parent, other->task_id}, sink);
+  REQUIRE(all.size() == 2);
+  REQUIRE(all[0].ok());
+  CHECK(all[1].status().message() == Denied("read"));
+  api.Unwatch(parent, *all[0]);
+
+  absl::StatusOr<pb::CancelTaskResponse> cancelled = absl::InternalError("not answered");
+  api.Cancel(caller, other->task_id, [&](auto r) { cancelled = std::move(r); });
+  CHECK(cancelled.status().message() == Denied("cancel"));
+  CHECK(Get(other->task_id).status() == pb::TASK_STATUS_QUEUED);
+
+  TaskListQuery q;
+  absl::StatusOr<std::vector<pb::Task>> listed = api.ListTasks(caller, q);
+  CHECK(listed.status().code() == absl::StatusCode::kPermissionDenied);
+  CHECK(listed.status().message() ==
+        "a task token may only list tasks of its own subtree (" + parent + "): give parent_task_id");
+  q.parent_task_id = other->task_id;
+  CHECK(api.ListTasks(caller, q).status().message() == Denied("list"));
+  q.parent_task_id = "task-nope";
+  CHECK(api.ListTasks(caller, q).status().code() == absl::StatusCode::kNotFound);
+  q.parent_task_id = parent;
+  CHECK(api.ListTasks(caller, q).ok());
+
+  // A child submit is accepted under the task's owner (the core makes it a child).
+  absl::StatusOr<SubmitResult> child = SubmitAs(caller, "nowhere");
+  REQUIRE(child.ok());
+  CHECK(Get(child->task_id).owner() == "alice");
+
+  // Its own task it may cancel; the error message names the task that did.
+  api.Cancel(caller, parent, [&](auto r) { cancelled = std::move(r); });
+  REQUIRE(cancelled.ok());
+  CHECK(cancelled->cancelled());
+  CHECK(Get(parent).error_message() == "cancelled by alice (task " + parent + ")");
+}
+
+TEST_CASE_METHOD(ApiFixture, "ListTasks by parent: a malformed parent_task_id is refused for every caller") {
+  TaskListQuery q;
+  q.parent_task_id = "task x";
+  CHECK(api.ListTasks(kRoot, q).status().message() == "parent_task_id: 'task x' is not a task id");
+  q.parent_task_id = std::string(129, 'a');
+  CHECK(api.ListTasks(kRoot, q).status().message() == "parent_task_id: a task id is at most 128 characters");
+  q.parent_task_id = "task-none";
+  absl::StatusOr<std::vector<pb::Task>> none = api.ListTasks(kRoot, q);
+  REQUIRE(none.ok());
+  CHECK(none->empty());
+}
+
+TEST_CASE("No client read shows the token digest, also for records read back from the store") {
+  CoordinatorOptions o = Fixture::Options();
+  o.finished_cache_tasks = 0;  // finished tasks are read from the store
+  Fixture f(o);
+  ClientApi api(&f.core, nullptr);
+  auto link = std::make_shared<FakeLink>();
+  const uint64_t epoch = f.Join("w1", 1, link);
+  const std::string id = f.Submit("echo");
+  REQUIRE(link->assigned.size() == 1);
+  CHECK(api.GetTask(kRoot, id)->attempt_token_sha256().empty());  // from memory
+  f.Finish("w1", epoch, link->assigned[0]);
+  f.PassBackoff();  // lets the cache trim
+  REQUIRE(f.core.tasks_in_memory() == 0);
+  // Whatever the stored record holds, no client read passes it on.
+  absl::StatusOr<pb::Task> read = api.GetTask(kRoot, id);
+  REQUIRE(read.ok());
+  CHECK(read->status() == pb::TASK_STATUS_SUCCESS);
+  CHECK(read->attempt_token_sha256().empty());
+  TaskListQuery q;
+  absl::StatusOr<std::vector<pb::Task>> listed = api.ListTasks(kRoot, q);
+  REQUIRE(listed.ok());
+  REQUIRE(listed->size() == 1);
+  CHECK((*listed)[0].attempt_token_sha256().empty());
+  auto sink = std::make_shared<Recorded>();
+  REQUIRE(api.Watch(kRoot, id, sink).ok());
+  REQUIRE(sink->tasks.size() == 1);
+  CHECK(sink->tasks[0].attempt_token_sha256().empty());
+}
+
 }  // namespace
 }  // namespace rc::coordinator
