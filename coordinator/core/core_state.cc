@@ -13,7 +13,8 @@ CoordinatorState::CoordinatorState(CoordinatorOptions options, TaskStore* store,
       store_(store),
       clock_(clock),
       started_at_ms_(clock->NowMs()),
-      lifecycle_(&tasks_, RetryRule{options_.retry_backoff_initial, options_.retry_backoff_max, options_.random}) {}
+      lifecycle_(&tasks_, RetryRule{options_.retry_backoff_initial, options_.retry_backoff_max, options_.random}),
+      workers_(options_.max_task_depth) {}
 
 pb::Task CoordinatorState::SnapshotLocked(const TaskEntry& e) const {
   pb::Task t = e.task;

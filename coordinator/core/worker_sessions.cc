@@ -46,9 +46,11 @@ absl::StatusOr<uint64_t> WorkerSessions::RegisterLocked(const pb::Register& reg,
   w->last_heartbeat_ms = now;
   w->heard = std::make_shared<Heard>();
   w->connected_at_ms = now;
-  fx.MessageFor(w->link).mutable_registered()->set_heartbeat_interval_ms(
-      absl::ToInt64Milliseconds(options_.heartbeat_interval));
+  pb::Registered* registered = fx.MessageFor(w->link).mutable_registered();
+  registered->set_heartbeat_interval_ms(absl::ToInt64Milliseconds(options_.heartbeat_interval));
+  registered->set_max_task_depth(options_.max_task_depth);
   ReconcileLocked(w, reg, fx);
+  SetWaitingLocked(w, reg.waiting());
   spdlog::info("worker {} online: {} slots, types [{}], tags [{}]", device, w->caps.slots(),
                absl::StrJoin(w->caps.task_types(), ","), absl::StrJoin(w->caps.tags(), ","));
   RefreshReasonsLocked();
@@ -65,7 +67,7 @@ void WorkerSessions::ReconcileLocked(WorkerEntry* w, const pb::Register& reg, Ef
   std::vector<std::pair<std::string, int32_t>> ours(w->running.begin(), w->running.end());
   for (const auto& [id, attempt] : ours) {
     if (reported.contains({id, attempt})) continue;
-    w->running.erase({id, attempt});
+    w->Forget({id, attempt});
     if (TaskEntry* e = CurrentLocked(*w, id, attempt)) {
       RetryOrFailLocked(e, absl::StrCat("worker ", device, " restarted without this attempt"), fx);
     }
@@ -103,6 +105,7 @@ void WorkerSessions::HandleMessageLocked(const std::string& device_id, uint64_t 
   if (msg.has_heartbeat()) w->load_average = msg.heartbeat().load_average();
   for (const pb::TaskStarted& s : msg.started()) StartedLocked(w, s, fx);
   for (const pb::TaskProgress& p : msg.progress()) ProgressLocked(w, p, fx);
+  const bool lent = msg.has_waiting() && SetWaitingLocked(w, msg.waiting().attempts());
   if (msg.finished_size() > 0) {
     // Acknowledge only once the results are stored: the worker forgets them then.
     pb::CoordinatorMessage acks;
@@ -130,7 +133,24 @@ void WorkerSessions::HandleMessageLocked(const std::string& device_id, uint64_t 
     w->link = nullptr;
     RefreshReasonsLocked();
   }
-  if (msg.finished_size() > 0 || msg.deregister()) DispatchLocked(fx);
+  if (msg.finished_size() > 0 || msg.deregister() || lent) DispatchLocked(fx);
+}
+
+bool WorkerSessions::SetWaitingLocked(WorkerEntry* w,
+                                      const google::protobuf::RepeatedPtrField<pb::RunningAttempt>& attempts) {
+  absl::flat_hash_map<std::pair<std::string, int32_t>, int32_t> waiting;
+  for (const pb::RunningAttempt& a : attempts) {
+    std::pair<std::string, int32_t> attempt(a.task_id(), a.attempt());
+    if (!w->running.contains(attempt)) continue;  // not ours there (or already ended): lends nothing
+    // Its depth decides which tasks may use the lent slot; a task no longer known (its
+    // attempt being stopped) lends nothing rather than a slot of unknown depth.
+    const TaskEntry* e = tasks_.Find(a.task_id());
+    if (e == nullptr) continue;
+    waiting.emplace(std::move(attempt), e->task.depth());
+  }
+  if (waiting == w->waiting) return false;
+  w->waiting = std::move(waiting);
+  return true;
 }
 
 void WorkerSessions::StartedLocked(WorkerEntry* w, const pb::TaskStarted& s, Effects& fx) {
@@ -148,7 +168,7 @@ void WorkerSessions::ProgressLocked(WorkerEntry* w, const pb::TaskProgress& p, E
 }
 
 void WorkerSessions::FinishLocked(WorkerEntry* w, const pb::TaskFinished& f, Effects& fx) {
-  w->running.erase({f.task_id(), f.attempt()});
+  w->Forget({f.task_id(), f.attempt()});
   TaskEntry* e = CurrentLocked(*w, f.task_id(), f.attempt());
   if (e == nullptr) return;  // stale attempt, requeued, or already ended (e.g. cancelled): recorded at most once
   pb::Task& t = e->task;
@@ -203,14 +223,14 @@ void WorkerSessions::HandBackLocked(WorkerEntry* w, Effects& fx) {
     EnqueueLocked(e);
     ChangedLocked(e, fx);
   }
-  w->running.clear();
+  w->ForgetAll();
 }
 
 void WorkerSessions::LoseWorkerTasksLocked(WorkerEntry* w, const std::string& why, Effects& fx) {
   for (const auto& [id, attempt] : w->running) {
     if (TaskEntry* e = CurrentLocked(*w, id, attempt)) RetryOrFailLocked(e, why, fx);
   }
-  w->running.clear();
+  w->ForgetAll();
 }
 
 void WorkerSessions::SweepLivenessLocked(int64_t now, Effects& fx) {
@@ -266,7 +286,7 @@ void WorkerSessions::UnsentLocked(const std::vector<PayloadLoader::Unread>& unre
     TaskEntry* e = tasks_.Find(u.task_id);
     // Only an attempt never started can have been unsent.
     if (e == nullptr || e->task.attempts() != u.attempt || e->task.status() != pb::TASK_STATUS_ASSIGNED) continue;
-    if (WorkerEntry* w = workers_.Find(e->task.worker_device_id())) w->running.erase({u.task_id, u.attempt});
+    if (WorkerEntry* w = workers_.Find(e->task.worker_device_id())) w->Forget({u.task_id, u.attempt});
     RetryOrFailLocked(e, absl::StrCat("not sent to worker ", e->task.worker_device_id(), ": ", u.why), fx);
   }
   DispatchLocked(fx);

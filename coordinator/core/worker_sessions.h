@@ -51,6 +51,11 @@ class WorkerSessions : protected TaskDispatch {
   // counted as failures.
   void HandBackLocked(WorkerEntry* w, Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void LoseWorkerTasksLocked(WorkerEntry* w, const std::string& why, Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Replaces the attempts of `w` waiting on their subtree (whole set, level-triggered);
+  // attempts it does not hold, or whose task is unknown, are ignored. True when the set
+  // changed: lent slots may take a task now (or no longer).
+  bool SetWaitingLocked(WorkerEntry* w, const google::protobuf::RepeatedPtrField<pb::RunningAttempt>& attempts)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The task of a current attempt of `w`, or nullptr when the attempt is stale.
   TaskEntry* CurrentLocked(const WorkerEntry& w, const std::string& task_id, int32_t attempt)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

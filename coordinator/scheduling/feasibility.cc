@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <limits>
 #include <tuple>
 #include <utility>
 
@@ -29,11 +30,21 @@ const std::string* MissingTag(const Caps& w, const ClassSpec& s) {
   return nullptr;
 }
 
+// The smallest task depth that may use the worker's free capacity: any when a slot of its
+// own is free, else (only lent slots are) deeper than every waiting attempt there.
+int32_t LendingFloor(const WorkerState& st) { return st.running < st.slots ? 0 : st.deepest_waiting + 1; }
+
+// What a kNotNow row may read of the class: its depth.
+struct Depth {
+  int32_t depth = 0;
+};
+
 // A row as written: its predicate and explanation are lambdas (each of its own type), so
 // that the checks below call them directly, inlined, as cheap as a hand-written chain of
 // ifs; Check, the row as exported, holds pointers to the same lambdas. What a row must not
-// read it takes as `const auto&`: the checks below pass Unused there, so a kInfeasible row
-// that read the state (or a kNotNow row the capabilities) would not compile.
+// read it takes as `const auto&`: the checks below pass Unused there (and a kNotNow row
+// only the class's Depth), so a kInfeasible row that read the state (or a kNotNow row the
+// capabilities or any of the class but its depth) would not compile.
 struct Unused {};
 
 template <typename Passes, typename Explain>
@@ -122,10 +133,31 @@ constexpr std::tuple kRowDefs = {
         [](const auto&, const WorkerState&, const auto&) {
           return std::string("is not accepting tasks (offline or draining)");
         }},
+    // Waiting attempts lend their slots (WorkerState): the free ones are those neither
+    // running nor lent out.
     Row{"free slot", Feasibility::kNotNow,
-        [](const auto&, const WorkerState& st, const auto&) { return st.running < st.slots; },
+        [](const auto&, const WorkerState& st, const auto&) { return st.running - st.waiting < st.slots; },
         [](const auto&, const WorkerState& st, const auto&) {
-          return absl::StrFormat("has no free slot (%d running, %d slots)", st.running, st.slots);
+          if (st.waiting == 0) return absl::StrFormat("has no free slot (%d running, %d slots)", st.running, st.slots);
+          return absl::StrFormat("has no free slot (%d running, %d of them waiting on their subtasks, %d slots)",
+                                 st.running, st.waiting, st.slots);
+        }},
+    // Past this many waiting attempts a fan-out of waiting parents would start processes
+    // without bound; a chain as deep as max_task_depth still fits on one slot.
+    Row{"waiting cap", Feasibility::kNotNow,
+        [](const auto&, const WorkerState& st, const auto&) { return st.waiting <= st.slots * st.max_task_depth; },
+        [](const auto&, const WorkerState& st, const auto&) {
+          return absl::StrFormat("has %d tasks waiting on their subtasks, past its cap of %d (max_task_depth %d per slot)",
+                                 st.waiting, st.slots * st.max_task_depth, st.max_task_depth);
+        }},
+    // Reads the class's depth only (passed as Depth by the checks below).
+    Row{"lent slot", Feasibility::kNotNow,
+        [](const auto&, const WorkerState& st, const auto& s) { return s.depth >= LendingFloor(st); },
+        [](const auto&, const WorkerState& st, const auto&) {
+          const int lent = std::max(0, st.slots - (st.running - st.waiting));
+          return absl::StrFormat("has %d free %s, lent by tasks waiting on their subtasks: only tasks deeper than "
+                                 "depth %d may use %s",
+                                 lent, lent == 1 ? "slot" : "slots", st.deepest_waiting, lent == 1 ? "it" : "them");
         }},
 };
 
@@ -164,9 +196,9 @@ const Check* FirstInfeasible(const Caps& w, const ClassSpec& s) {
   return FirstFailingOf<0>(std::make_index_sequence<kFirstNotNow>(), w, Unused(), s);
 }
 
-const Check* FirstNotNow(const WorkerState& st) {
+const Check* FirstNotNow(const WorkerState& st, int32_t depth) {
   return FirstFailingOf<kFirstNotNow>(std::make_index_sequence<kRows.size() - kFirstNotNow>(), Unused(), st,
-                                      Unused());
+                                      Depth{depth});
 }
 
 }  // namespace
@@ -175,12 +207,12 @@ std::span<const Check> Checks() { return kRows; }
 
 const Check* FirstFailure(const Caps& w, const WorkerState& st, const ClassSpec& s) {
   if (const Check* failed = FirstInfeasible(w, s)) return failed;
-  return FirstNotNow(st);
+  return FirstNotNow(st, s.depth);
 }
 
 bool Feasible(const Caps& w, const WorkerState& st, const ClassSpec& s) {
   // The state rows first: they are cheaper, and in a busy cluster most workers fail one.
-  return FirstNotNow(st) == nullptr && FirstInfeasible(w, s) == nullptr;
+  return FirstNotNow(st, s.depth) == nullptr && FirstInfeasible(w, s) == nullptr;
 }
 
 Feasibility Evaluate(const Caps& w, const WorkerState& st, const ClassSpec& s) {
@@ -195,7 +227,12 @@ std::string Mismatch(const Caps& w, const ClassSpec& s) {
   return failed == nullptr ? "" : failed->explain(w, WorkerState(), s);
 }
 
-bool Ready(const WorkerState& st) { return FirstNotNow(st) == nullptr; }
+bool Ready(const WorkerState& st, int32_t depth) { return FirstNotNow(st, depth) == nullptr; }
+
+int32_t LowestReadyDepth(const WorkerState& st) {
+  // The "lent slot" row is the only one reading the depth, and it passes from LendingFloor up.
+  return Ready(st, std::numeric_limits<int32_t>::max()) ? LendingFloor(st) : -1;
+}
 
 bool Accepting(const WorkerState& st) { return std::get<kAcceptingRow>(kRowDefs).passes(Unused(), st, Unused()); }
 

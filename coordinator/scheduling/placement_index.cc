@@ -25,38 +25,53 @@ PlacementIndex::TypeId PlacementIndex::Intern(absl::string_view type) {
 
 PlacementIndex::Member PlacementIndex::MemberOf(Handle h) const {
   const Worker& w = workers_[h];
-  return Member{KeyFor(w.state.running, w.state.slots, /*warm=*/true), w.label, h, w.last_type};
+  return Member{KeyFor(w.state.running - w.state.waiting, w.state.slots, /*warm=*/true), w.label, h, w.last_type};
 }
 
-void PlacementIndex::Recache(Group& g, TypeId type) {
-  g.best = g.free.empty() ? Member() : *g.free.begin();
-  if (g.best_warm.size() <= type) g.best_warm.resize(type + 1);
-  auto it = g.warm.lower_bound({type, Member{PlacementKey{kLowest}}});
-  g.best_warm[type] = it != g.warm.end() && it->first == type ? it->second : Member();
+void PlacementIndex::Recache(Tier& t, TypeId type) {
+  t.best = t.free.empty() ? Member() : *t.free.begin();
+  if (t.best_warm.size() <= type) t.best_warm.resize(type + 1);
+  auto it = t.warm.lower_bound({type, Member{PlacementKey{kLowest}}});
+  t.best_warm[type] = it != t.warm.end() && it->first == type ? it->second : Member();
+}
+
+void PlacementIndex::SetLowest(GroupId id, int32_t lowest) {
+  Group& g = groups_[id];
+  if (g.lowest == lowest) return;
+  for (ClassId cls : g.classes) {
+    Class& c = *classes_[cls];
+    c.free_groups += static_cast<int>(Serves(lowest, c)) - static_cast<int>(Serves(g.lowest, c));
+  }
+  g.lowest = lowest;
 }
 
 void PlacementIndex::List(Handle h) {
   const Worker& w = workers_[h];
-  if (!Ready(w.state)) return;
+  const int32_t tier = LowestReadyDepth(w.state);
+  if (tier < 0) return;
   Group& g = groups_[w.group];
-  if (g.free.empty()) {
-    for (ClassId cls : g.classes) ++classes_[cls]->free_groups;
-  }
-  g.free.insert(MemberOf(h));
-  g.warm.insert({w.last_type, MemberOf(h)});
-  Recache(g, w.last_type);
+  if (g.tiers.size() <= static_cast<size_t>(tier)) g.tiers.resize(tier + 1);
+  Tier& t = g.tiers[tier];
+  t.free.insert(MemberOf(h));
+  t.warm.insert({w.last_type, MemberOf(h)});
+  Recache(t, w.last_type);
+  if (tier < g.lowest) SetLowest(w.group, tier);
   ++free_workers_;
 }
 
 void PlacementIndex::Unlist(Handle h) {
   const Worker& w = workers_[h];
-  if (!Ready(w.state)) return;
+  const int32_t tier = LowestReadyDepth(w.state);
+  if (tier < 0) return;
   Group& g = groups_[w.group];
-  g.free.erase(MemberOf(h));
-  g.warm.erase({w.last_type, MemberOf(h)});
-  Recache(g, w.last_type);
-  if (g.free.empty()) {
-    for (ClassId cls : g.classes) --classes_[cls]->free_groups;
+  Tier& t = g.tiers[tier];
+  t.free.erase(MemberOf(h));
+  t.warm.erase({w.last_type, MemberOf(h)});
+  Recache(t, w.last_type);
+  if (tier == g.lowest && t.free.empty()) {
+    int32_t lowest = tier + 1;
+    while (static_cast<size_t>(lowest) < g.tiers.size() && g.tiers[lowest].free.empty()) ++lowest;
+    SetLowest(w.group, static_cast<size_t>(lowest) < g.tiers.size() ? lowest : kNoTier);
   }
   --free_workers_;
 }
@@ -112,24 +127,32 @@ void PlacementIndex::Label(Handle h) {
   const uint64_t spread = UINT64_MAX / (by_device_.size() + 1);
   uint64_t label = 0;
   for (const auto& [id, other] : by_device_) workers_[other].label = label += spread;
+  // (Which tier each member is in does not change: only the order within tiers.)
   for (Group& g : groups_) {
-    g.free.clear();
-    g.warm.clear();
+    for (Tier& t : g.tiers) {
+      t.free.clear();
+      t.warm.clear();
+    }
   }
   for (Handle other = 0; other < workers_.size(); ++other) {
     const Worker& w = workers_[other];
-    if (w.group == kNoGroup || !Ready(w.state)) continue;
-    groups_[w.group].free.insert(MemberOf(other));
-    groups_[w.group].warm.insert({w.last_type, MemberOf(other)});
+    const int32_t tier = w.group == kNoGroup ? -1 : LowestReadyDepth(w.state);
+    if (tier < 0) continue;
+    groups_[w.group].tiers[tier].free.insert(MemberOf(other));
+    groups_[w.group].tiers[tier].warm.insert({w.last_type, MemberOf(other)});
   }
   for (Group& g : groups_) {
-    for (TypeId type = 0; type < std::max<size_t>(g.best_warm.size(), 1); ++type) Recache(g, type);
+    for (Tier& t : g.tiers) {
+      for (TypeId type = 0; type < std::max<size_t>(t.best_warm.size(), 1); ++type) Recache(t, type);
+    }
   }
 }
 
 PlacementIndex::Handle PlacementIndex::Add(const pb::Capabilities* caps) {
   const Handle h = static_cast<Handle>(workers_.size());
-  workers_.emplace_back().caps = caps;
+  Worker& w = workers_.emplace_back();
+  w.caps = caps;
+  w.state.max_task_depth = max_task_depth_;
   CapabilitiesChanged(h);
   return h;
 }
@@ -149,14 +172,20 @@ void PlacementIndex::CapabilitiesChanged(Handle h) {
   Attach(h, FindOrAddGroup(signature));
 }
 
-void PlacementIndex::Update(Handle h, int running, bool accepting, absl::string_view last_task_type) {
+void PlacementIndex::Update(Handle h, int running, bool accepting, absl::string_view last_task_type, int waiting,
+                            int32_t deepest_waiting) {
   Worker& w = workers_[h];
   const TypeId type = Intern(last_task_type);
-  if (w.state.running == running && w.state.accepting == accepting && w.last_type == type) return;
+  if (w.state.running == running && w.state.accepting == accepting && w.last_type == type &&
+      w.state.waiting == waiting && w.state.deepest_waiting == deepest_waiting) {
+    return;
+  }
   Unlist(h);
   const bool was_accepting = Accepting(w.state);
   w.state.running = running;
   w.state.accepting = accepting;
+  w.state.waiting = waiting;
+  w.state.deepest_waiting = deepest_waiting;
   w.last_type = type;
   if (Accepting(w.state) != was_accepting) CountAccepting(w.group, was_accepting ? -1 : 1);
   List(h);
@@ -189,7 +218,7 @@ void PlacementIndex::AddClass(ClassId id, const ClassSpec& spec) {
     groups_[g].classes.push_back(id);
     c.groups.push_back(g);
     c.accepting += groups_[g].accepting;
-    c.free_groups += !groups_[g].free.empty();
+    c.free_groups += Serves(groups_[g].lowest, c);
   }
   for (GroupId g = 0; g < groups; ++g) {
     if (groups_[g].signature.back() == '1' || can[g].empty()) continue;
@@ -209,9 +238,15 @@ std::optional<PlacementIndex::Handle> PlacementIndex::Choose(ClassId id) const {
   Candidate best;
   for (GroupId g : c.groups) {
     const Group& group = groups_[g];
-    if (group.best.worker == kNoWorker) continue;
-    Candidate candidate = BestFor(group, c.type);
-    if (best.worker == kNoWorker || Better(candidate, best)) best = candidate;
+    if (!Serves(group.lowest, c)) continue;
+    // Tiers above the class's depth hold workers whose lent slots it may not use.
+    const auto top = static_cast<int32_t>(std::min<size_t>(c.spec.depth, group.tiers.size() - 1));
+    for (int32_t tier = group.lowest; tier <= top; ++tier) {
+      const Tier& t = group.tiers[tier];
+      if (t.best.worker == kNoWorker) continue;
+      Candidate candidate = BestFor(t, c.type);
+      if (best.worker == kNoWorker || Better(candidate, best)) best = candidate;
+    }
   }
   if (best.worker == kNoWorker) return std::nullopt;
   return best.worker;

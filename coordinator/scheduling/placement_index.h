@@ -12,6 +12,13 @@
 // group. Device ids are compared as integer labels in the same order, so that comparing
 // two candidates reads no string.
 //
+// Slot lending (feasibility.h, "lent slot") makes readiness depend on the class's depth:
+// a worker whose free slots are all lent by waiting attempts takes only tasks deeper than
+// those. So each group keeps its ready members in tiers by LowestReadyDepth: tier 0 holds
+// workers with a slot of their own free (every class), tier d + 1 those whose free slots
+// are lent by attempts at most d deep. A decision for a class at depth D looks at tiers
+// 0..D of each group; without waiting attempts every member is in tier 0, as before.
+//
 // Design assumptions: capabilities change rarely (on registration), running counts on
 // every placement and finish. A decision costs one comparison per group that can run the
 // class (~20 in a fleet of 100 machine kinds, thousands if every machine differs); a
@@ -35,13 +42,17 @@ class PlacementIndex {
  public:
   using Handle = uint32_t;  // a worker, numbered from 0 in the order of Add
 
+  // `max_task_depth`: waiting attempts allowed per slot (WorkerState; 0: no lending).
+  explicit PlacementIndex(int32_t max_task_depth = 0) : max_task_depth_(max_task_depth) {}
+
   // A worker whose capabilities are at `caps` (read again on CapabilitiesChanged; they
   // must outlive the index). It takes no task until Update says it accepts.
   Handle Add(const pb::Capabilities* caps);
   // Re-reads the worker's capabilities: which classes it can run, its slots.
   void CapabilitiesChanged(Handle h);
   // The worker's placement state, as in WorkerView.
-  void Update(Handle h, int running, bool accepting, absl::string_view last_task_type);
+  void Update(Handle h, int running, bool accepting, absl::string_view last_task_type, int waiting = 0,
+              int32_t deepest_waiting = -1);
 
   bool HasClass(ClassId id) const { return id < classes_.size() && classes_[id] != nullptr; }
   // Starts indexing a class: CanRun for every worker.
@@ -51,7 +62,7 @@ class PlacementIndex {
   std::optional<Handle> Choose(ClassId id) const;
   // Whether some accepting worker (the "accepting" row) can run the indexed class, busy or not.
   bool Runnable(ClassId id) const { return classes_[id]->accepting > 0; }
-  // Accepting workers with a free slot.
+  // Accepting workers with a free slot (their own, or lent for some depth).
   int free_workers() const { return free_workers_; }
 
  private:
@@ -59,6 +70,7 @@ class PlacementIndex {
   using TypeId = uint32_t;  // a task type, interned; 0 is "" (nothing placed yet)
   static constexpr Handle kNoWorker = UINT32_MAX;
   static constexpr GroupId kNoGroup = UINT32_MAX;
+  static constexpr int32_t kNoTier = INT32_MAX;
 
   // A member that can take a task now, keyed as if it had last run the class's type.
   struct Member {
@@ -74,11 +86,16 @@ class PlacementIndex {
     uint64_t label = 0;
     Handle worker = kNoWorker;
   };
-  struct Group {
+  // The members of a group that can take a task now, of one LowestReadyDepth.
+  struct Tier {
     Member best;                    // of `free` (none when empty)
     std::vector<Member> best_warm;  // by TypeId: the best member that last ran that type
     absl::btree_set<Member> free;   // best first
     absl::btree_set<std::pair<TypeId, Member>> warm;  // the same, by last task type first
+  };
+  struct Group {
+    std::vector<Tier> tiers;        // by LowestReadyDepth of their members
+    int32_t lowest = kNoTier;       // the lowest tier with a member
     std::vector<ClassId> classes;   // the indexed classes its members can run
     std::string signature;          // per indexed class (in order of AddClass): '1' if so
     int accepting = 0;
@@ -87,7 +104,7 @@ class PlacementIndex {
     TypeId type = 0;
     std::vector<GroupId> groups;  // that can run it
     int accepting = 0;            // accepting workers that can run it
-    int free_groups = 0;          // of `groups`, those with a member that can take a task now
+    int free_groups = 0;          // of `groups`, those with a member that can take a task of it now
     ClassSpec spec;
   };
   struct Worker {
@@ -100,8 +117,8 @@ class PlacementIndex {
   };
 
   TypeId Intern(absl::string_view type);
-  // The group's best member for tasks of `type`, as ChooseWorker ranks them.
-  static Candidate BestFor(const Group& g, TypeId type) {
+  // The tier's best member for tasks of `type`, as ChooseWorker ranks them.
+  static Candidate BestFor(const Tier& g, TypeId type) {
     // At the lowest load a member that last ran `type` wins (PlacementKey: warm before
     // cold); otherwise the best member, cold unless it last ran `type`.
     if (type < g.best_warm.size()) {
@@ -120,8 +137,12 @@ class PlacementIndex {
     return a.label < b.label;
   }
   Member MemberOf(Handle h) const;
-  // Re-reads `best` and best_warm[type] of a group from its sets.
-  static void Recache(Group& g, TypeId type);
+  // Re-reads `best` and best_warm[type] of a tier from its sets.
+  static void Recache(Tier& t, TypeId type);
+  // Whether a group whose lowest tier is `lowest` has a member for the class.
+  static bool Serves(int32_t lowest, const Class& c) { return lowest <= c.spec.depth; }
+  // Moves the group's lowest tier to `lowest`, counting its classes' free groups.
+  void SetLowest(GroupId g, int32_t lowest);
   GroupId FindOrAddGroup(const std::string& signature);
   // Takes the worker out of its group / puts it in `g` (members, accepting counts).
   void Detach(Handle h);
@@ -145,6 +166,7 @@ class PlacementIndex {
   // spread out again and every group re-sorted.
   absl::btree_set<std::pair<std::string, Handle>> by_device_;
   int free_workers_ = 0;
+  const int32_t max_task_depth_;
 };
 
 }  // namespace rc::coordinator

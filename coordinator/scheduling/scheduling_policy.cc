@@ -6,8 +6,8 @@
 
 namespace rc::coordinator {
 
-PlacementKey KeyFor(int running, int slots, bool warm) {
-  return PlacementKey{static_cast<double>(running) / slots, !warm, running - slots};
+PlacementKey KeyFor(int busy, int slots, bool warm) {
+  return PlacementKey{static_cast<double>(busy) / slots, !warm, busy - slots};
 }
 
 int ChooseWorker(std::span<const WorkerView> workers, const ClassSpec& spec) {
@@ -17,7 +17,7 @@ int ChooseWorker(std::span<const WorkerView> workers, const ClassSpec& spec) {
     const WorkerView& w = workers[i];
     if (!Feasible(*w.capabilities, StateOf(w), spec)) continue;
     std::pair<PlacementKey, absl::string_view> key(
-        KeyFor(w.running, w.capabilities->slots(), w.last_task_type == spec.task_type), w.capabilities->device_id());
+        KeyFor(w.running - w.waiting, w.capabilities->slots(), w.last_task_type == spec.task_type), w.capabilities->device_id());
     if (best < 0 || key < best_key) {
       best = static_cast<int>(i);
       best_key = key;

@@ -7,7 +7,8 @@
 
 namespace rc::coordinator {
 
-std::string TaskQueue::ClassKey(const std::string& type, const pb::Requirements& r, const std::string& owner) {
+std::string TaskQueue::ClassKey(const std::string& type, const pb::Requirements& r, const std::string& owner,
+                                int32_t depth) {
   std::vector<std::string> tags(r.required_tags().begin(), r.required_tags().end());
   std::sort(tags.begin(), tags.end());
   tags.erase(std::unique(tags.begin(), tags.end()), tags.end());
@@ -15,17 +16,19 @@ std::string TaskQueue::ClassKey(const std::string& type, const pb::Requirements&
   return absl::StrCat(type, "\x1f", r.min_cpu_cores(), "\x1f", r.min_memory_gb(), "\x1f",
                       r.min_storage_gb(), "\x1f", r.gpu_required(), "\x1f", r.internet_required(),
                       "\x1f", r.required_platform(), "\x1f", r.required_role(), "\x1f",
-                      absl::StrJoin(tags, ","), "\x1f", r.target_device_id(), "\x1f", owner);
+                      absl::StrJoin(tags, ","), "\x1f", r.target_device_id(), "\x1f", owner, "\x1f", depth);
 }
 
-ClassId TaskQueue::Intern(const std::string& type, const pb::Requirements& requirements, const std::string& owner) {
-  std::string key = ClassKey(type, requirements, owner);
+ClassId TaskQueue::Intern(const std::string& type, const pb::Requirements& requirements, const std::string& owner,
+                          int32_t depth) {
+  std::string key = ClassKey(type, requirements, owner, depth);
   auto it = by_key_.find(key);
   if (it != by_key_.end()) return it->second;
   ClassId id = static_cast<ClassId>(classes_.size());
   Class c;
   c.spec.task_type = type;
   c.spec.owner = owner;
+  c.spec.depth = depth;
   c.spec.requirements = requirements;
   c.spec.requirements.clear_timeout_seconds();
   c.spec.requirements.clear_max_retries();

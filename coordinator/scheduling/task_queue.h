@@ -31,8 +31,10 @@ struct QueueKey {
 class TaskQueue {
  public:
   // The class of `type` + `requirements` + `owner` (workers may accept only some
-  // submitters), created on first use. Stable for the process.
-  ClassId Intern(const std::string& type, const pb::Requirements& requirements, const std::string& owner = "");
+  // submitters) + `depth` (Task.depth: slots lent by waiting tasks go to deeper tasks
+  // only), created on first use. Stable for the process.
+  ClassId Intern(const std::string& type, const pb::Requirements& requirements, const std::string& owner = "",
+                 int32_t depth = 0);
   const ClassSpec& spec(ClassId id) const { return classes_[id].spec; }
   size_t class_count() const { return classes_.size(); }
 
@@ -54,7 +56,7 @@ class TaskQueue {
   // Canonical key of a class (exposed for tests): equal for equal requirements
   // regardless of tag order; ignores timeout_seconds and max_retries.
   static std::string ClassKey(const std::string& type, const pb::Requirements& requirements,
-                              const std::string& owner = "");
+                              const std::string& owner = "", int32_t depth = 0);
 
  private:
   struct Class {

@@ -20,6 +20,12 @@ Liveness CheckLiveness(const WorkerEntry& w, int64_t now_ms, absl::Duration offl
   return Liveness::kFine;
 }
 
+int32_t WorkerEntry::DeepestWaiting() const {
+  int32_t deepest = -1;
+  for (const auto& [attempt, depth] : waiting) deepest = std::max(deepest, depth);
+  return deepest;
+}
+
 WorkerEntry* WorkerRegistry::Touch(WorkerEntry* w) {
   if (!w->touched) {
     w->touched = true;
@@ -57,7 +63,8 @@ void WorkerRegistry::Sync() {
       w->indexed_epoch = w->epoch;
       index_.CapabilitiesChanged(w->handle);
     }
-    index_.Update(w->handle, static_cast<int>(w->running.size()), w->accepting(), w->last_task_type);
+    index_.Update(w->handle, static_cast<int>(w->running.size()), w->accepting(), w->last_task_type,
+                  static_cast<int>(w->waiting.size()), w->DeepestWaiting());
   }
   touched_.clear();
 }
@@ -87,7 +94,14 @@ std::vector<WorkerView> WorkerRegistry::Views() const {
   std::vector<WorkerView> views;
   views.reserve(workers_.size());
   for (const auto& [id, w] : workers_) {
-    if (w->accepting()) views.push_back(WorkerView{&w->caps, static_cast<int>(w->running.size()), true, w->last_task_type});
+    if (!w->accepting()) continue;
+    views.push_back(WorkerView{.capabilities = &w->caps,
+                               .running = static_cast<int>(w->running.size()),
+                               .accepting = true,
+                               .last_task_type = w->last_task_type,
+                               .waiting = static_cast<int>(w->waiting.size()),
+                               .deepest_waiting = w->DeepestWaiting(),
+                               .max_task_depth = max_task_depth_});
   }
   return views;
 }
@@ -101,7 +115,8 @@ std::vector<pb::Worker> WorkerRegistry::List(const std::string& device_id) const
     v.set_status(w->drained && w->status == pb::WORKER_STATUS_ONLINE ? pb::WORKER_STATUS_DRAINING : w->status);
     v.set_drained(w->drained);
     v.set_running(static_cast<int32_t>(w->running.size()));
-    v.set_load(w->caps.slots() > 0 ? static_cast<double>(w->running.size()) / w->caps.slots() : 0);
+    // The placement load: a waiting attempt lends its slot.
+    v.set_load(w->caps.slots() > 0 ? static_cast<double>(w->busy()) / w->caps.slots() : 0);
     v.set_last_heartbeat_ms(LastHeardMs(*w));
     v.set_connected_at_ms(w->connected_at_ms);
     const bool stamped = w->heard != nullptr && w->heard->at_ms.load(std::memory_order_relaxed) > w->last_heartbeat_ms;
@@ -119,7 +134,7 @@ void WorkerRegistry::AddStats(pb::Stats* s) const {
     if (!w->accepting()) continue;
     s->set_online_devices(s->online_devices() + 1);
     s->set_total_slots(s->total_slots() + w->caps.slots());
-    s->set_busy_slots(s->busy_slots() + static_cast<int32_t>(w->running.size()));
+    s->set_busy_slots(s->busy_slots() + w->busy());
   }
 }
 

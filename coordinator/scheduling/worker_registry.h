@@ -45,6 +45,10 @@ struct WorkerEntry {
   // worker reports that attempt finished or the worker is lost. Keyed by attempt, not
   // by task: a worker may still be stopping attempt 1 when attempt 2 lands there.
   absl::flat_hash_set<std::pair<std::string, int32_t>> running;
+  // Of `running` (always a subset: Forget), the attempts waiting on their subtree (their
+  // slots lent: WorkerState), each with its task's depth, as the worker last reported them
+  // (WorkerMessage.waiting).
+  absl::flat_hash_map<std::pair<std::string, int32_t>, int32_t> waiting;
   std::string last_task_type;
   int64_t last_heartbeat_ms = 0;     // as of the last message handled under the lock
   std::shared_ptr<Heard> heard;      // of the current connection (see LastHeardMs)
@@ -58,6 +62,19 @@ struct WorkerEntry {
   bool touched = false;                 // handed out since the index last read it
 
   bool accepting() const { return link != nullptr && status == pb::WORKER_STATUS_ONLINE && !drained; }
+  // The attempt ended or left this worker: its slot, and what it lent, are free.
+  void Forget(const std::pair<std::string, int32_t>& attempt) {
+    running.erase(attempt);
+    waiting.erase(attempt);
+  }
+  void ForgetAll() {
+    running.clear();
+    waiting.clear();
+  }
+  // The greatest depth among the waiting attempts, -1 when none waits.
+  int32_t DeepestWaiting() const;
+  // Slots in use: attempts running and not waiting.
+  int busy() const { return static_cast<int>(running.size()) - static_cast<int>(waiting.size()); }
 };
 
 // The later of last_heartbeat_ms and what the connection's reader stamped.
@@ -73,6 +90,9 @@ Liveness CheckLiveness(const WorkerEntry& w, int64_t now_ms, absl::Duration offl
 
 class WorkerRegistry {
  public:
+  // `max_task_depth`: waiting attempts allowed per slot (CoordinatorOptions; 0: no lending).
+  explicit WorkerRegistry(int32_t max_task_depth = 0) : max_task_depth_(max_task_depth), index_(max_task_depth) {}
+
   WorkerEntry* Find(const std::string& device_id);
   WorkerEntry* FindOrAdd(const std::string& device_id);
   std::vector<WorkerEntry*> All();
@@ -81,14 +101,14 @@ class WorkerRegistry {
   WorkerEntry* Choose(ClassId cls, const ClassSpec& spec);
   // Whether some accepting worker can run class `cls`, busy or not.
   bool Runnable(ClassId cls, const ClassSpec& spec);
-  // Whether some accepting worker has a free slot.
+  // Whether some accepting worker has a free slot (its own, or lent for some depth).
   bool AnyFree();
 
   // Accepting workers as the policy sees them.
   std::vector<WorkerView> Views() const;
   // Every worker (or the one with `device_id`), by device id.
   std::vector<pb::Worker> List(const std::string& device_id) const;
-  // Device and slot counts into `stats`.
+  // Device and slot counts into `stats` (busy slots: attempts running and not waiting).
   void AddStats(pb::Stats* stats) const;
 
  private:
@@ -97,6 +117,7 @@ class WorkerRegistry {
   void Sync();
   void IndexClass(ClassId cls, const ClassSpec& spec);
 
+  const int32_t max_task_depth_;
   absl::flat_hash_map<std::string, std::unique_ptr<WorkerEntry>> workers_;
   std::vector<WorkerEntry*> by_handle_;
   std::vector<WorkerEntry*> touched_;

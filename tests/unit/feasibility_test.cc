@@ -83,20 +83,42 @@ const std::map<std::string, Breaker>& Breakers() {
       {"accepting", {[](auto&, auto& st, auto&) { st.accepting = false; },
                      "is not accepting tasks (offline or draining)"}},
       {"free slot", {[](auto&, auto& st, auto&) { st.running = 2; }, "has no free slot (2 running, 2 slots)"}},
+      // 3 waiting attempts, 1 more than 2 slots x max_task_depth 1 allow.
+      {"waiting cap", {[](auto&, auto& st, auto& s) {
+                         st.max_task_depth = 1;
+                         st.running = st.waiting = 3;
+                         st.deepest_waiting = 0;
+                         s.depth = 1;
+                       },
+                       "has 3 tasks waiting on their subtasks, past its cap of 2 (max_task_depth 1 per slot)"}},
+      // 3 running, 2 of them waiting (the deepest at depth 2): 1 slot free, lent; a depth-0 task may not use it.
+      {"lent slot", {[](auto&, auto& st, auto&) {
+                       st.max_task_depth = 8;
+                       st.running = 3;
+                       st.waiting = 2;
+                       st.deepest_waiting = 2;
+                     },
+                     "has 1 free slot, lent by tasks waiting on their subtasks: only tasks deeper than depth 2 may use it"}},
   };
   return *breakers;
 }
 
 WorkerView ViewOf(const pb::Capabilities& caps, const WorkerState& st) {
-  return WorkerView{&caps, st.running, st.accepting, ""};
+  return WorkerView{.capabilities = &caps,
+                    .running = st.running,
+                    .accepting = st.accepting,
+                    .last_task_type = "",
+                    .waiting = st.waiting,
+                    .deepest_waiting = st.deepest_waiting,
+                    .max_task_depth = st.max_task_depth};
 }
 
 // The placement index's answers for one worker and one class: (Choose has a worker, Runnable).
 std::pair<bool, bool> IndexSays(const pb::Capabilities& caps, const WorkerState& st, const ClassSpec& spec) {
-  PlacementIndex index;
+  PlacementIndex index(st.max_task_depth);
   const PlacementIndex::Handle h = index.Add(&caps);
   index.AddClass(0, spec);
-  index.Update(h, st.running, st.accepting, "");
+  index.Update(h, st.running, st.accepting, "", st.waiting, st.deepest_waiting);
   return {index.Choose(0).has_value(), index.Runnable(0)};
 }
 
@@ -234,14 +256,22 @@ TEST_CASE("Filtering and explaining agree for every row over generated workers")
   std::deque<pb::Capabilities> caps;  // stable addresses for the views and the index
   std::vector<WorkerState> states;
   std::vector<WorkerView> views;
-  PlacementIndex index;
+  constexpr int32_t kMaxTaskDepth = 1;  // so that some workers pass the waiting cap and some do not
+  PlacementIndex index(kMaxTaskDepth);
   for (int i = 0; i < kWorkers; ++i) {
     caps.push_back(RandomWorker(rng, i));
     const int slots = caps.back().slots();
-    states.push_back(WorkerState{static_cast<int>(rng() % (slots + 1)), slots, rng() % 5 != 0});
-    views.push_back(ViewOf(caps.back(), states.back()));
+    WorkerState st{static_cast<int>(rng() % (slots + 1)), slots, rng() % 5 != 0};
+    st.max_task_depth = kMaxTaskDepth;
+    if (rng() % 2 == 0) {  // some attempts wait on their subtree, lending their slots
+      st.waiting = static_cast<int>(rng() % (2 * slots + 1));
+      st.deepest_waiting = st.waiting > 0 ? static_cast<int32_t>(rng() % 3) : -1;
+      st.running += st.waiting;
+    }
+    states.push_back(st);
+    views.push_back(ViewOf(caps.back(), st));
     const PlacementIndex::Handle h = index.Add(&caps.back());
-    index.Update(h, states.back().running, states.back().accepting, "");
+    index.Update(h, st.running, st.accepting, "", st.waiting, st.deepest_waiting);
   }
   std::vector<ClassSpec> specs;
   for (int c = 0; c < kClasses; ++c) {

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <deque>
+#include <map>
 #include <optional>
 #include <random>
 
@@ -94,6 +95,84 @@ TEST_CASE("PlacementIndex agrees with ChooseWorker through random changes") {
       REQUIRE(index.Runnable(static_cast<ClassId>(c)) == UnschedulableReason(views, classes[c]).empty());
     }
   }
+}
+
+// The same with slot lending: attempts start and stop waiting on their subtree (their
+// slots lent, with the depth of the deepest), and classes have depths, so that a worker
+// whose free slots are all lent serves only classes deeper than its waiting attempts.
+TEST_CASE("PlacementIndex agrees with ChooseWorker through random changes with lent slots") {
+  std::mt19937 rng(7);
+  constexpr int kWorkers = 30;
+  constexpr int32_t kMaxTaskDepth = 2;
+  std::deque<pb::Capabilities> caps;  // stable addresses
+  std::vector<WorkerView> views;
+  std::vector<ClassSpec> classes;
+  PlacementIndex index(kMaxTaskDepth);
+  for (int i = 0; i < kWorkers; ++i) {
+    caps.push_back(RandomCaps(rng, absl::StrCat("w", i)));
+    views.push_back(WorkerView{.capabilities = &caps.back(),
+                               .running = 0,
+                               .accepting = rng() % 4 != 0,
+                               .last_task_type = "",
+                               .max_task_depth = kMaxTaskDepth});
+    index.Update(index.Add(&caps.back()), 0, views.back().accepting, "");
+  }
+  for (int c = 0; c < 12; ++c) {
+    classes.push_back(RandomClass(rng, kWorkers));
+    classes.back().depth = static_cast<int32_t>(rng() % 4);
+    index.AddClass(static_cast<ClassId>(c), classes.back());
+  }
+
+  std::map<int32_t, int> lent_only_choices;  // by class depth: picks of a worker with no slot of its own free
+  for (int step = 0; step < 4000; ++step) {
+    const size_t h = rng() % views.size();
+    WorkerView& v = views[h];
+    const int slots = caps[h].slots();
+    switch (rng() % 8) {
+      case 0:
+        v.accepting = !v.accepting;
+        break;
+      case 1:
+      case 2:  // a running attempt starts waiting, at some depth
+        if (v.waiting < v.running && v.waiting <= slots * kMaxTaskDepth) {
+          ++v.waiting;
+          v.deepest_waiting = std::max(v.deepest_waiting, static_cast<int32_t>(rng() % 3));
+        }
+        break;
+      case 3:  // the waiting ones stop waiting
+        v.waiting = 0;
+        v.deepest_waiting = -1;
+        break;
+      default:  // a placement (as the policy allows it) or a finish of an attempt not waiting
+        if (rng() % 2 == 0) {
+          const ClassSpec& cls = classes[rng() % classes.size()];
+          const std::vector<WorkerView> one = {v};
+          if (ChooseWorker(one, cls) == 0) {
+            ++v.running;
+            v.last_task_type = cls.task_type;
+          }
+        } else if (v.running > v.waiting) {
+          --v.running;
+        }
+    }
+    index.Update(static_cast<PlacementIndex::Handle>(h), v.running, v.accepting, v.last_task_type, v.waiting,
+                 v.deepest_waiting);
+
+    int free = 0;
+    for (const WorkerView& w : views) free += LowestReadyDepth(StateOf(w)) >= 0;
+    REQUIRE(index.free_workers() == free);
+    for (size_t c = 0; c < classes.size(); ++c) {
+      const int expected = ChooseWorker(views, classes[c]);
+      std::optional<PlacementIndex::Handle> got = index.Choose(static_cast<ClassId>(c));
+      REQUIRE(got.has_value() == (expected >= 0));
+      if (!got) continue;
+      REQUIRE(*got == static_cast<PlacementIndex::Handle>(expected));
+      if (views[expected].running >= caps[expected].slots()) ++lent_only_choices[classes[c].depth];
+    }
+  }
+  // Lent slots were chosen, and only for tasks deeper than depth 0.
+  CHECK_FALSE(lent_only_choices.contains(0));
+  CHECK(lent_only_choices.size() >= 2);
 }
 
 TEST_CASE("PlacementIndex breaks ties by device id and prefers warm workers") {
