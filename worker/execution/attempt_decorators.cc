@@ -25,6 +25,9 @@ AttemptResult HandlerDispatch::Execute(const Attempt& attempt) {
     p.set_pid(pid);
     attempt.events->Progress(std::move(p));
   };
+  if (sockets_ != nullptr) {
+    ctx.open_socket = [this, &a](const std::string& task_dir) { return sockets_->Open(a, task_dir); };
+  }
   r.output = handler->Run(ctx);
   r.handler_ran = true;
   return r;
