@@ -315,8 +315,8 @@ absl::StatusOr<HandlerOutput> RunCommand(GatewayFixture& f, const std::string& t
   if (!containment.ok()) return containment.status();
   auto handler = MakeCommandHandler(ExecutionOptions::FromConfig(config, *containment));
   StopToken stop(absl::Now() + absl::Seconds(30));
-  TaskContext ctx{f.assignment.task_id(), f.assignment.attempt(), payload.dump(), &stop, {}, nullptr, false};
-  ctx.open_socket = [&](const std::string& dir) { return f.gateway->Open(f.assignment, dir); };
+  TaskContext ctx{f.assignment.task_id(), f.assignment.attempt(), payload.dump(), &stop, {}, nullptr, false,
+                  [&](const std::string& dir) { return f.gateway->Open(f.assignment, dir); }};
   return handler->Run(ctx);
 }
 

@@ -17,7 +17,7 @@ AttemptResult HandlerDispatch::Execute(const Attempt& attempt) {
     return r;
   }
   TaskContext ctx{a.task_id(), a.attempt(), a.payload(), attempt.stop, attempt.worker, nullptr,
-                  a.internet_required()};
+                  a.internet_required(), nullptr};
   ctx.on_process_start = [&attempt, &a](int pid) {
     pb::TaskProgress p;
     p.set_task_id(a.task_id());
