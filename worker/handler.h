@@ -12,6 +12,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "worker/execution/stop_token.h"
+#include "worker/gateway/task_socket.h"
 #include "retire_cluster/v1/task.pb.h"
 #include "retire_cluster/v1/worker.pb.h"
 
@@ -36,6 +37,10 @@ struct TaskContext {
   // Assignment.internet_required: a contained (bwrap) worker gives the task's processes
   // network access only when this is set.
   bool internet_required = false;
+  // Opens the attempt's socket to the cluster in its task directory (DESIGN.md
+  // "Workflows"); RunContained calls it for every task process. Unset (handler unit
+  // tests) or returning nullptr (no task token): the process runs without it.
+  std::function<absl::StatusOr<std::unique_ptr<TaskSocket>>(const std::string& task_dir)> open_socket;
 };
 
 struct HandlerOutput {

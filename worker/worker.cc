@@ -44,10 +44,19 @@ absl::StatusOr<std::unique_ptr<Worker>> Worker::Start(const WorkerConfig& config
     return c;
   };
   w->signer_ = std::make_unique<SigningSink>(*key, w->capabilities_.device_id(), &w->outbox_);
+  // One channel to the coordinator: the session's stream and the tasks' relayed calls.
+  std::shared_ptr<grpc::Channel> channel = MakeCoordinatorChannel(config, std::move(*credentials));
+  // The gateway's waiting reports reach the executor, made just below and gone only after it.
+  auto gateway = TaskGateway::Start(channel, config.data_dir, [raw](const std::string& task_id, int attempt,
+                                                                    bool waiting) {
+    raw->executor_->SetWaiting(task_id, attempt, waiting);
+  });
+  if (!gateway.ok()) return gateway.status();
+  w->gateway_ = std::move(*gateway);
   w->executor_ = std::make_unique<Executor>(w->capabilities_.slots(), &w->handlers_, w->signer_.get(),
-                                            w->capabilities_, clock);
-  w->session_ = std::make_unique<Session>(config, std::move(*credentials), w->executor_.get(), &w->outbox_,
-                                          keyed_probe, std::move(on_fatal), clock);
+                                            w->capabilities_, clock, w->gateway_.get());
+  w->session_ = std::make_unique<Session>(config, channel, w->executor_.get(), &w->outbox_, keyed_probe,
+                                          std::move(on_fatal), clock);
   w->session_->Start();
   if (config.metrics_port >= 0) {
     auto metrics = MetricsServer::Start(config.metrics_host, config.metrics_port, [raw] { return raw->MetricsText(); });
@@ -75,6 +84,8 @@ std::string Worker::MetricsText() const {
   };
   gauge("retire_cluster_worker_slots", "Tasks this worker runs at once.", capabilities_.slots());
   gauge("retire_cluster_worker_running", "Attempts running now.", executor_->running());
+  gauge("retire_cluster_worker_waiting", "Of those, attempts waiting on their subtree (their slots lent).",
+        executor_->waiting());
   gauge("retire_cluster_worker_connected", "1 while registered with the coordinator.", connected() ? 1 : 0);
   absl::StrAppend(&out, "# HELP retire_cluster_worker_attempts_total Attempts finished here, by outcome.\n",
                   "# TYPE retire_cluster_worker_attempts_total counter\n");
@@ -92,6 +103,8 @@ void Worker::Stop() {
   metrics_.reset();
   if (session_ != nullptr) session_->Stop();
   if (executor_ != nullptr) executor_->Stop();
+  // After the executor: no attempt holds a socket any more.
+  gateway_.reset();
 }
 
 Worker::~Worker() { Stop(); }

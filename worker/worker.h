@@ -8,6 +8,7 @@
 #include "common/clock.h"
 #include "common/config.h"
 #include "worker/execution/executor.h"
+#include "worker/gateway/task_gateway.h"
 #include "worker/handler.h"
 #include "worker/metrics_server.h"
 #include "worker/session/outbox.h"
@@ -49,6 +50,7 @@ class Worker {
   HandlerRegistry handlers_;
   Outbox outbox_;
   std::unique_ptr<SigningSink> signer_;  // signs finished events on their way into outbox_
+  std::unique_ptr<TaskGateway> gateway_;  // the tasks' sockets; outlived by executor_ only in Stop
   std::unique_ptr<Executor> executor_;
   std::unique_ptr<Session> session_;
   std::unique_ptr<MetricsServer> metrics_;

@@ -35,6 +35,7 @@ class SigningSink final : public EventSink {
   void Started(pb::TaskStarted event) override { next_->Started(std::move(event)); }
   void Finished(pb::TaskFinished event) override;
   void Progress(pb::TaskProgress event) override { next_->Progress(std::move(event)); }
+  void Waiting(pb::WaitingAttempts attempts) override { next_->Waiting(std::move(attempts)); }
 
  private:
   const Ed25519Key key_;

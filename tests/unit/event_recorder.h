@@ -25,6 +25,10 @@ class Recorder final : public EventSink {
     absl::MutexLock lock(&mu);
     progress.push_back(e);
   }
+  void Waiting(pb::WaitingAttempts w) override {
+    absl::MutexLock lock(&mu);
+    waiting.push_back(w);
+  }
   // Waits (bounded, real time) for `n` finished events.
   bool WaitFinished(size_t n, absl::Duration limit = absl::Seconds(10)) {
     absl::MutexLock lock(&mu);
@@ -35,6 +39,7 @@ class Recorder final : public EventSink {
   std::vector<pb::TaskStarted> started ABSL_GUARDED_BY(mu);
   std::vector<pb::TaskFinished> finished ABSL_GUARDED_BY(mu);
   std::vector<pb::TaskProgress> progress ABSL_GUARDED_BY(mu);
+  std::vector<pb::WaitingAttempts> waiting ABSL_GUARDED_BY(mu);  // each set reported, in order
 };
 
 }  // namespace rc::worker

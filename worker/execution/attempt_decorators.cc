@@ -17,7 +17,7 @@ AttemptResult HandlerDispatch::Execute(const Attempt& attempt) {
     return r;
   }
   TaskContext ctx{a.task_id(), a.attempt(), a.payload(), attempt.stop, attempt.worker, nullptr,
-                  a.internet_required()};
+                  a.internet_required(), nullptr};
   ctx.on_process_start = [&attempt, &a](int pid) {
     pb::TaskProgress p;
     p.set_task_id(a.task_id());
@@ -25,6 +25,9 @@ AttemptResult HandlerDispatch::Execute(const Attempt& attempt) {
     p.set_pid(pid);
     attempt.events->Progress(std::move(p));
   };
+  if (sockets_ != nullptr) {
+    ctx.open_socket = [this, &a](const std::string& task_dir) { return sockets_->Open(a, task_dir); };
+  }
   r.output = handler->Run(ctx);
   r.handler_ran = true;
   return r;

@@ -20,13 +20,17 @@ namespace rc::worker {
 
 // The leaf: runs the handler registered for the task type. NOT_FOUND naming the type when
 // this worker has none; otherwise what the handler returned (handler_ran set).
+// `sockets` (nullptr: none) opens each attempt's socket to the cluster when its handler
+// starts a process (TaskContext::open_socket).
 class HandlerDispatch final : public AttemptExecutor {
  public:
-  explicit HandlerDispatch(const HandlerRegistry* handlers) : handlers_(handlers) {}
+  explicit HandlerDispatch(const HandlerRegistry* handlers, TaskSockets* sockets = nullptr)
+      : handlers_(handlers), sockets_(sockets) {}
   AttemptResult Execute(const Attempt& attempt) override;
 
  private:
   const HandlerRegistry* const handlers_;
+  TaskSockets* const sockets_;
 };
 
 // A worker restricted to some submitters (Capabilities.accepted_submitters) refuses

@@ -22,6 +22,9 @@ class EventSink {
   virtual void Started(pb::TaskStarted event) = 0;
   virtual void Finished(pb::TaskFinished event) = 0;
   virtual void Progress(pb::TaskProgress event) = 0;
+  // The whole set of attempts waiting on their subtree, after each change (the Executor
+  // calls it in order: the last call is the current set).
+  virtual void Waiting(pb::WaitingAttempts /*attempts*/) {}
 };
 
 // One attempt as the Executor hands it down the chain. Everything it points to outlives

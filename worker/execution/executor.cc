@@ -4,16 +4,21 @@
 
 namespace rc::worker {
 
+bool CanStart(int running, int waiting, int slots, int max_task_depth) {
+  if (running - waiting >= slots) return false;
+  // Below `slots` no slot is lent; past it, each further attempt runs in a waiting one's.
+  return running < slots || waiting <= slots * max_task_depth;
+}
+
 Executor::Executor(int slots, const HandlerRegistry* handlers, EventSink* sink, pb::Capabilities capabilities,
-                   const Clock* clock)
-    : handlers_(handlers),
+                   const Clock* clock, TaskSockets* sockets)
+    : slots_(slots),
+      handlers_(handlers),
       sink_(sink),
       capabilities_(std::move(capabilities)),
       clock_(clock),
-      chain_(MakeAttemptChain(std::make_unique<HandlerDispatch>(handlers), &capabilities_, clock, &metrics_)) {
-  absl::MutexLock lock(&join_mu_);
-  for (int i = 0; i < slots; ++i) threads_.emplace_back([this] { SlotLoop(); });
-}
+      chain_(MakeAttemptChain(std::make_unique<HandlerDispatch>(handlers, sockets), &capabilities_, clock,
+                              &metrics_)) {}
 
 Executor::~Executor() { Stop(); }
 
@@ -25,11 +30,12 @@ void Executor::Assign(const pb::Assignment& a) {
     if (stopping_ || !held_.emplace(AttemptKey(a.task_id(), a.attempt()), HeldAttempt()).second) return;
     if (handler == nullptr || !handler->Instant()) {
       pending_.push_back(a);
+      StartQueuedLocked();
       return;
     }
     token = StartLocked(a);
   }
-  RunOne(a, token);
+  RunOne(a, token, /*then_idle=*/false);
 }
 
 std::shared_ptr<StopToken> Executor::StartLocked(const pb::Assignment& a) {
@@ -40,6 +46,22 @@ std::shared_ptr<StopToken> Executor::StartLocked(const pb::Assignment& a) {
   if (h.cancelled) h.token->Cancel();
   ++running_;
   return h.token;
+}
+
+void Executor::StartQueuedLocked() {
+  while (!stopping_ && !pending_.empty() && CanStart(running_, waiting_, slots_, max_task_depth_)) {
+    pb::Assignment a = std::move(pending_.front());
+    pending_.pop_front();
+    std::shared_ptr<StopToken> token = StartLocked(a);
+    ready_.push_back(Started{std::move(a), std::move(token)});
+  }
+  // Every idle thread takes one; a thread more for each started attempt beyond them.
+  // Threads stay (idle) once made, so there are never more than the most attempts
+  // ever started at once.
+  for (int missing = static_cast<int>(ready_.size()) - idle_threads_; missing > 0; --missing) {
+    threads_.emplace_back([this] { SlotLoop(); });
+    ++idle_threads_;  // counted idle from now: it takes from ready_ as soon as it runs
+  }
 }
 
 void Executor::Cancel(const std::string& task_id, int attempt) {
@@ -65,6 +87,24 @@ void Executor::Cancel(const std::string& task_id, int attempt) {
   sink_->Finished(std::move(fin));
 }
 
+void Executor::SetWaiting(const std::string& task_id, int attempt, bool waiting) {
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = held_.find(AttemptKey(task_id, attempt));
+    if (it == held_.end() || it->second.token == nullptr || it->second.waiting == waiting) return;
+    it->second.waiting = waiting;
+    waiting_ += waiting ? 1 : -1;
+    StartQueuedLocked();
+  }
+  ReportWaiting();
+}
+
+void Executor::SetMaxTaskDepth(int depth) {
+  absl::MutexLock lock(&mu_);
+  max_task_depth_ = std::max(depth, 0);
+  StartQueuedLocked();
+}
+
 std::vector<pb::RunningAttempt> Executor::HeldAttempts() const {
   absl::MutexLock lock(&mu_);
   std::vector<pb::RunningAttempt> out;
@@ -74,6 +114,33 @@ std::vector<pb::RunningAttempt> Executor::HeldAttempts() const {
     r.set_attempt(key.second);
   }
   return out;
+}
+
+std::vector<pb::RunningAttempt> Executor::WaitingLocked() const {
+  std::vector<pb::RunningAttempt> out;
+  for (const auto& [key, h] : held_) {
+    if (!h.waiting) continue;
+    pb::RunningAttempt& r = out.emplace_back();
+    r.set_task_id(key.first);
+    r.set_attempt(key.second);
+  }
+  return out;
+}
+
+std::vector<pb::RunningAttempt> Executor::WaitingAttempts() const {
+  absl::MutexLock lock(&mu_);
+  return WaitingLocked();
+}
+
+void Executor::ReportWaiting() {
+  // report_mu_ orders the reports: each carries the set as it is when sent.
+  absl::MutexLock report(&report_mu_);
+  pb::WaitingAttempts set;
+  {
+    absl::MutexLock lock(&mu_);
+    for (pb::RunningAttempt& r : WaitingLocked()) *set.add_attempts() = std::move(r);
+  }
+  sink_->Waiting(std::move(set));
 }
 
 bool Executor::WaitIdle(absl::Time deadline) const {
@@ -87,40 +154,67 @@ int Executor::running() const {
   return running_;
 }
 
+int Executor::waiting() const {
+  absl::MutexLock lock(&mu_);
+  return waiting_;
+}
+
+int Executor::threads() const {
+  absl::MutexLock lock(&mu_);
+  return static_cast<int>(threads_.size());
+}
+
 void Executor::Stop() {
+  absl::MutexLock join(&join_mu_);
+  std::vector<std::thread> threads;
   {
     absl::MutexLock lock(&mu_);
     stopping_ = true;
     for (const pb::Assignment& a : pending_) held_.erase(AttemptKey(a.task_id(), a.attempt()));
     pending_.clear();
+    for (const Started& s : ready_) {
+      held_.erase(AttemptKey(s.assignment.task_id(), s.assignment.attempt()));
+      --running_;
+    }
+    ready_.clear();
     for (auto& [id, h] : held_) {
       if (h.token != nullptr) h.token->Cancel();
     }
+    threads.swap(threads_);
   }
-  absl::MutexLock lock(&join_mu_);  // Stop may race with itself (drain vs. a second signal)
-  for (std::thread& t : threads_) t.join();
-  threads_.clear();
+  for (std::thread& t : threads) t.join();
 }
 
 void Executor::SlotLoop() {
   while (true) {
-    pb::Assignment a;
-    std::shared_ptr<StopToken> token;
+    Started work;
     {
       absl::MutexLock lock(&mu_);
       mu_.Await(absl::Condition(
-          +[](Executor* e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(e->mu_) { return e->stopping_ || !e->pending_.empty(); },
+          +[](Executor* e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(e->mu_) { return e->stopping_ || !e->ready_.empty(); },
           this));
-      if (stopping_) return;
-      a = std::move(pending_.front());
-      pending_.pop_front();
-      token = StartLocked(a);
+      if (ready_.empty()) return;  // stopping
+      --idle_threads_;
+      work = std::move(ready_.front());
+      ready_.pop_front();
     }
-    RunOne(a, token);
+    RunOne(work.assignment, work.token, /*then_idle=*/true);
   }
 }
 
-void Executor::RunOne(const pb::Assignment& a, const std::shared_ptr<StopToken>& token) {
+bool Executor::EndLocked(const AttemptKey& key) {
+  auto it = held_.find(key);
+  bool was_waiting = false;
+  if (it != held_.end()) {
+    was_waiting = it->second.waiting;
+    held_.erase(it);
+  }
+  if (was_waiting) --waiting_;
+  --running_;
+  return was_waiting;
+}
+
+void Executor::RunOne(const pb::Assignment& a, const std::shared_ptr<StopToken>& token, bool then_idle) {
   const Attempt attempt{&a, token.get(), WorkerSnapshot{&capabilities_, running()}, sink_};
   pb::TaskFinished fin = std::move(chain_->Execute(attempt).finished);
   bool report;
@@ -131,9 +225,15 @@ void Executor::RunOne(const pb::Assignment& a, const std::shared_ptr<StopToken>&
   // Into the outbox before it leaves held_, so that a register in between lists it in
   // one or the other (never neither, which would requeue a finished attempt).
   if (report) sink_->Finished(std::move(fin));
-  absl::MutexLock lock(&mu_);
-  held_.erase(AttemptKey(a.task_id(), a.attempt()));
-  --running_;
+  bool was_waiting;
+  {
+    absl::MutexLock lock(&mu_);
+    was_waiting = EndLocked(AttemptKey(a.task_id(), a.attempt()));
+    // Idle before starting more, so this thread takes the next one instead of a new thread.
+    if (then_idle) ++idle_threads_;
+    StartQueuedLocked();
+  }
+  if (was_waiting) ReportWaiting();
 }
 
 }  // namespace rc::worker

@@ -78,7 +78,20 @@ absl::StatusOr<ProcessResult> RunInSandbox(ProcessSpec spec, const SandboxPaths&
 
 absl::StatusOr<ProcessResult> RunContained(ProcessSpec spec, const SandboxPaths& paths, const TaskContext& ctx,
                                            const ExecutionOptions& options) {
-  return RunInSandbox(std::move(spec), paths, ctx.internet_required, absl::StrCat(ctx.task_id, "-", ctx.attempt),
+  // The attempt's socket to the cluster lives exactly as long as its process here.
+  std::unique_ptr<TaskSocket> socket;
+  SandboxPaths sandbox = paths;
+  if (ctx.open_socket) {
+    absl::StatusOr<std::unique_ptr<TaskSocket>> opened = ctx.open_socket(paths.task_dir);
+    if (!opened.ok()) return opened.status();
+    socket = std::move(*opened);
+  }
+  if (socket != nullptr) {
+    AddSocketEnvironment(*socket, &spec.env);
+    // A socket outside the task dir (its path there was too long) is bound on its own.
+    if (socket->outside_task_dir()) sandbox.read_write.push_back(socket->path());
+  }
+  return RunInSandbox(std::move(spec), sandbox, ctx.internet_required, absl::StrCat(ctx.task_id, "-", ctx.attempt),
                       *ctx.stop, ctx.on_process_start, options);
 }
 

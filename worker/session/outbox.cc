@@ -21,6 +21,12 @@ void Outbox::Progress(pb::TaskProgress event) {
   progress_.push_back(std::move(event));
 }
 
+void Outbox::Waiting(pb::WaitingAttempts attempts) {
+  absl::MutexLock lock(&mu_);
+  waiting_ = std::move(attempts);
+  waiting_due_ = true;
+}
+
 void Outbox::Wake() {
   absl::MutexLock lock(&mu_);
   woken_ = true;
@@ -50,7 +56,7 @@ void Outbox::Release() {
 void Outbox::Wait(absl::Time until) {
   absl::MutexLock lock(&mu_);
   auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    return woken_ || draining_due_ || deregister_ ||
+    return woken_ || draining_due_ || deregister_ || (holds_ == 0 && waiting_due_) ||
            (holds_ == 0 && (!started_.empty() || !finished_.empty() || !progress_.empty()));
   };
   clock_->AwaitWithDeadline(&mu_, absl::Condition(&ready), until);
@@ -59,7 +65,8 @@ void Outbox::Wait(absl::Time until) {
 
 bool Outbox::Take(pb::WorkerMessage* msg) {
   absl::MutexLock lock(&mu_);
-  bool any = !started_.empty() || !finished_.empty() || !progress_.empty() || draining_due_ || deregister_;
+  bool any = !started_.empty() || !finished_.empty() || !progress_.empty() || draining_due_ || deregister_ ||
+             waiting_due_;
   for (auto& e : started_) *msg->add_started() = std::move(e);
   for (auto& e : progress_) *msg->add_progress() = std::move(e);
   progress_.clear();
@@ -77,6 +84,9 @@ bool Outbox::Take(pb::WorkerMessage* msg) {
   }
   started_.clear();
   finished_.erase(finished_.begin(), finished_.begin() + static_cast<std::ptrdiff_t>(taken));
+  // The whole set, even when empty: the coordinator replaces what it knew.
+  if (waiting_due_) *msg->mutable_waiting() = waiting_;
+  waiting_due_ = false;
   if (draining_due_) msg->set_draining(true);
   if (deregister_) msg->set_deregister(true);
   draining_due_ = false;

@@ -26,6 +26,8 @@ class Outbox final : public EventSink {
   void Started(pb::TaskStarted event) override;
   void Finished(pb::TaskFinished event) override;
   void Progress(pb::TaskProgress event) override;
+  // Keeps the latest set; the next Take carries it (WorkerMessage.waiting).
+  void Waiting(pb::WaitingAttempts attempts) override;
 
   // Waits until something is due, the clock reaches `until`, or Wake().
   void Wait(absl::Time until);
@@ -56,6 +58,8 @@ class Outbox final : public EventSink {
   std::vector<pb::TaskFinished> finished_ ABSL_GUARDED_BY(mu_);   // due
   // Sent, not acknowledged; by (task id, attempt), as acks name them.
   absl::flat_hash_map<std::pair<std::string, int>, pb::TaskFinished> in_flight_ ABSL_GUARDED_BY(mu_);
+  pb::WaitingAttempts waiting_ ABSL_GUARDED_BY(mu_);  // the latest set
+  bool waiting_due_ ABSL_GUARDED_BY(mu_) = false;     // changed since the last Take
   bool draining_ ABSL_GUARDED_BY(mu_) = false;      // shutting down
   bool draining_due_ ABSL_GUARDED_BY(mu_) = false;  // not yet said on this connection
   bool deregister_ ABSL_GUARDED_BY(mu_) = false;

@@ -11,11 +11,31 @@
 
 namespace rc::worker {
 
+std::shared_ptr<grpc::Channel> MakeCoordinatorChannel(const WorkerConfig& config,
+                                                      std::shared_ptr<grpc::ChannelCredentials> credentials) {
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 20000);
+  args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 10000);
+  args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  // Our own backoff decides when to retry; keep gRPC's reconnect short.
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
+  // A task may carry up to 32 MiB (max_payload_bytes); gRPC's default is 4 MiB.
+  args.SetMaxReceiveMessageSize(64 << 20);
+  return grpc::CreateCustomChannel(config.join, std::move(credentials), args);
+}
+
 Session::Session(const WorkerConfig& config, std::shared_ptr<grpc::ChannelCredentials> credentials,
                  Executor* executor, Outbox* outbox, std::function<pb::Capabilities()> probe,
                  std::function<void(absl::Status)> on_fatal, const Clock* clock)
+    : Session(config, MakeCoordinatorChannel(config, std::move(credentials)), executor, outbox, std::move(probe),
+              std::move(on_fatal), clock) {}
+
+Session::Session(const WorkerConfig& config, std::shared_ptr<grpc::Channel> channel, Executor* executor,
+                 Outbox* outbox, std::function<pb::Capabilities()> probe, std::function<void(absl::Status)> on_fatal,
+                 const Clock* clock)
     : config_(config),
-      credentials_(std::move(credentials)),
+      channel_(std::move(channel)),
       executor_(executor),
       outbox_(outbox),
       probe_(std::move(probe)),
@@ -60,17 +80,7 @@ bool Session::connected() const {
 }
 
 void Session::Run() {
-  grpc::ChannelArguments args;
-  args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 20000);
-  args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 10000);
-  args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
-  // Our own backoff decides when to retry; keep gRPC's reconnect short.
-  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
-  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
-  // A task may carry up to 32 MiB (max_payload_bytes); gRPC's default is 4 MiB.
-  args.SetMaxReceiveMessageSize(64 << 20);
-  auto channel = grpc::CreateCustomChannel(config_.join, credentials_, args);
-  auto stub = pb::WorkerService::NewStub(channel);
+  auto stub = pb::WorkerService::NewStub(channel_);
   std::mt19937_64 rng(std::random_device{}());
   ReconnectBackoff backoff(config_.reconnect_initial, config_.reconnect_max);
   std::uniform_real_distribution<double> jitter(0.5, 1.0);
@@ -120,6 +130,8 @@ Session::Outcome Session::ConnectOnce(pb::WorkerService::Stub* stub) {
   outbox_->ResendInFlight();
   for (auto& a : executor_->HeldAttempts()) *reg->add_running() = std::move(a);
   for (auto& a : outbox_->Unacknowledged()) *reg->add_running() = std::move(a);
+  // Level-triggered: the coordinator learns the waiting set afresh with every register.
+  for (auto& a : executor_->WaitingAttempts()) *reg->add_waiting() = std::move(a);
   outbox_->Take(&hello);
 
   bool registered = false;
@@ -129,6 +141,8 @@ Session::Outcome Session::ConnectOnce(pb::WorkerService::Stub* stub) {
     absl::Duration heartbeat = in.registered().heartbeat_interval_ms() > 0
                                    ? absl::Milliseconds(in.registered().heartbeat_interval_ms())
                                    : config_.heartbeat_interval;
+    // Lent slots are bounded by the coordinator's depth limit (0 from an older one: none).
+    executor_->SetMaxTaskDepth(in.registered().max_task_depth());
     spdlog::info("joined {} as {} ({} slots, types {})", config_.join, reg->capabilities().device_id(),
                  reg->capabilities().slots(), absl::StrJoin(reg->capabilities().task_types(), ","));
     {

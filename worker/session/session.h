@@ -14,6 +14,7 @@
 #include "absl/synchronization/notification.h"
 #include "common/clock.h"
 #include "common/config.h"
+#include "grpcpp/channel.h"
 #include "grpcpp/client_context.h"
 #include "grpcpp/security/credentials.h"
 #include "retire_cluster/v1/worker_service.grpc.pb.h"
@@ -23,6 +24,11 @@
 
 namespace rc::worker {
 
+// The worker's channel to config.join: keepalives, a short gRPC reconnect backoff (the
+// session's own decides), messages up to 64 MiB.
+std::shared_ptr<grpc::Channel> MakeCoordinatorChannel(const WorkerConfig& config,
+                                                      std::shared_ptr<grpc::ChannelCredentials> credentials);
+
 class Session {
  public:
   // `on_fatal` runs (once, on the session thread) when retrying cannot help: another
@@ -31,6 +37,11 @@ class Session {
   // TLS files fail the worker's start.
   Session(const WorkerConfig& config, std::shared_ptr<grpc::ChannelCredentials> credentials, Executor* executor,
           Outbox* outbox, std::function<pb::Capabilities()> probe, std::function<void(absl::Status)> on_fatal,
+          const Clock* clock = RealClock::Get());
+  // As above, on `channel` (MakeCoordinatorChannel), which the worker shares with the
+  // task gateway: the tasks' calls travel on the worker's own connection.
+  Session(const WorkerConfig& config, std::shared_ptr<grpc::Channel> channel, Executor* executor, Outbox* outbox,
+          std::function<pb::Capabilities()> probe, std::function<void(absl::Status)> on_fatal,
           const Clock* clock = RealClock::Get());
   ~Session();
 
@@ -54,7 +65,7 @@ class Session {
 
   const WorkerConfig config_;
   std::string refusal_;  // the coordinator's message, set by ConnectOnce on kRefused (Run's thread only)
-  const std::shared_ptr<grpc::ChannelCredentials> credentials_;
+  const std::shared_ptr<grpc::Channel> channel_;
   Executor* const executor_;
   Outbox* const outbox_;
   const std::function<pb::Capabilities()> probe_;
