@@ -158,7 +158,7 @@ TEST_CASE("submit --after and --parent-close: bad values exit 2 naming the flag"
   }
 }
 
-TEST_CASE("--after parses ID[:ok|any|notok], repeatable") {
+TEST_CASE("CLI: --after parses ID with an optional ok or any or notok and repeats") {
   for (auto [text, id, condition] : {std::tuple{"task-1", "task-1", pb::DEPENDENCY_CONDITION_OK},
                                      std::tuple{"task-1:ok", "task-1", pb::DEPENDENCY_CONDITION_OK},
                                      std::tuple{"task-2:any", "task-2", pb::DEPENDENCY_CONDITION_ANY},
@@ -181,7 +181,7 @@ TEST_CASE("--after parses ID[:ok|any|notok], repeatable") {
   CHECK(spec.parent_close() == pb::PARENT_CLOSE_ABANDON);
 }
 
-TEST_CASE("tree prints a fetched tree indented with statuses, and --json nests it") {
+TEST_CASE("tree prints a fetched tree indented with statuses and --json nests it") {
   auto task = [](const std::string& id, pb::TaskStatus s, const std::string& type) {
     pb::Task t;
     t.set_task_id(id);

@@ -22,7 +22,7 @@ std::string Error(const char* text) {
   return std::string(s.status().message());
 }
 
-TEST_CASE("after: task ids, {task_id, condition} and {after_index}; parent_close") {
+TEST_CASE("Task JSON: after takes task ids and task_id or after_index objects; parent_close") {
   absl::StatusOr<pb::TaskSpec> s = Parse(R"({"task_type": "echo", "after": ["task-a",
       {"task_id": "task-b", "condition": "any"}, {"task_id": "task-c", "condition": "notok"},
       {"after_index": 2}, {"task_id": "task-d", "condition": null}], "parent_close": "abandon"})");
@@ -42,7 +42,7 @@ TEST_CASE("after: task ids, {task_id, condition} and {after_index}; parent_close
   CHECK(Parse(R"({"task_type": "echo", "after": null})")->after_size() == 0);
 }
 
-TEST_CASE("after and parent_close: bad input is refused naming the entry and the problem") {
+TEST_CASE("Task JSON: bad after and parent_close are refused naming the entry and the problem") {
   CHECK(Error(R"({"task_type": "echo", "after": ["task-a", {"task_id": "task-b", "condition": "x"}]})") ==
         "after[1].condition: expected ok, any or notok, got 'x'");
   CHECK(Error(R"({"task_type": "echo", "after": "task-a"})") ==
@@ -68,7 +68,7 @@ TEST_CASE("after and parent_close: bad input is refused naming the entry and the
         "parent_close: expected cancel or abandon, got 'never'");
 }
 
-TEST_CASE("The task view shows after, parent_close and the task's place in its tree; never the token digest") {
+TEST_CASE("The task view shows after and parent_close and the place in the tree but never the token digest") {
   pb::Task t;
   t.set_task_id("task-c");
   t.mutable_spec()->set_task_type("echo");
@@ -129,7 +129,7 @@ class Capture final : public coordinator::http::Responder {
   std::vector<coordinator::http::HttpResponse> replies;
 };
 
-TEST_CASE("GET /tasks?parent=ID asks for that task's children only") {
+TEST_CASE("HTTP: GET /tasks with parent asks for that task's children only") {
   coordinator::Fixture f;
   coordinator::ClientApi api(&f.core, nullptr);
   NoDeferrer deferrer;
