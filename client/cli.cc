@@ -10,6 +10,7 @@
 #include "client/client.h"
 #include "client/format.h"
 #include "client/verify.h"
+#include "client/workflow_cli.h"
 #include "common/json_view.h"
 #include "common/status_macros.h"
 #include "common/task_defaults.h"
@@ -28,17 +29,21 @@ constexpr char kUsage[] =
     "              [--min-cpu-cores N] [--min-memory-gb X] [--min-storage-gb X] [--gpu]\n"
     "              [--internet] [--platform P] [--role R] [--tag T]... [--device ID]\n"
     "              [--timeout S] [--max-retries N] [--idempotency-key K]\n"
-    "              [--metadata KEY=VALUE]... [--wait] [--json]\n"
+    "              [--metadata KEY=VALUE]... [--after ID[:ok|any|notok]]...\n"
+    "              [--parent-close cancel|abandon] [--wait] [--json]\n"
     "  get ID [--json]\n"
     "  wait ID [--timeout S] [--json]\n"
     "  cancel ID [--json]\n"
     "  verify ID [--public-key HEX|BASE64] [--json]   check the worker's signature on the result\n"
-    "  list [--status S] [--type T] [--limit N] [--json]\n"
+    "  list [--status S] [--type T] [--parent ID] [--limit N] [--json]\n"
+    "  tree ID [--limit N] [--json]   the task and its descendants, with statuses\n"
     "  workers [--json]\n"
     "  drain DEVICE_ID [--undo] [--json]   (admin) no new tasks for that worker\n"
     "  stats [--json]\n\n"
-    "The coordinator defaults to 127.0.0.1:8080, or $RETIRE_CLUSTER_COORDINATOR.\n"
-    "A coordinator with client tokens needs --token TOKEN, --token-file FILE or $RETIRE_CLUSTER_TOKEN.\n"
+    "The coordinator defaults to 127.0.0.1:8080, or $RETIRE_CLUSTER_COORDINATOR (HOST:PORT or\n"
+    "unix:PATH). A coordinator with client tokens needs --token TOKEN, --token-file FILE or\n"
+    "$RETIRE_CLUSTER_TOKEN. Inside a task both variables are set: a task submitted from there\n"
+    "is a child of that task (it ends when its parent ends, unless --parent-close abandon).\n"
     "exit codes: 0 ok, 1 task did not succeed or other error, 2 bad usage or input,\n"
     "            3 unknown id, 4 coordinator unreachable, 5 wait timed out,\n"
     "            6 refused: no or unknown token, or a role too weak\n";
@@ -74,6 +79,8 @@ std::vector<FlagSpec> CommandSpecs(const std::string& command) {
     add({"idempotency-key", "K", ""});
     add({"metadata", "KEY=VALUE", "", true});
     add({"wait", "", "wait for the result"});
+    add({"after", "ID[:ok|any|notok]", "run only after task ID ended: ok (default), any, notok", true});
+    add({"parent-close", "cancel|abandon", "a child's fate when its parent ends (default cancel)"});
   } else if (command == "wait") {
     add({"timeout", "S", "give up after S seconds"});
   } else if (command == "drain") {
@@ -81,7 +88,10 @@ std::vector<FlagSpec> CommandSpecs(const std::string& command) {
   } else if (command == "list") {
     add({"status", "S", ""});
     add({"type", "T", ""});
+    add({"parent", "ID", "only the direct children of task ID"});
     add({"limit", "N", "(default 100)"});
+  } else if (command == "tree") {
+    add({"limit", "N", "most tasks to show (default 1000)"});
   } else if (command == "verify") {
     add({"public-key", "HEX|BASE64", "the worker key expected (pinned)"});
   }
@@ -149,6 +159,7 @@ absl::StatusOr<pb::TaskSpec> BuildSpec(const std::string& type, const ParsedFlag
     }
     (*spec.mutable_metadata())[kv.substr(0, eq)] = kv.substr(eq + 1);
   }
+  RETURN_IF_ERROR(ApplyWorkflowFlags(f, &spec));
   return spec;
 }
 
@@ -183,6 +194,7 @@ int Run(const std::string& command, const ParsedFlags& f, Client& client, std::i
     return pos[0];
   };
   if (command == "verify") return RunVerify(f, client, out, err);
+  if (command == "tree") return RunTree(f, client, out, err);
   if (command == "submit") {
     if (pos.size() != 1) return Fail(err, absl::InvalidArgumentError("submit: expected one TYPE, e.g. submit echo"));
     absl::StatusOr<pb::TaskSpec> spec = BuildSpec(pos[0], f, in);
@@ -248,6 +260,7 @@ int Run(const std::string& command, const ParsedFlags& f, Client& client, std::i
       req.set_status(*s);
     }
     if (auto v = f.Get("type")) req.set_task_type(*v);
+    if (auto v = f.Get("parent")) req.set_parent_task_id(*v);
     if (auto v = f.Get("limit")) {
       absl::StatusOr<int64_t> n = FlagIntInRange("limit", *v, 1, 10000);
       if (!n.ok()) return Fail(err, n.status());
@@ -306,10 +319,14 @@ int RunCli(const std::vector<std::string>& args, std::istream& in, std::ostream&
   }
   absl::StatusOr<ClientConfig> config = LoadClientConfig(*flags);
   if (!config.ok()) return Fail(err, config.status());
-  absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> creds = MakeChannelCredentials(config->tls, config->use_tls);
+  // A unix: target is a task's own socket (DESIGN.md "Workflows"): the worker serves it in
+  // plaintext and forwards the calls on its own (TLS) connection.
+  const bool local_socket = absl::StartsWith(config->coordinator, "unix:");
+  const bool use_tls = config->use_tls && !local_socket;
+  absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> creds = MakeChannelCredentials(config->tls, use_tls);
   if (!creds.ok()) return Fail(err, creds.status());
   Client client(ClientOptions{config->coordinator, config->rpc_timeout, *creds, config->token,
-                              config->use_tls && config->tls.cert.empty()});
+                              use_tls && config->tls.cert.empty()});
   return Run(command, *flags, client, in, out, err);
 }
 

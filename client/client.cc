@@ -1,6 +1,7 @@
 #include "client/client.h"
 
 #include <chrono>
+#include <cstdlib>
 #include <thread>
 
 #include "absl/strings/match.h"
@@ -37,7 +38,21 @@ absl::Status ConvertStatus(const std::string& target, bool tls_without_client_ce
   return FromGrpcStatus(s);
 }
 
+std::string Env(const char* name) {
+  const char* v = std::getenv(name);
+  return v != nullptr ? std::string(v) : std::string();
+}
+
 }  // namespace
+
+ClientOptions ClientOptionsFromEnvironment() {
+  ClientOptions o;
+  if (std::string target = Env("RETIRE_CLUSTER_COORDINATOR"); !target.empty()) o.target = std::move(target);
+  o.token = Env("RETIRE_CLUSTER_TOKEN");
+  return o;
+}
+
+std::string CurrentTaskId() { return Env("RETIRE_CLUSTER_TASK_ID"); }
 
 Client::Client(ClientOptions options) : options_(std::move(options)) {
   grpc::ChannelArguments args;

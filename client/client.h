@@ -35,6 +35,15 @@ struct ClientOptions {
   bool tls_without_client_cert = false;
 };
 
+// Options for a program that may run as a task (DESIGN.md "Workflows"): the target from
+// $RETIRE_CLUSTER_COORDINATOR (HOST:PORT, or unix:PATH, the task's own socket; default
+// 127.0.0.1:8080) and the token from $RETIRE_CLUSTER_TOKEN. Plaintext: a unix: socket is
+// the worker's, which forwards calls on its own connection; for TLS to a HOST:PORT set
+// `credentials` afterwards. A task submitted with a task's token is that task's child.
+ClientOptions ClientOptionsFromEnvironment();
+// $RETIRE_CLUSTER_TASK_ID: the task this process runs as, "" outside a task.
+std::string CurrentTaskId();
+
 class Client {
  public:
   explicit Client(ClientOptions options);

@@ -8,6 +8,7 @@
 #include "common/clock.h"
 #include "common/json_view.h"
 #include "common/task_names.h"
+#include "common/task_spec_json.h"
 
 namespace rc::client {
 namespace {
@@ -47,6 +48,18 @@ std::string FormatTask(const pb::Task& t) {
   Line(&out, "status", std::string(StatusName(t.status())));
   Line(&out, "priority", std::string(PriorityName(s.priority())));
   Line(&out, "unschedulable_reason", t.unschedulable_reason());
+  Line(&out, "parent_task_id", t.parent_task_id());
+  if (t.depth() > 0) {
+    Line(&out, "root_task_id", t.root_task_id());
+    Line(&out, "depth", absl::StrCat(t.depth()));
+  }
+  std::vector<std::string> after;
+  for (const pb::Dependency& d : s.after()) {
+    after.push_back(absl::StrCat(d.has_after_index() ? absl::StrCat("#", d.after_index()) : d.task_id(), ":",
+                                 DependencyConditionName(d.condition())));
+  }
+  Line(&out, "after", absl::StrJoin(after, " "));
+  Line(&out, "waiting_for", absl::StrJoin(t.waiting_for(), " "));
   Line(&out, "worker", t.worker_device_id());
   Line(&out, "attempts", t.attempts() > 0 ? absl::StrCat(t.attempts()) : "");
   Line(&out, "created_at", FormatTimeMs(t.created_at_ms()));

@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <limits>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -59,6 +60,15 @@ void SetString(const ParsedFlags& f, absl::string_view name, std::string* out) {
 }
 
 }  // namespace
+
+absl::Status ValidateClientTarget(absl::string_view what, absl::string_view target) {
+  // A task's own socket (DESIGN.md "Workflows": RETIRE_CLUSTER_COORDINATOR=unix:PATH).
+  if (absl::StartsWith(target, "unix:")) {
+    if (target.size() == 5) return Bad(what, "expected unix:PATH, got 'unix:' with no path");
+    return absl::OkStatus();
+  }
+  return ValidateAddress(what, target);
+}
 
 absl::Status ValidateAddress(absl::string_view what, absl::string_view address) {
   size_t colon = address.rfind(':');
@@ -261,7 +271,7 @@ absl::StatusOr<ClientConfig> ParseClientYaml(const std::string& text, const std:
   if (!token_file.empty()) {
     ASSIGN_OR_RETURN(c.token, ReadTokenFile(token_file));
   }
-  if (absl::Status s = ValidateAddress("coordinator", c.coordinator); !s.ok()) {
+  if (absl::Status s = ValidateClientTarget("coordinator", c.coordinator); !s.ok()) {
     return absl::InvalidArgumentError(absl::StrCat(source, ": ", s.message()));
   }
   if (c.rpc_timeout <= absl::ZeroDuration()) {
@@ -458,7 +468,7 @@ absl::StatusOr<ClientConfig> LoadClientConfig(const ParsedFlags& f) {
     c.coordinator = env;
   }
   SetString(f, "coordinator", &c.coordinator);
-  RETURN_IF_ERROR(ValidateAddress("coordinator", c.coordinator));
+  RETURN_IF_ERROR(ValidateClientTarget("coordinator", c.coordinator));
   RETURN_IF_ERROR(ApplyTlsClientFlags(f, &c.use_tls, &c.tls));
   RETURN_IF_ERROR(ApplyClientTokenFlags(f, &c.token));
   return c;

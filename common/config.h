@@ -169,5 +169,7 @@ absl::Status Validate(const WorkerConfig& c);
 
 // "host:port" -> OK, or INVALID_ARGUMENT naming `what`.
 absl::Status ValidateAddress(absl::string_view what, absl::string_view address);
+// A client's coordinator: HOST:PORT as above, or unix:PATH (a task's socket).
+absl::Status ValidateClientTarget(absl::string_view what, absl::string_view target);
 
 }  // namespace rc

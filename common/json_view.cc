@@ -9,6 +9,7 @@
 #include "common/clock.h"
 #include "common/task_defaults.h"
 #include "common/task_names.h"
+#include "common/task_spec_json.h"
 
 namespace rc {
 namespace {
@@ -44,6 +45,37 @@ int NestingDepth(absl::string_view text) {
 absl::Status TooDeep(absl::string_view what) {
   return absl::InvalidArgumentError(
       absl::StrCat(what, " nests arrays and objects more than ", kMaxJsonDepth, " levels deep"));
+}
+
+// DESIGN.md "Workflows": the spec's dependencies and parent_close, the task's place in
+// its tree. Omitted when empty (a top-level task without dependencies shows only its
+// depth, 0). attempt_token_sha256 is internal and never shown.
+void AddWorkflowFields(const pb::Task& t, json* j) {
+  const pb::TaskSpec& s = t.spec();
+  if (s.after_size() > 0) {
+    json after = json::array();
+    for (const pb::Dependency& d : s.after()) {
+      json one = json::object();
+      if (d.has_after_index()) {
+        one["after_index"] = d.after_index();
+      } else {
+        one["task_id"] = d.task_id();
+      }
+      one["condition"] = DependencyConditionName(d.condition());
+      after.push_back(std::move(one));
+    }
+    (*j)["after"] = std::move(after);
+  }
+  if (s.parent_close() != pb::PARENT_CLOSE_UNSPECIFIED) (*j)["parent_close"] = ParentCloseName(s.parent_close());
+  if (!t.parent_task_id().empty()) (*j)["parent_task_id"] = t.parent_task_id();
+  if (!t.root_task_id().empty()) (*j)["root_task_id"] = t.root_task_id();
+  (*j)["depth"] = t.depth();
+  if (t.ancestor_task_ids_size() > 0) {
+    (*j)["ancestor_task_ids"] = json(std::vector<std::string>(t.ancestor_task_ids().begin(), t.ancestor_task_ids().end()));
+  }
+  if (t.waiting_for_size() > 0) {
+    (*j)["waiting_for"] = json(std::vector<std::string>(t.waiting_for().begin(), t.waiting_for().end()));
+  }
 }
 
 }  // namespace
@@ -142,6 +174,7 @@ json TaskToJson(const pb::Task& t) {
         {"peak_rss_bytes", t.resource_usage().peak_rss_bytes()},
         {"pid", t.resource_usage().pid()}}},
   };
+  AddWorkflowFields(t, &j);
   // The worker's signature over the outcome (retire-cluster verify checks it).
   const pb::ResultSignature& sig = t.signature();
   j["signature"] = !t.has_signature() ? json(nullptr)

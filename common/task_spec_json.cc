@@ -110,11 +110,66 @@ absl::Status Requirements(const json& j, ::retire_cluster::v1::Requirements* r) 
   return absl::OkStatus();
 }
 
+// One entry of `after`: "task-.." (condition ok), {"task_id", "condition"} or
+// {"after_index", "condition"} (a batch's earlier entry; the core checks where it may appear).
+absl::Status Dependency(const json& j, const std::string& f, ::retire_cluster::v1::Dependency* d) {
+  if (j.is_string()) {
+    d->set_task_id(j.get<std::string>());
+    if (d->task_id().empty()) return Bad(f, "expected a task id, got an empty string");
+    return absl::OkStatus();
+  }
+  if (!j.is_object()) return Bad(f, "expected a task id or an object {\"task_id\", \"condition\"}");
+  RETURN_IF_ERROR(OnlyKnown(j, f, {"task_id", "after_index", "condition"}));
+  const bool has_id = j.contains("task_id") && !j["task_id"].is_null();
+  const bool has_index = j.contains("after_index") && !j["after_index"].is_null();
+  if (has_id == has_index) return Bad(f, "expected exactly one of task_id and after_index");
+  if (has_id) {
+    ASSIGN_OR_RETURN(*d->mutable_task_id(), String(j["task_id"], f + ".task_id"));
+    if (d->task_id().empty()) return Bad(f + ".task_id", "expected a task id, got an empty string");
+  } else {
+    ASSIGN_OR_RETURN(int64_t n, Integer(j["after_index"], f + ".after_index", kAfterIndexRange));
+    d->set_after_index(static_cast<int32_t>(n));  // in int32 range: checked above
+  }
+  if (j.contains("condition") && !j["condition"].is_null()) {
+    ASSIGN_OR_RETURN(std::string c, String(j["condition"], f + ".condition"));
+    absl::StatusOr<::retire_cluster::v1::DependencyCondition> condition = ParseDependencyCondition(c);
+    if (!condition.ok()) return Bad(f + ".condition", condition.status().message());
+    d->set_condition(*condition);
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
+
+absl::string_view DependencyConditionName(::retire_cluster::v1::DependencyCondition c) {
+  switch (c) {
+    case ::retire_cluster::v1::DEPENDENCY_CONDITION_ANY: return "any";
+    case ::retire_cluster::v1::DEPENDENCY_CONDITION_NOTOK: return "notok";
+    default: return "ok";
+  }
+}
+
+absl::StatusOr<::retire_cluster::v1::DependencyCondition> ParseDependencyCondition(absl::string_view name) {
+  if (name == "ok") return ::retire_cluster::v1::DEPENDENCY_CONDITION_OK;
+  if (name == "any") return ::retire_cluster::v1::DEPENDENCY_CONDITION_ANY;
+  if (name == "notok") return ::retire_cluster::v1::DEPENDENCY_CONDITION_NOTOK;
+  return absl::InvalidArgumentError(absl::StrCat("expected ok, any or notok, got '", name, "'"));
+}
+
+absl::string_view ParentCloseName(::retire_cluster::v1::ParentClose p) {
+  return p == ::retire_cluster::v1::PARENT_CLOSE_ABANDON ? "abandon" : "cancel";
+}
+
+absl::StatusOr<::retire_cluster::v1::ParentClose> ParseParentClose(absl::string_view name) {
+  if (name == "cancel") return ::retire_cluster::v1::PARENT_CLOSE_CANCEL;
+  if (name == "abandon") return ::retire_cluster::v1::PARENT_CLOSE_ABANDON;
+  return absl::InvalidArgumentError(absl::StrCat("expected cancel or abandon, got '", name, "'"));
+}
 
 absl::StatusOr<::retire_cluster::v1::TaskSpec> TaskSpecFromJson(const json& j) {
   if (!j.is_object()) return absl::InvalidArgumentError("body: expected a JSON object");
-  RETURN_IF_ERROR(OnlyKnown(j, "", {"task_type", "payload", "priority", "requirements", "metadata", "idempotency_key"}));
+  RETURN_IF_ERROR(OnlyKnown(
+      j, "", {"task_type", "payload", "priority", "requirements", "metadata", "idempotency_key", "after", "parent_close"}));
   ::retire_cluster::v1::TaskSpec spec;
   if (!j.contains("task_type")) return Bad("task_type", "required");
   ASSIGN_OR_RETURN(*spec.mutable_task_type(), String(j["task_type"], "task_type"));
@@ -141,6 +196,19 @@ absl::StatusOr<::retire_cluster::v1::TaskSpec> TaskSpecFromJson(const json& j) {
   }
   if (j.contains("idempotency_key") && !j["idempotency_key"].is_null()) {
     ASSIGN_OR_RETURN(*spec.mutable_idempotency_key(), String(j["idempotency_key"], "idempotency_key"));
+  }
+  if (j.contains("after") && !j["after"].is_null()) {
+    const json& after = j["after"];
+    if (!after.is_array()) return Bad("after", "expected an array of task ids or {\"task_id\", \"condition\"} objects");
+    for (size_t i = 0; i < after.size(); ++i) {
+      RETURN_IF_ERROR(Dependency(after[i], absl::StrCat("after[", i, "]"), spec.add_after()));
+    }
+  }
+  if (j.contains("parent_close") && !j["parent_close"].is_null()) {
+    ASSIGN_OR_RETURN(std::string p, String(j["parent_close"], "parent_close"));
+    absl::StatusOr<::retire_cluster::v1::ParentClose> close = ParseParentClose(p);
+    if (!close.ok()) return Bad("parent_close", close.status().message());
+    spec.set_parent_close(*close);
   }
   return spec;
 }

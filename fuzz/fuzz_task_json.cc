@@ -40,6 +40,9 @@ pb::TaskSpec AsShown(pb::TaskSpec spec) {
   pb::Requirements* r = spec.mutable_requirements();
   if (!r->has_timeout_seconds()) r->set_timeout_seconds(rc::kDefaultTimeoutSeconds);
   if (!r->has_max_retries()) r->set_max_retries(rc::kDefaultMaxRetries);
+  for (pb::Dependency& d : *spec.mutable_after()) {
+    if (d.condition() == pb::DEPENDENCY_CONDITION_UNSPECIFIED) d.set_condition(pb::DEPENDENCY_CONDITION_OK);
+  }
   return spec;
 }
 
@@ -57,6 +60,9 @@ void CheckRoundTrip(const pb::TaskSpec& spec) {
   json submitted = json::object();
   for (const char* key : {"task_type", "payload", "priority", "requirements", "metadata", "idempotency_key"}) {
     submitted[key] = back[key];
+  }
+  for (const char* key : {"after", "parent_close"}) {  // shown only when set
+    if (back.contains(key)) submitted[key] = back[key];
   }
   absl::StatusOr<pb::TaskSpec> again = rc::TaskSpecFromJson(submitted);
   RC_FUZZ_CHECK(again.ok(), "the task object's fields are refused when submitted again");

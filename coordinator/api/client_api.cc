@@ -229,6 +229,7 @@ absl::StatusOr<std::vector<pb::Task>> ClientApi::ListTasks(const Principal& who,
   f.status = query.status;
   f.task_type = query.task_type;
   f.worker_device_id = query.worker_device_id;
+  f.parent_task_id = query.parent_task_id;
   f.limit = static_cast<int>(limit);
   ASSIGN_OR_RETURN(std::vector<pb::Task> tasks, core_->ListTasks(f));
   for (pb::Task& t : tasks) Strip(t);

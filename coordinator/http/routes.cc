@@ -318,6 +318,10 @@ void BridgeRoutes::ListTasks(const HttpRequest& req, const std::shared_ptr<Respo
   }
   if (const std::string* type = req.Param("type"); type != nullptr) q.task_type = *type;
   if (const std::string* worker = req.Param("worker_device_id"); worker != nullptr) q.worker_device_id = *worker;
+  if (const std::string* parent = req.Param("parent"); parent != nullptr) {
+    if (parent->empty()) return res->Reply(ErrorResponse(400, "parent: expected a task id"));
+    q.parent_task_id = *parent;
+  }
   if (const std::string* limit = req.Param("limit"); limit != nullptr) {
     int n;
     if (!absl::SimpleAtoi(*limit, &n)) return res->Reply(ErrorResponse(400, "limit: expected an integer"));
