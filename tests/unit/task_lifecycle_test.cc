@@ -277,7 +277,7 @@ TEST_CASE("Lifecycle: the current attempt is the task's attempt on its worker, w
   CHECK_FALSE(IsCurrentAttempt(done->task, "w1", 1));  // finished: nothing is current
 }
 
-TEST_CASE("Lifecycle: a task waiting for dependencies is accepted but stays pending; the last resolve queues it") {
+TEST_CASE("Lifecycle: a task waiting for dependencies is accepted but stays pending, the last resolve queues it") {
   Table t;
   TaskEntry* e = t.Add(pb::TASK_STATUS_PENDING);
   REQUIRE(t.lifecycle.AwaitDependencies(e, {"task-b", "task-a", "task-b"}).ok());
@@ -305,7 +305,7 @@ TEST_CASE("Lifecycle: a task waiting for dependencies is accepted but stays pend
   CHECK(t.lifecycle.AwaitDependencies(e, {"task-c"}).code() == absl::StatusCode::kFailedPrecondition);
 }
 
-TEST_CASE("Lifecycle: cancel of a waiting task ends its wait; every end is noted once for the graph") {
+TEST_CASE("Lifecycle: cancel of a waiting task ends its wait, every end is noted once for the graph") {
   Table t;
   TaskEntry* waiting = t.Add(pb::TASK_STATUS_PENDING);
   REQUIRE(t.lifecycle.AwaitDependencies(waiting, {"task-a"}).ok());

@@ -219,7 +219,7 @@ TEST_CASE("Workflows: a pending DAG survives a restart of the SQLite store") {
   std::filesystem::remove_all(dir);
 }
 
-TEST_CASE("Workflows: a version 2 data dir gains the parent column; keys and lists are scoped by parent") {
+TEST_CASE("Workflows: a version 2 data dir gains the parent column, keys and lists are scoped by parent") {
   const std::string dir = TempDir();
   const std::string path = dir + "/tasks.db";
   {

@@ -135,7 +135,7 @@ TEST_CASE("Workflows: depth and unfinished children are limited, naming the limi
   CHECK(SubmitAs(f, Echo(), by).ok());
 }
 
-TEST_CASE("Workflows: idempotency keys are scoped to the parent; a retried parent gets its children back") {
+TEST_CASE("Workflows: idempotency keys are scoped to the parent, a retried parent gets its children back") {
   CoordinatorOptions o = Fixture::Options();
   o.finished_cache_tasks = 0;
   Fixture f(o);
@@ -268,7 +268,7 @@ TEST_CASE("Workflows: a failed dependency cancels what needed ok and queues what
   CHECK(f.Get(notok).status() == pb::TASK_STATUS_ASSIGNED);
 }
 
-TEST_CASE("Workflows: after_index names an earlier accepted entry of the batch; other references are refused") {
+TEST_CASE("Workflows: after_index names an earlier accepted entry of the batch, other references are refused") {
   Fixture f;
   std::vector<pb::TaskSpec> specs(6, Echo());
   specs[1].add_after()->set_after_index(0);
