@@ -128,7 +128,7 @@ void Recovery::ResumePendingLocked(TaskEntry* e, const StoredRecords& named, Eff
 
 TaskEntry* Recovery::RestoreLocked(pb::Task t, int64_t payload_bytes, bool payload_loaded, int64_t now) {
   auto entry = std::make_unique<TaskEntry>();
-  entry->cls = queue_.Intern(t.spec().task_type(), t.spec().requirements(), t.owner());
+  entry->cls = queue_.Intern(t.spec().task_type(), t.spec().requirements(), t.owner(), t.depth());
   entry->key = QueueKey{t.spec().priority(), t.sequence()};
   entry->payload_bytes = payload_bytes;
   entry->payload_in_ram = payload_loaded;

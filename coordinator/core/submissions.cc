@@ -223,7 +223,7 @@ Submissions::Recorded Submissions::SubmitLocked(std::vector<pb::TaskSpec>& specs
     t.set_status(pb::TASK_STATUS_PENDING);  // a new record, counted from here by the table
     t.set_created_at_ms(clock_->NowMs());
     t.set_revision(1);
-    entry->cls = queue_.Intern(spec.task_type(), spec.requirements(), owner);
+    entry->cls = queue_.Intern(spec.task_type(), spec.requirements(), owner, t.depth());  // depth set above
     entry->key = QueueKey{spec.priority(), next_seq_++};
     entry->payload_bytes = bytes;
     payload_bytes_in_ram_ += bytes;  // until accepted (AdmitPayloadLocked)
