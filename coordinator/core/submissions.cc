@@ -32,7 +32,7 @@ std::vector<std::string> Submissions::NotInMemoryLocked(const std::vector<pb::Ta
   looked->owner = by.owner;
   looked->evictions_before = keyed_evictions_;
   std::vector<std::string> absent;
-  auto look = [&](const std::string& id) {
+  auto look = [&](const std::string& id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (tasks_.Find(id) == nullptr && !looked->records.contains(id)) {
       looked->records.emplace(id, std::nullopt);  // a placeholder until read
       absent.push_back(id);
