@@ -32,7 +32,7 @@ std::vector<std::string> Submissions::NotInMemoryLocked(const std::vector<pb::Ta
   looked->owner = by.owner;
   looked->evictions_before = keyed_evictions_;
   std::vector<std::string> absent;
-  auto look = [&](const std::string& id) {
+  auto look = [&](const std::string& id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (tasks_.Find(id) == nullptr && !looked->records.contains(id)) {
       looked->records.emplace(id, std::nullopt);  // a placeholder until read
       absent.push_back(id);
@@ -223,7 +223,7 @@ Submissions::Recorded Submissions::SubmitLocked(std::vector<pb::TaskSpec>& specs
     t.set_status(pb::TASK_STATUS_PENDING);  // a new record, counted from here by the table
     t.set_created_at_ms(clock_->NowMs());
     t.set_revision(1);
-    entry->cls = queue_.Intern(spec.task_type(), spec.requirements(), owner);
+    entry->cls = queue_.Intern(spec.task_type(), spec.requirements(), owner, t.depth());  // depth set above
     entry->key = QueueKey{spec.priority(), next_seq_++};
     entry->payload_bytes = bytes;
     payload_bytes_in_ram_ += bytes;  // until accepted (AdmitPayloadLocked)

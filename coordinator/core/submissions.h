@@ -14,14 +14,14 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "coordinator/core/workflows.h"
+#include "coordinator/core/worker_sessions.h"
 #include "retire_cluster/v1/client_service.pb.h"
 
 namespace rc::coordinator {
 
-class Submissions : protected Workflows {
+class Submissions : protected WorkerSessions {
  protected:
-  using Workflows::Workflows;
+  using WorkerSessions::WorkerSessions;
 
   // Answers the submit at an index of its batch.
   using Answer = std::function<void(size_t, absl::StatusOr<SubmitResult>)>;

@@ -12,15 +12,15 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "coordinator/core/dispatch.h"
 #include "coordinator/core/payload_loader.h"
+#include "coordinator/core/workflows.h"
 #include "retire_cluster/v1/worker.pb.h"
 
 namespace rc::coordinator {
 
-class WorkerSessions : protected TaskDispatch {
+class WorkerSessions : protected Workflows {  // issue 14: the task graph sits below the sessions
  protected:
-  using TaskDispatch::TaskDispatch;
+  using Workflows::Workflows;
 
   // A worker (re)connects: a new epoch, its old connection closed, its reported
   // attempts reconciled, then dispatch. INVALID_ARGUMENT for bad capabilities,

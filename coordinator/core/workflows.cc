@@ -78,6 +78,11 @@ absl::Status Workflows::StopLocked(TaskEntry* e, const std::string& why, Effects
   return absl::OkStatus();
 }
 
+void Workflows::DispatchLocked(Effects& fx) {
+  PropagateEndsLocked(fx);
+  TaskDispatch::DispatchLocked(fx);
+}
+
 void Workflows::PropagateEndsLocked(Effects& fx) {
   bool queued = false;
   while (lifecycle_.any_ended()) {
@@ -97,7 +102,7 @@ void Workflows::PropagateEndsLocked(Effects& fx) {
       for (TaskEntry* w : waiting) queued = ResolveLocked(w, id, how, fx) || queued;
     }
   }
-  if (queued) DispatchLocked(fx);
+  if (queued) TaskDispatch::DispatchLocked(fx);
 }
 
 bool Workflows::ResolveLocked(TaskEntry* waiting, const std::string& dep, pb::TaskStatus how, Effects& fx) {

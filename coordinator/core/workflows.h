@@ -19,7 +19,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "coordinator/core/task_graph.h"
-#include "coordinator/core/worker_sessions.h"
+#include "coordinator/core/dispatch.h"
 
 namespace rc::coordinator {
 
@@ -27,9 +27,14 @@ namespace rc::coordinator {
 // no record): tasks that were not in memory then (finished and evicted, or unknown).
 using StoredRecords = absl::flat_hash_map<std::string, absl::StatusOr<std::optional<pb::Task>>>;
 
-class Workflows : protected WorkerSessions {
+class Workflows : protected TaskDispatch {
  protected:
-  using WorkerSessions::WorkerSessions;
+  using TaskDispatch::TaskDispatch;
+
+  // Dispatch for the layers above: ends first propagate (PropagateEndsLocked), so that a
+  // slot freed by a parent's end never goes to a child that end cancels. It hides
+  // TaskDispatch::DispatchLocked on purpose: every layer above calls this one.
+  void DispatchLocked(Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   // What one dependency means for a task that names it now.
   struct DependencyState {
@@ -56,7 +61,7 @@ class Workflows : protected WorkerSessions {
   // cascades use it. The lifecycle's refusal for a finished task.
   absl::Status StopLocked(TaskEntry* e, const std::string& why, Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Runs the consequences of every end since the last call (see the file comment), and
-  // dispatches when a task was queued.
+  // dispatches when a task was queued. Every operation runs it (Mutate).
   void PropagateEndsLocked(Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // A refusal when `parent` may not have one more child (max_task_depth,
   // max_children_per_task), or OK.

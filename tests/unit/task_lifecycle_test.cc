@@ -2,6 +2,7 @@
 // it does not (leaving the task and the counts untouched), and what each event does to
 // attempts, attempt history, times and messages.
 #include <catch2/catch.hpp>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -274,6 +275,81 @@ TEST_CASE("Lifecycle: the current attempt is the task's attempt on its worker, w
   CHECK(IsCurrentAttempt(assigned->task, "w1", 1));
   TaskEntry* done = t.Add(pb::TASK_STATUS_SUCCESS);
   CHECK_FALSE(IsCurrentAttempt(done->task, "w1", 1));  // finished: nothing is current
+}
+
+TEST_CASE("Lifecycle: a task waiting for dependencies is accepted but stays pending, the last resolve queues it") {
+  Table t;
+  TaskEntry* e = t.Add(pb::TASK_STATUS_PENDING);
+  REQUIRE(t.lifecycle.AwaitDependencies(e, {"task-b", "task-a", "task-b"}).ok());
+  CHECK(std::vector<std::string>(e->task.waiting_for().begin(), e->task.waiting_for().end()) ==
+        std::vector<std::string>{"task-a", "task-b"});
+  // Resolved before the submit is durable: still pending, not queued early.
+  absl::StatusOr<pb::TaskStatus> to = t.lifecycle.Resolve(e, "task-a");
+  REQUIRE(to.ok());
+  CHECK(*to == pb::TASK_STATUS_PENDING);
+  REQUIRE(t.lifecycle.Accept(e).ok());
+  CHECK(e->accepted);
+  CHECK(e->task.status() == pb::TASK_STATUS_PENDING);  // durable, waiting for task-b
+  CHECK(t.lifecycle.Accept(e).code() == absl::StatusCode::kFailedPrecondition);  // once only
+  // A dependency it does not wait for is refused and changes nothing.
+  absl::Status s = t.lifecycle.Resolve(e, "task-z").status();
+  CHECK(s.code() == absl::StatusCode::kFailedPrecondition);
+  CHECK_THAT(std::string(s.message()), Catch::Contains("not waiting for task-z"));
+  CHECK(e->task.waiting_for_size() == 1);
+  to = t.lifecycle.Resolve(e, "task-b");
+  REQUIRE(to.ok());
+  CHECK(*to == pb::TASK_STATUS_QUEUED);
+  CHECK(e->task.waiting_for_size() == 0);
+  CHECK(t.tasks.count(pb::TASK_STATUS_QUEUED) == 1);
+  // Dependencies are set only before the task is accepted.
+  CHECK(t.lifecycle.AwaitDependencies(e, {"task-c"}).code() == absl::StatusCode::kFailedPrecondition);
+}
+
+TEST_CASE("Lifecycle: cancel of a waiting task ends its wait, every end is noted once for the graph") {
+  Table t;
+  TaskEntry* waiting = t.Add(pb::TASK_STATUS_PENDING);
+  REQUIRE(t.lifecycle.AwaitDependencies(waiting, {"task-a"}).ok());
+  REQUIRE(t.lifecycle.Accept(waiting).ok());
+  REQUIRE(t.lifecycle.Cancel(waiting, "dependency task-a ended failed; this task needed ok", kNow).ok());
+  CHECK(waiting->task.waiting_for_size() == 0);
+  CHECK(waiting->task.status() == pb::TASK_STATUS_CANCELLED);
+
+  TaskEntry* running = t.Add(pb::TASK_STATUS_RUNNING, /*max_retries=*/1);
+  REQUIRE(t.lifecycle.RetryOrFail(running, "lost", kNow).ok());  // back to queued: not an end
+  TaskEntry* done = t.Add(pb::TASK_STATUS_RUNNING);
+  REQUIRE(t.lifecycle.Finish(done, pb::TASK_STATUS_FAILED, "boom", kNow).ok());
+  CHECK(t.lifecycle.TakeEnded() == std::vector<std::string>{waiting->task.task_id(), done->task.task_id()});
+  CHECK(t.lifecycle.TakeEnded().empty());
+  CHECK_FALSE(t.lifecycle.any_ended());
+}
+
+TEST_CASE("Lifecycle: the attempt's token hash goes when the attempt ends, however it ends") {
+  struct Case {
+    const char* name;
+    std::function<absl::Status(Table&, TaskEntry*)> end;
+    pb::TaskStatus to;
+  };
+  const std::vector<Case> cases = {
+      {"finish", [](Table& t, TaskEntry* e) { return t.lifecycle.Finish(e, pb::TASK_STATUS_SUCCESS, "", kNow); },
+       pb::TASK_STATUS_SUCCESS},
+      {"retry", [](Table& t, TaskEntry* e) { return t.lifecycle.RetryOrFail(e, "lost", kNow).status(); },
+       pb::TASK_STATUS_QUEUED},
+      {"hand back", [](Table& t, TaskEntry* e) { return t.lifecycle.HandBack(e, "left", kNow); },
+       pb::TASK_STATUS_QUEUED},
+      {"cancel", [](Table& t, TaskEntry* e) { return t.lifecycle.Cancel(e, "cancelled by client", kNow); },
+       pb::TASK_STATUS_CANCELLED},
+  };
+  for (const Case& c : cases) {
+    INFO(c.name);
+    Table t;
+    TaskEntry* e = t.Add(pb::TASK_STATUS_ASSIGNED);
+    e->task.set_attempt_token_sha256(std::string(32, 'h'));
+    REQUIRE(t.lifecycle.Start(e, kNow).ok());
+    CHECK(e->task.attempt_token_sha256().size() == 32);  // still the running attempt's
+    REQUIRE(c.end(t, e).ok());
+    CHECK(e->task.status() == c.to);
+    CHECK(e->task.attempt_token_sha256().empty());
+  }
 }
 
 }  // namespace rc::coordinator
