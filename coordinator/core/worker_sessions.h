@@ -23,12 +23,13 @@ class WorkerSessions : protected Workflows {  // issue 14: the task graph sits b
   using Workflows::Workflows;
 
   // A worker (re)connects: a new epoch, its old connection closed, its reported
-  // attempts reconciled, then dispatch. INVALID_ARGUMENT for bad capabilities,
+  // attempts (and which of them wait: Register.waiting) reconciled, then dispatch. INVALID_ARGUMENT for bad capabilities,
   // UNAVAILABLE after Shutdown.
   absl::StatusOr<uint64_t> RegisterLocked(const pb::Register& reg, std::shared_ptr<WorkerLink> link, bool draining,
                                           Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Heartbeat, started, progress, finished, draining and deregister of one message;
-  // fenced off when `epoch` is not the device's current connection.
+  // Heartbeat, started, progress, waiting (slot lending), finished, draining and
+  // deregister of one message; fenced off when `epoch` is not the device's current
+  // connection. Dispatches when slots may have come free (or been lent).
   void HandleMessageLocked(const std::string& device_id, uint64_t epoch, const pb::WorkerMessage& msg, Effects& fx)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   std::shared_ptr<Heard> HeardForLocked(const std::string& device_id, uint64_t epoch)

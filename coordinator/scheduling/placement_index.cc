@@ -50,8 +50,8 @@ void PlacementIndex::List(Handle h) {
   const int32_t tier = LowestReadyDepth(w.state);
   if (tier < 0) return;
   Group& g = groups_[w.group];
-  if (g.tiers.size() <= static_cast<size_t>(tier)) g.tiers.resize(tier + 1);
-  Tier& t = g.tiers[tier];
+  if (TierCount(g) <= static_cast<size_t>(tier)) g.lent.resize(tier);
+  Tier& t = TierOf(g, tier);
   t.free.insert(MemberOf(h));
   t.warm.insert({w.last_type, MemberOf(h)});
   Recache(t, w.last_type);
@@ -64,14 +64,14 @@ void PlacementIndex::Unlist(Handle h) {
   const int32_t tier = LowestReadyDepth(w.state);
   if (tier < 0) return;
   Group& g = groups_[w.group];
-  Tier& t = g.tiers[tier];
+  Tier& t = TierOf(g, tier);
   t.free.erase(MemberOf(h));
   t.warm.erase({w.last_type, MemberOf(h)});
   Recache(t, w.last_type);
   if (tier == g.lowest && t.free.empty()) {
     int32_t lowest = tier + 1;
-    while (static_cast<size_t>(lowest) < g.tiers.size() && g.tiers[lowest].free.empty()) ++lowest;
-    SetLowest(w.group, static_cast<size_t>(lowest) < g.tiers.size() ? lowest : kNoTier);
+    while (static_cast<size_t>(lowest) < TierCount(g) && TierOf(g, lowest).free.empty()) ++lowest;
+    SetLowest(w.group, static_cast<size_t>(lowest) < TierCount(g) ? lowest : kNoTier);
   }
   --free_workers_;
 }
@@ -129,20 +129,21 @@ void PlacementIndex::Label(Handle h) {
   for (const auto& [id, other] : by_device_) workers_[other].label = label += spread;
   // (Which tier each member is in does not change: only the order within tiers.)
   for (Group& g : groups_) {
-    for (Tier& t : g.tiers) {
-      t.free.clear();
-      t.warm.clear();
+    for (size_t tier = 0; tier < TierCount(g); ++tier) {
+      TierOf(g, tier).free.clear();
+      TierOf(g, tier).warm.clear();
     }
   }
   for (Handle other = 0; other < workers_.size(); ++other) {
     const Worker& w = workers_[other];
     const int32_t tier = w.group == kNoGroup ? -1 : LowestReadyDepth(w.state);
     if (tier < 0) continue;
-    groups_[w.group].tiers[tier].free.insert(MemberOf(other));
-    groups_[w.group].tiers[tier].warm.insert({w.last_type, MemberOf(other)});
+    TierOf(groups_[w.group], tier).free.insert(MemberOf(other));
+    TierOf(groups_[w.group], tier).warm.insert({w.last_type, MemberOf(other)});
   }
   for (Group& g : groups_) {
-    for (Tier& t : g.tiers) {
+    for (size_t tier = 0; tier < TierCount(g); ++tier) {
+      Tier& t = TierOf(g, tier);
       for (TypeId type = 0; type < std::max<size_t>(t.best_warm.size(), 1); ++type) Recache(t, type);
     }
   }
@@ -236,17 +237,19 @@ std::optional<PlacementIndex::Handle> PlacementIndex::Choose(ClassId id) const {
   const Class& c = *classes_[id];
   if (c.free_groups == 0) return std::nullopt;
   Candidate best;
+  auto consider = [&](const Tier& t) {
+    if (t.best.worker == kNoWorker) return;
+    Candidate candidate = BestFor(t, c.type);
+    if (best.worker == kNoWorker || Better(candidate, best)) best = candidate;
+  };
+  const int32_t depth = c.spec.depth;
   for (GroupId g : c.groups) {
     const Group& group = groups_[g];
     if (!Serves(group.lowest, c)) continue;
+    consider(group.own);
     // Tiers above the class's depth hold workers whose lent slots it may not use.
-    const auto top = static_cast<int32_t>(std::min<size_t>(c.spec.depth, group.tiers.size() - 1));
-    for (int32_t tier = group.lowest; tier <= top; ++tier) {
-      const Tier& t = group.tiers[tier];
-      if (t.best.worker == kNoWorker) continue;
-      Candidate candidate = BestFor(t, c.type);
-      if (best.worker == kNoWorker || Better(candidate, best)) best = candidate;
-    }
+    const size_t lent = std::min<size_t>(depth, group.lent.size());
+    for (size_t i = 0; i < lent; ++i) consider(group.lent[i]);
   }
   if (best.worker == kNoWorker) return std::nullopt;
   return best.worker;

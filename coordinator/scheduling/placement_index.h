@@ -94,7 +94,8 @@ class PlacementIndex {
     absl::btree_set<std::pair<TypeId, Member>> warm;  // the same, by last task type first
   };
   struct Group {
-    std::vector<Tier> tiers;        // by LowestReadyDepth of their members
+    Tier own;                       // tier 0: inline, as every decision reads it
+    std::vector<Tier> lent;         // tiers 1, 2, ... (lent[d] is tier d + 1)
     int32_t lowest = kNoTier;       // the lowest tier with a member
     std::vector<ClassId> classes;   // the indexed classes its members can run
     std::string signature;          // per indexed class (in order of AddClass): '1' if so
@@ -139,6 +140,8 @@ class PlacementIndex {
   Member MemberOf(Handle h) const;
   // Re-reads `best` and best_warm[type] of a tier from its sets.
   static void Recache(Tier& t, TypeId type);
+  static Tier& TierOf(Group& g, int32_t tier) { return tier == 0 ? g.own : g.lent[tier - 1]; }
+  static size_t TierCount(const Group& g) { return 1 + g.lent.size(); }
   // Whether a group whose lowest tier is `lowest` has a member for the class.
   static bool Serves(int32_t lowest, const Class& c) { return lowest <= c.spec.depth; }
   // Moves the group's lowest tier to `lowest`, counting its classes' free groups.
