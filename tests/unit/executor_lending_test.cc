@@ -88,7 +88,7 @@ TEST_CASE("lending: CanStart allows slots not waiting, and slots * depth waiting
   CHECK_FALSE(CanStart(4, 3, 2, 1));
 }
 
-TEST_CASE("lending: on one slot, a waiting attempt lets a second one run; the cap holds; ends free the slots") {
+TEST_CASE("lending: on one slot, a waiting attempt lets a second one run, the cap holds, ends free the slots") {
   Fixture f(1);
   f.executor->SetMaxTaskDepth(1);
   f.executor->Assign(Gate("parent"));
@@ -125,7 +125,7 @@ TEST_CASE("lending: on one slot, a waiting attempt lets a second one run; the ca
   for (const auto& e : f.events.finished) CHECK(e.status() == pb::TASK_STATUS_SUCCESS);
 }
 
-TEST_CASE("lending: a waiting attempt that ends leaves the waiting set; unknown attempts are ignored") {
+TEST_CASE("lending: a waiting attempt that ends leaves the waiting set, unknown attempts are ignored") {
   Fixture f(1);
   f.executor->SetMaxTaskDepth(8);
   f.executor->SetWaiting("nobody", 1, true);  // not held: nothing happens

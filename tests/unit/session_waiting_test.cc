@@ -54,7 +54,7 @@ class FakeCoordinator final : public pb::WorkerService::Service {
 
 }  // namespace
 
-TEST_CASE("session: max_task_depth from Registered lends a waiting slot; the waiting set reaches the coordinator") {
+TEST_CASE("session: max_task_depth from Registered lends a waiting slot and the waiting set reaches the coordinator") {
   FakeCoordinator coordinator;
   int port = 0;
   grpc::ServerBuilder builder;
