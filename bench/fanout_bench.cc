@@ -74,7 +74,7 @@ bool RunFanout(const Options& o) {
     return false;
   }
   const std::string dir = (std::filesystem::temp_directory_path() / rc::NewId("rc-fanout")).string();
-  WorkerConfig w;
+  rc::WorkerConfig w;
   w.join = (*main)->address();
   w.device_id = "fanout-worker";
   w.slots = static_cast<int>(o.slots);

@@ -12,7 +12,7 @@ build=$(cd "$1" && pwd)
 source "$here/../../scripts/lib.sh"
 clibin="$build/client/retire-cluster"
 cli() { "$clibin" --coordinator "$RC_ADDR" "$@"; }
-field() { cli get "$1" --json | jq -r "$2"; }
+field() { cli get "$1" --json 2>/dev/null | jq -r "$2"; }
 status_is() { [ "$(field "$1" .status)" = "$2" ]; }
 # eventually SECONDS COMMAND...: retries the command every 0.2 s until it succeeds.
 eventually() {

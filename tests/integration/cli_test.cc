@@ -212,7 +212,7 @@ TEST_CASE("tree prints a fetched tree indented with statuses and --json nests it
   CHECK_FALSE(j.contains("children_truncated"));
 }
 
-TEST_CASE("tree of a task without children on a live cluster; unknown ids exit 3") {
+TEST_CASE("tree of a task without children on a live cluster and unknown ids exit 3") {
   Cluster cluster;
   cluster.AddWorker(Cluster::Worker("w1", 1));
   const std::string a = cluster.address();

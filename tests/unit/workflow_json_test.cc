@@ -22,7 +22,7 @@ std::string Error(const char* text) {
   return std::string(s.status().message());
 }
 
-TEST_CASE("Task JSON: after takes task ids and task_id or after_index objects; parent_close") {
+TEST_CASE("Task JSON: after takes task ids and task_id or after_index objects and parent_close") {
   absl::StatusOr<pb::TaskSpec> s = Parse(R"({"task_type": "echo", "after": ["task-a",
       {"task_id": "task-b", "condition": "any"}, {"task_id": "task-c", "condition": "notok"},
       {"after_index": 2}, {"task_id": "task-d", "condition": null}], "parent_close": "abandon"})");
