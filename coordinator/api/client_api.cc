@@ -93,12 +93,10 @@ bool InSubtreeOf(const pb::Task& t, absl::string_view task_id) {
 
 Submitter SubmitterFor(const Principal& who) {
   Submitter by(who.name);
-  if (who.task.has_value()) {
-    by.parent_task_id = who.task->task_id;
-    // GRAPH-MERGE: enable once Submitter has may_depend_on (graph helper): a child may
-    // name in `after` only tasks its parent may read (its subtree).
-    // by.may_depend_on = TaskAccessFor(who, ClientOp::kGetTask);
-  }
+  if (who.task.has_value()) by.parent_task_id = who.task->task_id;
+  // `after` may name only tasks the caller may read: its own (submit role), its subtree
+  // (a task token), any (admin).
+  by.may_depend_on = TaskAccessFor(who, ClientOp::kGetTask);
   return by;
 }
 
@@ -225,7 +223,6 @@ absl::StatusOr<std::vector<pb::Task>> ClientApi::ListTasks(const Principal& who,
   }
   TaskFilter f;
   if (who.role == Role::kSubmit) f.owner = who.name;  // its own tasks only
-  f.parent_task_id = query.parent_task_id;
   f.status = query.status;
   f.task_type = query.task_type;
   f.worker_device_id = query.worker_device_id;

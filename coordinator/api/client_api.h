@@ -52,7 +52,6 @@ struct TaskListQuery {
   pb::TaskStatus status = pb::TASK_STATUS_UNSPECIFIED;  // UNSPECIFIED: any
   std::string task_type;                                // "": any
   std::string worker_device_id;                         // "": any
-  std::string parent_task_id;                           // "": any; else the direct children of this task
   std::optional<int64_t> limit;                         // nullopt: kDefaultListLimit
   // "": any; else only the direct children of this task. A task token must give one of
   // its own subtree (itself or a descendant).

@@ -146,7 +146,8 @@ class WorkerStream final : public Stream {
     }
     // Keep in step with WorkerMessage: any field but heartbeat needs the core.
     const bool heartbeat_only = in_.started_size() == 0 && in_.finished_size() == 0 && in_.progress_size() == 0 &&
-                                !in_.has_register_() && !in_.draining() && !in_.deregister();
+                                !in_.has_register_() && !in_.draining() && !in_.deregister() &&
+                                !in_.has_waiting();
     if (!heartbeat_only || heard_ == nullptr) core_->HandleWorkerMessage(device_id_, epoch_, in_);
     StartRead(&in_);
   }

@@ -2,10 +2,6 @@
 // real `retire-cluster submit ... --wait` against $RETIRE_CLUSTER_COORDINATOR (its
 // worker's socket), on a worker with one slot, two levels deep; the waiting parents lend
 // their slot, so the chain ends instead of deadlocking.
-//
-// Hidden ([.]) on the worker branch: it needs the coordinator to mint and accept task
-// tokens and record children (helpers "tokens" and "graph") and the CLI to dial unix:
-// targets (helper "client"). Once issue 14 is merged, drop the "[.]" so ctest runs it.
 #include <catch2/catch.hpp>
 
 #include "absl/strings/match.h"
@@ -16,20 +12,21 @@
 namespace rc::testing {
 
 TEST_CASE("workflows: a three-level chain of command tasks submitting with the CLI ends on one slot",
-          "[.][workflows]") {
+          "[workflows]") {
   Cluster cluster;
   WorkerConfig w = Cluster::Worker("chain-w1", 1);
   w.allow = {"command"};
   cluster.AddWorker(w);
   const std::string cli = RC_CLI_BINARY;
-  // grandchild: echo; child: submits it and waits; parent: submits the child and waits.
-  const std::string child_cmd = absl::StrCat(cli, " submit echo --payload '{\"level\":2}' --wait --json");
-  const nlohmann::json child_payload = {{"command", child_cmd}};
-  const std::string parent_cmd =
-      absl::StrCat(cli, " submit command --payload '", child_payload.dump(), "' --wait --json");
+  // grandchild: echo; child: submits it and waits; parent: submits the child and waits
+  // (argv, so that no shell quoting stands between the levels).
+  const nlohmann::json child_payload = {
+      {"argv", {cli, "submit", "echo", "--payload", R"({"level":2})", "--wait", "--json"}}};
+  const nlohmann::json parent_payload = {
+      {"argv", {cli, "submit", "command", "--payload", child_payload.dump(), "--wait", "--json"}}};
   pb::TaskSpec spec;
   spec.set_task_type("command");
-  spec.set_payload(nlohmann::json{{"command", parent_cmd}}.dump());
+  spec.set_payload(parent_payload.dump());
   spec.mutable_requirements()->set_timeout_seconds(60);
   auto submitted = cluster.client().Submit(spec);
   REQUIRE(submitted.ok());

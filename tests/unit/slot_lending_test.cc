@@ -33,6 +33,9 @@ pb::Task Queued(const std::string& id, uint64_t seq, int32_t depth, const std::s
   t.mutable_spec()->set_task_type("echo");
   t.set_depth(depth);
   t.set_parent_task_id(parent);
+  // Abandoned children: a parent's end does not cancel them (that is workflows_test's
+  // subject), so this test sees only where the slot goes.
+  if (!parent.empty()) t.mutable_spec()->set_parent_close(pb::PARENT_CLOSE_ABANDON);
   return t;
 }
 
