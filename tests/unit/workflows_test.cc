@@ -207,6 +207,20 @@ TEST_CASE("Workflows: a parent's end cancels its unfinished children, down the t
   CHECK(f.Get(abandoned).status() == pb::TASK_STATUS_ASSIGNED);
 }
 
+TEST_CASE("Workflows: a parent that succeeds leaves its unfinished children running") {
+  Fixture f;
+  auto link = std::make_shared<FakeLink>();
+  uint64_t epoch = f.Join("w1", 2, link);
+  const std::string p = f.Submit("echo");
+  const std::string running = Child(f, p);  // takes the second slot
+  const std::string queued = Child(f, p);
+  f.Finish("w1", epoch, AssignmentOf(*link, p));  // success
+  CHECK(f.Get(p).status() == pb::TASK_STATUS_SUCCESS);
+  CHECK(f.Get(running).status() == pb::TASK_STATUS_ASSIGNED);
+  CHECK(f.Get(queued).status() == pb::TASK_STATUS_ASSIGNED);  // took the slot p left
+  CHECK(link->cancels.empty());
+}
+
 TEST_CASE("Workflows: dependencies wait pending, then queue or end cancelled by their condition, in cascade") {
   Fixture f;
   auto link = std::make_shared<FakeLink>();
