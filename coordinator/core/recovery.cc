@@ -63,7 +63,7 @@ void Recovery::RelinkLocked(std::vector<TaskEntry*> restored, const StoredRecord
   for (TaskEntry* e : restored) {
     if (IsTerminal(e->task.status())) continue;  // ended by an earlier one meanwhile, or finished
     const std::string& parent = e->task.parent_task_id();
-    if (!parent.empty() && EndsWithParent(e->task)) {
+    if (!parent.empty() && e->task.spec().parent_close() != pb::PARENT_CLOSE_ABANDON) {
       // Its parent's end cancels it in the same commit; a parent found ended here (or
       // gone) ended without that commit: its consequence now.
       const TaskEntry* p = tasks_.Find(parent);
@@ -75,7 +75,7 @@ void Recovery::RelinkLocked(std::vector<TaskEntry*> restored, const StoredRecord
         const bool stored = it != named.end() && it->second.ok() && it->second->has_value();
         ended = stored && IsTerminal((*it->second)->status()) ? (*it->second)->status() : pb::TASK_STATUS_CANCELLED;
       }
-      if (ended.has_value()) {
+      if (ended.has_value() && EndsWithParent(e->task, *ended)) {
         (void)StopLocked(e, ParentEndedMessage(parent, *ended), fx);  // unfinished: allowed
         continue;
       }

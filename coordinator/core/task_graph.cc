@@ -29,7 +29,9 @@ std::string ParentEndedMessage(absl::string_view parent, pb::TaskStatus ended) {
   return absl::StrCat("cancelled: parent ", parent, " ended ", StatusName(ended));
 }
 
-bool EndsWithParent(const pb::Task& child) { return child.spec().parent_close() != pb::PARENT_CLOSE_ABANDON; }
+bool EndsWithParent(const pb::Task& child, pb::TaskStatus parent_end) {
+  return parent_end != pb::TASK_STATUS_SUCCESS && child.spec().parent_close() != pb::PARENT_CLOSE_ABANDON;
+}
 
 void TaskGraph::AddChild(const std::string& parent, TaskEntry* child) {
   if (children_[parent].insert(child).second) ++links_;

@@ -33,8 +33,11 @@ std::string NeverMetMessage(absl::string_view dep, pb::TaskStatus ended, pb::Dep
 // Why an unfinished child ends CANCELLED when its parent ends:
 // "cancelled: parent task-X ended failed".
 std::string ParentEndedMessage(absl::string_view parent, pb::TaskStatus ended);
-// Whether the end of its parent cancels this child (UNSPECIFIED reads as cancel).
-bool EndsWithParent(const pb::Task& child);
+// Whether its parent's end (`parent_end`, terminal) cancels this child: a parent that
+// failed, timed out or was cancelled takes along its children unless they were submitted
+// with parent_close ABANDON (UNSPECIFIED reads as cancel); one that succeeded leaves them
+// running (DESIGN.md "Ends propagate").
+bool EndsWithParent(const pb::Task& child, pb::TaskStatus parent_end);
 
 class TaskGraph {
  public:

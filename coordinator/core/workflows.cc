@@ -94,9 +94,7 @@ void Workflows::PropagateEndsLocked(Effects& fx) {
       std::vector<TaskEntry*> children = graph_.TakeChildren(id);
       InSubmissionOrder(children);
       for (TaskEntry* child : children) {
-        // A parent that succeeded leaves its children running (fire-and-forget is allowed);
-        // one that failed, timed out or was cancelled takes them along (DESIGN.md).
-        if (how == pb::TASK_STATUS_SUCCESS || IsTerminal(child->task.status()) || !EndsWithParent(child->task)) continue;
+        if (IsTerminal(child->task.status()) || !EndsWithParent(child->task, how)) continue;
         if (absl::Status s = StopLocked(child, ParentEndedMessage(id, how), fx); !s.ok()) spdlog::error("{}", s.ToString());
       }
       std::vector<TaskEntry*> waiting = graph_.TakeDependents(id);
