@@ -11,17 +11,40 @@ here=$(cd "$(dirname "$0")" && pwd)
 build=$(cd "$1" && pwd)
 source "$here/../../scripts/lib.sh"
 clibin="$build/client/retire-cluster"
-cli() { "$clibin" --coordinator "$RC_ADDR" "$@"; }
+# Every wait is short and bounded, so a broken behaviour fails its checks in seconds instead of
+# running into ctest's timeout: each CLI call is cut off after $cli_limit seconds (a --wait call
+# sets a larger one, above its task's own --timeout), and each part of the test has a time budget
+# that no "eventually" goes past.
+cli() { timeout "${cli_limit:-15}" "$clibin" --coordinator "$RC_ADDR" "$@"; }
 field() { cli get "$1" --json 2>/dev/null | jq -r "$2"; }
 status_is() { [ "$(field "$1" .status)" = "$2" ]; }
-# eventually SECONDS COMMAND...: retries the command every 0.2 s until it succeeds.
+part_end=0
+part() {  # part NAME BUDGET_SECONDS: starts a part of the test
+  part_end=$((SECONDS + $2))
+  echo "--- ${SECONDS}s: $1 (at most $2 s)"
+}
+# eventually SECONDS COMMAND...: retries the command every 0.2 s until it succeeds, for at most
+# SECONDS and never past the current part's budget (it is always tried once).
 eventually() {
-  local limit=$1; shift
-  for _ in $(seq $((limit * 5))); do "$@" && return 0; sleep 0.2; done
+  local end=$((SECONDS + $1)); shift
+  [ "$end" -le "$part_end" ] || end=$part_end
+  for _ in $(seq 300); do
+    "$@" && return 0
+    [ "$SECONDS" -lt "$end" ] || return 1
+    sleep 0.2
+  done
   return 1
 }
 children_are() { [ "$(cli list --parent "$1" --json | jq '.tasks | length')" = "$2" ]; }
-jqe() { jq -e "$@" >/dev/null; }  # jqe [--arg N V]... FILTER: stdin's JSON passes FILTER
+# jqe [--arg N V]... FILTER: stdin holds JSON that passes FILTER. Empty input fails (jq 1.6 -e
+# exits 0 on it, which would let a check pass on a command that printed nothing).
+jqe() {
+  local in
+  in=$(cat)
+  [ -n "${in//[[:space:]]/}" ] || { echo "jqe: no JSON to check" >&2; return 1; }
+  jq -e "$@" >/dev/null <<<"$in"
+}
+fatal() { echo "$passed passed, $((failed + 1)) failed (stopped: $1)" >&2; exit 1; }
 
 cat >"$RC_TMP/main.yaml" <<'YAML'
 heartbeat_interval_seconds: 0.5
@@ -30,9 +53,9 @@ reconnect_grace_seconds: 5
 log_level: warn
 YAML
 printf 'reconnect_initial_seconds: 0.1\nreconnect_max_seconds: 0.5\nlog_level: warn\n' >"$RC_TMP/worker.yaml"
-check "coordinator starts" rc_start_main "$build" --config "$RC_TMP/main.yaml" || exit 1
+check "coordinator starts" rc_start_main "$build" --config "$RC_TMP/main.yaml" || fatal "no coordinator"
 check "a one-slot worker joins" rc_start_worker "$build" w1 --slots 1 --allow command --config "$RC_TMP/worker.yaml" \
-  || exit 1
+  || fatal "no worker"
 
 # Scripts the tasks run. Inside a task the CLI gets no --coordinator: it must find the
 # cluster through RETIRE_CLUSTER_COORDINATOR and RETIRE_CLUSTER_TOKEN alone.
@@ -42,7 +65,7 @@ cat >"$RC_TMP/level.sh" <<'SH'
 cli=$1 n=$2
 if [ "$n" -gt 1 ]; then
   payload="{\"argv\": [\"$0\", \"$cli\", \"$((n - 1))\"]}"
-  "$cli" submit command --payload "$payload" --timeout 120 --max-retries 0 --wait >/dev/null || exit 1
+  "$cli" submit command --payload "$payload" --timeout 20 --max-retries 0 --wait >/dev/null || exit 1
 fi
 echo "level $n done"
 SH
@@ -56,7 +79,7 @@ while [ "$i" -lt "$n" ]; do
   i=$((i + 1))
 done
 for id in $ids; do
-  v=$("$cli" wait "$id" --timeout 60 --json | "$jq" -r .result.i) || exit 1
+  v=$("$cli" wait "$id" --timeout 20 --json | "$jq" -r .result.i) || exit 1
   sum=$((sum + v))
 done
 echo "sum $sum"
@@ -68,16 +91,21 @@ cli=$1
 first=$("$cli" submit sleep --payload '{"duration": 60}' --metadata role=cancel) || exit 1
 "$cli" submit sleep --payload '{"duration": 60}' --metadata role=cancel >/dev/null || exit 1
 "$cli" submit sleep --payload '{"duration": 0.5}' --parent-close abandon --metadata role=abandon >/dev/null || exit 1
-"$cli" wait "$first" --timeout 100
+"$cli" wait "$first" --timeout 30
 SH
 chmod +x "$RC_TMP"/*.sh
 command_payload() { jq -cn --args '{argv: $ARGS.positional}' "$@"; }
 
 # --- 1. a three-level chain on one slot ----------------------------------------------
-out=$(cli submit command --payload "$(command_payload "$RC_TMP/level.sh" "$clibin" 3)" --timeout 120 \
+part "a three-level chain" 30
+out=$(cli_limit=25 cli submit command --payload "$(command_payload "$RC_TMP/level.sh" "$clibin" 3)" --timeout 20 \
   --max-retries 0 --wait --json 2>"$RC_TMP/chain.err")
-check "a three-level chain (each waits for its child) ends success on a one-slot worker" \
-  jqe '.status == "success" and .stdout == "level 3 done\n"' <<<"$out" || cat "$RC_TMP/chain.err" >&2
+chain_ended_well() {
+  jqe '.status == "success" and .stdout == "level 3 done\n"' <<<"$out" && return 0
+  printf 'the chain: %s\n%s\n' "$(jq -c '{status, error_message, stderr}' <<<"$out")" "$(cat "$RC_TMP/chain.err")" >&2
+  return 1
+}
+check "a three-level chain (each waits for its child) ends success on a one-slot worker" chain_ended_well
 top=$(jq -r .task_id <<<"$out")
 tree=$(cli tree "$top" --json)
 check "tree --json nests the chain: root, child, grandchild, all success" jqe '
@@ -92,30 +120,33 @@ check "the worker had one slot" \
   jqe '.workers[] | select(.device_id == "w1") | .slots == 1' <<<"$(cli workers --json)"
 
 # --- 2. a fan-out of 50 children, results summed --------------------------------------
-out=$(cli submit command --payload "$(command_payload "$RC_TMP/fan.sh" "$clibin" "$(command -v jq)" 50)" \
-  --timeout 180 --max-retries 0 --wait --json)
+part "a fan-out of 50" 55
+out=$(cli_limit=50 cli submit command --payload "$(command_payload "$RC_TMP/fan.sh" "$clibin" "$(command -v jq)" 50)" \
+  --timeout 45 --max-retries 0 --wait --json)
 check "one parent fans out 50 children and sums their results (1225)" \
   jqe '.status == "success" and .stdout == "sum 1225\n"' <<<"$out"
 fan=$(jq -r .task_id <<<"$out")
 check "list --parent lists the 50 children" children_are "$fan" 50
 check "GET /tasks?parent= lists them too, each a child of depth 1" jqe --arg p "$fan" \
   '(.tasks | length) == 50 and all(.tasks[]; .parent_task_id == $p and .depth == 1 and .root_task_id == $p)' \
-  <<<"$(curl -s "http://$RC_HTTP/tasks?parent=$fan&limit=1000")"
+  <<<"$(curl -s --max-time 20 "http://$RC_HTTP/tasks?parent=$fan&limit=1000")"
 
 # --- 3. cancel of a parent cancels its children, except an abandoned one -------------
-parent=$(cli submit command --payload "$(command_payload "$RC_TMP/cancel.sh" "$clibin")" --timeout 120 --max-retries 0)
-check "the parent submitted its three children" eventually 30 children_are "$parent" 3
+part "cancel of a parent" 25
+parent=$(cli submit command --payload "$(command_payload "$RC_TMP/cancel.sh" "$clibin")" --timeout 30 --max-retries 0)
+check "the parent submitted its three children" eventually 20 children_are "$parent" 3
 running_first() { cli list --parent "$parent" --json | jqe '[.tasks[] | select(.status == "running")] | length == 1'; }
-check "its first child runs in the parent's lent slot" eventually 30 running_first
+check "its first child runs in the parent's lent slot" eventually 20 running_first
 check "cancel the parent" cli cancel "$parent"
 kids=$(cli list --parent "$parent" --json)
 cancel_ids=$(jq -r '.tasks[] | select(.metadata.role == "cancel") | .task_id' <<<"$kids")
 abandon_id=$(jq -r '.tasks[] | select(.metadata.role == "abandon") | .task_id' <<<"$kids")
-for id in $cancel_ids; do check "child $id ends cancelled with its parent" eventually 20 status_is "$id" cancelled; done
-check "the abandoned child runs on and ends success" eventually 30 status_is "$abandon_id" success
+for id in $cancel_ids; do check "child $id ends cancelled with its parent" eventually 10 status_is "$id" cancelled; done
+check "the abandoned child runs on and ends success" eventually 20 status_is "$abandon_id" success
 check "the parent ended cancelled" status_is "$parent" cancelled
 
 # --- 4. after ok / any / notok ----------------------------------------------------------
+part "after ok/any/notok" 30
 a=$(cli submit sleep --payload '{"duration": 3}')
 b=$(cli submit command --payload '{"command": "exit 3"}' --max-retries 0)
 ok_a=$(cli submit echo --after "$a" --payload '{"x": "ok_a"}')
@@ -128,22 +159,22 @@ any_b=$(cli submit echo --after "$b:any")
 notok_b=$(cli submit echo --after "$b:notok")
 notok_a=$(cli submit echo --after "$a:notok")
 both=$(cli submit echo --after "$a" --after "$b:any" --payload '{"x": "both"}')
-check "afterok of a success runs" eventually 30 status_is "$ok_a" success
+check "afterok of a success runs" eventually 20 status_is "$ok_a" success
 check "... with its own result" [ "$(field "$ok_a" .result.x)" = ok_a ]
-check "afterok of a failure ends cancelled" eventually 30 status_is "$ok_b" cancelled
+check "afterok of a failure ends cancelled" eventually 20 status_is "$ok_b" cancelled
 check "... naming the dependency and how it ended" \
   jqe --arg b "$b" '.error_message | contains($b) and contains("failed")' <<<"$(cli get "$ok_b" --json)"
-check "the cancel cascades down the graph" eventually 30 status_is "$chained" cancelled
-check "afterany of a failure runs" eventually 30 status_is "$any_b" success
-check "afternotok of a failure runs" eventually 30 status_is "$notok_b" success
-check "afternotok of a success ends cancelled" eventually 30 status_is "$notok_a" cancelled
-check "two dependencies (ok and any) both met: runs" eventually 30 status_is "$both" success
+check "the cancel cascades down the graph" eventually 20 status_is "$chained" cancelled
+check "afterany of a failure runs" eventually 20 status_is "$any_b" success
+check "afternotok of a failure runs" eventually 20 status_is "$notok_b" success
+check "afternotok of a success ends cancelled" eventually 20 status_is "$notok_a" cancelled
+check "two dependencies (ok and any) both met: runs" eventually 20 status_is "$both" success
 expect "an unknown dependency is refused naming it" 2 "task-0000dead" cli submit echo --after task-0000dead
 expect "a bad condition is refused naming it" 2 "expected ok, any or notok, got 'maybe'" \
   cli submit echo --after "$a:maybe"
 expect "a bad parent_close is refused naming it" 2 "--parent-close: expected cancel or abandon, got 'never'" \
   cli submit echo --parent-close never
-http_post() { curl -s -w '\n%{http_code}' -H 'Content-Type: application/json' -d "$2" "http://$RC_HTTP$1"; }
+http_post() { curl -s --max-time 20 -w '\n%{http_code}' -H 'Content-Type: application/json' -d "$2" "http://$RC_HTTP$1"; }
 out=$(http_post /tasks "{\"task_type\": \"echo\", \"after\": [{\"task_id\": \"$a\", \"condition\": \"x\"}]}")
 check "HTTP: a bad condition is 400 naming the entry" \
   [ "$out" = "$(printf '{"error":"after[0].condition: expected ok, any or notok, got '"'"'x'"'"'"}\n400')" ]
@@ -153,7 +184,7 @@ first=$(head -1 <<<"$out" | jq -r '.tasks[0].task_id')
 second=$(head -1 <<<"$out" | jq -r '.tasks[1].task_id')
 check "HTTP batch: after_index names an earlier entry (201)" [ "$(tail -1 <<<"$out")" = 201 ]
 check "... stored as that entry's id" jqe --arg f "$first" '.after[0].task_id == $f' <<<"$(cli get "$second" --json)"
-check "... and it runs after it" eventually 30 status_is "$second" success
+check "... and it runs after it" eventually 20 status_is "$second" success
 out=$(http_post /tasks/batch '{"tasks": [{"task_type": "echo", "after": [{"after_index": 1}]},
   {"task_type": "echo", "after": [{"after_index": 0}]}]}')
 # The entry (or, if the core refuses whole batches with a bad graph, the batch) is refused.
@@ -162,6 +193,7 @@ check "HTTP batch: a forward after_index (a cycle) is refused, naming after_inde
 check "... and the entry was not stored" jqe '(.tasks[0].task_id // null) == null' <<<"$(head -1 <<<"$out")"
 
 # --- 5. kill -9 of the coordinator with a pending DAG ----------------------------------
+part "kill -9 of the coordinator with a pending DAG" 30
 blocker=$(cli submit sleep --payload '{"duration": 4}')
 d1=$(cli submit echo --after "$blocker" --payload '{"d": 1}')
 d2=$(cli submit echo --after "$d1" --payload '{"d": 2}')
@@ -169,20 +201,22 @@ d3=$(cli submit echo --after "$blocker:notok" --payload '{"d": 3}')
 check "the blocker runs before the crash" eventually 10 status_is "$blocker" running
 kill -KILL "$RC_MAIN_PID"
 wait "$RC_MAIN_PID" 2>/dev/null
-check "the coordinator restarts on the same data dir" rc_start_main "$build" --config "$RC_TMP/main.yaml"
+check "the coordinator restarts on the same data dir" rc_start_main "$build" --config "$RC_TMP/main.yaml" \
+  || fatal "no coordinator after the restart"
 check "after the restart d2 is still pending, waiting for d1" \
   jqe --arg d "$d1" '.status == "pending" and .waiting_for == [$d]' <<<"$(cli get "$d2" --json)"
-check "the DAG resolves after the restart: d1" eventually 40 status_is "$d1" success
-check "... d2" eventually 20 status_is "$d2" success
-check "... d3 (afternotok of a success) cancelled" eventually 20 status_is "$d3" cancelled
+check "the DAG resolves after the restart: d1" eventually 20 status_is "$d1" success
+check "... d2" eventually 10 status_is "$d2" success
+check "... d3 (afternotok of a success) cancelled" eventually 10 status_is "$d3" cancelled
 check "... d2's result" [ "$(field "$d2" .result.d)" = 2 ]
 
 # --- 6. task tokens: only the own subtree, only while the attempt runs ----------------
+part "task tokens" 30
 other=$(cli submit echo --payload '{"o": 1}')
 probe=$(jq -cn --arg cli "$clibin" --arg other "$other" '{argv: ["/bin/sh", "-c",
   ("printf \"%s\\n%s\\n\" \"$RETIRE_CLUSTER_TOKEN\" \"$RETIRE_CLUSTER_TASK_ID\"; \"" + $cli + "\" get " + $other +
    " >/dev/null 2>&1; echo \"other=$?\"; \"" + $cli + "\" stats >/dev/null 2>&1; echo \"stats=$?\"")]}')
-out=$(cli submit command --payload "$probe" --max-retries 0 --wait --json)
+out=$(cli_limit=25 cli submit command --payload "$probe" --timeout 20 --max-retries 0 --wait --json)
 token=$(jq -r '.stdout | split("\n")[0]' <<<"$out")
 probe_id=$(jq -r .task_id <<<"$out")
 check "the task saw its token and its own id" \
@@ -191,18 +225,20 @@ check "its token could not read a task outside its subtree (exit 6)" jqe '.stdou
 check "nor read the cluster's stats (exit 6)" jqe '.stdout | contains("stats=6")' <<<"$out"
 check "no task view shows the token's digest" \
   jqe 'has("attempt_token_sha256") | not' <<<"$(cli get "$probe_id" --json)"
-before=$(cli list --limit 10000 --json | jq '.tasks | length')
-expect "the token after its attempt ended is refused" 6 "" "$clibin" --coordinator "$RC_ADDR" --token "$token" \
-  submit echo
-expect "... for reads too" 6 "" "$clibin" --coordinator "$RC_ADDR" --token "$token" get "$probe_id"
-check "... and nothing was stored" [ "$(cli list --limit 10000 --json | jq '.tasks | length')" = "$before" ]
+stored() { cli list --limit 10000 --json | jq '.tasks | length'; }
+before=$(stored)
+expect "the token after its attempt ended is refused" 6 "" cli --token "$token" submit echo
+expect "... for reads too" 6 "" cli --token "$token" get "$probe_id"
+unchanged() { [ -n "$before" ] && [ "$(stored)" = "$before" ]; }
+check "... and nothing was stored" unchanged
 
 # --- 7. a child submitted from a bwrap-contained task --------------------------------
+part "a child from a bwrap-contained task" 30
 if bwrap --ro-bind / / --unshare-user --unshare-pid --unshare-net true 2>"$RC_TMP/bwrap.err"; then
   check "a bwrap worker joins" rc_start_worker "$build" boxed --containment bwrap --allow command --tags boxed \
     --config "$RC_TMP/worker.yaml"
   boxed=$(jq -cn --arg cli "$clibin" '{argv: [$cli, "submit", "echo", "--payload", "{\"from\": \"box\"}", "--wait", "--json"]}')
-  out=$(cli submit command --tag boxed --payload "$boxed" --timeout 60 --max-retries 0 --wait --json)
+  out=$(cli_limit=25 cli submit command --tag boxed --payload "$boxed" --timeout 20 --max-retries 0 --wait --json)
   check "a contained task (no network) submits a child and waits for it" \
     jqe '.status == "success" and .worker_device_id == "boxed" and (.stdout | fromjson | .result.from == "box")' <<<"$out"
   check "... the child records its parent" \
@@ -211,5 +247,5 @@ else
   echo "SKIPPED part 7 (bwrap-contained child): bwrap sandboxes do not work here: $(cat "$RC_TMP/bwrap.err")"
 fi
 
-echo "$passed passed, $failed failed"
+echo "${SECONDS}s: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
