@@ -83,7 +83,8 @@ absl::StatusOr<TaskTree> FetchTree(Client& client, const std::string& task_id, c
     ASSIGN_OR_RETURN(std::vector<pb::Task> children, client.List(req));
     // A coordinator that does not know parent_task_id would answer every task: keep
     // only real children.
-    std::erase_if(children, [&](const pb::Task& c) { return c.parent_task_id() != node->task.task_id(); });
+    const std::string& parent_id = node->task.task_id();  // a structured binding cannot be captured (clang)
+    std::erase_if(children, [&parent_id](const pb::Task& c) { return c.parent_task_id() != parent_id; });
     if (static_cast<int>(children.size()) > room) {
       node->children_truncated = true;
       children.resize(room);  // the newest `room` (ListTasks answers newest first)
