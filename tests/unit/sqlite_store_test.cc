@@ -8,6 +8,8 @@
 #include "common/ids.h"
 #include "coordinator/store/sqlite_task_store.h"
 
+#include "tests/unit/write_sync.h"
+
 namespace rc::coordinator {
 namespace {
 
@@ -27,17 +29,6 @@ pb::Task MakeTask(const std::string& id, pb::TaskStatus status, int64_t finished
   return t;
 }
 
-// Writes and waits for the commit.
-absl::Status WriteSync(TaskStore& store, std::vector<pb::Task> tasks) {
-  absl::Notification done;
-  absl::Status result;
-  store.Write(std::move(tasks), [&](absl::Status s) {
-    result = s;
-    done.Notify();
-  });
-  REQUIRE(done.WaitForNotificationWithTimeout(absl::Seconds(10)));
-  return result;
-}
 
 }  // namespace
 

@@ -15,6 +15,8 @@
 #include "coordinator/store/sqlite_task_store.h"
 #include "tests/unit/coordinator_fixture.h"
 
+#include "tests/unit/write_sync.h"
+
 namespace rc::coordinator {
 namespace {
 
@@ -45,16 +47,6 @@ std::string TempDir() {
   return dir;
 }
 
-absl::Status WriteSync(TaskStore& store, std::vector<pb::Task> tasks) {
-  absl::Notification done;
-  absl::Status result;
-  store.Write(std::move(tasks), [&](absl::Status s) {
-    result = s;
-    done.Notify();
-  });
-  REQUIRE(done.WaitForNotificationWithTimeout(absl::Seconds(10)));
-  return result;
-}
 
 pb::Register Worker(const std::vector<std::pair<std::string, int32_t>>& running = {}) {
   pb::Register reg;
