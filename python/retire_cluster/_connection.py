@@ -1,0 +1,117 @@
+"""Where the coordinator is and how to reach it: arguments first, else RETIRE_CLUSTER_* env.
+
+Inside a task the worker sets RETIRE_CLUSTER_COORDINATOR (``unix:PATH``, the task's own
+socket: plaintext, the worker forwards calls on its own connection), RETIRE_CLUSTER_TOKEN
+(the attempt's task token) and RETIRE_CLUSTER_TASK_ID, so ``Client()`` there submits
+children of the task. Elsewhere the defaults are 127.0.0.1:8080 and no token.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Optional, Sequence, Tuple
+
+import grpc
+
+DEFAULT_TARGET = "127.0.0.1:8080"
+# Large batches and many results in one message: as the C++ SDK, no 4 MiB cap.
+_CHANNEL_OPTIONS = [
+    ("grpc.max_receive_message_length", 64 << 20),
+    ("grpc.max_send_message_length", 64 << 20),
+    ("grpc.keepalive_time_ms", 30000),
+    ("grpc.keepalive_timeout_ms", 10000),
+    ("grpc.keepalive_permit_without_calls", 0),
+]
+
+
+def _read(name: str, path: Optional[str]) -> Optional[bytes]:
+    if path is None:
+        return None
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"{name}: expected a file path, got {type(path).__name__}")
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError as e:
+        raise FileNotFoundError(f"{name}: cannot read {path}: {e.strerror}") from None
+
+
+@dataclass(frozen=True)
+class Connection:
+    """Resolved connection settings (see resolve)."""
+    target: str
+    token: str
+    root_certificates: Optional[bytes]
+    private_key: Optional[bytes]
+    certificate_chain: Optional[bytes]
+    rpc_timeout: float
+
+    @property
+    def tls(self) -> bool:
+        return self.root_certificates is not None
+
+    @property
+    def metadata(self) -> Tuple[Tuple[str, str], ...]:
+        """Per-call metadata: the bearer token (sent on plaintext channels too)."""
+        return (("authorization", f"Bearer {self.token}"),) if self.token else ()
+
+    def credentials(self) -> Optional[grpc.ChannelCredentials]:
+        if not self.tls:
+            return None
+        return grpc.ssl_channel_credentials(self.root_certificates, self.private_key, self.certificate_chain)
+
+    def channel(self) -> grpc.Channel:
+        creds = self.credentials()
+        if creds is None:
+            return grpc.insecure_channel(self.target, options=_CHANNEL_OPTIONS)
+        return grpc.secure_channel(self.target, creds, options=_CHANNEL_OPTIONS)
+
+    def aio_channel(self) -> "grpc.aio.Channel":
+        creds = self.credentials()
+        if creds is None:
+            return grpc.aio.insecure_channel(self.target, options=_CHANNEL_OPTIONS)
+        return grpc.aio.secure_channel(self.target, creds, options=_CHANNEL_OPTIONS)
+
+
+def resolve(target: Optional[str] = None, token: Optional[str] = None, *,
+            tls_ca: Optional[str] = None, tls_cert: Optional[str] = None, tls_key: Optional[str] = None,
+            rpc_timeout: float = 10.0) -> Connection:
+    """Settings from the arguments, else the environment, else the defaults.
+
+    target: HOST:PORT or unix:PATH ($RETIRE_CLUSTER_COORDINATOR, default 127.0.0.1:8080).
+    token: the bearer token ($RETIRE_CLUSTER_TOKEN).
+    tls_ca: CA file; TLS is on when it is given ($RETIRE_CLUSTER_TLS_CA).
+    tls_cert, tls_key: client certificate and key for mTLS ($RETIRE_CLUSTER_TLS_CERT/_KEY).
+    A unix: target is always plaintext (the task's own socket).
+    """
+    env = os.environ
+    if target is None:
+        target = env.get("RETIRE_CLUSTER_COORDINATOR") or DEFAULT_TARGET
+    if not isinstance(target, str) or not target:
+        raise TypeError(f"target: expected 'HOST:PORT' or 'unix:PATH', got {target!r}")
+    if not target.startswith("unix:") and ":" not in target:
+        from retire_cluster.errors import InvalidArgument
+        raise InvalidArgument(f"target: expected HOST:PORT or unix:PATH, got {target!r}", "INVALID_ARGUMENT")
+    if token is None:
+        token = env.get("RETIRE_CLUSTER_TOKEN", "")
+    if not isinstance(token, str):
+        raise TypeError(f"token: expected a string, got {type(token).__name__}")
+    if not isinstance(rpc_timeout, (int, float)) or isinstance(rpc_timeout, bool) or rpc_timeout <= 0:
+        raise TypeError(f"rpc_timeout: expected a positive number of seconds, got {rpc_timeout!r}")
+    unix = target.startswith("unix:")
+    tls_ca = tls_ca if tls_ca is not None else (None if unix else env.get("RETIRE_CLUSTER_TLS_CA") or None)
+    tls_cert = tls_cert if tls_cert is not None else (None if unix else env.get("RETIRE_CLUSTER_TLS_CERT") or None)
+    tls_key = tls_key if tls_key is not None else (None if unix else env.get("RETIRE_CLUSTER_TLS_KEY") or None)
+    if (tls_cert is None) != (tls_key is None):
+        raise TypeError("tls_cert and tls_key: give both (a client certificate and its key) or neither")
+    if tls_cert is not None and tls_ca is None:
+        raise TypeError("tls_cert: a client certificate needs tls_ca (TLS to the coordinator)")
+    return Connection(target=target, token=token, root_certificates=_read("tls_ca", tls_ca),
+                      private_key=_read("tls_key", tls_key), certificate_chain=_read("tls_cert", tls_cert),
+                      rpc_timeout=float(rpc_timeout))
+
+
+def current_task_id() -> str:
+    """$RETIRE_CLUSTER_TASK_ID: the task this process runs as, "" outside a task."""
+    return os.environ.get("RETIRE_CLUSTER_TASK_ID", "")
