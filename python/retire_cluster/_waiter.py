@@ -10,6 +10,7 @@ So callbacks, ``concurrent.futures.wait`` and a later ``result()`` still get the
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from typing import Dict, Iterator, List, Optional
@@ -20,6 +21,7 @@ from retire_cluster.errors import Error, RpcError, Unavailable, from_code_number
 from retire_cluster.futures import TaskFuture
 from retire_cluster.v1 import client_service_pb2 as cs
 
+_log = logging.getLogger("retire_cluster")
 MIN_BACKOFF = 0.05
 MAX_BACKOFF = 2.0
 _IDLE_POLL = 1.0
@@ -129,6 +131,10 @@ class Waiter:
                 error: RpcError = Unavailable("the coordinator ended the wait stream", "UNAVAILABLE")
             except grpc.RpcError as e:
                 error = from_grpc(e, self._target)
+            except Exception as e:  # a bug of ours must not leave every wait hanging: break, reopen
+                _log.exception("retire_cluster: wait stream failed")
+                error = Unavailable(f"wait stream failed: {e!r}", "UNAVAILABLE")
+                call.cancel()
             with cv:
                 self._generation += 1  # ends this stream's request generator
                 self._call = None

@@ -130,7 +130,7 @@ class Client:
         timeout
             Seconds the task may run before it ends ``timeout`` (default 300).
         max_retries
-            How often a failed attempt is retried on another worker (default 3).
+            How often a failed attempt is retried (default 3); then the task ends ``failed``.
         min_cpu_cores, min_memory_gb, min_storage_gb
             Run only on a worker with at least this many cores / GB of RAM / GB of disk.
         gpu, internet
@@ -245,6 +245,8 @@ class Client:
         Raises ``rc.NotFound`` from ``result()`` when no such task exists.
         """
         _check_id(task_id)
+        if self._closed:
+            raise RuntimeError("the client is closed")
         f = TaskFuture(self, task_id)
         self._waiter.add([f])
         return f
