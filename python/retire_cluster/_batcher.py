@@ -68,8 +68,9 @@ class SubmitBatcher:
         self._max_in_flight = max_in_flight
         self._max_batch = max_batch
         self._max_batch_bytes = max_batch_bytes
-        self._cv = threading.Condition()
-        # Guarded by _cv:
+        self._lock = threading.Lock()   # a plain lock on the submit path; _cv only for drain
+        self._cv = threading.Condition(self._lock)
+        # Guarded by _lock:
         self._specs: List[bytes] = []   # framed serialized specs
         self._futures: List[TaskFuture] = []
         self._in_flight = 0    # calls on the wire
@@ -79,7 +80,7 @@ class SubmitBatcher:
     def add(self, spec: bytes, future: TaskFuture) -> None:
         """Queues one serialized TaskSpec for ``future`` (framed as SubmitBatchRequest field 1)."""
         framed = b"\n" + varint(len(spec)) + spec
-        with self._cv:
+        with self._lock:
             if self._closed:
                 raise RuntimeError("the client is closed")
             self._specs.append(framed)
@@ -92,7 +93,7 @@ class SubmitBatcher:
     def add_many(self, specs: Sequence[bytes], futures: Sequence[TaskFuture]) -> None:
         """Queues serialized TaskSpecs, one per future."""
         framed = [b"\n" + varint(len(spec)) + spec for spec in specs]
-        with self._cv:
+        with self._lock:
             if self._closed:
                 raise RuntimeError("the client is closed")
             self._specs.extend(framed)
@@ -104,7 +105,7 @@ class SubmitBatcher:
             self._start(*batch)
 
     def queued(self) -> int:
-        with self._cv:
+        with self._lock:
             return len(self._specs) + self._in_flight * self._max_batch
 
     def drain(self, timeout: float) -> bool:
@@ -158,7 +159,7 @@ class SubmitBatcher:
 
     def _answer(self, futures: List[TaskFuture], response, error) -> None:
         # The next call leaves before this one's answers are handed out: keeps the wire busy.
-        with self._cv:
+        with self._lock:
             self._in_flight -= 1
             batch = self._take_locked() if self._specs and self._in_flight < self._max_in_flight else None
         if batch is not None:
