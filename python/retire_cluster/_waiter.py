@@ -25,9 +25,9 @@ _log = logging.getLogger("retire_cluster")
 MIN_BACKOFF = 0.05
 MAX_BACKOFF = 2.0
 _IDLE_POLL = 1.0
-_SMALL_MESSAGE = 64   # results per message below which a busy stream pauses between reads
-_BUSY_GAP = 0.005     # seconds between messages that count as busy
-_PAUSE = 0.002  # how often an idle thread re-checks for close (it is also woken)
+_SMALL_MESSAGE = 64   # results per message (and open waits) that make a stream busy
+_PAUSE = 0.002        # seconds a busy stream waits between reads
+_MAX_IDS = 10000      # ids per request: well under the coordinator's 4 MiB message limit  # how often an idle thread re-checks for close (it is also woken)
 
 
 class Waiter:
@@ -116,18 +116,15 @@ class Waiter:
                 call.cancel()
             delivered = False
             try:
-                last = 0.0
                 for response in call:
                     delivered = True
                     self._deliver(response)
-                    # Results coming fast but few per message: pause before the next read so
-                    # the coordinator's writes wait and the results finishing meanwhile travel
-                    # together (each message read costs two thread hops in grpcio). A lone
-                    # result after a quiet spell is read at once.
-                    now = time.monotonic()
-                    if len(response.tasks) < _SMALL_MESSAGE and now - last < _BUSY_GAP:
+                    # Many waits open but few results per message: pause before the next read
+                    # so the coordinator's writes wait and the results finishing meanwhile
+                    # travel together (each message read costs thread hops in grpcio). With
+                    # few waits open (one task at a time) every result is read at once.
+                    if len(response.tasks) < _SMALL_MESSAGE and len(self._waits) > _SMALL_MESSAGE:
                         time.sleep(_PAUSE)
-                    last = now
                 error: RpcError = Unavailable("the coordinator ended the wait stream", "UNAVAILABLE")
             except grpc.RpcError as e:
                 error = from_grpc(e, self._target)
@@ -152,8 +149,8 @@ class Waiter:
 
     def _requests(self, generation: int, first: List[str]) -> Iterator[cs.WaitTasksRequest]:
         """The stream's requests: gRPC pulls the next one once the previous write is done."""
-        if first:
-            yield cs.WaitTasksRequest(task_ids=first)
+        for i in range(0, len(first), _MAX_IDS):
+            yield cs.WaitTasksRequest(task_ids=first[i:i + _MAX_IDS])
         cv = self._cv
         while True:
             with cv:
@@ -161,7 +158,8 @@ class Waiter:
                     cv.wait(_IDLE_POLL)
                 if self._generation != generation or self._closed:
                     return
-                ids, self._pending = self._pending, []
+                ids = self._pending[:_MAX_IDS]
+                del self._pending[:_MAX_IDS]
             yield cs.WaitTasksRequest(task_ids=ids)
 
     def _deliver(self, response: cs.WaitTasksResponse) -> None:
