@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Callable, List, Sequence, Tuple
+from typing import Callable, List, Optional, Sequence, Tuple
 
 import grpc
 
@@ -55,7 +55,7 @@ def with_payload(spec: bytes, payload_json: str) -> bytes:
 
 
 class SubmitBatcher:
-    def __init__(self, channel: grpc.Channel, metadata, rpc_timeout: float, target: str,
+    def __init__(self, channel: grpc.Channel, metadata: Sequence[Tuple[str, str]], rpc_timeout: float, target: str,
                  on_accepted: Callable[[List[TaskFuture]], None],
                  max_in_flight: int = MAX_IN_FLIGHT, max_batch: int = MAX_BATCH,
                  max_batch_bytes: int = MAX_BATCH_BYTES) -> None:
@@ -120,7 +120,7 @@ class SubmitBatcher:
                 self._cv.wait(left)
         return True
 
-    def _take_locked(self):
+    def _take_locked(self) -> Tuple[List[bytes], List[TaskFuture]]:
         specs = self._specs
         n = min(len(specs), self._max_batch)
         if n > 1:
@@ -147,7 +147,7 @@ class SubmitBatcher:
             return
         call.add_done_callback(lambda c: self._finished(c, futures))
 
-    def _finished(self, call, futures: List[TaskFuture]) -> None:
+    def _finished(self, call: grpc.Future, futures: List[TaskFuture]) -> None:
         try:
             response = call.result()
             error = None
@@ -157,7 +157,8 @@ class SubmitBatcher:
             response, error = None, Error(f"submit failed: {e!r}")
         self._answer(futures, response, error)
 
-    def _answer(self, futures: List[TaskFuture], response, error) -> None:
+    def _answer(self, futures: List[TaskFuture], response: Optional[cs.SubmitBatchResponse],
+                error: Optional[Exception]) -> None:
         # The next call leaves before this one's answers are handed out: keeps the wire busy.
         with self._lock:
             self._in_flight -= 1

@@ -13,27 +13,28 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Dict, Iterator, List, Optional
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 import grpc
 
 from retire_cluster.errors import Error, RpcError, Unavailable, from_code_number, from_grpc
 from retire_cluster.futures import TaskFuture
 from retire_cluster.v1 import client_service_pb2 as cs
+from retire_cluster.v1 import client_service_pb2_grpc as cs_grpc
 
 _log = logging.getLogger("retire_cluster")
 MIN_BACKOFF = 0.05
 MAX_BACKOFF = 2.0
-_IDLE_POLL = 1.0
+_IDLE_POLL = 1.0      # how often an idle thread re-checks for close (it is also woken)
 _SMALL_MESSAGE = 64   # results per message (and open waits) that make a stream busy
 _PAUSE = 0.002        # seconds a busy stream waits between reads
-_MAX_IDS = 10000      # ids per request: well under the coordinator's 4 MiB message limit  # how often an idle thread re-checks for close (it is also woken)
+_MAX_IDS = 10000      # ids per request: well under the coordinator's 4 MiB message limit
 
 
 class Waiter:
     """The client's wait stream (started on the first wait, closed by ``close``)."""
 
-    def __init__(self, stub, metadata, target: str) -> None:
+    def __init__(self, stub: cs_grpc.ClientServiceStub, metadata: Sequence[Tuple[str, str]], target: str) -> None:
         self._stub = stub
         self._metadata = metadata
         self._target = target
@@ -43,7 +44,7 @@ class Waiter:
         self._pending: List[str] = []                    # ids not yet sent on the current stream
         self._generation = 0                             # bumps when a stream ends
         self._closed = False
-        self._call = None
+        self._call: Optional[grpc.Future] = None
         self._thread: Optional[threading.Thread] = None
 
     def add(self, futures: List[TaskFuture]) -> None:
@@ -134,7 +135,7 @@ class Waiter:
                 call.cancel()
             with cv:
                 self._generation += 1  # ends this stream's request generator
-                self._call = None
+                self._call: Optional[grpc.Future] = None
                 if self._closed:
                     return
                 broken = [f for same in self._waits.values() for f in same]

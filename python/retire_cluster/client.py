@@ -361,7 +361,7 @@ class Client:
     def _cancel_call(self, task_id: str) -> cs.CancelTaskResponse:
         return self._unary(self._stub.CancelTask, cs.CancelTaskRequest(task_id=task_id))
 
-    def _unary(self, method, request):
+    def _unary(self, method: Any, request: Any) -> Any:
         try:
             return method(request, timeout=self._rpc_timeout, metadata=self._metadata)
         except grpc.RpcError as e:
