@@ -28,7 +28,7 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional
 import grpc
 
 from retire_cluster import _connection, errors
-from retire_cluster._aio_batcher import SubmitBatcher
+from retire_cluster._aio_batcher import SubmitBatcher, frame, frame_with_payload
 from retire_cluster._aio_waiter import WaitStream
 from retire_cluster._specs import build_spec, payload_text
 from retire_cluster._views import (STATUS_VALUES, result_value, stats_to_dict, task_to_dict,
@@ -256,7 +256,7 @@ class Client:
         self._ready()
         fut = TaskFuture(self)
         accepted = fut._accepted = self._loop.create_future()
-        self._batcher.add(spec, fut)
+        self._batcher.add(frame(spec.SerializeToString()), fut)
         try:
             await accepted
         except asyncio.CancelledError:
@@ -270,9 +270,9 @@ class Client:
 
         options: as :meth:`submit` (priority, tags, ...), the same for every task; bad
         options or payloads raise before anything is sent. timeout: seconds to wait for
-        all results, else ``TimeoutError``. The first failure in order raises (the task's
-        :class:`rc.TaskFailed` ..., or a refusal); with ``return_exceptions=True`` the
-        exception takes the result's place instead. When map raises (a failure, the
+        all results, else ``TimeoutError``. The first failure raises as soon as it is known
+        (the task's :class:`rc.TaskFailed` ..., or a refusal); with
+        ``return_exceptions=True`` the exception takes the result's place instead. When map raises (a failure, the
         timeout, or cancellation) it cancels its tasks that have not finished.
         """
         if not isinstance(return_exceptions, bool):
@@ -280,13 +280,9 @@ class Client:
         wait_timeout = _seconds("timeout", timeout)
         if isinstance(payloads, (str, bytes, Mapping)):
             raise TypeError(f"payloads: expected a list of dicts, got {type(payloads).__name__}")
-        template = build_spec(task_type, None, **options)
-        specs = []
-        for i, payload in enumerate(payloads):
-            spec = task_pb2.TaskSpec()
-            spec.CopyFrom(template)
-            spec.payload = payload_text(payload, f"payloads[{i}]")
-            specs.append(spec)
+        template = build_spec(task_type, None, payload_json="", **options).SerializeToString()
+        specs = [frame_with_payload(template, payload_text(payload, f"payloads[{i}]"))
+                 for i, payload in enumerate(payloads)]
         if not specs:
             return []
         self._ready()
@@ -420,7 +416,11 @@ class Client:
         self._channel = self._conn.aio_channel()
         stub = self._stub = cs_grpc.ClientServiceStub(self._channel)
         md, rpc_timeout = self._metadata, self._conn.rpc_timeout
-        self._batcher = SubmitBatcher(lambda request: stub.SubmitBatch(request, timeout=rpc_timeout, metadata=md),
+        # SubmitBatch with the request already encoded (the batcher concatenates framed specs)
+        submit_batch = self._channel.unary_unary("/retire_cluster.v1.ClientService/SubmitBatch",
+                                                 request_serializer=None,
+                                                 response_deserializer=cs_pb2.SubmitBatchResponse.FromString)
+        self._batcher = SubmitBatcher(lambda request: submit_batch(request, timeout=rpc_timeout, metadata=md),
                                       self._accepted, self._refused, self.target)
         self._waiter = WaitStream(lambda: stub.WaitTasks(metadata=md, wait_for_ready=True),
                                   _deliver, _fail, self.target)
@@ -476,13 +476,33 @@ class Client:
 
 
 async def _collect(futs: List[TaskFuture], return_exceptions: bool) -> List[Any]:
+    """The futures' results in order; one wake-up for all of them (not one per future).
+
+    Without return_exceptions, returns early when one fails and raises the first failure
+    (in order) among those done.
+    """
+    pending = [f for f in futs if not f.done()]
+    if pending:
+        woken = asyncio.get_running_loop().create_future()
+        left = len(pending)
+
+        def on_done(f: TaskFuture) -> None:
+            nonlocal left
+            left -= 1
+            if woken.done():
+                return
+            if left == 0 or not return_exceptions and (f.cancelled() or f.exception() is not None):
+                woken.set_result(None)
+
+        for f in pending:
+            f.add_done_callback(on_done)
+        await woken
     out: List[Any] = []
     for f in futs:
-        if return_exceptions:
-            try:
-                out.append(await f)
-            except Exception as e:  # noqa: BLE001 - the exception is the answer
-                out.append(e)
+        if not f.done():
+            out.append(None)  # only when an earlier failure is about to raise
+        elif f.cancelled() or f.exception() is None or not return_exceptions:
+            out.append(f.result())  # raises the failure (without return_exceptions)
         else:
-            out.append(await f)
+            out.append(f.exception())
     return out
