@@ -23,14 +23,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, Dict, Iterable, List, Mapping, Optional
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence
 
 import grpc
 
 from retire_cluster import _connection, errors
 from retire_cluster._aio_batcher import SubmitBatcher, frame, frame_with_payload
 from retire_cluster._aio_waiter import WaitStream
-from retire_cluster._specs import build_spec, payload_text
+from retire_cluster._specs import Dependency, build_spec, payload_text
 from retire_cluster._views import (STATUS_VALUES, result_value, stats_to_dict, task_to_dict,
                                    worker_to_dict)
 from retire_cluster.v1 import client_service_pb2 as cs_pb2
@@ -64,6 +64,8 @@ class TaskFuture(asyncio.Future):
 
     An exception no one retrieved is not logged (a failed task is an answer, not a bug).
     """
+
+    __slots__ = ("_client", "_task_id", "_final", "_dict", "_accepted")
 
     def __init__(self, client: "Client", task_id: Optional[str] = None):
         super().__init__(loop=client._loop)
@@ -227,7 +229,7 @@ class Client:
                      gpu: bool = False, internet: bool = False, platform: Optional[str] = None,
                      role: Optional[str] = None, tags: Optional[Iterable[str]] = None,
                      device: Optional[str] = None, metadata: Optional[Mapping[str, str]] = None,
-                     idempotency_key: Optional[str] = None, after: Optional[List[Any]] = None,
+                     idempotency_key: Optional[str] = None, after: Optional[Sequence[Dependency]] = None,
                      parent_close: Optional[str] = None) -> TaskFuture:
         """Submits a task; returns its :class:`TaskFuture` once the coordinator accepted it.
 
@@ -264,16 +266,18 @@ class Client:
             raise
         return fut
 
-    async def map(self, task_type: str, payloads: Iterable[Mapping[str, Any]], *,
+    async def map(self, task_type: str, payloads: Iterable[Optional[Mapping[str, Any]]], *,
                   timeout: Optional[float] = None, return_exceptions: bool = False, **options: Any) -> List[Any]:
         """Runs one task per payload; returns their results in the order of ``payloads``.
 
         options: as :meth:`submit` (priority, tags, ...), the same for every task; bad
-        options or payloads raise before anything is sent. timeout: seconds to wait for
-        all results, else ``TimeoutError``. The first failure raises as soon as it is known
-        (the task's :class:`rc.TaskFailed` ..., or a refusal); with
-        ``return_exceptions=True`` the exception takes the result's place instead. When map raises (a failure, the
-        timeout, or cancellation) it cancels its tasks that have not finished.
+        options or payloads raise before anything is sent (a payload may be None: {}).
+        timeout: seconds to wait for all results, else ``TimeoutError`` (the tasks keep
+        running; map has no per-task ``timeout`` option, the tasks get the default limit).
+        The first task (in order) that did not succeed raises its exception
+        (:class:`rc.TaskFailed`, :class:`rc.TaskTimeout`, :class:`rc.TaskCancelled`, or the
+        submit's refusal); with ``return_exceptions=True`` the exception takes its place in
+        the list instead. Cancelling map cancels its unfinished tasks.
         """
         if not isinstance(return_exceptions, bool):
             raise TypeError(f"return_exceptions: expected True or False, got {type(return_exceptions).__name__}")
@@ -289,12 +293,11 @@ class Client:
         futs = [TaskFuture(self) for _ in specs]
         self._batcher.add_many(specs, futs)
         try:
-            if wait_timeout is None:
-                return await _collect(futs, return_exceptions)
-            return await asyncio.wait_for(_collect(futs, return_exceptions), wait_timeout)
-        finally:
+            return await _collect(futs, return_exceptions, wait_timeout)
+        except asyncio.CancelledError:
             for f in futs:
-                f.cancel()  # a no-op for the finished ones
+                f.cancel()  # nobody else holds these futures: cancel the tasks (a no-op for finished ones)
+            raise
 
     async def future(self, task_id: str) -> TaskFuture:
         """A :class:`TaskFuture` for an existing task (``await`` it as a submitted one's).
@@ -475,34 +478,48 @@ class Client:
                 return
 
 
-async def _collect(futs: List[TaskFuture], return_exceptions: bool) -> List[Any]:
-    """The futures' results in order; one wake-up for all of them (not one per future).
+async def _collect(futs: List[TaskFuture], return_exceptions: bool, timeout: Optional[float]) -> List[Any]:
+    """The futures' results in order, as the sync client's map gives them.
 
-    Without return_exceptions, returns early when one fails and raises the first failure
-    (in order) among those done.
+    Without return_exceptions the first future (in order) that failed raises. Cheap on the
+    way to success: one wake-up when all are done (not one per future). TimeoutError after
+    ``timeout`` seconds; nothing is cancelled here.
     """
-    pending = [f for f in futs if not f.done()]
-    if pending:
-        woken = asyncio.get_running_loop().create_future()
-        left = len(pending)
+    loop = asyncio.get_running_loop()
+    deadline = None if timeout is None else loop.time() + timeout
+
+    async def settle(fs) -> None:
+        """Waits until every one of ``fs`` is done, or (without return_exceptions) one failed."""
+        woken = loop.create_future()
+        left = len(fs)
 
         def on_done(f: TaskFuture) -> None:
             nonlocal left
             left -= 1
-            if woken.done():
-                return
-            if left == 0 or not return_exceptions and (f.cancelled() or f.exception() is not None):
+            if not woken.done() and (left == 0 or not return_exceptions and
+                                     (f.cancelled() or f.exception() is not None)):
                 woken.set_result(None)
 
-        for f in pending:
+        for f in fs:
             f.add_done_callback(on_done)
-        await woken
+        try:
+            done, _ = await asyncio.wait([woken], timeout=None if deadline is None else deadline - loop.time())
+            if not done:
+                raise asyncio.TimeoutError(f"map: {sum(not f.done() for f in futs)} of {len(futs)} tasks "
+                                           f"unfinished after {timeout:g}s")
+        finally:
+            for f in fs:
+                f.remove_done_callback(on_done)
+
+    pending = [f for f in futs if not f.done()]
+    if pending:
+        await settle(pending)
     out: List[Any] = []
     for f in futs:
         if not f.done():
-            out.append(None)  # only when an earlier failure is about to raise
-        elif f.cancelled() or f.exception() is None or not return_exceptions:
-            out.append(f.result())  # raises the failure (without return_exceptions)
+            await settle([f])  # an earlier failure is known: this one decides which raises
+        if not return_exceptions or f.cancelled() or f.exception() is None:
+            out.append(f.result())  # raises the first failure in order
         else:
             out.append(f.exception())
     return out
