@@ -124,21 +124,24 @@ class SubmitBatcher:
             try:
                 response = await self._send(b"".join(specs))
             except grpc.RpcError as e:
-                error = errors.from_grpc(e, self._target)
-                for entry in entries:
-                    self._refuse(entry, error)
+                for entry in entries:  # one exception each: each is raised in its own submit
+                    self._refuse(entry, errors.from_grpc(e, self._target))
                 return
             except asyncio.CancelledError:
-                error = errors.from_status(grpc.StatusCode.CANCELLED, "the client was closed before the submit "
-                                           "was answered", self._target)
                 for entry in entries:
-                    self._refuse(entry, error)
+                    self._refuse(entry, errors.from_status(
+                        grpc.StatusCode.CANCELLED, "the client was closed before the submit was answered",
+                        self._target))
                 raise
+            except Exception as e:  # noqa: BLE001 - grpc.aio usage errors: never leave a submit hanging
+                for entry in entries:
+                    self._refuse(entry, errors.RpcError(f"SubmitBatch failed: {e!r}", "UNKNOWN"))
+                return
             results = response.results
             if len(results) != len(entries):
-                error = errors.RpcError(f"coordinator answered {len(results)} of {len(entries)} submits", "INTERNAL")
                 for entry in entries:
-                    self._refuse(entry, error)
+                    self._refuse(entry, errors.RpcError(
+                        f"coordinator answered {len(results)} of {len(entries)} submits", "INTERNAL"))
                 return
             answer, refuse, target = self._answer, self._refuse, self._target
             for entry, r in zip(entries, results):

@@ -120,6 +120,8 @@ class WaitStream:
                     error = errors.from_grpc(e, self._target)
                     if e.code() not in _RETRYABLE:
                         self._fail_all(error)
+                except Exception as e:  # noqa: BLE001 - a grpc.aio usage error: a new stream, as for a break
+                    error = errors.RpcError(f"wait stream failed: {e!r}", "UNKNOWN")
                 finally:
                     writer.cancel()
                     call.cancel()
