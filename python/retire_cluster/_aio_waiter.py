@@ -72,11 +72,10 @@ class WaitStream:
     def discard(self, task_id: str, waiter: Any) -> None:
         """Stops delivering to ``waiter`` (a wait that timed out); the id stays on the stream."""
         waiters = self._waits.get(task_id)
-        if waiters is not None:
-            try:
-                waiters.remove(waiter)
-            except ValueError:
-                pass
+        if waiters is not None and waiter in waiters:
+            waiters.remove(waiter)
+            if not waiters:
+                del self._waits[task_id]  # its answer, if it comes, is dropped
 
     @property
     def open_waits(self) -> int:
