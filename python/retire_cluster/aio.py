@@ -400,6 +400,7 @@ class Client:
             await asyncio.wait(list(self._cancellers), timeout=self._conn.rpc_timeout)
         await self._waiter.close(self._closed_error("the client was closed before the task ended"))
         await self._channel.close()
+        self._stub = None  # no more calls (cancels asked for from now on are dropped)
 
     # -- internals -----------------------------------------------------------------------
 
@@ -457,7 +458,7 @@ class Client:
 
     def _cancel_later(self, task_id: str) -> None:
         """Asks the coordinator to cancel a task, without waiting (TaskFuture.cancel)."""
-        if self._channel is None or self._loop is None or self._loop.is_closed():
+        if self._stub is None or self._loop.is_closed():
             return
         self._cancel_queue.append(task_id)
         if len(self._cancellers) < _MAX_CANCELS_IN_FLIGHT:
@@ -466,7 +467,7 @@ class Client:
             worker.add_done_callback(self._cancellers.discard)
 
     async def _send_cancels(self) -> None:
-        while self._cancel_queue:
+        while self._cancel_queue and self._stub is not None:
             task_id = self._cancel_queue.pop()
             try:
                 await self._stub.CancelTask(cs_pb2.CancelTaskRequest(task_id=task_id),
