@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence
 
 import grpc
@@ -170,8 +171,8 @@ def _seconds(name: str, value: Any) -> Optional[float]:
         return None
     if not isinstance(value, (int, float)) or isinstance(value, bool):
         raise TypeError(f"{name}: expected a number of seconds, got {type(value).__name__}")
-    if not value >= 0:
-        raise errors.InvalidArgument(f"{name}: expected a non-negative number of seconds, got {value!r}",
+    if not (value >= 0 and math.isfinite(value)):
+        raise errors.InvalidArgument(f"{name}: expected a non-negative finite number of seconds, got {value!r}",
                                      "INVALID_ARGUMENT")
     return float(value)
 
