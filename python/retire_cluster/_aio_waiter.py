@@ -53,6 +53,7 @@ class WaitStream:
         self._queued: List[str] = []             # ids not yet written on the current stream
         self._wake = asyncio.Event()             # set when _queued gained ids
         self._runner: Optional[asyncio.Task] = None
+        self._call = None                        # the current stream call
         self._closed = False
         self.breaks = 0                          # streams that broke (for tests and diagnostics)
         self.last_error: Optional[BaseException] = None
@@ -91,6 +92,14 @@ class WaitStream:
                 await runner
             except asyncio.CancelledError:
                 pass
+        call, self._call = self._call, None
+        if call is not None:
+            # Let gRPC finish the cancelled call on this loop: its last events arriving after
+            # the loop closed make grpc.aio print "Event loop is closed" (grpc/grpc#34139).
+            try:
+                await asyncio.wait_for(call.code(), 1.0)
+            except (asyncio.TimeoutError, asyncio.CancelledError, grpc.RpcError):
+                pass
         waits, self._waits = self._waits, {}
         for waiters in waits.values():
             for w in waiters:
@@ -103,7 +112,7 @@ class WaitStream:
             while not self._closed:
                 self._queued = list(self._waits)  # a new stream asks for every open wait
                 self._wake.set()
-                call = self._open_call()
+                call = self._call = self._open_call()
                 writer = asyncio.get_running_loop().create_task(self._write(call))
                 error: Optional[BaseException] = None
                 try:

@@ -402,6 +402,9 @@ class Client:
         await self._waiter.close(self._closed_error("the client was closed before the task ended"))
         await self._channel.close()
         self._stub = None  # no more calls (cancels asked for from now on are dropped)
+        # The cancelled calls' last events come from gRPC's poller thread: take them on this
+        # loop while it runs (after it closed, grpc.aio prints "Event loop is closed").
+        await asyncio.sleep(0.01)
 
     # -- internals -----------------------------------------------------------------------
 
