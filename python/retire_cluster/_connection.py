@@ -24,6 +24,14 @@ _CHANNEL_OPTIONS = [
     ("grpc.keepalive_permit_without_calls", 0),
 ]
 
+# Both clients' main connection: back within about 2 s of a coordinator restart (gRPC's own
+# backoff grows to 120 s).
+RECONNECT_OPTIONS = [("grpc.initial_reconnect_backoff_ms", 250), ("grpc.min_reconnect_backoff_ms", 250),
+                     ("grpc.max_reconnect_backoff_ms", 2000)]
+# The wait stream's own connection: a small fixed HTTP/2 window, so that results queue at the
+# coordinator while the reader pauses and then travel many per message (see _waiter, _aio_waiter).
+WAIT_CHANNEL_OPTIONS = RECONNECT_OPTIONS + [("grpc.http2.lookahead_bytes", 16384), ("grpc.http2.bdp_probe", 0)]
+
 
 def _read(name: str, path: Optional[str]) -> Optional[bytes]:
     if path is None:
@@ -69,11 +77,13 @@ class Connection:
             return grpc.insecure_channel(self.target, options=options)
         return grpc.secure_channel(self.target, creds, options=options)
 
-    def aio_channel(self) -> "grpc.aio.Channel":
+    def aio_channel(self, extra_options: Sequence[Tuple[str, Any]] = ()) -> "grpc.aio.Channel":
+        """As channel(), for grpc.aio."""
         creds = self.credentials()
+        options = _CHANNEL_OPTIONS + list(extra_options)
         if creds is None:
-            return grpc.aio.insecure_channel(self.target, options=_CHANNEL_OPTIONS)
-        return grpc.aio.secure_channel(self.target, creds, options=_CHANNEL_OPTIONS)
+            return grpc.aio.insecure_channel(self.target, options=options)
+        return grpc.aio.secure_channel(self.target, creds, options=options)
 
 
 def resolve(target: Optional[str] = None, token: Optional[str] = None, *,

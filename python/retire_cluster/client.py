@@ -27,10 +27,6 @@ from retire_cluster.v1 import client_service_pb2 as cs
 from retire_cluster.v1 import client_service_pb2_grpc as cs_grpc
 from retire_cluster.v1 import task_pb2
 
-# After a coordinator restart, reconnect within 2 s (gRPC's default backoff grows to 120 s).
-_RECONNECT_OPTIONS = [("grpc.initial_reconnect_backoff_ms", 250), ("grpc.min_reconnect_backoff_ms", 250),
-                      ("grpc.max_reconnect_backoff_ms", 2000)]
-_WAIT_CHANNEL_OPTIONS = _RECONNECT_OPTIONS + [("grpc.http2.lookahead_bytes", 16384), ("grpc.http2.bdp_probe", 0)]
 _payload_text = _specs.payload_text
 
 
@@ -78,12 +74,12 @@ class Client:
                                          rpc_timeout=rpc_timeout)
         self._rpc_timeout = self._conn.rpc_timeout
         self._metadata = self._conn.metadata
-        self._channel = self._conn.channel(_RECONNECT_OPTIONS)
+        self._channel = self._conn.channel(_connection.RECONNECT_OPTIONS)
         self._stub = cs_grpc.ClientServiceStub(self._channel)
         # The wait stream has its own connection with a small receive window: while this
         # process is busy, the coordinator's writes wait and the results finishing meanwhile
         # travel together in one message (each message read costs a thread hop in grpcio).
-        self._wait_channel = self._conn.channel(_WAIT_CHANNEL_OPTIONS)
+        self._wait_channel = self._conn.channel(_connection.WAIT_CHANNEL_OPTIONS)
         self._waiter = Waiter(cs_grpc.ClientServiceStub(self._wait_channel), self._metadata, self._conn.target)
         self._batcher = SubmitBatcher(self._channel, self._metadata, self._rpc_timeout, self._conn.target,
                                       self._waiter.add)
