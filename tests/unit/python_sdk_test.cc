@@ -53,7 +53,7 @@ TEST_CASE("python SDK: auto-discovery tries the build tree, then the install pre
   REQUIRE(sdk.ok());
   CHECK(sdk->dir == "/opt/rc/share/retire-cluster/python");
   CHECK(sdk->how == "installed");
-  CHECK(installed.probed == std::vector<std::string>{"/python", "/opt/rc/share/retire-cluster/python"});
+  CHECK(installed.probed == std::vector<std::string>{"/opt/python", "/opt/rc/share/retire-cluster/python"});
 
   // A build tree whose stubs were never generated is passed over, and said so.
   FakeDisk neither;
@@ -61,7 +61,7 @@ TEST_CASE("python SDK: auto-discovery tries the build tree, then the install pre
   sdk = ChoosePythonSdk(std::nullopt, kBuildBinary, neither.probe());
   REQUIRE(sdk.ok());
   CHECK(sdk->dir.empty());
-  CHECK(sdk->how == "not found (/src/rc/python lacks " + kStubs + "; /src/rc/share/retire-cluster/python lacks " +
+  CHECK(sdk->how == "not found (/src/rc/python lacks " + kStubs + "; /src/rc/build/share/retire-cluster/python lacks " +
                         kInit + ", " + kStubs + ")");
 
   FakeDisk unknown;
