@@ -107,6 +107,9 @@ std::vector<FlagSpec> WorkerFlagSpecs() {
       {"allow", "TYPE,...", "opt-in task types (dangerous handlers, plugins)"},
       {"node-task-root", "DIR", "root for node_task directories"},
       {"plugin-dir", "DIR", "directory of plugins"},
+      {"python-sdk-dir", "DIR",
+       "Python SDK (holding retire_cluster/) for python_script tasks' PYTHONPATH (default: found beside "
+       "this binary; \"\" turns it off)"},
       {"data-dir", "DIR", "worker state directory (default /tmp/retire-cluster-worker)"},
       {"metrics-port", "PORT", "serve Prometheus /metrics on 127.0.0.1:PORT (0 picks a free one)"},
       {"token-file", "FILE", "join token to present to the coordinator (first line of FILE)"},
@@ -229,6 +232,7 @@ absl::StatusOr<WorkerConfig> ParseWorkerYaml(const std::string& text, const std:
   RETURN_IF_ERROR(y.Read("venv_cache_mb", &c.venv_cache_mb));
   RETURN_IF_ERROR(y.Read("python_requirements", &c.python_requirements));
   RETURN_IF_ERROR(y.Read("python_index_url", &c.python_index_url));
+  RETURN_IF_ERROR(y.Read("python_sdk_dir", &c.python_sdk_dir));
   RETURN_IF_ERROR(y.Read("metrics_port", &c.metrics_port));
   RETURN_IF_ERROR(y.Read("metrics_host", &c.metrics_host));
   RETURN_IF_ERROR(y.Read("node_task_root", &c.node_task_root));
@@ -444,6 +448,7 @@ absl::StatusOr<WorkerConfig> LoadWorkerConfig(const ParsedFlags& f) {
   SetString(f, "node-task-root", &c.node_task_root);
   RETURN_IF_ERROR(SetInt(f, "metrics-port", &c.metrics_port));
   SetString(f, "plugin-dir", &c.plugin_dir);
+  if (std::optional<std::string> v = f.Get("python-sdk-dir")) c.python_sdk_dir = *v;  // "" turns it off
   SetString(f, "data-dir", &c.data_dir);
   SetString(f, "log-level", &c.log_level);
   SetString(f, "log-format", &c.log_format);
@@ -458,6 +463,9 @@ absl::StatusOr<WorkerConfig> LoadWorkerConfig(const ParsedFlags& f) {
   // Absolute, so that task processes (which run elsewhere) find them.
   for (std::string* dir : {&c.data_dir, &c.plugin_dir, &c.node_task_root}) {
     if (!dir->empty()) *dir = std::filesystem::absolute(*dir).lexically_normal().string();
+  }
+  if (c.python_sdk_dir.has_value() && !c.python_sdk_dir->empty()) {
+    c.python_sdk_dir = std::filesystem::absolute(*c.python_sdk_dir).lexically_normal().string();
   }
   return c;
 }

@@ -4,6 +4,7 @@
 // Errors name the file, the key (or flag) and the problem.
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -88,6 +89,10 @@ struct WorkerConfig {
   // Package index for python_script installs ("" = pip's default). Under containment
   // bwrap without internet, installs may reach only this host.
   std::string python_index_url;  // python_script virtualenvs kept (least recently used go first)
+  // The directory holding the Python SDK (retire_cluster/), put on python_script tasks'
+  // PYTHONPATH: unset (nullopt) looks beside the worker binary (worker/handlers/python_sdk.h),
+  // "" turns it off, a directory must hold the SDK or the worker does not start.
+  std::optional<std::string> python_sdk_dir;
   std::string node_task_root;
   std::string plugin_dir;
   std::string data_dir = "/tmp/retire-cluster-worker";  // free disk is measured here

@@ -39,6 +39,14 @@ absl::Status YamlFields::Read(const std::string& key, std::string* out) {
   return absl::OkStatus();
 }
 
+absl::Status YamlFields::Read(const std::string& key, std::optional<std::string>* out) {
+  std::string value;
+  const bool present = node_[key].IsDefined() && !node_[key].IsNull();
+  if (absl::Status s = Read(key, &value); !s.ok()) return s;
+  if (present) *out = std::move(value);
+  return absl::OkStatus();
+}
+
 namespace {
 // Integers of any width: a value outside the type's range is refused, never truncated.
 template <typename Int>

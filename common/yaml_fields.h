@@ -3,6 +3,7 @@
 // keys can be reported. yaml-cpp exceptions stop here and become Status.
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -20,6 +21,8 @@ class YamlFields {
 
   // Absent keys leave *out untouched.
   absl::Status Read(const std::string& key, std::string* out);
+  // Present (even "") sets *out; absent or null leaves it untouched (nullopt = unset).
+  absl::Status Read(const std::string& key, std::optional<std::string>* out);
   absl::Status Read(const std::string& key, int* out);
   absl::Status Read(const std::string& key, int64_t* out);
   absl::Status Read(const std::string& key, bool* out);

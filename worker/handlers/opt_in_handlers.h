@@ -3,6 +3,7 @@
 // code or reach other machines. A worker advertises only the types it enabled.
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -24,10 +25,15 @@ struct PythonScriptOptions {
   uint64_t cache_limit_bytes = 0;     // venv_cache_mb; 0 = no limit
   std::string requirements = "names";  // python_requirements: names | any
   std::string index_url;               // python_index_url ("" = pip's default index)
+  // python_sdk_dir: where the SDK is (nullopt: beside the worker binary; "": none).
+  std::optional<std::string> sdk_dir;
   static PythonScriptOptions FromConfig(const WorkerConfig& config);
 };
 // FAILED_PRECONDITION when python3 is missing; INVALID_ARGUMENT naming
-// python_index_url when it is neither an http(s) URL nor an absolute directory.
+// python_index_url when it is neither an http(s) URL nor an absolute directory, or naming
+// python_sdk_dir when it is set and lacks the SDK (worker/handlers/python_sdk.h);
+// FAILED_PRECONDITION when it is set to a path the containment tier hides from tasks.
+// Logs one line saying whether tasks can import the SDK, and from where.
 absl::StatusOr<std::unique_ptr<Handler>> MakePythonScriptHandler(const ExecutionOptions& options,
                                                                  const PythonScriptOptions& python);
 std::unique_ptr<Handler> MakeNodeTaskHandler(const std::string& root, const ExecutionOptions& options);
