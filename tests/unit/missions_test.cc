@@ -355,7 +355,7 @@ TEST_CASE_METHOD(MissionRoutes, "Missions: a failed script answers 200 with succ
   CHECK(b["stderr"] == "boom\n");
 }
 
-TEST_CASE_METHOD(MissionRoutes, "Missions: past the wait 202 with the task id; wait=0 at once; a client gone unwatches") {
+TEST_CASE_METHOD(MissionRoutes, "Missions: past the wait 202 with the task id, wait=0 at once, a client gone unwatches") {
   auto res = Execute({{"mission_id", "slow"}, {"code", "pass"}, {"timeout", 10}});  // no worker: stays queued
   REQUIRE(deferrer.timers.size() == 1);
   CHECK(deferrer.timer_seconds[0] == 310);
