@@ -278,8 +278,8 @@ void BridgeRoutes::ExecuteMission(const HttpRequest& req, const std::shared_ptr<
     return res->Reply(JsonResponse(
         503, MissionRefusedJson(id,
                                 "no worker can run browser tasks: browser_interaction needs a browser attached to "
-                                "python_script tasks, which this version cannot do yet (issue 17 adds it); send the "
-                                "mission without browser_interaction")));
+                                "python_script tasks, which this release cannot do yet (browser automation is not in it); "
+                                "send the mission without browser_interaction")));
   }
   const double seconds = mission->timeout_seconds + kMissionQueueAllowanceSeconds;
   SubmitAndAwait(
@@ -309,7 +309,8 @@ void BridgeRoutes::BrowserControl(const HttpRequest& req, const std::shared_ptr<
                                   : absl::StrCat("worker '", r->target_device_id,
                                                  "' is not connected or does not offer task type 'browser'");
     return res->Reply(JsonResponse(
-        503, BrowserRefusedJson(absl::StrCat("no worker can run browser tasks: ", where, " (issue 17 adds it)"))));
+        503, BrowserRefusedJson(absl::StrCat("no worker can run browser tasks: ", where,
+                                                  " (browser automation is not in this release)"))));
   }
   SubmitAndAwait(
       api_, deferrer_, who, BrowserTaskSpec(*r), *wait, kBrowserWaitSeconds, res,

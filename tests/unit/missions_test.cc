@@ -440,7 +440,7 @@ TEST_CASE_METHOD(MissionRoutes, "Browser control: 503 until a worker offers brow
                            {"is_running", false},
                            {"cdp_url", nullptr},
                            {"message", "no worker can run browser tasks: no connected worker offers task type 'browser' "
-                                       "(issue 17 adds it)"}});
+                                       "(browser automation is not in this release)"}});
 
   auto browser_link = std::make_shared<FakeLink>();
   const uint64_t browser_epoch = JoinWith("pc-2", {"browser"}, browser_link);
