@@ -18,6 +18,7 @@
 #   PHASES=futures,map,latency   bench.py phases (add aio for rc.aio)
 #   WORKERS=2       local workers   WORKER_FLAGS=  extra worker flags (e.g. "--slots 16")
 #   MAIN_FLAGS=     extra coordinator flags
+#   OURS=1          0 skips ours (e.g. to check the Celery half alone)
 #   CELERY=1        0 skips Celery   CELERY_N=, CELERY_LAT=  override its own sizes (6000, 200)
 #   BUILD=build     build dir with coordinator/ worker/ client/ binaries (relative to the repo)
 #   PEERS_DIR=../shared/peers (relative to the repo)   PY=/usr/bin/python3
@@ -140,6 +141,7 @@ PHASES=${PHASES:-futures,map,latency}
 WORKERS=${WORKERS:-2}
 WORKER_FLAGS=${WORKER_FLAGS:-}
 MAIN_FLAGS=${MAIN_FLAGS:-}
+OURS=${OURS:-1}
 CELERY=${CELERY:-1}
 CELERY_N=${CELERY_N:-}
 CELERY_LAT=${CELERY_LAT:-}
@@ -155,13 +157,15 @@ load1() { cut -d' ' -f1 /proc/loadavg; }
 
 # Check everything before the first measurement: a missing binary or package fails in
 # seconds, not after minutes of measuring.
-for b in coordinator/retire-cluster-main worker/retire-cluster-worker client/retire-cluster; do
-  [[ -x "$BUILD/$b" ]] || die "no $BUILD/$b; build it (./scripts/build.sh) or set BUILD="
-done
-[[ -n "$(ls "$ROOT"/python/retire_cluster/v1/*_pb2.py 2>/dev/null)" ]] \
-  || die "no generated stubs in python/retire_cluster/v1; run: $PY python/gen_stubs.py"
-PYTHONPATH="$ROOT/python" "$PY" -c 'import retire_cluster' \
-  || die "$PY cannot import retire_cluster from $ROOT/python (error above)"
+if [[ "$OURS" == 1 ]]; then
+  for b in coordinator/retire-cluster-main worker/retire-cluster-worker client/retire-cluster; do
+    [[ -x "$BUILD/$b" ]] || die "no $BUILD/$b; build it (./scripts/build.sh) or set BUILD="
+  done
+  [[ -n "$(ls "$ROOT"/python/retire_cluster/v1/*_pb2.py 2>/dev/null)" ]] \
+    || die "no generated stubs in python/retire_cluster/v1; run: $PY python/gen_stubs.py"
+  PYTHONPATH="$ROOT/python" "$PY" -c 'import retire_cluster' \
+    || die "$PY cannot import retire_cluster from $ROOT/python (error above)"
+fi
 command -v jq >/dev/null || die "no jq"
 if [[ "$CELERY" == 1 ]]; then
   [[ -x "$PEERS_DIR/celery/run.sh" ]] || die "no peer script $PEERS_DIR/celery/run.sh"
@@ -231,7 +235,9 @@ run_ours() {
   RC_PIDS=()
 }
 
-for rep in $(seq 1 "$REPS"); do run_ours "$rep"; done
+if [[ "$OURS" == 1 ]]; then
+  for rep in $(seq 1 "$REPS"); do run_ours "$rep"; done
+fi
 
 # The peers' folder is read-only by intent and celery/run.sh writes its results next to
 # itself, so run a private copy; its RESULT lines on stdout are what we keep. N and LAT are our
