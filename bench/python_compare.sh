@@ -123,7 +123,7 @@ noise = [(n, vals(k, p)) for n, k, p in (("ours (futures)", "ours", "metrics.fut
 noise = [f"{n} {', '.join(f'{x:.2f}' for x in v)}" for n, v in noise if v]
 if noise:
     print(f"- CPU used by other processes during the throughput runs (cores, per run): {'; '.join(noise)}.")
-loads = [str(r["result"].get("load_before", ["?"])[0]) for r in rows if r.get("system") in ("ours", "celery")]
+loads = [f'{r["result"].get("load_before", [0])[0]:.1f}' for r in rows if r.get("system") in ("ours", "celery")]
 if loads:
     print(f"- 1-min load average before each run, in order: {', '.join(loads)}.")
 PYEOF
@@ -215,7 +215,7 @@ run_ours() {
     pids+=",$RC_LAST_WORKER_PID"
   done
   [[ -z "$PROFILE" ]] || prof=(--profile "$PROFILE/futures-rep$rep.prof")
-  echo "-- ours rep $rep/$REPS: coordinator $RC_ADDR (pid $RC_MAIN_PID), workers $pids, load $(load1)"
+  echo "-- ours rep $rep/$REPS: coordinator $RC_ADDR, cluster pids $pids, load $(load1)"
   out="$RUNDIR/ours-$rep.out"
   if ! PYTHONPATH="$ROOT/python" timeout "$RUN_TIMEOUT" "$PY" "$ROOT/python/bench.py" --target "$RC_ADDR" \
       --n "$N" --lat "$LAT" --phases "$PHASES" --cluster-pids "$pids" --rep "$rep" "${prof[@]}" \
