@@ -183,7 +183,8 @@ def main():
                     help="comma list of futures,map,latency,aio (default futures,map,latency)")
     ap.add_argument("--cluster-pids", default="",
                     help="comma list of coordinator/worker PIDs whose CPU to count")
-    ap.add_argument("--profile", metavar="FILE", help="cProfile the futures phase into FILE")
+    ap.add_argument("--profile", metavar="FILE",
+                    help="cProfile the futures phase (main thread only) into FILE")
     ap.add_argument("--rep", type=int, default=1)
     ap.add_argument("--out", help="append the result JSON line to this file")
     a = ap.parse_args()
