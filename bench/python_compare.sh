@@ -221,7 +221,9 @@ run_ours() {
       --n "$N" --lat "$LAT" --phases "$PHASES" --cluster-pids "$pids" --rep "$rep" "${prof[@]}" \
       >"$out" 2>"$RUNDIR/ours-$rep.err"; then
     tail -n 30 "$RUNDIR/ours-$rep.err" >&2
-    die "ours rep $rep failed or timed out (stderr above; coordinator log $RC_TMP/main.log)"
+    echo "-- coordinator log (end):" >&2
+    tail -n 10 "$RC_TMP/main.log" >&2 || true
+    die "ours rep $rep failed or timed out after at most ${RUN_TIMEOUT}s (bench.py stderr and coordinator log above)"
   fi
   [[ -z "$PROFILE" ]] || cp "$RUNDIR/ours-$rep.err" "$PROFILE/futures-rep$rep.txt"
   local json
