@@ -1,0 +1,44 @@
+"""Fixtures: a real local cluster (the binaries of $RC_BUILD_DIR, default <repo>/build).
+
+The session cluster (a coordinator and two workers that run python_script, command and
+python_eval) serves most tests; tests of tokens, TLS and coordinator restarts start their
+own in their modules. The SDK is imported from this checkout's python/ directory (its
+stubs come from the build target python_sdk).
+"""
+
+import os
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..")))
+
+# A test run inside a task (or a shell set up for the CLI) must not reach another cluster.
+for _name in ("RETIRE_CLUSTER_COORDINATOR", "RETIRE_CLUSTER_TOKEN", "RETIRE_CLUSTER_TASK_ID",
+              "RETIRE_CLUSTER_TLS_CA", "RETIRE_CLUSTER_TLS_CERT", "RETIRE_CLUSTER_TLS_KEY"):
+    os.environ.pop(_name, None)
+
+import rc_cluster  # noqa: E402
+
+if not os.path.exists(os.path.join(rc_cluster.PYTHON_DIR, "retire_cluster", "v1", "client_service_pb2_grpc.py")):
+    raise RuntimeError("python/retire_cluster/v1 has no stubs: build the python_sdk target "
+                       "(scripts/build.sh) or run /usr/bin/python3 python/gen_stubs.py")
+
+import retire_cluster as rc  # noqa: E402
+
+WORKER_TYPES = "python_script,command,python_eval"
+
+
+@pytest.fixture(scope="session")
+def cluster():
+    args = ["--slots", "4", "--allow", WORKER_TYPES] + rc_cluster.sdk_worker_args()
+    c = rc_cluster.Cluster("main", worker_args=args).start()
+    yield c
+    c.close()
+
+
+@pytest.fixture(scope="session")
+def client(cluster):
+    c = rc.Client(cluster.target)
+    yield c
+    c.close()
