@@ -1,7 +1,5 @@
 """client.get/list/workers/stats are the HTTP API's JSON (one shape on every surface)."""
 
-import pytest
-
 import retire_cluster as rc
 
 
