@@ -1,0 +1,166 @@
+"""One WaitTasks stream per client: every wait of the client travels on it.
+
+As client/async.h ``ResultStream``: ids go out batched (gRPC writes one message at a time,
+so ids queued meanwhile travel together in the next one), terminal tasks come back as they
+end and a reader thread ends the futures. Unlike the C++ stream, a break does not end the
+waits: every open wait gets :class:`Unavailable` delivered to the threads blocked on it,
+stays registered, and is sent again on the next stream, opened after a bounded backoff.
+So callbacks, ``concurrent.futures.wait`` and a later ``result()`` still get the outcome.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Dict, Iterator, List, Optional
+
+import grpc
+
+from retire_cluster.errors import Error, RpcError, Unavailable, from_code_number, from_grpc
+from retire_cluster.futures import TaskFuture
+from retire_cluster.v1 import client_service_pb2 as cs
+
+MIN_BACKOFF = 0.05
+MAX_BACKOFF = 2.0
+_IDLE_POLL = 1.0  # how often an idle thread re-checks for close (it is also woken)
+
+
+class Waiter:
+    """The client's wait stream (started on the first wait, closed by ``close``)."""
+
+    def __init__(self, stub, metadata, target: str) -> None:
+        self._stub = stub
+        self._metadata = metadata
+        self._target = target
+        self._cv = threading.Condition()
+        # Guarded by _cv:
+        self._waits: Dict[str, List[TaskFuture]] = {}   # open waits by task id
+        self._pending: List[str] = []                    # ids not yet sent on the current stream
+        self._generation = 0                             # bumps when a stream ends
+        self._closed = False
+        self._call = None
+        self._thread: Optional[threading.Thread] = None
+
+    def add(self, futures: List[TaskFuture]) -> None:
+        """Registers the waits of futures whose task ids are known."""
+        with self._cv:
+            if not self._closed:
+                waits = self._waits
+                pending = self._pending
+                for f in futures:
+                    tid = f._task_id
+                    same = waits.get(tid)
+                    if same is None:
+                        waits[tid] = [f]
+                        pending.append(tid)
+                    else:
+                        same.append(f)
+                if self._thread is None:
+                    self._thread = threading.Thread(target=self._run, name="retire-cluster-wait", daemon=True)
+                    self._thread.start()
+                self._cv.notify_all()
+                return
+        closed = Error("the client is closed")
+        for f in futures:
+            f._fail(closed)
+
+    def discard(self, future: TaskFuture) -> None:
+        """Forgets one future's wait (Client.wait after its timeout)."""
+        with self._cv:
+            same = self._waits.get(future._task_id)
+            if same is not None and future in same:
+                same.remove(future)
+                if not same:
+                    del self._waits[future._task_id]  # the coordinator's answer is then ignored
+
+    def close(self, timeout: float) -> None:
+        """Ends the stream; waits still open fail with rc.Error (the client is closed)."""
+        with self._cv:
+            self._closed = True
+            call, thread = self._call, self._thread
+            orphans = [f for same in self._waits.values() for f in same]
+            self._waits = {}
+            self._cv.notify_all()
+        if call is not None:
+            call.cancel()
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+        closed = Error("the client was closed before the task ended")
+        for f in orphans:
+            f._fail(closed)
+
+    # -- the stream thread ---------------------------------------------------------------
+
+    def _run(self) -> None:
+        backoff = MIN_BACKOFF
+        cv = self._cv
+        while True:
+            with cv:
+                while not self._closed and not self._waits:
+                    cv.wait(_IDLE_POLL)  # nothing to wait for: no stream until there is
+                if self._closed:
+                    return
+                generation = self._generation
+                first = list(self._waits)  # every open wait, re-added after a break
+                self._pending = []
+            call = self._stub.WaitTasks(self._requests(generation, first), metadata=self._metadata)
+            with cv:
+                self._call = call
+                closed = self._closed
+            if closed:
+                call.cancel()
+            delivered = False
+            try:
+                for response in call:
+                    delivered = True
+                    self._deliver(response)
+                error: RpcError = Unavailable("the coordinator ended the wait stream", "UNAVAILABLE")
+            except grpc.RpcError as e:
+                error = from_grpc(e, self._target)
+            with cv:
+                self._generation += 1  # ends this stream's request generator
+                self._call = None
+                if self._closed:
+                    return
+                broken = [f for same in self._waits.values() for f in same]
+                cv.notify_all()
+            for f in broken:
+                f._broken(error)
+            if delivered:
+                backoff = MIN_BACKOFF
+            with cv:
+                cv.wait_for(lambda: self._closed, backoff)
+            backoff = min(backoff * 2, MAX_BACKOFF)
+
+    def _requests(self, generation: int, first: List[str]) -> Iterator[cs.WaitTasksRequest]:
+        """The stream's requests: gRPC pulls the next one once the previous write is done."""
+        if first:
+            yield cs.WaitTasksRequest(task_ids=first)
+        cv = self._cv
+        while True:
+            with cv:
+                while not self._pending and self._generation == generation and not self._closed:
+                    cv.wait(_IDLE_POLL)
+                if self._generation != generation or self._closed:
+                    return
+                ids, self._pending = self._pending, []
+            yield cs.WaitTasksRequest(task_ids=ids)
+
+    def _deliver(self, response: cs.WaitTasksResponse) -> None:
+        ready = []
+        failed = []
+        with self._cv:
+            pop = self._waits.pop
+            for t in response.tasks:
+                same = pop(t.task_id, None)
+                if same is not None:
+                    ready.append((same, t))
+            for e in response.errors:  # unknown id, not this token's task: final
+                same = pop(e.task_id, None)
+                if same is not None:
+                    failed.append((same, from_code_number(e.error_code, e.error_message, self._target)))
+        for same, t in ready:  # outside our lock: futures run user callbacks
+            for f in same:
+                f._finish_task(t)
+        for same, err in failed:
+            for f in same:
+                f._fail(err)
