@@ -10,7 +10,7 @@ def http_get(cluster, path):
 
 
 def test_get_equals_http_for_finished_tasks(client, cluster):
-    ok = client.submit("echo", {"nested": {"a": [1, "two"]}}, metadata={"k": "v"}, tags=["t1"], max_retries=0,
+    ok = client.submit("echo", {"nested": {"a": [1, "two"]}}, metadata={"k": "v"}, max_retries=0,
                        device="w1")
     failed = client.submit("python_script", {"code": "print('out'); raise SystemExit(2)"}, max_retries=0)
     for f in (ok, failed):
