@@ -99,11 +99,13 @@ class _Process:
 
 
 class Coordinator(_Process):
-    """retire-cluster-main on 127.0.0.1. `tls` = (cert, key, ca) turns TLS on (gRPC and HTTPS)."""
+    """retire-cluster-main on 127.0.0.1. `tls` = (cert, key, ca) turns TLS on (gRPC and HTTPS);
+    `mtls` = (client cert, key) also requires client certificates from that CA (mTLS)."""
 
     def __init__(self, tmp: str, *, args: Sequence[str] = (), tls: Optional[Tuple[str, str, str]] = None,
-                 admin_token: str = ""):
+                 mtls: Optional[Tuple[str, str]] = None, admin_token: str = ""):
         super().__init__()
+        self.mtls = mtls
         self.tmp = tmp
         self.data_dir = os.path.join(tmp, "main-data")
         self.extra = list(args)
@@ -129,6 +131,8 @@ class Coordinator(_Process):
                 "--config", os.path.join(self.tmp, "main.yaml")]
         if self.tls:
             argv += ["--tls-cert", self.tls[0], "--tls-key", self.tls[1]]
+        if self.mtls:
+            argv += ["--tls-client-ca", self.tls[2]]
         argv += self.extra
         out = os.path.join(self.tmp, "main.out")
         self._spawn(argv, out, os.path.join(self.tmp, "main.log"))
@@ -155,6 +159,8 @@ class Coordinator(_Process):
         if token:
             req.add_header("Authorization", f"Bearer {token}")
         ctx = ssl.create_default_context(cafile=self.tls[2]) if self.tls else None
+        if self.mtls:
+            ctx.load_cert_chain(self.mtls[0], self.mtls[1])
         try:
             with urllib.request.urlopen(req, timeout=timeout, context=ctx) as r:
                 code, raw = r.status, r.read()
@@ -189,6 +195,8 @@ class Worker(_Process):
                 "--data-dir", os.path.join(self.dir, "data"), "--config", os.path.join(self.dir, "worker.yaml")]
         if c.tls:
             argv += ["--tls-ca", c.tls[2]]
+        if c.mtls:
+            argv += ["--tls-cert", c.mtls[0], "--tls-key", c.mtls[1]]
         argv += self.extra
         self._spawn(argv, os.path.join(self.dir, "stdout"), os.path.join(self.dir, "log"))
         wait_for(lambda: self.device_id in c.online_workers(), limit,
@@ -217,9 +225,9 @@ class Cluster:
 
     def __init__(self, tag: str, *, workers: Sequence[str] = ("w1", "w2"), worker_args: Sequence[str] = (),
                  coordinator_args: Sequence[str] = (), tls: Optional[Tuple[str, str, str]] = None,
-                 admin_token: str = "", tmp: Optional[str] = None):
+                 mtls: Optional[Tuple[str, str]] = None, admin_token: str = "", tmp: Optional[str] = None):
         self.tmp = tmp or make_tmp(tag)
-        self.coordinator = Coordinator(self.tmp, args=coordinator_args, tls=tls, admin_token=admin_token)
+        self.coordinator = Coordinator(self.tmp, args=coordinator_args, tls=tls, mtls=mtls, admin_token=admin_token)
         self.workers = [Worker(self.coordinator, d, args=worker_args) for d in workers]
 
     def start(self) -> "Cluster":

@@ -14,7 +14,8 @@ import rc_cluster
 def dev_certs(dirname):
     subprocess.run([os.path.join(rc_cluster.REPO, "scripts", "dev-certs.sh"), dirname], check=True,
                    stdout=subprocess.DEVNULL, timeout=60)
-    return {name: os.path.join(dirname, name) for name in ("ca.pem", "server.pem", "server.key")}
+    return {name: os.path.join(dirname, name)
+            for name in ("ca.pem", "server.pem", "server.key", "client.pem", "client.key")}
 
 
 @pytest.fixture(scope="module")
@@ -29,6 +30,16 @@ def tls_cluster():
     c = rc_cluster.Cluster("tls", tmp=tmp, workers=("w1",),
                            tls=(certs["server.pem"], certs["server.key"], certs["ca.pem"]))
     c.ca, c.other_ca = certs["ca.pem"], other["ca.pem"]
+    c.certs, c.other_certs = certs, other
+    yield c.start()
+    c.close()
+
+
+@pytest.fixture(scope="module")
+def mtls_cluster(tls_cluster):
+    certs = tls_cluster.certs
+    c = rc_cluster.Cluster("mtls", workers=("w1",), tls=(certs["server.pem"], certs["server.key"], certs["ca.pem"]),
+                           mtls=(certs["client.pem"], certs["client.key"]))
     yield c.start()
     c.close()
 
@@ -65,3 +76,23 @@ def test_aio_tls(tls_cluster):
         async with rc.aio.Client(tls_cluster.target, tls_ca=tls_cluster.ca) as c:
             return await (await c.submit("echo", {"aio": "tls"}))
     assert asyncio.run(asyncio.wait_for(main(), 60)) == {"aio": "tls"}
+
+
+def test_mtls_client_certificate(mtls_cluster, tls_cluster, monkeypatch):
+    certs = tls_cluster.certs
+    with rc.Client(mtls_cluster.target, tls_ca=certs["ca.pem"], tls_cert=certs["client.pem"],
+                   tls_key=certs["client.key"]) as c:
+        assert c.submit("echo", {"mtls": 1}).result(timeout=30) == {"mtls": 1}
+    monkeypatch.setenv("RETIRE_CLUSTER_TLS_CA", certs["ca.pem"])
+    monkeypatch.setenv("RETIRE_CLUSTER_TLS_CERT", certs["client.pem"])
+    monkeypatch.setenv("RETIRE_CLUSTER_TLS_KEY", certs["client.key"])
+    with rc.Client(mtls_cluster.target) as c:
+        assert c.stats()["online_devices"] == 1
+    monkeypatch.delenv("RETIRE_CLUSTER_TLS_CERT")
+    monkeypatch.delenv("RETIRE_CLUSTER_TLS_KEY")
+    other = tls_cluster.other_certs
+    for kwargs in ({}, {"tls_cert": other["client.pem"], "tls_key": other["client.key"]}):
+        # No client certificate, or one of another CA (the CA still from the environment).
+        with rc.Client(mtls_cluster.target, rpc_timeout=3, **kwargs) as c:
+            with pytest.raises(rc.Unavailable):
+                c.stats()
