@@ -7,6 +7,7 @@ stubs come from the build target python_sdk).
 """
 
 import os
+import signal
 import sys
 
 import pytest
@@ -27,6 +28,15 @@ if not os.path.exists(os.path.join(rc_cluster.PYTHON_DIR, "retire_cluster", "v1"
 import retire_cluster as rc  # noqa: E402
 
 WORKER_TYPES = "python_script,command,python_eval"
+
+
+def _interrupted(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+# A SIGTERM (ctest's timeout, a CI cancel) ends the run like Ctrl-C: the fixtures' teardown
+# still stops every coordinator and worker (they run in sessions of their own).
+signal.signal(signal.SIGTERM, _interrupted)
 
 
 @pytest.fixture(scope="session")
