@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Optional, Sequence, Tuple
+from typing import Any, Optional, Sequence, Tuple
 
 import grpc
 
@@ -61,11 +61,13 @@ class Connection:
             return None
         return grpc.ssl_channel_credentials(self.root_certificates, self.private_key, self.certificate_chain)
 
-    def channel(self) -> grpc.Channel:
+    def channel(self, extra_options: Sequence[Tuple[str, Any]] = ()) -> grpc.Channel:
+        """A new channel; ``extra_options`` are added to the SDK's channel arguments."""
         creds = self.credentials()
+        options = _CHANNEL_OPTIONS + list(extra_options)
         if creds is None:
-            return grpc.insecure_channel(self.target, options=_CHANNEL_OPTIONS)
-        return grpc.secure_channel(self.target, creds, options=_CHANNEL_OPTIONS)
+            return grpc.insecure_channel(self.target, options=options)
+        return grpc.secure_channel(self.target, creds, options=options)
 
     def aio_channel(self) -> "grpc.aio.Channel":
         creds = self.credentials()

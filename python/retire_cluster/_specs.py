@@ -23,6 +23,25 @@ Dependency = Union[str, Any, tuple, Mapping[str, Any]]
 _MAX_INT32 = 2**31 - 1
 
 
+def _make_encode():
+    """json.dumps(allow_nan=False, separators=(",", ":")) without its per-call setup.
+
+    json.dumps builds a new encoder on every call (3 us, more than the rest of a submit);
+    the C encoder made once does the same work in a fifth of that. Cycles raise
+    RecursionError instead of ValueError (both are refused the same way).
+    """
+    encoder = json.JSONEncoder(allow_nan=False, separators=(",", ":"))
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:  # an interpreter without the C accelerator
+        return encoder.encode
+    once = make(None, encoder.default, json.encoder.encode_basestring_ascii, None, ":", ",", False, False, False)
+    join = "".join
+    return lambda value: join(once(value, 0))
+
+
+_ENCODE = _make_encode()
+
+
 def _check_type(name: str, value: Any, types, what: str) -> None:
     if not isinstance(value, types) or isinstance(value, bool) and bool not in _as_tuple(types):
         raise TypeError(f"{name}: expected {what}, got {type(value).__name__}")
@@ -69,10 +88,10 @@ def payload_text(payload: Any, name: str = "payload") -> str:
     """The payload as JSON object text; None is {}."""
     if payload is None:
         return "{}"
-    if not isinstance(payload, Mapping):
+    if type(payload) is not dict and not isinstance(payload, Mapping):
         raise TypeError(f"{name}: expected a dict (a JSON object), got {type(payload).__name__}")
     try:
-        return json.dumps(payload, allow_nan=False, separators=(",", ":"))
+        return _ENCODE(payload)
     except (TypeError, ValueError, RecursionError) as e:
         raise InvalidArgument(f"{name}: not JSON-serialisable: {e}", "INVALID_ARGUMENT") from None
 

@@ -11,6 +11,7 @@ So callbacks, ``concurrent.futures.wait`` and a later ``result()`` still get the
 from __future__ import annotations
 
 import threading
+import time
 from typing import Dict, Iterator, List, Optional
 
 import grpc
@@ -21,7 +22,10 @@ from retire_cluster.v1 import client_service_pb2 as cs
 
 MIN_BACKOFF = 0.05
 MAX_BACKOFF = 2.0
-_IDLE_POLL = 1.0  # how often an idle thread re-checks for close (it is also woken)
+_IDLE_POLL = 1.0
+_SMALL_MESSAGE = 64   # results per message below which a busy stream pauses between reads
+_BUSY_GAP = 0.005     # seconds between messages that count as busy
+_PAUSE = 0.002  # how often an idle thread re-checks for close (it is also woken)
 
 
 class Waiter:
@@ -110,9 +114,18 @@ class Waiter:
                 call.cancel()
             delivered = False
             try:
+                last = 0.0
                 for response in call:
                     delivered = True
                     self._deliver(response)
+                    # Results coming fast but few per message: pause before the next read so
+                    # the coordinator's writes wait and the results finishing meanwhile travel
+                    # together (each message read costs two thread hops in grpcio). A lone
+                    # result after a quiet spell is read at once.
+                    now = time.monotonic()
+                    if len(response.tasks) < _SMALL_MESSAGE and now - last < _BUSY_GAP:
+                        time.sleep(_PAUSE)
+                    last = now
                 error: RpcError = Unavailable("the coordinator ended the wait stream", "UNAVAILABLE")
             except grpc.RpcError as e:
                 error = from_grpc(e, self._target)

@@ -28,6 +28,7 @@ from retire_cluster.v1 import client_service_pb2_grpc as cs_grpc
 from retire_cluster.v1 import task_pb2
 
 _TaskSpec = task_pb2.TaskSpec
+_WAIT_CHANNEL_OPTIONS = [("grpc.http2.lookahead_bytes", 16384), ("grpc.http2.bdp_probe", 0)]
 _payload_text = _specs.payload_text
 
 
@@ -66,7 +67,11 @@ class Client:
         self._metadata = self._conn.metadata
         self._channel = self._conn.channel()
         self._stub = cs_grpc.ClientServiceStub(self._channel)
-        self._waiter = Waiter(self._stub, self._metadata, self._conn.target)
+        # The wait stream has its own connection with a small receive window: while this
+        # process is busy, the coordinator's writes wait and the results finishing meanwhile
+        # travel together in one message (each message read costs a thread hop in grpcio).
+        self._wait_channel = self._conn.channel(_WAIT_CHANNEL_OPTIONS)
+        self._waiter = Waiter(cs_grpc.ClientServiceStub(self._wait_channel), self._metadata, self._conn.target)
         self._batcher = SubmitBatcher(self._stub, self._metadata, self._rpc_timeout, self._conn.target,
                                       self._waiter.add)
         self._closed = False
@@ -330,6 +335,7 @@ class Client:
         batches = math.ceil(self._batcher.queued() / MAX_BATCH) + 1
         self._batcher.drain(self._rpc_timeout * (math.ceil(batches / MAX_IN_FLIGHT) + 1))
         self._waiter.close(self._rpc_timeout)
+        self._wait_channel.close()
         self._channel.close()
 
     def __enter__(self) -> "Client":

@@ -50,6 +50,7 @@ class TaskFuture(concurrent.futures.Future):
         self._submit_error: Optional[BaseException] = None
         self._task_pb: Optional[task_pb2.Task] = None   # the terminal snapshot, converted lazily
         self._task_dict: Optional[Dict[str, Any]] = None
+        self._id_waiting = False         # a thread waits in task_id (see _accepted)
         self._breaks = 0                 # connection losses seen while this wait was open
         self._break_error: Optional[RpcError] = None
 
@@ -69,6 +70,7 @@ class TaskFuture(concurrent.futures.Future):
         bound = self._client._submit_bound()
         deadline = time.monotonic() + bound
         with self._condition:
+            self._id_waiting = True  # before reading _task_id: see _accepted
             while self._task_id is None:
                 if self._submit_error is not None:
                     raise self._submit_error
@@ -191,9 +193,12 @@ class TaskFuture(concurrent.futures.Future):
         return self._task_dict
 
     def _accepted(self, task_id: str) -> None:
-        with self._condition:
-            self._task_id = task_id
-            self._condition.notify_all()
+        # Lock-free unless a thread waits in task_id: it sets _id_waiting before it reads
+        # _task_id, we write _task_id before we read _id_waiting, so one of us sees the other.
+        self._task_id = task_id
+        if self._id_waiting:
+            with self._condition:
+                self._condition.notify_all()
 
     def _refused(self, error: BaseException) -> None:
         with self._condition:
