@@ -23,14 +23,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, Dict, Iterable, List, Mapping, Optional
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence
 
 import grpc
 
 from retire_cluster import _connection, errors
-from retire_cluster._aio_batcher import SubmitBatcher
+from retire_cluster._aio_batcher import SubmitBatcher, frame, frame_with_payload
 from retire_cluster._aio_waiter import WaitStream
-from retire_cluster._specs import build_spec, payload_text
+from retire_cluster._specs import Dependency, build_spec, payload_text
 from retire_cluster._views import (STATUS_VALUES, result_value, stats_to_dict, task_to_dict,
                                    worker_to_dict)
 from retire_cluster.v1 import client_service_pb2 as cs_pb2
@@ -64,6 +64,8 @@ class TaskFuture(asyncio.Future):
 
     An exception no one retrieved is not logged (a failed task is an answer, not a bug).
     """
+
+    __slots__ = ("_client", "_task_id", "_final", "_dict", "_accepted")
 
     def __init__(self, client: "Client", task_id: Optional[str] = None):
         super().__init__(loop=client._loop)
@@ -227,7 +229,7 @@ class Client:
                      gpu: bool = False, internet: bool = False, platform: Optional[str] = None,
                      role: Optional[str] = None, tags: Optional[Iterable[str]] = None,
                      device: Optional[str] = None, metadata: Optional[Mapping[str, str]] = None,
-                     idempotency_key: Optional[str] = None, after: Optional[List[Any]] = None,
+                     idempotency_key: Optional[str] = None, after: Optional[Sequence[Dependency]] = None,
                      parent_close: Optional[str] = None) -> TaskFuture:
         """Submits a task; returns its :class:`TaskFuture` once the coordinator accepted it.
 
@@ -256,7 +258,7 @@ class Client:
         self._ready()
         fut = TaskFuture(self)
         accepted = fut._accepted = self._loop.create_future()
-        self._batcher.add(spec, fut)
+        self._batcher.add(frame(spec.SerializeToString()), fut)
         try:
             await accepted
         except asyncio.CancelledError:
@@ -264,41 +266,38 @@ class Client:
             raise
         return fut
 
-    async def map(self, task_type: str, payloads: Iterable[Mapping[str, Any]], *,
+    async def map(self, task_type: str, payloads: Iterable[Optional[Mapping[str, Any]]], *,
                   timeout: Optional[float] = None, return_exceptions: bool = False, **options: Any) -> List[Any]:
         """Runs one task per payload; returns their results in the order of ``payloads``.
 
         options: as :meth:`submit` (priority, tags, ...), the same for every task; bad
-        options or payloads raise before anything is sent. timeout: seconds to wait for
-        all results, else ``TimeoutError``. The first failure in order raises (the task's
-        :class:`rc.TaskFailed` ..., or a refusal); with ``return_exceptions=True`` the
-        exception takes the result's place instead. When map raises (a failure, the
-        timeout, or cancellation) it cancels its tasks that have not finished.
+        options or payloads raise before anything is sent (a payload may be None: {}).
+        timeout: seconds to wait for all results, else ``TimeoutError`` (the tasks keep
+        running; map has no per-task ``timeout`` option, the tasks get the default limit).
+        The first task (in order) that did not succeed raises its exception
+        (:class:`rc.TaskFailed`, :class:`rc.TaskTimeout`, :class:`rc.TaskCancelled`, or the
+        submit's refusal); with ``return_exceptions=True`` the exception takes its place in
+        the list instead. Cancelling map cancels its unfinished tasks.
         """
         if not isinstance(return_exceptions, bool):
             raise TypeError(f"return_exceptions: expected True or False, got {type(return_exceptions).__name__}")
         wait_timeout = _seconds("timeout", timeout)
         if isinstance(payloads, (str, bytes, Mapping)):
             raise TypeError(f"payloads: expected a list of dicts, got {type(payloads).__name__}")
-        template = build_spec(task_type, None, **options)
-        specs = []
-        for i, payload in enumerate(payloads):
-            spec = task_pb2.TaskSpec()
-            spec.CopyFrom(template)
-            spec.payload = payload_text(payload, f"payloads[{i}]")
-            specs.append(spec)
+        template = build_spec(task_type, None, payload_json="", **options).SerializeToString()
+        specs = [frame_with_payload(template, payload_text(payload, f"payloads[{i}]"))
+                 for i, payload in enumerate(payloads)]
         if not specs:
             return []
         self._ready()
         futs = [TaskFuture(self) for _ in specs]
         self._batcher.add_many(specs, futs)
         try:
-            if wait_timeout is None:
-                return await _collect(futs, return_exceptions)
-            return await asyncio.wait_for(_collect(futs, return_exceptions), wait_timeout)
-        finally:
+            return await _collect(futs, return_exceptions, wait_timeout)
+        except asyncio.CancelledError:
             for f in futs:
-                f.cancel()  # a no-op for the finished ones
+                f.cancel()  # nobody else holds these futures: cancel the tasks (a no-op for finished ones)
+            raise
 
     async def future(self, task_id: str) -> TaskFuture:
         """A :class:`TaskFuture` for an existing task (``await`` it as a submitted one's).
@@ -420,7 +419,11 @@ class Client:
         self._channel = self._conn.aio_channel()
         stub = self._stub = cs_grpc.ClientServiceStub(self._channel)
         md, rpc_timeout = self._metadata, self._conn.rpc_timeout
-        self._batcher = SubmitBatcher(lambda request: stub.SubmitBatch(request, timeout=rpc_timeout, metadata=md),
+        # SubmitBatch with the request already encoded (the batcher concatenates framed specs)
+        submit_batch = self._channel.unary_unary("/retire_cluster.v1.ClientService/SubmitBatch",
+                                                 request_serializer=None,
+                                                 response_deserializer=cs_pb2.SubmitBatchResponse.FromString)
+        self._batcher = SubmitBatcher(lambda request: submit_batch(request, timeout=rpc_timeout, metadata=md),
                                       self._accepted, self._refused, self.target)
         self._waiter = WaitStream(lambda: stub.WaitTasks(metadata=md, wait_for_ready=True),
                                   _deliver, _fail, self.target)
@@ -475,14 +478,48 @@ class Client:
                 return
 
 
-async def _collect(futs: List[TaskFuture], return_exceptions: bool) -> List[Any]:
+async def _collect(futs: List[TaskFuture], return_exceptions: bool, timeout: Optional[float]) -> List[Any]:
+    """The futures' results in order, as the sync client's map gives them.
+
+    Without return_exceptions the first future (in order) that failed raises. Cheap on the
+    way to success: one wake-up when all are done (not one per future). TimeoutError after
+    ``timeout`` seconds; nothing is cancelled here.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = None if timeout is None else loop.time() + timeout
+
+    async def settle(fs) -> None:
+        """Waits until every one of ``fs`` is done, or (without return_exceptions) one failed."""
+        woken = loop.create_future()
+        left = len(fs)
+
+        def on_done(f: TaskFuture) -> None:
+            nonlocal left
+            left -= 1
+            if not woken.done() and (left == 0 or not return_exceptions and
+                                     (f.cancelled() or f.exception() is not None)):
+                woken.set_result(None)
+
+        for f in fs:
+            f.add_done_callback(on_done)
+        try:
+            done, _ = await asyncio.wait([woken], timeout=None if deadline is None else deadline - loop.time())
+            if not done:
+                raise asyncio.TimeoutError(f"map: {sum(not f.done() for f in futs)} of {len(futs)} tasks "
+                                           f"unfinished after {timeout:g}s")
+        finally:
+            for f in fs:
+                f.remove_done_callback(on_done)
+
+    pending = [f for f in futs if not f.done()]
+    if pending:
+        await settle(pending)
     out: List[Any] = []
     for f in futs:
-        if return_exceptions:
-            try:
-                out.append(await f)
-            except Exception as e:  # noqa: BLE001 - the exception is the answer
-                out.append(e)
+        if not f.done():
+            await settle([f])  # an earlier failure is known: this one decides which raises
+        if not return_exceptions or f.cancelled() or f.exception() is None:
+            out.append(f.result())  # raises the first failure in order
         else:
-            out.append(await f)
+            out.append(f.exception())
     return out
