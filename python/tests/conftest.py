@@ -7,7 +7,9 @@ stubs come from the build target python_sdk).
 """
 
 import os
+import shutil
 import signal
+import subprocess
 import sys
 
 import pytest
@@ -52,3 +54,38 @@ def client(cluster):
     c = rc.Client(cluster.target)
     yield c
     c.close()
+
+
+class BackgroundVenv:
+    """`python3 -m venv --system-site-packages` (ensurepip: the slow part of test_install),
+    started when the session starts so that it runs while the other tests do."""
+
+    def __init__(self):
+        self.tmp = rc_cluster.make_tmp("venv")
+        self.dir = os.path.join(self.tmp, "venv")
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "RETIRE_CLUSTER_", "PIP_"))}
+        self.env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
+        self.log = open(os.path.join(self.tmp, "venv.log"), "w+")
+        self.proc = subprocess.Popen(["/usr/bin/python3", "-m", "venv", "--system-site-packages", self.dir],
+                                     env=self.env, stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+
+    def ready(self, limit: float = 180.0) -> str:
+        """The venv's directory once made; AssertionError with venv's output if that failed."""
+        code = self.proc.wait(limit)
+        self.log.seek(0)
+        assert code == 0, f"python3 -m venv exited {code}: {self.log.read()}"
+        return self.dir
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+        self.log.close()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def background_venv():
+    v = BackgroundVenv()
+    yield v
+    v.close()

@@ -15,42 +15,30 @@ with rc.Client(sys.argv[1]) as c:
 """
 
 
-def clean_env():
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "RETIRE_CLUSTER_", "PIP_"))}
-    env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
-    return env
+def test_pip_install_into_a_venv(cluster, background_venv):
+    tmp = background_venv.tmp
+    env = background_venv.env
+    # A copy of python/ (with its generated stubs), so pip's in-tree build leaves the checkout alone.
+    src = os.path.join(tmp, "python")
+    shutil.copytree(rc_cluster.PYTHON_DIR, src,
+                    ignore=shutil.ignore_patterns("tests", "build", "*.egg-info", "__pycache__"))
+    venv = background_venv.ready()  # /usr/bin/python3 -m venv --system-site-packages, made meanwhile
+    py = os.path.join(venv, "bin", "python")
+    pip = subprocess.run([py, "-m", "pip", "install", "--no-index", "--quiet", src], env=env, cwd=tmp,
+                         capture_output=True, text=True, timeout=180)
+    assert pip.returncode == 0, pip.stdout + pip.stderr
+    shutil.rmtree(src)  # the installed copy must stand alone
+    run = subprocess.run([py, "-c", USE, cluster.target], env=env, cwd=tmp, capture_output=True, text=True,
+                         timeout=60)
+    assert run.returncode == 0, run.stdout + run.stderr
+    said = json.loads(run.stdout)
+    assert said["file"].startswith(venv + os.sep), said
+    assert said["result"] == {"venv": True}
 
 
-def test_pip_install_into_a_venv(cluster):
-    tmp = rc_cluster.make_tmp("venv")
-    try:
-        # A copy of python/ (with its generated stubs), so pip's in-tree build leaves the checkout alone.
-        src = os.path.join(tmp, "python")
-        shutil.copytree(rc_cluster.PYTHON_DIR, src,
-                        ignore=shutil.ignore_patterns("tests", "build", "*.egg-info", "__pycache__"))
-        venv = os.path.join(tmp, "venv")
-        env = clean_env()
-        subprocess.run(["/usr/bin/python3", "-m", "venv", "--system-site-packages", venv], check=True, env=env,
-                       timeout=120)
-        py = os.path.join(venv, "bin", "python")
-        pip = subprocess.run([py, "-m", "pip", "install", "--no-index", "--quiet", src], env=env, cwd=tmp,
-                             capture_output=True, text=True, timeout=180)
-        assert pip.returncode == 0, pip.stdout + pip.stderr
-        shutil.rmtree(src)  # the installed copy must stand alone
-        run = subprocess.run([py, "-c", USE, cluster.target], env=env, cwd=tmp, capture_output=True, text=True,
-                             timeout=60)
-        assert run.returncode == 0, run.stdout + run.stderr
-        said = json.loads(run.stdout)
-        assert said["file"].startswith(venv + os.sep), said
-        assert said["result"] == {"venv": True}
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
-def test_pythonpath_works_too(cluster):
-    env = clean_env()
-    env["PYTHONPATH"] = rc_cluster.PYTHON_DIR
+def test_pythonpath_works_too(cluster, background_venv):
+    env = dict(background_venv.env, PYTHONPATH=rc_cluster.PYTHON_DIR)
     run = subprocess.run(["/usr/bin/python3", "-c", USE, cluster.target], env=env, cwd="/", capture_output=True,
                          text=True, timeout=60)
     assert run.returncode == 0, run.stdout + run.stderr
-    assert '"result": {"venv": true}' in run.stdout
+    assert json.loads(run.stdout)["result"] == {"venv": True}
