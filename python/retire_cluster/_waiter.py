@@ -10,28 +10,31 @@ So callbacks, ``concurrent.futures.wait`` and a later ``result()`` still get the
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
-from typing import Dict, Iterator, List, Optional
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 import grpc
 
 from retire_cluster.errors import Error, RpcError, Unavailable, from_code_number, from_grpc
 from retire_cluster.futures import TaskFuture
 from retire_cluster.v1 import client_service_pb2 as cs
+from retire_cluster.v1 import client_service_pb2_grpc as cs_grpc
 
+_log = logging.getLogger("retire_cluster")
 MIN_BACKOFF = 0.05
 MAX_BACKOFF = 2.0
-_IDLE_POLL = 1.0
-_SMALL_MESSAGE = 64   # results per message below which a busy stream pauses between reads
-_BUSY_GAP = 0.005     # seconds between messages that count as busy
-_PAUSE = 0.002  # how often an idle thread re-checks for close (it is also woken)
+_IDLE_POLL = 1.0      # how often an idle thread re-checks for close (it is also woken)
+_SMALL_MESSAGE = 64   # results per message (and open waits) that make a stream busy
+_PAUSE = 0.002        # seconds a busy stream waits between reads
+_MAX_IDS = 10000      # ids per request: well under the coordinator's 4 MiB message limit
 
 
 class Waiter:
     """The client's wait stream (started on the first wait, closed by ``close``)."""
 
-    def __init__(self, stub, metadata, target: str) -> None:
+    def __init__(self, stub: cs_grpc.ClientServiceStub, metadata: Sequence[Tuple[str, str]], target: str) -> None:
         self._stub = stub
         self._metadata = metadata
         self._target = target
@@ -41,7 +44,7 @@ class Waiter:
         self._pending: List[str] = []                    # ids not yet sent on the current stream
         self._generation = 0                             # bumps when a stream ends
         self._closed = False
-        self._call = None
+        self._call: Optional[grpc.Future] = None
         self._thread: Optional[threading.Thread] = None
 
     def add(self, futures: List[TaskFuture]) -> None:
@@ -114,24 +117,25 @@ class Waiter:
                 call.cancel()
             delivered = False
             try:
-                last = 0.0
                 for response in call:
                     delivered = True
                     self._deliver(response)
-                    # Results coming fast but few per message: pause before the next read so
-                    # the coordinator's writes wait and the results finishing meanwhile travel
-                    # together (each message read costs two thread hops in grpcio). A lone
-                    # result after a quiet spell is read at once.
-                    now = time.monotonic()
-                    if len(response.tasks) < _SMALL_MESSAGE and now - last < _BUSY_GAP:
+                    # Many waits open but few results per message: pause before the next read
+                    # so the coordinator's writes wait and the results finishing meanwhile
+                    # travel together (each message read costs thread hops in grpcio). With
+                    # few waits open (one task at a time) every result is read at once.
+                    if len(response.tasks) < _SMALL_MESSAGE and len(self._waits) > _SMALL_MESSAGE:
                         time.sleep(_PAUSE)
-                    last = now
                 error: RpcError = Unavailable("the coordinator ended the wait stream", "UNAVAILABLE")
             except grpc.RpcError as e:
                 error = from_grpc(e, self._target)
+            except Exception as e:  # a bug of ours must not leave every wait hanging: break, reopen
+                _log.exception("retire_cluster: wait stream failed")
+                error = Unavailable(f"wait stream failed: {e!r}", "UNAVAILABLE")
+                call.cancel()
             with cv:
                 self._generation += 1  # ends this stream's request generator
-                self._call = None
+                self._call: Optional[grpc.Future] = None
                 if self._closed:
                     return
                 broken = [f for same in self._waits.values() for f in same]
@@ -146,8 +150,8 @@ class Waiter:
 
     def _requests(self, generation: int, first: List[str]) -> Iterator[cs.WaitTasksRequest]:
         """The stream's requests: gRPC pulls the next one once the previous write is done."""
-        if first:
-            yield cs.WaitTasksRequest(task_ids=first)
+        for i in range(0, len(first), _MAX_IDS):
+            yield cs.WaitTasksRequest(task_ids=first[i:i + _MAX_IDS])
         cv = self._cv
         while True:
             with cv:
@@ -155,7 +159,8 @@ class Waiter:
                     cv.wait(_IDLE_POLL)
                 if self._generation != generation or self._closed:
                     return
-                ids, self._pending = self._pending, []
+                ids = self._pending[:_MAX_IDS]
+                del self._pending[:_MAX_IDS]
             yield cs.WaitTasksRequest(task_ids=ids)
 
     def _deliver(self, response: cs.WaitTasksResponse) -> None:

@@ -18,7 +18,7 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence
 import grpc
 
 from retire_cluster import _connection, _specs, _views
-from retire_cluster._batcher import MAX_BATCH, MAX_IN_FLIGHT, SubmitBatcher
+from retire_cluster._batcher import MAX_BATCH, MAX_IN_FLIGHT, SubmitBatcher, simple_spec, with_payload
 from retire_cluster._specs import Dependency
 from retire_cluster._waiter import Waiter
 from retire_cluster.errors import DeadlineExceeded, InvalidArgument, from_grpc
@@ -27,8 +27,10 @@ from retire_cluster.v1 import client_service_pb2 as cs
 from retire_cluster.v1 import client_service_pb2_grpc as cs_grpc
 from retire_cluster.v1 import task_pb2
 
-_TaskSpec = task_pb2.TaskSpec
-_WAIT_CHANNEL_OPTIONS = [("grpc.http2.lookahead_bytes", 16384), ("grpc.http2.bdp_probe", 0)]
+# After a coordinator restart, reconnect within 2 s (gRPC's default backoff grows to 120 s).
+_RECONNECT_OPTIONS = [("grpc.initial_reconnect_backoff_ms", 250), ("grpc.min_reconnect_backoff_ms", 250),
+                      ("grpc.max_reconnect_backoff_ms", 2000)]
+_WAIT_CHANNEL_OPTIONS = _RECONNECT_OPTIONS + [("grpc.http2.lookahead_bytes", 16384), ("grpc.http2.bdp_probe", 0)]
 _payload_text = _specs.payload_text
 
 
@@ -65,14 +67,14 @@ class Client:
                                          rpc_timeout=rpc_timeout)
         self._rpc_timeout = self._conn.rpc_timeout
         self._metadata = self._conn.metadata
-        self._channel = self._conn.channel()
+        self._channel = self._conn.channel(_RECONNECT_OPTIONS)
         self._stub = cs_grpc.ClientServiceStub(self._channel)
         # The wait stream has its own connection with a small receive window: while this
         # process is busy, the coordinator's writes wait and the results finishing meanwhile
         # travel together in one message (each message read costs a thread hop in grpcio).
         self._wait_channel = self._conn.channel(_WAIT_CHANNEL_OPTIONS)
         self._waiter = Waiter(cs_grpc.ClientServiceStub(self._wait_channel), self._metadata, self._conn.target)
-        self._batcher = SubmitBatcher(self._stub, self._metadata, self._rpc_timeout, self._conn.target,
+        self._batcher = SubmitBatcher(self._channel, self._metadata, self._rpc_timeout, self._conn.target,
                                       self._waiter.add)
         self._closed = False
         self._at_exit = functools.partial(_close_at_exit, weakref.ref(self))
@@ -128,7 +130,7 @@ class Client:
         timeout
             Seconds the task may run before it ends ``timeout`` (default 300).
         max_retries
-            How often a failed attempt is retried on another worker (default 3).
+            How often a failed attempt is retried (default 3); then the task ends ``failed``.
         min_cpu_cores, min_memory_gb, min_storage_gb
             Run only on a worker with at least this many cores / GB of RAM / GB of disk.
         gpu, internet
@@ -179,13 +181,14 @@ class Client:
                 and platform is None and role is None and tags is None and device is None and metadata is None
                 and idempotency_key is None and after is None and parent_close is None
                 and type(task_type) is str and task_type):
-            spec = _TaskSpec(task_type=task_type, payload=_payload_text(payload))  # the common case, cheap
+            spec = simple_spec(task_type, _payload_text(payload))  # the common case, cheap
         else:
             spec = _specs.build_spec(
                 task_type, payload, priority=priority, timeout=timeout, max_retries=max_retries,
                 min_cpu_cores=min_cpu_cores, min_memory_gb=min_memory_gb, min_storage_gb=min_storage_gb,
                 gpu=gpu, internet=internet, platform=platform, role=role, tags=tags, device=device,
-                metadata=metadata, idempotency_key=idempotency_key, after=after, parent_close=parent_close)
+                metadata=metadata, idempotency_key=idempotency_key, after=after,
+                parent_close=parent_close).SerializeToString()
         future = TaskFuture(self)
         self._batcher.add(spec, future)
         return future
@@ -203,7 +206,8 @@ class Client:
         as the batch limit allows.
 
         ``timeout``: seconds for the whole call (None: no limit); past it
-        ``concurrent.futures.TimeoutError`` (the tasks keep running).
+        ``concurrent.futures.TimeoutError`` (the tasks keep running). It is not the tasks'
+        run timeout: for that, submit with ``timeout=`` and collect the futures.
 
         The first task (in order) that did not succeed raises its exception
         (``rc.TaskFailed``, ``rc.TaskTimeout``, ``rc.TaskCancelled``, or the submit's
@@ -212,17 +216,13 @@ class Client:
         """
         items = list(payloads)
         texts = [_payload_text(p, f"payloads[{i}]") for i, p in enumerate(items)]
+        template = _specs.build_spec(task_type, None, **options)  # checks task_type and options
         if options:
-            template = _specs.build_spec(task_type, None, **options)
-            specs = []
-            for text in texts:
-                spec = _TaskSpec()
-                spec.CopyFrom(template)
-                spec.payload = text
-                specs.append(spec)
+            template.ClearField("payload")
+            head = template.SerializeToString()
+            specs = [with_payload(head, text) for text in texts]
         else:
-            _specs.build_spec(task_type, None)  # checks task_type
-            specs = [_TaskSpec(task_type=task_type, payload=text) for text in texts]
+            specs = [simple_spec(task_type, text) for text in texts]
         futures = [TaskFuture(self) for _ in specs]
         if not futures:
             return []
@@ -245,6 +245,8 @@ class Client:
         Raises ``rc.NotFound`` from ``result()`` when no such task exists.
         """
         _check_id(task_id)
+        if self._closed:
+            raise RuntimeError("the client is closed")
         f = TaskFuture(self, task_id)
         self._waiter.add([f])
         return f
@@ -359,7 +361,7 @@ class Client:
     def _cancel_call(self, task_id: str) -> cs.CancelTaskResponse:
         return self._unary(self._stub.CancelTask, cs.CancelTaskRequest(task_id=task_id))
 
-    def _unary(self, method, request):
+    def _unary(self, method: Any, request: Any) -> Any:
         try:
             return method(request, timeout=self._rpc_timeout, metadata=self._metadata)
         except grpc.RpcError as e:

@@ -246,7 +246,8 @@ class TaskFuture(concurrent.futures.Future):
                 else:
                     for w in self._waiters:
                         w.add_exception(self)
-            self._condition.notify_all()
+            if self._condition._waiters:  # threads in result()/exception(); skip the call otherwise
+                self._condition.notify_all()
         self._invoke_callbacks()  # outside our lock: callbacks may call back into the client
         return True
 
