@@ -2,12 +2,15 @@
 
 While ``max_in_flight`` SubmitBatch calls are on the wire, new submits queue, and the next
 call carries everything queued (up to ``max_batch`` specs and about ``max_batch_bytes``; a
-larger spec still goes, alone). Specs queue already encoded, each as its
-``SubmitBatchRequest.specs`` field (``frame``): a request is then their concatenation, which
-costs a fifth of building and encoding a request message. An idle batcher sends at once: the call starts on the
-event loop's next turn, so the submits made in the same turn (``asyncio.gather`` over
-many ``submit`` coroutines) travel together and a lone submit waits for nothing. Not
+larger spec still goes, alone). An idle batcher sends at once: the call starts on the event
+loop's next turn, so the submits made in the same turn (``asyncio.gather`` over many
+``submit`` coroutines) travel together and a lone submit waits for nothing. Not
 thread-safe: everything runs on the client's event loop.
+
+Specs queue already encoded, each as its ``SubmitBatchRequest.specs`` field (``frame``):
+a request is then their concatenation, about a fifth of the CPU of building a request
+message and encoding it (3.6 against 18 us per spec with python3-protobuf 3.21's C++
+backend).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from typing import Any, Callable, List, Optional
 import grpc
 
 from retire_cluster import errors
+
 
 def _varint(n: int) -> bytes:
     out = bytearray()
@@ -49,8 +53,8 @@ class SubmitBatcher:
     """Sends queued TaskSpecs in SubmitBatch calls; see the module docstring.
 
     ``send(request_bytes)`` starts one SubmitBatch call (a grpc.aio call, awaitable) with
-    an encoded SubmitBatchRequest. Each entry added with a framed spec is answered once, through ``answer`` or ``refuse``, in the order of
-    the batch.
+    an encoded SubmitBatchRequest. Each entry added with a framed spec is answered once,
+    through ``answer`` or ``refuse``, in the order of the batch.
     """
 
     def __init__(self, send: Callable[[bytes], Any], answer: Answer, refuse: Refuse,
@@ -124,21 +128,24 @@ class SubmitBatcher:
             try:
                 response = await self._send(b"".join(specs))
             except grpc.RpcError as e:
-                error = errors.from_grpc(e, self._target)
-                for entry in entries:
-                    self._refuse(entry, error)
+                for entry in entries:  # one exception each: each is raised in its own submit
+                    self._refuse(entry, errors.from_grpc(e, self._target))
                 return
             except asyncio.CancelledError:
-                error = errors.from_status(grpc.StatusCode.CANCELLED, "the client was closed before the submit "
-                                           "was answered", self._target)
                 for entry in entries:
-                    self._refuse(entry, error)
+                    self._refuse(entry, errors.from_status(
+                        grpc.StatusCode.CANCELLED, "the client was closed before the submit was answered",
+                        self._target))
                 raise
+            except Exception as e:  # noqa: BLE001 - grpc.aio usage errors: never leave a submit hanging
+                for entry in entries:
+                    self._refuse(entry, errors.RpcError(f"SubmitBatch failed: {e!r}", "UNKNOWN"))
+                return
             results = response.results
             if len(results) != len(entries):
-                error = errors.RpcError(f"coordinator answered {len(results)} of {len(entries)} submits", "INTERNAL")
                 for entry in entries:
-                    self._refuse(entry, error)
+                    self._refuse(entry, errors.RpcError(
+                        f"coordinator answered {len(results)} of {len(entries)} submits", "INTERNAL"))
                 return
             answer, refuse, target = self._answer, self._refuse, self._target
             for entry, r in zip(entries, results):

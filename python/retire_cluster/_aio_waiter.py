@@ -53,6 +53,7 @@ class WaitStream:
         self._queued: List[str] = []             # ids not yet written on the current stream
         self._wake = asyncio.Event()             # set when _queued gained ids
         self._runner: Optional[asyncio.Task] = None
+        self._call = None                        # the current stream call
         self._closed = False
         self.breaks = 0                          # streams that broke (for tests and diagnostics)
         self.last_error: Optional[BaseException] = None
@@ -72,11 +73,10 @@ class WaitStream:
     def discard(self, task_id: str, waiter: Any) -> None:
         """Stops delivering to ``waiter`` (a wait that timed out); the id stays on the stream."""
         waiters = self._waits.get(task_id)
-        if waiters is not None:
-            try:
-                waiters.remove(waiter)
-            except ValueError:
-                pass
+        if waiters is not None and waiter in waiters:
+            waiters.remove(waiter)
+            if not waiters:
+                del self._waits[task_id]  # its answer, if it comes, is dropped
 
     @property
     def open_waits(self) -> int:
@@ -92,6 +92,14 @@ class WaitStream:
                 await runner
             except asyncio.CancelledError:
                 pass
+        call, self._call = self._call, None
+        if call is not None:
+            # Let gRPC finish the cancelled call on this loop: its last events arriving after
+            # the loop closed make grpc.aio print "Event loop is closed" (grpc/grpc#34139).
+            try:
+                await asyncio.wait_for(call.code(), 1.0)
+            except (asyncio.TimeoutError, asyncio.CancelledError, grpc.RpcError):
+                pass
         waits, self._waits = self._waits, {}
         for waiters in waits.values():
             for w in waiters:
@@ -104,7 +112,7 @@ class WaitStream:
             while not self._closed:
                 self._queued = list(self._waits)  # a new stream asks for every open wait
                 self._wake.set()
-                call = self._open_call()
+                call = self._call = self._open_call()
                 writer = asyncio.get_running_loop().create_task(self._write(call))
                 error: Optional[BaseException] = None
                 try:
@@ -120,6 +128,8 @@ class WaitStream:
                     error = errors.from_grpc(e, self._target)
                     if e.code() not in _RETRYABLE:
                         self._fail_all(error)
+                except Exception as e:  # noqa: BLE001 - a grpc.aio usage error: a new stream, as for a break
+                    error = errors.RpcError(f"wait stream failed: {e!r}", "UNKNOWN")
                 finally:
                     writer.cancel()
                     call.cancel()

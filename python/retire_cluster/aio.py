@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence
 
 import grpc
@@ -170,8 +171,8 @@ def _seconds(name: str, value: Any) -> Optional[float]:
         return None
     if not isinstance(value, (int, float)) or isinstance(value, bool):
         raise TypeError(f"{name}: expected a number of seconds, got {type(value).__name__}")
-    if not value >= 0:
-        raise errors.InvalidArgument(f"{name}: expected a non-negative number of seconds, got {value!r}",
+    if not (value >= 0 and math.isfinite(value)):
+        raise errors.InvalidArgument(f"{name}: expected a non-negative finite number of seconds, got {value!r}",
                                      "INVALID_ARGUMENT")
     return float(value)
 
@@ -400,6 +401,10 @@ class Client:
             await asyncio.wait(list(self._cancellers), timeout=self._conn.rpc_timeout)
         await self._waiter.close(self._closed_error("the client was closed before the task ended"))
         await self._channel.close()
+        self._stub = None  # no more calls (cancels asked for from now on are dropped)
+        # The cancelled calls' last events come from gRPC's poller thread: take them on this
+        # loop while it runs (after it closed, grpc.aio prints "Event loop is closed").
+        await asyncio.sleep(0.01)
 
     # -- internals -----------------------------------------------------------------------
 
@@ -457,7 +462,7 @@ class Client:
 
     def _cancel_later(self, task_id: str) -> None:
         """Asks the coordinator to cancel a task, without waiting (TaskFuture.cancel)."""
-        if self._channel is None or self._loop is None or self._loop.is_closed():
+        if self._stub is None or self._loop.is_closed():
             return
         self._cancel_queue.append(task_id)
         if len(self._cancellers) < _MAX_CANCELS_IN_FLIGHT:
@@ -466,7 +471,7 @@ class Client:
             worker.add_done_callback(self._cancellers.discard)
 
     async def _send_cancels(self) -> None:
-        while self._cancel_queue:
+        while self._cancel_queue and self._stub is not None:
             task_id = self._cancel_queue.pop()
             try:
                 await self._stub.CancelTask(cs_pb2.CancelTaskRequest(task_id=task_id),
