@@ -266,6 +266,18 @@ absl::StatusOr<std::vector<pb::Worker>> ClientApi::ListWorkers(const Principal& 
   return workers;
 }
 
+absl::StatusOr<bool> ClientApi::OffersTaskType(const Principal& who, absl::string_view task_type,
+                                               const std::string& device_id) const {
+  RETURN_IF_ERROR(AllowOp(who, ClientOp::kSubmit));
+  for (const pb::Worker& w : core_->ListWorkers(device_id)) {
+    if (w.status() != pb::WORKER_STATUS_ONLINE || w.drained()) continue;
+    for (const std::string& t : w.capabilities().task_types()) {
+      if (t == task_type) return true;
+    }
+  }
+  return false;
+}
+
 absl::StatusOr<pb::Worker> ClientApi::DrainWorker(const Principal& who, const std::string& device_id, bool drain) {
   RETURN_IF_ERROR(AllowOp(who, ClientOp::kDrainWorker));
   return core_->DrainWorker(device_id, drain);

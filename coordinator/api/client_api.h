@@ -133,6 +133,12 @@ class ClientApi {
 
   // All workers, or the one with `device_id` (NOT_FOUND "no worker with device id '...'").
   absl::StatusOr<std::vector<pb::Worker>> ListWorkers(const Principal& who, const std::string& device_id) const;
+  // Whether an online worker (the one with `device_id` when not "") that takes new tasks
+  // offers `task_type`: lets a front-end refuse at once what no worker could run. Admitted
+  // as a submit, and answers only yes or no, so the submit role learns nothing else of the
+  // workers.
+  absl::StatusOr<bool> OffersTaskType(const Principal& who, absl::string_view task_type,
+                                      const std::string& device_id) const;
   // `drain` false lifts a drain. NOT_FOUND for an unknown device.
   absl::StatusOr<pb::Worker> DrainWorker(const Principal& who, const std::string& device_id, bool drain);
   absl::StatusOr<pb::Stats> Stats(const Principal& who) const;

@@ -33,30 +33,22 @@ int HttpCode(absl::StatusCode c) {
   }
 }
 
-HttpResponse StatusResponse(const absl::Status& s) { return ErrorResponse(HttpCode(s.code()), std::string(s.message())); }
-
-// Read as JSON whatever the Content-Type says (curl -d sends form-urlencoded).
-absl::StatusOr<json> Body(const HttpRequest& req) {
-  json j = json::parse(req.body, nullptr, false);
-  if (j.is_discarded()) return absl::InvalidArgumentError("body: not valid JSON");
-  return j;
-}
-
 Json SubmitJson(const SubmitResult& r) { return Json{{"task_id", r.task_id}, {"status", StatusName(r.status)}}; }
 
-// One long poll: a sink that answers once, at the terminal snapshot, the timeout, the
-// core's shutdown or the client's disconnect (no answer then), and unwatches on every
-// path. The core calls OnTask/Abort after releasing its lock but a sink may not call
+// One long poll: a sink that answers once through its TaskReply, at the terminal
+// snapshot, the timeout or the core's shutdown (the task as it is then), or not at all
+// when the client disconnected, and unwatches on every path. The core calls OnTask/Abort after releasing its lock but a sink may not call
 // back into it, so the unwatch and the current-snapshot read hop through the Deferrer.
 class LongPoll final : public TaskSink, public std::enable_shared_from_this<LongPoll> {
  public:
   LongPoll(ClientApi* api, Deferrer* deferrer, Principal who, std::string task_id,
-           std::shared_ptr<Responder> responder)
+           std::shared_ptr<Responder> responder, TaskReply reply)
       : api_(api),
         deferrer_(deferrer),
         who_(std::move(who)),
         task_id_(std::move(task_id)),
-        responder_(std::move(responder)) {}
+        responder_(std::move(responder)),
+        reply_(std::move(reply)) {}
 
   bool TerminalOnly() const override { return true; }
   void OnTask(const pb::Task& t) override {
@@ -77,7 +69,7 @@ class LongPoll final : public TaskSink, public std::enable_shared_from_this<Long
     }
     if (cancel_timer) cancel_timer();
     if (outcome == Outcome::kTerminal) {
-      responder_->Reply(JsonResponse(200, TaskToJson(*terminal)));
+      responder_->Reply(reply_(*terminal));
     } else if (outcome == Outcome::kCurrent) {
       deferrer_->Post([self = shared_from_this()] { self->ReplyCurrent(); });
     }
@@ -106,10 +98,10 @@ class LongPoll final : public TaskSink, public std::enable_shared_from_this<Long
   }
 
  private:
-  // The task as it is now (the timeout's answer: 200 with a non-terminal task).
+  // The task as it is now (the timeout's answer; it may have ended meanwhile).
   void ReplyCurrent() {
     absl::StatusOr<pb::Task> t = api_->GetTask(who_, task_id_);
-    responder_->Reply(t.ok() ? JsonResponse(200, TaskToJson(*t)) : StatusResponse(t.status()));
+    responder_->Reply(t.ok() ? reply_(*t) : StatusResponse(t.status()));
   }
 
   ClientApi* const api_;
@@ -117,6 +109,7 @@ class LongPoll final : public TaskSink, public std::enable_shared_from_this<Long
   const Principal who_;
   const std::string task_id_;
   const std::shared_ptr<Responder> responder_;
+  const TaskReply reply_;
   absl::Mutex mu_;
   bool done_ ABSL_GUARDED_BY(mu_) = false;
   std::optional<uint64_t> watch_ ABSL_GUARDED_BY(mu_);
@@ -124,6 +117,29 @@ class LongPoll final : public TaskSink, public std::enable_shared_from_this<Long
 };
 
 }  // namespace
+
+HttpResponse StatusResponse(const absl::Status& s) { return ErrorResponse(HttpCode(s.code()), std::string(s.message())); }
+
+absl::StatusOr<json> JsonBody(const HttpRequest& req) {
+  json j = json::parse(req.body, nullptr, false);
+  if (j.is_discarded()) return absl::InvalidArgumentError("body: not valid JSON");
+  return j;
+}
+
+void AwaitTask(ClientApi* api, Deferrer* deferrer, const Principal& who, const std::string& task_id, double seconds,
+               std::shared_ptr<Responder> responder, TaskReply reply) {
+  auto poll = std::make_shared<LongPoll>(api, deferrer, who, task_id, responder, std::move(reply));
+  absl::StatusOr<uint64_t> watch = api->Watch(who, task_id, poll);
+  if (!watch.ok()) return responder->Reply(StatusResponse(watch.status()));
+  poll->Watching(*watch);
+  std::weak_ptr<LongPoll> weak = poll;
+  responder->OnGone([weak] {
+    if (auto p = weak.lock()) p->Finish(LongPoll::Outcome::kGone, nullptr);
+  });
+  poll->SetTimer(deferrer->After(seconds, [weak] {
+    if (auto p = weak.lock()) p->Finish(LongPoll::Outcome::kCurrent, nullptr);
+  }));
+}
 
 std::string JsonText(const Json& body) { return body.dump(-1, ' ', false, Json::error_handler_t::replace); }
 
@@ -172,10 +188,15 @@ void BridgeRoutes::Route(const HttpRequest& req, const std::shared_ptr<Responder
   if (m == "GET" && is({"healthz"})) return res->Reply(JsonResponse(200, Json{{"status", "ok"}}));
 
   // Every other route is one client API operation; the API admits the caller to it.
-  enum class R { kSubmit, kBatch, kGet, kWait, kCancel, kList, kWorkers, kDrain, kStats, kMetrics } route;
+  enum class R { kSubmit, kBatch, kGet, kWait, kCancel, kList, kWorkers, kDrain, kStats, kMetrics, kMission, kBrowser };
+  R route;
   ClientOp op;
   if (m == "POST" && is({"tasks"})) {
     route = R::kSubmit, op = ClientOp::kSubmit;
+  } else if (m == "POST" && is({"v1", "missions", "execute"})) {
+    route = R::kMission, op = ClientOp::kSubmit;
+  } else if (m == "POST" && is({"v1", "browser", "control"})) {
+    route = R::kBrowser, op = ClientOp::kSubmit;
   } else if (m == "POST" && is({"tasks", "batch"})) {
     route = R::kBatch, op = ClientOp::kSubmit;
   } else if (m == "GET" && is({"tasks", "*"})) {
@@ -213,6 +234,8 @@ void BridgeRoutes::Route(const HttpRequest& req, const std::shared_ptr<Responder
   switch (route) {
     case R::kSubmit: return SubmitOne(req, res, *who);
     case R::kBatch: return SubmitBatch(req, res, *who);
+    case R::kMission: return ExecuteMission(req, res, *who);
+    case R::kBrowser: return BrowserControl(req, res, *who);
     case R::kGet: {
       absl::StatusOr<pb::Task> t = api_->GetTask(*who, id);
       return res->Reply(t.ok() ? JsonResponse(200, TaskToJson(*t)) : StatusResponse(t.status()));
@@ -253,7 +276,7 @@ void BridgeRoutes::Route(const HttpRequest& req, const std::shared_ptr<Responder
 }
 
 void BridgeRoutes::SubmitOne(const HttpRequest& req, const std::shared_ptr<Responder>& res, const Principal& who) {
-  absl::StatusOr<json> body = Body(req);
+  absl::StatusOr<json> body = JsonBody(req);
   if (!body.ok()) return res->Reply(StatusResponse(body.status()));
   absl::StatusOr<pb::TaskSpec> spec = TaskSpecFromJson(*body);
   if (!spec.ok()) return res->Reply(StatusResponse(spec.status()));
@@ -263,7 +286,7 @@ void BridgeRoutes::SubmitOne(const HttpRequest& req, const std::shared_ptr<Respo
 }
 
 void BridgeRoutes::SubmitBatch(const HttpRequest& req, const std::shared_ptr<Responder>& res, const Principal& who) {
-  absl::StatusOr<json> body = Body(req);
+  absl::StatusOr<json> body = JsonBody(req);
   if (!body.ok()) return res->Reply(StatusResponse(body.status()));
   if (!body->is_object() || !body->contains("tasks") || !(*body)["tasks"].is_array()) {
     return res->Reply(ErrorResponse(400, "tasks: required, an array of tasks"));
@@ -296,17 +319,8 @@ void BridgeRoutes::WaitFor(const std::string& id, const HttpRequest& req, const 
   }
   absl::StatusOr<double> timeout = ClientApi::WaitSeconds(requested);
   if (!timeout.ok()) return res->Reply(StatusResponse(timeout.status()));
-  auto poll = std::make_shared<LongPoll>(api_, deferrer_, who, id, res);
-  absl::StatusOr<uint64_t> watch = api_->Watch(who, id, poll);
-  if (!watch.ok()) return res->Reply(StatusResponse(watch.status()));
-  poll->Watching(*watch);
-  std::weak_ptr<LongPoll> weak = poll;
-  res->OnGone([weak] {
-    if (auto p = weak.lock()) p->Finish(LongPoll::Outcome::kGone, nullptr);
-  });
-  poll->SetTimer(deferrer_->After(*timeout, [weak] {
-    if (auto p = weak.lock()) p->Finish(LongPoll::Outcome::kCurrent, nullptr);
-  }));
+  // 200 with the task whether it ended or not (the caller reads its status).
+  AwaitTask(api_, deferrer_, who, id, *timeout, res, [](const pb::Task& t) { return JsonResponse(200, TaskToJson(t)); });
 }
 
 void BridgeRoutes::ListTasks(const HttpRequest& req, const std::shared_ptr<Responder>& res, const Principal& who) {

@@ -43,6 +43,9 @@ class BridgeRoutes {
   void SubmitBatch(const HttpRequest& req, const std::shared_ptr<Responder>& res, const Principal& who);
   void WaitFor(const std::string& id, const HttpRequest& req, const std::shared_ptr<Responder>& res,
                const Principal& who);
+  // The mission executor's API (DESIGN.md "Missions over HTTP"), in missions.cc.
+  void ExecuteMission(const HttpRequest& req, const std::shared_ptr<Responder>& res, const Principal& who);
+  void BrowserControl(const HttpRequest& req, const std::shared_ptr<Responder>& res, const Principal& who);
   void ListTasks(const HttpRequest& req, const std::shared_ptr<Responder>& res, const Principal& who);
   std::string Metrics(const ClusterMetrics& m) const;
 
@@ -50,6 +53,22 @@ class BridgeRoutes {
   Deferrer* const deferrer_;
   const RoutesOptions options_;
 };
+
+// How a long poll answers with the task: at its end (terminal status), or as it is when
+// the wait's time ran out or the core shut down (any other status).
+using TaskReply = std::function<HttpResponse(const pb::Task& task)>;
+
+// Watches `task_id` for `who` (the API's watch check) and answers `responder` with
+// `reply` once the task ends or after `seconds`, holding no thread meanwhile; the client
+// going away releases the watch. The watch's refusal is answered at once.
+void AwaitTask(ClientApi* api, Deferrer* deferrer, const Principal& who, const std::string& task_id, double seconds,
+               std::shared_ptr<Responder> responder, TaskReply reply);
+
+// A Status as {"error": message} with its HTTP code (INVALID_ARGUMENT 400, ...).
+HttpResponse StatusResponse(const absl::Status& s);
+// A request body as JSON, whatever its Content-Type (curl -d sends form-urlencoded);
+// INVALID_ARGUMENT "body: not valid JSON".
+absl::StatusOr<nlohmann::json> JsonBody(const HttpRequest& req);
 
 // Replies echo what clients sent (paths, ids, query values), which need not be UTF-8: a
 // strict dump would throw.

@@ -4,70 +4,14 @@
 #include <sys/resource.h>
 
 #include <catch2/catch.hpp>
-#include <deque>
 
-#include "coordinator/http/routes.h"
 #include "coordinator/http/http_bridge.h"
-#include "tests/unit/coordinator_fixture.h"
+#include "tests/unit/routes_fixture.h"
 
 namespace rc::coordinator::http {
 namespace {
 
 using nlohmann::json;
-
-class ManualDeferrer final : public Deferrer {
- public:
-  void Post(std::function<void()> fn) override { posted.push_back(std::move(fn)); }
-  std::function<void()> After(double seconds, std::function<void()> fn) override {
-    timers.push_back(std::move(fn));
-    auto cancelled = std::make_shared<bool>(false);
-    timer_cancelled.push_back(cancelled);
-    return [cancelled] { *cancelled = true; };
-  }
-  void RunPosted() {
-    for (int i = 0; i < 100 && !posted.empty(); ++i) {
-      auto fn = std::move(posted.front());
-      posted.pop_front();
-      fn();
-    }
-  }
-  std::deque<std::function<void()>> posted;
-  std::vector<std::function<void()>> timers;
-  std::vector<std::shared_ptr<bool>> timer_cancelled;
-};
-
-class Capture final : public Responder {
- public:
-  void Reply(HttpResponse r) override { replies.push_back(std::move(r)); }
-  void OnGone(std::function<void()> g) override { gone = std::move(g); }
-  std::vector<HttpResponse> replies;
-  std::function<void()> gone;
-};
-
-struct RoutesFixture : Fixture {
-  ManualDeferrer deferrer;
-  ClientApi api{&core, nullptr};
-  BridgeRoutes routes{&api, &deferrer, RoutesOptions{}};
-
-  std::shared_ptr<Capture> Call(const std::string& method, const std::string& path, const std::string& body = "",
-                                std::vector<std::pair<std::string, std::string>> query = {}) {
-    HttpRequest r;
-    r.method = method;
-    r.path = path;
-    r.query = std::move(query);
-    r.body = body;
-    r.peer = "127.0.0.1";
-    auto c = std::make_shared<Capture>();
-    routes.Handle(r, c);
-    deferrer.RunPosted();
-    return c;
-  }
-};
-
-json Body(const std::shared_ptr<Capture>& c) {
-  REQUIRE(c->replies.size() == 1);
-  return json::parse(c->replies[0].body);
-}
 
 TEST_CASE_METHOD(RoutesFixture, "Routes: unknown endpoints, drain without a body, remote callers without tokens") {
   auto nope = Call("PUT", "/tasks");
