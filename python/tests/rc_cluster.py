@@ -27,7 +27,8 @@ PYTHON_DIR = os.path.join(REPO, "python")
 # Fast failure detection, as tests/e2e/workflow_test.sh: workers reconnect within half a second.
 COORDINATOR_YAML = ("heartbeat_interval_seconds: 0.5\noffline_after_seconds: 3\n"
                     "reconnect_grace_seconds: 5\nlog_level: warn\n")
-WORKER_YAML = "reconnect_initial_seconds: 0.1\nreconnect_max_seconds: 0.5\nlog_level: warn\n"
+# drain_grace 0: a stopped worker hands its running tasks back at once (a test ends with some).
+WORKER_YAML = "reconnect_initial_seconds: 0.1\nreconnect_max_seconds: 0.5\ndrain_grace_seconds: 0\nlog_level: warn\n"
 
 _LISTENING = re.compile(r"listening on 127\.0\.0\.1:(\d+) http 127\.0\.0\.1:(\d+)")
 
