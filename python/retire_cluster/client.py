@@ -40,6 +40,17 @@ def _close_at_exit(ref: "weakref.ref[Client]") -> None:
         client.close()
 
 
+def _release(waiter: Waiter, *channels: grpc.Channel) -> None:
+    """A client dropped without close(): end its stream thread and connections.
+
+    Nothing is queued then: a queued submit waits for a call in flight, whose callback
+    holds the futures and so the client.
+    """
+    waiter.close(0)
+    for channel in channels:
+        channel.close()
+
+
 class Client:
     """A connection to the coordinator.
 
@@ -79,6 +90,8 @@ class Client:
         self._closed = False
         self._at_exit = functools.partial(_close_at_exit, weakref.ref(self))
         atexit.register(self._at_exit)
+        self._finalizer = weakref.finalize(self, _release, self._waiter, self._channel, self._wait_channel)
+        self._finalizer.atexit = False  # at exit, _close_at_exit sends the queued submits first
 
     @property
     def target(self) -> str:
@@ -337,6 +350,7 @@ class Client:
         batches = math.ceil(self._batcher.queued() / MAX_BATCH) + 1
         self._batcher.drain(self._rpc_timeout * (math.ceil(batches / MAX_IN_FLIGHT) + 1))
         self._waiter.close(self._rpc_timeout)
+        self._finalizer.detach()
         self._wait_channel.close()
         self._channel.close()
 
