@@ -24,7 +24,13 @@ _log = logging.getLogger("retire_cluster.aio")
 
 FIRST_BACKOFF = 0.05  # seconds before the first reconnect after a break
 MAX_BACKOFF = 2.0     # reconnects never wait longer than this
-MAX_IDS_PER_WRITE = 20000
+MAX_IDS_PER_WRITE = 10000
+# With many waits open, a message carrying few results makes the reader pause before the next
+# read: the coordinator's writes then wait (the wait channel has a small HTTP/2 window) and
+# the results that finish meanwhile travel together. Each message read costs grpc.aio a loop
+# turn and a thread hop; with few waits open (one task at a time) every result is read at once.
+SMALL_MESSAGE = 64
+PAUSE = 0.002  # seconds
 
 # Breaks worth a new stream; any other code is the coordinator's final word (bad token, ...).
 _RETRYABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED, grpc.StatusCode.UNKNOWN,
@@ -124,6 +130,8 @@ class WaitStream:
                             break
                         backoff = FIRST_BACKOFF
                         self._dispatch(response)
+                        if len(response.tasks) < SMALL_MESSAGE and len(self._waits) > SMALL_MESSAGE:
+                            await asyncio.sleep(PAUSE)
                 except grpc.RpcError as e:
                     error = errors.from_grpc(e, self._target)
                     if e.code() not in _RETRYABLE:
