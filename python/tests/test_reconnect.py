@@ -56,8 +56,10 @@ def test_sync_future_survives_a_coordinator_restart(own_cluster):
         assert isinstance(outcome.get("error"), rc.Unavailable), outcome
         assert outcome["at"] - stopped < UNAVAILABLE_WITHIN
         assert not f.done()  # still pending: it may be waited on again
+        with pytest.raises(rc.Unavailable):  # and says so again while the coordinator is away
+            f.result(timeout=30)
 
-        own_cluster.coordinator.start()  # same ports, same data dir
+        own_cluster.coordinator.start()  # at once, on the same ports and data dir
         assert f.result(timeout=60) == {"slept_for": 3}
         assert c.get(f.task_id)["status"] == "success"
         # The client keeps working for new tasks too.
