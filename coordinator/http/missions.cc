@@ -118,6 +118,10 @@ absl::StatusOr<Mission> MissionSpecFromJson(const json& j) {
   spec.set_payload(payload.dump(-1, ' ', false, json::error_handler_t::replace));
   spec.mutable_requirements()->set_timeout_seconds(m.timeout_seconds);
   spec.mutable_requirements()->set_target_device_id(device);
+  // A mission runs at most once, as the executor ran it: a failed script is not run again
+  // (its side effects would repeat, and the answer would wait for every retry); a lost
+  // worker ends it failed.
+  spec.mutable_requirements()->set_max_retries(0);
   return m;
 }
 

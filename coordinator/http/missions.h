@@ -33,7 +33,8 @@ struct Mission {
   bool browser_interaction = false;
   double timeout_seconds = kDefaultMissionTimeoutSeconds;
   // The python_script task that runs it: payload {code, requirements, keep_alive,
-  // timeout}, requirements.timeout_seconds and target_device_id, metadata + mission_id.
+  // timeout}, requirements.timeout_seconds and target_device_id, max_retries 0 (a mission
+  // runs at most once), metadata + mission_id.
   ::retire_cluster::v1::TaskSpec spec;
 };
 

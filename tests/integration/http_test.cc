@@ -200,6 +200,45 @@ TEST_CASE("HTTP: /metrics passes promtool check metrics, a hostile worker device
   CHECK(said.empty());  // promtool prints lint problems even when it exits 0
 }
 
+TEST_CASE("HTTP: a mission runs as python_script on a real worker and answers its MissionResult") {
+  Cluster cluster;
+  WorkerConfig wc = Cluster::Worker("w1", 1);
+  wc.allow = {"python_script"};
+  cluster.AddWorker(wc);
+  Http http(cluster);
+  auto ok = http.Post("/v1/missions/execute",
+                      R"j({"mission_id": "calc_001", "code": "import sys\nprint(2 + 2)\nprint('note', file=sys.stderr)",
+                          "requirements": [], "browser_interaction": false, "keep_alive": false,
+                          "target_device_id": null, "timeout": 20, "metadata": {"who": "jarvis"}})j");
+  json m = Parse(ok);
+  INFO(m.dump());
+  CHECK(ok->status == 200);
+  CHECK(m["mission_id"] == "calc_001");
+  CHECK(m["success"] == true);
+  CHECK(m["stdout"] == "4\n");
+  CHECK(m["stderr"] == "note\n");
+  CHECK(m["exit_code"] == 0);
+  CHECK(m["error"] == nullptr);
+  CHECK(m["metadata"]["device_id"] == "w1");
+  CHECK(m["metadata"]["status"] == "success");
+  json task = Parse(http.client.Get(("/tasks/" + std::string(m["metadata"]["task_id"])).c_str()));
+  CHECK(task["metadata"] == json{{"mission_id", "calc_001"}, {"who", "jarvis"}});
+
+  auto failed = http.Post("/v1/missions/execute", R"j({"mission_id": "exit3", "code": "raise SystemExit(3)"})j");
+  json f = Parse(failed);
+  INFO(f.dump());
+  CHECK(failed->status == 200);
+  CHECK(f["success"] == false);
+  CHECK(f["exit_code"] == 3);
+  CHECK(f["error"].is_string());
+  CHECK(f["metadata"]["attempts"] == 1);  // a mission is not retried
+
+  auto browser = http.Post("/v1/browser/control", R"({"operation": "status"})");
+  REQUIRE(browser);
+  CHECK(browser->status == 503);
+  CHECK(Parse(browser)["success"] == false);
+}
+
 TEST_CASE("A worker with --metrics-port serves its own Prometheus metrics") {
   Cluster cluster;
   WorkerConfig wc = Cluster::Worker("w1", 3);

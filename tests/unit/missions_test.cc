@@ -47,6 +47,7 @@ TEST_CASE("MissionSpecFromJson: a full mission becomes a python_script task") {
                                          {"timeout", 12.5}});
   CHECK(s.requirements().timeout_seconds() == 12.5);
   CHECK(s.requirements().target_device_id() == "123");
+  CHECK(s.requirements().max_retries() == 0);
   const std::map<std::string, std::string> meta(s.metadata().begin(), s.metadata().end());
   CHECK(meta == std::map<std::string, std::string>{{"mission_id", "calc_001"},
                                                    {"user", "ana"},
@@ -343,18 +344,18 @@ TEST_CASE_METHOD(MissionRoutes, "Missions: a failed script answers 200 with succ
   f.set_error_message("exited with code 3");
   f.set_exit_code(3);
   f.set_stderr("boom\n");
-  f.set_permanent(true);  // no retry: the task ends now
+  // Not permanent: a task would retry it, a mission (max_retries 0) ends now.
   FinishWith("pc-1", epoch, link->assigned[0], f);
   REQUIRE(res->replies.size() == 1);
   CHECK(res->replies[0].status == 200);
   json b = Body(res);
   CHECK(b["success"] == false);
-  CHECK(b["error"] == "exited with code 3");
+  CHECK(b["error"] == "exited with code 3 (attempt 1 of 1; no retries left)");
   CHECK(b["exit_code"] == 3);
   CHECK(b["stderr"] == "boom\n");
 }
 
-TEST_CASE_METHOD(MissionRoutes, "Missions: past the wait 202 with the task id; wait=0 at once; a client gone unwatches") {
+TEST_CASE_METHOD(MissionRoutes, "Missions: past the wait 202 with the task id, wait=0 at once, a client gone unwatches") {
   auto res = Execute({{"mission_id", "slow"}, {"code", "pass"}, {"timeout", 10}});  // no worker: stays queued
   REQUIRE(deferrer.timers.size() == 1);
   CHECK(deferrer.timer_seconds[0] == 310);
