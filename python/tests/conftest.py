@@ -67,7 +67,8 @@ class BackgroundVenv:
         self.env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
         self.log = open(os.path.join(self.tmp, "venv.log"), "w+")
         self.proc = subprocess.Popen(["/usr/bin/python3", "-m", "venv", "--system-site-packages", self.dir],
-                                     env=self.env, stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+                                     env=self.env, stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                     start_new_session=True)  # its pip child is stopped with it
 
     def ready(self, limit: float = 180.0) -> str:
         """The venv's directory once made; AssertionError with venv's output if that failed."""
@@ -77,8 +78,11 @@ class BackgroundVenv:
         return self.dir
 
     def close(self):
-        if self.proc.poll() is None:
-            self.proc.kill()
+        if self.proc.poll() is None:  # a short run (a subset of the tests) ends before it
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
             self.proc.wait(10)
         self.log.close()
         shutil.rmtree(self.tmp, ignore_errors=True)
