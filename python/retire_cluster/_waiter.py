@@ -29,13 +29,15 @@ _IDLE_POLL = 1.0      # how often an idle thread re-checks for close (it is also
 _SMALL_MESSAGE = 64   # results per message (and open waits) that make a stream busy
 _PAUSE = 0.002        # seconds a busy stream waits between reads
 _MAX_IDS = 10000      # ids per request: well under the coordinator's 4 MiB message limit
+READY_TIMEOUT = 5.0   # after a break: how long one reconnect attempt waits for a connection
 
 
 class Waiter:
     """The client's wait stream (started on the first wait, closed by ``close``)."""
 
-    def __init__(self, stub: cs_grpc.ClientServiceStub, metadata: Sequence[Tuple[str, str]], target: str) -> None:
-        self._stub = stub
+    def __init__(self, channel: grpc.Channel, metadata: Sequence[Tuple[str, str]], target: str) -> None:
+        self._channel = channel
+        self._stub = cs_grpc.ClientServiceStub(channel)
         self._metadata = metadata
         self._target = target
         self._cv = threading.Condition()
@@ -100,10 +102,26 @@ class Waiter:
     def _run(self) -> None:
         backoff = MIN_BACKOFF
         cv = self._cv
+        lost = False  # the last stream broke: wait for the connection before the next one
         while True:
             with cv:
                 while not self._closed and not self._waits:
                     cv.wait(_IDLE_POLL)  # nothing to wait for: no stream until there is
+                if self._closed:
+                    return
+            if lost:
+                # A stream opened on a broken connection fails at once; gRPC reconnects on
+                # its own (within about 2 s of the coordinator's return, RECONNECT_OPTIONS).
+                # Each READY_TIMEOUT that passes without a connection tells the waiters
+                # blocked since before it began (a fresh result() waits for the next one).
+                attempt = time.monotonic()
+                try:
+                    grpc.channel_ready_future(self._channel).result(timeout=READY_TIMEOUT)
+                except grpc.FutureTimeoutError:
+                    self._break_all(Unavailable(f"coordinator {self._target} unavailable: no connection "
+                                                f"for {READY_TIMEOUT:.0f}s", "UNAVAILABLE"), attempt)
+                    continue
+            with cv:
                 if self._closed:
                     return
                 generation = self._generation
@@ -135,18 +153,24 @@ class Waiter:
                 call.cancel()
             with cv:
                 self._generation += 1  # ends this stream's request generator
-                self._call: Optional[grpc.Future] = None
+                self._call = None
                 if self._closed:
                     return
-                broken = [f for same in self._waits.values() for f in same]
-                cv.notify_all()
-            for f in broken:
-                f._broken(error)
+            self._break_all(error, time.monotonic())
+            lost = True
             if delivered:
                 backoff = MIN_BACKOFF
             with cv:
                 cv.wait_for(lambda: self._closed, backoff)
             backoff = min(backoff * 2, MAX_BACKOFF)
+
+    def _break_all(self, error: RpcError, since: float) -> None:
+        """Tells every open wait that the connection is lost (they stay registered)."""
+        with self._cv:
+            broken = [f for same in self._waits.values() for f in same]
+            self._cv.notify_all()
+        for f in broken:
+            f._broken(error, since)
 
     def _requests(self, generation: int, first: List[str]) -> Iterator[cs.WaitTasksRequest]:
         """The stream's requests: gRPC pulls the next one once the previous write is done."""

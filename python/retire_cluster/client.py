@@ -80,7 +80,7 @@ class Client:
         # process is busy, the coordinator's writes wait and the results finishing meanwhile
         # travel together in one message (each message read costs a thread hop in grpcio).
         self._wait_channel = self._conn.channel(_connection.WAIT_CHANNEL_OPTIONS)
-        self._waiter = Waiter(cs_grpc.ClientServiceStub(self._wait_channel), self._metadata, self._conn.target)
+        self._waiter = Waiter(self._wait_channel, self._metadata, self._conn.target)
         self._batcher = SubmitBatcher(self._channel, self._metadata, self._rpc_timeout, self._conn.target,
                                       self._waiter.add)
         self._closed = False

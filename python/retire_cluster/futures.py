@@ -53,6 +53,7 @@ class TaskFuture(concurrent.futures.Future):
         self._id_waiting = False         # a thread waits in task_id (see _accepted)
         self._breaks = 0                 # connection losses seen while this wait was open
         self._break_error: Optional[RpcError] = None
+        self._break_since = 0.0          # see _broken
 
     # -- the task id -------------------------------------------------------------------
 
@@ -156,11 +157,14 @@ class TaskFuture(concurrent.futures.Future):
         """Returns once done; raises Unavailable on a connection loss, TimeoutError on timeout."""
         if self._state in _DONE:
             return
-        deadline = None if timeout is None else time.monotonic() + timeout
+        started = time.monotonic()
+        deadline = None if timeout is None else started + timeout
         with self._condition:
             seen = self._breaks
             while self._state not in _DONE:
-                if self._breaks != seen:
+                # Only a loss seen after this call began counts: a reconnect attempt that was
+                # already failing when the coordinator came back must not fail a fresh wait.
+                if self._breaks != seen and self._break_since >= started:
                     err = self._break_error
                     raise Unavailable(err.details if err else "connection lost", "UNAVAILABLE")
                 if deadline is None:
@@ -220,11 +224,14 @@ class TaskFuture(concurrent.futures.Future):
         """Ends the future with an error that is not the task's (unknown id, client closed)."""
         self._settle(None, error, False)
 
-    def _broken(self, error: RpcError) -> None:
-        """The connection carrying this wait was lost: wakes blocked waiters with Unavailable."""
+    def _broken(self, error: RpcError, since: float) -> None:
+        """The connection carrying this wait was lost, as seen from `since` (time.monotonic()
+        when the stream ended, or when the failed reconnect attempt began): wakes waiters
+        that were already blocked then with Unavailable."""
         with self._condition:
             self._breaks += 1
             self._break_error = error
+            self._break_since = since
             self._condition.notify_all()
 
     def _settle(self, result: Any, exception: Optional[BaseException], cancelled: bool) -> bool:
