@@ -447,8 +447,8 @@ TEST_CASE_METHOD(MissionRoutes, "Browser control: 503 until a worker offers brow
   auto elsewhere = Browser({{"operation", "status"}, {"target_device_id", "pc-1"}});
   CHECK(elsewhere->replies[0].status == 503);
   CHECK(Body(elsewhere)["message"] ==
-        "no worker can run browser tasks: worker 'pc-1' is not connected or does not offer task type 'browser' (issue "
-        "17 adds it)");
+        "no worker can run browser tasks: worker 'pc-1' is not connected or does not offer task type 'browser' "
+        "(browser automation is not in this release)");
   CHECK(link->assigned.empty());
 
   auto started = Browser({{"operation", "start"}, {"port", 9222}, {"target_device_id", "pc-2"}});
