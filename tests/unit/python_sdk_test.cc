@@ -246,7 +246,7 @@ TEST_CASE("python SDK: a python_script task imports it, with the system python a
              Catch::StartsWith("python_sdk_dir: " + (sdk.root / "nothing").string() + " lacks " + kInit));
 }
 
-TEST_CASE("python SDK: under bwrap the SDK is bound read-only; a hidden place is refused") {
+TEST_CASE("python SDK: under bwrap the SDK is bound read-only, and a hidden place is refused") {
   ScriptWorker w("bwrap");
   if (!w.containment.ok()) {
     WARN("SKIPPED: bwrap containment is unavailable here: " << w.containment.status().message());
