@@ -36,12 +36,13 @@ def _close_at_exit(ref: "weakref.ref[Client]") -> None:
         client.close()
 
 
-def _release(waiter: Waiter, *channels: grpc.Channel) -> None:
-    """A client dropped without close(): end its stream thread and connections.
+def _release(waiter: Waiter, batcher: SubmitBatcher, *channels: grpc.Channel) -> None:
+    """A client dropped without close(): end its threads and connections.
 
-    Nothing is queued then: a queued submit waits for a call in flight, whose callback
-    holds the futures and so the client.
+    Nothing is queued then: queued futures (and so the client) are reachable from the
+    batcher's sender threads until a call carries them.
     """
+    batcher.release()
     waiter.close(0)
     for channel in channels:
         channel.close()
@@ -86,7 +87,8 @@ class Client:
         self._closed = False
         self._at_exit = functools.partial(_close_at_exit, weakref.ref(self))
         atexit.register(self._at_exit)
-        self._finalizer = weakref.finalize(self, _release, self._waiter, self._channel, self._wait_channel)
+        self._finalizer = weakref.finalize(self, _release, self._waiter, self._batcher, self._channel,
+                                           self._wait_channel)
         self._finalizer.atexit = False  # at exit, _close_at_exit sends the queued submits first
 
     @property
@@ -348,7 +350,8 @@ class Client:
         self._waiter.close(self._rpc_timeout)
         self._finalizer.detach()
         self._wait_channel.close()
-        self._channel.close()
+        self._channel.close()  # ends a call still on the wire if drain ran out of time
+        self._batcher.stop(self._rpc_timeout)
 
     def __enter__(self) -> "Client":
         return self
