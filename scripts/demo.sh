@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Starts a local cluster (coordinator + 2 workers with different tags) on 127.0.0.1,
-# runs a handful of real tasks of several priorities and requirements, prints their
-# results and the cluster status, then stops everything cleanly.
+# runs a handful of real tasks of several priorities and requirements (from the CLI, then
+# from the Python SDK), prints their results and the cluster status, then stops
+# everything cleanly.
 # usage: scripts/demo.sh [BUILD_DIR]   (default: build)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -42,6 +43,18 @@ for id in "${ids[@]}"; do
 done
 echo "== cancelling $stuck"
 cli cancel "$stuck"
+
+echo "== the same from Python (the SDK in python/: futures and map)"
+if ! PYTHONPATH="$here/../python" RETIRE_CLUSTER_COORDINATOR="$RC_ADDR" timeout 60 /usr/bin/python3 - <<'PY'; then
+import retire_cluster as rc
+
+with rc.Client() as client:  # the coordinator from $RETIRE_CLUSTER_COORDINATOR
+    naps = [client.submit("sleep", {"duration": 0.1}, tags=["ssd"]) for _ in range(3)]
+    print("map on the compute role:", client.map("echo", [{"frame": i} for i in range(4)], role="compute"))
+    print("three futures:", [f.result(timeout=30) for f in naps])
+PY
+  failures=$((failures + 1))
+fi
 
 echo "== cluster status"
 "$build/client/retire-cluster-status" "$RC_ADDR" --devices
