@@ -94,3 +94,13 @@ expect() {
     printf 'FAIL: %s: exit %s (want %s), output:\n%s\n' "$name" "$rc" "$code" "$out" >&2
   fi
 }
+
+# jqe [--arg N V]... FILTER: stdin holds JSON that passes FILTER (jq -e). Input that is empty
+# or only whitespace fails: jq 1.6 -e exits 0 on it, which would let a check pass on a
+# command that printed nothing.
+jqe() {
+  local in
+  in=$(cat)
+  [ -n "${in//[[:space:]]/}" ] || { echo "jqe: no JSON to check" >&2; return 1; }
+  jq -e "$@" >/dev/null <<<"$in"
+}

@@ -65,7 +65,7 @@ expect "bob cannot cancel alice's task" 6 "belongs to another submitter" as "$bo
 expect "bob cannot read alice's task" 6 "belongs to another submitter" as "$bob_tok" get "$a_task"
 expect "bob cannot wait for alice's task" 6 "belongs to another submitter" as "$bob_tok" wait "$a_task" --timeout 5
 bob_list=$(as "$bob_tok" list --json)
-check "bob's list shows only his tasks" jq -e --arg a "$a_task" --arg b "$b_task" \
+check "bob's list shows only his tasks" jqe --arg a "$a_task" --arg b "$b_task" \
   '([.tasks[].task_id] | index($b) != null) and ([.tasks[].task_id] | index($a) == null)' <<<"$bob_list"
 expect "the read role cannot submit" 6 "read-only" as "$read_tok" submit echo
 expect "the read role cannot cancel" 6 "read-only" as "$read_tok" cancel "$a_task"

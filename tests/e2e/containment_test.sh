@@ -30,7 +30,6 @@ expect "bwrap without user namespaces: the worker refuses to start" 2 \
 
 check "coordinator starts" rc_start_main "$build" --log-level warn
 submit() { "$cli" --coordinator "$RC_ADDR" submit command --wait --json "$@"; }
-jqe() { jq -e "$1" >/dev/null; }  # jqe FILTER: stdin's JSON passes FILTER
 
 # internet: true lets the worker take tasks that require internet (and open theirs).
 printf 'internet: true\n' >"$RC_TMP/worker.yaml"

@@ -22,8 +22,8 @@ eventually() {
   return 1
 }
 status_is() { [ "$(field "$1" .status)" = "$2" ]; }
-online() { cli workers --json | jq -e --arg d "$1" '.workers[] | select(.device_id == $d and .status == "online")' >/dev/null; }
-offline() { cli workers --json | jq -e --arg d "$1" '.workers[] | select(.device_id == $d and .status == "offline")' >/dev/null; }
+online() { cli workers --json | jqe --arg d "$1" '.workers[] | select(.device_id == $d and .status == "online")'; }
+offline() { cli workers --json | jqe --arg d "$1" '.workers[] | select(.device_id == $d and .status == "offline")'; }
 
 cat >"$RC_TMP/main.yaml" <<'YAML'
 heartbeat_interval_seconds: 0.5

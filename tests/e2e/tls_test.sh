@@ -44,7 +44,7 @@ online() {
 run_echo() {
   local out
   out=$("$cli" --coordinator "$addr" "$@" submit echo --payload '{"tls":true}' --wait --json) &&
-    jq -e '.status == "success" and .result.tls == true' <<<"$out" >/dev/null
+    jqe '.status == "success" and .result.tls == true' <<<"$out"
 }
 
 # https URL [CA [CERT KEY]]: GET over HTTPS with Debian's python (no curl here); prints the body.

@@ -36,14 +36,6 @@ eventually() {
   return 1
 }
 children_are() { [ "$(cli list --parent "$1" --json | jq '.tasks | length')" = "$2" ]; }
-# jqe [--arg N V]... FILTER: stdin holds JSON that passes FILTER. Empty input fails (jq 1.6 -e
-# exits 0 on it, which would let a check pass on a command that printed nothing).
-jqe() {
-  local in
-  in=$(cat)
-  [ -n "${in//[[:space:]]/}" ] || { echo "jqe: no JSON to check" >&2; return 1; }
-  jq -e "$@" >/dev/null <<<"$in"
-}
 fatal() { echo "$passed passed, $((failed + 1)) failed (stopped: $1)" >&2; exit 1; }
 
 cat >"$RC_TMP/main.yaml" <<'YAML'
