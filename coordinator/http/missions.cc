@@ -281,6 +281,24 @@ void BridgeRoutes::ExecuteMission(const HttpRequest& req, const std::shared_ptr<
                                 "python_script tasks, which this release cannot do yet (browser automation is not in it); "
                                 "send the mission without browser_interaction")));
   }
+  if (*wait) {
+    // A caller that waits for the answer learns at once that nothing could run it, instead
+    // of after timeout + kMissionQueueAllowanceSeconds; ?wait=0 still queues the mission
+    // for a worker that joins later (a device that is asleep now).
+    const std::string& device = mission->spec.requirements().target_device_id();
+    absl::StatusOr<bool> offered = api_->OffersTaskType(who, "python_script", device);
+    if (!offered.ok()) return res->Reply(StatusResponse(offered.status()));
+    if (!*offered) {
+      const std::string where = device.empty()
+                                    ? std::string("no connected worker offers task type 'python_script'")
+                                    : absl::StrCat("worker '", device,
+                                                   "' is not connected or does not offer task type 'python_script'");
+      return res->Reply(JsonResponse(
+          503, MissionRefusedJson(id, absl::StrCat("no worker can run this mission now: ", where,
+                                                   " (workers need --allow python_script); nothing was submitted: "
+                                                   "send it with ?wait=0 to queue it until such a worker joins"))));
+    }
+  }
   const double seconds = mission->timeout_seconds + kMissionQueueAllowanceSeconds;
   SubmitAndAwait(
       api_, deferrer_, who, std::move(mission->spec), *wait, seconds, res,

@@ -36,6 +36,20 @@ def test_a_mission_on_a_chosen_device(cluster):
         assert r["success"] is True and r["metadata"]["device_id"] == device
 
 
+def test_a_mission_no_worker_can_run_is_503_at_once_and_wait_0_queues_it(cluster, client):
+    code, r = execute(cluster, {"mission_id": "m-away", "code": "print(1)", "target_device_id": "sleeping-pc"},
+                      timeout=10)
+    assert code == 503, r
+    assert r["success"] is False and r["metadata"]["task_id"] is None
+    assert "worker 'sleeping-pc' is not connected" in r["error"] and "nothing was submitted" in r["error"]
+    code, r = cluster.http("POST", EXECUTE + "?wait=0",
+                           {"mission_id": "m-later", "code": "print(1)", "target_device_id": "sleeping-pc"})
+    assert code == 202, r
+    queued = client.get(r["metadata"]["task_id"])
+    assert queued["status"] == "queued" and queued["unschedulable_reason"]
+    client.cancel(queued["task_id"])
+
+
 def test_a_failing_mission(cluster):
     code, r = execute(cluster, {"mission_id": "m-bad", "code": "import sys\nprint('before')\n"
                                 "raise RuntimeError('mission broke')"})

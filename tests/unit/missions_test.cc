@@ -355,8 +355,31 @@ TEST_CASE_METHOD(MissionRoutes, "Missions: a failed script answers 200 with succ
   CHECK(b["stderr"] == "boom\n");
 }
 
+TEST_CASE_METHOD(MissionRoutes, "Missions: no python_script worker 503 at once, nothing submitted") {
+  auto none = Execute({{"mission_id", "nobody"}, {"code", "pass"}});
+  REQUIRE(none->replies.size() == 1);
+  CHECK(none->replies[0].status == 503);
+  CHECK(Body(none)["error"] ==
+        "no worker can run this mission now: no connected worker offers task type 'python_script' (workers need "
+        "--allow python_script); nothing was submitted: send it with ?wait=0 to queue it until such a worker joins");
+  CHECK(Body(none)["metadata"]["task_id"] == nullptr);
+  auto link = std::make_shared<FakeLink>();
+  JoinWith("pc-1", {"echo"}, link);  // online, but not for missions
+  auto targeted = Execute({{"mission_id", "there"}, {"code", "pass"}, {"target_device_id", "pc-1"}});
+  REQUIRE(targeted->replies.size() == 1);
+  CHECK(targeted->replies[0].status == 503);
+  CHECK(Body(targeted)["error"] ==
+        "no worker can run this mission now: worker 'pc-1' is not connected or does not offer task type "
+        "'python_script' (workers need --allow python_script); nothing was submitted: send it with ?wait=0 to "
+        "queue it until such a worker joins");
+  const json listed = Body(Call("GET", "/tasks", "", {{"type", "python_script"}}, "Bearer " + kAlice));
+  CHECK(listed["tasks"].empty());
+}
+
 TEST_CASE_METHOD(MissionRoutes, "Missions: past the wait 202 with the task id, wait=0 at once, a client gone unwatches") {
-  auto res = Execute({{"mission_id", "slow"}, {"code", "pass"}, {"timeout", 10}});  // no worker: stays queued
+  auto link = std::make_shared<FakeLink>();
+  JoinWith("pc-1", {"python_script"}, link);  // one slot, and it never answers
+  auto res = Execute({{"mission_id", "slow"}, {"code", "pass"}, {"timeout", 10}});
   REQUIRE(deferrer.timers.size() == 1);
   CHECK(deferrer.timer_seconds[0] == 310);
   deferrer.timers[0]();
@@ -366,8 +389,8 @@ TEST_CASE_METHOD(MissionRoutes, "Missions: past the wait 202 with the task id, w
   json b = Body(res);
   const std::string id = b["metadata"]["task_id"];
   CHECK(b["success"] == false);
-  CHECK(b["error"] == "still queued after 310 s: GET /tasks/" + id + "/wait");
-  CHECK(b["metadata"]["status"] == "queued");
+  CHECK(b["error"] == "still assigned after 310 s: GET /tasks/" + id + "/wait");
+  CHECK(b["metadata"]["status"] == "assigned");
   CHECK(b["exit_code"] == nullptr);
 
   auto now = Execute({{"mission_id", "quick"}, {"code", "pass"}}, kAlice, {{"wait", "0"}});
