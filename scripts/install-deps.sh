@@ -12,6 +12,7 @@ packages=(
   catch2 libbenchmark-dev
   python3 python3-venv   # python_eval, python_script
   python3-grpcio python3-protobuf python3-pytest  # the Python SDK (python/) and its pytest suite
+  python3-pip            # pip install ./python (tests): setuptools and wheel, as the install test ran with
   jq nftables iproute2   # tests: JSON checks; the network-partition fault test
   openssl libssl-dev     # scripts/dev-certs.sh; token digests and Ed25519 result signatures
   bubblewrap             # the worker's bwrap containment tier

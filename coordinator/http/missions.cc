@@ -261,6 +261,12 @@ void SubmitAndAwait(ClientApi* api, Deferrer* deferrer, const Principal& who, pb
               });
 }
 
+// Why no worker can take a task of `type` now (ClientApi::OffersTaskType said no).
+std::string NoWorkerOffers(absl::string_view type, const std::string& device) {
+  if (device.empty()) return absl::StrCat("no connected worker offers task type '", type, "'");
+  return absl::StrCat("worker '", device, "' is not connected or does not offer task type '", type, "'");
+}
+
 }  // namespace
 
 void BridgeRoutes::ExecuteMission(const HttpRequest& req, const std::shared_ptr<Responder>& res,
@@ -289,12 +295,9 @@ void BridgeRoutes::ExecuteMission(const HttpRequest& req, const std::shared_ptr<
     absl::StatusOr<bool> offered = api_->OffersTaskType(who, "python_script", device);
     if (!offered.ok()) return res->Reply(StatusResponse(offered.status()));
     if (!*offered) {
-      const std::string where = device.empty()
-                                    ? std::string("no connected worker offers task type 'python_script'")
-                                    : absl::StrCat("worker '", device,
-                                                   "' is not connected or does not offer task type 'python_script'");
       return res->Reply(JsonResponse(
-          503, MissionRefusedJson(id, absl::StrCat("no worker can run this mission now: ", where,
+          503, MissionRefusedJson(id, absl::StrCat("no worker can run this mission now: ",
+                                                   NoWorkerOffers("python_script", device),
                                                    " (workers need --allow python_script); nothing was submitted: "
                                                    "send it with ?wait=0 to queue it until such a worker joins"))));
     }
@@ -322,12 +325,9 @@ void BridgeRoutes::BrowserControl(const HttpRequest& req, const std::shared_ptr<
   absl::StatusOr<bool> offered = api_->OffersTaskType(who, "browser", r->target_device_id);
   if (!offered.ok()) return res->Reply(StatusResponse(offered.status()));
   if (!*offered) {
-    const std::string where = r->target_device_id.empty()
-                                  ? std::string("no connected worker offers task type 'browser'")
-                                  : absl::StrCat("worker '", r->target_device_id,
-                                                 "' is not connected or does not offer task type 'browser'");
     return res->Reply(JsonResponse(
-        503, BrowserRefusedJson(absl::StrCat("no worker can run browser tasks: ", where,
+        503, BrowserRefusedJson(absl::StrCat("no worker can run browser tasks: ",
+                                             NoWorkerOffers("browser", r->target_device_id),
                                                   " (browser automation is not in this release)"))));
   }
   SubmitAndAwait(
