@@ -29,6 +29,8 @@ constexpr OpRule Rule(ClientOp op) {
     case ClientOp::kGetStats: return {Action::kReadCluster, false};
     case ClientOp::kMetrics: return {Action::kReadCluster, false};
     case ClientOp::kDrainWorker: return {Action::kDrain, false};
+    case ClientOp::kPublishJsTask: return {Action::kSubmit, false};
+    case ClientOp::kReadJsTasks: return {Action::kListTasks, false};
   }
   return {Action::kDrain, false};  // unreachable: the admin role only
 }

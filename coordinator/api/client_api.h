@@ -24,6 +24,7 @@
 #include "common/auth.h"
 #include "common/histogram.h"
 #include "coordinator/core/coordinator.h"
+#include "retire_cluster/v1/client_service.pb.h"
 
 namespace rc::coordinator {
 
@@ -38,6 +39,8 @@ enum class ClientOp {
   kGetStats,     // Stats
   kMetrics,      // Metrics
   kDrainWorker,  // DrainWorker (drain and undrain)
+  kPublishJsTask,  // PublishJsTask, RemoveJsTask (a name's owner or admin; no task token)
+  kReadJsTasks,    // ListJsTasks, GetJsTask
 };
 
 // What a front-end can tell about the caller's connection. Asked for only without client
@@ -143,6 +146,15 @@ class ClientApi {
   absl::StatusOr<pb::Worker> DrainWorker(const Principal& who, const std::string& device_id, bool drain);
   absl::StatusOr<pb::Stats> Stats(const Principal& who) const;
   absl::StatusOr<ClusterMetrics> Metrics(const Principal& who) const;
+
+  // Published JavaScript tasks (DESIGN.md "JavaScript tasks"; client_service.proto says
+  // each call's errors). Implemented in js_task_api.cc.
+  absl::StatusOr<pb::PublishJsTaskResponse> PublishJsTask(const Principal& who, const pb::PublishJsTaskRequest& request);
+  absl::StatusOr<std::vector<pb::JsTask>> ListJsTasks(const Principal& who) const;
+  // version 0: the latest.
+  absl::StatusOr<pb::JsTask> GetJsTask(const Principal& who, const std::string& name, int version) const;
+  // version 0: every version.
+  absl::StatusOr<pb::RemoveJsTaskResponse> RemoveJsTask(const Principal& who, const std::string& name, int version);
 
  private:
   Coordinator* const core_;
