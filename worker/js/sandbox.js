@@ -182,7 +182,9 @@ class TaskRun {
       if (this.timers.size >= MAX_TIMERS) throw new RangeError(`setTimeout: at most ${MAX_TIMERS} pending timers per task`);
       let delay = delayH && vm.typeof(delayH) === 'number' ? vm.getNumber(delayH) : 0;
       if (!(delay > 0)) delay = 0;
-      delay = Math.min(delay, Math.max(0, this.deadline - Date.now())); // never past the task's deadline
+      // Never past the task's deadline: a timer due later fires just after it, finds the task
+      // stopped and does not run; the task ends with limit timeout.
+      delay = Math.min(delay, Math.max(0, this.deadline - Date.now()) + 1);
       const id = this.nextTimer++;
       const fn = fnH.dup();
       const timer = setTimeout(() => this.fireTimer(id), delay);
@@ -200,6 +202,7 @@ class TaskRun {
     const t = this.timers.get(id);
     if (!t || this.finished) return;
     this.timers.delete(id);
+    if (this.shouldStop()) { t.fn.dispose(); this.kick(); return; }
     try {
       this.guest(() => {
         const r = this.vm.callFunction(t.fn, this.vm.undefined);
