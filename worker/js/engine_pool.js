@@ -182,7 +182,13 @@ class EnginePool {
       this.onFatal('engine threads restarted more than 20 times in 10 s');
       return;
     }
-    const fresh = new EngineThread(thread.index, this);
+    let fresh;
+    try {
+      fresh = new EngineThread(thread.index, this);
+    } catch (e) {
+      this.onFatal(`cannot start a new engine thread: ${e && e.message}`);
+      return;
+    }
     fresh.warm = true; // the host is already ready; tasks may interleave with its warm-up
     this.threads[thread.index] = fresh;
   }

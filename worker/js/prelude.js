@@ -9,7 +9,7 @@ const PRELUDE_FILENAME = '<engine>';
 
 const PRELUDE_SOURCE = `(function () {
   'use strict';
-  const stringify = JSON.stringify, parse = JSON.parse, str = String, ErrorType = Error;
+  const stringify = JSON.stringify, parse = JSON.parse, str = String, ErrorType = Error, PromiseType = Promise;
 
   class TaskError extends ErrorType {
     constructor(message, taskId, status) {
@@ -71,10 +71,12 @@ const PRELUDE_SOURCE = `(function () {
 
   function taskError(message, taskId, status) { return new TaskError(message, taskId, status); }
 
-  return [fromJson, toJson, format, describeError, taskError];
+  function invoke(fn, input, context) { return new PromiseType((resolve) => resolve(fn(input, context))); }
+
+  return [fromJson, toJson, format, describeError, taskError, invoke];
 })()`;
 
-const PRELUDE_NAMES = ['fromJson', 'toJson', 'format', 'describeError', 'taskError'];
+const PRELUDE_NAMES = ['fromJson', 'toJson', 'format', 'describeError', 'taskError', 'invoke'];
 
 // The CommonJS shim, a script of its own so the task's file keeps its own line numbers.
 const SHIM_SOURCE = 'var module = { exports: {} }; var exports = module.exports;';

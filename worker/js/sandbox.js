@@ -79,9 +79,10 @@ class TaskRun {
   async run() {
     const memoryMb = this.msg.memory_mb;
     this.maxBytes = (BASE_PAGES + memoryMb * 16) * PAGE;
-    this.memory = new WebAssembly.Memory({ initial: BASE_PAGES, maximum: BASE_PAGES + memoryMb * 16 });
     let tainted = false;
     try {
+      // Fails under a small RLIMIT_AS: node reserves ~10 GiB of address space per wasm memory.
+      this.memory = new WebAssembly.Memory({ initial: BASE_PAGES, maximum: BASE_PAGES + memoryMb * 16 });
       const qjs = await core.newQuickJSWASMModuleFromVariant(
         core.newVariant(variant, { wasmModule: this.wasmModule, wasmMemory: this.memory }));
       this.rt = qjs.newRuntime();
@@ -136,9 +137,9 @@ class TaskRun {
     }
     const input = this.callHelper('fromJson', vm.newString(JSON.stringify(this.msg.input)));
     if (input.error) { fn.dispose(); return this.failWith(input.error); }
-    const context = this.makeContext();
-    const called = vm.callFunction(fn, vm.undefined, input.value, context);
-    fn.dispose(); input.value.dispose(); context.dispose();
+    // invoke: new Promise((resolve) => resolve(fn(input, context))), so a returned thenable
+    // is adopted as `await` would, and a synchronous throw becomes the rejection.
+    const called = this.callHelper('invoke', fn, input.value, this.makeContext());
     if (called.error) return this.failWith(called.error);
     this.promise = called.value;
     return undefined;
@@ -304,7 +305,7 @@ class TaskRun {
   }
 
   nearCap() {
-    return this.memory.buffer.byteLength >= this.maxBytes - NEAR_CAP_BYTES;
+    return !!this.memory && this.memory.buffer.byteLength >= this.maxBytes - NEAR_CAP_BYTES;
   }
 
   kick() {

@@ -29,6 +29,11 @@ const onSharedHost = {
     assert.strictEqual(r.done.result, null);
     r = await host.run(id('noinput'), 'module.exports = (input) => input', { input: undefined });
     assert.deepStrictEqual(r.done.result, {});
+    r = await host.run(id('thenable'), 'module.exports = () => ({ then(resolve) { resolve(5) } })');
+    assert.strictEqual(r.done.result, 5);
+    r = await host.run(id('syncthrow'), "module.exports = function execute() {\n  null.x;\n}");
+    failed(r, 'TypeError', /null/);
+    assert.strictEqual(r.done.error.line, 2);
   },
 
   async '100 sequential awaited calls'(host) {
