@@ -178,6 +178,17 @@ const onOneThread = {
     const after = await host.run(id('after-kill'), 'module.exports = (i) => i.n');
     assert.strictEqual(after.done.result, 7);
   },
+
+  async 'a cancel reaches a task stuck in native code within the worker\'s 2 s'(host) {
+    const taskId = id('cancel-native');
+    const running = host.run(taskId, NATIVE_HANG, { timeout_ms: 60000 });
+    await new Promise((r) => setTimeout(r, 200));
+    const { r, ms } = await timed(() => { host.send({ op: 'cancel', id: taskId }); return running; });
+    limited(r, 'cancelled');
+    assert.ok(ms < 2000, `answered ${ms} ms after the cancel`);
+    const after = await host.run(id('after-cancel'), 'module.exports = (i) => i.n');
+    assert.strictEqual(after.done.result, 7);
+  },
 };
 
 module.exports = { onSharedHost, onOneThread };
