@@ -17,6 +17,7 @@ const BASE_PAGES = 256; // the build's INITIAL_MEMORY (16 MiB: static data + C s
 const STACK_BYTES = 256 * 1024; // QuickJS's own stack check, well inside the thread's 16 MiB stack
 const MAX_TIMERS = 100;
 const MAX_LOG_LINES = 10000;
+const MAX_LOG_BYTES = 4 * 1024 * 1024;
 const NEAR_CAP_BYTES = 8 * 1024 * 1024;
 
 class TaskRun {
@@ -38,6 +39,8 @@ class TaskRun {
     this.timers = new Map(); // timer id -> {timer, fn}
     this.nextTimer = 1;
     this.logLines = 0;
+    this.logBytes = 0;
+    this.logDropped = false;
     this.wake = null;
     this.finished = false;
   }
@@ -241,11 +244,18 @@ class TaskRun {
     return context;
   }
 
+  // One log message per context.log call, until the task has logged MAX_LOG_LINES lines or
+  // MAX_LOG_BYTES (the worker keeps only 1 MiB per stream anyway): then one note, then nothing.
   log(line) {
-    this.logLines++;
-    if (this.logLines > MAX_LOG_LINES + 1) return;
-    const text = this.logLines > MAX_LOG_LINES
-      ? `[context.log: more than ${MAX_LOG_LINES} lines; the rest of this task's log is dropped]` : capLine(line);
+    if (this.logDropped) return;
+    const text = capLine(line);
+    this.logBytes += Buffer.byteLength(text);
+    if (++this.logLines > MAX_LOG_LINES || this.logBytes > MAX_LOG_BYTES) {
+      this.logDropped = true;
+      this.send({ op: 'log', id: this.msg.id,
+        line: `[context.log: more than ${MAX_LOG_LINES} lines or ${MAX_LOG_BYTES >> 20} MiB; the rest of this task's log is dropped]` });
+      return;
+    }
     this.send({ op: 'log', id: this.msg.id, line: text });
   }
 

@@ -113,7 +113,11 @@ const onSharedHost = {
     assert.strictEqual(r.done.result, 1);
     assert.strictEqual(r.logs.length, 10001);
     assert.strictEqual(r.logs[9999], '9999');
-    assert.match(r.logs[10000], /more than 10000 lines/);
+    assert.match(r.logs[10000], /more than 10000 lines or 4 MiB/);
+    const big = await host.run(id('logbytes'), "module.exports = async (i, c) => { for (let k = 0; k < 200; k++) c.log('y'.repeat(60000)); return 2 }", { wait: 30000 });
+    assert.strictEqual(big.done.result, 2);
+    assert.strictEqual(big.logs.length, Math.floor(4 * 1024 * 1024 / 60000) + 1, 'lines up to 4 MiB, then the note');
+    assert.match(big.logs[big.logs.length - 1], /the rest of this task's log is dropped/);
   },
 
   async 'a syntax error names its line and column'(host) {

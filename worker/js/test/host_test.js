@@ -70,3 +70,25 @@ test('bad arguments are refused', async () => {
   assert.strictEqual(exit.code, 2);
   assert.match(host.stderr, /--threads: must be an integer 1\.\.64, got 0/);
 });
+
+test('pure helpers: arguments, run checks, positions, line caps', () => {
+  const { parseArgs, checkRun } = require(path.join(dir, 'protocol.js'));
+  const { positionIn, classify } = require(path.join(dir, 'errors.js'));
+  const { capLine, formatTarget } = require(path.join(dir, 'calls.js'));
+  assert.deepStrictEqual(parseArgs([]), { threads: 2, warmup: 4 });
+  assert.deepStrictEqual(parseArgs(['--threads=3', '--warmup', '0']), { threads: 3, warmup: 0 });
+  assert.throws(() => parseArgs(['--bogus', '1']), /unknown argument --bogus/);
+  assert.deepStrictEqual(checkRun({ op: 'run', id: 'a/1', code: 'x' }).run,
+    { op: 'run', id: 'a/1', code: 'x', filename: 'task.js', input: {}, memory_mb: 64, timeout_ms: 30000 });
+  assert.match(checkRun({ id: 'a/1', code: 'x', memory_mb: 2049 }).error, /^run\.memory_mb: /);
+  assert.match(checkRun({ id: 'a/1', code: 'x', filename: 'a\nb' }).error, /^run\.filename: /);
+  assert.deepStrictEqual(positionIn('    at f (t(1).js:3:9)\n', 't(1).js'), { line: 3, column: 9 });
+  assert.strictEqual(positionIn('    at f (other.js:3:9)\n', 'task.js'), null);
+  assert.strictEqual(classify({ message: 'interrupted' }, 'object', 'cancelled', false), 'cancelled');
+  assert.strictEqual(classify({ message: 'null was thrown' }, 'null', null, false), null);
+  assert.strictEqual(classify({ message: 'null was thrown' }, 'null', null, true), 'memory');
+  const euro = capLine('€'.repeat(30000)); // 3 bytes each: 90000 bytes
+  assert.ok(Buffer.byteLength(euro) <= 64 * 1024 && !euro.includes('\uFFFD'));
+  assert.strictEqual(capLine('short'), 'short');
+  assert.deepStrictEqual(formatTarget({ task_type: 'command' }), { task_type: 'command', payload: {} });
+});
