@@ -48,6 +48,8 @@ test('engine host', async (t) => {
     assert.strictEqual(host.queue.length, 0, `unexpected messages: ${JSON.stringify(host.queue).slice(0, 500)}`);
     const exit = await host.close();
     assert.deepStrictEqual(exit, { code: 0, signal: null }, 'exit 0 at stdin EOF');
+    // The host's own log: no aborted wasm (a leaked handle), no unhandled host error.
+    assert.doesNotMatch(host.stderr, /Aborted|unhandled|uncaught|error handling/i, host.stderr);
   } finally {
     host.proc.kill('SIGKILL');
   }
