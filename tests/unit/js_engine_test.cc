@@ -13,6 +13,7 @@
 #include "common/ids.h"
 #include "nlohmann/json.hpp"
 #include "worker/handlers/js_engine.h"
+#include "worker/handlers/js_protocol.h"
 #include "worker/handlers/opt_in_handlers.h"
 #include "worker/process/containment.h"
 
@@ -82,7 +83,7 @@ struct Tmp {
 absl::StatusOr<HandlerOutput> RunJs(Handler* h, const json& payload, const std::string& task_id = NewId("task"),
                                     StopToken* stop = nullptr) {
   StopToken own(absl::Now() + absl::Seconds(30));
-  TaskContext ctx{task_id, 1, payload.dump(), stop != nullptr ? stop : &own, {}, nullptr, false};
+  TaskContext ctx{task_id, 1, payload.dump(), stop != nullptr ? stop : &own, {}, nullptr, false, nullptr};
   return h->Run(ctx);
 }
 
@@ -121,7 +122,7 @@ TEST_CASE("js engine: tasks reach the host by id; results, logs (capped), errors
   CHECK(logs->result == "null");
   auto capped = RunJs(h->get(), {{"code", "log"}, {"input", {{"n", 5}}}});
   REQUIRE(capped.ok());
-  CHECK(capped->stdout == "line 0\nline 1\nline\n[output truncated at 20 bytes]");
+  CHECK(capped->stdout == "line 0\nline 1\nline 2\n[output truncated at 20 bytes]");  // 20 bytes, then the mark
 
   auto thrown = RunJs(h->get(), {{"code", "throw"}});
   REQUIRE(thrown.ok());
@@ -324,7 +325,7 @@ TEST_CASE("js engine: under bwrap the host has an empty environment, a read-only
     json r = json::parse(env->result);
     std::vector<std::string> names;
     for (auto it = r["env"].begin(); it != r["env"].end(); ++it) names.push_back(it.key());
-    CHECK(names == std::vector<std::string>{"HOME", "LANG", "PATH", "TMPDIR"});
+    CHECK(names == std::vector<std::string>{"HOME", "LANG", "PATH", "PWD", "TMPDIR"});  // PWD: bwrap's --chdir
     CHECK(r["writable_engine"] == false);
     CHECK(r["writable_home"] == true);
   }

@@ -267,13 +267,10 @@ std::string JsEngine::Serve(const std::shared_ptr<HostProcess>& host) {
   absl::Time drain_until = absl::InfiniteFuture();
   std::optional<std::string> exited;
   while (true) {
+    bool close_now = false;
     {
       absl::MutexLock lock(&mu_);
-      if (stopping_ && !closing) {
-        closing = true;
-        host->CloseStdin();  // the host exits at EOF
-        kill_at = absl::Now() + kStopGrace;
-      }
+      close_now = stopping_ && !closing;
       const absl::Time now = options_.clock->Now();
       if (state_ == State::kStarting && now >= ready_by && kill_reason_.empty()) {
         kill_reason_ = absl::StrCat("it was not ready within ", absl::FormatDuration(options_.ready_timeout));
@@ -285,6 +282,11 @@ std::string JsEngine::Serve(const std::shared_ptr<HostProcess>& host) {
                                     absl::FormatDuration(options_.cancel_grace), " of its cancel");
         host->Kill();
       }
+    }
+    if (close_now) {
+      closing = true;
+      host->CloseStdin();  // the host exits at EOF
+      kill_at = absl::Now() + kStopGrace;
     }
     if (absl::Now() >= kill_at) {
       host->Kill();
@@ -343,7 +345,7 @@ void JsEngine::Route(absl::string_view line) {
   if (line.empty()) return;
   nlohmann::json m = nlohmann::json::parse(line.begin(), line.end(), nullptr, /*allow_exceptions=*/false);
   if (m.is_discarded() || !m.is_object()) {
-    spdlog::warn("js engine: ignoring a line that is not a JSON object: {}", line.substr(0, 200));
+    spdlog::warn("js engine: ignoring a line that is not a JSON object: {}", std::string(line.substr(0, 200)));
     return;
   }
   const auto op = m.find("op");
@@ -353,7 +355,7 @@ void JsEngine::Route(absl::string_view line) {
     if (state_ != State::kStarting) return;
     state_ = State::kReady;
     down_reason_.clear();
-    spdlog::info("js engine ready: pid {}, {}", host_ != nullptr ? host_->pid() : 0, line.substr(0, 300));
+    spdlog::info("js engine ready: pid {}, {}", host_ != nullptr ? host_->pid() : 0, std::string(line.substr(0, 300)));
     return;
   }
   const auto id = m.find("id");

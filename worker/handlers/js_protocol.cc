@@ -100,7 +100,9 @@ std::string FormatJsError(const json& error, const std::string& filename) {
   if (text.empty()) text = "Error";
   std::string stack(absl::StripTrailingAsciiWhitespace(StringAt(error, "stack")));
   // Some engines start the stack with the "Name: message" line itself.
-  if (absl::StartsWith(stack, text)) stack = std::string(absl::StripLeadingAsciiWhitespace(stack.substr(text.size())));
+  if (absl::StartsWith(stack, text) && (stack.size() == text.size() || stack[text.size()] == '\n')) {
+    stack.erase(0, std::min(stack.size(), text.size() + 1));
+  }
   if (!stack.empty()) absl::StrAppend(&text, "\n", stack);
   auto line = error.find("line"), column = error.find("column");
   if (line != error.end() && line->is_number_integer()) {
