@@ -43,6 +43,9 @@ def module_code(path_or_code: Any) -> str:
     neither code nor an existing file raises ``FileNotFoundError`` naming it.
     """
     if isinstance(path_or_code, str):
+        if not path_or_code:
+            raise InvalidArgument("path_or_code: empty (give a .js file's path or the module's code)",
+                                  "INVALID_ARGUMENT")
         if "\n" in path_or_code or "module.exports" in path_or_code:
             return path_or_code
         path = path_or_code

@@ -160,6 +160,8 @@ def test_bad_arguments_are_refused_before_anything_is_sent(alice, tmp_path):
         alice.tasks.publish("missing.js")
     with pytest.raises(FileNotFoundError):
         alice.tasks.publish(tmp_path / "missing.js")
+    with pytest.raises(rc.InvalidArgument, match="path_or_code: empty"):
+        alice.tasks.publish("")
     (tmp_path / "latin1.js").write_bytes(b"/** @task x */\nmodule.exports = () => '\xe9';\n")
     with pytest.raises(rc.InvalidArgument, match="not UTF-8"):
         alice.tasks.publish(tmp_path / "latin1.js")
