@@ -13,6 +13,7 @@ import os
 import pathlib
 import secrets
 import shutil
+import subprocess
 
 import pytest
 
@@ -28,9 +29,17 @@ def js_engine_missing() -> str:
     """Why this build cannot run js tasks ("" when it can)."""
     modules = os.path.join(rc_cluster.build_dir(), "worker", "js", "node_modules")
     if not os.path.isdir(modules):
-        return f"no js engine in this build ({modules} is missing: npm ci did not run)"
+        return f"no js engine in this build ({modules} is missing: npm ci did not run, npm missing?)"
     if shutil.which("node") is None:
         return "no `node` on PATH for the js engine"
+    # A worker built before its js handler existed would refuse `--allow js` (and every test here).
+    try:
+        worker = rc_cluster.binary("retire-cluster-worker")
+    except RuntimeError as e:  # the cluster fixture then fails with the same words
+        return str(e)
+    helptext = subprocess.run([worker, "--help"], capture_output=True, text=True, timeout=10)
+    if "--js-engine-dir" not in helptext.stdout + helptext.stderr:
+        return "this build's worker has no js handler (no --js-engine-dir option)"
     return ""
 
 
