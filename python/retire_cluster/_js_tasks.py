@@ -180,7 +180,7 @@ class JsTasks:
         """One version (None: the latest) as a dict, with its ``code``. ``rc.NotFound`` if unknown."""
         request = cs.GetJsTaskRequest(name=_name(name), version=_version(version))
         c = self._client
-        return js_task_to_dict(c._unary(c._stub.GetJsTask, request), with_code=True)
+        return js_task_to_dict(c._unary(c._stub.GetJsTask, request))
 
     def remove(self, name: str, version: Optional[int] = None) -> int:
         """Removes one version, or every version (None); returns how many were removed.
@@ -245,7 +245,7 @@ class AioJsTasks:
     async def show(self, name: str, version: Optional[int] = None) -> Dict[str, Any]:
         """One version (None: the latest) with its ``code``; ``rc.NotFound`` if unknown."""
         request = cs.GetJsTaskRequest(name=_name(name), version=_version(version))
-        return js_task_to_dict(await self._client._call("GetJsTask", request), with_code=True)
+        return js_task_to_dict(await self._client._call("GetJsTask", request))
 
     async def remove(self, name: str, version: Optional[int] = None) -> int:
         """Removes one version, or every version (None); how many were removed."""

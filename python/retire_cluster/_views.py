@@ -207,14 +207,16 @@ def stats_to_dict(s: worker_pb2.Stats) -> Dict[str, Any]:
     }
 
 
-def js_task_to_dict(t: client_service_pb2.JsTask, with_code: bool = False) -> Dict[str, Any]:
-    """One version of a published JS task; keys are the proto's field names (JsTask).
+def js_task_to_dict(t: client_service_pb2.JsTask) -> Dict[str, Any]:
+    """One version of a published JS task, as the HTTP API's ``/js-tasks`` (common/js_task_json.cc).
 
-    ``code`` only with ``with_code`` (GetJsTask's answer carries it, lists do not).
+    Keys are the proto's JsTask field names; ``code`` only when the answer carries it
+    (GetJsTask's does, lists and PublishJsTask's do not).
     """
     d: Dict[str, Any] = {
         "name": t.name,
         "version": t.version,
+        "versions": t.versions,
         "sha256": t.sha256,
         "description": t.description,
         "params": [{"name": p.name, "type": p.type, "description": p.description, "optional": p.optional}
@@ -223,8 +225,7 @@ def js_task_to_dict(t: client_service_pb2.JsTask, with_code: bool = False) -> Di
         "owner": t.owner,
         "created_at_ms": t.created_at_ms,
         "code_bytes": t.code_bytes,
-        "versions": t.versions,
     }
-    if with_code:
+    if t.code:
         d["code"] = t.code
     return d
