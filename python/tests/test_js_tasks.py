@@ -304,3 +304,14 @@ def test_a_path_is_a_file_and_code_is_code(tmp_path):
     assert module_code(pathlib.PurePath(tmp_path / "a.js")) == "module.exports = 1;\n"
     assert module_code("/** @task t */\nreturn 1") == "/** @task t */\nreturn 1"  # a newline: code
     assert module_code("module.exports = 2") == "module.exports = 2"
+
+
+def test_the_dicts_are_the_http_apis_json(js_cluster, alice):
+    published = alice.tasks.publish(module("py-http"))
+    code, body = js_cluster.http("POST", "/js-tasks", {"code": module("py-http")}, token=TOKENS["alice"])
+    assert code == 200 and body["unchanged"] is True, body
+    assert dict(body["task"], unchanged=False) == published
+    code, body = js_cluster.http("GET", "/js-tasks/py-http", token=TOKENS["alice"])
+    assert code == 200 and body == alice.tasks.show("py-http"), body
+    code, body = js_cluster.http("GET", "/js-tasks", token=TOKENS["alice"])
+    assert code == 200 and body["tasks"] == alice.tasks.list(), body
