@@ -1,4 +1,4 @@
-"""Tasks, workers and stats as dicts: exactly the HTTP bridge's JSON (common/json_view.cc).
+"""Tasks, workers, stats and published JS tasks as dicts: the HTTP bridge's JSON (common/json_view.cc).
 
 One shape on every surface: ``client.get(id)`` equals ``GET /tasks/{id}`` and
 ``retire-cluster get ID --json``. Keep this file in step with common/json_view.cc (the
@@ -12,7 +12,7 @@ import datetime
 import json
 from typing import Any, Dict
 
-from retire_cluster.v1 import task_pb2, worker_pb2
+from retire_cluster.v1 import client_service_pb2, task_pb2, worker_pb2
 
 _PRIORITY = {task_pb2.PRIORITY_LOW: "low", task_pb2.PRIORITY_NORMAL: "normal",
              task_pb2.PRIORITY_HIGH: "high", task_pb2.PRIORITY_URGENT: "urgent"}
@@ -205,3 +205,27 @@ def stats_to_dict(s: worker_pb2.Stats) -> Dict[str, Any]:
         "tasks_failed": s.tasks_failed,
         "uptime_seconds": s.uptime_seconds,
     }
+
+
+def js_task_to_dict(t: client_service_pb2.JsTask) -> Dict[str, Any]:
+    """One version of a published JS task, as the HTTP API's ``/js-tasks`` (common/js_task_json.cc).
+
+    Keys are the proto's JsTask field names; ``code`` only when the answer carries it
+    (GetJsTask's does, lists and PublishJsTask's do not).
+    """
+    d: Dict[str, Any] = {
+        "name": t.name,
+        "version": t.version,
+        "versions": t.versions,
+        "sha256": t.sha256,
+        "description": t.description,
+        "params": [{"name": p.name, "type": p.type, "description": p.description, "optional": p.optional}
+                   for p in t.params],
+        "returns": t.returns,
+        "owner": t.owner,
+        "created_at_ms": t.created_at_ms,
+        "code_bytes": t.code_bytes,
+    }
+    if t.code:
+        d["code"] = t.code
+    return d

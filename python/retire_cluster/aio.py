@@ -31,6 +31,7 @@ import grpc
 from retire_cluster import _connection, errors
 from retire_cluster._aio_batcher import SubmitBatcher, frame, frame_with_payload
 from retire_cluster._aio_waiter import WaitStream
+from retire_cluster._js_tasks import AioJsTasks
 from retire_cluster._specs import Dependency, build_spec, payload_text
 from retire_cluster._views import (STATUS_VALUES, result_value, stats_to_dict, task_to_dict,
                                    worker_to_dict)
@@ -211,6 +212,12 @@ class Client:
     def target(self) -> str:
         """The coordinator's address (``HOST:PORT`` or ``unix:PATH``)."""
         return self._conn.target
+
+    @property
+    def tasks(self) -> AioJsTasks:
+        """Published JavaScript tasks: ``await c.tasks.publish(path_or_code)``, ``.list()``,
+        ``.show(name)``, ``.remove(name)``, ``.run(name, input, **submit_options)`` (see AioJsTasks)."""
+        return AioJsTasks(self)
 
     def __repr__(self) -> str:
         return f"<rc.aio.Client {self.target}{' closed' if self._closed else ''}>"

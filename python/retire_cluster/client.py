@@ -19,6 +19,7 @@ import grpc
 
 from retire_cluster import _connection, _specs, _views
 from retire_cluster._batcher import MAX_BATCH, MAX_IN_FLIGHT, SubmitBatcher, simple_spec, with_payload
+from retire_cluster._js_tasks import JsTasks
 from retire_cluster._specs import Dependency
 from retire_cluster._waiter import Waiter
 from retire_cluster.errors import DeadlineExceeded, InvalidArgument, from_grpc
@@ -95,6 +96,12 @@ class Client:
     def target(self) -> str:
         """The coordinator's address (``HOST:PORT`` or ``unix:PATH``)."""
         return self._conn.target
+
+    @property
+    def tasks(self) -> JsTasks:
+        """Published JavaScript tasks: ``client.tasks.publish(path_or_code)``, ``.list()``,
+        ``.show(name)``, ``.remove(name)``, ``.run(name, input, **submit_options)`` (see JsTasks)."""
+        return JsTasks(self)
 
     # -- submitting ------------------------------------------------------------------------
 
