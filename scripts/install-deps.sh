@@ -19,6 +19,8 @@ packages=(
   clang libclang-rt-14-dev  # libFuzzer targets (fuzz/) and the -Werror=thread-safety build
   libboost-dev           # Boost.Asio + Boost.Beast (header-only): the HTTP bridge's event-driven server
 )
+if ! command -v node >/dev/null 2>&1; then packages+=(nodejs); fi  # js tasks: the engine host runs on node (>= 18)
+if ! command -v npm >/dev/null 2>&1; then packages+=(npm); fi  # npm ci of worker/js; only when missing: Debian's npm conflicts with a non-Debian nodejs
 
 missing=()
 for p in "${packages[@]}"; do
