@@ -1,4 +1,4 @@
-// retire-cluster: submit, get, wait, cancel, list, workers, stats.
+// retire-cluster: submit, get, wait, cancel, list, workers, stats, tasks, run.
 #include "client/cli.h"
 
 #include <iostream>
@@ -9,6 +9,7 @@
 #include "client/cli_common.h"
 #include "client/client.h"
 #include "client/format.h"
+#include "client/js_tasks_cli.h"
 #include "client/verify.h"
 #include "client/workflow_cli.h"
 #include "common/json_view.h"
@@ -39,7 +40,14 @@ constexpr char kUsage[] =
     "  tree ID [--limit N] [--json]   the task and its descendants, with statuses\n"
     "  workers [--json]\n"
     "  drain DEVICE_ID [--undo] [--json]   (admin) no new tasks for that worker\n"
-    "  stats [--json]\n\n"
+    "  stats [--json]\n"
+    "  tasks publish FILE.js [--name N] [--json]   publish a JavaScript task (JSDoc @task NAME)\n"
+    "  tasks list [--json]\n"
+    "  tasks show NAME [--version N] [--code] [--json]   --code prints only the code\n"
+    "  tasks remove NAME [--version N] [--json]   every version, or one\n"
+    "  run NAME [--input JSON|@FILE|-] [--version N] [--memory-mb N] [--wait] [--json]\n"
+    "           [and submit's task flags: --priority, --timeout, --tag, --after, ...]\n"
+    "           runs a published task; with --wait prints its result\n\n"
     "The coordinator defaults to 127.0.0.1:8080, or $RETIRE_CLUSTER_COORDINATOR (HOST:PORT or\n"
     "unix:PATH). A coordinator with client tokens needs --token TOKEN, --token-file FILE or\n"
     "$RETIRE_CLUSTER_TOKEN. Inside a task both variables are set: a task submitted from there\n"
@@ -58,12 +66,18 @@ std::vector<FlagSpec> GlobalSpecs() {
   return specs;
 }
 
-std::vector<FlagSpec> CommandSpecs(const std::string& command) {
+// `sub` is the argument after the command ("" when none): `tasks` takes flags per sub-command.
+std::vector<FlagSpec> CommandSpecs(const std::string& command, const std::string& sub) {
   std::vector<FlagSpec> specs = GlobalSpecs();
   auto add = [&](FlagSpec s) { specs.push_back(std::move(s)); };
   add({"json", "", "print JSON (the HTTP bridge's shape)"});
-  if (command == "submit") {
-    add({"payload", "JSON", "payload object: inline JSON, @FILE, or - for stdin"});
+  for (FlagSpec& s : JsTaskFlagSpecs(command, sub)) {
+    // Their --version N (a task's version) replaces the global --version (print ours).
+    std::erase_if(specs, [&](const FlagSpec& g) { return g.name == s.name; });
+    add(std::move(s));
+  }
+  if (command == "submit" || command == "run") {
+    if (command == "submit") add({"payload", "JSON", "payload object: inline JSON, @FILE, or - for stdin"});
     add({"priority", "P", "low, normal, high or urgent"});
     add({"min-cpu-cores", "N", ""});
     add({"min-memory-gb", "X", ""});
@@ -171,16 +185,7 @@ int PrintFinal(const pb::Task& t, bool json, std::ostream& out) {
 
 int WaitAndPrint(Client& client, const std::string& id, absl::Duration timeout, bool json, std::ostream& out,
                  std::ostream& err) {
-  pb::TaskStatus shown = pb::TASK_STATUS_UNSPECIFIED;
-  auto progress = [&](const pb::Task& t) {
-    if (json || t.status() == shown || IsTerminal(t.status())) return;
-    shown = t.status();
-    err << id << ": " << StatusName(t.status());
-    if (!t.unschedulable_reason().empty()) err << " (" << t.unschedulable_reason() << ")";
-    if (!t.worker_device_id().empty()) err << " on " << t.worker_device_id();
-    err << "\n";
-  };
-  absl::StatusOr<pb::Task> t = client.Wait(id, timeout, progress);
+  absl::StatusOr<pb::Task> t = WaitShowingProgress(client, id, timeout, json, err);
   if (!t.ok()) return Fail(err, t.status());
   return PrintFinal(*t, json, out);
 }
@@ -194,6 +199,13 @@ int Run(const std::string& command, const ParsedFlags& f, Client& client, std::i
     return pos[0];
   };
   if (command == "verify") return RunVerify(f, client, out, err);
+  if (command == "tasks") return RunJsTasksCommand(f, client, out, err);
+  if (command == "run") {
+    // The task flags as submit takes them; the payload comes from --input and --version.
+    absl::StatusOr<pb::TaskSpec> spec = BuildSpec("js", f, in);
+    if (!spec.ok()) return Fail(err, spec.status());
+    return RunPublishedTask(f, *std::move(spec), client, in, out, err);
+  }
   if (command == "tree") return RunTree(f, client, out, err);
   if (command == "submit") {
     if (pos.size() != 1) return Fail(err, absl::InvalidArgumentError("submit: expected one TYPE, e.g. submit echo"));
@@ -294,6 +306,20 @@ int Run(const std::string& command, const ParsedFlags& f, Client& client, std::i
 
 }  // namespace
 
+absl::StatusOr<pb::Task> WaitShowingProgress(Client& client, const std::string& id, absl::Duration timeout, bool quiet,
+                                             std::ostream& err) {
+  pb::TaskStatus shown = pb::TASK_STATUS_UNSPECIFIED;
+  auto progress = [&](const pb::Task& t) {
+    if (quiet || t.status() == shown || IsTerminal(t.status())) return;
+    shown = t.status();
+    err << id << ": " << StatusName(t.status());
+    if (!t.unschedulable_reason().empty()) err << " (" << t.unschedulable_reason() << ")";
+    if (!t.worker_device_id().empty()) err << " on " << t.worker_device_id();
+    err << "\n";
+  };
+  return client.Wait(id, timeout, progress);
+}
+
 int RunCli(const std::vector<std::string>& args, std::istream& in, std::ostream& out, std::ostream& err) {
   size_t command_at = 0;
   absl::StatusOr<ParsedFlags> global = ParseFlags(args, 1, GlobalSpecs(), /*stop_at_positional=*/true, &command_at);
@@ -307,7 +333,8 @@ int RunCli(const std::vector<std::string>& args, std::istream& in, std::ostream&
     return global->Has("help") ? kExitOk : kExitUsage;
   }
   const std::string command = args[command_at];
-  absl::StatusOr<ParsedFlags> flags = ParseFlags(args, command_at + 1, CommandSpecs(command));
+  const std::string sub = command_at + 1 < args.size() ? args[command_at + 1] : "";
+  absl::StatusOr<ParsedFlags> flags = ParseFlags(args, command_at + 1, CommandSpecs(command, sub));
   if (!flags.ok()) return Fail(err, absl::InvalidArgumentError(absl::StrCat(command, ": ", flags.status().message())));
   if (flags->Has("help")) {
     out << kUsage;

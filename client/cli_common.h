@@ -5,7 +5,9 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/time/time.h"
 #include "client/cli.h"
+#include "client/client.h"
 #include "common/config.h"
 #include "common/json_view.h"
 #include "retire_cluster/v1/worker.pb.h"
@@ -25,6 +27,11 @@ inline int Fail(std::ostream& err, const absl::Status& s) {
     default: return kExitTaskFailed;
   }
 }
+
+// Waits for task `id` to end (up to `timeout`), telling its progress on `err` ("ID: queued
+// (why)", "ID: running on w1") unless `quiet`; the final task, or the wait's error.
+absl::StatusOr<::retire_cluster::v1::Task> WaitShowingProgress(Client& client, const std::string& id,
+                                                               absl::Duration timeout, bool quiet, std::ostream& err);
 
 Json WorkersJson(const std::vector<::retire_cluster::v1::Worker>& workers);
 

@@ -7,9 +7,11 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/grpc_status.h"
+#include "common/js_task_json.h"
 #include "common/task_names.h"
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
+#include "nlohmann/json.hpp"
 
 namespace rc::client {
 
@@ -259,6 +261,80 @@ absl::StatusOr<pb::Worker> Client::Drain(const std::string& device_id, bool drai
   pb::Worker worker;
   if (grpc::Status s = stub_->DrainWorker(&ctx, req, &worker); !s.ok()) return Convert(s);
   return worker;
+}
+
+absl::StatusOr<pb::PublishJsTaskResponse> Client::PublishJsTask(const std::string& code, const std::string& name) {
+  grpc::ClientContext ctx;
+  Prepare(&ctx);
+  pb::PublishJsTaskRequest req;
+  req.set_code(code);
+  req.set_name(name);
+  pb::PublishJsTaskResponse resp;
+  if (grpc::Status s = stub_->PublishJsTask(&ctx, req, &resp); !s.ok()) return Convert(s);
+  return resp;
+}
+
+absl::StatusOr<std::vector<pb::JsTask>> Client::ListJsTasks() {
+  grpc::ClientContext ctx;
+  Prepare(&ctx);
+  pb::ListJsTasksResponse resp;
+  if (grpc::Status s = stub_->ListJsTasks(&ctx, pb::ListJsTasksRequest(), &resp); !s.ok()) return Convert(s);
+  return std::vector<pb::JsTask>(resp.tasks().begin(), resp.tasks().end());
+}
+
+absl::StatusOr<pb::JsTask> Client::GetJsTask(const std::string& name, int version) {
+  grpc::ClientContext ctx;
+  Prepare(&ctx);
+  pb::GetJsTaskRequest req;
+  req.set_name(name);
+  req.set_version(version);
+  pb::JsTask task;
+  if (grpc::Status s = stub_->GetJsTask(&ctx, req, &task); !s.ok()) return Convert(s);
+  return task;
+}
+
+absl::StatusOr<pb::RemoveJsTaskResponse> Client::RemoveJsTask(const std::string& name, int version) {
+  grpc::ClientContext ctx;
+  Prepare(&ctx);
+  pb::RemoveJsTaskRequest req;
+  req.set_name(name);
+  req.set_version(version);
+  pb::RemoveJsTaskResponse resp;
+  if (grpc::Status s = stub_->RemoveJsTask(&ctx, req, &resp); !s.ok()) return Convert(s);
+  return resp;
+}
+
+absl::StatusOr<pb::SubmitResponse> Client::RunJsTask(const std::string& name, const std::string& input_json,
+                                                     const pb::TaskSpec& options, int version) {
+  using nlohmann::json;
+  if (!options.task_type().empty() && options.task_type() != "js") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("options.task_type: a published task runs as task type js, got '", options.task_type(), "'"));
+  }
+  json input = json::object();
+  if (!input_json.empty()) {
+    input = json::parse(input_json, nullptr, false);
+    if (input.is_discarded()) return absl::InvalidArgumentError("input: not valid JSON");
+  }
+  json extra = json::object();
+  if (!options.payload().empty()) {
+    extra = json::parse(options.payload(), nullptr, false);
+    if (extra.is_discarded() || !extra.is_object()) {
+      return absl::InvalidArgumentError("options.payload: expected a JSON object of js options, e.g. {\"memory_mb\": 128}");
+    }
+    for (const char* own : {"name", "version", "input", "code"}) {
+      if (extra.contains(own)) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("options.payload.", own, ": set by RunJsTask's arguments, not in the options"));
+      }
+    }
+  }
+  absl::StatusOr<std::string> payload = JsRunPayload(name, version, input, "input", extra);
+  if (!payload.ok()) return payload.status();
+  pb::TaskSpec spec = options;
+  spec.set_task_type("js");
+  spec.set_payload(*std::move(payload));
+  return Submit(spec);
 }
 
 }  // namespace rc::client

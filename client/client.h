@@ -89,6 +89,29 @@ class Client {
   // Admin only: the worker takes no new tasks (`drain`), or takes them again.
   absl::StatusOr<pb::Worker> Drain(const std::string& device_id, bool drain = true);
 
+  // ---- Published JavaScript tasks (DESIGN.md "JavaScript tasks"). ----
+
+  // Stores `code` (a module whose first JSDoc block holds `@task NAME`) as a new version
+  // of `name` ("" = the @task name); code equal to the latest version's stores nothing
+  // (`unchanged`). INVALID_ARGUMENT naming the problem (no @task, a bad name, code too
+  // large); PERMISSION_DENIED naming the owner when the name is another submitter's.
+  absl::StatusOr<pb::PublishJsTaskResponse> PublishJsTask(const std::string& code, const std::string& name = "");
+  // The latest version of every published name, by name, without code.
+  absl::StatusOr<std::vector<pb::JsTask>> ListJsTasks();
+  // One version (0 = the latest) with its code; NOT_FOUND if unknown.
+  absl::StatusOr<pb::JsTask> GetJsTask(const std::string& name, int version = 0);
+  // Removes one version, or every version (0); owner or admin only. NOT_FOUND if unknown.
+  absl::StatusOr<pb::RemoveJsTaskResponse> RemoveJsTask(const std::string& name, int version = 0);
+  // Submits a `js` task that runs the published `name` (`version` 0: the latest when the
+  // coordinator accepts the task) on `input_json` (any JSON text; "" = {}). `options`
+  // gives the rest of the task (priority, requirements, metadata, after, ...); its payload,
+  // when set, is a JSON object of js payload options such as {"memory_mb": 128}.
+  // INVALID_ARGUMENT "input: not valid JSON", or naming options.task_type or a field of
+  // options.payload the call sets itself; the coordinator's NOT_FOUND
+  // "payload.name: no published task 'x'" for an unknown name or version.
+  absl::StatusOr<pb::SubmitResponse> RunJsTask(const std::string& name, const std::string& input_json,
+                                               const pb::TaskSpec& options = {}, int version = 0);
+
   const std::string& target() const { return options_.target; }
 
  private:

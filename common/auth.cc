@@ -47,6 +47,7 @@ absl::string_view ActionName(Action a) {
     case Action::kReadCluster: return "read workers and stats";
     case Action::kCancel: return "cancel this task";
     case Action::kDrain: return "drain workers";
+    case Action::kPublishJsTasks: return "publish or remove published js tasks";
   }
   return "do this";
 }
@@ -67,7 +68,8 @@ absl::Status Authorize(const Principal& who, Action action, absl::string_view ta
     return absl::PermissionDeniedError(
         absl::StrCat("token '", who.name, "' (role ", RoleName(who.role), ") may not ", ActionName(action), why));
   };
-  if (who.task.has_value() && (action == Action::kReadCluster || action == Action::kDrain)) {
+  if (who.task.has_value() &&
+      (action == Action::kReadCluster || action == Action::kDrain || action == Action::kPublishJsTasks)) {
     return absl::PermissionDeniedError(absl::StrCat("a task token (", who.task->task_id, ") may not ", ActionName(action),
                                                     ": it may only submit children and read, wait for or cancel "
                                                     "tasks of its own subtree"));
@@ -85,6 +87,7 @@ absl::Status Authorize(const Principal& who, Action action, absl::string_view ta
         case Action::kSubmit:
         case Action::kListTasks:  // filtered to its own tasks by the caller
         case Action::kReadCluster:
+        case Action::kPublishJsTasks:  // its own names only (the caller checks the owner)
           return absl::OkStatus();
         case Action::kReadTask:
         case Action::kCancel:

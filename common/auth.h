@@ -53,6 +53,7 @@ enum class Action {
   kReadCluster,  // workers and stats
   kCancel,       // cancel one task (owner given)
   kDrain,        // drain or undrain a worker
+  kPublishJsTasks,  // publish or remove published JS tasks (a name's owner is the caller's check)
 };
 
 // The rule: OK or PERMISSION_DENIED naming the role and what it may not do. For a task

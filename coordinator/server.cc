@@ -3,6 +3,7 @@
 #include "absl/random/random.h"
 #include "absl/strings/str_cat.h"
 #include "common/tls.h"
+#include "coordinator/store/js_task_store.h"
 #include "coordinator/store/sqlite_task_store.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
@@ -33,12 +34,17 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(cons
   if (config.store == "memory") {
     spdlog::warn("store: memory; tasks are lost when the coordinator stops");
     s->store_ = std::make_unique<MemoryTaskStore>();
+    s->js_store_ = std::make_unique<MemoryJsTaskStore>();
   } else {
     absl::StatusOr<std::unique_ptr<SqliteTaskStore>> store = SqliteTaskStore::Open(config.data_dir);
     if (!store.ok()) return store.status();
     spdlog::info("task store: {}", (*store)->path());
+    s->js_store_ = std::make_unique<SqliteJsTaskStore>((*store)->connection());
     s->store_ = std::move(*store);
   }
+  s->js_tasks_ =
+      std::make_unique<JsTaskRegistry>(s->js_store_.get(), clock, static_cast<size_t>(config.max_payload_bytes));
+  if (absl::Status loaded = s->js_tasks_->Load(); !loaded.ok()) return loaded;
   CoordinatorOptions options;
   options.heartbeat_interval = config.heartbeat_interval;
   options.offline_after = config.offline_after;
@@ -62,7 +68,7 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(cons
   if (!tokens.ok()) return tokens.status();
   s->tokens_ = std::make_unique<TokenTable>(std::move(*tokens));
   LogAccessRules(*s->tokens_);
-  s->api_ = std::make_unique<ClientApi>(s->core_.get(), s->tokens_.get());
+  s->api_ = std::make_unique<ClientApi>(s->core_.get(), s->tokens_.get(), s->js_tasks_.get());
   s->client_service_ = std::make_unique<ClientServiceImpl>(s->api_.get());
   s->worker_service_ = std::make_unique<WorkerServiceImpl>(s->core_.get(), s->tokens_.get());
 

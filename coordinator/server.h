@@ -30,6 +30,8 @@ class CoordinatorServer {
   int http_port() const { return http_ != nullptr ? http_->port() : 0; }
   Coordinator* core() { return core_.get(); }
   const TaskStore* store() const { return store_.get(); }
+  // What both front-ends call (tests compare a transport's answers with it).
+  ClientApi* api() { return api_.get(); }
   // Ends worker streams and watches, stops the server; idempotent.
   void Shutdown();
 
@@ -37,6 +39,8 @@ class CoordinatorServer {
   CoordinatorServer() = default;
 
   std::unique_ptr<TaskStore> store_;
+  std::unique_ptr<JsTaskStore> js_store_;  // on store_'s database (sqlite) or in memory
+  std::unique_ptr<JsTaskRegistry> js_tasks_;
   std::unique_ptr<Coordinator> core_;
   std::unique_ptr<TokenTable> tokens_;
   std::unique_ptr<ClientApi> api_;  // what both front-ends call

@@ -17,7 +17,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 build=${BUILD_DIR:-$root/build-fuzz}
 seconds=${1:-60}
 shift || true
-all_targets=(fuzz_task_json fuzz_http_body fuzz_yaml_config fuzz_tokens fuzz_plugin_output)
+all_targets=(fuzz_task_json fuzz_http_body fuzz_yaml_config fuzz_tokens fuzz_plugin_output fuzz_jsdoc)
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=("${all_targets[@]}")
 jobs=${JOBS:-2}

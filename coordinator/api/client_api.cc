@@ -29,7 +29,7 @@ constexpr OpRule Rule(ClientOp op) {
     case ClientOp::kGetStats: return {Action::kReadCluster, false};
     case ClientOp::kMetrics: return {Action::kReadCluster, false};
     case ClientOp::kDrainWorker: return {Action::kDrain, false};
-    case ClientOp::kPublishJsTask: return {Action::kSubmit, false};
+    case ClientOp::kPublishJsTask: return {Action::kPublishJsTasks, false};
     case ClientOp::kReadJsTasks: return {Action::kListTasks, false};
   }
   return {Action::kDrain, false};  // unreachable: the admin role only
@@ -83,6 +83,23 @@ absl::Status CheckTaskIdField(absl::string_view field, absl::string_view id) {
   return absl::OkStatus();
 }
 
+// `spec`'s after_index entries (entry `i` of a request) as indices among the entries the
+// core gets. Only earlier entries are renumbered; a later one is left for the core to
+// refuse (it is no earlier entry either way).
+absl::Status RenumberAfter(pb::TaskSpec* spec, size_t i, const std::vector<absl::Status>& refused,
+                           const std::vector<size_t>& core_index) {
+  for (int k = 0; k < spec->after_size(); ++k) {
+    pb::Dependency* d = spec->mutable_after(k);
+    if (!d->has_after_index() || d->after_index() < 0 || static_cast<size_t>(d->after_index()) >= i) continue;
+    const auto j = static_cast<size_t>(d->after_index());
+    if (!refused[j].ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("after[", k, "].after_index: entry ", j, " of this batch was refused"));
+    }
+    d->set_after_index(static_cast<int32_t>(core_index[j]));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 bool InSubtreeOf(const pb::Task& t, absl::string_view task_id) {
@@ -117,8 +134,15 @@ TaskAccess TaskAccessFor(const Principal& who, ClientOp op) {
   };
 }
 
-ClientApi::ClientApi(Coordinator* core, const TokenTable* tokens)
-    : core_(core), tokens_(tokens != nullptr ? tokens : &no_tokens_) {}
+ClientApi::ClientApi(Coordinator* core, const TokenTable* tokens, JsTaskRegistry* js_tasks)
+    : core_(core), tokens_(tokens != nullptr ? tokens : &no_tokens_) {
+  if (js_tasks == nullptr) {
+    own_js_store_ = std::make_unique<MemoryJsTaskStore>();
+    own_js_tasks_ = std::make_unique<JsTaskRegistry>(own_js_store_.get(), RealClock::Get(), TaskLimits().max_payload_bytes);
+    js_tasks = own_js_tasks_.get();
+  }
+  js_tasks_ = js_tasks;
+}
 
 absl::StatusOr<Principal> ClientApi::Admit(ClientOp op, absl::string_view authorization,
                                            absl::FunctionRef<Peer()> peer) const {
@@ -140,6 +164,9 @@ absl::StatusOr<Principal> ClientApi::Admit(ClientOp op, absl::string_view author
 
 void ClientApi::Submit(const Principal& who, pb::TaskSpec spec, SubmitDone done) {
   if (absl::Status allowed = AllowOp(who, ClientOp::kSubmit); !allowed.ok()) return done(allowed);
+  // A published task's name becomes its code here, so every transport (and children
+  // submitted through a task's socket) runs what was current at submit.
+  if (absl::Status resolved = js_tasks_->Resolve(&spec); !resolved.ok()) return done(resolved);
   core_->Submit(std::move(spec), std::move(done), SubmitterFor(who));
 }
 
@@ -160,11 +187,17 @@ void ClientApi::SubmitBatch(const Principal& who, absl::string_view field,
   std::vector<pb::TaskSpec> valid;
   valid.reserve(specs.size());
   for (size_t i = 0; i < specs.size(); ++i) {
-    if (specs[i].ok()) {
-      valid.push_back(*std::move(specs[i]));
-    } else {
-      (*refused)[i] = specs[i].status();
-    }
+    if (specs[i].ok()) (*refused)[i] = js_tasks_->Resolve(&*specs[i]);
+    if (!specs[i].ok()) (*refused)[i] = specs[i].status();
+  }
+  // The core numbers the entries it gets: an after_index counts in the request, so it is
+  // renumbered past refused entries (one that waits for a refused entry is refused too).
+  std::vector<size_t> core_index(specs.size());
+  for (size_t i = 0; i < specs.size(); ++i) {
+    core_index[i] = valid.size();
+    if (!(*refused)[i].ok()) continue;
+    (*refused)[i] = RenumberAfter(&*specs[i], i, *refused, core_index);
+    if ((*refused)[i].ok()) valid.push_back(*std::move(specs[i]));
   }
   core_->SubmitBatch(
       std::move(valid),

@@ -24,6 +24,7 @@
 #include "common/auth.h"
 #include "common/histogram.h"
 #include "coordinator/core/coordinator.h"
+#include "coordinator/core/js_tasks.h"
 #include "retire_cluster/v1/client_service.pb.h"
 
 namespace rc::coordinator {
@@ -86,8 +87,9 @@ class ClientApi {
   using CancelDone = std::function<void(absl::StatusOr<pb::CancelTaskResponse>)>;
 
   // `core` and `tokens` outlive the API; `tokens` nullptr = no client tokens configured
-  // (only loopback and certified peers are served, as admin).
-  ClientApi(Coordinator* core, const TokenTable* tokens);
+  // (only loopback and certified peers are served, as admin). `js_tasks` (loaded) outlives
+  // the API; nullptr: published tasks are kept in memory by the API itself.
+  ClientApi(Coordinator* core, const TokenTable* tokens, JsTaskRegistry* js_tasks = nullptr);
 
   // Who is calling, and whether it may call `op` at all: UNAUTHENTICATED without a valid
   // token (or, without client tokens, from a remote uncertified peer), PERMISSION_DENIED
@@ -160,6 +162,9 @@ class ClientApi {
   Coordinator* const core_;
   const TokenTable no_tokens_;
   const TokenTable* const tokens_;  // never null (&no_tokens_ when none were given)
+  std::unique_ptr<JsTaskStore> own_js_store_;  // when no registry was given
+  std::unique_ptr<JsTaskRegistry> own_js_tasks_;
+  JsTaskRegistry* js_tasks_;  // never null
 };
 
 // The authorization table's answer for `op` before any task is known: OK, or

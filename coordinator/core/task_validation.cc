@@ -7,6 +7,7 @@
 #include "common/json_view.h"
 #include "common/status_macros.h"
 #include "common/task_spec_json.h"
+#include "coordinator/core/js_payload.h"
 
 namespace rc::coordinator {
 namespace {
@@ -116,6 +117,8 @@ absl::Status ValidateAndNormalize(pb::TaskSpec* spec, const TaskLimits& limits) 
                                         limits.max_metadata_bytes, " (max_metadata_bytes)"));
   }
   RETURN_IF_ERROR(ValidateJsonObject(spec->payload(), "payload"));
+  // A js payload reaches the core as code, or resolved by the client API (js_payload.h).
+  if (spec->task_type() == kJsTaskType) RETURN_IF_ERROR(CheckStoredJsPayload(spec->payload()));
   if (!pb::Priority_IsValid(spec->priority())) {
     return Bad("priority", absl::StrCat("unknown value ", static_cast<int>(spec->priority())));
   }

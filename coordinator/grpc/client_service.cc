@@ -242,6 +242,36 @@ grpc::ServerUnaryReactor* ClientServiceImpl::DrainWorker(grpc::CallbackServerCon
   return Answer(ctx, api_->DrainWorker(*who, req->device_id(), !req->undrain()), resp);
 }
 
+grpc::ServerUnaryReactor* ClientServiceImpl::PublishJsTask(grpc::CallbackServerContext* ctx,
+                                                           const pb::PublishJsTaskRequest* req,
+                                                           pb::PublishJsTaskResponse* resp) {
+  RC_CALLER_OR_REFUSE(who, ClientOp::kPublishJsTask);
+  return Answer(ctx, api_->PublishJsTask(*who, *req), resp);
+}
+
+grpc::ServerUnaryReactor* ClientServiceImpl::ListJsTasks(grpc::CallbackServerContext* ctx,
+                                                         const pb::ListJsTasksRequest* req,
+                                                         pb::ListJsTasksResponse* resp) {
+  RC_CALLER_OR_REFUSE(who, ClientOp::kReadJsTasks);
+  absl::StatusOr<std::vector<pb::JsTask>> tasks = api_->ListJsTasks(*who);
+  if (!tasks.ok()) return End(ctx, tasks.status());
+  for (pb::JsTask& t : *tasks) *resp->add_tasks() = std::move(t);
+  return End(ctx, absl::OkStatus());
+}
+
+grpc::ServerUnaryReactor* ClientServiceImpl::GetJsTask(grpc::CallbackServerContext* ctx,
+                                                       const pb::GetJsTaskRequest* req, pb::JsTask* resp) {
+  RC_CALLER_OR_REFUSE(who, ClientOp::kReadJsTasks);
+  return Answer(ctx, api_->GetJsTask(*who, req->name(), req->version()), resp);
+}
+
+grpc::ServerUnaryReactor* ClientServiceImpl::RemoveJsTask(grpc::CallbackServerContext* ctx,
+                                                          const pb::RemoveJsTaskRequest* req,
+                                                          pb::RemoveJsTaskResponse* resp) {
+  RC_CALLER_OR_REFUSE(who, ClientOp::kPublishJsTask);
+  return Answer(ctx, api_->RemoveJsTask(*who, req->name(), req->version()), resp);
+}
+
 #undef RC_CALLER_OR_REFUSE
 
 }  // namespace rc::coordinator

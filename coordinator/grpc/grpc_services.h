@@ -42,6 +42,14 @@ class ClientServiceImpl final : public pb::ClientService::CallbackService {
                                      pb::Stats* resp) override;
   grpc::ServerUnaryReactor* DrainWorker(grpc::CallbackServerContext* ctx, const pb::DrainWorkerRequest* req,
                                         pb::Worker* resp) override;
+  grpc::ServerUnaryReactor* PublishJsTask(grpc::CallbackServerContext* ctx, const pb::PublishJsTaskRequest* req,
+                                          pb::PublishJsTaskResponse* resp) override;
+  grpc::ServerUnaryReactor* ListJsTasks(grpc::CallbackServerContext* ctx, const pb::ListJsTasksRequest* req,
+                                        pb::ListJsTasksResponse* resp) override;
+  grpc::ServerUnaryReactor* GetJsTask(grpc::CallbackServerContext* ctx, const pb::GetJsTaskRequest* req,
+                                      pb::JsTask* resp) override;
+  grpc::ServerUnaryReactor* RemoveJsTask(grpc::CallbackServerContext* ctx, const pb::RemoveJsTaskRequest* req,
+                                         pb::RemoveJsTaskResponse* resp) override;
 
   // Who is calling, admitted to `op` by the API (UNAUTHENTICATED, PERMISSION_DENIED).
   absl::StatusOr<Principal> Caller(grpc::CallbackServerContext* ctx, ClientOp op) const;

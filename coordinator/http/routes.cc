@@ -13,6 +13,7 @@
 #include "absl/synchronization/mutex.h"
 #include "common/task_names.h"
 #include "common/task_spec_json.h"
+#include "coordinator/http/js_task_routes.h"
 #include "coordinator/http/prometheus_text.h"
 
 namespace rc::coordinator::http {
@@ -188,10 +189,14 @@ void BridgeRoutes::Route(const HttpRequest& req, const std::shared_ptr<Responder
   if (m == "GET" && is({"healthz"})) return res->Reply(JsonResponse(200, Json{{"status", "ok"}}));
 
   // Every other route is one client API operation; the API admits the caller to it.
-  enum class R { kSubmit, kBatch, kGet, kWait, kCancel, kList, kWorkers, kDrain, kStats, kMetrics, kMission, kBrowser };
+  enum class R { kSubmit, kBatch, kGet, kWait, kCancel, kList, kWorkers, kDrain, kStats, kMetrics, kMission, kBrowser,
+                 kJsTask };
   R route;
   ClientOp op;
-  if (m == "POST" && is({"tasks"})) {
+  const std::optional<JsTaskMatch> js = MatchJsTaskRoute(m, p);  // /js-tasks...: js_task_routes.h
+  if (js.has_value()) {
+    route = R::kJsTask, op = js->op;
+  } else if (m == "POST" && is({"tasks"})) {
     route = R::kSubmit, op = ClientOp::kSubmit;
   } else if (m == "POST" && is({"v1", "missions", "execute"})) {
     route = R::kMission, op = ClientOp::kSubmit;
@@ -236,6 +241,7 @@ void BridgeRoutes::Route(const HttpRequest& req, const std::shared_ptr<Responder
     case R::kBatch: return SubmitBatch(req, res, *who);
     case R::kMission: return ExecuteMission(req, res, *who);
     case R::kBrowser: return BrowserControl(req, res, *who);
+    case R::kJsTask: return HandleJsTaskRoute(*js, api_, deferrer_, req, res, *who);
     case R::kGet: {
       absl::StatusOr<pb::Task> t = api_->GetTask(*who, id);
       return res->Reply(t.ok() ? JsonResponse(200, TaskToJson(*t)) : StatusResponse(t.status()));

@@ -42,6 +42,23 @@ constexpr const char* kMigrations[] = {
     // key (replacing version 2's).
     "ALTER TABLE tasks ADD COLUMN parent_task_id TEXT NOT NULL DEFAULT '';"
     "DROP INDEX tasks_idempotency;",
+    // 4: published JavaScript tasks (js_task_store.h). Every version of a name, its code
+    // and its JsTask metadata (without code) as a record; per name its owner and the next
+    // version number, kept when versions are removed so a number is never given twice.
+    "CREATE TABLE js_tasks ("
+    "  name TEXT NOT NULL,"
+    "  version INTEGER NOT NULL,"
+    "  code BLOB NOT NULL,"
+    "  sha256 TEXT NOT NULL,"
+    "  description TEXT NOT NULL,"
+    "  meta BLOB NOT NULL,"
+    "  owner TEXT NOT NULL,"
+    "  created_at_ms INTEGER NOT NULL,"
+    "  PRIMARY KEY(name, version)) WITHOUT ROWID;"
+    "CREATE TABLE js_task_names ("
+    "  name TEXT PRIMARY KEY,"
+    "  owner TEXT NOT NULL,"
+    "  next_version INTEGER NOT NULL) WITHOUT ROWID;",
 };
 // Run after migration N's data step (index N-1; nullptr: none).
 constexpr const char* kMigrationIndexes[] = {
@@ -52,6 +69,7 @@ constexpr const char* kMigrationIndexes[] = {
     "CREATE INDEX tasks_idempotency ON tasks(owner, idempotency_key) WHERE idempotency_key != '';",
     "CREATE INDEX tasks_parent ON tasks(parent_task_id, sequence) WHERE parent_task_id != '';"
     "CREATE INDEX tasks_idempotency_scoped ON tasks(owner, parent_task_id, idempotency_key) WHERE idempotency_key != '';",
+    nullptr,
 };
 static_assert(std::size(kMigrationIndexes) == std::size(kMigrations));
 // Terminal statuses are 5..8 (task.proto); the SQL here and in the reads relies on it.

@@ -27,7 +27,7 @@ namespace pb = ::retire_cluster::v1;
 
 class SqliteConnection {
  public:
-  static constexpr int kSchemaVersion = 3;
+  static constexpr int kSchemaVersion = 4;
 
   // Opens PATH (creating the file as needed), configures it (exclusive lock, WAL,
   // synchronous=FULL) and migrates it. FAILED_PRECONDITION for a database written by a

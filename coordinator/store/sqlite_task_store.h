@@ -49,6 +49,8 @@ class SqliteTaskStore final : public TaskStore {
   StoreWriteStats write_stats() const override { return writer_->write_stats(); }
 
   const std::string& path() const { return conn_->path(); }
+  // The connection, for the other tables of the database (SqliteJsTaskStore).
+  SqliteConnection* connection() const { return conn_.get(); }
 
  private:
   explicit SqliteTaskStore(std::unique_ptr<SqliteConnection> conn);

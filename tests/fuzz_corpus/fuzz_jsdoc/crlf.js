@@ -1,0 +1,4 @@
+/**
+ * @task crlf
+ * @param {string=} [a=[1,2]] - x
+ */

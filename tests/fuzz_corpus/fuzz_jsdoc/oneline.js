@@ -1,0 +1,2 @@
+/** @task one-liner */
+module.exports = () => 1;

@@ -1,0 +1,7 @@
+/** license */
+/**/
+/** Leading text.
+ * @task second-block
+ * @param x untyped
+ * @return {number}
+ */

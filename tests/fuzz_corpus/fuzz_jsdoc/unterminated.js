@@ -1,0 +1,2 @@
+/** @task unterminated
+ * @param {string
