@@ -110,6 +110,8 @@ std::vector<FlagSpec> WorkerFlagSpecs() {
       {"python-sdk-dir", "DIR",
        "Python SDK (holding retire_cluster/) for python_script tasks' PYTHONPATH (default: found beside "
        "this binary; \"\" turns it off)"},
+      {"js-engine-dir", "DIR",
+       "JavaScript engine host (host.js, node_modules) for js tasks (default: found beside this binary)"},
       {"data-dir", "DIR", "worker state directory (default /tmp/retire-cluster-worker)"},
       {"metrics-port", "PORT", "serve Prometheus /metrics on 127.0.0.1:PORT (0 picks a free one)"},
       {"token-file", "FILE", "join token to present to the coordinator (first line of FILE)"},
@@ -233,6 +235,7 @@ absl::StatusOr<WorkerConfig> ParseWorkerYaml(const std::string& text, const std:
   RETURN_IF_ERROR(y.Read("python_requirements", &c.python_requirements));
   RETURN_IF_ERROR(y.Read("python_index_url", &c.python_index_url));
   RETURN_IF_ERROR(y.Read("python_sdk_dir", &c.python_sdk_dir));
+  RETURN_IF_ERROR(y.Read("js_engine_dir", &c.js_engine_dir));
   RETURN_IF_ERROR(y.Read("metrics_port", &c.metrics_port));
   RETURN_IF_ERROR(y.Read("metrics_host", &c.metrics_host));
   RETURN_IF_ERROR(y.Read("node_task_root", &c.node_task_root));
@@ -449,6 +452,7 @@ absl::StatusOr<WorkerConfig> LoadWorkerConfig(const ParsedFlags& f) {
   RETURN_IF_ERROR(SetInt(f, "metrics-port", &c.metrics_port));
   SetString(f, "plugin-dir", &c.plugin_dir);
   if (std::optional<std::string> v = f.Get("python-sdk-dir")) c.python_sdk_dir = *v;  // "" turns it off
+  if (std::optional<std::string> v = f.Get("js-engine-dir")) c.js_engine_dir = *v;  // "" turns it off
   SetString(f, "data-dir", &c.data_dir);
   SetString(f, "log-level", &c.log_level);
   SetString(f, "log-format", &c.log_format);
@@ -464,8 +468,8 @@ absl::StatusOr<WorkerConfig> LoadWorkerConfig(const ParsedFlags& f) {
   for (std::string* dir : {&c.data_dir, &c.plugin_dir, &c.node_task_root}) {
     if (!dir->empty()) *dir = std::filesystem::absolute(*dir).lexically_normal().string();
   }
-  if (c.python_sdk_dir.has_value() && !c.python_sdk_dir->empty()) {
-    c.python_sdk_dir = std::filesystem::absolute(*c.python_sdk_dir).lexically_normal().string();
+  for (std::optional<std::string>* dir : {&c.python_sdk_dir, &c.js_engine_dir}) {
+    if (dir->has_value() && !(*dir)->empty()) *dir = std::filesystem::absolute(**dir).lexically_normal().string();
   }
   return c;
 }

@@ -93,6 +93,10 @@ struct WorkerConfig {
   // PYTHONPATH: unset (nullopt) looks beside the worker binary (worker/handlers/python_sdk.h),
   // "" turns it off, a directory must hold the SDK or the worker does not start.
   std::optional<std::string> python_sdk_dir;
+  // The JavaScript engine host for `js` tasks (host.js and its node_modules): unset
+  // (nullopt) looks beside the worker binary (worker/handlers/js_engine_dir.h), "" turns
+  // it off; with `js` allowed, a worker without a usable one does not start.
+  std::optional<std::string> js_engine_dir;
   std::string node_task_root;
   std::string plugin_dir;
   std::string data_dir = "/tmp/retire-cluster-worker";  // free disk is measured here

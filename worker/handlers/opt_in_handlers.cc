@@ -10,7 +10,7 @@
 namespace rc::worker {
 
 std::vector<std::string> OptInTypes() {
-  return {"command", "http_request", "node_task", "python_eval", "python_script"};
+  return {"command", "http_request", "js", "node_task", "python_eval", "python_script"};
 }
 
 absl::Status AddOptInHandlers(const WorkerConfig& config, std::shared_ptr<const Containment> containment,
@@ -45,6 +45,12 @@ absl::Status AddOptInHandlers(const WorkerConfig& config, std::shared_ptr<const 
     }
     if (type == "http_request") {
       registry->Add(type, MakeHttpRequestHandler(options.output_cap));
+      continue;
+    }
+    if (type == "js") {
+      auto h = MakeJsHandler(options, JsHandlerOptions::FromConfig(config));
+      if (!h.ok()) return h.status();
+      registry->Add(type, std::move(*h));
       continue;
     }
     if (type == "node_task") {

@@ -9,8 +9,10 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "common/clock.h"
 #include "common/config.h"
 #include "worker/handler.h"
+#include "worker/handlers/js_engine_dir.h"
 #include "worker/process/task_process.h"
 
 namespace rc::worker {
@@ -37,6 +39,22 @@ struct PythonScriptOptions {
 absl::StatusOr<std::unique_ptr<Handler>> MakePythonScriptHandler(const ExecutionOptions& options,
                                                                  const PythonScriptOptions& python);
 std::unique_ptr<Handler> MakeNodeTaskHandler(const std::string& root, const ExecutionOptions& options);
+// How `js` finds node and its engine host (from WorkerConfig).
+struct JsHandlerOptions {
+  // js_engine_dir: where host.js is (nullopt: beside the worker binary; "": none).
+  std::optional<std::string> engine_dir;
+  int threads = 2;  // engine threads: the worker's slots, 2..64
+  std::string search_path = "/usr/local/bin:/usr/bin:/bin";  // where node is looked for
+  NodeVersionProbe node_version = NodeVersionOnDisk;
+  const Clock* clock = RealClock::Get();
+  static JsHandlerOptions FromConfig(const WorkerConfig& config);
+};
+// Starts the engine host in the background (worker/handlers/js_engine.h) and returns the
+// handler. FAILED_PRECONDITION, saying how to get it, without node >= 18 or an engine
+// host (not found beside the binary, or js_engine_dir ""), or when js_engine_dir is a path
+// the containment tier hides; INVALID_ARGUMENT naming js_engine_dir when it is set and
+// lacks the host.
+absl::StatusOr<std::unique_ptr<Handler>> MakeJsHandler(const ExecutionOptions& options, const JsHandlerOptions& js);
 
 // The opt-in types this build knows (plugins come on top, from --plugin-dir).
 std::vector<std::string> OptInTypes();
