@@ -156,7 +156,7 @@ check "POST /js-tasks/word-stats/run" shows "http word-stats" \
   '.status == "success" and .result.words == 3' "$(http_run word-stats '{"input": {"text": "a b c"}}')"
 check "POST /js-tasks/text-report/run" shows "http text-report" \
   '.status == "success" and .result.title == "t" and .result.stats.distinct == 2' \
-  "$(http_run text-report '{"input": {"text": "x y x.", "title": "t"}, "timeout_seconds": 10}')"
+  "$(http_run text-report '{"input": {"text": "x y x.", "title": "t"}, "requirements": {"timeout_seconds": 10}}')"
 check "POST /js-tasks/corpus-report/run" shows "http corpus-report" \
   '.status == "success" and .result.documents == 2 and .result.words == 4' \
   "$(http_run corpus-report '{"input": {"texts": ["a b", "c d"]}}')"
@@ -241,7 +241,7 @@ code='module.exports = async (input, context) => {
   }
 }'
 check "a child of another type, and a failed child rejects with a catchable TaskError" shows "TaskError" \
-  '.status == "success" and .result.echo == {v: 7} and .result.caught.name == "TaskError" and
+  '.status == "success" and .result.echo.v == 7 and .result.caught.name == "TaskError" and
    .result.caught.status == "failed" and (.result.caught.message | contains("Error: no")) and
    .result.caught.has_id == "string"' "$(run_js "$code" '{"v": 7}')"
 
