@@ -333,6 +333,35 @@ check "... undefined becomes null" shows "undefined" '.status == "success" and .
 check "... and a sync function works too" shows "sync" '.status == "success" and .result == 42' \
   "$(run_js 'module.exports = function (input) { return input.n * 2; }' '{"n": 21}')"
 
+# The engine host killed under a running task: that attempt fails (js engine exited) and is
+# retried; the worker starts a new host and the retry succeeds.
+part "the engine host dies" 40
+host_pid() {  # the worker's engine host: its child (or grandchild, under containment) running host.js
+  local p c
+  for p in $(pgrep -P "$w1_pid"); do
+    for c in "$p" $(pgrep -P "$p"); do
+      tr '\0' ' ' <"/proc/$c/cmdline" 2>/dev/null | grep -q "host\.js" && { echo "$c"; return 0; }
+    done
+  done
+  return 1
+}
+first_host=$(host_pid)
+check "the worker runs one engine host (node host.js)" [ -n "$first_host" ]
+busy=$(js_payload 'module.exports = async () => { const t = Date.now(); while (Date.now() - t < 1500) {} return "done"; }')
+id=$(cli submit js --payload "$busy" --timeout 10 --max-retries 1)
+running() { [ "$(cli get "$id" --json | jq -r .status)" = running ]; }
+if eventually 10 running && [ -n "$first_host" ]; then
+  kill -KILL "$first_host"
+  out=$(cli_limit=25 cli wait "$id" --timeout 20 --json)
+  check "the task whose host was killed is retried and succeeds" shows "host killed" \
+    '.status == "success" and .result == "done" and .attempts == 2 and
+     (.attempt_history[0].error_message | contains("js engine exited"))' "$out"
+  new_host() { local p; p=$(host_pid) && [ "$p" != "$first_host" ]; }
+  check "... on a new engine host" eventually 10 new_host
+else
+  check "the busy task started" false
+fi
+
 # --- 7. bad payloads refused at submit ------------------------------------------------------
 part "bad payloads" 20
 expect "code and name together: refused naming payload.code" 2 "payload.code" \
