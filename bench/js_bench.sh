@@ -40,7 +40,7 @@ run_bench() {  # run_bench LABEL ARGS...: one retire-cluster-bench run, its JSON
   local out
   out=$(timeout 600 "$bench" --coordinator "$RC_ADDR" --warmup "$WARMUP" --json "$@") \
     || { echo "js_bench: $label: ${out:-failed}" >&2; return 1; }
-  jq -c --arg label "$label" '{label: $label} + .' <<<"$out"
+  jq -c --arg name "$label" '{"run": $name} + .' <<<"$out"
 }
 tp_js=$(run_bench "js throughput" --type js --tasks "$N" --concurrency "$CONCURRENCY") || exit 1
 lat_js=$(run_bench "js latency" --type js --mode latency --tasks "$LAT") || exit 1
@@ -80,7 +80,7 @@ done
 list() { printf '%s\n' "$@" | jq -sc .; }
 jq -cn --argjson js "$(list "${cold_js[@]}")" --argjson echo "$(list "${cold_echo[@]}")" \
   --argjson first "$(list "${first_js[@]}")" \
-  '{label: "cold start (ms)", worker_start_to_js_result: $js, worker_start_to_echo_result: $echo,
+  '{"run": "cold start (ms)", worker_start_to_js_result: $js, worker_start_to_echo_result: $echo,
     online_worker_first_js_round_trip: $first}'
 
 # --- summary -------------------------------------------------------------------------------
