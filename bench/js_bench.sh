@@ -42,11 +42,30 @@ run_bench() {  # run_bench LABEL ARGS...: one retire-cluster-bench run, its JSON
     || { echo "js_bench: $label: ${out:-failed}" >&2; return 1; }
   jq -c --arg name "$label" '{"run": $name} + .' <<<"$out"
 }
+# CPU seconds (user + system) a process and its reaped children used so far: a per-task figure
+# that load from other processes barely moves.
+cpu_s() { awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15 + $16 + $17) / hz}' "/proc/$1/stat"; }
+engine_host() {  # the warm worker's engine host (node host.js), a child or grandchild
+  local p c
+  for p in $(pgrep -P "$RC_LAST_WORKER_PID"); do
+    for c in "$p" $(pgrep -P "$p"); do
+      tr '\0' ' ' <"/proc/$c/cmdline" 2>/dev/null | grep -q "host\.js" && { echo "$c"; return 0; }
+    done
+  done
+  return 1
+}
+warm_pid=$RC_LAST_WORKER_PID
+host=$(engine_host) || die "the warm worker runs no engine host (node host.js)"
+host_cpu0=$(cpu_s "$host") worker_cpu0=$(cpu_s "$warm_pid") main_cpu0=$(cpu_s "$RC_MAIN_PID")
 tp_js=$(run_bench "js throughput" --type js --tasks "$N" --concurrency "$CONCURRENCY") || exit 1
+per_task() { awk -v a="$1" -v b="$2" -v n="$((N + WARMUP))" 'BEGIN {printf "%.0f", (b - a) * 1e6 / n}'; }
+cpu_js=$(jq -cn --argjson h "$(per_task "$host_cpu0" "$(cpu_s "$host")")" \
+  --argjson w "$(per_task "$worker_cpu0" "$(cpu_s "$warm_pid")")" --argjson m "$(per_task "$main_cpu0" "$(cpu_s "$RC_MAIN_PID")")" \
+  '{"run": "js throughput: CPU per task (us, warmup included)", engine_host: $h, worker: $w, coordinator: $m}')
 lat_js=$(run_bench "js latency" --type js --mode latency --tasks "$LAT") || exit 1
 lat_echo=$(run_bench "echo latency" --type echo --mode latency --tasks "$LAT") || exit 1
 tp_echo=$(run_bench "echo throughput" --type echo --tasks "$N" --concurrency "$CONCURRENCY") || exit 1
-printf '%s\n' "$tp_js" "$lat_js" "$tp_echo" "$lat_echo"
+printf '%s\n' "$tp_js" "$cpu_js" "$lat_js" "$tp_echo" "$lat_echo"
 
 # --- cold ----------------------------------------------------------------------------------
 # cold_run DEVICE TYPE PAYLOAD: queues one task pinned to DEVICE, then starts that worker and
@@ -60,12 +79,12 @@ cold_run() {
     --allow js --slots 1 --config "$RC_TMP/worker.yaml" 2>"$RC_TMP/$device.log" &
   pid=$!
   RC_PIDS+=("$pid")
-  cli wait "$id" --timeout 60 >/dev/null || die "cold $type task $id on $device: $(cli get "$id" 2>&1 | head -5)"
+  cli wait "$id" --timeout 60 >/dev/null 2>"$RC_TMP/wait.err" || die "cold $type task $id on $device: $(cli get "$id" 2>&1 | head -5)"
   cold_ms=$(($(now_ms) - t0))
   if [ "$type" = echo ]; then
     t0=$(now_ms)
     cli submit js --device "$device" --payload '{"code": "module.exports = async (i) => i", "input": {"first": 1}}' \
-      --max-retries 0 --timeout 60 --wait >/dev/null || die "first js task on $device"
+      --max-retries 0 --timeout 60 --wait >/dev/null 2>"$RC_TMP/wait.err" || die "first js task on $device"
     first_ms=$(($(now_ms) - t0))
   fi
   rc_stop "$pid" 10 || die "worker $device did not stop"
@@ -96,6 +115,8 @@ echo "| warm sequential round trip p50 / p90 / p99 (ms), $LAT tasks |" \
 echo "| cold: worker start -> first result, median of $COLD (ms) |" \
   "$(printf '%s\n' "${cold_js[@]}" | median) [$(IFS=,; echo "${cold_js[*]}")] |" \
   "$(printf '%s\n' "${cold_echo[@]}" | median) [$(IFS=,; echo "${cold_echo[*]}")] |"
+echo "| CPU per js task in the throughput run (us): engine host / worker / coordinator |" \
+  "$(f '"\(.engine_host) / \(.worker) / \(.coordinator)"' "$cpu_js") | - |"
 echo "| first js task on a worker already online (ms), median of $COLD |" \
   "$(printf '%s\n' "${first_js[@]}" | median) [$(IFS=,; echo "${first_js[*]}")] | - |"
 echo "load at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
