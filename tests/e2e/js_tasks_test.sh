@@ -330,6 +330,8 @@ check "... and runs an echo-like js task" shows "echo after" '.status == "succes
   "$(run_js 'module.exports = async (input) => input' '{"ok": [1, "two"]}')"
 check "... undefined becomes null" shows "undefined" '.status == "success" and .result == null' \
   "$(run_js 'module.exports = async () => undefined')"
+check "... a bounded setTimeout works" shows "setTimeout" '.status == "success" and .result == "later"' \
+  "$(run_js 'module.exports = async () => { await new Promise((r) => setTimeout(r, 50)); return "later"; }')"
 check "... and a sync function works too" shows "sync" '.status == "success" and .result == 42' \
   "$(run_js 'module.exports = function (input) { return input.n * 2; }' '{"n": 21}')"
 
