@@ -2,8 +2,9 @@
 // retire-cluster's js engine host: one long-lived node process per worker, speaking
 // line-delimited JSON on stdin (run, call_result, cancel) and stdout (ready, log, call,
 // done); stderr is the host's own log. Tasks run in QuickJS (wasm) on a few engine threads
-// (engine_pool.js, engine_thread.js, sandbox.js). The wire protocol is described in
-// README "JavaScript tasks"; unknown ops are ignored, the host exits 0 at stdin EOF.
+// (engine_pool.js, engine_thread.js, sandbox.js). The worker's side of the protocol is
+// worker/handlers/js_engine.cc; unknown ops are ignored, the host exits 0 at stdin EOF.
+// Exactly one `done` per `run`; after it, call_results and cancels for that id are ignored.
 // usage: node host.js [--threads N (default 2)] [--warmup N tasks per thread (default 4)]
 const fs = require('fs');
 const path = require('path');

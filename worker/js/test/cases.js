@@ -67,6 +67,18 @@ const onSharedHost = {
     assert.deepStrictEqual(r.done.result, Array.from({ length: 50 }, (_, i) => i));
   },
 
+  async '40 tasks at once, each with its own calls and result'(host) {
+    const code = `module.exports = async (input, context) => {
+      const a = await context.tasks.execute('double', { v: input.v });
+      await new Promise((r) => setTimeout(r, input.v % 7));
+      const b = await context.tasks.execute('double', { v: a.echo.v * 2 });
+      return { v: input.v, b: b.echo.v };
+    }`;
+    const runs = Array.from({ length: 40 }, (_, v) => host.run(id(`many-${v}`), code, { input: { v } }));
+    const results = (await Promise.all(runs)).map((r) => r.done.result);
+    assert.deepStrictEqual(results, Array.from({ length: 40 }, (_, v) => ({ v, b: v * 2 })));
+  },
+
   async 'a failed child rejects with a catchable TaskError'(host) {
     const code = `module.exports = async (input, context) => {
       try { await context.tasks.execute('fails', {}); return 'not thrown'; }
