@@ -504,7 +504,7 @@ struct JsCase {
   std::string message;
 };
 
-absl::StatusOr<coordinator::Principal> AdmitAs(coordinator::ClientApi& api, coordinator::ClientOp op,
+absl::StatusOr<Principal> AdmitAs(coordinator::ClientApi& api, coordinator::ClientOp op,
                                                const std::string& token) {
   return api.Admit(op, "Bearer " + token, [] { return coordinator::Peer{"ipv4:127.0.0.1:1", false}; });
 }
@@ -538,7 +538,7 @@ TEST_CASE("gRPC answers the published-task calls as the client API does, refusal
     return stub->PublishJsTask(context(token).get(), r, &out);
   };
   auto publish_api = [&](const std::string& token, const std::string& code, const std::string& name = "") {
-    absl::StatusOr<coordinator::Principal> who = AdmitAs(api, ClientOp::kPublishJsTask, token);
+    absl::StatusOr<Principal> who = AdmitAs(api, ClientOp::kPublishJsTask, token);
     if (!who.ok()) return who.status();
     pb::PublishJsTaskRequest r;
     r.set_code(code);
@@ -552,7 +552,7 @@ TEST_CASE("gRPC answers the published-task calls as the client API does, refusal
     return stub->GetJsTask(context(token).get(), r, out);
   };
   auto get_api = [&](const std::string& token, const std::string& name, int version) -> absl::StatusOr<pb::JsTask> {
-    absl::StatusOr<coordinator::Principal> who = AdmitAs(api, ClientOp::kReadJsTasks, token);
+    absl::StatusOr<Principal> who = AdmitAs(api, ClientOp::kReadJsTasks, token);
     if (!who.ok()) return who.status();
     return api.GetJsTask(*who, name, version);
   };
@@ -564,7 +564,7 @@ TEST_CASE("gRPC answers the published-task calls as the client API does, refusal
     return stub->RemoveJsTask(context(token).get(), r, &out);
   };
   auto remove_api = [&](const std::string& token, const std::string& name, int version) {
-    absl::StatusOr<coordinator::Principal> who = AdmitAs(api, ClientOp::kPublishJsTask, token);
+    absl::StatusOr<Principal> who = AdmitAs(api, ClientOp::kPublishJsTask, token);
     if (!who.ok()) return who.status();
     return api.RemoveJsTask(*who, name, version).status();
   };
@@ -576,7 +576,7 @@ TEST_CASE("gRPC answers the published-task calls as the client API does, refusal
     return stub->Submit(context(token).get(), r, &out);
   };
   auto run_api = [&](const std::string& token, const std::string& payload) {
-    absl::StatusOr<coordinator::Principal> who = AdmitAs(api, ClientOp::kSubmit, token);
+    absl::StatusOr<Principal> who = AdmitAs(api, ClientOp::kSubmit, token);
     if (!who.ok()) return who.status();
     pb::TaskSpec spec;
     spec.set_task_type("js");
@@ -657,7 +657,7 @@ TEST_CASE("gRPC answers the published-task calls as the client API does, refusal
   // The answers alike too: the list and one version with its code.
   pb::ListJsTasksResponse listed;
   REQUIRE(stub->ListJsTasks(context(kReader).get(), pb::ListJsTasksRequest(), &listed).ok());
-  absl::StatusOr<coordinator::Principal> reader = AdmitAs(api, ClientOp::kReadJsTasks, kReader);
+  absl::StatusOr<Principal> reader = AdmitAs(api, ClientOp::kReadJsTasks, kReader);
   REQUIRE(reader.ok());
   absl::StatusOr<std::vector<pb::JsTask>> direct = api.ListJsTasks(*reader);
   REQUIRE(direct.ok());
