@@ -212,6 +212,14 @@ TEST_CASE("CLI: run --wait prints the result and exits non-zero when the task fa
   FakeWorker worker(a, "js-1", "js");
 
   auto run = std::async(std::launch::async, [&] { return Cli(a, {"run", "greet", "--input", "[7]", "--wait"}); });
+  // Should a check fail, the waiting CLI must still return: cancel what is left.
+  struct CancelLeft {
+    Cluster& cluster;
+    ~CancelLeft() {
+      absl::StatusOr<std::vector<pb::Task>> tasks = cluster.client().List(pb::ListTasksRequest());
+      for (const pb::Task& t : tasks.ok() ? *tasks : std::vector<pb::Task>()) (void)cluster.client().Cancel(t.task_id());
+    }
+  } cancel_left{cluster};
   std::optional<pb::Assignment> got = worker.NextAssignment();
   REQUIRE(got.has_value());
   CHECK(got->task_type() == "js");
@@ -225,7 +233,8 @@ TEST_CASE("CLI: run --wait prints the result and exits non-zero when the task fa
   CHECK(r.code == 0);
   CHECK(r.out == "{}\n");  // the fake worker's result
 
-  run = std::async(std::launch::async, [&] { return Cli(a, {"run", "greet", "--wait"}); });
+  // No retries: the failure is the task's end.
+  run = std::async(std::launch::async, [&] { return Cli(a, {"run", "greet", "--max-retries", "0", "--wait"}); });
   got = worker.NextAssignment();
   REQUIRE(got.has_value());
   worker.Finish(*got, pb::TASK_STATUS_FAILED);
