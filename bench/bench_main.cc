@@ -27,7 +27,7 @@ std::vector<rc::FlagSpec> Specs() {
           {"tasks", "N", "tasks to measure (default 10000)"},
           {"concurrency", "C", "throughput: most tasks in flight at once (default 10000)"},
           {"warmup", "W", "round trips before measuring, not counted (default 50)"},
-          {"type", "TYPE", "task type (default echo)"},
+          {"type", "TYPE", "task type (default echo; js: an echo-like module, results checked too)"},
           {"payload-bytes", "B", "size of the string in the echo payload (default 16)"},
           {"payload", "JSON", "a fixed payload for every task (results then not compared)"},
           {"json", "", "print one JSON object on one line"},

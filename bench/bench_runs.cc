@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
+#include "nlohmann/json.hpp"
 
 namespace rc::bench {
 namespace {
@@ -48,25 +49,36 @@ class Tally {
   RunResult result_ ABSL_GUARDED_BY(mu_);
 };
 
+// The module of a `js` run (issue 16): it returns its input, so a result is checked like an
+// echo's. Each task still gets its own sandbox (a fresh QuickJS instance on the worker).
+constexpr char kJsEcho[] = "module.exports = async (input) => input";
+
+// The same JSON value (a js result is re-serialized by the engine, so compare values, not text).
+bool SameJson(const std::string& a, const std::string& b) {
+  const nlohmann::json x = nlohmann::json::parse(a, nullptr, false);
+  return !x.is_discarded() && x == nlohmann::json::parse(b, nullptr, false);
+}
+
 // Submits one task and reports its end to `tally` (checking an echo's result).
 void RunOne(client::Client& client, const RunOptions& options, int64_t i, const std::shared_ptr<Tally>& tally) {
   pb::TaskSpec spec;
   spec.set_task_type(options.type);
-  std::string payload = options.fixed_payload.value_or(
+  std::string expected = options.fixed_payload.value_or(
       absl::StrCat(R"({"i":)", i, R"(,"fill":")", std::string(static_cast<size_t>(options.payload_bytes), 'x'), R"("})"));
-  const bool check = options.type == "echo" && !options.fixed_payload.has_value();
-  spec.set_payload(payload);
+  const bool js = options.type == "js" && !options.fixed_payload.has_value();
+  const bool check = (options.type == "echo" || js) && !options.fixed_payload.has_value();
+  spec.set_payload(js ? absl::StrCat(R"({"code":")", kJsEcho, R"(","input":)", expected, "}") : expected);
   const absl::Time t0 = absl::Now();
-  client.SubmitAsync(std::move(spec), [&client, tally, t0, check, payload = std::move(payload)](
+  client.SubmitAsync(std::move(spec), [&client, tally, t0, check, js, expected = std::move(expected)](
                                           absl::StatusOr<pb::SubmitResponse> r) mutable {
     if (!r.ok()) return tally->Finished(false, 0, r.status());
-    client.WaitAsync(r->task_id(), [tally, t0, check, payload = std::move(payload)](absl::StatusOr<pb::Task> t) {
+    client.WaitAsync(r->task_id(), [tally, t0, check, js, expected = std::move(expected)](absl::StatusOr<pb::Task> t) {
       const double ms = absl::ToDoubleMilliseconds(absl::Now() - t0);
       if (!t.ok()) return tally->Finished(false, ms, t.status());
       if (t->status() != pb::TASK_STATUS_SUCCESS) {
         return tally->Finished(false, ms, absl::InternalError(absl::StrCat(t->task_id(), ": ", t->error_message())));
       }
-      if (check && t->result() != payload) {
+      if (check && (js ? !SameJson(t->result(), expected) : t->result() != expected)) {
         return tally->Finished(false, ms, absl::DataLossError(absl::StrCat(t->task_id(), ": result is not the payload")));
       }
       tally->Finished(true, ms, absl::OkStatus());

@@ -15,7 +15,7 @@ struct RunOptions {
   int64_t tasks = 10000;
   int64_t in_flight = 10000;  // throughput: most tasks submitted and not yet finished
   int64_t warmup = 50;        // round trips before measuring (not counted)
-  std::string type = "echo";
+  std::string type = "echo";  // "js": each payload is the input of a module returning it
   int64_t payload_bytes = 16;
   std::optional<std::string> fixed_payload;  // then results are not compared
 };
