@@ -72,7 +72,7 @@ TEST_CASE("js engine dir: found beside the binary, in the build tree, then the i
   CHECK(unknown.probed.empty());
 }
 
-TEST_CASE("js engine dir: a configured dir wins and must hold the host; \"\" turns it off") {
+TEST_CASE("js engine dir: a configured dir wins and must hold the host, \"\" turns it off") {
   FakeDisk disk;
   disk.lacks["/src/rc/build/worker/js"] = {};
   disk.lacks["/srv/js"] = {};

@@ -89,7 +89,7 @@ absl::StatusOr<HandlerOutput> RunJs(Handler* h, const json& payload, const std::
 
 }  // namespace
 
-TEST_CASE("js engine: tasks reach the host by id; results, logs (capped), errors and calls without a socket") {
+TEST_CASE("js engine: tasks reach the host by id, results, logs (capped), errors and calls without a socket") {
   if (!HaveNode()) {
     WARN("SKIPPED: no node on /usr/local/bin:/usr/bin:/bin");
     return;
@@ -153,7 +153,7 @@ TEST_CASE("js engine: tasks reach the host by id; results, logs (capped), errors
   CHECK(bad.status().code() == absl::StatusCode::kInvalidArgument);
 }
 
-TEST_CASE("js engine: a stopped task sends cancel and returns; the host stays for the next task") {
+TEST_CASE("js engine: a stopped task sends cancel and returns, the host stays for the next task") {
   if (!HaveNode()) {
     WARN("SKIPPED: no node on /usr/local/bin:/usr/bin:/bin");
     return;
@@ -198,7 +198,7 @@ TEST_CASE("js engine: a stopped task sends cancel and returns; the host stays fo
   CHECK(engine.starts() == 1);
 }
 
-TEST_CASE("js engine: the watchdog kills a host whose task ignores cancel; its other tasks fail, a new host runs") {
+TEST_CASE("js engine: the watchdog kills a host whose task ignores cancel, its other tasks fail, a new host runs") {
   if (!HaveNode()) {
     WARN("SKIPPED: no node on /usr/local/bin:/usr/bin:/bin");
     return;
