@@ -9,7 +9,8 @@ const PRELUDE_FILENAME = '<engine>';
 
 const PRELUDE_SOURCE = `(function () {
   'use strict';
-  const stringify = JSON.stringify, parse = JSON.parse, str = String, ErrorType = Error, PromiseType = Promise;
+  const stringify = JSON.stringify, parse = JSON.parse, str = String, ErrorType = Error, PromiseType = Promise,
+    isArray = Array.isArray;
 
   class TaskError extends ErrorType {
     constructor(message, taskId, status) {
@@ -73,10 +74,15 @@ const PRELUDE_SOURCE = `(function () {
 
   function invoke(fn, input, context) { return new PromiseType((resolve) => resolve(fn(input, context))); }
 
-  return [fromJson, toJson, format, describeError, taskError, invoke];
+  // For "module.exports is not a function: it is ...".
+  function kindOf(v) {
+    return v === null ? 'null' : isArray(v) ? 'an array' : typeof v === 'object' ? 'an object' : typeof v;
+  }
+
+  return [fromJson, toJson, format, describeError, taskError, invoke, kindOf];
 })()`;
 
-const PRELUDE_NAMES = ['fromJson', 'toJson', 'format', 'describeError', 'taskError', 'invoke'];
+const PRELUDE_NAMES = ['fromJson', 'toJson', 'format', 'describeError', 'taskError', 'invoke', 'kindOf'];
 
 // The CommonJS shim, a script of its own so the task's file keeps its own line numbers.
 const SHIM_SOURCE = 'var module = { exports: {} }; var exports = module.exports;';

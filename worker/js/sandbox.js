@@ -128,12 +128,14 @@ class TaskRun {
     const moduleH = vm.getProp(vm.global, 'module');
     const fn = vm.typeof(moduleH) === 'object' ? vm.getProp(moduleH, 'exports') : vm.undefined;
     moduleH.dispose();
-    const type = vm.typeof(fn);
-    if (type !== 'function') {
-      fn.dispose();
+    if (vm.typeof(fn) !== 'function') {
+      const kind = this.callHelper('kindOf', fn); // disposes fn
+      if (kind.error) return this.failWith(kind.error);
+      const type = vm.getString(kind.value);
+      kind.value.dispose();
       return this.failed({
         name: 'TypeError',
-        message: `module.exports is not a function: it is ${type === 'object' ? 'an object' : type} ` +
+        message: `module.exports is not a function: it is ${type} ` +
           '(export the function itself: module.exports = async function execute(input, context) { ... })',
         stack: '',
       }, null);

@@ -151,9 +151,12 @@ const onSharedHost = {
   },
 
   async 'module.exports must be a function'(host) {
-    for (const code of ['const x = 1;', 'module.exports = { execute: async () => 1 }', 'exports.execute = () => 1']) {
+    const kinds = { 'const x = 1;': 'an object', 'module.exports = { execute: async () => 1 }': 'an object',
+      'exports.execute = () => 1': 'an object', 'module.exports = null': 'null', 'module.exports = [1]': 'an array',
+      'module = 5': 'undefined' };
+    for (const [code, kind] of Object.entries(kinds)) {
       const r = await host.run(id('noexport'), code);
-      failed(r, 'TypeError', /^module\.exports is not a function: it is (an object|undefined)/);
+      failed(r, 'TypeError', new RegExp(`^module\\.exports is not a function: it is ${kind} \\(export the function itself`));
     }
   },
 
