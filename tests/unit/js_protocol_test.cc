@@ -161,13 +161,17 @@ TEST_CASE("js calls: the child's spec from a name or {task_type, payload}, with 
   CHECK(spec->task_type() == "echo");
   CHECK(json::parse(spec->payload()) == json{{"x", 1}});
   CHECK_FALSE(spec->requirements().has_timeout_seconds());
-  // input joins the payload unless it has its own.
+  // A js child's input joins its payload unless it has its own.
   spec = ChildSpec(json::parse(R"({"call":4,"target":{"task_type":"js","payload":{"code":"c"}},"input":[1]})"));
   REQUIRE(spec.ok());
   CHECK(json::parse(spec->payload()) == json{{"code", "c"}, {"input", {1}}});
-  spec = ChildSpec(json::parse(R"({"call":5,"target":{"task_type":"echo"},"input":{"y":2},"options":{}})"));
+  spec = ChildSpec(json::parse(R"({"call":5,"target":{"task_type":"js","payload":{"code":"c","input":1}},"input":2})"));
   REQUIRE(spec.ok());
-  CHECK(json::parse(spec->payload()) == json{{"input", {{"y", 2}}}});
+  CHECK(json::parse(spec->payload()) == json{{"code", "c"}, {"input", 1}});
+  // Other types take their payload as given; the host sends {} for an input left out.
+  spec = ChildSpec(json::parse(R"({"call":6,"target":{"task_type":"echo"},"input":{},"options":{}})"));
+  REQUIRE(spec.ok());
+  CHECK(json::parse(spec->payload()) == json::object());
 
   struct Bad {
     const char* call;
@@ -179,6 +183,8 @@ TEST_CASE("js calls: the child's spec from a name or {task_type, payload}, with 
            Bad{R"({"call":1,"target":{"payload":{}}})", "target.task_type: required, a string"},
            Bad{R"({"call":1,"target":{"task_type":"echo","payload":[1]}})", "target.payload: expected an object"},
            Bad{R"({"call":1,"target":"a","options":[1]})", "options: expected an object"},
+           Bad{R"({"call":1,"target":{"task_type":"echo"},"input":{"y":2}})",
+               "input: only js children take an input; put it in target.payload for echo"},
            Bad{R"({"call":1,"target":"a","options":{"colour":"red"}})",
                "options.colour: unknown option (timeout_seconds, max_retries, priority, memory_mb)"},
            Bad{R"({"call":1,"target":"a","options":{"priority":"asap"}})", nullptr},

@@ -60,7 +60,14 @@ absl::StatusOr<pb::TaskSpec> ChildSpec(const json& call) {
     } else {
       return Bad("target.payload", "expected an object");
     }
-    if (!input.is_null() && !payload.contains("input")) payload["input"] = input;
+    // A js child's input is its payload's; other types take their payload as given (the
+    // host sends {} for an input left out).
+    const bool no_input = input.is_null() || (input.is_object() && input.empty());
+    if (spec.task_type() == "js") {
+      if (!input.is_null() && !payload.contains("input")) payload["input"] = input;
+    } else if (!no_input) {
+      return Bad("input", absl::StrCat("only js children take an input; put it in target.payload for ", spec.task_type()));
+    }
   } else {
     return Bad("target", absl::StrCat("expected a published task's name or {task_type, payload}, got ", Short(target)));
   }

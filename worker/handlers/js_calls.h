@@ -32,7 +32,8 @@ namespace pb = ::retire_cluster::v1;
 
 // The child a `call` message asks for. `target` is a published name (the child is
 // {"task_type":"js","payload":{"name":target,"input":input}}) or {"task_type", "payload"?}
-// (`input`, when given, becomes payload.input unless the payload has one). `options` may
+// (for a js child `input` becomes payload.input unless the payload has one; other types
+// take no input besides {}: their payload is used as given). `options` may
 // hold timeout_seconds, max_retries, priority ("low".."urgent") and, for js children,
 // memory_mb. INVALID_ARGUMENT naming the field ("target.task_type: ...",
 // "options.priority: ...", "options.colour: unknown option ...").

@@ -20,7 +20,7 @@ namespace {
 using json = nlohmann::json;
 
 // How often a running task looks at its stop token (which cannot wake it).
-constexpr absl::Duration kStopPoll = absl::Milliseconds(10);
+constexpr absl::Duration kStopPoll = absl::Milliseconds(20);
 
 class JsHandler final : public Handler {
  public:
