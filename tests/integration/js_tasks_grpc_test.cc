@@ -31,7 +31,7 @@ module.exports = async function execute(input) { return 'hello ' + input.who; };
 
 }  // namespace
 
-TEST_CASE("gRPC: publish, run by name, the worker gets the resolved code; a task token runs but may not publish") {
+TEST_CASE("gRPC: publish, run by name, the worker gets the resolved code, a task token runs but may not publish") {
   Cluster cluster;
   auto stub = pb::ClientService::NewStub(grpc::CreateChannel(cluster.address(), grpc::InsecureChannelCredentials()));
   FakeWorker worker(cluster.address(), "js-1", "js");

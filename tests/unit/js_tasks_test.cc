@@ -57,7 +57,7 @@ struct RegistryFixture {
   }
 };
 
-TEST_CASE_METHOD(RegistryFixture, "Publish stores version 1 with sha256, JSDoc and owner; the same code again is unchanged") {
+TEST_CASE_METHOD(RegistryFixture, "Publish stores version 1 with sha256, JSDoc and owner, the same code again is unchanged") {
   const std::string code = Module("echo-js");
   pb::JsTask t = Publish(code);
   CHECK(t.name() == "echo-js");
@@ -120,7 +120,7 @@ TEST_CASE_METHOD(RegistryFixture, "Publish refuses bad code and names, each nami
   CHECK(registry.List().size() == 2);  // "big" and the 100-character name; nothing else was stored
 }
 
-TEST_CASE_METHOD(RegistryFixture, "A name belongs to its first publisher; an admin may publish and remove it") {
+TEST_CASE_METHOD(RegistryFixture, "A name belongs to its first publisher, an admin may publish and remove it") {
   Publish(Module("owned"));
   absl::StatusOr<JsTaskRegistry::Published> bob = registry.Publish(Module("owned", "return 'bob';"), "", kBob);
   REQUIRE(bob.status().code() == absl::StatusCode::kPermissionDenied);
@@ -140,7 +140,7 @@ TEST_CASE_METHOD(RegistryFixture, "A name belongs to its first publisher; an adm
              Catch::Contains("belongs to the unnamed local caller"));
 }
 
-TEST_CASE_METHOD(RegistryFixture, "List shows the latest per name; Get gives a version with its code; errors name it") {
+TEST_CASE_METHOD(RegistryFixture, "List shows the latest per name, Get gives a version with its code, errors name it") {
   Publish(Module("b-task"));
   const std::string a1 = Module("a-task");
   const std::string a2 = Module("a-task", "return 2;");
@@ -172,7 +172,7 @@ TEST_CASE_METHOD(RegistryFixture, "List shows the latest per name; Get gives a v
   CHECK(registry.Get("", 0).status().message() == "name: must not be empty");
 }
 
-TEST_CASE_METHOD(RegistryFixture, "Remove: one version or all; numbers are never reused; the name stays its owner's") {
+TEST_CASE_METHOD(RegistryFixture, "Remove: one version or all, numbers are never reused, the name stays its owner's") {
   Publish(Module("gone"));
   Publish(Module("gone", "return 2;"));
   REQUIRE(registry.Remove("gone", 2, kAlice).value() == 1);
@@ -211,7 +211,7 @@ TEST_CASE_METHOD(RegistryFixture, "A failed store write changes nothing") {
   CHECK(Publish(Module("steady", "return 2;")).version() == 2);
 }
 
-TEST_CASE_METHOD(RegistryFixture, "Resolve: a name becomes its code, version and sha256; the payload rules name the field") {
+TEST_CASE_METHOD(RegistryFixture, "Resolve: a name becomes its code, version and sha256, the payload rules name the field") {
   const std::string v1 = Module("res");
   const std::string v2 = Module("res", "return 2;");
   Publish(v1);
@@ -283,7 +283,7 @@ TEST_CASE("Resolve refuses a resolved payload past max_payload_bytes, naming the
   CHECK(spec.payload() == R"({"name": "large"})");
 }
 
-TEST_CASE("The core's check of stored js payloads: code, or a resolved name; a bare name was not resolved") {
+TEST_CASE("The core's check of stored js payloads: code, or a resolved name, a bare name was not resolved") {
   CHECK(CheckStoredJsPayload(R"({"code": "x", "input": 1, "memory_mb": 8})").ok());
   CHECK(CheckStoredJsPayload(R"({"name": "a", "version": 2, "sha256": "ab", "code": "x", "input": {}})").ok());
   CHECK(CheckStoredJsPayload(R"({"name": "a"})").message() ==
@@ -352,7 +352,7 @@ TEST_CASE_METHOD(ApiFixture, "Who may publish, remove, list and show published t
   CHECK(api.RemoveJsTask(kRoot, "mine", 0)->removed_versions() == 1);
 }
 
-TEST_CASE_METHOD(ApiFixture, "Submit resolves a name; removing the task later keeps the accepted task's code") {
+TEST_CASE_METHOD(ApiFixture, "Submit resolves a name, removing the task later keeps the accepted task's code") {
   const std::string code = Module("kept");
   REQUIRE(Publish(kAlicePrincipal, code).ok());
   // Anyone who may submit runs a published task, not only its owner.
@@ -376,7 +376,7 @@ TEST_CASE_METHOD(ApiFixture, "Submit resolves a name; removing the task later ke
         "payload.code: give either code (a module's text) or name (a published task), not both");
 }
 
-TEST_CASE_METHOD(ApiFixture, "SubmitBatch resolves each entry; a refused one keeps its place and after_index counts in the request") {
+TEST_CASE_METHOD(ApiFixture, "SubmitBatch resolves each entry, a refused one keeps its place and after_index counts in the request") {
   REQUIRE(Publish(kAlicePrincipal, Module("batched")).ok());
   auto js = [](const std::string& payload) {
     pb::TaskSpec s;

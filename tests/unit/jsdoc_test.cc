@@ -46,7 +46,7 @@ module.exports = async function execute(input, context) { return 1; };
   CHECK(doc->returns == "{Object} Domain information and more");
 }
 
-TEST_CASE("JSDoc: the first block holding @task counts; without @description the leading text is the description") {
+TEST_CASE("JSDoc: the first block holding @task counts, without @description the leading text is the description") {
   const std::optional<JsDoc> doc = ParseJsDoc(
       "/** License: MIT */\n/**/\n/**\n * Adds numbers.\n * Two lines.\n * @task adder extra words\n"
       " * @param {number[]} [input.values] - the values\n */\n/** @task later */\n");
