@@ -52,7 +52,7 @@ class TempDir {
 
 }  // namespace
 
-TEST_CASE("CLI: tasks publish, list, show and remove; run submits the resolved js task") {
+TEST_CASE("CLI: tasks publish, list, show and remove, and run submits the resolved js task") {
   Cluster cluster;
   const std::string a = cluster.address();
   TempDir dir;
@@ -244,7 +244,7 @@ TEST_CASE("CLI: run --wait prints the result and exits non-zero when the task fa
   CHECK_THAT(r.err, Catch::Contains("error: task " + got->task_id() + " (greet) ended failed"));
 }
 
-TEST_CASE("C++ SDK: publish, list, get, run with options, remove; a task token may read and run, not publish") {
+TEST_CASE("C++ SDK: publish, list, get, run with options, remove, and a task token may read and run but not publish") {
   Cluster cluster;
   client::Client& c = cluster.client();
   absl::StatusOr<pb::PublishJsTaskResponse> p = c.PublishJsTask(kGreet);
