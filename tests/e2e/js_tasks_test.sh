@@ -241,7 +241,7 @@ code='module.exports = async (input, context) => {
   }
 }'
 check "a child of another type, and a failed child rejects with a catchable TaskError" shows "TaskError" \
-  '.status == "success" and .result.echo.v == 7 and .result.caught.name == "TaskError" and
+  '.status == "success" and .result.echo == {v: 7} and .result.caught.name == "TaskError" and
    .result.caught.status == "failed" and (.result.caught.message | contains("Error: no")) and
    .result.caught.has_id == "string"' "$(run_js "$code" '{"v": 7}')"
 
