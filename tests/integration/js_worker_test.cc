@@ -34,12 +34,12 @@ WorkerConfig JsWorker(const std::string& id, int slots) {
   return w;
 }
 
-pb::Task RunJs(Cluster& cluster, const json& payload, double timeout_seconds = 60) {
+pb::Task RunJs(Cluster& cluster, const json& payload, double timeout_seconds = 60, int max_retries = 0) {
   pb::TaskSpec spec;
   spec.set_task_type("js");
   spec.set_payload(payload.dump());
   spec.mutable_requirements()->set_timeout_seconds(timeout_seconds);
-  spec.mutable_requirements()->set_max_retries(0);
+  spec.mutable_requirements()->set_max_retries(max_retries);
   auto submitted = cluster.client().Submit(spec);
   REQUIRE(submitted.ok());
   auto done = cluster.client().Wait(submitted->task_id(), absl::Seconds(90));
@@ -91,10 +91,14 @@ TEST_CASE("js worker: results and logs, errors with stack and position, the dead
   CHECK_THAT(syntax.error_message(), Catch::StartsWith("SyntaxError: "));
   CHECK(std::regex_search(syntax.error_message(), std::regex(R"(task\.js:2:\d+)")));
 
-  // A published task's file name (the coordinator resolves names into code; given here).
-  pb::Task named = RunJs(cluster, {{"name", "adder"}, {"version", 3}, {"code", "module.exports = () => { x. };"}});
+  // A published task's errors name its file: <name>@v<version>.js (the coordinator resolves
+  // the name into code, version and sha256 at submit).
+  REQUIRE(cluster.client().PublishJsTask("/** @task adder */\nmodule.exports = () => { x. };\n").ok());
+  pb::Task named = RunJs(cluster, {{"name", "adder"}}, 60, /*max_retries=*/2);
   CHECK(named.status() == pb::TASK_STATUS_FAILED);
-  CHECK(absl::StrContains(named.error_message(), "adder@v3.js:1:"));
+  CHECK(absl::StrContains(named.error_message(), "adder@v1.js:2:"));
+  INFO(named.error_message());
+  CHECK(named.attempts() == 1);  // a module that cannot load is not retried
 
   pb::Task loop = RunJs(cluster, {{"code", "module.exports = function () { for (;;) {} };"}}, 1);
   CHECK(loop.status() == pb::TASK_STATUS_TIMEOUT);

@@ -108,6 +108,18 @@ TEST_CASE("js protocol: done makes the result or a failure with the JS error, it
       "error":{"name":"SyntaxError","message":"expecting ')'","stack":"    at add@v3.js:4:1\n","line":4,"column":1}})"),
                     p);
   CHECK(Message(syntax.failure) == "SyntaxError: expecting ')'\n    at add@v3.js:4:1");
+  CHECK_FALSE(syntax.load_failure);  // no phase: a failure of the running task (retried as usual)
+
+  // A module that failed while loading is the payload's fault; a limit hit then is not.
+  JsOutcome load = FromDone(json::parse(R"({"op":"done","id":"a/1","ok":false,"limit":null,"phase":"load",
+      "error":{"name":"SyntaxError","message":"expecting ')'","line":4,"column":1}})"),
+                            p);
+  CHECK(load.load_failure);
+  CHECK(Message(load.failure) == "SyntaxError: expecting ')'\n    at add@v3.js:4:1");
+  CHECK_FALSE(FromDone(json::parse(R"({"op":"done","id":"a/1","ok":false,"limit":"memory","phase":"load",
+      "error":{"name":"InternalError","message":"out of memory"}})"),
+                       p)
+                  .load_failure);
 
   // A stack that starts with its own header is not doubled.
   CHECK(FormatJsError(json{{"name", "TypeError"}, {"message", "x is null"}, {"stack", "TypeError: x is null\n    at f"}},

@@ -81,6 +81,7 @@ class JsHandler final : public Handler {
         } else if (op == "done") {
           engine_->Detach(id);
           JsOutcome done = FromDone(m, payload);
+          if (done.load_failure) return absl::InvalidArgumentError(done.failure.message());
           out.result = std::move(done.result);
           out.failure = std::move(done.failure);
           out.stderr = std::move(done.stderr);

@@ -125,6 +125,7 @@ JsOutcome FromDone(const json& done, const JsPayload& payload) {
   const std::string text = FormatJsError(error == done.end() ? json(nullptr) : *error, payload.filename);
   out.stderr = absl::StrCat(text, "\n");
   const std::string limit = StringAt(done, "limit");
+  out.load_failure = limit.empty() && StringAt(done, "phase") == "load";
   if (limit == "memory") {
     out.failure = absl::ResourceExhaustedError(absl::StrCat("memory_mb (", payload.memory_mb, " MiB) exceeded: ", text));
   } else if (limit == "timeout") {

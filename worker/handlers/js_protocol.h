@@ -47,6 +47,10 @@ struct JsOutcome {
   std::string result = "null";  // JSON text (ok)
   absl::Status failure;         // the task failed: the message names the error or the limit
   std::string stderr;           // the error and its stack
+  // The module failed while loading (the host's `phase: "load"`: a syntax error, a throw at
+  // its top level, no exported function): every attempt would fail alike, so the handler
+  // refuses it as the payload's fault (INVALID_ARGUMENT, permanent: handler.h).
+  bool load_failure = false;
 };
 // ok: the result (any JSON value; absent is null). Not ok: failure ABORTED with the
 // formatted error; limit "memory" names memory_mb ("memory_mb (64 MiB) exceeded: ..."),

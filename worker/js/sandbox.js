@@ -20,6 +20,14 @@ const MAX_LOG_LINES = 10000;
 const MAX_LOG_BYTES = 4 * 1024 * 1024;
 const NEAR_CAP_BYTES = 8 * 1024 * 1024;
 
+// A module that fails while loading (a syntax error, a throw at its top level, no exported
+// function) fails alike on every attempt: `phase: "load"` lets the worker make the failure
+// permanent instead of retrying it. A limit hit while loading is not marked.
+function loadFailure(done) {
+  if (!done.ok && !done.limit) done.phase = 'load';
+  return done;
+}
+
 class TaskRun {
   // msg: the validated run message plus `deadline` (epoch ms) and `slot` (cancel/busy slot).
   // shared: Int32Array over the thread's SharedArrayBuffer ([0] = slot+1 of the task running
@@ -122,7 +130,7 @@ class TaskRun {
     shim.value.dispose();
 
     const evaluated = vm.evalCode(this.msg.code, this.filename, { type: 'global' });
-    if (evaluated.error) return this.failWith(evaluated.error);
+    if (evaluated.error) return loadFailure(this.failWith(evaluated.error));
     evaluated.value.dispose();
 
     const moduleH = vm.getProp(vm.global, 'module');
@@ -133,12 +141,12 @@ class TaskRun {
       if (kind.error) return this.failWith(kind.error);
       const type = vm.getString(kind.value);
       kind.value.dispose();
-      return this.failed({
+      return loadFailure(this.failed({
         name: 'TypeError',
         message: `module.exports is not a function: it is ${type} ` +
           '(export the function itself: module.exports = async function execute(input, context) { ... })',
         stack: '',
-      }, null);
+      }, null));
     }
     const input = this.callHelper('fromJson', vm.newString(JSON.stringify(this.msg.input)));
     if (input.error) { fn.dispose(); return this.failWith(input.error); }

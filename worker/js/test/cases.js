@@ -138,6 +138,7 @@ const onSharedHost = {
     assert.strictEqual(r.done.error.line, 2);
     assert.strictEqual(r.done.error.column, 13);
     assert.match(r.done.error.stack, /task\.js:2:13/);
+    assert.strictEqual(r.done.phase, 'load', 'a module that cannot load: the worker makes it permanent');
   },
 
   async 'a runtime error has its stack, in the given file name'(host) {
@@ -148,6 +149,7 @@ const onSharedHost = {
     assert.match(r.done.error.stack, /at helper \(boom@v3\.js:2:/);
     assert.match(r.done.error.stack, /boom@v3\.js:6:/);
     assert.doesNotMatch(r.done.error.stack, /<engine>/);
+    assert.strictEqual(r.done.phase, undefined, 'an error of the running task is no load failure');
   },
 
   async 'module.exports must be a function'(host) {
@@ -157,6 +159,7 @@ const onSharedHost = {
     for (const [code, kind] of Object.entries(kinds)) {
       const r = await host.run(id('noexport'), code);
       failed(r, 'TypeError', new RegExp(`^module\\.exports is not a function: it is ${kind} \\(export the function itself`));
+      assert.strictEqual(r.done.phase, 'load');
     }
   },
 
