@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Starts a local cluster (coordinator + 2 workers with different tags) on 127.0.0.1,
-# runs a handful of real tasks of several priorities and requirements (from the CLI, then
+# runs a handful of real tasks of several priorities and requirements (from the CLI, a
+# JavaScript fan-out in the QuickJS sandbox, then
 # from the Python SDK), prints their results and the cluster status, then stops
 # everything cleanly.
 # usage: scripts/demo.sh [BUILD_DIR]   (default: build)
@@ -12,7 +13,10 @@ cli() { "$build/client/retire-cluster" --coordinator "$RC_ADDR" "$@"; }
 
 rc_start_main "$build"
 echo "== coordinator listening on $RC_ADDR"
-rc_start_worker "$build" laptop --role worker --tags ssd,home --slots 2 --allow command
+# JavaScript tasks need node and the engine the build installs (target js_engine, npm ci).
+js_allow=""
+if [ -d "$build/worker/js/node_modules" ] && command -v node > /dev/null; then js_allow=",js"; fi
+rc_start_worker "$build" laptop --role worker --tags ssd,home --slots 2 --allow "command$js_allow"
 rc_start_worker "$build" gpu-box --role compute --tags gpu-box --slots 1
 echo "== workers"
 cli workers
@@ -43,6 +47,16 @@ for id in "${ids[@]}"; do
 done
 echo "== cancelling $stuck"
 cli cancel "$stuck"
+
+if [ -n "$js_allow" ]; then
+  echo "== JavaScript in the QuickJS sandbox: publish examples/js, run one that fans out to the others"
+  for f in pure nested fanout; do cli tasks publish "$here/../examples/js/$f.js"; done
+  if ! cli run corpus-report --input '{"texts": ["the cat sat", "the dog ran far"]}' --timeout 30 --wait; then
+    failures=$((failures + 1))
+  fi
+else
+  echo "== (no JavaScript step: node or build/worker/js/node_modules is missing; see README, JavaScript tasks)"
+fi
 
 echo "== the same from Python (the SDK in python/: futures and map)"
 if ! PYTHONPATH="$here/../python" RETIRE_CLUSTER_COORDINATOR="$RC_ADDR" timeout 60 /usr/bin/python3 - <<'PY'; then
