@@ -3,11 +3,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <sys/prctl.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
-#include <sys/syscall.h>
-#include <linux/close_range.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -20,12 +16,6 @@
 
 namespace rc::worker {
 namespace {
-
-void SetLimit(int resource, uint64_t value) {
-  if (value == 0) return;
-  rlimit r{static_cast<rlim_t>(value), static_cast<rlim_t>(value)};
-  setrlimit(resource, &r);
-}
 
 void CloseFd(int* fd) {
   if (*fd >= 0) close(*fd);
@@ -66,43 +56,7 @@ absl::StatusOr<std::unique_ptr<HostProcess>> HostProcess::Start(const ProcessSpe
   }
   if (pid == 0) {
     // Only async-signal-safe calls from here on.
-    setsid();
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (getppid() != parent) _exit(127);
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, nullptr);
-    signal(SIGPIPE, SIG_DFL);
-    dup2(in[1], 0);
-    dup2(out[1], 1);
-    dup2(err[1], 2);
-    int code[2] = {0, 0};  // {stage, errno}: 1 chdir, 2 joining a cgroup, 3 exec
-    if (!spec.cwd.empty() && chdir(spec.cwd.c_str()) != 0) {
-      code[0] = 1;
-      code[1] = errno;
-    }
-    for (int fd : spec.cgroup_procs_fds) {
-      if (code[0] == 0 && write(fd, "0", 1) != 1) {
-        code[0] = 2;
-        code[1] = errno;
-      }
-    }
-    if (code[0] == 0) {
-      SetLimit(RLIMIT_AS, spec.limits.address_space_bytes);
-      SetLimit(RLIMIT_CPU, spec.limits.cpu_seconds);
-      SetLimit(RLIMIT_FSIZE, spec.limits.file_size_bytes);
-      SetLimit(RLIMIT_NOFILE, spec.limits.open_files);
-      rlimit no_core{0, 0};
-      setrlimit(RLIMIT_CORE, &no_core);
-      syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC);
-      for (int fd : spec.inherit_fds) fcntl(fd, F_SETFD, 0);
-      execve(program.c_str(), argv.data(), envp.data());
-      code[0] = 3;
-      code[1] = errno;
-    }
-    ssize_t ignored = write(exec_error[1], code, sizeof(code));
-    (void)ignored;
-    _exit(127);
+    ExecChild(spec, parent, program.c_str(), argv.data(), envp.data(), in[1], out[1], err[1], exec_error[1]);
   }
   CloseFd(&in[1]);
   CloseFd(&out[1]);

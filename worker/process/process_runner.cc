@@ -97,6 +97,49 @@ absl::StatusOr<std::string> ResolveProgram(const ProcessSpec& spec) {
   return program;
 }
 
+void ExecChild(const ProcessSpec& spec, pid_t parent, const char* program, char* const argv[], char* const envp[],
+               int stdin_fd, int stdout_fd, int stderr_fd, int error_fd) {
+  setsid();
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (getppid() != parent) _exit(127);
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, nullptr);  // the worker blocks SIGTERM/SIGINT
+  signal(SIGPIPE, SIG_DFL);
+  dup2(stdin_fd, 0);
+  dup2(stdout_fd, 1);
+  dup2(stderr_fd, 2);
+  int code[2] = {0, 0};
+  if (!spec.cwd.empty() && chdir(spec.cwd.c_str()) != 0) {
+    code[0] = 1;
+    code[1] = errno;
+  }
+  for (int fd : spec.cgroup_procs_fds) {
+    if (code[0] == 0 && write(fd, "0", 1) != 1) {
+      code[0] = 2;
+      code[1] = errno;
+    }
+  }
+  if (code[0] == 0) {
+    SetLimit(RLIMIT_AS, spec.limits.address_space_bytes);
+    SetLimit(RLIMIT_CPU, spec.limits.cpu_seconds);
+    SetLimit(RLIMIT_FSIZE, spec.limits.file_size_bytes);
+    SetLimit(RLIMIT_NOFILE, spec.limits.open_files);
+    rlimit no_core{0, 0};
+    setrlimit(RLIMIT_CORE, &no_core);
+    // Any descriptor the worker holds (another task's files, sockets) that was not
+    // opened close-on-exec must not reach the child.
+    syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC);
+    for (int fd : spec.inherit_fds) fcntl(fd, F_SETFD, 0);
+    execve(program, argv, envp);
+    code[0] = 3;
+    code[1] = errno;
+  }
+  ssize_t ignored = write(error_fd, code, sizeof(code));
+  (void)ignored;
+  _exit(127);
+}
+
 absl::StatusOr<ProcessResult> RunProcess(const ProcessSpec& spec, const StopToken& stop,
                                          const std::function<void(int pid)>& on_start) {
   absl::StatusOr<std::string> resolved = ResolveProgram(spec);
@@ -118,46 +161,8 @@ absl::StatusOr<ProcessResult> RunProcess(const ProcessSpec& spec, const StopToke
   const pid_t pid = fork();
   if (pid < 0) return absl::InternalError(absl::StrCat("fork: ", std::strerror(errno)));
   if (pid == 0) {
-    setsid();
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (getppid() != parent) _exit(127);
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, nullptr);  // the worker blocks SIGTERM/SIGINT
-    signal(SIGPIPE, SIG_DFL);
-    dup2(in.read, 0);
-    dup2(out.write, 1);
-    dup2(err.write, 2);
-    // The failure goes back as {stage, errno}: 1 chdir, 2 joining a cgroup, 3 exec.
-    int code[2] = {0, 0};
-    if (!spec.cwd.empty() && chdir(spec.cwd.c_str()) != 0) {
-      code[0] = 1;
-      code[1] = errno;
-    }
-    for (int fd : spec.cgroup_procs_fds) {
-      if (code[0] == 0 && write(fd, "0", 1) != 1) {
-        code[0] = 2;
-        code[1] = errno;
-      }
-    }
-    if (code[0] == 0) {
-      SetLimit(RLIMIT_AS, spec.limits.address_space_bytes);
-      SetLimit(RLIMIT_CPU, spec.limits.cpu_seconds);
-      SetLimit(RLIMIT_FSIZE, spec.limits.file_size_bytes);
-      SetLimit(RLIMIT_NOFILE, spec.limits.open_files);
-      rlimit no_core{0, 0};
-      setrlimit(RLIMIT_CORE, &no_core);
-      // Any descriptor the worker holds (another task's files, sockets) that was not
-      // opened close-on-exec must not reach the task.
-      syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC);
-      for (int fd : spec.inherit_fds) fcntl(fd, F_SETFD, 0);
-      execve(program.c_str(), argv.data(), envp.data());
-      code[0] = 3;
-      code[1] = errno;
-    }
-    ssize_t ignored = write(exec_error.write, code, sizeof(code));
-    (void)ignored;
-    _exit(127);
+    ExecChild(spec, parent, program.c_str(), argv.data(), envp.data(), in.read, out.write, err.write,
+              exec_error.write);
   }
   in.CloseRead();
   out.CloseWrite();

@@ -7,6 +7,8 @@
 // the whole process group is killed: nothing it started outlives the attempt.
 
 #include <cstdint>
+#include <sys/types.h>
+
 #include <functional>
 #include <string>
 #include <vector>
@@ -58,6 +60,15 @@ struct ProcessResult {
 // failures.
 absl::StatusOr<ProcessResult> RunProcess(const ProcessSpec& spec, const StopToken& stop,
                                          const std::function<void(int pid)>& on_start = nullptr);
+
+// The child's half of starting `spec`, called right after fork (only async-signal-safe
+// calls): its own session, killed with `parent` (exits at once if that is already gone),
+// signals unblocked and SIGPIPE default, stdin/stdout/stderr from the given descriptors, then
+// spec.cwd, its cgroups, its limits (0 = none) and no core dumps; every other descriptor but
+// spec.inherit_fds is closed on exec. A failure goes to `error_fd` as {stage, errno} (1 chdir,
+// 2 joining a cgroup, 3 exec) and the child exits 127. `argv`/`envp` are prepared before fork.
+[[noreturn]] void ExecChild(const ProcessSpec& spec, pid_t parent, const char* program, char* const argv[],
+                            char* const envp[], int stdin_fd, int stdout_fd, int stderr_fd, int error_fd);
 
 // spec.argv[0] looked up on spec.env's PATH (default /usr/local/bin:/usr/bin:/bin).
 // INVALID_ARGUMENT for an empty argv, NOT_FOUND naming the program and PATH.
