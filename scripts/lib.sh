@@ -104,3 +104,22 @@ jqe() {
   [ -n "${in//[[:space:]]/}" ] || { echo "jqe: no JSON to check" >&2; return 1; }
   jq -e "$@" >/dev/null <<<"$in"
 }
+
+# Tests in timed parts (e2e scripts): `part NAME BUDGET_SECONDS` starts a part;
+# `eventually SECONDS COMMAND...` retries the command every 0.2 s until it succeeds, for at
+# most SECONDS and never past the current part's budget (it is always tried once).
+part_end=0
+part() {
+  part_end=$((SECONDS + $2))
+  echo "--- ${SECONDS}s: $1 (at most $2 s)"
+}
+eventually() {
+  local end=$((SECONDS + $1)); shift
+  [ "$end" -le "$part_end" ] || end=$part_end
+  for _ in $(seq 300); do
+    "$@" && return 0
+    [ "$SECONDS" -lt "$end" ] || return 1
+    sleep 0.2
+  done
+  return 1
+}

@@ -24,21 +24,6 @@ clibin="$build/client/retire-cluster"
 # Every wait is short and bounded (as in workflow_test.sh): each CLI call is cut off after
 # $cli_limit seconds and each part has a time budget no "eventually" goes past.
 cli() { timeout "${cli_limit:-15}" "$clibin" --coordinator "$RC_ADDR" "$@"; }
-part_end=0
-part() {  # part NAME BUDGET_SECONDS
-  part_end=$((SECONDS + $2))
-  echo "--- ${SECONDS}s: $1 (at most $2 s)"
-}
-eventually() {  # eventually SECONDS COMMAND...: retried every 0.2 s within the part's budget
-  local end=$((SECONDS + $1)); shift
-  [ "$end" -le "$part_end" ] || end=$part_end
-  for _ in $(seq 300); do
-    "$@" && return 0
-    [ "$SECONDS" -lt "$end" ] || return 1
-    sleep 0.2
-  done
-  return 1
-}
 fatal() { echo "$passed passed, $((failed + 1)) failed (stopped: $1)" >&2; exit 1; }
 # http METHOD PATH [BODY]: prints the body, then the status code on a line of its own.
 http() {

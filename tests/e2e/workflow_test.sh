@@ -18,23 +18,6 @@ clibin="$build/client/retire-cluster"
 cli() { timeout "${cli_limit:-15}" "$clibin" --coordinator "$RC_ADDR" "$@"; }
 field() { cli get "$1" --json 2>/dev/null | jq -r "$2"; }
 status_is() { [ "$(field "$1" .status)" = "$2" ]; }
-part_end=0
-part() {  # part NAME BUDGET_SECONDS: starts a part of the test
-  part_end=$((SECONDS + $2))
-  echo "--- ${SECONDS}s: $1 (at most $2 s)"
-}
-# eventually SECONDS COMMAND...: retries the command every 0.2 s until it succeeds, for at most
-# SECONDS and never past the current part's budget (it is always tried once).
-eventually() {
-  local end=$((SECONDS + $1)); shift
-  [ "$end" -le "$part_end" ] || end=$part_end
-  for _ in $(seq 300); do
-    "$@" && return 0
-    [ "$SECONDS" -lt "$end" ] || return 1
-    sleep 0.2
-  done
-  return 1
-}
 children_are() { [ "$(cli list --parent "$1" --json | jq '.tasks | length')" = "$2" ]; }
 fatal() { echo "$passed passed, $((failed + 1)) failed (stopped: $1)" >&2; exit 1; }
 
