@@ -9,6 +9,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "worker/handlers/bundled_dir.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "worker/execution/stop_token.h"
@@ -26,48 +27,17 @@ const std::vector<std::string>& RequiredEngineFiles() {
 
 absl::StatusOr<JsEngineDir> ChooseJsEngineDir(const std::optional<std::string>& configured, const std::string& binary,
                                               const MissingEngineFiles& missing) {
-  if (configured.has_value()) {
-    if (configured->empty()) return JsEngineDir{"", "off (js_engine_dir is \"\")"};
-    const fs::path dir = fs::path(*configured).lexically_normal();
-    if (!dir.is_absolute()) {
-      return absl::InvalidArgumentError(absl::StrCat("js_engine_dir: '", *configured, "' is not an absolute path"));
-    }
-    std::string d = dir.string();
-    if (d.size() > 1 && d.back() == '/') d.pop_back();
-    if (std::vector<std::string> lacks = missing(d); !lacks.empty()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("js_engine_dir: ", d, " lacks ", absl::StrJoin(lacks, ", "),
-                       " (the directory the build's js_engine target fills: build/worker/js, or an install's "
-                       "share/retire-cluster/js)"));
-    }
-    return JsEngineDir{d, "configured"};
-  }
-  if (binary.empty() || !fs::path(binary).is_absolute()) {
-    return JsEngineDir{"", "not found (the worker's own path is unknown; set js_engine_dir)"};
-  }
-  const fs::path bin_dir = fs::path(binary).parent_path();
-  const std::pair<fs::path, const char*> candidates[] = {
-      {bin_dir / "js", "build tree"},
-      {bin_dir / ".." / "share" / "retire-cluster" / "js", "installed"},
-  };
-  std::vector<std::string> looked;
-  for (const auto& [path, how] : candidates) {
-    const std::string d = path.lexically_normal().string();
-    std::vector<std::string> lacks = missing(d);
-    if (lacks.empty()) return JsEngineDir{d, how};
-    looked.push_back(absl::StrCat(d, " lacks ", absl::StrJoin(lacks, ", ")));
-  }
-  return JsEngineDir{"", absl::StrCat("not found (", absl::StrJoin(looked, "; "), ")")};
+  static const BundledDirRule rule{"js_engine_dir",
+                                   " (the directory the build's js_engine target fills: build/worker/js, or "
+                                   "an install's share/retire-cluster/js)",
+                                   {{"js", "build tree"}, {"../share/retire-cluster/js", "installed"}}};
+  absl::StatusOr<BundledDir> d = ChooseBundledDir(rule, configured, binary, missing);
+  if (!d.ok()) return d.status();
+  return JsEngineDir{std::move(d->dir), std::move(d->how)};
 }
 
 std::vector<std::string> MissingEngineFilesOnDisk(const std::string& dir) {
-  std::vector<std::string> lacks;
-  for (const std::string& f : RequiredEngineFiles()) {
-    const fs::path p = fs::path(dir) / f;
-    std::error_code ec;
-    if (!fs::is_regular_file(p, ec) || access(p.c_str(), R_OK) != 0) lacks.push_back(f);
-  }
-  return lacks;
+  return MissingFilesOnDisk(dir, RequiredEngineFiles());
 }
 
 absl::StatusOr<NodeVersion> ParseNodeVersion(absl::string_view text) {
