@@ -167,15 +167,12 @@ check "C++ SDK: 20 inline echo-like js tasks, every result checked" \
 out=$(timeout 40 "$bench" --coordinator "$RC_ADDR" --mode latency --type js --tasks 3 --warmup 0 --json \
   --payload '{"name": "corpus-report", "input": {"texts": ["a b", "c"]}}')
 check "C++ SDK: corpus-report by name, three times" shows "bench corpus-report" '.succeeded == 3 and .failed == 0' "$out"
-# The Python SDK (issue 15), when it has client.tasks.
+# The Python SDK's client.tasks.
 sdk_py=$(cat <<'PY'
 import json, sys
 import retire_cluster as rc
 addr, examples = sys.argv[1], sys.argv[2]
 with rc.Client(addr) as client:
-    if not hasattr(client, "tasks"):
-        print("NO-TASKS")
-        sys.exit(0)
     client.tasks.publish(examples + "/pure.js")
     out = {"pure": client.tasks.run("word-stats", {"text": "a b a"}).result(timeout=20),
            "nested": client.tasks.run("text-report", {"text": "a b a."}).result(timeout=20),
@@ -185,12 +182,8 @@ PY
 )
 if [ -f "$here/../../python/retire_cluster/v1/client_service_pb2_grpc.py" ]; then
   out=$(PYTHONPATH="$here/../../python" timeout 60 /usr/bin/python3 -c "$sdk_py" "$RC_ADDR" "$examples" 2>"$RC_TMP/py.err")
-  if [ "$out" = NO-TASKS ]; then
-    echo "SKIPPED: the Python SDK here has no client.tasks (issue 16's Python part is not merged)"
-  else
-    check "Python SDK: client.tasks.run of the three examples" shows "python" \
-      '.pure.words == 3 and .nested.stats.distinct == 2 and .fanout.documents == 2' "${out:-$(cat "$RC_TMP/py.err")}"
-  fi
+  check "Python SDK: client.tasks.run of the three examples" shows "python" \
+    '.pure.words == 3 and .nested.stats.distinct == 2 and .fanout.documents == 2' "${out:-$(cat "$RC_TMP/py.err")}"
 else
   echo "SKIPPED: the Python SDK has no stubs (build the python_sdk target)"
 fi
