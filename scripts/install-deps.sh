@@ -18,6 +18,9 @@ packages=(
   bubblewrap             # the worker's bwrap containment tier
   clang libclang-rt-14-dev  # libFuzzer targets (fuzz/) and the -Werror=thread-safety build
   libboost-dev           # Boost.Asio + Boost.Beast (header-only): the HTTP bridge's event-driven server
+  chromium               # browser tasks (about 300 MB installed); a worker without it does not offer them
+  xvfb                   # browser_record's display in tests (Xvfb); a desktop worker uses its own display
+  python3-websocket      # tests: a python_script drives the browser over CDP with it
 )
 if ! command -v node >/dev/null 2>&1; then packages+=(nodejs); fi  # js tasks: the engine host runs on node (>= 18)
 if ! command -v npm >/dev/null 2>&1; then packages+=(npm); fi  # npm ci of worker/js; only when missing: Debian's npm conflicts with a non-Debian nodejs

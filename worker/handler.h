@@ -11,6 +11,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
+#include "worker/execution/completion_inbox.h"
 #include "worker/execution/stop_token.h"
 #include "worker/gateway/task_socket.h"
 #include "retire_cluster/v1/task.pb.h"
@@ -41,6 +42,15 @@ struct TaskContext {
   // "Workflows"); RunContained calls it for every task process. Unset (handler unit
   // tests) or returning nullptr (no task token): the process runs without it.
   std::function<absl::StatusOr<std::unique_ptr<TaskSocket>>(const std::string& task_dir)> open_socket;
+  // Completions of this attempt from outside (ClientService.CompleteTask), delivered by
+  // the Executor; nullptr in handler unit tests that do not give one.
+  const CompletionInbox* completion = nullptr;
+  // This attempt's task token (Assignment.task_token; "" when it has none) and the URL
+  // its programs may POST their completion to (RC_CALLBACK_URL: the coordinator's
+  // /tasks/{id}/complete; "" when the coordinator serves no HTTP). Only handlers that
+  // hand them to a program outside the task socket use them (browser_session).
+  std::string task_token;
+  std::string callback_url;
 };
 
 struct HandlerOutput {

@@ -25,6 +25,9 @@ AttemptResult HandlerDispatch::Execute(const Attempt& attempt) {
     p.set_pid(pid);
     attempt.events->Progress(std::move(p));
   };
+  ctx.completion = attempt.completion;
+  ctx.task_token = a.task_token();
+  ctx.callback_url = attempt.callback_url;
   if (sockets_ != nullptr) {
     ctx.open_socket = [this, &a](const std::string& task_dir) { return sockets_->Open(a, task_dir); };
   }

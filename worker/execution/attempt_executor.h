@@ -37,6 +37,10 @@ struct Attempt {
   EventSink* events = nullptr;
   // When it started, as TimingDecorator read it from the clock (before calling inward).
   absl::Time started_at = absl::InfinitePast();
+  // Completions from outside for this attempt (TaskContext::completion); nullptr: none.
+  const CompletionInbox* completion = nullptr;
+  // RC_CALLBACK_URL for this attempt (TaskContext::callback_url); "": none.
+  std::string callback_url;
 };
 
 // What the attempt came to, filled in as it travels back out through the chain.

@@ -17,6 +17,8 @@
 
 namespace rc::worker {
 
+class BrowserPool;
+
 struct ExecutionOptions {
   std::string work_root;  // per-attempt directories are made here
   ResourceLimits limits;
@@ -25,6 +27,10 @@ struct ExecutionOptions {
   // How task processes are contained (tier and cgroups); nullptr runs them bare, with
   // the runner's rlimits and process group only (as unit tests of handlers do).
   std::shared_ptr<const Containment> containment;
+  // The worker's persistent browsers (worker/browser/browser_pool.h); nullptr when this
+  // worker runs none (`browser` not allowed, or no Chromium): a task's `browser` block is
+  // then refused.
+  std::shared_ptr<BrowserPool> browsers;
 
   static ExecutionOptions FromConfig(const WorkerConfig& config,
                                      std::shared_ptr<const Containment> containment = nullptr);
