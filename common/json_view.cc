@@ -127,6 +127,7 @@ json RequirementsToJson(const pb::Requirements& r) {
       {"target_device_id", r.target_device_id()},
       {"timeout_seconds", TimeoutSeconds(r)},
       {"max_retries", MaxRetries(r)},
+      {"browser_required", r.browser_required()},
   };
   for (const auto& t : r.required_tags()) j["required_tags"].push_back(t);
   return j;

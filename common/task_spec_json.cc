@@ -68,7 +68,7 @@ absl::Status Requirements(const json& j, ::retire_cluster::v1::Requirements* r) 
   RETURN_IF_ERROR(OnlyKnown(j, "requirements",
                             {"min_cpu_cores", "min_memory_gb", "min_storage_gb", "gpu_required", "internet_required",
                              "required_platform", "required_role", "required_tags", "target_device_id",
-                             "timeout_seconds", "max_retries"}));
+                             "timeout_seconds", "max_retries", "browser_required"}));
   for (const auto& [key, v] : j.items()) {
     if (v.is_null()) continue;
     const std::string f = "requirements." + key;
@@ -87,6 +87,9 @@ absl::Status Requirements(const json& j, ::retire_cluster::v1::Requirements* r) 
     } else if (key == "internet_required") {
       ASSIGN_OR_RETURN(bool b, Bool(v, f));
       r->set_internet_required(b);
+    } else if (key == "browser_required") {
+      ASSIGN_OR_RETURN(bool b, Bool(v, f));
+      r->set_browser_required(b);
     } else if (key == "required_platform") {
       ASSIGN_OR_RETURN(*r->mutable_required_platform(), String(v, f));
     } else if (key == "required_role") {

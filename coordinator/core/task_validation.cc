@@ -8,6 +8,7 @@
 #include "common/status_macros.h"
 #include "common/task_spec_json.h"
 #include "coordinator/core/js_payload.h"
+#include "nlohmann/json.hpp"
 
 namespace rc::coordinator {
 namespace {
@@ -100,6 +101,16 @@ absl::Status ValidateDependencies(pb::TaskSpec* spec, const TaskLimits& limits) 
   return absl::OkStatus();
 }
 
+// Whether a task of `type` with this (valid JSON object) payload asks for a browser: the
+// `browser` block of python_script, node_task and command (DESIGN.md "Browser
+// automation"). The worker checks the block itself; here it only routes the task.
+bool AsksForBrowser(const std::string& type, const std::string& payload) {
+  if (type != "python_script" && type != "node_task" && type != "command") return false;
+  if (payload.find("\"browser\"") == std::string::npos) return false;  // the common case, unparsed
+  nlohmann::json j = nlohmann::json::parse(payload, nullptr, /*allow_exceptions=*/false);
+  return j.is_object() && j.contains("browser") && !j["browser"].is_null();
+}
+
 }  // namespace
 
 absl::Status ValidateAndNormalize(pb::TaskSpec* spec, const TaskLimits& limits) {
@@ -126,6 +137,7 @@ absl::Status ValidateAndNormalize(pb::TaskSpec* spec, const TaskLimits& limits) 
   if (spec->idempotency_key().size() > 256) return Bad("idempotency_key", "longer than 256 bytes");
   RETURN_IF_ERROR(ValidateDependencies(spec, limits));
   if (spec->priority() == pb::PRIORITY_UNSPECIFIED) spec->set_priority(pb::PRIORITY_NORMAL);
+  if (AsksForBrowser(spec->task_type(), spec->payload())) spec->mutable_requirements()->set_browser_required(true);
   if (spec->payload().find_first_not_of(" \t\r\n") == std::string::npos) spec->set_payload("{}");
   return absl::OkStatus();
 }

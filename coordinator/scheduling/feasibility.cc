@@ -15,9 +15,12 @@ namespace {
 using Caps = pb::Capabilities;
 
 template <typename List>
-bool Contains(const List& list, const std::string& item) {
+bool Contains(const List& list, absl::string_view item) {
   return std::find(list.begin(), list.end(), item) != list.end();
 }
+
+// The task type a worker offers when it runs browsers (Requirements.browser_required).
+constexpr absl::string_view kBrowserTaskType = "browser";
 
 // Below this the difference in GB is rounding in the probe, not a real shortfall.
 constexpr double kGbSlack = 0.05;
@@ -70,6 +73,14 @@ constexpr std::tuple kRowDefs = {
         [](const Caps& w, const auto&, const ClassSpec& s) { return Contains(w.task_types(), s.task_type); },
         [](const Caps&, const auto&, const ClassSpec& s) {
           return absl::StrCat("does not run task type '", s.task_type, "'");
+        }},
+    Row{"browser", Feasibility::kInfeasible,
+        [](const Caps& w, const auto&, const ClassSpec& s) {
+          return !s.requirements.browser_required() || Contains(w.task_types(), kBrowserTaskType);
+        },
+        [](const Caps&, const auto&, const ClassSpec&) {
+          return std::string("runs no browsers (payload.browser needs a worker started with --allow browser "
+                             "and Chromium installed)");
         }},
     Row{"cpu", Feasibility::kInfeasible,
         [](const Caps& w, const auto&, const ClassSpec& s) {

@@ -16,7 +16,7 @@ std::string TaskQueue::ClassKey(const std::string& type, const pb::Requirements&
   return absl::StrCat(type, "\x1f", r.min_cpu_cores(), "\x1f", r.min_memory_gb(), "\x1f",
                       r.min_storage_gb(), "\x1f", r.gpu_required(), "\x1f", r.internet_required(),
                       "\x1f", r.required_platform(), "\x1f", r.required_role(), "\x1f",
-                      absl::StrJoin(tags, ","), "\x1f", r.target_device_id(), "\x1f", owner, "\x1f", depth);
+                      absl::StrJoin(tags, ","), "\x1f", r.target_device_id(), "\x1f", owner, "\x1f", depth, "\x1f", r.browser_required());
 }
 
 ClassId TaskQueue::Intern(const std::string& type, const pb::Requirements& requirements, const std::string& owner,

@@ -87,6 +87,7 @@ def requirements_to_dict(r: task_pb2.Requirements) -> Dict[str, Any]:
         "target_device_id": r.target_device_id,
         "timeout_seconds": r.timeout_seconds if r.HasField("timeout_seconds") else DEFAULT_TIMEOUT_SECONDS,
         "max_retries": r.max_retries if r.HasField("max_retries") else DEFAULT_MAX_RETRIES,
+        "browser_required": r.browser_required,
     }
 
 

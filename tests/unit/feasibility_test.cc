@@ -33,6 +33,7 @@ pb::Capabilities Fit() {
   c.set_internet(true);
   c.set_slots(2);
   c.add_task_types("echo");
+  c.add_task_types("browser");
   c.add_tags("ssd");
   c.add_tags("eu");
   c.add_accepted_submitters("alice");
@@ -54,6 +55,7 @@ ClassSpec Demanding() {
   r.set_required_platform("linux");
   r.set_required_role("compute");
   r.add_required_tags("ssd");
+  r.set_browser_required(true);
   return s;
 }
 
@@ -70,6 +72,12 @@ const std::map<std::string, Breaker>& Breakers() {
       {"target device", {[](auto&, auto&, auto& s) { s.requirements.set_target_device_id("w9"); },
                          "is not target device 'w9'"}},
       {"task type", {[](auto&, auto&, auto& s) { s.task_type = "command"; }, "does not run task type 'command'"}},
+      {"browser", {[](auto& c, auto&, auto&) {
+                     c.clear_task_types();
+                     c.add_task_types("echo");
+                   },
+                   "runs no browsers (payload.browser needs a worker started with --allow browser and Chromium "
+                   "installed)"}},
       {"cpu", {[](auto& c, auto&, auto&) { c.set_cpu_cores(1); }, "has 1 CPU cores, needs 2"}},
       {"memory", {[](auto& c, auto&, auto&) { c.set_memory_gb(3.9); }, "has 3.9 GB RAM, needs 4"}},
       {"storage", {[](auto& c, auto&, auto&) { c.set_storage_gb(10); }, "has 10.0 GB free disk, needs 50"}},

@@ -24,6 +24,23 @@ TEST_CASE("A valid spec gets explicit defaults") {
   CHECK(spec.payload() == "{}");
 }
 
+TEST_CASE("A browser block asks for a worker that runs browsers; other payloads do not") {
+  auto normalized = [](const std::string& type, const std::string& payload) {
+    pb::TaskSpec spec;
+    spec.set_task_type(type);
+    spec.set_payload(payload);
+    REQUIRE(ValidateAndNormalize(&spec).ok());
+    return spec.requirements().browser_required();
+  };
+  CHECK(normalized("python_script", R"({"script": "x", "browser": {"profile": "default"}})"));
+  CHECK(normalized("node_task", R"({"script": "a.js", "browser": {}})"));
+  CHECK(normalized("command", R"({"command": "true", "browser": {"keep_alive": false}})"));
+  CHECK_FALSE(normalized("command", R"({"command": "echo \"browser\""})"));  // only a top-level key counts
+  CHECK_FALSE(normalized("command", R"({"command": "true", "browser": null})"));
+  CHECK_FALSE(normalized("echo", R"({"browser": {}})"));  // only the three types that take the block
+  CHECK_FALSE(normalized("python_script", R"({"script": "x", "env": {"browser": "1"}})"));
+}
+
 TEST_CASE("Invalid specs are refused naming the field") {
   CHECK(Check([](auto* s) { s->set_task_type(""); }) == "task_type: must not be empty");
   CHECK(Check([](auto* s) { s->set_task_type("rm -rf"); }) ==
