@@ -67,7 +67,9 @@ TEST_CASE("Chromium's command line: loopback CDP on a port it picks, the profile
   CHECK(Has(headless, "--no-default-browser-check"));
   CHECK(Has(headless, "--headless=new"));
   CHECK_FALSE(Has(headless, "--no-sandbox"));
-  for (const std::string& a : headless) CHECK(a.find("--remote-debugging-port=") != 0 || a == "--remote-debugging-port=0");
+  for (const std::string& a : headless) {
+    CHECK((a.find("--remote-debugging-port=") != 0 || a == "--remote-debugging-port=0"));
+  }
 
   o.no_sandbox = true;
   std::vector<std::string> headful = ChromiumArgv(o, "/p", false, "https://example.com/");
