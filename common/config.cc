@@ -113,6 +113,8 @@ std::vector<FlagSpec> WorkerFlagSpecs() {
       {"js-engine-dir", "DIR",
        "JavaScript engine host (host.js, node_modules) for js tasks (default: found beside this binary)"},
       {"data-dir", "DIR", "worker state directory (default /tmp/retire-cluster-worker)"},
+      {"chromium", "PATH", "Chromium for browser tasks (default: chromium on PATH)"},
+      {"display", ":N", "X display for headful browser tasks (default: none, headless only)"},
       {"metrics-port", "PORT", "serve Prometheus /metrics on 127.0.0.1:PORT (0 picks a free one)"},
       {"token-file", "FILE", "join token to present to the coordinator (first line of FILE)"},
       {"accept-submitters", "NAME,...", "run only tasks of these submitters (client token names)"},
@@ -240,6 +242,8 @@ absl::StatusOr<WorkerConfig> ParseWorkerYaml(const std::string& text, const std:
   RETURN_IF_ERROR(y.Read("metrics_host", &c.metrics_host));
   RETURN_IF_ERROR(y.Read("node_task_root", &c.node_task_root));
   RETURN_IF_ERROR(y.Read("plugin_dir", &c.plugin_dir));
+  RETURN_IF_ERROR(y.Read("chromium_path", &c.chromium_path));
+  RETURN_IF_ERROR(y.Read("display", &c.display));
   RETURN_IF_ERROR(y.Read("data_dir", &c.data_dir));
   RETURN_IF_ERROR(y.ReadSeconds("heartbeat_interval_seconds", &c.heartbeat_interval));
   RETURN_IF_ERROR(y.ReadSeconds("reconnect_initial_seconds", &c.reconnect_initial));
@@ -394,6 +398,10 @@ absl::Status Validate(const WorkerConfig& c) {
   for (const std::string& s : c.accept_submitters) {
     if (s.empty()) return Bad("accept_submitters", "names must not be empty");
   }
+  if (!c.display.empty() && (c.display.find(':') == std::string::npos ||
+                             c.display.find_first_of(" \t\n=") != std::string::npos)) {
+    return Bad("display", absl::StrCat("'", c.display, "' is not an X display (:N or HOST:N)"));
+  }
   RETURN_IF_ERROR(ValidateLogFormat(c.log_format));
   return ValidateLogLevel(c.log_level);
 }
@@ -454,6 +462,8 @@ absl::StatusOr<WorkerConfig> LoadWorkerConfig(const ParsedFlags& f) {
   if (std::optional<std::string> v = f.Get("python-sdk-dir")) c.python_sdk_dir = *v;  // "" turns it off
   if (std::optional<std::string> v = f.Get("js-engine-dir")) c.js_engine_dir = *v;  // "" turns it off
   SetString(f, "data-dir", &c.data_dir);
+  SetString(f, "chromium", &c.chromium_path);
+  SetString(f, "display", &c.display);
   SetString(f, "log-level", &c.log_level);
   SetString(f, "log-format", &c.log_format);
   SetString(f, "token-file", &c.token_file);
@@ -465,7 +475,7 @@ absl::StatusOr<WorkerConfig> LoadWorkerConfig(const ParsedFlags& f) {
   }
   RETURN_IF_ERROR(Validate(c));
   // Absolute, so that task processes (which run elsewhere) find them.
-  for (std::string* dir : {&c.data_dir, &c.plugin_dir, &c.node_task_root}) {
+  for (std::string* dir : {&c.data_dir, &c.plugin_dir, &c.node_task_root, &c.chromium_path}) {
     if (!dir->empty()) *dir = std::filesystem::absolute(*dir).lexically_normal().string();
   }
   for (std::optional<std::string>* dir : {&c.python_sdk_dir, &c.js_engine_dir}) {

@@ -99,6 +99,13 @@ struct WorkerConfig {
   std::optional<std::string> js_engine_dir;
   std::string node_task_root;
   std::string plugin_dir;
+  // Browser tasks (DESIGN.md "Browser automation"): the Chromium binary ("" = search PATH
+  // for chromium, chromium-browser, google-chrome) and the X display for headful browsers
+  // (":99"; "" = headless only). The display is explicit only, never taken from the
+  // worker's $DISPLAY: a worker started from a desktop session must not open windows there
+  // unasked.
+  std::string chromium_path;
+  std::string display;
   std::string data_dir = "/tmp/retire-cluster-worker";  // free disk is measured here
   absl::Duration heartbeat_interval = absl::Seconds(1);
   absl::Duration reconnect_initial = absl::Milliseconds(200);
