@@ -113,8 +113,11 @@ absl::StatusOr<Mission> MissionSpecFromJson(const json& j) {
   (*spec.mutable_metadata())["mission_id"] = m.mission_id;
 
   spec.set_task_type("python_script");
-  const json payload = {{"code", *code}, {"requirements", requirements}, {"keep_alive", keep_alive},
-                        {"timeout", m.timeout_seconds}};
+  json payload = {{"code", *code}, {"requirements", requirements}, {"keep_alive", keep_alive},
+                  {"timeout", m.timeout_seconds}};
+  // The script drives the worker's persistent browser of profile "default" (RC_CDP_URL in
+  // its environment); keep_alive also decides whether that browser outlives the mission.
+  if (m.browser_interaction) payload["browser"] = {{"profile", "default"}, {"keep_alive", keep_alive}};
   spec.set_payload(payload.dump(-1, ' ', false, json::error_handler_t::replace));
   spec.mutable_requirements()->set_timeout_seconds(m.timeout_seconds);
   spec.mutable_requirements()->set_target_device_id(device);
@@ -278,14 +281,21 @@ void BridgeRoutes::ExecuteMission(const HttpRequest& req, const std::shared_ptr<
   absl::StatusOr<bool> wait = WaitWanted(req);
   if (!wait.ok()) return res->Reply(StatusResponse(wait.status()));
   const std::string id = mission->mission_id;
-  if (mission->browser_interaction) {
-    // Issue 17 wires this: python_script payloads gain "browser": {"profile", "keep_alive"}
-    // and the script gets RC_CDP_URL. Until then no worker can give a script a browser.
-    return res->Reply(JsonResponse(
-        503, MissionRefusedJson(id,
-                                "no worker can run browser tasks: browser_interaction needs a browser attached to "
-                                "python_script tasks, which this release cannot do yet (browser automation is not in it); "
-                                "send the mission without browser_interaction")));
+  if (mission->browser_interaction && *wait) {
+    // The script gets the worker's persistent browser ("browser" in its payload), which
+    // only a worker offering `browser` has; a waiting caller learns at once when none is
+    // connected, as for python_script below.
+    const std::string& device = mission->spec.requirements().target_device_id();
+    absl::StatusOr<bool> offered = api_->OffersTaskType(who, "browser", device);
+    if (!offered.ok()) return res->Reply(StatusResponse(offered.status()));
+    if (!*offered) {
+      return res->Reply(JsonResponse(
+          503, MissionRefusedJson(id, absl::StrCat("no worker can run browser tasks: ",
+                                                   NoWorkerOffers("browser", device),
+                                                   " (start a worker with --allow browser,python_script and Chromium "
+                                                   "installed); nothing was submitted: send it with ?wait=0 to queue it "
+                                                   "until such a worker joins"))));
+    }
   }
   if (*wait) {
     // A caller that waits for the answer learns at once that nothing could run it, instead
@@ -328,7 +338,7 @@ void BridgeRoutes::BrowserControl(const HttpRequest& req, const std::shared_ptr<
     return res->Reply(JsonResponse(
         503, BrowserRefusedJson(absl::StrCat("no worker can run browser tasks: ",
                                              NoWorkerOffers("browser", r->target_device_id),
-                                                  " (browser automation is not in this release)"))));
+                                             " (start a worker with --allow browser and Chromium installed)"))));
   }
   SubmitAndAwait(
       api_, deferrer_, who, BrowserTaskSpec(*r), *wait, kBrowserWaitSeconds, res,

@@ -1,8 +1,8 @@
 #pragma once
 // The mission executor's API on the HTTP bridge (DESIGN.md "Missions over HTTP"): its
 // request and response schemas (Mission, MissionResult, /v1/browser/control) mapped to
-// and from tasks. A mission runs as a `python_script` task; browser control as a
-// `browser` task once a worker offers that type (issue 17). Pure functions here; the
+// and from tasks. A mission runs as a `python_script` task (with a `browser` block when
+// it wants the browser); browser control as a `browser` task (issue 17). Pure functions here; the
 // routes (BridgeRoutes::ExecuteMission, BrowserControl) are in missions.cc.
 
 #include <optional>
@@ -33,8 +33,10 @@ struct Mission {
   bool browser_interaction = false;
   double timeout_seconds = kDefaultMissionTimeoutSeconds;
   // The python_script task that runs it: payload {code, requirements, keep_alive,
-  // timeout}, requirements.timeout_seconds and target_device_id, max_retries 0 (a mission
-  // runs at most once), metadata + mission_id.
+  // timeout} and, with browser_interaction, "browser": {"profile": "default",
+  // "keep_alive": keep_alive} (the worker's persistent browser, RC_CDP_URL in the script's
+  // environment), requirements.timeout_seconds and target_device_id, max_retries 0 (a
+  // mission runs at most once), metadata + mission_id.
   ::retire_cluster::v1::TaskSpec spec;
 };
 

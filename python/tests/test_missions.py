@@ -102,6 +102,7 @@ def test_browser_control_without_browser_workers_is_503(cluster):
         assert code == 503, r
         assert r["success"] is False and r["is_running"] is False
         assert "no worker can run browser tasks" in r["message"]
+        assert "--allow browser" in r["message"], r
 
 
 def test_browser_control_bad_operation_is_400(cluster):

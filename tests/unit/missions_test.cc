@@ -86,6 +86,15 @@ TEST_CASE("MissionSpecFromJson: defaults, and null as an absent optional field")
       MissionSpecFromJson({{"mission_id", "m"}, {"code", "x"}, {"browser_interaction", true}});
   REQUIRE(browser.ok());
   CHECK(browser->browser_interaction);
+  // The script gets the worker's persistent browser; keep_alive (false by default) also
+  // says whether that browser outlives the mission.
+  CHECK(json::parse(browser->spec.payload())["browser"] == json{{"profile", "default"}, {"keep_alive", false}});
+  absl::StatusOr<Mission> kept = MissionSpecFromJson(
+      {{"mission_id", "m"}, {"code", "x"}, {"browser_interaction", true}, {"keep_alive", true}});
+  REQUIRE(kept.ok());
+  CHECK(json::parse(kept->spec.payload())["browser"] == json{{"profile", "default"}, {"keep_alive", true}});
+  CHECK(json::parse(kept->spec.payload())["keep_alive"] == true);
+  CHECK_FALSE(json::parse(named->spec.payload()).contains("browser"));
 }
 
 TEST_CASE("MissionSpecFromJson: bad input is refused naming the field") {
@@ -444,7 +453,19 @@ TEST_CASE_METHOD(MissionRoutes, "Missions: auth as POST /tasks, bad bodies 400, 
   CHECK(b["success"] == false);
   CHECK(std::string(b["error"]).rfind("no worker can run browser tasks: ", 0) == 0);
   CHECK(b["metadata"]["task_id"] == nullptr);
+  CHECK(std::string(b["error"]).find("--allow browser") != std::string::npos);
   CHECK(deferrer.timers.empty());  // nothing was submitted or watched
+}
+
+TEST_CASE_METHOD(MissionRoutes, "Missions: browser_interaction runs the script with the worker's browser") {
+  auto link = std::make_shared<FakeLink>();
+  JoinWith("pc-1", {"python_script", "browser"}, link);
+  auto res = Execute({{"mission_id", "web"}, {"code", "pass"}, {"browser_interaction", true}, {"keep_alive", true}});
+  CHECK(res->replies.empty());  // submitted and waiting
+  REQUIRE(link->assigned.size() == 1);
+  const pb::Assignment& a = link->assigned[0];
+  CHECK(a.task_type() == "python_script");
+  CHECK(json::parse(a.payload())["browser"] == json{{"profile", "default"}, {"keep_alive", true}});
 }
 
 TEST_CASE_METHOD(MissionRoutes, "Browser control: 503 until a worker offers browser, then a browser task") {
@@ -463,7 +484,7 @@ TEST_CASE_METHOD(MissionRoutes, "Browser control: 503 until a worker offers brow
                            {"is_running", false},
                            {"cdp_url", nullptr},
                            {"message", "no worker can run browser tasks: no connected worker offers task type 'browser' "
-                                       "(browser automation is not in this release)"}});
+                                       "(start a worker with --allow browser and Chromium installed)"}});
 
   auto browser_link = std::make_shared<FakeLink>();
   const uint64_t browser_epoch = JoinWith("pc-2", {"browser"}, browser_link);
@@ -471,7 +492,7 @@ TEST_CASE_METHOD(MissionRoutes, "Browser control: 503 until a worker offers brow
   CHECK(elsewhere->replies[0].status == 503);
   CHECK(Body(elsewhere)["message"] ==
         "no worker can run browser tasks: worker 'pc-1' is not connected or does not offer task type 'browser' "
-        "(browser automation is not in this release)");
+        "(start a worker with --allow browser and Chromium installed)");
   CHECK(link->assigned.empty());
 
   auto started = Browser({{"operation", "start"}, {"port", 9222}, {"target_device_id", "pc-2"}});

@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
+#include "worker/browser/task_browser.h"
 #include "worker/handlers/opt_in_handlers.h"
 #include "worker/payload.h"
 #include "worker/handlers/task_env.h"
@@ -41,6 +42,7 @@ class CommandHandler final : public Handler {
     ASSIGN_OR_RETURN(std::optional<std::string> cwd, p.String("cwd"));
     ASSIGN_OR_RETURN(std::optional<std::string> stdin_data, p.String("stdin"));
     ASSIGN_OR_RETURN(std::optional<double> timeout, p.Seconds("timeout"));
+    ASSIGN_OR_RETURN(std::optional<TaskBrowserRequest> browser_request, ParseTaskBrowser(ctx.payload));
 
     ASSIGN_OR_RETURN(TaskDir dir, TaskDir::Create(options_.work_root, ctx.task_id, ctx.attempt));
     ProcessSpec spec;
@@ -53,7 +55,11 @@ class CommandHandler final : public Handler {
       std::filesystem::create_directories(spec.cwd, ec);
     }
     spec.stdin_data = stdin_data.value_or("");
-    return RunTaskProcess(std::move(spec), {dir.path(), {}}, ctx, options_, timeout, "timeout");
+    SandboxPaths paths{dir.path(), {}};
+    ASSIGN_OR_RETURN(auto browser, TaskBrowser::Attach(browser_request, ctx, options_, &spec, &paths));
+    ASSIGN_OR_RETURN(HandlerOutput out, RunTaskProcess(std::move(spec), paths, ctx, options_, timeout, "timeout"));
+    browser->Finish(&out);
+    return out;
   }
 
  private:

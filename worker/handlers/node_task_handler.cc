@@ -6,6 +6,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
+#include "worker/browser/task_browser.h"
 #include "worker/handlers/opt_in_handlers.h"
 #include "worker/payload.h"
 #include "worker/process/task_process.h"
@@ -27,6 +28,7 @@ class NodeTaskHandler final : public Handler {
     }
     ASSIGN_OR_RETURN(std::vector<std::string> args, p.StringArray("args"));
     ASSIGN_OR_RETURN(std::optional<double> timeout, p.Seconds("timeout_secs"));
+    ASSIGN_OR_RETURN(std::optional<TaskBrowserRequest> browser_request, ParseTaskBrowser(ctx.payload));
     ASSIGN_OR_RETURN(std::string dir, Resolve(*task_path));
     const std::string node = FindProgram("node", "/usr/local/bin:/usr/bin:/bin");
     if (node.empty()) return absl::FailedPreconditionError("node is not installed on this worker (no node on PATH)");
@@ -38,7 +40,11 @@ class NodeTaskHandler final : public Handler {
     spec.env = TaskEnvironment(options_, work.path(), {{"NODE_TASK_DIR", dir}});
     spec.cwd = work.path();
     // The task's code is read-only; only its attempt directory is writable.
-    return RunTaskProcess(std::move(spec), {work.path(), {dir}}, ctx, options_, timeout, "timeout_secs");
+    SandboxPaths paths{work.path(), {dir}};
+    ASSIGN_OR_RETURN(auto browser, TaskBrowser::Attach(browser_request, ctx, options_, &spec, &paths));
+    ASSIGN_OR_RETURN(HandlerOutput out, RunTaskProcess(std::move(spec), paths, ctx, options_, timeout, "timeout_secs"));
+    browser->Finish(&out);
+    return out;
   }
 
  private:

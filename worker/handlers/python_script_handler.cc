@@ -15,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
 #include "spdlog/spdlog.h"
+#include "worker/browser/task_browser.h"
 #include "worker/handlers/opt_in_handlers.h"
 #include "worker/handlers/python_sdk.h"
 #include "worker/payload.h"
@@ -41,6 +42,7 @@ class PythonScriptHandler final : public Handler {
     ASSIGN_OR_RETURN(std::vector<std::string> requirements, p.StringArray("requirements"));
     ASSIGN_OR_RETURN(std::optional<bool> keep_alive, p.Bool("keep_alive"));
     ASSIGN_OR_RETURN(std::optional<double> timeout, p.Seconds("timeout"));
+    ASSIGN_OR_RETURN(std::optional<TaskBrowserRequest> browser_request, ParseTaskBrowser(ctx.payload));
 
     std::optional<VenvCache::Lease> lease;
     bool created = false;
@@ -68,7 +70,9 @@ class PythonScriptHandler final : public Handler {
     SandboxPaths paths{dir.path(), {}};
     if (lease.has_value()) paths.read_only.push_back(lease->dir());
     if (!sdk_dir_.empty()) paths.read_only.push_back(sdk_dir_);
+    ASSIGN_OR_RETURN(auto browser, TaskBrowser::Attach(browser_request, ctx, options_, &spec, &paths));
     ASSIGN_OR_RETURN(HandlerOutput out, RunTaskProcess(std::move(spec), paths, ctx, options_, timeout, "timeout"));
+    browser->Finish(&out);
     if (lease.has_value()) {
       nlohmann::json result = nlohmann::json::parse(out.result);
       result["environment"] = std::filesystem::path(lease->dir()).filename().string();

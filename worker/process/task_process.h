@@ -31,6 +31,10 @@ struct ExecutionOptions {
   // worker runs none (`browser` not allowed, or no Chromium): a task's `browser` block is
   // then refused.
   std::shared_ptr<BrowserPool> browsers;
+  // The CDP relay binary for tasks with a browser in a sandbox without network
+  // (worker/browser/task_browser.h); "" = retire-cluster-cdp-relay beside the worker's
+  // own executable (tests set it: theirs is elsewhere).
+  std::string cdp_relay;
 
   static ExecutionOptions FromConfig(const WorkerConfig& config,
                                      std::shared_ptr<const Containment> containment = nullptr);
