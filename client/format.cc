@@ -22,6 +22,21 @@ void Line(std::string* out, const char* key, const std::string& value) {
 
 }  // namespace
 
+std::string FormatUsage(const pb::ResourceUsage& u) {
+  constexpr double kMiB = 1024.0 * 1024.0;
+  std::vector<std::string> parts;
+  if (u.pid() > 0) parts.push_back(absl::StrCat("pid ", u.pid()));
+  if (u.sampled_at_ms() > 0) {  // a live sample of the running processes
+    parts.push_back(absl::StrFormat("cpu %.1f%%", u.cpu_percent()));
+    parts.push_back(absl::StrFormat("memory %.1f MiB", u.memory_bytes() / kMiB));
+    parts.push_back(absl::StrFormat("cpu time %.2fs (live)", u.cpu_seconds()));
+    return absl::StrJoin(parts, ", ");
+  }
+  if (u.cpu_seconds() > 0) parts.push_back(absl::StrFormat("cpu time %.2fs", u.cpu_seconds()));
+  if (u.peak_rss_bytes() > 0) parts.push_back(absl::StrFormat("peak memory %.1f MiB", u.peak_rss_bytes() / kMiB));
+  return absl::StrJoin(parts, ", ");
+}
+
 std::string FormatTable(const std::vector<std::vector<std::string>>& rows) {
   std::vector<size_t> widths;
   for (const auto& row : rows) {
@@ -70,6 +85,7 @@ std::string FormatTask(const pb::Task& t) {
   if (!t.result().empty()) Line(&out, "result", ParseOrString(t.result()).dump());
   Line(&out, "error", t.error_message());
   if (t.exit_code() != 0) Line(&out, "exit_code", absl::StrCat(t.exit_code()));
+  Line(&out, "usage", FormatUsage(t.resource_usage()));
   if (!t.stdout().empty()) absl::StrAppend(&out, "--- stdout ---\n", t.stdout(), "\n");
   if (!t.stderr().empty()) absl::StrAppend(&out, "--- stderr ---\n", t.stderr(), "\n");
   return out;

@@ -12,6 +12,9 @@ namespace rc::client {
 namespace pb = ::retire_cluster::v1;
 
 std::string FormatTask(const pb::Task& task);  // "key: value" lines
+// A task's resource use in one line ("" when none): while it runs "pid 123, cpu 12.5%,
+// memory 45.2 MiB, cpu time 3.10s (live)"; once ended "cpu time 3.10s, peak memory 45.2 MiB".
+std::string FormatUsage(const pb::ResourceUsage& usage);
 std::string FormatTaskTable(const std::vector<pb::Task>& tasks);
 std::string FormatWorkerTable(const std::vector<pb::Worker>& workers);
 std::string FormatWorker(const pb::Worker& worker);

@@ -169,10 +169,15 @@ json TaskToJson(const pb::Task& t) {
       {"finished_at", TimeOrNull(t.finished_at_ms())},
       {"unschedulable_reason", t.unschedulable_reason()},
       {"attempt_history", history},
+      // While it runs: the latest sample of its processes (cpu_percent of one core,
+      // memory_bytes resident, sampled_at); once ended: totals, sampled_at null.
       {"resource_usage",
        {{"cpu_seconds", t.resource_usage().cpu_seconds()},
         {"peak_rss_bytes", t.resource_usage().peak_rss_bytes()},
-        {"pid", t.resource_usage().pid()}}},
+        {"pid", t.resource_usage().pid()},
+        {"cpu_percent", t.resource_usage().cpu_percent()},
+        {"memory_bytes", t.resource_usage().memory_bytes()},
+        {"sampled_at", TimeOrNull(t.resource_usage().sampled_at_ms())}}},
   };
   AddWorkflowFields(t, &j);
   // The worker's signature over the outcome (retire-cluster verify checks it).

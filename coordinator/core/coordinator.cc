@@ -63,12 +63,17 @@ uint64_t Coordinator::Deliver(Effects& fx) {
 }
 
 pb::Task Coordinator::RecordLocked(TaskEntry& e) {
-  if (e.task.spec().payload().empty()) return e.task;
-  std::string* payload = e.task.mutable_spec()->mutable_payload();
-  std::string held;
-  held.swap(*payload);
-  pb::Task record = e.task;
-  held.swap(*payload);
+  pb::Task record;
+  if (e.task.spec().payload().empty()) {
+    record = e.task;
+  } else {
+    std::string* payload = e.task.mutable_spec()->mutable_payload();
+    std::string held;
+    held.swap(*payload);
+    record = e.task;
+    held.swap(*payload);
+  }
+  StripLiveUsage(&record);  // samples are not written (core_state.h)
   return record;
 }
 

@@ -26,8 +26,27 @@ pb::Task CoordinatorState::SnapshotLocked(const TaskEntry& e) const {
   return t;
 }
 
+void StripLiveUsage(pb::Task* t) {
+  if (!t->has_resource_usage()) return;
+  pb::ResourceUsage* u = t->mutable_resource_usage();
+  if (t->status() == pb::TASK_STATUS_ASSIGNED || t->status() == pb::TASK_STATUS_RUNNING) {
+    const int32_t pid = u->pid();
+    u->Clear();
+    u->set_pid(pid);
+    return;
+  }
+  u->set_pid(0);
+  u->set_cpu_percent(0);
+  u->set_memory_bytes(0);
+  u->set_sampled_at_ms(0);
+}
+
 void CoordinatorState::ChangedLocked(TaskEntry* e, Effects& fx) {
   e->task.set_revision(e->task.revision() + 1);
+  // Ended, cancelled or requeued: its last sample is no longer live.
+  if (e->task.status() != pb::TASK_STATUS_ASSIGNED && e->task.status() != pb::TASK_STATUS_RUNNING) {
+    StripLiveUsage(&e->task);
+  }
   if (IsTerminal(e->task.status()) && e->task.finished_at_ms() > 0) {
     end_to_end_latency_.Observe((e->task.finished_at_ms() - e->task.created_at_ms()) / 1000.0);
   }

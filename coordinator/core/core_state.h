@@ -43,6 +43,12 @@ namespace rc::coordinator {
 // Everything an operation must do after releasing the state lock (coordinator_internal.h).
 struct Effects;
 
+// Live usage samples (TaskProgress.usage) are kept in memory only: the record written of a
+// running task holds its pid and nothing else of resource_usage, and a task whose attempt
+// has ended holds what the final report said (cpu_seconds, peak_rss_bytes), without pid
+// or sample. Applied to every record written and to a task whenever it stops running.
+void StripLiveUsage(pb::Task* task);
+
 // The Coordinator's state, behind one mutex, and the bookkeeping every layer shares.
 // Design assumption: unfinished tasks fit in memory as metadata; finished ones leave it
 // once durable (TrimFinishedLocked), payloads beyond the budget stay in the store.

@@ -1,6 +1,7 @@
 #include "coordinator/core/worker_sessions.h"
 
 #include <algorithm>
+#include <optional>
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
@@ -161,10 +162,30 @@ void WorkerSessions::StartedLocked(WorkerEntry* w, const pb::TaskStarted& s, Eff
 }
 
 void WorkerSessions::ProgressLocked(WorkerEntry* w, const pb::TaskProgress& p, Effects& fx) {
+  // Only the current attempt while it runs: a sample trailing its attempt's end (or of a
+  // stale attempt) must not overwrite what the final report said.
   TaskEntry* e = CurrentLocked(*w, p.task_id(), p.attempt());
   if (e == nullptr) return;
-  e->task.mutable_resource_usage()->set_pid(p.pid());
-  ChangedLocked(e, fx);
+  pb::ResourceUsage* u = e->task.mutable_resource_usage();
+  if (!p.has_usage()) {  // a new process: its pid is written (once per process, not per sample)
+    u->set_pid(p.pid());
+    ChangedLocked(e, fx);
+    return;
+  }
+  *u = p.usage();
+  if (u->pid() == 0) u->set_pid(p.pid());
+  SampledLocked(e, fx);
+}
+
+void WorkerSessions::SampledLocked(TaskEntry* e, Effects& fx) {
+  e->task.set_revision(e->task.revision() + 1);  // watchers drop snapshots older than the newest seen
+  if (e->watchers.empty()) return;
+  std::optional<pb::Task> snapshot;
+  for (auto& [id, sink] : e->watchers) {
+    if (sink->TerminalOnly()) continue;
+    if (!snapshot.has_value()) snapshot = SnapshotLocked(*e);
+    NotifyLocked(*e, sink, *snapshot, fx);
+  }
 }
 
 void WorkerSessions::FinishLocked(WorkerEntry* w, const pb::TaskFinished& f, Effects& fx) {

@@ -47,6 +47,9 @@ class WorkerSessions : protected Workflows {  // issue 14: the task graph sits b
   void ReconcileLocked(WorkerEntry* w, const pb::Register& reg, Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void StartedLocked(WorkerEntry* w, const pb::TaskStarted& s, Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ProgressLocked(WorkerEntry* w, const pb::TaskProgress& p, Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // After a live usage sample: a new revision and a snapshot to each watcher, but no
+  // store write (samples live in memory only: worker_service.proto TaskProgress).
+  void SampledLocked(TaskEntry* e, Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void FinishLocked(WorkerEntry* w, const pb::TaskFinished& f, Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // A deregistering worker's unfinished attempts: back to the queue at once, not
   // counted as failures.

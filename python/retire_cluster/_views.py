@@ -125,7 +125,9 @@ def task_to_dict(t: task_pb2.Task) -> Dict[str, Any]:
             "status": status_name(a.status),
             "error_message": a.error_message,
         } for a in t.attempt_history],
-        "resource_usage": {"cpu_seconds": u.cpu_seconds, "peak_rss_bytes": u.peak_rss_bytes, "pid": u.pid},
+        "resource_usage": {"cpu_seconds": u.cpu_seconds, "peak_rss_bytes": u.peak_rss_bytes, "pid": u.pid,
+                           "cpu_percent": u.cpu_percent, "memory_bytes": u.memory_bytes,
+                           "sampled_at": time_or_none(u.sampled_at_ms)},
     }
     if s.after:
         after = []

@@ -1,5 +1,6 @@
 """client.get/list/workers/stats are the HTTP API's JSON (one shape on every surface)."""
 
+import rc_cluster
 import retire_cluster as rc
 
 
@@ -89,3 +90,31 @@ def test_workers_and_stats_shapes(client, cluster):
 def test_client_target(cluster):
     with rc.Client(cluster.target) as c:
         assert c.target == cluster.target
+
+
+def test_get_equals_http_for_a_running_task_with_live_usage(client, cluster):
+    f = client.submit("command", {"command": "sleep 60"}, max_retries=0)
+    try:
+        def sampled():
+            u = client.get(f.task_id)["resource_usage"]
+            return u["sampled_at"] is not None and u["pid"] > 0
+        rc_cluster.wait_for(sampled, 30, "a live usage sample of the running command")
+        # A new sample arrives every second: an HTTP read between two equal SDK reads saw
+        # the same one (each sample is a new revision).
+        for _ in range(50):
+            before = client.get(f.task_id)
+            http = http_get(cluster, f"/tasks/{f.task_id}")
+            if client.get(f.task_id) == before:
+                break
+        else:
+            raise AssertionError("the task changed between every two reads")
+        assert before == http
+        u = before["resource_usage"]
+        assert before["status"] == "running"
+        assert u["memory_bytes"] > 0 and u["cpu_percent"] >= 0 and u["sampled_at"].endswith("Z")
+    finally:
+        client.cancel(f.task_id)
+    ended = client.wait(f.task_id, timeout=30)
+    assert ended["status"] == "cancelled"
+    assert ended["resource_usage"]["sampled_at"] is None and ended["resource_usage"]["pid"] == 0
+    assert ended == http_get(cluster, f"/tasks/{f.task_id}")

@@ -3,6 +3,14 @@
 #include "spdlog/spdlog.h"
 
 namespace rc::worker {
+namespace {
+
+// The handler, with its processes sampled while it runs (usage_sampler.h).
+std::unique_ptr<AttemptExecutor> SampledLeaf(UsageSampler* sampler, std::unique_ptr<AttemptExecutor> leaf) {
+  return std::make_unique<UsageSampling>(sampler, std::move(leaf));
+}
+
+}  // namespace
 
 bool CanStart(int running, int waiting, int slots, int max_task_depth) {
   if (running - waiting >= slots) return false;
@@ -17,8 +25,9 @@ Executor::Executor(int slots, const HandlerRegistry* handlers, EventSink* sink, 
       sink_(sink),
       capabilities_(std::move(capabilities)),
       clock_(clock),
-      chain_(MakeAttemptChain(std::make_unique<HandlerDispatch>(handlers, sockets), &capabilities_, clock,
-                              &metrics_)) {}
+      sampler_(sink, clock),
+      chain_(MakeAttemptChain(SampledLeaf(&sampler_, std::make_unique<HandlerDispatch>(handlers, sockets)),
+                              &capabilities_, clock, &metrics_)) {}
 
 Executor::~Executor() { Stop(); }
 
@@ -183,6 +192,7 @@ void Executor::Stop() {
     threads.swap(threads_);
   }
   for (std::thread& t : threads) t.join();
+  sampler_.Stop();  // every attempt has ended: nothing left to sample
 }
 
 void Executor::SlotLoop() {

@@ -25,6 +25,7 @@
 #include "common/histogram.h"
 #include "worker/execution/attempt_decorators.h"
 #include "worker/execution/attempt_executor.h"
+#include "worker/execution/usage_sampler.h"
 #include "worker/gateway/task_socket.h"
 #include "worker/handler.h"
 
@@ -103,7 +104,10 @@ class Executor {
   const pb::Capabilities capabilities_;
   const Clock* const clock_;
   AttemptMetrics metrics_;
-  const std::unique_ptr<AttemptExecutor> chain_;  // reads capabilities_, clock_, metrics_
+  // Live CPU and memory of running attempts' processes, sent to sink_ every second; the
+  // chain's UsageSampling (around the handler) tells it which processes.
+  UsageSampler sampler_;
+  const std::unique_ptr<AttemptExecutor> chain_;  // reads capabilities_, clock_, metrics_, sampler_
 
   absl::Mutex report_mu_ ABSL_ACQUIRED_BEFORE(mu_);
   mutable absl::Mutex mu_;
