@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "client/cli_common.h"
 #include "client/client.h"
+#include "client/complete_cli.h"
 #include "client/format.h"
 #include "client/js_tasks_cli.h"
 #include "client/verify.h"
@@ -38,6 +39,9 @@ constexpr char kUsage[] =
     "  verify ID [--public-key HEX|BASE64] [--json]   check the worker's signature on the result\n"
     "  list [--status S] [--type T] [--parent ID] [--limit N] [--json]\n"
     "  tree ID [--limit N] [--json]   the task and its descendants, with statuses\n"
+    "  complete [ID] [--failed] [--result JSON|@FILE|-] [--error MSG] [--json]\n"
+    "           completes a running task from outside, with its own token\n"
+    "           ($RETIRE_CLUSTER_TOKEN; ID defaults to $RETIRE_CLUSTER_TASK_ID)\n"
     "  workers [--json]\n"
     "  drain DEVICE_ID [--undo] [--json]   (admin) no new tasks for that worker\n"
     "  stats [--json]\n"
@@ -104,6 +108,8 @@ std::vector<FlagSpec> CommandSpecs(const std::string& command, const std::string
     add({"type", "T", ""});
     add({"parent", "ID", "only the direct children of task ID"});
     add({"limit", "N", "(default 100)"});
+  } else if (command == "complete") {
+    for (FlagSpec& s : CompleteFlagSpecs()) add(std::move(s));
   } else if (command == "tree") {
     add({"limit", "N", "most tasks to show (default 1000)"});
   } else if (command == "verify") {
@@ -207,6 +213,7 @@ int Run(const std::string& command, const ParsedFlags& f, Client& client, std::i
     return RunPublishedTask(f, *std::move(spec), client, in, out, err);
   }
   if (command == "tree") return RunTree(f, client, out, err);
+  if (command == "complete") return RunComplete(f, client, in, out, err);
   if (command == "submit") {
     if (pos.size() != 1) return Fail(err, absl::InvalidArgumentError("submit: expected one TYPE, e.g. submit echo"));
     absl::StatusOr<pb::TaskSpec> spec = BuildSpec(pos[0], f, in);

@@ -226,6 +226,21 @@ absl::StatusOr<pb::CancelTaskResponse> Client::Cancel(const std::string& task_id
   return resp;
 }
 
+absl::StatusOr<pb::CompleteTaskResponse> Client::CompleteTask(const std::string& task_id, pb::TaskStatus status,
+                                                              const std::string& result,
+                                                              const std::string& error_message) {
+  grpc::ClientContext ctx;
+  Prepare(&ctx);
+  pb::CompleteTaskRequest req;
+  req.set_task_id(task_id);
+  req.set_status(status);
+  req.set_result(result);
+  req.set_error_message(error_message);
+  pb::CompleteTaskResponse resp;
+  if (grpc::Status s = stub_->CompleteTask(&ctx, req, &resp); !s.ok()) return Convert(s);
+  return resp;
+}
+
 absl::StatusOr<std::vector<pb::Task>> Client::List(const pb::ListTasksRequest& request) {
   grpc::ClientContext ctx;
   Prepare(&ctx);

@@ -112,6 +112,19 @@ class Client {
   absl::StatusOr<pb::SubmitResponse> RunJsTask(const std::string& name, const std::string& input_json,
                                                const pb::TaskSpec& options = {}, int version = 0);
 
+  // ---- Completion from outside (DESIGN.md "Browser automation"). ----
+
+  // Completes the running attempt of `task_id` with `status` (SUCCESS or FAILED), `result`
+  // (a JSON object's text; "" = {}) and, with FAILED, `error_message`. Only that task's own
+  // token may (options.token = its RETIRE_CLUSTER_TOKEN, as ClientOptionsFromEnvironment
+  // reads it inside the task): PERMISSION_DENIED for another task's or a client token;
+  // FAILED_PRECONDITION when the task is not running; INVALID_ARGUMENT naming a bad field.
+  // Accepted means handed to the worker: the task ends when the worker reports it (Wait).
+  absl::StatusOr<pb::CompleteTaskResponse> CompleteTask(const std::string& task_id,
+                                                        pb::TaskStatus status = pb::TASK_STATUS_SUCCESS,
+                                                        const std::string& result = "",
+                                                        const std::string& error_message = "");
+
   const std::string& target() const { return options_.target; }
 
  private:

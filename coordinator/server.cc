@@ -86,6 +86,22 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(cons
   } else if (!config.tls.cert.empty()) {
     spdlog::info("gRPC and HTTP over TLS{}", config.tls.ca.empty() ? "" : ", client certificates required");
   }
+  // The HTTP bridge listens before gRPC serves, so every worker that registers learns
+  // its port (Registered.http_port: its tasks' RC_CALLBACK_URL). A gRPC failure below
+  // stops it again (~HttpBridge).
+  HttpBridgeOptions http_options;
+  http_options.host = config.host;
+  http_options.port = config.http_port;
+  http_options.tls = config.tls;
+  http_options.max_payload_bytes = static_cast<size_t>(config.max_payload_bytes);
+  http_options.max_connections = config.http_max_connections;
+  http_options.max_connections_per_address = config.http_max_connections_per_address;
+  http_options.header_timeout = config.http_header_timeout;
+  http_options.body_timeout = config.http_body_timeout;
+  absl::StatusOr<std::unique_ptr<HttpBridge>> http = HttpBridge::Start(http_options, s->api_.get(), s->store_.get());
+  if (!http.ok()) return http.status();
+  s->http_ = std::move(*http);
+  s->core_->SetCallbackEndpoint(s->http_->port(), !config.tls.cert.empty());
   grpc::ServerBuilder builder;
   builder.AddListeningPort(address, *creds, &s->port_);
   // A second coordinator on the same port must fail, not silently share it.
@@ -108,21 +124,6 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(cons
   if (s->server_ == nullptr || s->port_ == 0) {
     return absl::UnavailableError(absl::StrCat("cannot listen on ", address, " (address in use or not local?)"));
   }
-  HttpBridgeOptions http_options;
-  http_options.host = config.host;
-  http_options.port = config.http_port;
-  http_options.tls = config.tls;
-  http_options.max_payload_bytes = static_cast<size_t>(config.max_payload_bytes);
-  http_options.max_connections = config.http_max_connections;
-  http_options.max_connections_per_address = config.http_max_connections_per_address;
-  http_options.header_timeout = config.http_header_timeout;
-  http_options.body_timeout = config.http_body_timeout;
-  absl::StatusOr<std::unique_ptr<HttpBridge>> http = HttpBridge::Start(http_options, s->api_.get(), s->store_.get());
-  if (!http.ok()) {
-    s->server_->Shutdown();
-    return http.status();
-  }
-  s->http_ = std::move(*http);
   // Liveness and retry backoff need a clock, not events: tick often enough for both.
   absl::Duration period = std::min(config.heartbeat_interval / 2, absl::Milliseconds(100));
   CoordinatorServer* raw = s.get();

@@ -42,6 +42,7 @@ enum class ClientOp {
   kDrainWorker,  // DrainWorker (drain and undrain)
   kPublishJsTask,  // PublishJsTask, RemoveJsTask (a name's owner or admin; no task token)
   kReadJsTasks,    // ListJsTasks, GetJsTask
+  kCompleteTask,   // CompleteTask: only the task token of that very task (no client role)
 };
 
 // What a front-end can tell about the caller's connection. Asked for only without client
@@ -158,6 +159,19 @@ class ClientApi {
   // version 0: every version.
   absl::StatusOr<pb::RemoveJsTaskResponse> RemoveJsTask(const Principal& who, const std::string& name, int version);
 
+  // Completion from outside (DESIGN.md "Browser automation"; completion_api.cc): hands
+  // the request to the core for the caller's own running attempt. PERMISSION_DENIED for
+  // any caller but a task token (AllowOp) and for a task token of another task, naming
+  // why; INVALID_ARGUMENT naming task_id, status (only SUCCESS or FAILED), result (a JSON
+  // object, "" = {}, at most kMaxCompletionResultBytes) or `error_field` (the error
+  // message: only with FAILED; `error_field` is the request's name for it, "error_message"
+  // over gRPC, "error" over HTTP); the core's FAILED_PRECONDITION (not running, another
+  // attempt) and UNAVAILABLE (its worker disconnected).
+  static constexpr size_t kMaxCompletionResultBytes = size_t{1} << 20;
+  static constexpr size_t kMaxCompletionErrorBytes = size_t{64} << 10;
+  absl::StatusOr<pb::CompleteTaskResponse> CompleteTask(const Principal& who, const pb::CompleteTaskRequest& request,
+                                                        absl::string_view error_field = "error_message");
+
  private:
   Coordinator* const core_;
   const TokenTable no_tokens_;
@@ -171,6 +185,9 @@ class ClientApi {
 // PERMISSION_DENIED naming the role. Per-task operations pass here for every role and are
 // decided on the task (TaskAccessFor).
 absl::Status AllowOp(const Principal& who, ClientOp op);
+// kCompleteTask's row: only a task token (PERMISSION_DENIED naming the caller's role
+// otherwise). Which task it may complete is decided with the request (CompleteTask).
+absl::Status AllowCompletion(const Principal& who);
 // The check the core asks on one task for a per-task `op` (read, watch, cancel). For a
 // task caller the task must also be in its subtree.
 TaskAccess TaskAccessFor(const Principal& who, ClientOp op);

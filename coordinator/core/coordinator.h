@@ -161,6 +161,21 @@ class Coordinator : private TaskReads {
   // secret), so a caller learns nothing about other tasks.
   absl::StatusOr<TaskTokenHolder> CheckTaskToken(absl::string_view token) const;
 
+  // ---- Completion from outside (DESIGN.md "Browser automation", external_completions.cc) ----
+
+  // Hands `completion` (a callback made with the token of attempt completion.attempt())
+  // to the worker running that attempt, as CoordinatorMessage.completions; the task
+  // changes only when the worker reports the attempt's end (TaskFinished). Returns the
+  // attempt. FAILED_PRECONDITION "task X is <status> ..." unless that attempt is the
+  // task's current one and RUNNING (ended, queued, assigned, or a newer attempt runs);
+  // UNAVAILABLE when the worker running it is disconnected (retry); UNAVAILABLE after
+  // Shutdown. The caller (ClientApi) has validated status, result and the token.
+  absl::StatusOr<int32_t> CompleteAttempt(pb::CompleteAttempt completion);
+  // The HTTP bridge's port and scheme, told to every worker that registers from now on
+  // (Registered.http_port/http_tls: its tasks' RC_CALLBACK_URL). 0 (the default): none.
+  // Call before workers connect (CoordinatorServer does, before gRPC serves).
+  void SetCallbackEndpoint(int32_t http_port, bool http_tls);
+
  private:
   // Runs `fn(fx)` under mu_, then delivers fx in order (hand-over-hand on delivery_mu_),
   // then runs the operation's store completion if the store has already answered.

@@ -102,6 +102,9 @@ class CoordinatorState {
   uint64_t next_epoch_ ABSL_GUARDED_BY(mu_) = 1;
   uint64_t next_watch_ ABSL_GUARDED_BY(mu_) = 1;
   int64_t tasks_scheduled_ ABSL_GUARDED_BY(mu_) = 0;
+  // The HTTP bridge workers' tasks call back to (Registered.http_port/http_tls; 0: none).
+  int32_t callback_http_port_ ABSL_GUARDED_BY(mu_) = 0;
+  bool callback_http_tls_ ABSL_GUARDED_BY(mu_) = false;
   Histogram dispatch_latency_;  // thread-safe on its own
   Histogram end_to_end_latency_;
   // What the store has committed: operations (Mutate calls) up to durable_op_, except

@@ -50,6 +50,8 @@ absl::StatusOr<uint64_t> WorkerSessions::RegisterLocked(const pb::Register& reg,
   pb::Registered* registered = fx.MessageFor(w->link).mutable_registered();
   registered->set_heartbeat_interval_ms(absl::ToInt64Milliseconds(options_.heartbeat_interval));
   registered->set_max_task_depth(options_.max_task_depth);
+  registered->set_http_port(callback_http_port_);
+  registered->set_http_tls(callback_http_tls_);
   ReconcileLocked(w, reg, fx);
   SetWaitingLocked(w, reg.waiting());
   spdlog::info("worker {} online: {} slots, types [{}], tags [{}]", device, w->caps.slots(),

@@ -272,6 +272,13 @@ grpc::ServerUnaryReactor* ClientServiceImpl::RemoveJsTask(grpc::CallbackServerCo
   return Answer(ctx, api_->RemoveJsTask(*who, req->name(), req->version()), resp);
 }
 
+grpc::ServerUnaryReactor* ClientServiceImpl::CompleteTask(grpc::CallbackServerContext* ctx,
+                                                          const pb::CompleteTaskRequest* req,
+                                                          pb::CompleteTaskResponse* resp) {
+  RC_CALLER_OR_REFUSE(who, ClientOp::kCompleteTask);
+  return Answer(ctx, api_->CompleteTask(*who, *req), resp);
+}
+
 #undef RC_CALLER_OR_REFUSE
 
 }  // namespace rc::coordinator

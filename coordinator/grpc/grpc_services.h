@@ -50,6 +50,8 @@ class ClientServiceImpl final : public pb::ClientService::CallbackService {
                                       pb::JsTask* resp) override;
   grpc::ServerUnaryReactor* RemoveJsTask(grpc::CallbackServerContext* ctx, const pb::RemoveJsTaskRequest* req,
                                          pb::RemoveJsTaskResponse* resp) override;
+  grpc::ServerUnaryReactor* CompleteTask(grpc::CallbackServerContext* ctx, const pb::CompleteTaskRequest* req,
+                                         pb::CompleteTaskResponse* resp) override;
 
   // Who is calling, admitted to `op` by the API (UNAUTHENTICATED, PERMISSION_DENIED).
   absl::StatusOr<Principal> Caller(grpc::CallbackServerContext* ctx, ClientOp op) const;

@@ -13,6 +13,7 @@
 #include "absl/synchronization/mutex.h"
 #include "common/task_names.h"
 #include "common/task_spec_json.h"
+#include "coordinator/http/completion_route.h"
 #include "coordinator/http/js_task_routes.h"
 #include "coordinator/http/prometheus_text.h"
 
@@ -26,6 +27,7 @@ int HttpCode(absl::StatusCode c) {
     case absl::StatusCode::kInvalidArgument: return 400;
     case absl::StatusCode::kNotFound: return 404;
     case absl::StatusCode::kAlreadyExists: return 409;
+    case absl::StatusCode::kFailedPrecondition: return 409;  // e.g. completing a task that is not running
     case absl::StatusCode::kResourceExhausted: return 429;
     case absl::StatusCode::kUnauthenticated: return 401;
     case absl::StatusCode::kPermissionDenied: return 403;
@@ -190,7 +192,7 @@ void BridgeRoutes::Route(const HttpRequest& req, const std::shared_ptr<Responder
 
   // Every other route is one client API operation; the API admits the caller to it.
   enum class R { kSubmit, kBatch, kGet, kWait, kCancel, kList, kWorkers, kDrain, kStats, kMetrics, kMission, kBrowser,
-                 kJsTask };
+                 kJsTask, kComplete };
   R route;
   ClientOp op;
   const std::optional<JsTaskMatch> js = MatchJsTaskRoute(m, p);  // /js-tasks...: js_task_routes.h
@@ -206,6 +208,8 @@ void BridgeRoutes::Route(const HttpRequest& req, const std::shared_ptr<Responder
     route = R::kBatch, op = ClientOp::kSubmit;
   } else if (m == "GET" && is({"tasks", "*"})) {
     route = R::kGet, op = ClientOp::kGetTask;
+  } else if (m == "POST" && is({"tasks", "*", "complete"})) {
+    route = R::kComplete, op = ClientOp::kCompleteTask;
   } else if (m == "GET" && is({"tasks", "*", "wait"})) {
     route = R::kWait, op = ClientOp::kWatchTask;
   } else if (m == "DELETE" && is({"tasks", "*"})) {
@@ -247,6 +251,7 @@ void BridgeRoutes::Route(const HttpRequest& req, const std::shared_ptr<Responder
       return res->Reply(t.ok() ? JsonResponse(200, TaskToJson(*t)) : StatusResponse(t.status()));
     }
     case R::kWait: return WaitFor(id, req, res, *who);
+    case R::kComplete: return CompleteTaskRoute(api_, id, req, res, *who);
     case R::kCancel:
       return api_->Cancel(*who, id, [res](absl::StatusOr<pb::CancelTaskResponse> c) {
         res->Reply(c.ok() ? JsonResponse(200, Json{{"task_id", c->task_id()}, {"cancelled", c->cancelled()}})

@@ -28,7 +28,7 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence
 
 import grpc
 
-from retire_cluster import _connection, errors
+from retire_cluster import _completion, _connection, errors
 from retire_cluster._aio_batcher import SubmitBatcher, frame, frame_with_payload
 from retire_cluster._aio_waiter import WaitStream
 from retire_cluster._js_tasks import AioJsTasks
@@ -353,6 +353,14 @@ class Client:
         _task_id_arg(task_id)
         r = await self._call("CancelTask", cs_pb2.CancelTaskRequest(task_id=task_id))
         return {"task_id": r.task_id or task_id, "cancelled": r.cancelled}
+
+    async def complete_task(self, task_id: str, status: str = "success",
+                            result: Optional[Mapping[str, Any]] = None,
+                            error: Optional[str] = None) -> Dict[str, Any]:
+        """Completes the task's running attempt from outside, as ``rc.Client.complete_task``:
+        ``{"task_id", "attempt", "accepted": True}``; only with the task's own token."""
+        request = _completion.complete_request(task_id, status, result, error)
+        return _completion.accepted(await self._call("CompleteTask", request))
 
     async def list(self, status: Optional[str] = None, task_type: Optional[str] = None,
                    worker: Optional[str] = None, parent: Optional[str] = None,

@@ -17,7 +17,7 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence
 
 import grpc
 
-from retire_cluster import _connection, _specs, _views
+from retire_cluster import _completion, _connection, _specs, _views
 from retire_cluster._batcher import MAX_BATCH, MAX_IN_FLIGHT, SubmitBatcher, simple_spec, with_payload
 from retire_cluster._js_tasks import JsTasks
 from retire_cluster._specs import Dependency
@@ -300,6 +300,20 @@ class Client:
         _check_id(task_id)
         answer = self._cancel_call(task_id)
         return {"task_id": answer.task_id, "cancelled": answer.cancelled}
+
+    def complete_task(self, task_id: str, status: str = "success", result: Optional[Mapping[str, Any]] = None,
+                      error: Optional[str] = None) -> Dict[str, Any]:
+        """Completes the task's running attempt from outside (HTTP ``POST /tasks/{id}/complete``).
+
+        ``status`` ``"success"`` or ``"failed"``; ``result`` a dict (None: ``{}``); ``error``
+        only with ``"failed"``. Only the task's own token may (``$RETIRE_CLUSTER_TOKEN`` of
+        the attempt): ``rc.PermissionDenied`` for another task's token or a client token;
+        ``rc.RpcError`` with code ``FAILED_PRECONDITION`` when the task is not running.
+        Returns ``{"task_id", "attempt", "accepted": True}`` once the worker has it; the
+        task ends when the worker reports it (``wait``).
+        """
+        request = _completion.complete_request(task_id, status, result, error)
+        return _completion.accepted(self._unary(self._stub.CompleteTask, request))
 
     def list(self, status: Optional[str] = None, task_type: Optional[str] = None, worker: Optional[str] = None,
              parent: Optional[str] = None, limit: Optional[int] = None) -> List[Dict[str, Any]]:

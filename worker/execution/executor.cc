@@ -1,5 +1,6 @@
 #include "worker/execution/executor.h"
 
+#include "absl/strings/str_cat.h"
 #include "spdlog/spdlog.h"
 
 namespace rc::worker {
@@ -225,8 +226,11 @@ bool Executor::EndLocked(const AttemptKey& key) {
 }
 
 void Executor::RunOne(const pb::Assignment& a, const std::shared_ptr<StopToken>& token, bool then_idle) {
-  const Attempt attempt{&a, token.get(), WorkerSnapshot{&capabilities_, running()}, sink_};
+  Attempt attempt{&a, token.get(), WorkerSnapshot{&capabilities_, running()}, sink_};
+  // Held through Execute: Attempt::completion points into it.
+  const std::shared_ptr<CompletionInbox> inbox = OpenCompletion(a, &attempt);
   pb::TaskFinished fin = std::move(chain_->Execute(attempt).finished);
+  CloseCompletion(a);
   bool report;
   {
     absl::MutexLock lock(&mu_);
@@ -244,6 +248,43 @@ void Executor::RunOne(const pb::Assignment& a, const std::shared_ptr<StopToken>&
     StartQueuedLocked();
   }
   if (was_waiting) ReportWaiting();
+}
+
+std::shared_ptr<CompletionInbox> Executor::OpenCompletion(const pb::Assignment& a, Attempt* attempt) {
+  auto inbox = std::make_shared<CompletionInbox>();
+  absl::MutexLock lock(&completion_mu_);
+  inboxes_[AttemptKey(a.task_id(), a.attempt())] = inbox;
+  attempt->completion = inbox.get();
+  if (!callback_base_.empty()) attempt->callback_url = absl::StrCat(callback_base_, "/tasks/", a.task_id(), "/complete");
+  return inbox;
+}
+
+void Executor::CloseCompletion(const pb::Assignment& a) {
+  absl::MutexLock lock(&completion_mu_);
+  inboxes_.erase(AttemptKey(a.task_id(), a.attempt()));
+}
+
+bool Executor::Complete(const std::string& task_id, int attempt, ExternalCompletion completion) {
+  std::shared_ptr<CompletionInbox> inbox;
+  {
+    absl::MutexLock lock(&completion_mu_);
+    auto it = inboxes_.find(AttemptKey(task_id, attempt));
+    if (it != inboxes_.end()) inbox = it->second;
+  }
+  if (inbox == nullptr) {
+    spdlog::info("completion of task {} attempt {} ignored: that attempt is not running here", task_id, attempt);
+    return false;
+  }
+  if (!inbox->Deliver(std::move(completion))) {
+    spdlog::info("completion of task {} attempt {} ignored: it had one already", task_id, attempt);
+    return false;
+  }
+  return true;
+}
+
+void Executor::SetCallbackBase(std::string base) {
+  absl::MutexLock lock(&completion_mu_);
+  callback_base_ = std::move(base);
 }
 
 }  // namespace rc::worker

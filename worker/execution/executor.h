@@ -26,6 +26,7 @@
 #include "worker/execution/attempt_decorators.h"
 #include "worker/execution/attempt_executor.h"
 #include "worker/execution/usage_sampler.h"
+#include "worker/execution/completion_inbox.h"
 #include "worker/gateway/task_socket.h"
 #include "worker/handler.h"
 
@@ -73,6 +74,16 @@ class Executor {
   // the slot threads. Idempotent.
   void Stop();
 
+  // ---- Completions from outside (CoordinatorMessage.completions, DESIGN.md "Browser
+  // automation"): each running attempt has a CompletionInbox (Attempt::completion). ----
+
+  // Delivers `completion` to that attempt's inbox. False (logged) when the attempt is not
+  // running here (ended, still queued, unknown) or already had one (the first wins).
+  bool Complete(const std::string& task_id, int attempt, ExternalCompletion completion);
+  // The coordinator's HTTP bridge as "http[s]://HOST:PORT" (CallbackBaseFor; "" = none):
+  // attempts that start from now get Attempt::callback_url = base + "/tasks/ID/complete".
+  void SetCallbackBase(std::string base);
+
  private:
   using AttemptKey = std::pair<std::string, int>;  // task id, attempt
   struct HeldAttempt {
@@ -97,6 +108,9 @@ class Executor {
   std::vector<pb::RunningAttempt> WaitingLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Tells the sink the current waiting set; serialized so the last report is current.
   void ReportWaiting();
+  // Gives `attempt` its inbox (kept here until CloseCompletion) and its callback URL.
+  std::shared_ptr<CompletionInbox> OpenCompletion(const pb::Assignment& a, Attempt* attempt);
+  void CloseCompletion(const pb::Assignment& a);
 
   const int slots_;
   const HandlerRegistry* const handlers_;
@@ -121,6 +135,10 @@ class Executor {
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::vector<std::thread> threads_ ABSL_GUARDED_BY(mu_);
   absl::Mutex join_mu_;  // Stop may race with itself (drain vs. a second signal)
+  // Completions: apart from mu_ (never held together), so delivery waits on no slot logic.
+  mutable absl::Mutex completion_mu_;
+  absl::flat_hash_map<AttemptKey, std::shared_ptr<CompletionInbox>> inboxes_ ABSL_GUARDED_BY(completion_mu_);
+  std::string callback_base_ ABSL_GUARDED_BY(completion_mu_);
 };
 
 }  // namespace rc::worker

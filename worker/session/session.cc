@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/strip.h"
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
 #include "spdlog/spdlog.h"
@@ -23,6 +24,23 @@ std::shared_ptr<grpc::Channel> MakeCoordinatorChannel(const WorkerConfig& config
   // A task may carry up to 32 MiB (max_payload_bytes); gRPC's default is 4 MiB.
   args.SetMaxReceiveMessageSize(64 << 20);
   return grpc::CreateCustomChannel(config.join, std::move(credentials), args);
+}
+
+std::string CallbackBaseFor(const std::string& join, int http_port, bool http_tls) {
+  if (http_port <= 0) return "";
+  absl::string_view target = join;
+  // gRPC target forms: "dns:[//AUTHORITY/]HOST:PORT", "ipv4:ADDR:PORT", "ipv6:[ADDR]:PORT".
+  if (absl::ConsumePrefix(&target, "dns:") && absl::ConsumePrefix(&target, "//")) {
+    const size_t slash = target.find('/');
+    target = slash == absl::string_view::npos ? absl::string_view() : target.substr(slash + 1);
+  }
+  if (!absl::ConsumePrefix(&target, "ipv4:")) absl::ConsumePrefix(&target, "ipv6:");
+  const size_t colon = target.rfind(':');
+  if (colon == absl::string_view::npos || colon == 0) return "";
+  const absl::string_view host = target.substr(0, colon);
+  const bool bare_v6 = host.find(':') != absl::string_view::npos && host.front() != '[';
+  return absl::StrCat(http_tls ? "https" : "http", "://", bare_v6 ? "[" : "", host, bare_v6 ? "]" : "", ":",
+                      http_port);
 }
 
 Session::Session(const WorkerConfig& config, std::shared_ptr<grpc::ChannelCredentials> credentials,
@@ -143,6 +161,8 @@ Session::Outcome Session::ConnectOnce(pb::WorkerService::Stub* stub) {
                                    : config_.heartbeat_interval;
     // Lent slots are bounded by the coordinator's depth limit (0 from an older one: none).
     executor_->SetMaxTaskDepth(in.registered().max_task_depth());
+    // Where this connection's tasks call back to complete themselves (RC_CALLBACK_URL).
+    executor_->SetCallbackBase(CallbackBaseFor(config_.join, in.registered().http_port(), in.registered().http_tls()));
     spdlog::info("joined {} as {} ({} slots, types {})", config_.join, reg->capabilities().device_id(),
                  reg->capabilities().slots(), absl::StrJoin(reg->capabilities().task_types(), ","));
     {
@@ -156,6 +176,7 @@ Session::Outcome Session::ConnectOnce(pb::WorkerService::Stub* stub) {
       for (const pb::Assignment& a : in.assignments()) executor_->Assign(a);
       for (const pb::CancelAttempt& c : in.cancels()) executor_->Cancel(c.task_id(), c.attempt());
       for (const pb::RunningAttempt& a : in.finished_acks()) outbox_->Ack(a.task_id(), a.attempt());
+      for (const pb::CompleteAttempt& c : in.completions()) DeliverCompletion(c);
       in.Clear();
       // Results of instant tasks go out from here; the writer thread sleeps on.
       bool written = true;
@@ -189,6 +210,14 @@ Session::Outcome Session::ConnectOnce(pb::WorkerService::Stub* stub) {
   spdlog::warn("stream to {} ended: {} ({})", config_.join, status.error_message().empty() ? "closed" : status.error_message(),
                static_cast<int>(status.error_code()));
   return registered ? Outcome::kRegistered : Outcome::kFailed;
+}
+
+void Session::DeliverCompletion(const pb::CompleteAttempt& c) {
+  ExternalCompletion completion;
+  completion.status = c.status();
+  completion.result = c.result().empty() ? "{}" : c.result();
+  completion.error_message = c.error_message();
+  executor_->Complete(c.task_id(), c.attempt(), std::move(completion));
 }
 
 void Session::WriteLoop(grpc::ClientReaderWriter<pb::WorkerMessage, pb::CoordinatorMessage>* stream,

@@ -7,6 +7,7 @@
 
 #include <functional>
 #include <memory>
+#include <string>
 #include <thread>
 
 #include "absl/base/thread_annotations.h"
@@ -28,6 +29,12 @@ namespace rc::worker {
 // session's own decides), messages up to 64 MiB.
 std::shared_ptr<grpc::Channel> MakeCoordinatorChannel(const WorkerConfig& config,
                                                       std::shared_ptr<grpc::ChannelCredentials> credentials);
+
+// The base of RC_CALLBACK_URL (DESIGN.md "Browser automation"): "http[s]://HOST:PORT" with
+// HOST as the worker reaches the coordinator (the host of `join`: "HOST:PORT", "[V6]:PORT",
+// gRPC's "dns:///HOST:PORT", "ipv4:"/"ipv6:" forms) and PORT the coordinator's HTTP bridge
+// (Registered.http_port). "" when http_port is 0 (no HTTP) or `join` names no host. Pure.
+std::string CallbackBaseFor(const std::string& join, int http_port, bool http_tls);
 
 class Session {
  public:
@@ -60,6 +67,8 @@ class Session {
   enum class Outcome { kFailed, kRegistered, kReplaced, kRefused };
   // One connection from connect to stream end.
   Outcome ConnectOnce(pb::WorkerService::Stub* stub);
+  // Hands a completion from outside (CoordinatorMessage.completions) to the Executor.
+  void DeliverCompletion(const pb::CompleteAttempt& c);
   void WriteLoop(grpc::ClientReaderWriter<pb::WorkerMessage, pb::CoordinatorMessage>* stream,
                  absl::Duration heartbeat, absl::Notification* done);
 
