@@ -12,6 +12,9 @@
 #include "absl/strings/str_split.h"
 
 namespace rc::worker {
+// H6 (integration branch only): an inline namespace so that these symbols do not clash with
+// H3's process_sampler (same names) until the lead replaces this file with it.
+inline namespace pool_usage {
 
 std::optional<ProcStat> ParseProcStat(absl::string_view text) {
   const size_t open = text.find('(');
@@ -60,4 +63,5 @@ double CpuPercent(double cpu_seconds_before, double cpu_seconds_now, absl::Durat
   return 100.0 * (cpu_seconds_now - cpu_seconds_before) / seconds;
 }
 
+}  // namespace pool_usage
 }  // namespace rc::worker

@@ -15,6 +15,9 @@
 #include "absl/time/time.h"
 
 namespace rc::worker {
+// H6 (integration branch only): an inline namespace so that these symbols do not clash with
+// H3's process_sampler (same names) until the lead replaces this file with it.
+inline namespace pool_usage {
 
 // The fields of /proc/<pid>/stat the pool uses.
 struct ProcStat {
@@ -44,4 +47,5 @@ GroupUsage SampleProcessGroup(int pgid, const std::string& proc_root = "/proc");
 // them). Pure.
 double CpuPercent(double cpu_seconds_before, double cpu_seconds_now, absl::Duration elapsed);
 
+}  // namespace pool_usage
 }  // namespace rc::worker
