@@ -66,7 +66,7 @@ absl::StatusOr<pb::CompleteTaskResponse> ClientApi::CompleteTask(const Principal
   const pb::TaskStatus status = request.status();
   if (status == pb::TASK_STATUS_UNSPECIFIED) return Bad("status", "required, success or failed");
   if (status != pb::TASK_STATUS_SUCCESS && status != pb::TASK_STATUS_FAILED) {
-    const std::string got = pb::TaskStatus_IsValid(status) ? std::string(StatusName(status)) : absl::StrCat(status);
+    const std::string got = pb::TaskStatus_IsValid(status) ? std::string(StatusName(status)) : absl::StrCat(static_cast<int>(status));
     return Bad("status", absl::StrCat("expected success or failed, got ", got));
   }
   ASSIGN_OR_RETURN(std::string result, ResultObject(request.result()));

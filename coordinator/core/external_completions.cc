@@ -55,7 +55,7 @@ absl::StatusOr<int32_t> Coordinator::CompleteAttempt(pb::CompleteAttempt complet
       });
   if (routed.ok()) {
     spdlog::info("task {} attempt {}: completion ({}) handed to worker {}", completion.task_id(), *routed,
-                 StatusName(completion.status()), device);
+                 std::string(StatusName(completion.status())), device);
   }
   return routed;
 }

@@ -13,9 +13,10 @@
 #include "worker/session/session.h"
 
 namespace rc {
-namespace {
 
 namespace pb = ::retire_cluster::v1;
+
+namespace {
 
 // Records every message the core sends a worker (the shared FakeLink keeps only some).
 class RecordingLink final : public coordinator::WorkerLink {
