@@ -1,7 +1,8 @@
 // The pure parts of the worker's browser pool (worker/browser/browser_pool.h): profile
 // names, Chromium's command line, its DevToolsActivePort file, the state `browser` tasks
-// return, the `browser` payload, the /proc parsing behind cpu_percent and memory_mb, and
-// the worker config keys. The real Chromium is in tests/integration/browser_handler_test.cc.
+// return, the `browser` payload and the worker config keys. (cpu_percent and memory_mb come
+// from worker/process/process_sampler.h, tested in process_sampler_test.cc.) The real
+// Chromium is in tests/integration/browser_handler_test.cc.
 #include <catch2/catch.hpp>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -15,7 +16,6 @@
 #include "nlohmann/json.hpp"
 #include "worker/browser/browser_handlers.h"
 #include "worker/browser/browser_pool.h"
-#include "worker/browser/process_group_usage.h"
 
 namespace rc::worker {
 namespace {
@@ -67,7 +67,9 @@ TEST_CASE("Chromium's command line: loopback CDP on a port it picks, the profile
   CHECK(Has(headless, "--no-default-browser-check"));
   CHECK(Has(headless, "--headless=new"));
   CHECK_FALSE(Has(headless, "--no-sandbox"));
-  for (const std::string& a : headless) CHECK(a.find("--remote-debugging-port=") != 0 || a == "--remote-debugging-port=0");
+  for (const std::string& a : headless) {
+    CHECK((a.find("--remote-debugging-port=") != 0 || a == "--remote-debugging-port=0"));
+  }
 
   o.no_sandbox = true;
   std::vector<std::string> headful = ChromiumArgv(o, "/p", false, "https://example.com/");
@@ -162,46 +164,6 @@ TEST_CASE("browser payload: operation, profile, headless and nothing else", "[br
         "payload.profile: profile name '..' must not contain '..'");
   CHECK(refused(R"({"operation": "start", "headless": "yes"})") == "payload.headless: expected true or false");
   CHECK(refused("[1]") == "payload must be a JSON object");
-}
-
-TEST_CASE("/proc/<pid>/stat: process group, CPU ticks and RSS, whatever the command name", "[browser]") {
-  // Fields after the name: state ppid pgrp session tty tpgid flags minflt cminflt majflt
-  // cmajflt utime stime cutime cstime priority nice threads itrealvalue starttime vsize rss
-  const std::string stat =
-      "4242 (chromium (x) y) S 1 4242 4242 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 12 0 9999 123456789 5120 "
-      "18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0\n";
-  std::optional<ProcStat> s = ParseProcStat(stat);
-  REQUIRE(s.has_value());
-  CHECK(s->pid == 4242);
-  CHECK(s->pgrp == 4242);
-  CHECK(s->cpu_ticks == 300);
-  CHECK(s->rss_pages == 5120);
-  CHECK_FALSE(ParseProcStat("4242 (cut").has_value());
-  CHECK_FALSE(ParseProcStat("4242 (short) S 1 2").has_value());
-
-  CHECK(CpuPercent(1.0, 1.5, absl::Seconds(1)) == Approx(50));
-  CHECK(CpuPercent(1.0, 5.0, absl::Seconds(2)) == Approx(200));  // two cores
-  CHECK(CpuPercent(3.0, 2.0, absl::Seconds(1)) == 0);             // a process left with its time
-  CHECK(CpuPercent(1.0, 2.0, absl::ZeroDuration()) == 0);
-}
-
-TEST_CASE("/proc: a process group's members are summed, others are not", "[browser]") {
-  TempDir proc;
-  auto add = [&](int pid, int pgrp, int utime, int rss) {
-    fs::create_directories(proc.path + "/" + std::to_string(pid));
-    proc.Write(std::to_string(pid) + "/stat",
-               std::to_string(pid) + " (p) S 1 " + std::to_string(pgrp) + " 1 0 -1 0 0 0 0 0 " +
-                   std::to_string(utime) + " 0 0 0 20 0 1 0 1 1 " + std::to_string(rss) + " 0\n");
-  };
-  add(100, 100, 100, 10);
-  add(101, 100, 200, 20);
-  add(200, 200, 900, 90);
-  fs::create_directories(proc.path + "/self");  // not a pid
-  GroupUsage g = SampleProcessGroup(100, proc.path);
-  CHECK(g.processes == 2);
-  CHECK(g.cpu_seconds == Approx(300.0 / sysconf(_SC_CLK_TCK)));
-  CHECK(g.rss_bytes == 30 * sysconf(_SC_PAGESIZE));
-  CHECK(SampleProcessGroup(300, proc.path).processes == 0);
 }
 
 TEST_CASE("FindChromium: a configured path only if executable, else the search path", "[browser]") {

@@ -31,9 +31,9 @@
 #include "absl/synchronization/mutex.h"
 #include "spdlog/spdlog.h"
 #include "worker/browser/browser_pool_state.h"
-#include "worker/browser/process_group_usage.h"
 #include "worker/handlers/task_env.h"
 #include "worker/process/process_runner.h"
+#include "worker/process/process_sampler.h"
 
 namespace rc::worker {
 namespace {
@@ -409,8 +409,9 @@ absl::StatusOr<BrowserState> BrowserPool::Status(const std::string& profile) {
     if (!st.running) return st;
     pid = st.pid;
   }
-  // /proc is read outside the lock.
-  const GroupUsage usage = SampleProcessGroup(pid);
+  // /proc is read outside the lock (H3's sampler, the one the Executor uses for tasks).
+  absl::StatusOr<GroupUsage> sampled = SampleProcessGroup(pid);
+  const GroupUsage usage = sampled.ok() ? *sampled : GroupUsage{};
   absl::MutexLock lock(&s.mu);
   State::Profile& p = s.profiles[profile];
   s.ReapLocked(p);
@@ -418,8 +419,8 @@ absl::StatusOr<BrowserState> BrowserPool::Status(const std::string& profile) {
   if (!st.running || st.pid != pid) return st;
   BrowserProcess* b = p.browser.get();
   const absl::Time now = options_.clock->Now();
-  st.cpu_percent = CpuPercent(b->cpu_prev, usage.cpu_seconds, now - b->cpu_prev_at);
-  st.memory_mb = static_cast<double>(usage.rss_bytes) / (1 << 20);
+  st.cpu_percent = CpuPercent(b->cpu_prev, usage.cpu_seconds, b->cpu_prev_at, now);
+  st.memory_mb = static_cast<double>(usage.memory_bytes) / (1 << 20);
   b->cpu_prev = usage.cpu_seconds;
   b->cpu_prev_at = now;
   return st;
