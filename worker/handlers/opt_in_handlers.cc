@@ -116,7 +116,16 @@ absl::Status AddOptInHandlers(const WorkerConfig& config, std::shared_ptr<const 
       registry->Add(type, MakeBrowserHandler(options.browsers));
       continue;
     }
-    // H5: register "browser_session" here (MakeBrowserSessionHandler, browser_handlers.h).
+    if (type == "browser_session") {
+      // Its profiles and Chromium options are the pool's, which exists only with `browser`.
+      if (options.browsers == nullptr) {
+        spdlog::warn("browser_session allowed but not offered: it needs `browser` in --allow too (the pool "
+                     "whose Chromium, display and profiles it uses)");
+      } else {
+        registry->Add(type, MakeBrowserSessionHandler(options.browsers, options));
+      }
+      continue;
+    }
     if (type == "browser_record") {
       auto h = MakeBrowserRecordHandler(options, BrowserRecordOptions{chromium, config.display});
       if (!h.ok()) {
