@@ -8,6 +8,7 @@
 
 #include "absl/status/statusor.h"
 #include "worker/browser/browser_pool.h"
+#include "worker/browser/browser_record.h"
 #include "worker/handler.h"
 #include "worker/process/task_process.h"
 
@@ -38,10 +39,9 @@ std::unique_ptr<Handler> MakeBrowserHandler(std::shared_ptr<BrowserPool> pool);
 std::unique_ptr<Handler> MakeBrowserSessionHandler(std::shared_ptr<BrowserPool> pool,
                                                    const ExecutionOptions& options);
 
-// `browser_record` (H6, worker/browser/browser_record_handler.cc): Playwright's recorder on
-// the worker's display. H6 fixes this signature and its registration (it also needs node
-// >= 18, the playwright-core dir and a display; without them: not registered, warned).
-std::unique_ptr<Handler> MakeBrowserRecordHandler(std::shared_ptr<BrowserPool> pool,
-                                                  const ExecutionOptions& options);
+// `browser_record` (worker/browser/browser_record.h: MakeBrowserRecordHandler and its
+// BrowserRecordOptions): Playwright's recorder on the worker's display. Besides Chromium it
+// needs node >= 18, the recorder the build installs and a display; without them it is not
+// registered (AddOptInHandlers logs why).
 
 }  // namespace rc::worker

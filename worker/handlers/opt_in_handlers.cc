@@ -126,7 +126,15 @@ absl::Status AddOptInHandlers(const WorkerConfig& config, std::shared_ptr<const 
       }
       continue;
     }
-    // H6: register "browser_record" here, after checking node, playwright-core and the display.
+    if (type == "browser_record") {
+      auto h = MakeBrowserRecordHandler(options, BrowserRecordOptions{chromium, config.display});
+      if (!h.ok()) {
+        spdlog::warn("browser_record allowed but not offered: {}", std::string(h.status().message()));
+        continue;
+      }
+      registry->Add(type, std::move(*h));
+      continue;
+    }
     if (auto it = plugins.handlers.find(type); it != plugins.handlers.end()) {
       registry->Add(type, std::move(it->second));
       continue;
