@@ -27,6 +27,7 @@
 #include "absl/synchronization/mutex.h"
 #include "spdlog/spdlog.h"
 #include "worker/browser/browser_pool_state.h"
+#include "worker/browser/cdp_close.h"
 #include "worker/handlers/task_env.h"
 #include "worker/process/process_runner.h"
 #include "worker/process/process_sampler.h"
@@ -34,6 +35,7 @@
 namespace rc::worker {
 namespace {
 
+constexpr absl::Duration kCloseGrace = absl::Seconds(5);  // Browser.close -> SIGTERM
 constexpr absl::Duration kTermGrace = absl::Seconds(5);    // SIGTERM -> SIGKILL
 constexpr absl::Duration kPortPoll = absl::Milliseconds(50);
 
@@ -65,17 +67,37 @@ void BrowserPool::State::ReapLocked(Profile& p) {
   if (!b->stop_requested) p.last_exit = b->exit_text;
 }
 
+void BrowserPool::State::BeginStopLocked(BrowserProcess* b) {
+  if (b->stop_requested) return;
+  b->stop_requested = true;
+  // Bounded and on loopback: a browser that does not answer within the second gets the
+  // signal instead.
+  if (b->cdp_port > 0 && !b->cdp_path.empty() && SendBrowserClose(b->cdp_port, b->cdp_path, absl::Seconds(1)).ok()) {
+    b->term_at = absl::Now() + kCloseGrace;
+    return;
+  }
+  kill(-b->pid, SIGTERM);
+  b->termed = true;
+  b->term_at = absl::Now();
+}
+
 void BrowserPool::State::StopLocked(Profile& p) {
   BrowserProcess* b = p.browser.get();
   if (b == nullptr || b->exited) return;
-  b->stop_requested = true;
-  kill(-b->pid, SIGTERM);
-  for (absl::Time kill_at = absl::Now() + kTermGrace; !b->exited;) {
+  BeginStopLocked(b);
+  bool killed = false;
+  for (absl::Time kill_at = absl::InfiniteFuture(); !b->exited;) {
     ReapLocked(p);
     if (b->exited) break;
-    if (absl::Now() >= kill_at) {
+    const absl::Time now = absl::Now();
+    if (!b->termed && now >= b->term_at) {  // Browser.close was sent but it is still there
+      kill(-b->pid, SIGTERM);
+      b->termed = true;
+    }
+    if (b->termed && kill_at == absl::InfiniteFuture()) kill_at = std::max(now, b->term_at) + kTermGrace;
+    if (!killed && now >= kill_at) {
       kill(-b->pid, SIGKILL);
-      kill_at = absl::InfiniteFuture();
+      killed = true;
     }
     mu.AwaitWithTimeout(absl::Condition(&b->exited), absl::Milliseconds(20));
   }
@@ -109,10 +131,7 @@ BrowserPool::~BrowserPool() {
     absl::MutexLock lock(&s.mu);
     s.shutdown = true;
     for (auto& [name, p] : s.profiles) {
-      if (p.browser != nullptr && !p.browser->exited) {
-        p.browser->stop_requested = true;
-        kill(-p.browser->pid, SIGTERM);
-      }
+      if (p.browser != nullptr && !p.browser->exited) s.BeginStopLocked(p.browser.get());
     }
     for (auto& [name, p] : s.profiles) s.StopLocked(p);
     for (State::Launch* launch : s.launches) {  // none in practice: Start holds a reference to the pool
@@ -224,6 +243,7 @@ absl::StatusOr<BrowserState> BrowserPool::Start(const std::string& profile, bool
     s.ReapLocked(s.profiles[profile]);
     if (port.ok() && !b->exited) {
       b->cdp_port = *port;
+      b->cdp_path = ReadDevToolsBrowserPath(dir).value_or("");
       b->started_at_ms = options_.clock->NowMs();
       b->cpu_prev_at = options_.clock->Now();
       waited = absl::OkStatus();

@@ -35,6 +35,9 @@ struct BrowserProcess {
   std::string exit_text;
   std::string log;  // the last kLogRing bytes of its output
   int cdp_port = 0;
+  std::string cdp_path;  // "/devtools/browser/<id>": where Stop sends Browser.close
+  absl::Time term_at = absl::InfiniteFuture();  // while stopping: when SIGTERM follows
+  bool termed = false;   // SIGTERM sent
   bool headless = true;
   int64_t started_at_ms = 0;
   double cpu_prev = 0;  // group CPU seconds at the previous Status
@@ -78,6 +81,10 @@ struct BrowserPool::State {
   void ReapLocked(Profile& p) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
   // SIGTERM to the group, SIGKILL after a grace (real time: this waits for the kernel,
   // not for a moment of a task's clock). Returns with the browser reaped.
+  // Asks the browser to close (Browser.close over CDP, so it writes its cookies out; a
+  // SIGTERM when that cannot be sent): the first half of StopLocked, so that many
+  // browsers can be asked at once.
+  void BeginStopLocked(BrowserProcess* b) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
   void StopLocked(Profile& p) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
   // browser_keeper.cc: the keeper thread's loop, and one fork for Start.
   void KeeperLoop();
