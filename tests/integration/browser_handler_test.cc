@@ -164,7 +164,7 @@ TEST_CASE("browser pool: a browser killed behind its back is noticed and replace
   CHECK(status->last_exit == "killed by signal 9");  // how the previous one ended, still told
 }
 
-TEST_CASE("browser pool: one task per profile; a stopped waiter gives up; stop refused while held", "[browser]") {
+TEST_CASE("browser pool: one task per profile, a stopped waiter gives up, stop refused while held", "[browser]") {
   SKIP_WITHOUT_CHROMIUM();
   TempDir dir;
   auto pool = MakePool(dir);
@@ -286,7 +286,7 @@ TEST_CASE("browser handler: start, status, stop through the task type", "[browse
   CHECK_FALSE(Alive(pid));
 }
 
-TEST_CASE("browser tasks: offered only by a worker with Chromium; elsewhere they wait unschedulable",
+TEST_CASE("browser tasks: offered only by a worker with Chromium, elsewhere they wait unschedulable",
           "[browser]") {
   SKIP_WITHOUT_CHROMIUM();
   TempDir dir;
