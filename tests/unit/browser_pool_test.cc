@@ -35,7 +35,7 @@ bool Has(const std::vector<std::string>& v, const std::string& s) { return std::
 
 }  // namespace
 
-TEST_CASE("profile names: letters, digits, '.', '_', '-'; no path tricks", "[browser]") {
+TEST_CASE("profile names: letters, digits, '.', '_', '-', and no path tricks", "[browser]") {
   CHECK(CheckProfileName("default", "payload.profile").ok());
   CHECK(CheckProfileName("work-2.alice_B", "payload.profile").ok());
   CHECK(CheckProfileName(std::string(64, 'a'), "payload.profile").ok());

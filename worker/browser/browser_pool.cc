@@ -21,6 +21,7 @@
 #include <thread>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
@@ -215,6 +216,12 @@ absl::StatusOr<BrowserState> BrowserPool::Start(const std::string& profile, bool
   launch.program = options_.chromium;
   launch.spec.argv = ChromiumArgv(options_, dir, headless, "");
   launch.spec.env = HostEnvironment(dir);
+  // Chromium puts its SingletonSocket under TMPDIR, and a Unix socket's path has at most
+  // 107 bytes: a deep data dir made Chromium abort ("Socket path too long"). It makes a
+  // private (0700) directory there, so the system's /tmp is as safe.
+  for (std::string& e : launch.spec.env) {
+    if (absl::StartsWith(e, "TMPDIR=")) e = "TMPDIR=/tmp";
+  }
   if (!headless) launch.spec.env.push_back(absl::StrCat("DISPLAY=", options_.display));
   launch.spec.cwd = dir;
   // Chromium reserves far more address space than it uses; the task rlimits are not for it.
