@@ -63,6 +63,21 @@ std::vector<int> GroupMembers(int pgid) {
   return out;
 }
 
+// Live processes whose command line mentions `text` (the test's directory): also those
+// outside the browser's group (Chromium's crashpad handler makes a session of its own).
+std::vector<int> ProcessesMentioning(const std::string& text) {
+  std::vector<int> out;
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator("/proc", ec)) {
+    int pid = 0;
+    if (!absl::SimpleAtoi(entry.path().filename().string(), &pid) || pid == getpid()) continue;
+    if (ReadFile(absl::StrCat("/proc/", pid, "/cmdline")).find(text) != std::string::npos && Alive(pid)) {
+      out.push_back(pid);
+    }
+  }
+  return out;
+}
+
 std::map<std::string, std::string> Environ(int pid) {
   std::map<std::string, std::string> env;
   for (absl::string_view kv : absl::StrSplit(ReadFile(absl::StrCat("/proc/", pid, "/environ")), '\0', absl::SkipEmpty())) {
@@ -115,6 +130,8 @@ struct SessionFixture {
   ~SessionFixture() {
     if (stop != nullptr) stop->Cancel();
     if (running.valid()) running.wait();
+    // Every process of every session of this test has ended (bounded: killed ones need a moment).
+    CHECK(WaitFor([this] { return ProcessesMentioning(root).empty(); }, absl::Seconds(10)));
     handler.reset();
     pool.reset();
     std::error_code ec;
@@ -136,7 +153,13 @@ struct SessionFixture {
     running = std::async(std::launch::async, [this] { return handler->Run(ctx); });
     REQUIRE(WaitFor([this] { return pid.load() != 0; }));
     // Started for real: Chromium wrote its port, so its zygote and renderers exist too.
-    REQUIRE(WaitFor([this] { return PortFileUnder(root); }));
+    auto ended = [this] { return running.wait_for(std::chrono::seconds(0)) == std::future_status::ready; };
+    REQUIRE(WaitFor([&] { return PortFileUnder(root) || ended(); }));
+    if (ended()) {
+      absl::StatusOr<HandlerOutput> out = running.get();
+      FAIL("the session ended before Chromium came up: "
+           << (out.ok() ? absl::StrCat(out->failure.ToString(), "\n", out->stderr) : out.status().ToString()));
+    }
   }
 
   absl::StatusOr<HandlerOutput> Finish(absl::Duration limit = absl::Seconds(30)) {
@@ -175,6 +198,9 @@ TEST_CASE("browser_session: the browser's exit ends an exit-mode session with SU
   CHECK(env.count("DISPLAY") == 0);
   CHECK(env["HOME"].find(f.root + "/tasks/bs-exit-1-") == 0);
   const std::string task_dir = env["HOME"];
+  // Short, for Chromium's SingletonSocket (the attempt's dir here is too long for a socket path).
+  const std::string tmp_dir = env["TMPDIR"];
+  CHECK(tmp_dir.rfind("/tmp/rc-browser-", 0) == 0);
 
   std::vector<int> group = GroupMembers(pid);
   CHECK(group.size() > 1);  // the browser and its zygote/renderers, all in its group
@@ -195,6 +221,7 @@ TEST_CASE("browser_session: the browser's exit ends an exit-mode session with SU
   CHECK(WaitFor([&] { return GroupMembers(pid).empty(); }, absl::Seconds(5)));
   for (int p : group) CHECK_FALSE(Alive(p));
   CHECK_FALSE(fs::exists(task_dir));  // the fresh profile went with the attempt's directory
+  CHECK_FALSE(fs::exists(tmp_dir));
 }
 
 TEST_CASE("browser_session: a delivered callback stops the browser and decides the outcome", "[browser_session][chromium]") {
@@ -246,6 +273,7 @@ TEST_CASE("browser_session: a cancel kills every process of the browser's group"
   const int pid = f.pid.load();
   std::vector<int> group = GroupMembers(pid);
   REQUIRE(group.size() > 1);
+  CHECK(ProcessesMentioning(f.root).size() >= group.size());
   const absl::Time cancelled = absl::Now();
   f.stop->Cancel();
   absl::StatusOr<HandlerOutput> out = f.Finish(absl::Seconds(15));
@@ -255,6 +283,7 @@ TEST_CASE("browser_session: a cancel kills every process of the browser's group"
   CHECK(json::parse(out->result)["ended"] == "stopped");
   CHECK(GroupMembers(pid).empty());
   for (int p : group) CHECK(WaitFor([p] { return !Alive(p); }, absl::Seconds(5)));
+  CHECK(WaitFor([&] { return ProcessesMentioning(f.root).empty(); }, absl::Seconds(5)));
 }
 
 TEST_CASE("browser_session: a leased profile is held while the session runs and kept after it", "[browser_session][chromium]") {
