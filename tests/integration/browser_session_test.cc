@@ -20,8 +20,10 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "nlohmann/json.hpp"
+#include "tests/integration/cluster_fixture.h"
 #include "worker/browser/browser_handlers.h"
 #include "worker/browser/browser_pool.h"
+#include "worker/handlers/opt_in_handlers.h"
 #include "worker/process/task_process.h"
 
 namespace rc::worker {
@@ -328,4 +330,75 @@ TEST_CASE("browser_session: a refused payload starts nothing", "[browser_session
   CHECK_FALSE(started);
 }
 
+TEST_CASE("browser_session is offered only beside browser, whose pool it uses", "[browser_session][chromium]") {
+  REQUIRE(access(kChromium, X_OK) == 0);
+  const std::string data_dir = (fs::temp_directory_path() / absl::StrCat("rc-bs-allow-", getpid())).string();
+  WorkerConfig config;
+  config.data_dir = data_dir;
+  config.chromium_path = kChromium;
+  config.allow = {"browser_session"};
+  HandlerRegistry alone;
+  REQUIRE(AddOptInHandlers(config, nullptr, &alone).ok());
+  CHECK(alone.Find("browser_session") == nullptr);  // warned, not advertised: such tasks wait
+  config.allow = {"browser", "browser_session"};
+  HandlerRegistry both;
+  REQUIRE(AddOptInHandlers(config, nullptr, &both).ok());
+  CHECK(both.Find("browser_session") != nullptr);
+  config.chromium_path = "/nonexistent/chromium";
+  HandlerRegistry none;
+  REQUIRE(AddOptInHandlers(config, nullptr, &none).ok());
+  CHECK(none.Find("browser_session") == nullptr);
+  std::error_code ec;
+  fs::remove_all(data_dir, ec);
+}
+
 }  // namespace rc::worker
+
+namespace rc::testing {
+
+TEST_CASE("browser_session through a real worker: running with the browser's pid, SUCCESS on its exit",
+          "[browser_session][chromium]") {
+  REQUIRE(access(worker::kChromium, X_OK) == 0);
+  const std::string data_dir = (std::filesystem::temp_directory_path() / absl::StrCat("rc-bs-worker-", getpid())).string();
+  {
+    Cluster cluster;
+    WorkerConfig w = Cluster::Worker("bs-worker", 1);
+    w.allow = {"browser", "browser_session"};
+    w.chromium_path = worker::kChromium;
+    w.data_dir = data_dir;
+    cluster.AddWorker(w);
+    pb::TaskSpec spec;
+    spec.set_task_type("browser_session");
+    spec.set_payload(R"({"url": "data:text/html,<title>session</title>"})");
+    spec.mutable_requirements()->set_timeout_seconds(60);
+    auto submitted = cluster.client().Submit(spec);
+    REQUIRE(submitted.ok());
+    const std::string id = submitted->task_id();
+    int pid = 0;
+    REQUIRE(Eventually(
+        [&] {
+          auto t = cluster.client().Get(id);
+          if (t.ok() && t->status() == pb::TASK_STATUS_RUNNING) pid = t->resource_usage().pid();
+          return pid != 0;
+        },
+        absl::Seconds(30)));
+    // The task's own browser: its fresh profile is in the attempt's directory under the data dir.
+    CHECK(worker::ReadFile(absl::StrCat("/proc/", pid, "/cmdline")).find("--user-data-dir=" + data_dir + "/tasks/") !=
+          std::string::npos);
+    REQUIRE(Eventually([&] { return worker::PortFileUnder(data_dir + "/tasks"); }, absl::Seconds(30)));
+    REQUIRE(kill(pid, SIGKILL) == 0);
+    auto done = cluster.client().Wait(id, absl::Seconds(30));
+    REQUIRE(done.ok());
+    INFO(done->error_message());
+    CHECK(done->status() == pb::TASK_STATUS_SUCCESS);
+    nlohmann::json r = nlohmann::json::parse(done->result());
+    CHECK(r["ended"] == "exit");
+    CHECK(r["pid"] == pid);
+    CHECK(r["signal"] == 9);
+    CHECK(Eventually([&] { return worker::ProcessesMentioning(data_dir).empty(); }, absl::Seconds(10)));
+  }
+  std::error_code ec;
+  std::filesystem::remove_all(data_dir, ec);
+}
+
+}  // namespace rc::testing

@@ -227,9 +227,9 @@ class BrowserSessionHandler final : public Handler {
     const absl::Time port_deadline = clock.Now() + browser.start_timeout;
     SessionEnd end{std::nullopt, false, -1, 0, ctx.task_id, req.url, 0, ""};
     absl::Status start_failure;
-    // The runner's rusage covers the browser process and the children it reaped, and its
-    // peak is one process's; the group's sum (renderers, GPU process) is larger. (The sum
-    // of RSS counts shared pages once per process: an upper bound, see process_sampler.h.)
+    // The runner's rusage covers the browser process and the children it reaped, not the
+    // renderers (the zygote reaps those) nor processes killed with the group: the group's
+    // samples fill that in. peak_rss_bytes is of the largest process (task.proto).
     double group_cpu = 0;
     int64_t group_peak = 0;
     absl::Time next_sample = clock.Now();
@@ -249,7 +249,7 @@ class BrowserSessionHandler final : public Handler {
       if (running.pid() != 0 && clock.Now() >= next_sample) {
         if (absl::StatusOr<GroupUsage> now = SampleProcessGroup(running.pid()); now.ok()) {
           group_cpu = std::max(group_cpu, now->cpu_seconds);
-          group_peak = std::max(group_peak, now->memory_bytes);
+          group_peak = std::max(group_peak, now->largest_rss_bytes);
         }
         next_sample = clock.Now() + kUsageSample;
       }
