@@ -39,7 +39,7 @@
 #include "worker/browser/browser_handlers.h"
 #include "worker/browser/browser_pool.h"
 #include "worker/browser/browser_session.h"
-#include "worker/browser/process_group_usage.h"
+#include "worker/process/process_sampler.h"
 #include "worker/process/task_process.h"
 
 namespace rc::worker {
@@ -215,9 +215,11 @@ class BrowserSessionHandler final : public Handler {
       }
       if (ctx.stop->stopped()) break;
       if (running.pid() != 0 && clock.Now() >= next_sample) {
-        GroupUsage now = SampleProcessGroup(running.pid());
-        peak.cpu_seconds = std::max(peak.cpu_seconds, now.cpu_seconds);
-        peak.rss_bytes = std::max(peak.rss_bytes, now.rss_bytes);
+        absl::StatusOr<GroupUsage> now = SampleProcessGroup(running.pid());
+        if (now.ok()) {
+          peak.cpu_seconds = std::max(peak.cpu_seconds, now->cpu_seconds);
+          peak.memory_bytes = std::max(peak.memory_bytes, now->memory_bytes);
+        }
         next_sample = clock.Now() + kUsageSample;
       }
       if (end.cdp_url.empty() && running.pid() != 0) {
@@ -242,7 +244,7 @@ class BrowserSessionHandler final : public Handler {
     }
     HandlerOutput out = FromProcess(r, options_.output_cap);
     out.usage.set_cpu_seconds(std::max(out.usage.cpu_seconds(), peak.cpu_seconds));
-    out.usage.set_peak_rss_bytes(std::max(out.usage.peak_rss_bytes(), peak.rss_bytes));
+    out.usage.set_peak_rss_bytes(std::max(out.usage.peak_rss_bytes(), peak.memory_bytes));
     if (!start_failure.ok()) {
       return absl::Status(start_failure.code(),
                           absl::StrCat(start_failure.message(), "; its stderr ends: ", Tail(out.stderr, 1000)));
