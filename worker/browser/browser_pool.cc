@@ -1,9 +1,5 @@
-// BrowserPool (browser_pool.h): the mechanism. One "keeper" thread per pool forks every
-// browser, reads their output into a small ring per browser and reaps them. Forking there
-// matters: the child's death signal (PR_SET_PDEATHSIG) fires when the *thread* that forked
-// it ends, and a task's thread ends with the task; the keeper lives as long as the pool.
-// The keeper blocks in poll() on each browser's pidfd and output pipe, so an exit nobody
-// asked for is noticed at once and recorded as the profile's last_exit.
+// BrowserPool (browser_pool.h): starting, stopping and looking at browsers. The keeper
+// thread that forks and reaps them is in browser_keeper.cc, leases in browser_leases.cc.
 #include "worker/browser/browser_pool.h"
 
 #include <fcntl.h>
@@ -25,6 +21,7 @@
 #include <thread>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
@@ -38,20 +35,12 @@
 namespace rc::worker {
 namespace {
 
-constexpr size_t kLogRing = 16 << 10;                      // output kept per browser
 constexpr absl::Duration kTermGrace = absl::Seconds(5);    // SIGTERM -> SIGKILL
 constexpr absl::Duration kPortPoll = absl::Milliseconds(50);
 
 std::string DescribeExit(int status) {
   if (WIFSIGNALED(status)) return absl::StrCat("killed by signal ", WTERMSIG(status));
   return absl::StrCat("exited with code ", WEXITSTATUS(status));
-}
-
-// The last `lines` lines of `text`, for error messages.
-std::string Tail(const std::string& text, size_t lines) {
-  std::vector<absl::string_view> all = absl::StrSplit(text, '\n', absl::SkipWhitespace());
-  const size_t from = all.size() > lines ? all.size() - lines : 0;
-  return absl::StrJoin(all.begin() + static_cast<std::ptrdiff_t>(from), all.end(), " | ");
 }
 
 }  // namespace
@@ -90,117 +79,6 @@ void BrowserPool::State::StopLocked(Profile& p) {
       kill_at = absl::InfiniteFuture();
     }
     mu.AwaitWithTimeout(absl::Condition(&b->exited), absl::Milliseconds(20));
-  }
-}
-
-void BrowserPool::State::RunLaunch(Launch* launch) {
-  std::vector<char*> argv, envp;
-  for (const std::string& a : launch->spec.argv) argv.push_back(const_cast<char*>(a.c_str()));
-  argv.push_back(nullptr);
-  for (const std::string& e : launch->spec.env) envp.push_back(const_cast<char*>(e.c_str()));
-  envp.push_back(nullptr);
-  int out[2] = {-1, -1}, exec_error[2] = {-1, -1};
-  const int null_in = open("/dev/null", O_RDONLY | O_CLOEXEC);
-  absl::Status status;
-  auto browser = std::make_shared<BrowserProcess>();
-  if (null_in < 0 || pipe2(out, O_CLOEXEC) != 0 || pipe2(exec_error, O_CLOEXEC) != 0) {
-    status = absl::InternalError(absl::StrCat("pipe: ", std::strerror(errno)));
-  } else {
-    const pid_t parent = getpid();
-    const pid_t pid = fork();
-    if (pid == 0) {
-      ExecChild(launch->spec, parent, launch->program.c_str(), argv.data(), envp.data(), null_in, out[1], out[1],
-                exec_error[1]);
-    }
-    if (pid < 0) {
-      status = absl::InternalError(absl::StrCat("fork: ", std::strerror(errno)));
-    } else {
-      close(exec_error[1]);
-      exec_error[1] = -1;
-      int failed[2] = {0, 0};
-      if (read(exec_error[0], failed, sizeof(failed)) == sizeof(failed)) {
-        waitpid(pid, nullptr, 0);
-        status = absl::FailedPreconditionError(
-            absl::StrCat("cannot run ", launch->program, ": ", std::strerror(failed[1])));
-      } else {
-        browser->pid = pid;
-        browser->pidfd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
-        browser->out_fd = out[0];
-        out[0] = -1;
-        fcntl(browser->out_fd, F_SETFL, O_NONBLOCK);
-      }
-    }
-  }
-  for (int fd : {null_in, out[0], out[1], exec_error[0], exec_error[1]}) {
-    if (fd >= 0) close(fd);
-  }
-  absl::MutexLock lock(&mu);
-  launch->status = status;
-  if (status.ok()) {
-    launch->browser = browser;
-    profiles[launch->profile].browser = browser;
-  }
-  launch->done = true;
-}
-
-void BrowserPool::State::KeeperLoop() {
-  char buf[8192];
-  while (true) {
-    // The descriptors stay open while `watched` holds the browsers.
-    std::vector<std::shared_ptr<BrowserProcess>> watched;
-    std::vector<pollfd> fds = {{wake_fd, POLLIN, 0}};
-    Launch* launch = nullptr;
-    {
-      absl::MutexLock lock(&mu);
-      if (quit) return;
-      if (!launches.empty()) {
-        launch = launches.front();
-        launches.pop_front();
-      }
-      for (auto& [name, p] : profiles) {
-        BrowserProcess* b = p.browser.get();
-        if (b == nullptr || (b->exited && b->out_eof)) continue;
-        watched.push_back(p.browser);
-        // An exited pidfd and a pipe at its end stay readable: polled, they would spin.
-        if (!b->exited && b->pidfd >= 0) fds.push_back({b->pidfd, POLLIN, 0});
-        if (!b->out_eof) fds.push_back({b->out_fd, POLLIN, 0});
-      }
-    }
-    if (launch != nullptr) {
-      RunLaunch(launch);
-      continue;
-    }
-    // The timeout is a safety net for kernels without pidfds; exits and output wake it.
-    poll(fds.data(), fds.size(), 500);
-    if (fds[0].revents & POLLIN) {
-      uint64_t n = 0;
-      ssize_t ignored = read(wake_fd, &n, sizeof(n));
-      (void)ignored;
-    }
-    std::vector<std::pair<BrowserProcess*, std::string>> output;
-    std::vector<BrowserProcess*> ended_output;
-    for (const auto& b : watched) {
-      if (b->out_fd < 0) continue;
-      std::string got;
-      ssize_t r = 0;
-      while ((r = read(b->out_fd, buf, sizeof(buf))) > 0) got.append(buf, static_cast<size_t>(r));
-      if (!got.empty()) output.emplace_back(b.get(), std::move(got));
-      if (r == 0) ended_output.push_back(b.get());
-    }
-    absl::MutexLock lock(&mu);
-    for (auto& [b, text] : output) {
-      b->log += text;
-      if (b->log.size() > kLogRing) b->log.erase(0, b->log.size() - kLogRing);
-    }
-    for (BrowserProcess* b : ended_output) b->out_eof = true;
-    for (auto& [name, p] : profiles) {
-      const bool was_running = p.browser != nullptr && !p.browser->exited;
-      ReapLocked(p);
-      if (was_running && p.browser->exited && !p.browser->stop_requested) {
-        spdlog::warn("browser of profile {} (pid {}) {} without being stopped; its next use starts a new one",
-                     name, p.browser->pid, p.browser->exit_text);
-      }
-    }
   }
 }
 
@@ -319,6 +197,12 @@ absl::StatusOr<BrowserState> BrowserPool::Start(const std::string& profile, bool
   launch.program = options_.chromium;
   launch.spec.argv = ChromiumArgv(options_, dir, headless, "");
   launch.spec.env = HostEnvironment(dir);
+  // Chromium puts its SingletonSocket under TMPDIR, and a Unix socket's path has at most
+  // 107 bytes: a deep data dir made Chromium abort ("Socket path too long"). It makes a
+  // private (0700) directory there, so the system's /tmp is as safe.
+  for (std::string& e : launch.spec.env) {
+    if (absl::StartsWith(e, "TMPDIR=")) e = "TMPDIR=/tmp";
+  }
   if (!headless) launch.spec.env.push_back(absl::StrCat("DISPLAY=", options_.display));
   launch.spec.cwd = dir;
   // Chromium reserves far more address space than it uses; the task rlimits are not for it.
@@ -357,7 +241,7 @@ absl::StatusOr<BrowserState> BrowserPool::Start(const std::string& profile, bool
       s.mu.AwaitWithTimeout(absl::Condition(&b->out_eof), absl::Seconds(1));
       waited = absl::UnavailableError(absl::StrCat("Chromium (", options_.chromium, ") for profile ", profile, " ",
                                                    b->exited ? b->exit_text : "was stopped", " before it listened: ",
-                                                   Tail(b->log, 5)));
+                                                   OutputTail(b->log, 5)));
       break;
     }
     if (port.status().code() == absl::StatusCode::kInvalidArgument || options_.clock->Now() >= give_up) {
@@ -365,7 +249,7 @@ absl::StatusOr<BrowserState> BrowserPool::Start(const std::string& profile, bool
       waited = absl::UnavailableError(
           absl::StrCat("Chromium for profile ", profile, " wrote no DevToolsActivePort within ",
                        absl::FormatDuration(options_.start_timeout),
-                       port.ok() ? "" : absl::StrCat(" (", port.status().message(), ")"), ": ", Tail(b->log, 5)));
+                       port.ok() ? "" : absl::StrCat(" (", port.status().message(), ")"), ": ", OutputTail(b->log, 5)));
       break;
     }
     auto gone = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu) { return b->exited || s.shutdown; };

@@ -22,6 +22,9 @@ namespace rc::worker {
 
 // One launched Chromium. The keeper owns its descriptors (closed when the last reference
 // goes); the fields are guarded by State::mu.
+// The last `lines` lines of a browser's output, joined with " | ", for messages.
+std::string OutputTail(const std::string& text, size_t lines);
+
 struct BrowserProcess {
   int pid = 0;
   int pidfd = -1;
@@ -76,6 +79,7 @@ struct BrowserPool::State {
   // SIGTERM to the group, SIGKILL after a grace (real time: this waits for the kernel,
   // not for a moment of a task's clock). Returns with the browser reaped.
   void StopLocked(Profile& p) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
+  // browser_keeper.cc: the keeper thread's loop, and one fork for Start.
   void KeeperLoop();
   void RunLaunch(Launch* launch) ABSL_LOCKS_EXCLUDED(mu);
 };

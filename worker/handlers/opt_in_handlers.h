@@ -61,7 +61,12 @@ std::vector<std::string> OptInTypes();
 
 // Registers every type in config.allow; their processes are contained by `containment`
 // (nullptr: bare). INVALID_ARGUMENT naming an allowed type that is neither a known
-// opt-in type nor a plugin found in config.plugin_dir.
+// opt-in type nor a plugin found in config.plugin_dir. The browser types (browser,
+// browser_session, browser_record) are skipped with one warning on a worker without
+// Chromium (FindChromium), so that their tasks wait for a worker that has it; with
+// `browser` allowed and Chromium found, one BrowserPool (profiles in
+// <data_dir>/browser/profiles) serves them and every task's `browser` block
+// (ExecutionOptions::browsers). FAILED_PRECONDITION when its profiles dir cannot be made.
 absl::Status AddOptInHandlers(const WorkerConfig& config, std::shared_ptr<const Containment> containment,
                               HandlerRegistry* registry);
 
