@@ -98,7 +98,7 @@ TEST_CASE("ParseRelayEndpoint: tcp with a numeric IPv4 host and a port, or an ab
   CHECK(error("tcp:localhost:1") == "endpoint 'tcp:localhost:1': HOST must be a numeric IPv4 address");
   CHECK(error("tcp:127.0.0.1:0") == "endpoint 'tcp:127.0.0.1:0': PORT must be 1..65535");
   CHECK(error("tcp:127.0.0.1:70000") == "endpoint 'tcp:127.0.0.1:70000': PORT must be 1..65535");
-  CHECK(error("tcp:127.0.0.1") == "endpoint 'tcp:127.0.0.1': HOST must be a numeric IPv4 address");
+  CHECK(error("tcp:127.0.0.1") == "endpoint 'tcp:127.0.0.1': expected tcp:HOST:PORT");
   CHECK(error("unix:rel.sock") == "endpoint 'unix:rel.sock': a unix: path must be absolute");
   CHECK(error("unix:/" + std::string(120, 'p')).find("the path is longer than 107 bytes") != std::string::npos);
   CHECK(error("http://x") == "endpoint 'http://x': expected tcp:HOST:PORT or unix:/PATH");
