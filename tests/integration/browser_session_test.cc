@@ -20,8 +20,10 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "nlohmann/json.hpp"
+#include "tests/integration/cluster_fixture.h"
 #include "worker/browser/browser_handlers.h"
 #include "worker/browser/browser_pool.h"
+#include "worker/handlers/opt_in_handlers.h"
 #include "worker/process/task_process.h"
 
 namespace rc::worker {
@@ -59,6 +61,21 @@ std::vector<int> GroupMembers(int pgid) {
     std::vector<std::string> f = absl::StrSplit(stat.substr(paren + 2), ' ');
     int pgrp = 0;  // fields after comm: state ppid pgrp
     if (f.size() > 2 && absl::SimpleAtoi(f[2], &pgrp) && pgrp == pgid && f[0] != "Z") out.push_back(pid);
+  }
+  return out;
+}
+
+// Live processes whose command line mentions `text` (the test's directory): also those
+// outside the browser's group (Chromium's crashpad handler makes a session of its own).
+std::vector<int> ProcessesMentioning(const std::string& text) {
+  std::vector<int> out;
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator("/proc", ec)) {
+    int pid = 0;
+    if (!absl::SimpleAtoi(entry.path().filename().string(), &pid) || pid == getpid()) continue;
+    if (ReadFile(absl::StrCat("/proc/", pid, "/cmdline")).find(text) != std::string::npos && Alive(pid)) {
+      out.push_back(pid);
+    }
   }
   return out;
 }
@@ -115,6 +132,8 @@ struct SessionFixture {
   ~SessionFixture() {
     if (stop != nullptr) stop->Cancel();
     if (running.valid()) running.wait();
+    // Every process of every session of this test has ended (bounded: killed ones need a moment).
+    CHECK(WaitFor([this] { return ProcessesMentioning(root).empty(); }, absl::Seconds(10)));
     handler.reset();
     pool.reset();
     std::error_code ec;
@@ -136,7 +155,13 @@ struct SessionFixture {
     running = std::async(std::launch::async, [this] { return handler->Run(ctx); });
     REQUIRE(WaitFor([this] { return pid.load() != 0; }));
     // Started for real: Chromium wrote its port, so its zygote and renderers exist too.
-    REQUIRE(WaitFor([this] { return PortFileUnder(root); }));
+    auto ended = [this] { return running.wait_for(std::chrono::seconds(0)) == std::future_status::ready; };
+    REQUIRE(WaitFor([&] { return PortFileUnder(root) || ended(); }));
+    if (ended()) {
+      absl::StatusOr<HandlerOutput> out = running.get();
+      FAIL("the session ended before Chromium came up: "
+           << (out.ok() ? absl::StrCat(out->failure.ToString(), "\n", out->stderr) : out.status().ToString()));
+    }
   }
 
   absl::StatusOr<HandlerOutput> Finish(absl::Duration limit = absl::Seconds(30)) {
@@ -175,6 +200,9 @@ TEST_CASE("browser_session: the browser's exit ends an exit-mode session with SU
   CHECK(env.count("DISPLAY") == 0);
   CHECK(env["HOME"].find(f.root + "/tasks/bs-exit-1-") == 0);
   const std::string task_dir = env["HOME"];
+  // Short, for Chromium's SingletonSocket (the attempt's dir here is too long for a socket path).
+  const std::string tmp_dir = env["TMPDIR"];
+  CHECK(tmp_dir.rfind("/tmp/rc-browser-", 0) == 0);
 
   std::vector<int> group = GroupMembers(pid);
   CHECK(group.size() > 1);  // the browser and its zygote/renderers, all in its group
@@ -195,6 +223,7 @@ TEST_CASE("browser_session: the browser's exit ends an exit-mode session with SU
   CHECK(WaitFor([&] { return GroupMembers(pid).empty(); }, absl::Seconds(5)));
   for (int p : group) CHECK_FALSE(Alive(p));
   CHECK_FALSE(fs::exists(task_dir));  // the fresh profile went with the attempt's directory
+  CHECK_FALSE(fs::exists(tmp_dir));
 }
 
 TEST_CASE("browser_session: a delivered callback stops the browser and decides the outcome", "[browser_session][chromium]") {
@@ -246,6 +275,7 @@ TEST_CASE("browser_session: a cancel kills every process of the browser's group"
   const int pid = f.pid.load();
   std::vector<int> group = GroupMembers(pid);
   REQUIRE(group.size() > 1);
+  CHECK(ProcessesMentioning(f.root).size() >= group.size());
   const absl::Time cancelled = absl::Now();
   f.stop->Cancel();
   absl::StatusOr<HandlerOutput> out = f.Finish(absl::Seconds(15));
@@ -255,6 +285,7 @@ TEST_CASE("browser_session: a cancel kills every process of the browser's group"
   CHECK(json::parse(out->result)["ended"] == "stopped");
   CHECK(GroupMembers(pid).empty());
   for (int p : group) CHECK(WaitFor([p] { return !Alive(p); }, absl::Seconds(5)));
+  CHECK(WaitFor([&] { return ProcessesMentioning(f.root).empty(); }, absl::Seconds(5)));
 }
 
 TEST_CASE("browser_session: a leased profile is held while the session runs and kept after it", "[browser_session][chromium]") {
@@ -299,4 +330,75 @@ TEST_CASE("browser_session: a refused payload starts nothing", "[browser_session
   CHECK_FALSE(started);
 }
 
+TEST_CASE("browser_session is offered only beside browser, whose pool it uses", "[browser_session][chromium]") {
+  REQUIRE(access(kChromium, X_OK) == 0);
+  const std::string data_dir = (fs::temp_directory_path() / absl::StrCat("rc-bs-allow-", getpid())).string();
+  WorkerConfig config;
+  config.data_dir = data_dir;
+  config.chromium_path = kChromium;
+  config.allow = {"browser_session"};
+  HandlerRegistry alone;
+  REQUIRE(AddOptInHandlers(config, nullptr, &alone).ok());
+  CHECK(alone.Find("browser_session") == nullptr);  // warned, not advertised: such tasks wait
+  config.allow = {"browser", "browser_session"};
+  HandlerRegistry both;
+  REQUIRE(AddOptInHandlers(config, nullptr, &both).ok());
+  CHECK(both.Find("browser_session") != nullptr);
+  config.chromium_path = "/nonexistent/chromium";
+  HandlerRegistry none;
+  REQUIRE(AddOptInHandlers(config, nullptr, &none).ok());
+  CHECK(none.Find("browser_session") == nullptr);
+  std::error_code ec;
+  fs::remove_all(data_dir, ec);
+}
+
 }  // namespace rc::worker
+
+namespace rc::testing {
+
+TEST_CASE("browser_session through a real worker: running with the browser's pid, SUCCESS on its exit",
+          "[browser_session][chromium]") {
+  REQUIRE(access(worker::kChromium, X_OK) == 0);
+  const std::string data_dir = (std::filesystem::temp_directory_path() / absl::StrCat("rc-bs-worker-", getpid())).string();
+  {
+    Cluster cluster;
+    WorkerConfig w = Cluster::Worker("bs-worker", 1);
+    w.allow = {"browser", "browser_session"};
+    w.chromium_path = worker::kChromium;
+    w.data_dir = data_dir;
+    cluster.AddWorker(w);
+    pb::TaskSpec spec;
+    spec.set_task_type("browser_session");
+    spec.set_payload(R"({"url": "data:text/html,<title>session</title>"})");
+    spec.mutable_requirements()->set_timeout_seconds(60);
+    auto submitted = cluster.client().Submit(spec);
+    REQUIRE(submitted.ok());
+    const std::string id = submitted->task_id();
+    int pid = 0;
+    REQUIRE(Eventually(
+        [&] {
+          auto t = cluster.client().Get(id);
+          if (t.ok() && t->status() == pb::TASK_STATUS_RUNNING) pid = t->resource_usage().pid();
+          return pid != 0;
+        },
+        absl::Seconds(30)));
+    // The task's own browser: its fresh profile is in the attempt's directory under the data dir.
+    CHECK(worker::ReadFile(absl::StrCat("/proc/", pid, "/cmdline")).find("--user-data-dir=" + data_dir + "/tasks/") !=
+          std::string::npos);
+    REQUIRE(Eventually([&] { return worker::PortFileUnder(data_dir + "/tasks"); }, absl::Seconds(30)));
+    REQUIRE(kill(pid, SIGKILL) == 0);
+    auto done = cluster.client().Wait(id, absl::Seconds(30));
+    REQUIRE(done.ok());
+    INFO(done->error_message());
+    CHECK(done->status() == pb::TASK_STATUS_SUCCESS);
+    nlohmann::json r = nlohmann::json::parse(done->result());
+    CHECK(r["ended"] == "exit");
+    CHECK(r["pid"] == pid);
+    CHECK(r["signal"] == 9);
+    CHECK(Eventually([&] { return worker::ProcessesMentioning(data_dir).empty(); }, absl::Seconds(10)));
+  }
+  std::error_code ec;
+  std::filesystem::remove_all(data_dir, ec);
+}
+
+}  // namespace rc::testing

@@ -113,9 +113,9 @@ TEST_CASE("browser_session headless follows the worker's display", "[browser_ses
 
 TEST_CASE("browser_session environment: host env, display, callback and token", "[browser_session]") {
   std::vector<std::string> env =
-      SessionEnvironment({"/w/t1", ":99", "t-1", "http://10.0.0.1:8080/tasks/t-1/complete", "tok"});
+      SessionEnvironment({"/w/t1", "/tmp/rc-browser-1", ":99", "t-1", "http://10.0.0.1:8080/tasks/t-1/complete", "tok"});
   CHECK(Has(env, "HOME=/w/t1"));
-  CHECK(Has(env, "TMPDIR=/w/t1"));
+  CHECK(Has(env, "TMPDIR=/tmp/rc-browser-1"));
   CHECK(Has(env, "PATH=/usr/local/bin:/usr/bin:/bin"));
   CHECK(Has(env, "DISPLAY=:99"));
   CHECK(Has(env, "RC_TASK_ID=t-1"));
@@ -123,7 +123,7 @@ TEST_CASE("browser_session environment: host env, display, callback and token", 
   CHECK(Has(env, "RETIRE_CLUSTER_TOKEN=tok"));
   CHECK(std::is_sorted(env.begin(), env.end()));
 
-  env = SessionEnvironment({"/w/t2", "", "t-2", "", ""});
+  env = SessionEnvironment({"/w/t2", "/tmp/rc-browser-2", "", "t-2", "", ""});
   CHECK_FALSE(HasName(env, "DISPLAY"));
   CHECK_FALSE(HasName(env, "RC_CALLBACK_URL"));
   CHECK_FALSE(HasName(env, "RETIRE_CLUSTER_TOKEN"));

@@ -120,6 +120,7 @@ std::vector<std::string> SessionEnvironment(const SessionEnvInputs& in) {
     size_t eq = kv.find('=');
     env[kv.substr(0, eq)] = kv.substr(eq + 1);
   }
+  env["TMPDIR"] = in.tmp_dir;
   if (!in.display.empty()) env["DISPLAY"] = in.display;
   env["RC_TASK_ID"] = in.task_id;
   if (!in.callback_url.empty()) env["RC_CALLBACK_URL"] = in.callback_url;

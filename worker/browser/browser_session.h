@@ -53,7 +53,11 @@ absl::StatusOr<bool> ChooseHeadless(std::optional<bool> requested, const std::st
 // What the browser's environment holds beyond HostEnvironment(dir): DISPLAY when headful,
 // and what lets a program or extension in the browser complete the task by callback.
 struct SessionEnvInputs {
-  std::string dir;          // HOME and TMPDIR: the attempt's directory
+  std::string dir;          // HOME: the attempt's directory
+  // TMPDIR: where Chromium makes the directory of its SingletonSocket. A Unix socket's
+  // path holds at most 107 bytes, so this must be short (at most ~60), which an attempt's
+  // directory under the data dir is not: Chromium aborts "Socket path too long" there.
+  std::string tmp_dir;
   std::string display;      // "" when headless
   std::string task_id;      // RC_TASK_ID
   std::string callback_url; // RC_CALLBACK_URL ("" = not set: the coordinator serves no HTTP)

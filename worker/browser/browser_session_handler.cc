@@ -27,9 +27,13 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <optional>
 #include <thread>
+#include <utility>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
@@ -141,6 +145,31 @@ class RunningBrowser {
   std::thread thread_;  // last: started once every member above exists
 };
 
+// A private (0700) directory with a short path, removed with its contents when this
+// object goes away: Chromium's TMPDIR (SessionEnvInputs.tmp_dir says why it must be short).
+class ShortTempDir {
+ public:
+  // UNAVAILABLE naming the template when mkdtemp fails.
+  static absl::StatusOr<ShortTempDir> Create() {
+    std::string path = "/tmp/rc-browser-XXXXXX";
+    if (mkdtemp(path.data()) == nullptr) {
+      return absl::UnavailableError(absl::StrCat("cannot make a directory /tmp/rc-browser-XXXXXX: ", std::strerror(errno)));
+    }
+    return ShortTempDir(std::move(path));
+  }
+  ShortTempDir(ShortTempDir&& other) noexcept : path_(std::exchange(other.path_, "")) {}
+  ShortTempDir(const ShortTempDir&) = delete;
+  ~ShortTempDir() {
+    std::error_code ec;
+    if (!path_.empty()) std::filesystem::remove_all(path_, ec);
+  }
+  const std::string& path() const { return path_; }
+
+ private:
+  explicit ShortTempDir(std::string path) : path_(std::move(path)) {}
+  std::string path_;
+};
+
 std::string Tail(const std::string& text, size_t n) {
   return text.size() <= n ? text : absl::StrCat("...", text.substr(text.size() - n));
 }
@@ -170,6 +199,7 @@ class BrowserSessionHandler final : public Handler {
     }
 
     ASSIGN_OR_RETURN(TaskDir dir, TaskDir::Create(options_.work_root, ctx.task_id, ctx.attempt));
+    ASSIGN_OR_RETURN(ShortTempDir tmp, ShortTempDir::Create());
     ProfileLease lease;  // released (after the browser has ended: declared before it) on return
     std::string profile_dir;
     if (req.profile.empty()) {
@@ -188,7 +218,7 @@ class BrowserSessionHandler final : public Handler {
     ProcessSpec spec;
     spec.argv = ChromiumArgv(browser, profile_dir, headless, req.url);
     spec.env = SessionEnvironment(
-        {dir.path(), headless ? "" : browser.display, ctx.task_id, ctx.callback_url, ctx.task_token});
+        {dir.path(), tmp.path(), headless ? "" : browser.display, ctx.task_id, ctx.callback_url, ctx.task_token});
     spec.cwd = dir.path();
     spec.limits = BrowserLimits(options_.limits);
     spec.output_cap = options_.output_cap;
@@ -197,9 +227,11 @@ class BrowserSessionHandler final : public Handler {
     const absl::Time port_deadline = clock.Now() + browser.start_timeout;
     SessionEnd end{std::nullopt, false, -1, 0, ctx.task_id, req.url, 0, ""};
     absl::Status start_failure;
-    // The runner's rusage covers the browser process and the children it reaped, and its
-    // peak is one process's; the group's sum (renderers, GPU process) is larger.
-    GroupUsage peak;
+    // The runner's rusage covers the browser process and the children it reaped, not the
+    // renderers (the zygote reaps those) nor processes killed with the group: the group's
+    // samples fill that in. peak_rss_bytes is of the largest process (task.proto).
+    double group_cpu = 0;
+    int64_t group_peak = 0;
     absl::Time next_sample = clock.Now();
     RunningBrowser running(std::move(spec), &clock, ctx.on_process_start);
     for (;;) {
@@ -215,10 +247,9 @@ class BrowserSessionHandler final : public Handler {
       }
       if (ctx.stop->stopped()) break;
       if (running.pid() != 0 && clock.Now() >= next_sample) {
-        absl::StatusOr<GroupUsage> now = SampleProcessGroup(running.pid());
-        if (now.ok()) {
-          peak.cpu_seconds = std::max(peak.cpu_seconds, now->cpu_seconds);
-          peak.memory_bytes = std::max(peak.memory_bytes, now->memory_bytes);
+        if (absl::StatusOr<GroupUsage> now = SampleProcessGroup(running.pid()); now.ok()) {
+          group_cpu = std::max(group_cpu, now->cpu_seconds);
+          group_peak = std::max(group_peak, now->largest_rss_bytes);
         }
         next_sample = clock.Now() + kUsageSample;
       }
@@ -243,8 +274,8 @@ class BrowserSessionHandler final : public Handler {
       end.signal = r.signal;
     }
     HandlerOutput out = FromProcess(r, options_.output_cap);
-    out.usage.set_cpu_seconds(std::max(out.usage.cpu_seconds(), peak.cpu_seconds));
-    out.usage.set_peak_rss_bytes(std::max(out.usage.peak_rss_bytes(), peak.memory_bytes));
+    out.usage.set_cpu_seconds(std::max(out.usage.cpu_seconds(), group_cpu));
+    out.usage.set_peak_rss_bytes(std::max(out.usage.peak_rss_bytes(), group_peak));
     if (!start_failure.ok()) {
       return absl::Status(start_failure.code(),
                           absl::StrCat(start_failure.message(), "; its stderr ends: ", Tail(out.stderr, 1000)));
