@@ -256,7 +256,7 @@ check "stop of a profile a task holds: failed naming the task" shows "in use" --
   '.status == "failed" and (.error_message | contains($h))' "$out"
 check "... the holder ends success" eventually 30 status_is "$holder" success
 id=$(cli submit browser --payload '{"operation": "status"}' --device w2 --timeout 60)
-unschedulable() { task "$1" | jqe '.status == "pending" and (.unschedulable_reason | length) > 0'; }
+unschedulable() { task "$1" | jqe '(.status == "pending" or .status == "queued") and (.unschedulable_reason | length) > 0'; }
 check "a browser task for the worker without Chromium waits, unschedulable" eventually 15 unschedulable "$id"
 check "... its unschedulable_reason names the type" shows "unschedulable_reason" \
   '.unschedulable_reason | contains("browser")' "$(task "$id")"
@@ -283,9 +283,14 @@ else
   before=$(date +%s)
   id=$(cli submit browser_record --payload "$(jq -cn --arg u "$site/form.html" '{url: $u, target: "python", max_seconds: 120}')" \
     --timeout 170 --max-retries 0 --device w1)
-  # The recording browser writes DevToolsActivePort into its fresh profile in the attempt's dir.
-  port_file() { find "$RC_TMP/w1/tasks" -path '*playwright_chromiumdev_profile*' -name DevToolsActivePort -newermt "@$before" 2>/dev/null | head -1; }
-  check "the recording's browser comes up" eventually 60 test -n "$(port_file)"
+  # The recording browser writes DevToolsActivePort into its fresh profile, in the recorder's
+  # short temp dir (/tmp/rc-record-*: see recorder.js).
+  port_file() {
+    find /tmp -maxdepth 3 -path '/tmp/rc-record-*/playwright_chromiumdev_profile-*/DevToolsActivePort' \
+      -newermt "@$before" 2>/dev/null | head -1
+  }
+  has_port_file() { [ -n "$(port_file)" ]; }
+  check "the recording's browser comes up" eventually 60 has_port_file
   rec_cdp="http://127.0.0.1:$(head -1 "$(port_file)" 2>/dev/null)"
   check "a person fills the form and clicks Send, then closes the page" \
     timeout 60 /usr/bin/python3 "$here/record_driver.py" "$rec_cdp" "$site/form.html" alice close

@@ -72,12 +72,26 @@ def main():
     while time.time() < deadline and not p.evaluate("document.readyState === 'complete' && !!document.querySelector('#n')"):
         time.sleep(0.2)
     time.sleep(1)  # the recorder's overlay installs its listeners after load
-    p.click("#n")
-    time.sleep(0.5)  # the recorder performs the recorded click itself before the page sees it
+    # The recorder performs a recorded click itself before the page sees it: wait (bounded)
+    # until the text box has the focus, then type, and check the text arrived.
+    focused = False
+    for _ in range(3):
+        p.click("#n")
+        deadline = time.time() + 10
+        while time.time() < deadline and not focused:
+            focused = p.evaluate("document.activeElement === document.querySelector('#n')")
+            time.sleep(0.2)
+        if focused:
+            break
+    if not focused:
+        sys.exit("clicking the Name box did not focus it")
     for ch in name:
         p.call("Input.dispatchKeyEvent", type="keyDown", text=ch, key=ch)
         p.call("Input.dispatchKeyEvent", type="keyUp", key=ch)
-    time.sleep(0.5)
+    deadline = time.time() + 10
+    while time.time() < deadline and p.evaluate("document.querySelector('#n').value") != name:
+        time.sleep(0.2)
+    time.sleep(1)  # the recorder turns the typing into one fill action after a pause
     p.click("button")
     deadline = time.time() + 10
     title = ""

@@ -29,8 +29,9 @@ constexpr absl::Duration kCloseGrace = absl::Seconds(60);
 std::string StderrTail(const std::string& text) {
   std::vector<std::string> lines;
   for (absl::string_view line : absl::StrSplit(text, '\n')) {
-    if (line.empty() || absl::StrContains(line, "unexpected operator")) continue;
-    lines.emplace_back(line);
+    // Playwright's "<launching> chromium ..." line is the browser's whole command line.
+    if (line.empty() || absl::StrContains(line, "unexpected operator") || absl::StartsWith(line, "<launching>")) continue;
+    lines.emplace_back(line.substr(0, 400));
   }
   const size_t keep = std::min<size_t>(lines.size(), 5);
   std::vector<std::string> tail(lines.end() - keep, lines.end());

@@ -17,7 +17,7 @@
 // - The browser is started with --remote-debugging-port=0 on 127.0.0.1, as the worker's
 //   persistent browsers are: a program on the worker (a test, an agent) may drive the
 //   page being recorded, and what it does is recorded like a person's clicks.
-// - Without user_data_dir the browser gets a fresh profile in work_dir (codegen's default);
+// - Without user_data_dir the browser gets a fresh profile in a temp dir (codegen's default);
 //   with one (a leased profile: its cookies and logins) a persistent context, as
 //   `codegen --user-data-dir` does. In that case Playwright's generated script lacks the
 //   line that opens the first page (upstream codegen behaves alike).
@@ -55,13 +55,13 @@ function readJob() {
 
 // The CDP port Chromium wrote into DevToolsActivePort of the profile it runs on; the
 // non-persistent launch makes that profile itself, as playwright_chromiumdev_profile-* in
-// the temp dir (work_dir).
+// the temp dir (job.temp_dir).
 async function findCdpPort(job, deadlineMs) {
   while (Date.now() < deadlineMs) {
     const dirs = job.user_data_dir
       ? [job.user_data_dir]
-      : fs.readdirSync(job.work_dir).filter((n) => n.startsWith('playwright_chromiumdev_profile-'))
-        .map((n) => path.join(job.work_dir, n));
+      : fs.readdirSync(job.temp_dir).filter((n) => n.startsWith('playwright_chromiumdev_profile-'))
+        .map((n) => path.join(job.temp_dir, n));
     for (const dir of dirs) {
       try {
         const port = parseInt(fs.readFileSync(path.join(dir, 'DevToolsActivePort'), 'utf8').split('\n')[0], 10);
@@ -75,8 +75,14 @@ async function findCdpPort(job, deadlineMs) {
 
 async function main() {
   const job = readJob();
-  // Playwright's temp profiles and traces go to os.tmpdir(): the attempt's directory.
-  process.env.TMPDIR = job.work_dir;
+  // Playwright's temp profile and artifacts go to os.tmpdir(), and Chromium (the recorded
+  // browser and the recorder's own window) puts its singleton socket in $TMPDIR: under a
+  // deep attempt directory that socket's path exceeds the 108 bytes a Unix socket may have
+  // ("Socket path too long"), so both get a short directory of their own, removed at the end.
+  const tmp = fs.mkdtempSync('/tmp/rc-record-');
+  process.env.TMPDIR = tmp;
+  process.on('exit', () => fs.rmSync(tmp, { recursive: true, force: true }));
+  job.temp_dir = tmp;
   const { chromium } = require('playwright-core');
   const launch = {
     executablePath: job.chromium,
