@@ -300,7 +300,7 @@ TEST_CASE("task browser: cookies persist across two tasks of one profile, keep_a
   CHECK_FALSE(stopped->running);
 }
 
-TEST_CASE("task browser: tasks of one profile never overlap; at the process tier RC_CDP_URL is reached directly") {
+TEST_CASE("task browser: tasks of one profile never overlap, and at the process tier RC_CDP_URL is reached directly") {
   BrowserWorker w("process");
   SKIP_UNLESS_READY(w);
   auto handler = w.Python();

@@ -16,7 +16,7 @@ std::string ParseError(const std::string& payload) {
   return std::string(r.status().message());
 }
 
-TEST_CASE("ParseTaskBrowser: absent or null is no browser; defaults; every key") {
+TEST_CASE("ParseTaskBrowser: absent or null is no browser, then the defaults and every key") {
   for (const char* none : {R"({"code": "x"})", R"({"browser": null})", ""}) {
     absl::StatusOr<std::optional<TaskBrowserRequest>> r = ParseTaskBrowser(none);
     REQUIRE(r.ok());
@@ -116,7 +116,7 @@ TEST_CASE("FindCdpRelay: a configured path must be an executable file") {
   CHECK(*FindCdpRelay(options) == "/bin/true");
 }
 
-TEST_CASE("TaskBrowser: no block attaches nothing; a block on a worker without browsers is refused") {
+TEST_CASE("TaskBrowser: no block attaches nothing, and a block on a worker without browsers is refused") {
   ExecutionOptions options;
   StopToken stop(absl::InfiniteFuture());
   TaskContext ctx;
