@@ -65,6 +65,7 @@ TEST_CASE("Chromium's command line: loopback CDP on a port it picks, the profile
   CHECK(Has(headless, "--remote-debugging-port=0"));
   CHECK(Has(headless, "--no-first-run"));
   CHECK(Has(headless, "--no-default-browser-check"));
+  CHECK(Has(headless, "--disable-crash-reporter"));  // its handler would leave the group
   CHECK(Has(headless, "--headless=new"));
   CHECK_FALSE(Has(headless, "--no-sandbox"));
   for (const std::string& a : headless) {

@@ -85,6 +85,10 @@ std::vector<std::string> ChromiumArgv(const BrowserOptions& options, const std::
       // Cookies are encrypted with a key from the desktop's keyring when one answers; a
       // worker has none (or one that may lock), and logins must survive restarts.
       "--password-store=basic",
+      // Debian's wrapper turns the crash reporter on; its chrome_crashpad_handler leaves the
+      // browser's process group, so a group kill missed it and every start leaked one.
+      "--disable-crash-reporter",
+      "--disable-breakpad",
   };
   if (headless) argv.push_back("--headless=new");
   if (options.no_sandbox) argv.push_back("--no-sandbox");
