@@ -128,17 +128,24 @@ struct BrowserWorker {
   ~BrowserWorker() {
     pool.reset();
     options.browsers.reset();  // the last reference: every browser is stopped
+    // The pool has killed every browser's process group; its members may take a moment
+    // to die under load, so the check waits (bounded) for them to go.
     std::vector<std::string> left;
-    for (const std::string& p : ProcessesMentioning(config.data_dir)) {
-      // KNOWN LEAK, not this block's: Chromium's crash handler daemonizes out of the
-      // browser's process group, so the pool's group kill misses it (reported for
-      // worker/browser/browser_pool.cc). The test ends it itself, by pid.
-      if (absl::StrContains(p, "chrome_crashpad_handler")) {
-        int pid = 0;
-        if (absl::SimpleAtoi(p.substr(0, p.find(':')), &pid) && pid > 0) kill(pid, SIGKILL);
-        continue;
+    for (int i = 0; i < 100; ++i) {
+      left.clear();
+      for (const std::string& p : ProcessesMentioning(config.data_dir)) {
+        // KNOWN LEAK, not this block's: Chromium's crash handler daemonizes out of the
+        // browser's process group, so the pool's group kill misses it (reported for
+        // worker/browser/browser_pool.cc). The test ends it itself, by pid.
+        if (absl::StrContains(p, "chrome_crashpad_handler")) {
+          int pid = 0;
+          if (absl::SimpleAtoi(p.substr(0, p.find(':')), &pid) && pid > 0) kill(pid, SIGKILL);
+          continue;
+        }
+        left.push_back(p);
       }
-      left.push_back(p);
+      if (left.empty()) break;
+      absl::SleepFor(absl::Milliseconds(100));
     }
     INFO(absl::StrJoin(left, "\n"));
     CHECK(left.empty());  // browsers, sandboxes and relays are all gone
