@@ -194,7 +194,7 @@ check "browser_session runs with a live pid" eventually 30 live_pid "$id"
 pid=$(live_pid "$id")
 check "... the pid is alive" alive "${pid:-0}"
 sampled() {
-  task "$1" | jqe '.resource_usage.memory_bytes > 0 and .resource_usage.sampled_at_ms > 0 and
+  task "$1" | jqe '.resource_usage.memory_bytes > 0 and .resource_usage.sampled_at != null and
     (.resource_usage | has("cpu_percent"))'
 }
 check "... memory and cpu sampled into the task" eventually 10 sampled "$id"
@@ -222,7 +222,7 @@ out=$(http POST "$url_a" '{"status": "success", "result": {"forged": true}}' "$t
 check "a callback for task A with task B's token is refused (403)" http_is "foreign" 403 '.error | length > 0' "$out"
 check "... A still runs" status_is "$a" running
 out=$(http POST "$url_a" '{"status": "success", "result": {"order": 42}}' "$token_a")
-check "A's own token: 202 accepted" http_is "callback" 202 --arg a "$a" '.task_id == $a and .accepted == true' "$out"
+check "A's own token: 202 accepted" http_is "callback" 202 ".task_id == \"$a\" and .accepted == true" "$out"
 check "A ends success with the callback's result" eventually 20 status_is "$a" success
 check "... result {order: 42}" shows "callback result" '.result.order == 42' "$(task "$a")"
 check "... its browser is stopped" eventually 10 gone "$pa"

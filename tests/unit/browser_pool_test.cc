@@ -16,6 +16,7 @@
 #include "nlohmann/json.hpp"
 #include "worker/browser/browser_handlers.h"
 #include "worker/browser/browser_pool.h"
+#include "worker/browser/cdp_close.h"
 
 namespace rc::worker {
 namespace {
@@ -100,6 +101,31 @@ TEST_CASE("DevToolsActivePort: the port once the file is complete", "[browser]")
   CHECK(Message(garbage.status()).find(dir.path + "/DevToolsActivePort: the first line is not a port") == 0);
   dir.Write("DevToolsActivePort", "70000\n/devtools/browser/x");
   CHECK(ReadDevToolsActivePort(dir.path).status().code() == absl::StatusCode::kInvalidArgument);
+}
+
+TEST_CASE("Browser.close travels as one masked WebSocket text frame", "[browser]") {
+  const std::string small = rc::worker::WebSocketTextFrame("hi", 0x01020304);
+  CHECK(small == std::string("\x81\x82\x01\x02\x03\x04", 6) + static_cast<char>('h' ^ 0x01) + static_cast<char>('i' ^ 0x02));
+  const std::string medium = rc::worker::WebSocketTextFrame(std::string(200, 'a'), 0);
+  REQUIRE(medium.size() == 2 + 2 + 4 + 200);
+  CHECK(static_cast<unsigned char>(medium[1]) == (0x80 | 126));  // masked, 16-bit length follows
+  CHECK(static_cast<unsigned char>(medium[2]) == 0);
+  CHECK(static_cast<unsigned char>(medium[3]) == 200);
+  CHECK(medium.substr(8) == std::string(200, 'a'));  // mask 0 leaves the bytes as they are
+  const std::string large = rc::worker::WebSocketTextFrame(std::string(70000, 'b'), 0);
+  CHECK(static_cast<unsigned char>(large[1]) == (0x80 | 127));  // 64-bit length
+  CHECK(large.size() == 2 + 8 + 4 + 70000);
+}
+
+TEST_CASE("the CDP browser path is DevToolsActivePort's second line", "[browser]") {
+  const std::string dir = (std::filesystem::temp_directory_path() / ("rc-cdp-path-" + NewId("b"))).string();
+  std::filesystem::create_directories(dir);
+  CHECK(rc::worker::ReadDevToolsBrowserPath(dir).status().code() == absl::StatusCode::kNotFound);
+  std::ofstream(dir + "/DevToolsActivePort") << "41234\n";
+  CHECK(rc::worker::ReadDevToolsBrowserPath(dir).status().code() == absl::StatusCode::kNotFound);  // not complete yet
+  std::ofstream(dir + "/DevToolsActivePort") << "41234\n/devtools/browser/abc-def\n";
+  CHECK(rc::worker::ReadDevToolsBrowserPath(dir).value_or("") == "/devtools/browser/abc-def");
+  std::filesystem::remove_all(dir);
 }
 
 TEST_CASE("BrowserStateJson: the fields DESIGN.md promises", "[browser]") {

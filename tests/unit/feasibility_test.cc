@@ -231,6 +231,7 @@ pb::Capabilities RandomWorker(std::mt19937& rng, int i) {
   c.set_slots(1 + rng() % 3);
   c.add_task_types("echo");
   if (rng() % 2 == 0) c.add_task_types("sleep");
+  if (rng() % 3 == 0) c.add_task_types("browser");
   if (rng() % 2 == 0) c.add_tags("ssd");
   if (rng() % 2 == 0) c.add_tags("eu");
   if (rng() % 4 == 0) c.add_accepted_submitters(Pick<std::string>(rng, {"alice", "bob"}));
@@ -247,6 +248,7 @@ ClassSpec RandomSpec(std::mt19937& rng, int workers) {
   r.set_min_memory_gb(Pick(rng, {0.0, 4.0, 8.0}));
   r.set_min_storage_gb(Pick(rng, {0.0, 50.0}));
   r.set_gpu_required(rng() % 4 == 0);
+  r.set_browser_required(rng() % 4 == 0);
   r.set_internet_required(rng() % 3 == 0);
   r.set_required_platform(Pick<std::string>(rng, {"", "", "linux"}));
   r.set_required_role(Pick<std::string>(rng, {"", "", "compute"}));

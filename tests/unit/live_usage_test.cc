@@ -104,7 +104,7 @@ TEST_CASE("A running task shows its latest usage sample, kept in memory and not 
   CHECK(seen[2].revision() > seen[1].revision());
 }
 
-TEST_CASE("The final report replaces the live sample; a sample trailing the end is ignored") {
+TEST_CASE("The final report replaces the live sample, and a sample trailing the end is ignored") {
   Running r;
   r.Sample(r.a.attempt(), 90.0, 10 << 20, 1'700'000'001'000);
   pb::WorkerMessage m;

@@ -138,6 +138,13 @@ TEST_CASE("The real /proc: a child in its own process group is found with its me
     _exit(127);
   }
   setpgid(child, child);  // either side may win the race; both set the same group
+  // Sample once it runs sleep: in the middle of exec the child's memory may read 0.
+  for (int i = 0; i < 500; ++i) {  // at most 5 s
+    std::ifstream comm("/proc/" + std::to_string(child) + "/comm");
+    std::string name;
+    if (std::getline(comm, name) && name == "sleep") break;
+    usleep(10'000);
+  }
   absl::StatusOr<GroupUsage> g = SampleProcessGroup(child);
   kill(child, SIGKILL);
   waitpid(child, nullptr, 0);

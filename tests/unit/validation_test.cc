@@ -24,7 +24,7 @@ TEST_CASE("A valid spec gets explicit defaults") {
   CHECK(spec.payload() == "{}");
 }
 
-TEST_CASE("A browser block asks for a worker that runs browsers; other payloads do not") {
+TEST_CASE("A browser block asks for a worker that runs browsers, other payloads do not") {
   auto normalized = [](const std::string& type, const std::string& payload) {
     pb::TaskSpec spec;
     spec.set_task_type(type);
