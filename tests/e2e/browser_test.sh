@@ -198,10 +198,13 @@ sampled() {
     (.resource_usage | has("cpu_percent"))'
 }
 check "... memory and cpu sampled into the task" eventually 10 sampled "$id"
-# SIGKILL: the browser's process is gone at once (a crash, or the user closing it). A SIGTERM
-# starts Chromium's own orderly shutdown, which took up to ~20 s on a loaded CI machine.
+# SIGKILL: the browser's process is gone at once (a crash, or the user closing it). Here the
+# task has ended about 20 s after the kill on a clean clone (within a second when the same
+# session runs alone: not understood yet, see issue 17's closing note), so the wait is 45 s.
 kill -KILL "${pid:-0}" 2>/dev/null
-check "killing the browser ends the task success" eventually 20 status_is "$id" success
+t_kill=$(date +%s)
+check "killing the browser ends the task success" eventually 45 status_is "$id" success
+echo "browser_session: ended $(( $(date +%s) - t_kill )) s after the kill"
 check "... with ended exit" shows "exit" '.result.ended == "exit"' "$(task "$id")"
 
 # --- 5. browser_session: completion by callback, a foreign callback refused ---------------------
