@@ -198,13 +198,14 @@ sampled() {
     (.resource_usage | has("cpu_percent"))'
 }
 check "... memory and cpu sampled into the task" eventually 10 sampled "$id"
-# SIGKILL: the browser's process is gone at once (a crash, or the user closing it). Here the
-# task has ended about 20 s after the kill on a clean clone (within a second when the same
-# session runs alone: not understood yet, see issue 17's closing note), so the wait is 45 s.
+# Kill it only once it is up (it wrote DevToolsActivePort): a browser that dies before that
+# failed to start, and the session rightly ends failed (retried), not success. Live samples
+# come before that, so under load the kill could land first: this check then flaked.
+up() { local d; d=$(tr '\0' '\n' <"/proc/$1/cmdline" | sed -n 's/^--user-data-dir=//p'); test -s "$d/DevToolsActivePort"; }
+check "... the browser is up (DevToolsActivePort written)" eventually 30 up "${pid:-0}"
+# SIGKILL: the browser's process is gone at once (a crash, or the user closing it).
 kill -KILL "${pid:-0}" 2>/dev/null
-t_kill=$(date +%s)
-check "killing the browser ends the task success" eventually 45 status_is "$id" success
-echo "browser_session: ended $(( $(date +%s) - t_kill )) s after the kill"
+check "killing the browser ends the task success" eventually 20 status_is "$id" success
 check "... with ended exit" shows "exit" '.result.ended == "exit"' "$(task "$id")"
 
 # --- 5. browser_session: completion by callback, a foreign callback refused ---------------------
