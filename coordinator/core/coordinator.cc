@@ -274,6 +274,7 @@ void Coordinator::Tick() {
     const int64_t now = clock_->NowMs();
     SweepLivenessLocked(now, fx);
     ReleaseRetriesLocked(now, fx);
+    WriteLateAssignmentsLocked(now, fx);
     return PruneDueLocked(now);
   });
   if (prune) PruneStored(clock_->NowMs());

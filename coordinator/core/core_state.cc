@@ -41,7 +41,7 @@ void StripLiveUsage(pb::Task* t) {
   u->set_sampled_at_ms(0);
 }
 
-void CoordinatorState::ChangedLocked(TaskEntry* e, Effects& fx) {
+void CoordinatorState::ChangedLocked(TaskEntry* e, Effects& fx, bool write) {
   e->task.set_revision(e->task.revision() + 1);
   // Ended, cancelled or requeued: its last sample is no longer live.
   if (e->task.status() != pb::TASK_STATUS_ASSIGNED && e->task.status() != pb::TASK_STATUS_RUNNING) {
@@ -50,10 +50,7 @@ void CoordinatorState::ChangedLocked(TaskEntry* e, Effects& fx) {
   if (IsTerminal(e->task.status()) && e->task.finished_at_ms() > 0) {
     end_to_end_latency_.Observe((e->task.finished_at_ms() - e->task.created_at_ms()) / 1000.0);
   }
-  if (e->written_in != operation_) {
-    e->written_in = operation_;
-    fx.changed.push_back(e->task.task_id());
-  }
+  if (write) WriteLocked(e, fx);
   if (e->watchers.empty()) return;
   const bool terminal = IsTerminal(e->task.status());
   std::optional<pb::Task> snapshot;
@@ -63,6 +60,13 @@ void CoordinatorState::ChangedLocked(TaskEntry* e, Effects& fx) {
     NotifyLocked(*e, sink, *snapshot, fx);
   }
   if (terminal) e->watchers.clear();
+}
+
+void CoordinatorState::WriteLocked(TaskEntry* e, Effects& fx) {
+  e->assignment_unwritten = false;  // whatever is written now carries the assignment too
+  if (e->written_in == operation_) return;
+  e->written_in = operation_;
+  fx.changed.push_back(e->task.task_id());
 }
 
 void CoordinatorState::NotifyLocked(const TaskEntry& e, const std::shared_ptr<TaskSink>& sink, pb::Task snapshot,

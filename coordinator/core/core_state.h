@@ -58,9 +58,12 @@ class CoordinatorState {
 
   // A snapshot for clients: the record plus why a queued task waits.
   pb::Task SnapshotLocked(const TaskEntry& e) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // After every change of a task: a new revision, one write when the operation ends,
-  // and a snapshot to each watcher (the last one, terminal, ends the watch).
-  void ChangedLocked(TaskEntry* e, Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // After every change of a task: a new revision, one write when the operation ends
+  // (unless `write` is false: a change recovery does not need, see StartedLocked), and a
+  // snapshot to each watcher (the last one, terminal, ends the watch).
+  void ChangedLocked(TaskEntry* e, Effects& fx, bool write = true) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Marks `e` for one write when the operation ends (no new revision, no snapshot).
+  void WriteLocked(TaskEntry* e, Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // A snapshot for `sink`, through the loader when its payload is in the store only.
   void NotifyLocked(const TaskEntry& e, const std::shared_ptr<TaskSink>& sink, pb::Task snapshot, Effects& fx)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -88,7 +88,32 @@ void TaskDispatch::AssignLocked(TaskEntry* e, WorkerEntry* w, Effects& fx) {
   as->set_root_task_id(t.root_task_id().empty() ? t.task_id() : t.root_task_id());
   as->set_depth(t.depth());
   as->mutable_metadata()->insert(t.spec().metadata().begin(), t.spec().metadata().end());
-  ChangedLocked(e, fx);
+  // The assignment's record is written kAssignmentWriteDelayMs later (from Tick), and only
+  // if the attempt still runs then: most short tasks end first, and their final record
+  // carries the assignment with it, saving one store write per task (issue 18). A
+  // coordinator that crashes before either write recovers the task as queued, and adopts
+  // the attempt when its worker reports it (WorkerSessions::ReconcileLocked), as it did
+  // for an assignment whose commit had not completed. Token checks after such a crash
+  // fail until then (the token's digest was in the unwritten record), so a task about to
+  // act with its token has the record written first (WriteAssignmentNowLocked).
+  ChangedLocked(e, fx, /*write=*/false);
+  e->assignment_unwritten = true;
+  unwritten_assignments_.emplace_back(now, t.task_id(), t.attempts());
+}
+
+void TaskDispatch::WriteLateAssignmentsLocked(int64_t now_ms, Effects& fx) {
+  while (!unwritten_assignments_.empty() &&
+         std::get<0>(unwritten_assignments_.front()) <= now_ms - kAssignmentWriteDelayMs) {
+    auto [at, id, attempt] = std::move(unwritten_assignments_.front());
+    unwritten_assignments_.pop_front();
+    TaskEntry* e = tasks_.Find(id);
+    if (e == nullptr || !e->assignment_unwritten || e->task.attempts() != attempt) continue;  // written or ended since
+    WriteLocked(e, fx);
+  }
+}
+
+void TaskDispatch::WriteAssignmentNowLocked(TaskEntry* e, Effects& fx) {
+  if (e != nullptr && e->assignment_unwritten) WriteLocked(e, fx);
 }
 
 void TaskDispatch::EnqueueLocked(TaskEntry* e) {

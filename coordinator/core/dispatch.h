@@ -4,7 +4,10 @@
 // DispatchLocked, which assigns the best heads to workers that can run them. A failed
 // attempt goes back in line after a backoff (retry_at_), or fails for good.
 
+#include <cstdint>
+#include <deque>
 #include <string>
+#include <tuple>
 
 #include "coordinator/core/core_state.h"
 
@@ -25,10 +28,22 @@ class TaskDispatch : protected CoordinatorState {
   void ReleaseRetriesLocked(int64_t now_ms, Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Why each queued class waits: recomputed when the set of accepting workers changes.
   void RefreshReasonsLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Writes the records of attempts assigned at least kAssignmentWriteDelay before `now_ms`
+  // that are still running (see AssignLocked); from Tick.
+  void WriteLateAssignmentsLocked(int64_t now_ms, Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Writes `e`'s assignment now if it is still waiting for WriteLateAssignmentsLocked (the
+  // task is about to act with its token, e.g. submit a child).
+  void WriteAssignmentNowLocked(TaskEntry* e, Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  // How long an assignment's record waits before it is written (see AssignLocked).
+  static constexpr int64_t kAssignmentWriteDelayMs = 50;
 
  private:
   void AssignLocked(TaskEntry* e, WorkerEntry* w, Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void RefreshReasonLocked(ClassId cls) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  // Assignments not written yet, oldest first: (assigned at ms, task id, attempt).
+  std::deque<std::tuple<int64_t, std::string, int32_t>> unwritten_assignments_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace rc::coordinator

@@ -208,6 +208,7 @@ Submissions::Recorded Submissions::SubmitLocked(std::vector<pb::TaskSpec>& specs
         refuse(std::move(limited));
         continue;
       }
+      WriteAssignmentNowLocked(parent, fx);  // its token's digest is stored with its child
     }
     // Stored with the ids the batch entries stand for.
     for (pb::Dependency& d : *spec.mutable_after()) {
@@ -255,7 +256,10 @@ void Submissions::AcceptLocked(TaskEntry* e, Effects& fx) {
   if (!lifecycle_.Accept(e).ok()) return;                     // only pending tasks are accepted
   if (e->task.status() != pb::TASK_STATUS_QUEUED) return;     // durable, waiting for dependencies
   EnqueueLocked(e);
-  ChangedLocked(e, fx);
+  // Not written: the stored PENDING record says as much, as recovery re-accepts it and
+  // recomputes its dependencies (Recovery::ResumePendingLocked); a task costs one store
+  // write less (issue 18).
+  ChangedLocked(e, fx, /*write=*/false);
 }
 
 std::vector<absl::StatusOr<SubmitResult>> Submissions::AcceptedLocked(

@@ -46,6 +46,8 @@ struct TaskEntry {
   // The operation (Coordinator::Mutate) that last marked it for writing: a task that
   // changes several times in one operation is written once, as it ends.
   uint64_t written_in = 0;
+  // Its current attempt's assignment is not written yet (TaskDispatch::AssignLocked).
+  bool assignment_unwritten = false;
   // Submits with the same idempotency key that arrived before this one was stored.
   std::vector<std::function<void(absl::StatusOr<SubmitResult>)>> waiting_submits;
   // The size of spec.payload, set before the entry enters the table and fixed, and

@@ -33,7 +33,7 @@ struct MintedToken {
 
 // The token text for `secret` (raw bytes, hex-encoded into it). Pure: tests and MintTaskToken.
 std::string FormatTaskToken(absl::string_view task_id, int32_t attempt, absl::string_view secret);
-// A token with kTaskTokenSecretBytes from OpenSSL's CSPRNG. INTERNAL when RAND_bytes fails
+// A token with kTaskTokenSecretBytes from OpenSSL's CSPRNG (drawn in blocks; thread-safe). INTERNAL when RAND_bytes fails
 // (no token is better than a guessable one).
 absl::StatusOr<MintedToken> MintTaskToken(absl::string_view task_id, int32_t attempt);
 

@@ -160,7 +160,11 @@ void WorkerSessions::StartedLocked(WorkerEntry* w, const pb::TaskStarted& s, Eff
   TaskEntry* e = CurrentLocked(*w, s.task_id(), s.attempt());
   // Started twice (or after it ended): nothing to record.
   if (e == nullptr || !Applies(e->task.status(), TaskEvent::kStart)) return;
-  if (lifecycle_.Start(e, clock_->NowMs()).ok()) ChangedLocked(e, fx);
+  // Not written: recovery treats ASSIGNED and RUNNING alike (the attempt is held for its
+  // worker to report), so the record written at assignment stands until the attempt ends,
+  // and a task costs one store write less (issue 18). After a coordinator restart a
+  // running task shows ASSIGNED, without its start time, until its worker reports it.
+  if (lifecycle_.Start(e, clock_->NowMs()).ok()) ChangedLocked(e, fx, /*write=*/false);
 }
 
 void WorkerSessions::ProgressLocked(WorkerEntry* w, const pb::TaskProgress& p, Effects& fx) {

@@ -110,15 +110,20 @@ StoreWriteStats SqliteWriter::write_stats() const {
 absl::Status SqliteWriter::Commit(std::deque<Op>& batch, int64_t* records, int64_t* bytes) {
   if (absl::Status s = conn_->Step("BEGIN IMMEDIATE"); !s.ok()) return s;
   // An unfinished task's update sets no indexed column (finished_at_ms stays 0), so it
-  // rewrites its row only; the finishing one also moves its tasks_finished entry.
-  sqlite3_stmt* put = conn_->Prepared(
+  // rewrites its row only; the finishing one (`put_final`, one statement) also moves its
+  // tasks_finished entry. A finished record is final, so put_final never runs twice for
+  // one task with different times.
+  constexpr absl::string_view kPut =
       "INSERT INTO tasks(task_id, status, finished_at_ms, record, sequence, owner, task_type, worker_device_id,"
       " idempotency_key, payload, parent_task_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(task_id) DO UPDATE SET"
       " status = excluded.status, record = excluded.record, worker_device_id = excluded.worker_device_id,"
-      " payload = coalesce(excluded.payload, tasks.payload)");
-  sqlite3_stmt* finish = conn_->Prepared("UPDATE tasks SET finished_at_ms = ? WHERE task_id = ? AND finished_at_ms != ?");
+      " payload = coalesce(excluded.payload, tasks.payload)";
+  static const std::string* const kPutFinal =
+      new std::string(absl::StrCat(kPut, ", finished_at_ms = excluded.finished_at_ms"));
+  sqlite3_stmt* put_pending = conn_->Prepared(kPut.data());
+  sqlite3_stmt* put_final = conn_->Prepared(kPutFinal->c_str());
   sqlite3_stmt* del = conn_->Prepared("DELETE FROM tasks WHERE task_id = ?");
-  if (put == nullptr || finish == nullptr || del == nullptr) {
+  if (put_pending == nullptr || put_final == nullptr || del == nullptr) {
     absl::Status s = conn_->Error("prepare");
     conn_->Exec("ROLLBACK").IgnoreError();
     return s;
@@ -164,6 +169,7 @@ absl::Status SqliteWriter::Commit(std::deque<Op>& batch, int64_t* records, int64
         held->swap(payload);
       }
       ++*records;
+      sqlite3_stmt* const put = t.finished_at_ms() != 0 ? put_final : put_pending;
       bind_text(put, 1, t.task_id());
       bind_int(put, 2, t.status());
       bind_int(put, 3, t.finished_at_ms());
@@ -180,17 +186,9 @@ absl::Status SqliteWriter::Commit(std::deque<Op>& batch, int64_t* records, int64
         sqlite3_bind_null(put, 10);  // keeps the stored payload (none stored: empty)
       }
       bind_text(put, 11, t.parent_task_id());  // set on insert only: a task's parent never changes
-      int rc = sqlite3_step(put);
+      const int rc = sqlite3_step(put);
       sqlite3_reset(put);
       if (rc != SQLITE_DONE) return fail("write");
-      if (t.finished_at_ms() != 0) {
-        bind_int(finish, 1, t.finished_at_ms());
-        bind_text(finish, 2, t.task_id());
-        bind_int(finish, 3, t.finished_at_ms());
-        rc = sqlite3_step(finish);
-        sqlite3_reset(finish);
-        if (rc != SQLITE_DONE) return fail("write");
-      }
     }
     for (const std::string& id : op.deletes) {
       bind_text(del, 1, id);

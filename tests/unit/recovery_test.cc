@@ -178,6 +178,9 @@ TEST_CASE("Recover rebuilds queue order, idempotency keys and attempts held by w
     fin->set_status(pb::TASK_STATUS_SUCCESS);
     fin->set_result(R"({"kept":true})");
     before.HandleWorkerMessage("w1", epoch, m);  // done_id finished; held_id still on w1; high next
+    // An assignment is written once it has run kAssignmentWriteDelayMs (at a tick).
+    clock.Advance(absl::Milliseconds(50));
+    before.Tick();
   }
   Coordinator after(Fixture::Options(), &store, &clock);
   after.Recover(*store.LoadAll());

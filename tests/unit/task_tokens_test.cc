@@ -121,6 +121,8 @@ TEST_CASE("Dispatch mints a token per attempt: the record keeps its digest, clie
   CHECK(first.depth() == 0);
 
   // The stored record holds the digest (not the text); what clients read holds neither.
+  // (An assignment is written once it has run kAssignmentWriteDelayMs, at a tick.)
+  f.PassBackoff(absl::Milliseconds(50));
   std::optional<pb::Task> stored = *f.store.Get(id);
   REQUIRE(stored.has_value());
   CHECK(stored->attempt_token_sha256() == TaskTokenSha256(first.task_token()));
@@ -163,6 +165,7 @@ TEST_CASE("A running attempt's token stays valid across a coordinator restart, f
   f.Join("w1", 1, link);
   REQUIRE(link->assigned.size() == 1);
   const std::string token = link->assigned[0].task_token();
+  f.PassBackoff(absl::Milliseconds(50));  // the assignment is written at a tick 50 ms on
 
   Coordinator restarted(Fixture::Options(), &f.store, &f.clock);
   REQUIRE(restarted.RecoverFromStore().ok());

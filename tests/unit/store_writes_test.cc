@@ -1,0 +1,168 @@
+// Which changes of a task are written (issue 18): its submit and its end always; its
+// acceptance and its start never (recovery derives both); its assignment only once it has
+// run kAssignmentWriteDelayMs, or at once when the task acts with its token.
+#include <catch2/catch.hpp>
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "coordinator/core/task_tokens.h"
+#include "tests/unit/coordinator_fixture.h"
+
+namespace rc::coordinator {
+namespace {
+
+// A MemoryTaskStore that remembers every record written, in order.
+class RecordingStore final : public TaskStore {
+ public:
+  void Write(std::vector<pb::Task> tasks, std::function<void(absl::Status)> done) override {
+    for (const pb::Task& t : tasks) written[t.task_id()].push_back(t.status());
+    inner.Write(std::move(tasks), std::move(done));
+  }
+  void Delete(std::vector<std::string> ids, std::function<void(absl::Status)> done) override {
+    inner.Delete(std::move(ids), std::move(done));
+  }
+  absl::StatusOr<std::vector<pb::Task>> LoadAll() override { return inner.LoadAll(); }
+
+  MemoryTaskStore inner;
+  std::map<std::string, std::vector<pb::TaskStatus>> written;
+};
+
+struct Setup {
+  FakeClock clock;
+  RecordingStore store;
+  Coordinator core{Fixture::Options(), &store, &clock};
+  std::shared_ptr<FakeLink> link = std::make_shared<FakeLink>();
+  uint64_t epoch = 0;
+
+  Setup() {
+    pb::Register reg;
+    reg.mutable_capabilities()->set_device_id("w1");
+    reg.mutable_capabilities()->set_slots(4);
+    reg.mutable_capabilities()->add_task_types("echo");
+    epoch = *core.RegisterWorker(reg, link);
+  }
+  std::string Submit(const Submitter& by = Submitter()) {
+    pb::TaskSpec spec;
+    spec.set_task_type("echo");
+    std::string id;
+    core.Submit(spec, [&](absl::StatusOr<SubmitResult> r) {
+      REQUIRE(r.ok());
+      id = r->task_id;
+    }, by);
+    return id;
+  }
+  void Started(const pb::Assignment& a) {
+    pb::WorkerMessage m;
+    pb::TaskStarted* s = m.add_started();
+    s->set_task_id(a.task_id());
+    s->set_attempt(a.attempt());
+    core.HandleWorkerMessage("w1", epoch, m);
+  }
+  void Finished(const pb::Assignment& a) {
+    pb::WorkerMessage m;
+    pb::TaskFinished* f = m.add_finished();
+    f->set_task_id(a.task_id());
+    f->set_attempt(a.attempt());
+    f->set_status(pb::TASK_STATUS_SUCCESS);
+    core.HandleWorkerMessage("w1", epoch, m);
+  }
+  void Tick(absl::Duration after) {
+    clock.Advance(after);
+    core.Tick();
+  }
+};
+
+using Statuses = std::vector<pb::TaskStatus>;
+
+TEST_CASE("A task that ends soon after its assignment is written twice: its submit and its end") {
+  Setup s;
+  const std::string id = s.Submit();
+  REQUIRE(s.link->assigned.size() == 1);
+  s.Started(s.link->assigned[0]);
+  s.Tick(absl::Milliseconds(49));  // not yet due
+  s.Finished(s.link->assigned[0]);
+  s.Tick(absl::Seconds(1));  // nothing left to write for it
+  CHECK(s.store.written[id] == Statuses{pb::TASK_STATUS_PENDING, pb::TASK_STATUS_SUCCESS});
+  CHECK((*s.store.inner.Get(id))->status() == pb::TASK_STATUS_SUCCESS);
+  s.core.Shutdown();
+}
+
+TEST_CASE("An attempt still running 50 ms after its assignment is written at the next tick, once") {
+  Setup s;
+  const std::string id = s.Submit();
+  REQUIRE(s.link->assigned.size() == 1);
+  const pb::Assignment a = s.link->assigned[0];
+  s.Started(a);
+  s.Tick(absl::Milliseconds(20));
+  CHECK(s.store.written[id] == Statuses{pb::TASK_STATUS_PENDING});
+  s.Tick(absl::Milliseconds(30));
+  // Written as it is then (RUNNING), with the token's digest that a restart needs.
+  REQUIRE(s.store.written[id] == Statuses{pb::TASK_STATUS_PENDING, pb::TASK_STATUS_RUNNING});
+  const pb::Task stored = **s.store.inner.Get(id);
+  CHECK(stored.attempts() == 1);
+  CHECK(stored.worker_device_id() == "w1");
+  CHECK(stored.attempt_token_sha256() == TaskTokenSha256(a.task_token()));
+  s.Tick(absl::Seconds(1));
+  CHECK(s.store.written[id].size() == 2);
+  s.Finished(a);
+  CHECK(s.store.written[id].back() == pb::TASK_STATUS_SUCCESS);
+  s.core.Shutdown();
+}
+
+TEST_CASE("A running task submitting a child has its assignment written with the child") {
+  Setup s;
+  const std::string parent = s.Submit();
+  REQUIRE(s.link->assigned.size() == 1);
+  Submitter by;
+  by.parent_task_id = parent;
+  const std::string child = s.Submit(by);
+  REQUIRE(s.store.written[parent].size() == 2);
+  CHECK(s.store.written[parent][1] == pb::TASK_STATUS_ASSIGNED);
+  CHECK(s.store.written[child] == Statuses{pb::TASK_STATUS_PENDING});
+  // Its token survives a restart now, although the delay has not passed.
+  Coordinator restarted(Fixture::Options(), &s.store, &s.clock);
+  REQUIRE(restarted.RecoverFromStore().ok());
+  CHECK(restarted.CheckTaskToken(s.link->assigned[0].task_token()).ok());
+  restarted.Shutdown();
+  s.core.Shutdown();
+}
+
+TEST_CASE("A crash before the assignment is written: the task recovers queued and its worker's report adopts it") {
+  Setup s;
+  const std::string id = s.Submit();
+  REQUIRE(s.link->assigned.size() == 1);
+  const pb::Assignment a = s.link->assigned[0];
+  CHECK((*s.store.inner.Get(id))->status() == pb::TASK_STATUS_PENDING);
+
+  Coordinator restarted(Fixture::Options(), &s.store, &s.clock);
+  REQUIRE(restarted.RecoverFromStore().ok());
+  CHECK(restarted.GetTask(id)->status() == pb::TASK_STATUS_QUEUED);
+  pb::Register reg;
+  reg.mutable_capabilities()->set_device_id("w1");
+  reg.mutable_capabilities()->set_slots(4);
+  reg.mutable_capabilities()->add_task_types("echo");
+  pb::RunningAttempt* r = reg.add_running();
+  r->set_task_id(id);
+  r->set_attempt(1);
+  auto link = std::make_shared<FakeLink>();
+  const uint64_t epoch = *restarted.RegisterWorker(reg, link);
+  CHECK(restarted.GetTask(id)->status() == pb::TASK_STATUS_ASSIGNED);
+  CHECK(restarted.GetTask(id)->attempts() == 1);
+  CHECK(link->assigned.empty());  // not run twice
+  pb::WorkerMessage m;
+  pb::TaskFinished* f = m.add_finished();
+  f->set_task_id(id);
+  f->set_attempt(1);
+  f->set_status(pb::TASK_STATUS_SUCCESS);
+  f->set_result("kept");
+  restarted.HandleWorkerMessage("w1", epoch, m);
+  CHECK(restarted.GetTask(id)->status() == pb::TASK_STATUS_SUCCESS);
+  CHECK(restarted.GetTask(id)->result() == "kept");
+  restarted.Shutdown();
+  s.core.Shutdown();
+}
+
+}  // namespace
+}  // namespace rc::coordinator
