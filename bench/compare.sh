@@ -114,7 +114,7 @@ print(f"Ratios compare medians; above 1x means ours is better.")
 oc = [r["result"] for r in rows if r.get("system") == "ours" and r.get("kind") == "throughput"]
 if oc:
     how = "--spawn-workers" if shape == "processes" else "--local-workers"
-    print(f"- ours: `retire-cluster-bench {how} {info.get('workers')} --store {store}`, "
+    print(f"- ours: `retire-cluster-bench {how} {info.get('workers')} --slots 16 --store {store}`, "
           f"throughput {oc[0].get('tasks')} echo tasks per run{info.get('ours_extra', '')}, "
           f"latency {info.get('lat')} sequential round trips per run.")
 for p in info.get("peers", []):
@@ -159,8 +159,9 @@ nw = max((len(get(r["result"], "cpu_us_per_task.workers") or []) for r in rows
 for i in range(nw):
     cpu.append((f"worker {i + 1}", vals("ours", "throughput", f"cpu_us_per_task.workers.{i}")))
 cpu.append(("total", vals("ours", "throughput", "cpu_us_per_task.total")))
-cpu.append(("whole cluster with client (`cluster_cpu_us_per_task`)",
-            vals("ours", "throughput", "cluster_cpu_us_per_task")))
+if not vals("ours", "throughput", "cpu_us_per_task.total"):  # --local-workers: one process
+    cpu.append(("whole cluster with client, one process (`cluster_cpu_us_per_task`)",
+                vals("ours", "throughput", "cluster_cpu_us_per_task")))
 if any(v for _, v in floor_rows) or any(v for _, v in cpu):
     print()
     print("| ours: floor and CPU | median [min-max] |")
