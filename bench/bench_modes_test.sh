@@ -99,6 +99,8 @@ wait "$BG"; rc=$?
 BG=""
 [ "$rc" -eq 143 ] && passed=$((passed + 1)) || { failed=$((failed + 1)); echo "FAIL: bench exit $rc after SIGTERM (want 143)" >&2; }
 none_left "after SIGTERM"
+[ -z "$(ls -A "$D" | grep -v '^err$')" ] && passed=$((passed + 1)) \
+  || { failed=$((failed + 1)); echo "FAIL: SIGTERM left files in $D: $(ls -A "$D")" >&2; }
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <filesystem>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -25,6 +26,12 @@ absl::Mutex children_mu(absl::kConstInit);
 std::set<ChildProcess*>& Children() ABSL_EXCLUSIVE_LOCKS_REQUIRED(children_mu) {
   static auto* children = new std::set<ChildProcess*>();
   return *children;
+}
+
+// Scratch directories the signal path removes after stopping the children.
+std::set<std::string>& Dirs() ABSL_EXCLUSIVE_LOCKS_REQUIRED(children_mu) {
+  static auto* dirs = new std::set<std::string>();
+  return *dirs;
 }
 
 std::string ReadFile(const std::string& path) {
@@ -118,8 +125,20 @@ void StopChildrenOnSignal() {
     const int sig = WaitForShutdownSignal();
     children_mu.Lock();  // held until exit: nothing else stops or starts a child meanwhile
     for (ChildProcess* c : Children()) c->StopLocked(absl::Seconds(5));
+    std::error_code ignored;
+    for (const std::string& dir : Dirs()) std::filesystem::remove_all(dir, ignored);
     _exit(128 + sig);
   }).detach();
+}
+
+void RemoveOnSignal(const std::string& dir) {
+  absl::MutexLock lock(&children_mu);
+  Dirs().insert(dir);
+}
+
+void ForgetOnSignal(const std::string& dir) {
+  absl::MutexLock lock(&children_mu);
+  Dirs().erase(dir);
 }
 
 }  // namespace rc::bench

@@ -44,7 +44,11 @@ class ChildProcess {
 };
 
 // Call first in main, before any thread starts: SIGINT and SIGTERM then stop every live
-// ChildProcess and end this process with 128 + the signal number.
+// ChildProcess, remove every directory passed to RemoveOnSignal, and end this process with
+// 128 + the signal number.
 void StopChildrenOnSignal();
+// `dir` is removed (with everything in it) by the signal path above, until ForgetOnSignal.
+void RemoveOnSignal(const std::string& dir);
+void ForgetOnSignal(const std::string& dir);
 
 }  // namespace rc::bench

@@ -313,6 +313,14 @@ run_ours() {
   # A figure with lost or failed tasks is not a result.
   jq -e --argjson n "$tasks" '.failed == 0 and .succeeded == $n' <<<"$json" >/dev/null \
     || die "ours $mode run $rep: not all $tasks tasks succeeded: $json"
+  # The figures the second table needs: the floor of a latency run, CPU per component of a
+  # throughput run in the deployed shape.
+  if [[ "$mode" == latency ]]; then
+    jq -e '.p50_over_floor > 0 and .floor_ms > 0' <<<"$json" >/dev/null || die "ours latency run $rep: no floor: $json"
+  elif [[ "$SHAPE" == processes ]]; then
+    jq -e '.cpu_us_per_task.coordinator > 0 and (.cpu_us_per_task.workers | length > 0)' <<<"$json" >/dev/null \
+      || die "ours throughput run $rep: no cpu_us_per_task: $json"
+  fi
   json=$(jq -c --slurpfile cpu "$dir/cpu" '. + {cpu: $cpu[0]}' <<<"$json")
   append_row ours "$mode" "$rep" "$load" "$json"
   rm -rf "$dir"

@@ -51,6 +51,7 @@ absl::StatusOr<std::unique_ptr<SpawnedCluster>> SpawnedCluster::Start(const Spaw
     return absl::FailedPreconditionError(absl::StrCat("cannot create a temporary directory in ", options.base_dir));
   }
   c->data_dir_ = templ;
+  RemoveOnSignal(c->data_dir_);
   const std::string& d = c->data_dir_;
   auto main = ChildProcess::Start({c->main_path_, "--host", "127.0.0.1", "--port", "0", "--http-port", "0",
                                    "--data-dir", d + "/coordinator", "--store", options.store, "--log-level", "warn"},
@@ -120,7 +121,10 @@ SpawnedCluster::~SpawnedCluster() {
   workers_.clear();
   coordinator_.reset();
   std::error_code ec;
-  if (!data_dir_.empty()) fs::remove_all(data_dir_, ec);
+  if (!data_dir_.empty()) {
+    fs::remove_all(data_dir_, ec);
+    ForgetOnSignal(data_dir_);
+  }
 }
 
 }  // namespace rc::bench
