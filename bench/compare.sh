@@ -13,8 +13,14 @@
 #   REPS=3          repetitions of every measurement (median [min-max] is reported)
 #   N=200000        echo tasks per throughput run of ours
 #   LAT=2000        sequential round trips per latency run of ours
-#   WORKERS=2       local workers for ours (2 = the issue's target setup)
+#   WORKERS=2       workers for ours (2 = the issue's target setup), 16 slots each
+#   SHAPE=processes ours as separate processes (--spawn-workers: retire-cluster-main and
+#                   WORKERS retire-cluster-worker, the deployed shape, with CPU per task of
+#                   each) or "local" (--local-workers: the whole cluster in the bench's process)
 #   STORE=sqlite    --store for ours (sqlite = durable; the row label follows it)
+#   DATA_DIR=       where ours keeps its store and the floor writes its fsync file (default:
+#                   this run's scratch dir under /tmp)
+#   FLOOR_SAMPLES=500  fsyncs and round trips per --mode floor run (one per repetition)
 #   CONCURRENCY=    --concurrency for ours' throughput runs (empty: binary's default)
 #   PAYLOAD_BYTES=  --payload-bytes for ours (empty: binary's default)
 #   PEERS="celery dask"  peers to run; empty runs only ours
@@ -45,9 +51,12 @@ info = next((r for r in rows if r.get("kind") == "info"), {})
 
 def get(d, path):
     for k in path.split("."):
-        if not isinstance(d, dict) or k not in d:
+        if isinstance(d, list) and k.isdigit() and int(k) < len(d):
+            d = d[int(k)]
+        elif isinstance(d, dict) and k in d:
+            d = d[k]
+        else:
             return None
-        d = d[k]
     return d
 
 def vals(system, kind, path):
@@ -72,7 +81,9 @@ def ratio(a, b):
     return "-" if a is None or b is None or b == 0 else f"{a / b:,.1f}x" if a / b >= 10 else f"{a / b:.2f}x"
 
 store = info.get("store", "sqlite")
-label = "retire-cluster (durable)" if store == "sqlite" else f"retire-cluster ({store} store)"
+shape = info.get("shape", "local")
+label = "retire-cluster (durable" if store == "sqlite" else f"retire-cluster ({store} store"
+label += ", separate processes)" if shape == "processes" else ")"
 systems = [("ours", label,
             vals("ours", "throughput", "tasks_per_second"),
             vals("ours", "latency", "latency_ms.p50"),
@@ -102,7 +113,8 @@ print(f"Median [min-max] of {info.get('reps', '?')} repetitions per system, all 
 print(f"Ratios compare medians; above 1x means ours is better.")
 oc = [r["result"] for r in rows if r.get("system") == "ours" and r.get("kind") == "throughput"]
 if oc:
-    print(f"- ours: `retire-cluster-bench --local-workers {info.get('workers')} --store {store}`, "
+    how = "--spawn-workers" if shape == "processes" else "--local-workers"
+    print(f"- ours: `retire-cluster-bench {how} {info.get('workers')} --slots 16 --store {store}`, "
           f"throughput {oc[0].get('tasks')} echo tasks per run{info.get('ours_extra', '')}, "
           f"latency {info.get('lat')} sequential round trips per run.")
 for p in info.get("peers", []):
@@ -124,6 +136,42 @@ noise = [(name, vals(key, "throughput" if key == "ours" else "peer",
 noise = [f"{name} {', '.join(f'{x:.2f}' for x in v)}" for name, v in noise if v]
 if noise:
     print(f"- CPU used by other processes during the throughput runs (cores, per run): {'; '.join(noise)}.")
+
+# Ours against the floor of this machine (a `--mode floor` run per repetition; the latency
+# runs measure their own floor too, before their round trips, and p50/floor is theirs), and
+# where ours' CPU goes per task (throughput runs; with separate processes only).
+floor_rows = [
+    ("4 KiB write + fdatasync p50 (ms), " + (lambda f: f"{f.get('filesystem', '?')} on {f.get('device', '?')}")(
+        next((r["result"]["floor"] for r in rows if r.get("kind") == "floor"), {})),
+     vals("ours", "floor", "floor.fsync_ms.p50")),
+    ("4 KiB fdatasync p99 (ms)", vals("ours", "floor", "floor.fsync_ms.p99")),
+    ("gRPC unary round trip p50 (ms), loopback", vals("ours", "floor", "floor.grpc_unary_ms.p50")),
+    ("gRPC bidi stream round trip p50 (ms), loopback", vals("ours", "floor", "floor.grpc_stream_ms.p50")),
+    ("floor = fsync p50 + 2 x unary p50 (ms)", vals("ours", "floor", "floor_ms")),
+    ("the floor measured by each latency run (ms)", vals("ours", "latency", "floor_ms")),
+    ("latency p50 / that floor (same invocation)", vals("ours", "latency", "p50_over_floor")),
+    ("latency p99 (ms)", vals("ours", "latency", "latency_ms.p99")),
+]
+cpu = [("client", vals("ours", "throughput", "cpu_us_per_task.client")),
+       ("coordinator", vals("ours", "throughput", "cpu_us_per_task.coordinator"))]
+nw = max((len(get(r["result"], "cpu_us_per_task.workers") or []) for r in rows
+          if r.get("system") == "ours" and r.get("kind") == "throughput"), default=0)
+for i in range(nw):
+    cpu.append((f"worker {i + 1}", vals("ours", "throughput", f"cpu_us_per_task.workers.{i}")))
+cpu.append(("total", vals("ours", "throughput", "cpu_us_per_task.total")))
+if not vals("ours", "throughput", "cpu_us_per_task.total"):  # --local-workers: one process
+    cpu.append(("whole cluster with client, one process (`cluster_cpu_us_per_task`)",
+                vals("ours", "throughput", "cluster_cpu_us_per_task")))
+if any(v for _, v in floor_rows) or any(v for _, v in cpu):
+    print()
+    print("| ours: floor and CPU | median [min-max] |")
+    print("| --- | --- |")
+    for name, v in floor_rows:
+        if v:
+            print(f"| {name} | {cell(v)} |")
+    for name, v in cpu:
+        if v:
+            print(f"| CPU per task (us): {name} | {cell(v)} |")
 PYEOF
 }
 
@@ -136,7 +184,10 @@ REPS=${REPS:-3}
 N=${N:-200000}
 LAT=${LAT:-2000}
 WORKERS=${WORKERS:-2}
+SHAPE=${SHAPE:-processes}
 STORE=${STORE:-sqlite}
+DATA_DIR=${DATA_DIR:-}
+FLOOR_SAMPLES=${FLOOR_SAMPLES:-500}
 CONCURRENCY=${CONCURRENCY:-}
 PAYLOAD_BYTES=${PAYLOAD_BYTES:-}
 PEERS=${PEERS-celery dask}
@@ -157,6 +208,12 @@ MD="$OUTDIR/compare-$STAMP.md"
 RUNDIR=$(mktemp -d /tmp/rc-compare.XXXXXX)
 trap 'rm -rf "$RUNDIR"' EXIT
 mkdir -p "$OUTDIR"
+[[ -n "$DATA_DIR" ]] || DATA_DIR="$RUNDIR"
+case $SHAPE in
+  processes) cluster_flag=--spawn-workers ;;
+  local) cluster_flag=--local-workers ;;
+  *) echo "compare.sh: SHAPE: expected processes or local, got '$SHAPE'" >&2; exit 1 ;;
+esac
 
 die() { echo "compare.sh: $*" >&2; exit 1; }
 load1() { cut -d' ' -f1 /proc/loadavg; }
@@ -166,8 +223,10 @@ load1() { cut -d' ' -f1 /proc/loadavg; }
 read -r -a peers <<<"$PEERS"
 if [[ "$OURS" == 1 ]]; then
   [[ -x "$BIN" ]] || die "no $BIN; build it (cmake --build $BUILD --target retire-cluster-bench) or set BUILD="
-  "$BIN" --help 2>&1 | grep -q -- --local-workers \
-    || die "$BIN has no --local-workers (older binary?)"
+  "$BIN" --help 2>&1 | grep -q -- "$cluster_flag" \
+    || die "$BIN has no $cluster_flag (older binary?)"
+  "$BIN" --help 2>&1 | grep -q -- "--mode MODE.*floor" || die "$BIN has no --mode floor (older binary?)"
+  [[ -d "$DATA_DIR" ]] || die "DATA_DIR $DATA_DIR is not a directory"
 fi
 for p in "${peers[@]}"; do
   [[ -x "$PEERS_DIR/$p/run.sh" ]] || die "no peer script $PEERS_DIR/$p/run.sh"
@@ -187,7 +246,7 @@ ours_extra=""
 [[ -z "$CONCURRENCY" ]] || ours_extra+=", --concurrency $CONCURRENCY"
 [[ -z "$PAYLOAD_BYTES" ]] || ours_extra+=", --payload-bytes $PAYLOAD_BYTES"
 started=$(date -u '+%Y-%m-%d %H:%M')
-echo "== compare: REPS=$REPS ours N=$N LAT=$LAT workers=$WORKERS store=$STORE peers='${PEERS}' on $machine"
+echo "== compare: REPS=$REPS ours N=$N LAT=$LAT workers=$WORKERS shape=$SHAPE store=$STORE peers='${PEERS}' on $machine"
 echo "== raw results $JSONL"
 
 # append_row SYSTEM KIND REP LOAD JSON: one tagged line in the .jsonl
@@ -219,18 +278,29 @@ sys.exit(rc)
 PYEOF
 }
 
-# run_ours MODE TASKS REP [extra flags]: one run of ours on a fresh local cluster.
-# It runs in its own scratch dir so that whatever the local cluster writes (the
-# SQLite store) starts empty every time and is removed afterwards.
+# run_ours MODE TASKS REP [extra flags]: one run of ours on a fresh cluster (the bench
+# makes its data dir, under DATA_DIR, and removes it), or of the floor alone (MODE floor).
 run_ours() {
-  local mode=$1 tasks=$2 rep=$3 dir load json
+  local mode=$1 tasks=$2 rep=$3 dir load json args
   shift 3
   dir="$RUNDIR/ours-$mode-$rep"
   mkdir -p "$dir"
   load=$(load1)
+  args=(--mode "$mode" --data-dir "$DATA_DIR" --floor-samples "$FLOOR_SAMPLES" --json)
+  if [[ "$mode" == floor ]]; then
+    echo "-- ours floor rep $rep/$REPS: $FLOOR_SAMPLES fsyncs and round trips of each kind, load $load"
+    timeout 120 "$BIN" "${args[@]}" >"$dir/out" 2>"$dir/err" \
+      || { tail -n 20 "$dir/err" >&2; die "ours floor run $rep failed (stderr above)"; }
+    json=$(grep '^{' "$dir/out" | tail -n 1)
+    jq -e '.floor_ms > 0' <<<"$json" >/dev/null || die "ours floor run $rep printed no floor: $(head -c 500 "$dir/out")"
+    echo "   $(jq -c '{floor_ms, fsync_p50: .floor.fsync_ms.p50, unary_p50: .floor.grpc_unary_ms.p50, stream_p50: .floor.grpc_stream_ms.p50, filesystem: .floor.filesystem}' <<<"$json")"
+    append_row ours floor "$rep" "$load" "$json"
+    rm -rf "$dir"
+    return
+  fi
   echo "-- ours $mode rep $rep/$REPS: $tasks tasks, load $load"
-  if ! (cd "$dir" && cpu_watch "$dir/cpu" timeout "$OURS_TIMEOUT" "$BIN" --mode "$mode" --tasks "$tasks" \
-          --type echo --local-workers "$WORKERS" --store "$STORE" --json "$@" >"$dir/out" 2>"$dir/err"); then
+  if ! (cd "$dir" && cpu_watch "$dir/cpu" timeout "$OURS_TIMEOUT" "$BIN" "${args[@]}" --tasks "$tasks" \
+          --type echo "$cluster_flag" "$WORKERS" --slots 16 --store "$STORE" "$@" >"$dir/out" 2>"$dir/err"); then
     tail -n 20 "$dir/err" >&2
     die "ours $mode run $rep failed (stderr above)"
   fi
@@ -238,10 +308,19 @@ run_ours() {
   json=$(grep '^{' "$dir/out" | tail -n 1)
   jq -e 'type == "object" and has("tasks_per_second")' <<<"$json" >/dev/null \
     || die "ours $mode run $rep printed no result object: $(head -c 500 "$dir/out")"
-  echo "   $(jq -c '{succeeded, failed, seconds, tasks_per_second, latency_ms}' <<<"$json")"
+  echo "   $(jq -c '{succeeded, failed, seconds, tasks_per_second, latency_ms, p50_over_floor, cpu_us_per_task}
+                 | with_entries(select(.value != null))' <<<"$json")"
   # A figure with lost or failed tasks is not a result.
   jq -e --argjson n "$tasks" '.failed == 0 and .succeeded == $n' <<<"$json" >/dev/null \
     || die "ours $mode run $rep: not all $tasks tasks succeeded: $json"
+  # The figures the second table needs: the floor of a latency run, CPU per component of a
+  # throughput run in the deployed shape.
+  if [[ "$mode" == latency ]]; then
+    jq -e '.p50_over_floor > 0 and .floor_ms > 0' <<<"$json" >/dev/null || die "ours latency run $rep: no floor: $json"
+  elif [[ "$SHAPE" == processes ]]; then
+    jq -e '.cpu_us_per_task.coordinator > 0 and (.cpu_us_per_task.workers | length > 0)' <<<"$json" >/dev/null \
+      || die "ours throughput run $rep: no cpu_us_per_task: $json"
+  fi
   json=$(jq -c --slurpfile cpu "$dir/cpu" '. + {cpu: $cpu[0]}' <<<"$json")
   append_row ours "$mode" "$rep" "$load" "$json"
   rm -rf "$dir"
@@ -253,8 +332,13 @@ if [[ "$OURS" == 1 ]]; then
   [[ -z "$PAYLOAD_BYTES" ]] || tp_flags+=(--payload-bytes "$PAYLOAD_BYTES")
   lat_flags=()
   [[ -z "$PAYLOAD_BYTES" ]] || lat_flags+=(--payload-bytes "$PAYLOAD_BYTES")
-  for rep in $(seq 1 "$REPS"); do run_ours throughput "$N" "$rep" "${tp_flags[@]}"; done
-  for rep in $(seq 1 "$REPS"); do run_ours latency "$LAT" "$rep" "${lat_flags[@]}"; done
+  # Interleaved: each repetition measures the floor, then throughput, then latency (which
+  # measures the floor again, just before its round trips).
+  for rep in $(seq 1 "$REPS"); do
+    run_ours floor 0 "$rep"
+    run_ours throughput "$N" "$rep" "${tp_flags[@]}"
+    run_ours latency "$LAT" "$rep" "${lat_flags[@]}"
+  done
 fi
 
 # The peers' folder is read-only by intent and each run.sh writes its results
@@ -284,10 +368,10 @@ done
 
 # One info line carries what the table's notes need besides the measurements.
 jq -c -n --argjson reps "$REPS" --arg started "$started" --arg finished "$(date -u '+%H:%M UTC')" \
-  --arg machine "$machine" --arg git "$git_rev" --arg store "$STORE" --argjson workers "$WORKERS" \
+  --arg machine "$machine" --arg git "$git_rev" --arg store "$STORE" --argjson workers "$WORKERS" --arg shape "$SHAPE" \
   --argjson lat "$LAT" --arg ours_extra "$ours_extra" --arg peers "$PEERS" \
   '{kind: "info", reps: $reps, started: $started, finished: $finished, machine: $machine,
-    git: $git, store: $store, workers: $workers, lat: $lat, ours_extra: $ours_extra,
+    git: $git, store: $store, shape: $shape, workers: $workers, lat: $lat, ours_extra: $ours_extra,
     peers: ($peers | split(" ") | map(select(. != "")))}' >>"$JSONL"
 
 echo

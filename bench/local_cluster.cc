@@ -13,7 +13,9 @@ absl::StatusOr<std::unique_ptr<LocalCluster>> LocalCluster::Start(const LocalClu
     return absl::InvalidArgumentError(absl::StrCat("--store: expected sqlite or memory, got '", options.store, "'"));
   }
   std::unique_ptr<LocalCluster> c(new LocalCluster());
-  c->data_dir_ = (std::filesystem::temp_directory_path() / NewId("rc-bench")).string();
+  const std::filesystem::path base =
+      options.base_dir.empty() ? std::filesystem::temp_directory_path() : std::filesystem::path(options.base_dir);
+  c->data_dir_ = (base / NewId("rc-bench")).string();
   CoordinatorConfig config;
   config.host = "127.0.0.1";
   config.port = 0;

@@ -19,6 +19,7 @@ struct LocalClusterOptions {
   int workers = 2;
   int slots = 16;             // per worker
   std::string store = "sqlite";  // sqlite (durable) | memory
+  std::string base_dir;          // the temp data dir is made under it; "" = the system's temp dir
 };
 
 class LocalCluster {

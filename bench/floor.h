@@ -1,0 +1,57 @@
+#pragma once
+// The floor of a round trip on this machine (retire-cluster-bench --mode floor, issue 18):
+// what one durable 4 KiB write costs on the data dir's disk and what one gRPC exchange costs
+// on loopback, measured in the same run as the cluster so the two can be compared.
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace rc::bench {
+
+struct Quantiles {
+  double p50 = 0, p90 = 0, p99 = 0, max = 0;  // milliseconds
+};
+
+// Nearest-rank quantiles of `samples` (reordered).
+Quantiles QuantilesOf(std::vector<double>& samples);
+
+struct DiskFloor {
+  std::string path;        // the file written (removed afterwards)
+  std::string mount;       // its filesystem's mount point, type and source (/proc/self/mountinfo)
+  std::string fs_type;
+  std::string device;
+  Quantiles overwrite_ms;  // pwrite 4 KiB over an already-synced block + fdatasync
+  Quantiles append_ms;     // pwrite 4 KiB at the end of the file + fdatasync (size changes too)
+};
+
+// Writes `samples` 4 KiB blocks (after `warmup` untimed ones) into a new file in `dir`.
+// The overwrite figure is the floor: a write-ahead log that is reused after a checkpoint
+// (SQLite's WAL) mostly rewrites blocks that exist; a growing file also syncs its size.
+absl::StatusOr<DiskFloor> MeasureDisk(const std::string& dir, int samples, int warmup);
+
+struct NetworkFloor {
+  Quantiles unary_ms;   // one unary call, blocking stub
+  Quantiles stream_ms;  // one message out and its reply back on an open bidi stream
+};
+
+// Starts a tiny gRPC server (callback API, like the coordinator's) on 127.0.0.1 with an
+// ephemeral port inside this process and ping-pongs a few bytes with it, `warmup` untimed
+// round trips first. The client is a blocking stub: the least a client can do per call.
+absl::StatusOr<NetworkFloor> MeasureLoopback(int samples, int warmup);
+
+// Both halves, and what a sequential submit -> result round trip cannot go below.
+struct Floor {
+  DiskFloor disk;
+  NetworkFloor network;
+  // One fsync (the submit's commit) + two unary round trips: the SDK's submit and wait are
+  // separate calls (the wait goes on a stream, whose round trip is reported too). The
+  // coordinator -> worker -> coordinator hop is not in it.
+  double ms() const { return disk.overwrite_ms.p50 + 2 * network.unary_ms.p50; }
+};
+
+absl::StatusOr<Floor> MeasureFloor(const std::string& dir, int samples, int warmup);
+
+}  // namespace rc::bench
