@@ -50,11 +50,9 @@ void Strip(pb::Task& t) { t.clear_attempt_token_sha256(); }
 class StrippingSink final : public TaskSink {
  public:
   explicit StrippingSink(std::shared_ptr<TaskSink> inner) : inner_(std::move(inner)) {}
-  void OnTask(const pb::Task& t) override {
-    if (t.attempt_token_sha256().empty()) return inner_->OnTask(t);
-    pb::Task copy = t;
-    Strip(copy);
-    inner_->OnTask(copy);
+  void OnTask(pb::Task t) override {
+    if (!t.attempt_token_sha256().empty()) Strip(t);
+    inner_->OnTask(std::move(t));
   }
   void Abort(absl::Status status) override { inner_->Abort(std::move(status)); }
   bool TerminalOnly() const override { return inner_->TerminalOnly(); }

@@ -56,7 +56,7 @@ uint64_t Coordinator::Deliver(Effects& fx) {
     }
   }
   for (auto& [link, status] : fx.closes) link->Close(status);
-  for (auto& [sink, task] : fx.snapshots) sink->OnTask(task);
+  for (auto& [sink, task] : fx.snapshots) sink->OnTask(std::move(task));
   for (auto& [sink, task] : fx.snapshots_to_load) loader_.NotifyAfterLoading(std::move(sink), std::move(task));
   for (auto& [sink, status] : fx.aborts) sink->Abort(status);
   return ticket;

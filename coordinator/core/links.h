@@ -27,7 +27,7 @@ class TaskSink {
   // A snapshot of the watched task; revisions only grow, but a sink may see a later
   // snapshot before an earlier one and must drop the older. The last call carries the
   // terminal state, or `Abort` is called when the Coordinator shuts down.
-  virtual void OnTask(const pb::Task& task) = 0;
+  virtual void OnTask(pb::Task task) = 0;  // by value: the last holder moves it in
   virtual void Abort(absl::Status status) = 0;
   // True when only the terminal snapshot matters: the others are not even copied.
   virtual bool TerminalOnly() const { return false; }

@@ -96,7 +96,7 @@ void PayloadLoader::Run(std::deque<Job>& jobs) {
     if (job.sink != nullptr) {
       // A snapshot without its payload still beats none (the error is logged above).
       if (const std::string* p = lookup(job.task.task_id())) job.task.mutable_spec()->set_payload(*p);
-      job.sink->OnTask(job.task);
+      job.sink->OnTask(std::move(job.task));
       continue;
     }
     if (!job.task_ids.empty()) {

@@ -64,11 +64,11 @@ class WatchReactor final : public grpc::ServerWriteReactor<pb::Task> {
    public:
     explicit Sink(WatchReactor* r) : reactor_(r) {}
 
-    void OnTask(const pb::Task& t) override {
+    void OnTask(pb::Task t) override {
       absl::MutexLock lock(&mu_);
       if (finishing_ || reactor_ == nullptr || t.revision() <= newest_) return;
       newest_ = t.revision();
-      pending_ = t;
+      pending_ = std::move(t);
       PumpLocked();
     }
     void Abort(absl::Status s) override {

@@ -55,12 +55,12 @@ class WaitReactor final : public grpc::ServerBidiReactor<pb::WaitTasksRequest, p
 
     bool TerminalOnly() const override { return true; }
 
-    void OnTask(const pb::Task& t) override {
+    void OnTask(pb::Task t) override {
       if (!IsTerminal(t.status())) return;
       absl::MutexLock lock(&mu_);
       if (reactor_ == nullptr || finishing_) return;
       if (watching_.erase(t.task_id()) == 0) return;  // not waited for (any more)
-      pending_tasks_.push_back(t);
+      pending_tasks_.push_back(std::move(t));
       PumpLocked();
     }
     void Abort(absl::Status s) override {

@@ -54,7 +54,7 @@ class LongPoll final : public TaskSink, public std::enable_shared_from_this<Long
         reply_(std::move(reply)) {}
 
   bool TerminalOnly() const override { return true; }
-  void OnTask(const pb::Task& t) override {
+  void OnTask(pb::Task t) override {
     if (IsTerminal(t.status())) Finish(Outcome::kTerminal, &t);
   }
   void Abort(absl::Status) override { Finish(Outcome::kCurrent, nullptr); }

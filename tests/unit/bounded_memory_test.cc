@@ -58,7 +58,7 @@ class SafeLink final : public WorkerLink {
 // Records snapshots from any thread.
 class SafeSink final : public TaskSink {
  public:
-  void OnTask(const pb::Task& t) override {
+  void OnTask(pb::Task t) override {
     absl::MutexLock lock(&mu_);
     tasks_.push_back(t);
   }

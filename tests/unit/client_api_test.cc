@@ -135,7 +135,7 @@ TEST_CASE_METHOD(ApiFixture, "A task is read, watched and cancelled by its owner
 
   class Sink final : public TaskSink {
    public:
-    void OnTask(const pb::Task&) override {}
+    void OnTask(pb::Task) override {}
     void Abort(absl::Status) override {}
   };
   auto sink = std::make_shared<Sink>();
@@ -263,7 +263,7 @@ TEST_CASE("A wait timeout is 30 s when not given, else above 0 and at most 300")
 // Records what a watch delivers.
 class Recorded final : public TaskSink {
  public:
-  void OnTask(const pb::Task& t) override { tasks.push_back(t); }
+  void OnTask(pb::Task t) override { tasks.push_back(std::move(t)); }
   void Abort(absl::Status) override {}
   std::vector<pb::Task> tasks;
 };

@@ -12,7 +12,7 @@ namespace {
 
 class Snapshots final : public TaskSink {
  public:
-  void OnTask(const pb::Task& t) override {
+  void OnTask(pb::Task t) override {
     absl::MutexLock lock(&mu);
     seen.push_back(t);
   }
