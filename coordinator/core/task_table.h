@@ -46,6 +46,11 @@ struct TaskEntry {
   // The operation (Coordinator::Mutate) that last marked it for writing: a task that
   // changes several times in one operation is written once, as it ends.
   uint64_t written_in = 0;
+  // The attempt last written as assigned or running, and the operation that wrote it
+  // first: until that is durable, the attempt's outcome reaches no waiter (0: read
+  // from the store, durable).
+  int32_t attempt_written = 0;
+  uint64_t attempt_op = 0;
   // Submits with the same idempotency key that arrived before this one was stored.
   std::vector<std::function<void(absl::StatusOr<SubmitResult>)>> waiting_submits;
   // The size of spec.payload, set before the entry enters the table and fixed, and
