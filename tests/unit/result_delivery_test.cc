@@ -86,7 +86,7 @@ struct Held {
 
 }  // namespace
 
-TEST_CASE("A waiter gets a result before its commit; the worker is acknowledged only after it") {
+TEST_CASE("A waiter gets a result before its commit, the worker is acknowledged only after it") {
   Held h;
   const std::string id = h.Submit(/*commit_attempt=*/true);
   auto waiter = std::make_shared<Waiter>();
@@ -142,7 +142,7 @@ TEST_CASE("An outcome whose attempt's write failed goes out once its own write s
   CHECK(h.link->acks.size() == 1);
 }
 
-TEST_CASE("After a failed commit the worker is not acknowledged; the result it sends again is stored, then acknowledged") {
+TEST_CASE("After a failed commit the worker is not acknowledged, the result it sends again is stored, then acknowledged") {
   Held h;
   const std::string id = h.Submit(/*commit_attempt=*/true);
   auto waiter = std::make_shared<Waiter>();
