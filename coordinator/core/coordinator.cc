@@ -23,11 +23,18 @@ Coordinator::~Coordinator() {
 
 uint64_t Coordinator::Deliver(Effects& fx) {
   uint64_t ticket = 0;
-  if (!fx.writes.empty() || !fx.after_commit.empty()) {
+  if (!fx.writes.empty() || !fx.after_commit.empty() || !fx.worker_acks.empty()) {
     // Reserved here, under delivery_mu_, so completions run in delivery order.
     ticket = completions_.queue().Reserve();
     const bool wrote = !fx.writes.empty();
-    auto finish = [this, wrote, op = fx.operation, waiting = std::move(fx.after_commit)](const absl::Status& s) {
+    // A client waits on the commit (submit, cancel), or it records attempts whose
+    // outcomes must not wait for it (HeldSnapshot): commit now. The rest (results,
+    // starts, retries) may share the next such commit.
+    bool hurry = !fx.after_commit.empty();
+    for (const auto& [link, msg] : fx.sends) hurry = hurry || msg.assignments_size() > 0;
+    std::vector<std::function<void(absl::Status)>> waiting = std::move(fx.after_commit);
+    for (auto& ack : fx.worker_acks) waiting.push_back(std::move(ack));
+    auto finish = [this, wrote, op = fx.operation, waiting = std::move(waiting)](const absl::Status& s) {
       if (wrote) {
         if (!s.ok()) spdlog::error("task store write failed: {}", s.ToString());
         Committed(op, s);
@@ -35,10 +42,14 @@ uint64_t Coordinator::Deliver(Effects& fx) {
       for (const auto& cb : waiting) cb(s);
     };
     if (wrote) {
-      store_->Write(std::move(fx.writes), [queue = completions_.shared_queue(), ticket,
-                                           finish = std::move(finish)](absl::Status s) {
+      auto done = [queue = completions_.shared_queue(), ticket, finish = std::move(finish)](absl::Status s) {
         queue->Complete(ticket, [finish, s] { finish(s); });
-      });
+      };
+      if (hurry) {
+        store_->Write(std::move(fx.writes), std::move(done));
+      } else {
+        store_->WriteUnhurried(std::move(fx.writes), std::move(done));
+      }
     } else {
       // Nothing to wait for but earlier writes; with a posting store it runs on the
       // completion thread (Delivered), never on this caller's.
@@ -58,8 +69,44 @@ uint64_t Coordinator::Deliver(Effects& fx) {
   for (auto& [link, status] : fx.closes) link->Close(status);
   for (auto& [sink, task] : fx.snapshots) sink->OnTask(std::move(task));
   for (auto& [sink, task] : fx.snapshots_to_load) loader_.NotifyAfterLoading(std::move(sink), std::move(task));
+  if (!fx.held.empty()) {
+    std::vector<HeldSnapshot> now;
+    {
+      absl::MutexLock lock(&durable_mu_);
+      for (HeldSnapshot& h : fx.held) (ReleasableLocked(h) ? now : held_).push_back(std::move(h));
+    }
+    Release(now);
+  }
   for (auto& [sink, status] : fx.aborts) sink->Abort(status);
   return ticket;
+}
+
+void Coordinator::Committed(uint64_t operation, const absl::Status& s) {
+  std::vector<HeldSnapshot> now;
+  {
+    absl::MutexLock lock(&durable_mu_);
+    durable_op_ = std::max(durable_op_, operation);
+    if (!s.ok()) failed_ops_.insert(operation);
+    if (!held_.empty()) {
+      auto kept = std::stable_partition(held_.begin(), held_.end(),
+                                        [&](const HeldSnapshot& h) ABSL_EXCLUSIVE_LOCKS_REQUIRED(durable_mu_) {
+                                          return !ReleasableLocked(h);
+                                        });
+      std::move(kept, held_.end(), std::back_inserter(now));
+      held_.erase(kept, held_.end());
+    }
+  }
+  Release(now);
+}
+
+void Coordinator::Release(std::vector<HeldSnapshot>& held) {
+  for (HeldSnapshot& h : held) {
+    if (h.load) {
+      loader_.NotifyAfterLoading(std::move(h.sink), std::move(h.task));
+    } else {
+      h.sink->OnTask(std::move(h.task));
+    }
+  }
 }
 
 pb::Task Coordinator::RecordLocked(TaskEntry& e) {

@@ -198,8 +198,11 @@ class Coordinator : private TaskReads {
   // Records of the tasks named by the recovered ones (parents, dependencies) that are
   // not among `have`, read from the store (recovery).
   StoredRecords ReadNamed(const std::vector<const pb::Task*>& tasks) const;
-  // Called for every store write, in order: what is durable now.
+  // Called for every store write, in order: what is durable now; releases the outcomes
+  // that waited for it (HeldSnapshot).
   void Committed(uint64_t operation, const absl::Status& s);
+  // Sends held snapshots to their sinks (no lock held).
+  void Release(std::vector<HeldSnapshot>& held);
   // Assignments the loader could not complete: each attempt ends as failed (retried).
   void PayloadsUnread(std::vector<PayloadLoader::Unread> unread);
   // Retention of finished tasks kept only in the store (after the in-memory ones).

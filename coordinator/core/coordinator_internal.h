@@ -32,6 +32,12 @@ struct Effects {
   // something is stored (submit, cancel, result acknowledgements). Get the commit status
   // (OK when the operation wrote nothing); they run after every earlier operation's.
   std::vector<std::function<void(absl::Status)>> after_commit;
+  // Like after_commit, but no client waits on them (acknowledgements of results, which
+  // the worker keeps until then): the write may wait to share a later commit
+  // (TaskStore::WriteUnhurried).
+  std::vector<std::function<void(absl::Status)>> worker_acks;
+  // Terminal snapshots held back until the attempt they end is durable (core_state.h).
+  std::vector<HeldSnapshot> held;
 
   // The message being built for `link` in this operation (one per worker per operation,
   // so several assignments travel in one stream message).
@@ -55,6 +61,7 @@ auto Coordinator::Mutate(Fn&& fn) {
   // the cascade is written (and answered) with it.
   PropagateEndsLocked(fx);
   TrimFinishedLocked(fx);
+  if (!fx.changed.empty()) last_write_op_ = fx.operation;
   for (const std::string& id : fx.changed) {
     if (TaskEntry* e = tasks_.Find(id)) fx.writes.push_back(RecordLocked(*e));  // erased since: nothing to write
   }

@@ -64,6 +64,11 @@ void CoordinatorState::ChangedLocked(TaskEntry* e, Effects& fx, bool write) {
 
 void CoordinatorState::WriteLocked(TaskEntry* e, Effects& fx) {
   e->assignment_unwritten = false;  // whatever is written now carries the assignment too
+  const pb::TaskStatus st = e->task.status();
+  if ((st == pb::TASK_STATUS_ASSIGNED || st == pb::TASK_STATUS_RUNNING) && e->attempt_written != e->task.attempts()) {
+    e->attempt_written = e->task.attempts();
+    e->attempt_op = operation_;
+  }
   if (e->written_in == operation_) return;
   e->written_in = operation_;
   fx.changed.push_back(e->task.task_id());
@@ -71,6 +76,15 @@ void CoordinatorState::WriteLocked(TaskEntry* e, Effects& fx) {
 
 void CoordinatorState::NotifyLocked(const TaskEntry& e, const std::shared_ptr<TaskSink>& sink, pb::Task snapshot,
                                     Effects& fx) {
+  if (e.attempt_op != 0 && IsTerminal(snapshot.status())) {
+    HeldSnapshot h{e.attempt_op, e.written_in, sink, pb::Task(), NeedsPayload(e)};
+    absl::MutexLock lock(&durable_mu_);
+    if (!ReleasableLocked(h)) {
+      h.task = std::move(snapshot);
+      fx.held.push_back(std::move(h));  // Deliver checks again, under durable_mu_
+      return;
+    }
+  }
   if (NeedsPayload(e)) {
     fx.snapshots_to_load.emplace_back(sink, std::move(snapshot));
   } else {

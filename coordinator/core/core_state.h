@@ -43,6 +43,21 @@ namespace rc::coordinator {
 // Everything an operation must do after releasing the state lock (coordinator_internal.h).
 struct Effects;
 
+// A task's outcome reaches waiters (Wait, Watch) as soon as the worker reports it,
+// before its own record is durable: the worker keeps the result until the coordinator
+// acknowledges it after that commit, and sends it again to a restarted coordinator.
+// That resend lands only if the restarted coordinator knows the attempt, so an outcome
+// goes out only once the attempt it ends is durable (written as assigned or running);
+// until then its snapshot waits here, and Committed releases it (normally at once: the
+// assignment was committed while the task ran).
+struct HeldSnapshot {
+  uint64_t attempt_op;  // the write of the attempt
+  uint64_t own_op;      // the write of the outcome itself: releases it if attempt_op failed
+  std::shared_ptr<TaskSink> sink;
+  pb::Task task;
+  bool load = false;  // its payload is in the store only (PayloadLoader)
+};
+
 // Live usage samples (TaskProgress.usage) are kept in memory only: the record written of a
 // running task holds its pid and nothing else of resource_usage, and a task whose attempt
 // has ended holds what the final report said (cpu_seconds, peak_rss_bytes), without pid
@@ -62,9 +77,15 @@ class CoordinatorState {
   // (unless `write` is false: a change recovery does not need, see StartedLocked), and a
   // snapshot to each watcher (the last one, terminal, ends the watch).
   void ChangedLocked(TaskEntry* e, Effects& fx, bool write = true) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Whether every write handed to the store so far is committed.
+  bool StoreIdleLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    absl::MutexLock lock(&durable_mu_);
+    return durable_op_ >= last_write_op_;
+  }
   // Marks `e` for one write when the operation ends (no new revision, no snapshot).
   void WriteLocked(TaskEntry* e, Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // A snapshot for `sink`, through the loader when its payload is in the store only.
+  // A snapshot for `sink`, through the loader when its payload is in the store only; a
+  // terminal one only once its attempt is durable (HeldSnapshot).
   void NotifyLocked(const TaskEntry& e, const std::shared_ptr<TaskSink>& sink, pb::Task snapshot, Effects& fx)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Keeps the payload in memory if the budget allows, else leaves it to the store.
@@ -102,6 +123,7 @@ class CoordinatorState {
   SortableIds task_ids_ ABSL_GUARDED_BY(mu_);
   uint64_t next_seq_ ABSL_GUARDED_BY(mu_) = 1;
   uint64_t operation_ ABSL_GUARDED_BY(mu_) = 0;  // counts Mutate calls
+  uint64_t last_write_op_ ABSL_GUARDED_BY(mu_) = 0;  // the last Mutate call that wrote
   uint64_t next_epoch_ ABSL_GUARDED_BY(mu_) = 1;
   uint64_t next_watch_ ABSL_GUARDED_BY(mu_) = 1;
   int64_t tasks_scheduled_ ABSL_GUARDED_BY(mu_) = 0;
@@ -115,6 +137,17 @@ class CoordinatorState {
   mutable absl::Mutex durable_mu_ ABSL_ACQUIRED_AFTER(mu_);
   uint64_t durable_op_ ABSL_GUARDED_BY(durable_mu_) = 0;
   absl::btree_set<uint64_t> failed_ops_ ABSL_GUARDED_BY(durable_mu_);
+  // Outcomes waiting for their attempt's commit (HeldSnapshot), in operation order.
+  std::vector<HeldSnapshot> held_ ABSL_GUARDED_BY(durable_mu_);
+  // Whether the store refused the write of `operation` (known once it settled).
+  bool WriteFailed(uint64_t operation) const {
+    absl::MutexLock lock(&durable_mu_);
+    return failed_ops_.contains(operation);
+  }
+  // Whether `h` may go out now: its attempt is committed, or its own write settled.
+  bool ReleasableLocked(const HeldSnapshot& h) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(durable_mu_) {
+    return (h.attempt_op <= durable_op_ && !failed_ops_.contains(h.attempt_op)) || h.own_op <= durable_op_;
+  }
 };
 
 }  // namespace rc::coordinator

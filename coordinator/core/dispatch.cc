@@ -96,8 +96,17 @@ void TaskDispatch::AssignLocked(TaskEntry* e, WorkerEntry* w, Effects& fx) {
   // for an assignment whose commit had not completed. Token checks after such a crash
   // fail until then (the token's digest was in the unwritten record), so a task about to
   // act with its token has the record written first (WriteAssignmentNowLocked).
+  // When the store has nothing in flight (a quiet cluster, where latency is what counts),
+  // it is written at once instead: its commit then overlaps the task's run, and the
+  // outcome may reach waiters before its own commit (HeldSnapshot, core_state.h). An
+  // outcome whose assignment is not written waits for its own commit.
+  if (StoreIdleLocked()) {
+    ChangedLocked(e, fx);
+    return;
+  }
   ChangedLocked(e, fx, /*write=*/false);
   e->assignment_unwritten = true;
+  e->attempt_op = TaskEntry::kAttemptNotWritten;
   unwritten_assignments_.emplace_back(now, t.task_id(), t.attempts());
 }
 

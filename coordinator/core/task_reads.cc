@@ -199,10 +199,4 @@ int64_t TaskReads::payload_bytes_in_memory() const {
   return payload_bytes_in_ram_;
 }
 
-void Coordinator::Committed(uint64_t operation, const absl::Status& s) {
-  absl::MutexLock lock(&durable_mu_);
-  durable_op_ = std::max(durable_op_, operation);
-  if (!s.ok()) failed_ops_.insert(operation);
-}
-
 }  // namespace rc::coordinator

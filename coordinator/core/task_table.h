@@ -48,6 +48,13 @@ struct TaskEntry {
   uint64_t written_in = 0;
   // Its current attempt's assignment is not written yet (TaskDispatch::AssignLocked).
   bool assignment_unwritten = false;
+  // The attempt last written as assigned or running, and the operation that wrote it
+  // first: until that is durable, the attempt's outcome reaches no waiter (0: read from
+  // the store, durable; kAttemptNotWritten: not written, so its outcome waits for its own
+  // write).
+  int32_t attempt_written = 0;
+  uint64_t attempt_op = 0;
+  static constexpr uint64_t kAttemptNotWritten = ~uint64_t{0};
   // Submits with the same idempotency key that arrived before this one was stored.
   std::vector<std::function<void(absl::StatusOr<SubmitResult>)>> waiting_submits;
   // The size of spec.payload, set before the entry enters the table and fixed, and

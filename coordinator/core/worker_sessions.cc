@@ -110,16 +110,25 @@ void WorkerSessions::HandleMessageLocked(const std::string& device_id, uint64_t 
   for (const pb::TaskProgress& p : msg.progress()) ProgressLocked(w, p, fx);
   const bool lent = msg.has_waiting() && SetWaitingLocked(w, msg.waiting().attempts());
   if (msg.finished_size() > 0) {
-    // Acknowledge only once the results are stored: the worker forgets them then.
-    pb::CoordinatorMessage acks;
+    // Acknowledged only once each result is stored: the worker forgets it then (and
+    // until then sends it again on every new connection). Waiters may have it already.
+    std::vector<std::pair<pb::RunningAttempt, uint64_t>> owed;  // (attempt, the write storing it)
     for (const pb::TaskFinished& f : msg.finished()) {
-      FinishLocked(w, f, fx);
-      pb::RunningAttempt* ack = acks.add_finished_acks();
-      ack->set_task_id(f.task_id());
-      ack->set_attempt(f.attempt());
+      const uint64_t op = FinishLocked(w, f, fx);
+      pb::RunningAttempt a;
+      a.set_task_id(f.task_id());
+      a.set_attempt(f.attempt());
+      owed.emplace_back(std::move(a), op);
     }
-    fx.after_commit.push_back([link = w->link, acks = std::move(acks)](absl::Status stored) {
-      if (stored.ok()) link->Send(acks);
+    // Runs after this operation's commit and every earlier one: a result stored by an
+    // earlier write is acknowledged only if that write did not fail.
+    fx.worker_acks.push_back([this, link = w->link, owed = std::move(owed)](absl::Status stored) {
+      if (!stored.ok()) return;
+      pb::CoordinatorMessage acks;
+      for (const auto& [a, op] : owed) {
+        if (op == 0 || !WriteFailed(op)) *acks.add_finished_acks() = a;
+      }
+      if (acks.finished_acks_size() > 0) link->Send(std::move(acks));
     });
   }
   if (msg.draining() && w->status == pb::WORKER_STATUS_ONLINE) {
@@ -194,10 +203,24 @@ void WorkerSessions::SampledLocked(TaskEntry* e, Effects& fx) {
   }
 }
 
-void WorkerSessions::FinishLocked(WorkerEntry* w, const pb::TaskFinished& f, Effects& fx) {
+uint64_t WorkerSessions::FinishLocked(WorkerEntry* w, const pb::TaskFinished& f, Effects& fx) {
   w->Forget({f.task_id(), f.attempt()});
   TaskEntry* e = CurrentLocked(*w, f.task_id(), f.attempt());
-  if (e == nullptr) return;  // stale attempt, requeued, or already ended (e.g. cancelled): recorded at most once
+  if (e == nullptr) {
+    // Stale attempt, requeued, or already ended (e.g. cancelled): recorded at most once.
+    // The same report sent again (a reconnect before its acknowledgement) is stored
+    // by the task's last write; if that one failed, by this operation's.
+    TaskEntry* ended = tasks_.Find(f.task_id());
+    if (ended == nullptr || !IsTerminal(ended->task.status()) || ended->task.attempts() != f.attempt() ||
+        ended->task.worker_device_id() != w->caps.device_id()) {
+      return 0;
+    }
+    if (WriteFailed(ended->written_in) && ended->written_in != operation_) {
+      ended->written_in = operation_;
+      fx.changed.push_back(ended->task.task_id());
+    }
+    return ended->written_in;
+  }
   pb::Task& t = e->task;
   const int64_t now = clock_->NowMs();
   t.set_result(f.result());
@@ -225,9 +248,10 @@ void WorkerSessions::FinishLocked(WorkerEntry* w, const pb::TaskFinished& f, Eff
                           : absl::StrCat("worker reported a non-terminal status ", static_cast<int>(f.status()));
     RetryOrFailLocked(e, why, fx);
     if (!IsTerminal(t.status())) t.clear_signature();  // requeued: no longer its outcome
-    return;
+    return e->written_in;
   }
   if (lifecycle_.Finish(e, f.status(), f.error_message(), now).ok()) ChangedLocked(e, fx);
+  return e->written_in;
 }
 
 void WorkerSessions::DisconnectedLocked(const std::string& device_id, uint64_t epoch) {

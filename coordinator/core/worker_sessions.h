@@ -50,7 +50,10 @@ class WorkerSessions : protected Workflows {  // issue 14: the task graph sits b
   // After a live usage sample: a new revision and a snapshot to each watcher, but no
   // store write (samples live in memory only: worker_service.proto TaskProgress).
   void SampledLocked(TaskEntry* e, Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void FinishLocked(WorkerEntry* w, const pb::TaskFinished& f, Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Applies a result; returns the operation whose write stores it (this one, or an
+  // earlier one for a report sent again), 0 when there is nothing to store (a stale
+  // attempt). A report sent again whose first write failed is written again here.
+  uint64_t FinishLocked(WorkerEntry* w, const pb::TaskFinished& f, Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // A deregistering worker's unfinished attempts: back to the queue at once, not
   // counted as failures.
   void HandBackLocked(WorkerEntry* w, Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -27,6 +27,10 @@ void SqliteTaskStore::Write(std::vector<pb::Task> tasks, std::function<void(absl
   writer_->Enqueue(std::move(tasks), {}, std::move(done));
 }
 
+void SqliteTaskStore::WriteUnhurried(std::vector<pb::Task> tasks, std::function<void(absl::Status)> done) {
+  writer_->Enqueue(std::move(tasks), {}, std::move(done), /*hurry=*/false);
+}
+
 void SqliteTaskStore::Delete(std::vector<std::string> task_ids, std::function<void(absl::Status)> done) {
   writer_->Enqueue({}, std::move(task_ids), std::move(done));
 }

@@ -30,6 +30,7 @@ class SqliteTaskStore final : public TaskStore {
   ~SqliteTaskStore() override;
 
   void Write(std::vector<pb::Task> tasks, std::function<void(absl::Status)> done) override;
+  void WriteUnhurried(std::vector<pb::Task> tasks, std::function<void(absl::Status)> done) override;
   void Delete(std::vector<std::string> task_ids, std::function<void(absl::Status)> done) override;
   absl::StatusOr<std::vector<pb::Task>> LoadAll() override;
   void Close() override;

@@ -27,10 +27,12 @@ void SqliteWriter::Close() {
 }
 
 void SqliteWriter::Enqueue(std::vector<pb::Task> puts, std::vector<std::string> deletes,
-                           std::function<void(absl::Status)> done) {
+                           std::function<void(absl::Status)> done, bool hurry) {
   {
     absl::MutexLock lock(&mu_);
     if (!stopping_) {
+      if (pending_.empty()) unhurried_since_ = absl::Now();
+      hurried_ = hurried_ || hurry;
       pending_.push_back(Op{std::move(puts), std::move(deletes), std::move(done)});
       return;
     }
@@ -47,6 +49,17 @@ void SqliteWriter::Loop() {
           +[](SqliteWriter* w) ABSL_EXCLUSIVE_LOCKS_REQUIRED(w->mu_) { return w->stopping_ || !w->pending_.empty(); },
           this));
       if (pending_.empty()) return;  // stopping, and everything is committed
+      // Only unhurried writes: give a hurried one (the next submit, say) the chance to
+      // share their commit.
+      if (!hurried_ && !stopping_) {
+        mu_.AwaitWithDeadline(absl::Condition(
+                                  +[](SqliteWriter* w) ABSL_EXCLUSIVE_LOCKS_REQUIRED(w->mu_) {
+                                    return w->stopping_ || w->hurried_;
+                                  },
+                                  this),
+                              unhurried_since_ + kUnhurriedDelay);
+      }
+      hurried_ = false;
       batch.swap(pending_);
     }
     // A failed commit (disk full, I/O error) is retried before anyone is told: callers

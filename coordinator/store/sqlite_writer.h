@@ -2,8 +2,10 @@
 // The write side of a SqliteTaskStore: one thread owns every write and commits whatever
 // has queued up while the previous transaction was committing (group commit): under
 // load one fsync covers many submits and transitions, so durability costs little
-// throughput. The writer only writes: a commit's callbacks go to the thread given to
-// PostCompletionsTo (or run on the writer when none is given).
+// throughput. Unhurried writes (TaskStore::WriteUnhurried) wait up to kUnhurriedDelay
+// for a hurried one to ride with, so that an idle cluster spends one fsync per round
+// trip (the submit's) rather than three. The writer only writes: a commit's callbacks
+// go to the thread given to PostCompletionsTo (or run on the writer when none is given).
 
 #include <atomic>
 #include <deque>
@@ -30,9 +32,15 @@ class SqliteWriter {
   SqliteWriter(const SqliteWriter&) = delete;
   SqliteWriter& operator=(const SqliteWriter&) = delete;
 
+  // How long unhurried writes may wait for a hurried one (bounds how late a worker's
+  // result is acknowledged on an idle cluster).
+  static constexpr absl::Duration kUnhurriedDelay = absl::Milliseconds(2);
+
   // Queues `puts` and `deletes` for the next commit; `done` is answered after it (an
-  // error after several tries), or at once with UNAVAILABLE when closing.
-  void Enqueue(std::vector<pb::Task> puts, std::vector<std::string> deletes, std::function<void(absl::Status)> done);
+  // error after several tries), or at once with UNAVAILABLE when closing. Unless
+  // `hurry`, the commit may wait up to kUnhurriedDelay for a hurried write.
+  void Enqueue(std::vector<pb::Task> puts, std::vector<std::string> deletes, std::function<void(absl::Status)> done,
+               bool hurry = true);
   // Commits everything queued, then joins the thread. Later writes are refused.
   void Close();
   // See TaskStore::PostCompletionsTo.
@@ -59,6 +67,8 @@ class SqliteWriter {
   SqliteConnection* const conn_;
   absl::Mutex mu_;
   std::deque<Op> pending_ ABSL_GUARDED_BY(mu_);
+  bool hurried_ ABSL_GUARDED_BY(mu_) = false;      // a hurried op is pending
+  absl::Time unhurried_since_ ABSL_GUARDED_BY(mu_);  // when the oldest pending op came
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::function<void(std::function<void()>)> post_ ABSL_GUARDED_BY(mu_);  // see PostCompletionsTo
   absl::Mutex close_mu_;  // serializes joining the thread

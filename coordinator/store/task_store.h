@@ -87,6 +87,14 @@ class TaskStore {
   // stored with an earlier record of the same task (the Coordinator drops payloads from
   // memory and writes the rest of the record).
   virtual void Write(std::vector<pb::Task> tasks, std::function<void(absl::Status)> done) = 0;
+  // Write for records nobody waits to see durable (a dispatch's attempt, a task started,
+  // a result its worker keeps until acknowledged): the store may hold them a moment to
+  // commit them together with the next Write, so that they do not stand between a
+  // submit and its commit. Same contract as Write, and records still commit in call
+  // order across both. The default writes at once.
+  virtual void WriteUnhurried(std::vector<pb::Task> tasks, std::function<void(absl::Status)> done) {
+    Write(std::move(tasks), std::move(done));
+  }
   // Removes records (retention). Same contract for `done`; unknown ids are ignored.
   virtual void Delete(std::vector<std::string> task_ids, std::function<void(absl::Status)> done) = 0;
   // Every stored record.
