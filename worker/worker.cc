@@ -43,7 +43,8 @@ absl::StatusOr<std::unique_ptr<Worker>> Worker::Start(const WorkerConfig& config
     c.set_public_key(public_key);
     return c;
   };
-  w->signer_ = std::make_unique<SigningSink>(*key, w->capabilities_.device_id(), &w->outbox_);
+  w->signer_ = std::make_unique<ResultSigner>(*key, w->capabilities_.device_id());  // signed_at: real time
+  w->outbox_.SignWith(w->signer_.get());
   // One channel to the coordinator: the session's stream and the tasks' relayed calls.
   std::shared_ptr<grpc::Channel> channel = MakeCoordinatorChannel(config, std::move(*credentials));
   // The gateway's waiting reports reach the executor, made just below and gone only after it.
@@ -53,7 +54,7 @@ absl::StatusOr<std::unique_ptr<Worker>> Worker::Start(const WorkerConfig& config
   });
   if (!gateway.ok()) return gateway.status();
   w->gateway_ = std::move(*gateway);
-  w->executor_ = std::make_unique<Executor>(w->capabilities_.slots(), &w->handlers_, w->signer_.get(),
+  w->executor_ = std::make_unique<Executor>(w->capabilities_.slots(), &w->handlers_, &w->outbox_,
                                             w->capabilities_, clock, w->gateway_.get());
   w->session_ = std::make_unique<Session>(config, channel, w->executor_.get(), &w->outbox_, keyed_probe,
                                           std::move(on_fatal), clock);
