@@ -95,6 +95,14 @@ std::string Worker::MetricsText() const {
     absl::StrAppend(&out, "retire_cluster_worker_attempts_total{status=\"", StatusName(s), "\"} ",
                     executor_->finished(s), "\n");
   }
+  // Results are signed one batch per message (issue 18): results / batches is how many
+  // results each Ed25519 signature covers.
+  absl::StrAppend(&out, "# HELP retire_cluster_worker_signed_batches_total Signatures made, one per message of results.\n",
+                  "# TYPE retire_cluster_worker_signed_batches_total counter\n",
+                  "retire_cluster_worker_signed_batches_total ", signer_->batches(), "\n",
+                  "# HELP retire_cluster_worker_signed_results_total Results signed (in those batches).\n",
+                  "# TYPE retire_cluster_worker_signed_results_total counter\n",
+                  "retire_cluster_worker_signed_results_total ", signer_->results(), "\n");
   absl::StrAppend(&out, executor_->run_time().Render("retire_cluster_worker_run_time_seconds",
                                                      "How long attempts ran here."));
   return out;
