@@ -162,7 +162,7 @@ TEST_CASE("Failed and timed-out outcomes verify and coordinator-decided ones hav
   CHECK_THAT(r.err, Catch::Contains("has no signature"));
 }
 
-TEST_CASE("Results signed in one batch each verify alone, and one's proof does not serve another") {
+TEST_CASE("Results signed in one batch each verify alone and one's proof does not serve another") {
   Cluster cluster;
   KeyDir dir;
   // Queued before the worker joins, instant echo tasks arrive together and run on the

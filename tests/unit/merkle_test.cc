@@ -68,7 +68,7 @@ TEST_CASE("Odd counts split at the largest power of two and a 1-leaf root is the
   CHECK(LeafHash(l[0] + l[1]) != NodeHash(l[0], l[1]));
 }
 
-TEST_CASE("Every leaf's proof leads to the root, for 1, 2, 3, 5, 8 and 13 leaves") {
+TEST_CASE("Every leaf's proof leads to the root in trees of 1 2 3 5 8 and 13 leaves") {
   for (size_t n : {1, 2, 3, 5, 8, 13}) {
     std::vector<std::string> leaves;
     for (size_t i = 0; i < n; ++i) leaves.push_back(LeafHash("leaf " + std::to_string(i)));

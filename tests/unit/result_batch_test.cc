@@ -77,7 +77,7 @@ TEST_CASE("The leaf and the batch root message are length-prefixed fields in a f
             Field("0101010101010101010101010101010101010101010101010101010101010101"));
 }
 
-TEST_CASE("Each result of a batch verifies alone with its proof, for 1, 2, 3, 5 and 8 results") {
+TEST_CASE("Each result of a batch verifies alone with its proof in batches of 1 2 3 5 and 8 results") {
   absl::StatusOr<Ed25519Key> key = Ed25519Key::Generate();
   REQUIRE(key.ok());
   for (int n : {1, 2, 3, 5, 8}) {
