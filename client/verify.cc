@@ -3,6 +3,7 @@
 #include <ostream>
 #include <vector>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "client/cli_common.h"
 #include "common/clock.h"
@@ -121,6 +122,11 @@ int RunVerify(const ParsedFlags& f, Client& client, std::ostream& out, std::ostr
       j["signed_at"] = FormatTimeMs(v->signed_at_ms);
       j["public_key"] = PublicKeyHex(v->public_key);
       j["result_digest"] = task->signature().result_digest();
+      if (const pb::ResultSignature& sig = task->signature(); sig.batch_size() > 0) {  // signed in a batch
+        j["batch_root"] = absl::BytesToHexString(sig.batch_root());
+        j["leaf_index"] = sig.leaf_index();
+        j["batch_size"] = sig.batch_size();
+      }
     } else {
       j["error"] = std::string(v.status().message());
     }

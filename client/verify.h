@@ -3,7 +3,8 @@
 // worker signed (common/result_signature.h), with the key the coordinator recorded when
 // that worker joined, and that this key is still the one the worker presents and, when
 // given, the one the user pinned. The coordinator is not trusted: everything is
-// recomputed here from the stored task.
+// recomputed here from the stored task alone (for a result signed in a batch, its leaf
+// and its proof up to the signed root; no other task of the batch is needed).
 
 #include <iosfwd>
 #include <optional>
@@ -28,8 +29,10 @@ struct VerifiedResult {
 // `pinned`: a raw public key the user expects. Errors (each message says why):
 //   FAILED_PRECONDITION  the task is not finished, or has no signature or recorded key
 //   DATA_LOSS            the stored outcome is not what was signed
-//   PERMISSION_DENIED    the signature does not match the recorded key, or that key is
-//                        not the one pinned or the one the worker presents now
+//   PERMISSION_DENIED    the signature does not match the recorded key, the inclusion
+//                        proof of a batch signature does not lead from this task to the
+//                        signed root, or that key is not the one pinned or the one the
+//                        worker presents now
 //   INVALID_ARGUMENT     the signature does not belong to the task's own attempt or worker
 absl::StatusOr<VerifiedResult> VerifyTask(const pb::Task& task, const pb::Worker* current,
                                           const std::optional<std::string>& pinned);

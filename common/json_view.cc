@@ -190,6 +190,16 @@ json TaskToJson(const pb::Task& t) {
                                              {"signed_at", TimeOrNull(sig.signed_at_ms())},
                                              {"signature", absl::Base64Escape(sig.signature())},
                                              {"public_key", absl::BytesToHexString(sig.public_key())}};
+  // Signed in a batch (issue 18): the signed root and this result's way up to it; a
+  // single signature (older records) has none of these.
+  if (t.has_signature() && sig.batch_size() > 0) {
+    json proof = json::array();
+    for (const std::string& h : sig.proof()) proof.push_back(absl::BytesToHexString(h));
+    j["signature"]["batch_root"] = absl::BytesToHexString(sig.batch_root());
+    j["signature"]["leaf_index"] = sig.leaf_index();
+    j["signature"]["batch_size"] = sig.batch_size();
+    j["signature"]["proof"] = std::move(proof);
+  }
   return j;
 }
 

@@ -13,6 +13,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/strip.h"
 #include "absl/strings/str_cat.h"
+#include "common/merkle.h"
 #include "common/task_names.h"
 
 namespace rc {
@@ -95,6 +96,27 @@ std::string SignedMessage(absl::string_view task_id, int32_t attempt, absl::stri
   AppendField(&out, outcome_digest);
   AppendField(&out, absl::StrCat(signed_at_ms));
   if (permanent) AppendField(&out, "permanent");  // absent when false: older messages unchanged
+  return out;
+}
+
+std::string ResultLeaf(absl::string_view task_id, int32_t attempt, absl::string_view outcome_digest, bool permanent) {
+  std::string out;
+  out.reserve(4 * 8 + task_id.size() + 11 + outcome_digest.size() + 9);
+  AppendField(&out, task_id);
+  AppendField(&out, absl::StrCat(attempt));
+  AppendField(&out, outcome_digest);
+  AppendField(&out, permanent ? "permanent" : "");
+  return out;
+}
+
+std::string BatchRootMessage(absl::string_view worker_device_id, int64_t signed_at_ms, uint32_t batch_size,
+                             absl::string_view batch_root) {
+  std::string out;
+  AppendField(&out, kResultBatchDomain);
+  AppendField(&out, worker_device_id);
+  AppendField(&out, absl::StrCat(signed_at_ms));
+  AppendField(&out, absl::StrCat(batch_size));
+  AppendField(&out, absl::BytesToHexString(batch_root));
   return out;
 }
 
@@ -208,6 +230,88 @@ absl::StatusOr<pb::ResultSignature> SignOutcome(const Ed25519Key& key, const pb:
   return sig;
 }
 
+absl::StatusOr<std::vector<pb::ResultSignature>> SignBatch(const Ed25519Key& key,
+                                                           absl::Span<const pb::TaskFinished* const> batch,
+                                                           absl::string_view device_id, int64_t signed_at_ms) {
+  if (batch.empty()) return absl::InvalidArgumentError("a batch to sign needs at least one result");
+  std::vector<pb::ResultSignature> sigs(batch.size());
+  std::vector<std::string> leaves(batch.size());
+  for (size_t i = 0; i < batch.size(); ++i) {
+    const pb::TaskFinished& f = *batch[i];
+    pb::ResultSignature& sig = sigs[i];
+    sig.set_attempt(f.attempt());
+    sig.set_result_digest(OutcomeDigest(OutcomeOf(f)));
+    sig.set_permanent(f.permanent());
+    leaves[i] = merkle::LeafHash(ResultLeaf(f.task_id(), f.attempt(), sig.result_digest(), f.permanent()));
+  }
+  absl::StatusOr<merkle::Tree> tree = merkle::Build(leaves);
+  if (!tree.ok() || tree->root.size() != merkle::kHashBytes) {
+    return absl::InternalError("OpenSSL could not hash the batch of results");
+  }
+  const uint32_t n = static_cast<uint32_t>(batch.size());
+  absl::StatusOr<std::string> signature = key.Sign(BatchRootMessage(device_id, signed_at_ms, n, tree->root));
+  if (!signature.ok()) return signature.status();
+  for (size_t i = 0; i < batch.size(); ++i) {
+    pb::ResultSignature& sig = sigs[i];
+    sig.set_worker_device_id(std::string(device_id));
+    sig.set_signed_at_ms(signed_at_ms);
+    sig.set_signature(*signature);
+    sig.set_batch_root(tree->root);
+    for (std::string& h : tree->proofs[i]) sig.add_proof(std::move(h));
+    sig.set_leaf_index(static_cast<uint32_t>(i));
+    sig.set_batch_size(n);
+  }
+  return sigs;
+}
+
+namespace {
+
+absl::Status SignatureMismatch(absl::string_view public_key, absl::string_view what) {
+  return absl::PermissionDeniedError(absl::StrCat("signature does not match public key ", PublicKeyHex(public_key),
+                                                  ": another key signed it, or the signed fields (", what,
+                                                  ") were altered"));
+}
+
+// A single signature (batch_size 0): over this result alone, as before issue 18.
+absl::Status VerifySingle(absl::string_view task_id, const pb::ResultSignature& sig, absl::string_view public_key) {
+  absl::Status s = Ed25519Verify(
+      public_key,
+      SignedMessage(task_id, sig.attempt(), sig.worker_device_id(), sig.result_digest(), sig.signed_at_ms(),
+                    sig.permanent()),
+      sig.signature());
+  if (s.code() == absl::StatusCode::kPermissionDenied) {
+    return SignatureMismatch(public_key, "task id, attempt, device, time, permanent");
+  }
+  return s;
+}
+
+// A batch signature: this task's leaf, up its proof to the batch root, which was signed.
+absl::Status VerifyInBatch(absl::string_view task_id, const pb::ResultSignature& sig, absl::string_view public_key) {
+  const std::string leaf =
+      merkle::LeafHash(ResultLeaf(task_id, sig.attempt(), sig.result_digest(), sig.permanent()));
+  const std::vector<std::string> proof(sig.proof().begin(), sig.proof().end());
+  absl::StatusOr<std::string> root = merkle::RootFromProof(leaf, sig.leaf_index(), sig.batch_size(), proof);
+  if (!root.ok()) {
+    return absl::PermissionDeniedError(absl::StrCat("inclusion proof is malformed: ", root.status().message()));
+  }
+  if (*root != sig.batch_root()) {
+    return absl::PermissionDeniedError(absl::StrCat(
+        "inclusion proof does not lead to the signed batch root: this task's leaf (task id, attempt, digest, "
+        "permanent) at index ",
+        sig.leaf_index(), " of ", sig.batch_size(), " hashes up to ", absl::BytesToHexString(*root),
+        ", the batch root is ", absl::BytesToHexString(sig.batch_root())));
+  }
+  absl::Status s = Ed25519Verify(
+      public_key, BatchRootMessage(sig.worker_device_id(), sig.signed_at_ms(), sig.batch_size(), sig.batch_root()),
+      sig.signature());
+  if (s.code() == absl::StatusCode::kPermissionDenied) {
+    return SignatureMismatch(public_key, "batch root, batch size, device, time");
+  }
+  return s;
+}
+
+}  // namespace
+
 absl::Status VerifyOutcome(absl::string_view task_id, const Outcome& outcome, const pb::ResultSignature& sig,
                            absl::string_view public_key) {
   if (sig.signature().empty()) return absl::FailedPreconditionError("no signature");
@@ -216,18 +320,8 @@ absl::Status VerifyOutcome(absl::string_view task_id, const Outcome& outcome, co
     return absl::DataLossError(absl::StrCat("result digest does not match the stored result: signed ",
                                             sig.result_digest(), ", stored outcome hashes to ", digest));
   }
-  absl::Status s = Ed25519Verify(
-      public_key,
-      SignedMessage(task_id, sig.attempt(), sig.worker_device_id(), sig.result_digest(), sig.signed_at_ms(),
-                    sig.permanent()),
-      sig.signature());
-  if (s.code() == absl::StatusCode::kPermissionDenied) {
-    return absl::PermissionDeniedError(
-        absl::StrCat("signature does not match public key ", PublicKeyHex(public_key),
-                     ": another key signed it, or the signed fields (task id, attempt, device, time, permanent) were "
-                     "altered"));
-  }
-  return s;
+  if (sig.batch_size() == 0) return VerifySingle(task_id, sig, public_key);
+  return VerifyInBatch(task_id, sig, public_key);
 }
 
 std::optional<std::string> StripFinalFailureNote(absl::string_view error_message, int32_t attempt) {

@@ -43,7 +43,8 @@ absl::StatusOr<std::unique_ptr<Worker>> Worker::Start(const WorkerConfig& config
     c.set_public_key(public_key);
     return c;
   };
-  w->signer_ = std::make_unique<SigningSink>(*key, w->capabilities_.device_id(), &w->outbox_);
+  w->signer_ = std::make_unique<ResultSigner>(*key, w->capabilities_.device_id());  // signed_at: real time
+  w->outbox_.SignWith(w->signer_.get());
   // One channel to the coordinator: the session's stream and the tasks' relayed calls.
   std::shared_ptr<grpc::Channel> channel = MakeCoordinatorChannel(config, std::move(*credentials));
   // The gateway's waiting reports reach the executor, made just below and gone only after it.
@@ -53,7 +54,7 @@ absl::StatusOr<std::unique_ptr<Worker>> Worker::Start(const WorkerConfig& config
   });
   if (!gateway.ok()) return gateway.status();
   w->gateway_ = std::move(*gateway);
-  w->executor_ = std::make_unique<Executor>(w->capabilities_.slots(), &w->handlers_, w->signer_.get(),
+  w->executor_ = std::make_unique<Executor>(w->capabilities_.slots(), &w->handlers_, &w->outbox_,
                                             w->capabilities_, clock, w->gateway_.get());
   w->session_ = std::make_unique<Session>(config, channel, w->executor_.get(), &w->outbox_, keyed_probe,
                                           std::move(on_fatal), clock);
@@ -94,6 +95,14 @@ std::string Worker::MetricsText() const {
     absl::StrAppend(&out, "retire_cluster_worker_attempts_total{status=\"", StatusName(s), "\"} ",
                     executor_->finished(s), "\n");
   }
+  // Results are signed one batch per message (issue 18): results / batches is how many
+  // results each Ed25519 signature covers.
+  absl::StrAppend(&out, "# HELP retire_cluster_worker_signed_batches_total Signatures made, one per message of results.\n",
+                  "# TYPE retire_cluster_worker_signed_batches_total counter\n",
+                  "retire_cluster_worker_signed_batches_total ", signer_->batches(), "\n",
+                  "# HELP retire_cluster_worker_signed_results_total Results signed (in those batches).\n",
+                  "# TYPE retire_cluster_worker_signed_results_total counter\n",
+                  "retire_cluster_worker_signed_results_total ", signer_->results(), "\n");
   absl::StrAppend(&out, executor_->run_time().Render("retire_cluster_worker_run_time_seconds",
                                                      "How long attempts ran here."));
   return out;

@@ -49,7 +49,7 @@ class Worker {
   pb::Capabilities capabilities_;  // as probed at start; re-probed on reconnect
   HandlerRegistry handlers_;
   Outbox outbox_;
-  std::unique_ptr<SigningSink> signer_;  // signs finished events on their way into outbox_
+  std::unique_ptr<ResultSigner> signer_;  // signs the results of each message outbox_ sends
   std::unique_ptr<TaskGateway> gateway_;  // the tasks' sockets; outlived by executor_ only in Stop
   std::unique_ptr<Executor> executor_;
   std::unique_ptr<Session> session_;

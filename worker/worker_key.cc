@@ -127,18 +127,28 @@ absl::StatusOr<Ed25519Key> LoadOrCreateWorkerKey(const std::string& data_dir) {
   return Load(path);
 }
 
-SigningSink::SigningSink(Ed25519Key key, std::string device_id, EventSink* next, const Clock* clock)
-    : key_(std::move(key)), device_id_(std::move(device_id)), next_(next), clock_(clock) {}
+ResultSigner::ResultSigner(Ed25519Key key, std::string device_id, const Clock* clock)
+    : key_(std::move(key)), device_id_(std::move(device_id)), clock_(clock) {}
 
-void SigningSink::Finished(pb::TaskFinished event) {
-  absl::StatusOr<pb::ResultSignature> sig = SignOutcome(key_, event, device_id_, clock_->NowMs());
-  if (sig.ok()) {
-    *event.mutable_signature() = *std::move(sig);
-  } else {
-    spdlog::error("task {} attempt {}: result sent unsigned: {}", event.task_id(), event.attempt(),
-                  std::string(sig.status().message()));
+ResultSigner::~ResultSigner() {
+  if (batches() > 0) {
+    spdlog::info("signed {} results in {} batches ({:.1f} per signature)", results(), batches(),
+                 static_cast<double>(results()) / static_cast<double>(batches()));
   }
-  next_->Finished(std::move(event));
+}
+
+void ResultSigner::SignBatch(absl::Span<pb::TaskFinished* const> batch) {
+  if (batch.empty()) return;
+  const std::vector<const pb::TaskFinished*> in(batch.begin(), batch.end());
+  absl::StatusOr<std::vector<pb::ResultSignature>> sigs = rc::SignBatch(key_, in, device_id_, clock_->NowMs());
+  if (!sigs.ok()) {
+    spdlog::error("{} results (task {} attempt {} first) sent unsigned: {}", batch.size(), batch[0]->task_id(),
+                  batch[0]->attempt(), std::string(sigs.status().message()));
+    return;
+  }
+  for (size_t i = 0; i < batch.size(); ++i) *batch[i]->mutable_signature() = std::move((*sigs)[i]);
+  batches_.fetch_add(1, std::memory_order_relaxed);
+  results_.fetch_add(static_cast<int64_t>(batch.size()), std::memory_order_relaxed);
 }
 
 }  // namespace rc::worker

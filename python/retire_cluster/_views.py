@@ -159,6 +159,12 @@ def task_to_dict(t: task_pb2.Task) -> Dict[str, Any]:
             "signature": base64.b64encode(sig.signature).decode("ascii"),
             "public_key": sig.public_key.hex(),
         }
+        # Signed in a batch (issue 18): the signed root and this result's way up to it.
+        if sig.batch_size > 0:
+            d["signature"]["batch_root"] = sig.batch_root.hex()
+            d["signature"]["leaf_index"] = sig.leaf_index
+            d["signature"]["batch_size"] = sig.batch_size
+            d["signature"]["proof"] = [h.hex() for h in sig.proof]
     else:
         d["signature"] = None
     return d

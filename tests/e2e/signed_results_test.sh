@@ -32,11 +32,25 @@ expect "verify --json says verified" 0 '"verified": true' verify "$id" --json
 expect "verify refuses a pin that differs" 1 "not the pinned key" verify "$id" --public-key "$(printf 'ab%.0s' {1..32})"
 expect "verify names an unknown task" 3 "error: " verify task-0000000000000000
 
-# The same data dir: the same key.
+# The same data dir: the same key. Tasks queued while it is away reach it together and
+# are signed in batches (one signature per message): each verifies on its own.
 rc_stop "$RC_LAST_WORKER_PID" 10
+queued=()
+for n in 1 2 3 4 5 6; do queued+=("$("$cli" --coordinator "$RC_ADDR" submit echo --payload "{\"n\":$n}")"); done
 rc_start_worker "$build" signer || exit 1
 check "a worker restarted on its data dir keeps its key" test "$(logged_key signer)" = "$key"
 expect "results verify after the worker's restart" 0 "^verified" verify "$id"
+largest=0
+for q in "${queued[@]}"; do
+  "$cli" --coordinator "$RC_ADDR" wait "$q" --timeout 20 >/dev/null
+  expect "a result signed in a batch verifies alone ($q)" 0 "^verified" verify "$q"
+  sig=$("$cli" --coordinator "$RC_ADDR" get "$q" --json | jq -c .signature)
+  check "get --json shows its place in the batch and its proof ($q)" \
+    jq -e '.batch_size >= 1 and .leaf_index < .batch_size and (.batch_root | length) == 64 and (.proof | type) == "array"' <<<"$sig" >/dev/null
+  size=$(jq -r .batch_size <<<"$sig")
+  [ "$size" -gt "$largest" ] 2>/dev/null && largest=$size
+done
+echo "largest batch among the queued results: $largest"
 
 # Tamper with the stored result: only the result field's copy of the text (the payload
 # holds it too and comes first in the record), same length so the record still parses.

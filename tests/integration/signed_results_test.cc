@@ -4,10 +4,14 @@
 // coordinator decided itself.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <filesystem>
+#include <map>
+#include <set>
 #include <sstream>
 
 #include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
 #include "client/cli.h"
 #include "client/verify.h"
 #include "common/ids.h"
@@ -156,6 +160,88 @@ TEST_CASE("Failed and timed-out outcomes verify and coordinator-decided ones hav
   CHECK(r.code == client::kExitTaskFailed);
   CHECK(Json::parse(r.out)["verified"] == false);
   CHECK_THAT(r.err, Catch::Contains("has no signature"));
+}
+
+TEST_CASE("Results signed in one batch each verify alone and one's proof does not serve another") {
+  Cluster cluster;
+  KeyDir dir;
+  // Queued before the worker joins, instant echo tasks arrive together and run on the
+  // stream's reader, which sends their results in one message: one signed batch. The
+  // rounds bound the (unlikely) case of every result leaving in a message of its own.
+  std::vector<pb::Task> tasks;
+  worker::Worker* w = nullptr;
+  WorkerConfig wc = Cluster::Worker("batcher", 16);
+  wc.data_dir = dir.path;
+  uint32_t largest = 0;
+  for (int round = 0; round < 3 && largest < 2; ++round) {
+    std::vector<std::string> ids;
+    for (int i = 0; i < 12; ++i) {
+      absl::StatusOr<pb::SubmitResponse> r = cluster.client().Submit(Spec("echo", absl::StrCat(R"({"n":)", i, "}")));
+      REQUIRE(r.ok());
+      ids.push_back(r->task_id());
+    }
+    if (w == nullptr) w = cluster.AddWorker(wc);
+    for (const std::string& id : ids) {
+      absl::StatusOr<pb::Task> t = cluster.client().Wait(id, absl::Seconds(20));
+      REQUIRE(t.ok());
+      REQUIRE(t->status() == pb::TASK_STATUS_SUCCESS);
+      largest = std::max(largest, t->signature().batch_size());
+      tasks.push_back(*t);
+    }
+    if (largest < 2) {
+      cluster.StopWorker(w);
+      w = nullptr;
+    }
+  }
+  REQUIRE(largest >= 2);
+  // Every result verifies alone, through the CLI and with nothing but its own record.
+  std::map<std::string, std::vector<const pb::Task*>> by_root;
+  for (const pb::Task& t : tasks) {
+    const pb::ResultSignature& sig = t.signature();
+    REQUIRE(sig.batch_size() >= 1);
+    CHECK(sig.leaf_index() < sig.batch_size());
+    by_root[sig.batch_root()].push_back(&t);
+    Run r = Cli(cluster.address(), {"verify", t.task_id(), "--json"});
+    INFO(t.task_id() << ": " << r.err);
+    CHECK(r.code == 0);
+    Json j = Json::parse(r.out);
+    CHECK(j["verified"] == true);
+    CHECK(j["batch_size"] == sig.batch_size());
+    CHECK(j["leaf_index"] == sig.leaf_index());
+    CHECK(j["batch_root"] == absl::BytesToHexString(sig.batch_root()));
+    CHECK(client::VerifyTask(t, nullptr, std::nullopt).ok());
+  }
+  // A batch is one signature; its members sit at distinct places; and the proof of one
+  // member does not verify another.
+  bool crossed = false;
+  for (const auto& [root, members] : by_root) {
+    std::set<uint32_t> places;
+    for (const pb::Task* t : members) {
+      CHECK(t->signature().signature() == members[0]->signature().signature());
+      CHECK(t->signature().batch_size() == members[0]->signature().batch_size());
+      places.insert(t->signature().leaf_index());
+    }
+    CHECK(places.size() == members.size());
+    if (members.size() < 2) continue;
+    pb::Task swapped = *members[0];
+    *swapped.mutable_signature()->mutable_proof() = members[1]->signature().proof();
+    swapped.mutable_signature()->set_leaf_index(members[1]->signature().leaf_index());
+    absl::Status s = client::VerifyTask(swapped, nullptr, std::nullopt).status();
+    CHECK(s.code() == absl::StatusCode::kPermissionDenied);
+    CHECK_THAT(std::string(s.message()), Catch::Contains("inclusion proof does not lead to the signed batch root"));
+    crossed = true;
+  }
+  CHECK(crossed);
+  // The JSON view shows the batch fields.
+  const pb::Task& t = tasks[0];
+  Json view = TaskToJson(t);
+  CHECK(view["signature"]["batch_size"] == t.signature().batch_size());
+  CHECK(view["signature"]["leaf_index"] == t.signature().leaf_index());
+  CHECK(view["signature"]["batch_root"] == absl::BytesToHexString(t.signature().batch_root()));
+  REQUIRE(view["signature"]["proof"].size() == static_cast<size_t>(t.signature().proof_size()));
+  for (int i = 0; i < t.signature().proof_size(); ++i) {
+    CHECK(view["signature"]["proof"][i] == absl::BytesToHexString(t.signature().proof(i)));
+  }
 }
 
 TEST_CASE("A worker keeps its key across restarts on one data dir and a new key fails older results") {

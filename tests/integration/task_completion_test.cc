@@ -294,14 +294,15 @@ class CallbackWorker {
     caps_.set_cpu_cores(1);
     for (const std::string& t : handlers_.types()) caps_.add_task_types(t);
     caps_.set_public_key(key->public_key());
-    signer_ = std::make_unique<worker::SigningSink>(*key, device, &outbox_);
+    signer_ = std::make_unique<worker::ResultSigner>(*key, device);
+    outbox_.SignWith(signer_.get());
     auto channel = worker::MakeCoordinatorChannel(config, grpc::InsecureChannelCredentials());
     auto gateway = worker::TaskGateway::Start(channel, dir_, [this](const std::string& id, int attempt, bool waiting) {
       executor_->SetWaiting(id, attempt, waiting);
     });
     REQUIRE(gateway.ok());
     gateway_ = std::move(*gateway);
-    executor_ = std::make_unique<worker::Executor>(2, &handlers_, signer_.get(), caps_, RealClock::Get(), gateway_.get());
+    executor_ = std::make_unique<worker::Executor>(2, &handlers_, &outbox_, caps_, RealClock::Get(), gateway_.get());
     session_ = std::make_unique<worker::Session>(config, channel, executor_.get(), &outbox_, [this] { return caps_; },
                                                  nullptr);
     session_->Start();
@@ -321,7 +322,7 @@ class CallbackWorker {
   worker::HandlerRegistry handlers_;
   pb::Capabilities caps_;
   worker::Outbox outbox_;
-  std::unique_ptr<worker::SigningSink> signer_;
+  std::unique_ptr<worker::ResultSigner> signer_;
   std::unique_ptr<worker::TaskGateway> gateway_;
   std::unique_ptr<worker::Executor> executor_;
   std::unique_ptr<worker::Session> session_;

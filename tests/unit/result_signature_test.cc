@@ -1,5 +1,6 @@
 // Signed results: the canonical bytes, sign/verify and what each tampering does; the
-// worker's key file (creation, permissions, reuse); the signing sink.
+// worker's key file (creation, permissions, reuse). Batch signatures and the outbox that
+// signs them: result_batch_test.cc.
 #include <catch2/catch.hpp>
 
 #include <openssl/sha.h>
@@ -254,38 +255,6 @@ TEST_CASE("Workers starting together on one data dir end up with the same key") 
   for (auto& t : threads) t.join();
   for (const std::string& k : keys) CHECK((!k.empty() && k == keys[0]));
   std::filesystem::remove_all(dir);
-}
-
-class RecordingSink final : public worker::EventSink {
- public:
-  void Started(pb::TaskStarted) override { ++started; }
-  void Finished(pb::TaskFinished e) override { finished.push_back(std::move(e)); }
-  void Progress(pb::TaskProgress) override {}
-  int started = 0;
-  std::vector<pb::TaskFinished> finished;
-};
-
-TEST_CASE("The signing sink signs every finished event with the device id and the clock's time") {
-  absl::StatusOr<Ed25519Key> key = Ed25519Key::Generate();
-  REQUIRE(key.ok());
-  FakeClock clock;
-  RecordingSink next;
-  worker::SigningSink sink(*key, "w1", &next, &clock);
-  sink.Started(pb::TaskStarted());
-  for (pb::TaskStatus s : {pb::TASK_STATUS_SUCCESS, pb::TASK_STATUS_FAILED, pb::TASK_STATUS_CANCELLED,
-                           pb::TASK_STATUS_TIMEOUT}) {
-    pb::TaskFinished f = Finished();
-    f.set_status(s);
-    sink.Finished(f);
-  }
-  CHECK(next.started == 1);
-  REQUIRE(next.finished.size() == 4);
-  for (const pb::TaskFinished& f : next.finished) {
-    CHECK(f.signature().worker_device_id() == "w1");
-    CHECK(f.signature().signed_at_ms() == clock.NowMs());
-    pb::Task t = Stored(f, f.signature(), key->public_key());
-    CHECK(Verify(t).ok());
-  }
 }
 
 }  // namespace

@@ -3,7 +3,9 @@
 // carries many), and the draining / deregister flags of a shutdown. A finished event
 // stays here, in flight, until the coordinator acknowledges it; after a reconnect every
 // unacknowledged one is sent again (the coordinator ignores duplicates), so a result
-// is never lost to a broken stream.
+// is never lost to a broken stream. With a signer, the results of each message are
+// signed as one batch when taken (worker_key.h); a resent result keeps the signature of
+// the batch it was first sent in.
 
 #include <string>
 #include <utility>
@@ -15,6 +17,7 @@
 #include "absl/time/time.h"
 #include "common/clock.h"
 #include "worker/execution/attempt_executor.h"
+#include "worker/worker_key.h"
 
 namespace rc::worker {
 
@@ -22,6 +25,10 @@ class Outbox final : public EventSink {
  public:
   // `clock`: what Wait's and WaitAcknowledged's times are on (the Session's).
   explicit Outbox(const Clock* clock = RealClock::Get()) : clock_(clock) {}
+
+  // Signs the results of every later Take (null: sent unsigned, as in tests that do not
+  // sign). The signer outlives this outbox's last Take.
+  void SignWith(ResultSigner* signer);
 
   void Started(pb::TaskStarted event) override;
   void Finished(pb::TaskFinished event) override;
@@ -32,7 +39,9 @@ class Outbox final : public EventSink {
   // Waits until something is due, the clock reaches `until`, or Wake().
   void Wait(absl::Time until);
   // Moves what is due into *msg at once (finished events stay in flight until Ack).
-  // True when it moved anything.
+  // True when it moved anything. The results not yet signed are signed as one batch
+  // after mu_ is released (the executor's threads keep reporting meanwhile), so callers
+  // should take from one thread at a time (the session does, under its write lock).
   bool Take(pb::WorkerMessage* msg);
   // While held, new events do not end a Wait: the holder (the stream's reader, which
   // just ran instant tasks) sends them itself, sparing the writer thread a wake-up.
@@ -53,6 +62,7 @@ class Outbox final : public EventSink {
  private:
   const Clock* const clock_;
   mutable absl::Mutex mu_;
+  ResultSigner* signer_ ABSL_GUARDED_BY(mu_) = nullptr;
   std::vector<pb::TaskStarted> started_ ABSL_GUARDED_BY(mu_);
   std::vector<pb::TaskProgress> progress_ ABSL_GUARDED_BY(mu_);
   std::vector<pb::TaskFinished> finished_ ABSL_GUARDED_BY(mu_);   // due
