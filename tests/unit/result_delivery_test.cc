@@ -39,7 +39,7 @@ class HeldStore final : public TaskStore {
 // What a Wait sees.
 class Waiter final : public TaskSink {
  public:
-  void OnTask(const pb::Task& t) override { seen.push_back(t); }
+  void OnTask(pb::Task t) override { seen.push_back(std::move(t)); }
   void Abort(absl::Status s) override { aborted = s; }
   bool TerminalOnly() const override { return true; }
   std::vector<pb::Task> seen;
