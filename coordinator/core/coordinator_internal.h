@@ -61,10 +61,10 @@ auto Coordinator::Mutate(Fn&& fn) {
   // the cascade is written (and answered) with it.
   PropagateEndsLocked(fx);
   TrimFinishedLocked(fx);
-  if (!fx.changed.empty()) last_write_op_ = fx.operation;
   for (const std::string& id : fx.changed) {
     if (TaskEntry* e = tasks_.Find(id)) fx.writes.push_back(RecordLocked(*e));  // erased since: nothing to write
   }
+  if (!fx.writes.empty()) last_write_op_ = fx.operation;
   delivery_mu_.Lock();
   mu_.Unlock();
   const uint64_t ticket = Deliver(fx);
