@@ -1,4 +1,5 @@
 #include "bench/child_process.h"
+#include "bench/scale_sim_process.h"
 
 #include <fcntl.h>
 #include <signal.h>
@@ -89,17 +90,7 @@ void ChildProcess::Stop(absl::Duration grace) {
 
 void ChildProcess::StopLocked(absl::Duration grace) {
   if (pid_ <= 0) return;
-  kill(pid_, SIGTERM);
-  const absl::Time deadline = absl::Now() + grace;
-  int status;
-  while (waitpid(pid_, &status, WNOHANG) == 0) {
-    if (absl::Now() > deadline) {
-      kill(pid_, SIGKILL);
-      waitpid(pid_, &status, 0);
-      break;
-    }
-    absl::SleepFor(absl::Milliseconds(20));
-  }
+  StopPid(pid_, grace);
   pid_ = -1;
 }
 

@@ -115,19 +115,23 @@ CoordinatorProcess::~CoordinatorProcess() {
   Stop();
 }
 
+void StopPid(pid_t pid, absl::Duration grace) {
+  kill(pid, SIGTERM);
+  const absl::Time deadline = absl::Now() + grace;
+  int status;
+  while (waitpid(pid, &status, WNOHANG) == 0) {
+    if (absl::Now() > deadline) {
+      kill(pid, SIGKILL);
+      waitpid(pid, &status, 0);
+      break;
+    }
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+}
+
 void CoordinatorProcess::Stop() {
   if (pid_ > 0) {
-    kill(pid_, SIGTERM);
-    const absl::Time deadline = absl::Now() + absl::Seconds(10);
-    int status;
-    while (waitpid(pid_, &status, WNOHANG) == 0) {
-      if (absl::Now() > deadline) {
-        kill(pid_, SIGKILL);
-        waitpid(pid_, &status, 0);
-        break;
-      }
-      absl::SleepFor(absl::Milliseconds(20));
-    }
+    StopPid(pid_, absl::Seconds(10));
     pid_ = -1;
   }
   std::error_code ignored;

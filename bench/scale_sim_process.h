@@ -50,6 +50,9 @@ struct ProcessSample {
   double peak_rss_mb = 0;  // VmHWM
 };
 
+// SIGTERM to `pid`, then SIGKILL once `grace` has passed; reaps it either way.
+void StopPid(pid_t pid, absl::Duration grace);
+
 // NOT_FOUND when the process is gone or /proc cannot be read.
 absl::StatusOr<ProcessSample> SampleProcess(pid_t pid);
 
