@@ -13,6 +13,7 @@
 #include "absl/strings/escaping.h"
 #include "common/ids.h"
 #include "common/result_signature.h"
+#include "tests/unit/signed_outcome.h"
 #include "worker/worker_key.h"
 
 namespace rc {
@@ -31,30 +32,9 @@ pb::TaskFinished Finished() {
   return f;
 }
 
-// The stored task a coordinator would make of `f` signed by `key`.
-pb::Task Stored(const pb::TaskFinished& f, const pb::ResultSignature& sig, const std::string& public_key) {
-  pb::Task t;
-  t.set_task_id(f.task_id());
-  t.set_status(f.status());
-  t.set_result(f.result());
-  t.set_error_message(f.error_message());
-  t.set_exit_code(f.exit_code());
-  t.set_stdout(f.stdout());
-  t.set_stderr(f.stderr());
-  *t.mutable_signature() = sig;
-  t.mutable_signature()->set_public_key(public_key);
-  return t;
-}
-
-absl::Status Verify(const pb::Task& t) {
-  return VerifyOutcome(t.task_id(), OutcomeOf(t), t.signature(), t.signature().public_key());
-}
-
-std::string Field(absl::string_view s) {
-  std::string len(8, '\0');
-  for (int i = 0; i < 8; ++i) len[7 - i] = static_cast<char>((s.size() >> (8 * i)) & 0xff);
-  return len + std::string(s);
-}
+using testing::Field;
+using testing::Stored;
+using testing::Verify;
 
 std::string TempDir() {
   auto dir = std::filesystem::temp_directory_path() / NewId("rc-key-test");
