@@ -66,6 +66,7 @@ uint64_t Coordinator::Deliver(Effects& fx) {
       link->Send(std::move(msg));
     }
   }
+  for (auto& link : fx.flushes) link->Flush();
   for (auto& [link, status] : fx.closes) link->Close(status);
   for (auto& [sink, task] : fx.snapshots) sink->OnTask(std::move(task));
   for (auto& [sink, task] : fx.snapshots_to_load) loader_.NotifyAfterLoading(std::move(sink), std::move(task));
@@ -322,6 +323,10 @@ void Coordinator::Tick() {
     SweepLivenessLocked(now, fx);
     ReleaseRetriesLocked(now, fx);
     WriteLateAssignmentsLocked(now, fx);
+    // Acknowledgements that found no message to ride along with go now.
+    for (WorkerEntry* w : workers_.All()) {
+      if (w->link != nullptr) fx.flushes.push_back(w->link);
+    }
     return PruneDueLocked(now);
   });
   if (prune) PruneStored(clock_->NowMs());

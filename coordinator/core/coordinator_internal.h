@@ -16,6 +16,8 @@ struct Effects {
   std::vector<std::pair<std::shared_ptr<WorkerLink>, pb::CoordinatorMessage>> sends;
   absl::flat_hash_map<WorkerLink*, size_t> send_index;
   std::vector<std::pair<std::shared_ptr<WorkerLink>, absl::Status>> closes;
+  // Links to send what waited in them (WorkerLink::SendLater), after `sends`.
+  std::vector<std::shared_ptr<WorkerLink>> flushes;
   std::vector<std::pair<std::shared_ptr<TaskSink>, pb::Task>> snapshots;
   // Snapshots of tasks whose payload is in the store only: the loader fills it in.
   std::vector<std::pair<std::shared_ptr<TaskSink>, pb::Task>> snapshots_to_load;

@@ -59,35 +59,9 @@ void TaskDispatch::AssignLocked(TaskEntry* e, WorkerEntry* w, Effects& fx) {
     spdlog::error("dispatch: {}", s.ToString());
     return;
   }
-  w->running.emplace(t.task_id(), t.attempts());
-  if (t.attempt_history_size() == 1) dispatch_latency_.Observe((now - t.created_at_ms()) / 1000.0);
-  w->last_task_type = t.spec().task_type();
-  ++tasks_scheduled_;
-
   const size_t send = fx.IndexFor(w->link);
-  pb::Assignment* as = fx.sends[send].second.add_assignments();
-  as->set_task_id(t.task_id());
-  as->set_attempt(t.attempts());
-  as->set_task_type(t.spec().task_type());
-  as->set_payload(t.spec().payload());
+  *fx.sends[send].second.add_assignments() = AttemptLocked(e, w);
   if (NeedsPayload(*e)) fx.payloads_to_load[send].push_back(t.task_id());  // read off the lock
-  const pb::Requirements& r = t.spec().requirements();
-  as->set_timeout_seconds(TimeoutSeconds(r));
-  as->set_internet_required(r.internet_required());
-  as->set_owner(e->task.owner());
-  // The attempt's task token: the record keeps only its digest (written with this
-  // assignment, so it outlives a coordinator restart); the text goes to the worker alone.
-  if (absl::StatusOr<MintedToken> token = MintTaskToken(t.task_id(), t.attempts()); token.ok()) {
-    t.set_attempt_token_sha256(std::move(token->sha256));
-    as->set_task_token(std::move(token->text));
-  } else {
-    t.clear_attempt_token_sha256();  // this attempt runs, but cannot call the cluster
-    spdlog::error("dispatch of {}: {}", t.task_id(), token.status().ToString());
-  }
-  as->set_parent_task_id(t.parent_task_id());
-  as->set_root_task_id(t.root_task_id().empty() ? t.task_id() : t.root_task_id());
-  as->set_depth(t.depth());
-  as->mutable_metadata()->insert(t.spec().metadata().begin(), t.spec().metadata().end());
   // The assignment's record is written kAssignmentWriteDelayMs later (from Tick), and only
   // if the attempt still runs then: most short tasks end first, and their final record
   // carries the assignment with it, saving one store write per task (issue 18). A
@@ -108,6 +82,72 @@ void TaskDispatch::AssignLocked(TaskEntry* e, WorkerEntry* w, Effects& fx) {
   e->assignment_unwritten = true;
   e->attempt_op = TaskEntry::kAttemptNotWritten;
   unwritten_assignments_.emplace_back(now, t.task_id(), t.attempts());
+}
+
+bool TaskDispatch::PlaceLocked(TaskEntry* e) {
+  // Only when nothing waits in line: a placed task never overtakes a queued one.
+  if (queue_.size() > 0 || !workers_.AnyFree()) return false;
+  WorkerEntry* w = workers_.Choose(e->cls, queue_.spec(e->cls));
+  if (w == nullptr || !lifecycle_.Place(e, w->caps.device_id(), clock_->NowMs()).ok()) return false;
+  e->placed = std::make_unique<pb::Assignment>(AttemptLocked(e, w));
+  // Written with the submit, in this operation: its outcome may reach waiters at once.
+  e->attempt_written = e->task.attempts();
+  e->attempt_op = operation_;
+  return true;
+}
+
+void TaskDispatch::SendPlacedLocked(TaskEntry* e, bool stored, Effects& fx) {
+  std::unique_ptr<pb::Assignment> a = std::move(e->placed);
+  if (a == nullptr) return;
+  const std::string& device = e->task.worker_device_id();
+  if (!IsCurrentAttempt(e->task, device, a->attempt())) return;  // ended before its commit (a cancel freed the slot)
+  WorkerEntry* w = workers_.Find(device);
+  if (!stored || w == nullptr || w->link == nullptr) {
+    if (w != nullptr) w->Forget({e->task.task_id(), a->attempt()});
+    if (!stored) return;  // the caller forgets the task: nothing unacknowledged runs
+    // Its worker left before the commit: back in line, not counted as a failure.
+    if (lifecycle_.HandBack(e, absl::StrCat("handed back: worker ", device, " left before the task reached it"),
+                            clock_->NowMs())
+            .ok()) {
+      EnqueueLocked(e);
+      ChangedLocked(e, fx);
+    }
+    return;
+  }
+  *fx.MessageFor(w->link).add_assignments() = std::move(*a);
+}
+
+pb::Assignment TaskDispatch::AttemptLocked(TaskEntry* e, WorkerEntry* w) {
+  pb::Task& t = e->task;
+  w->running.emplace(t.task_id(), t.attempts());
+  if (t.attempt_history_size() == 1) dispatch_latency_.Observe((clock_->NowMs() - t.created_at_ms()) / 1000.0);
+  w->last_task_type = t.spec().task_type();
+  ++tasks_scheduled_;
+
+  pb::Assignment assignment;
+  pb::Assignment* as = &assignment;
+  as->set_task_id(t.task_id());
+  as->set_attempt(t.attempts());
+  as->set_task_type(t.spec().task_type());
+  as->set_payload(t.spec().payload());  // empty when only the store has it (AssignLocked)
+  const pb::Requirements& r = t.spec().requirements();
+  as->set_timeout_seconds(TimeoutSeconds(r));
+  as->set_internet_required(r.internet_required());
+  as->set_owner(e->task.owner());
+  // The attempt's task token: the record keeps only its digest (written with this
+  // assignment, so it outlives a coordinator restart); the text goes to the worker alone.
+  if (absl::StatusOr<MintedToken> token = MintTaskToken(t.task_id(), t.attempts()); token.ok()) {
+    t.set_attempt_token_sha256(std::move(token->sha256));
+    as->set_task_token(std::move(token->text));
+  } else {
+    t.clear_attempt_token_sha256();  // this attempt runs, but cannot call the cluster
+    spdlog::error("dispatch of {}: {}", t.task_id(), token.status().ToString());
+  }
+  as->set_parent_task_id(t.parent_task_id());
+  as->set_root_task_id(t.root_task_id().empty() ? t.task_id() : t.root_task_id());
+  as->set_depth(t.depth());
+  as->mutable_metadata()->insert(t.spec().metadata().begin(), t.spec().metadata().end());
+  return assignment;
 }
 
 void TaskDispatch::WriteLateAssignmentsLocked(int64_t now_ms, Effects& fx) {

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <memory>
 #include <string>
 #include <tuple>
 
@@ -34,12 +35,25 @@ class TaskDispatch : protected CoordinatorState {
   // Writes `e`'s assignment now if it is still waiting for WriteLateAssignmentsLocked (the
   // task is about to act with its token, e.g. submit a child).
   void WriteAssignmentNowLocked(TaskEntry* e, Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // A new submit (PENDING, not stored yet, waiting for nothing) placed straight on a free
+  // worker when nothing waits in line: the record that stores the submit then stores the
+  // assignment too, so the task costs one commit before it runs instead of two, and its
+  // outcome goes to waiters as soon as the worker reports it. The assignment waits in
+  // e->placed until that record is durable (SendPlacedLocked). False: it takes the usual way.
+  bool PlaceLocked(TaskEntry* e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The record storing `e`'s submit settled (`stored`: durable): sends a placed
+  // assignment to its worker if the attempt is still current; frees its slot when the
+  // write failed; hands it back to the queue when the worker left meanwhile.
+  void SendPlacedLocked(TaskEntry* e, bool stored, Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   // How long an assignment's record waits before it is written (see AssignLocked).
   static constexpr int64_t kAssignmentWriteDelayMs = 50;
 
  private:
   void AssignLocked(TaskEntry* e, WorkerEntry* w, Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The bookkeeping of a new attempt of `e` on `w` (its slot, its token) and the message
+  // that tells the worker; the lifecycle has moved `e` already (Assign or Place).
+  pb::Assignment AttemptLocked(TaskEntry* e, WorkerEntry* w) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void RefreshReasonLocked(ClassId cls) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   // Assignments not written yet, oldest first: (assigned at ms, task id, attempt).

@@ -4,6 +4,8 @@
 // Coordinator calls them after releasing its state lock, in the order state changed.
 // Implementations must not block and must not call back into the Coordinator.
 
+#include <utility>
+
 #include "absl/status/status.h"
 #include "retire_cluster/v1/task.pb.h"
 #include "retire_cluster/v1/worker_service.pb.h"
@@ -17,6 +19,12 @@ class WorkerLink {
   virtual ~WorkerLink() = default;
   // Queues a message for the worker (dropped if the stream is already gone).
   virtual void Send(pb::CoordinatorMessage message) = 0;
+  // A message that may wait (acknowledgements of results, which the worker keeps until
+  // then): it rides along with the next Send, or goes at the next Flush, so that it never
+  // delays a message that cannot wait (an assignment) by a write of its own.
+  virtual void SendLater(pb::CoordinatorMessage message) { Send(std::move(message)); }
+  // Sends what SendLater kept (the Coordinator's Tick calls it for every link).
+  virtual void Flush() {}
   // Ends the stream with `status` after queued messages are written.
   virtual void Close(absl::Status status) = 0;
 };

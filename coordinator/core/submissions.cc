@@ -161,7 +161,7 @@ Submissions::Recorded Submissions::SubmitLocked(std::vector<pb::TaskSpec>& specs
     if (!spec.idempotency_key().empty()) {
       if (TaskEntry* first = tasks_.FindByIdempotencyKey(owner, spec.idempotency_key(), by.parent_task_id)) {
         stands_for(first->task.task_id());
-        if (first->task.status() == pb::TASK_STATUS_PENDING && !first->accepted) {
+        if (NotStoredYet(*first)) {
           first->waiting_submits.push_back(std::move(answer));  // answered once it is stored
         } else {
           SubmitResult r{first->task.task_id(), first->task.status(), true};
@@ -236,25 +236,30 @@ Submissions::Recorded Submissions::SubmitLocked(std::vector<pb::TaskSpec>& specs
       for (const TaskEntry* dep : unended) ids.push_back(dep->task.task_id());
       (void)lifecycle_.AwaitDependencies(entry.get(), std::move(ids));  // new and pending: allowed
     }
-    fx.writes.push_back(t);
     recorded.ids.push_back(t.task_id());
     recorded.slots.push_back(i);
     stands_for(t.task_id());
     TaskEntry* e = tasks_.Insert(std::move(entry));
     if (never.empty()) {
       LinkLocked(e, unended);
+      // A task that will be queued once stored goes straight to a free worker when it can
+      // (TaskDispatch::PlaceLocked); a child takes the usual way (its parent's slots).
+      if (unended.empty() && parent == nullptr) (void)PlaceLocked(e);
     } else {
       LinkLocked(e, {});
       (void)StopLocked(e, never, fx);  // a dependency already ended against its condition
     }
+    fx.writes.push_back(e->task);
   }
   return recorded;
 }
 
 void Submissions::AcceptLocked(TaskEntry* e, Effects& fx) {
   AdmitPayloadLocked(e);
-  if (!lifecycle_.Accept(e).ok()) return;                     // only pending tasks are accepted
-  if (e->task.status() != pb::TASK_STATUS_QUEUED) return;     // durable, waiting for dependencies
+  // Only pending tasks, and tasks placed with their submit, are accepted.
+  const bool accepted = lifecycle_.Accept(e).ok();
+  if (e->placed != nullptr) return SendPlacedLocked(e, /*stored=*/true, fx);
+  if (!accepted || e->task.status() != pb::TASK_STATUS_QUEUED) return;  // else durable, waiting for dependencies
   EnqueueLocked(e);
   // Not written: the stored PENDING record says as much, as recovery re-accepts it and
   // recomputes its dependencies (Recovery::ResumePendingLocked); a task costs one store
@@ -276,6 +281,7 @@ std::vector<absl::StatusOr<SubmitResult>> Submissions::AcceptedLocked(
       if (e != nullptr) {
         for (auto& [wid, sink] : e->watchers) fx.aborts.emplace_back(sink, absl::UnavailableError("task was not stored"));
         e->watchers.clear();
+        SendPlacedLocked(e, /*stored=*/false, fx);  // frees its worker's slot
         UnstoredLocked(e, fx);
         ForgetLocked(ids[k]);
       }
@@ -286,7 +292,7 @@ std::vector<absl::StatusOr<SubmitResult>> Submissions::AcceptedLocked(
     // have pruned it since).
     pb::TaskStatus status = pb::TASK_STATUS_CANCELLED;
     if (e != nullptr) {
-      if (e->task.status() == pb::TASK_STATUS_PENDING && !e->accepted) AcceptLocked(e, fx);
+      if (NotStoredYet(*e)) AcceptLocked(e, fx);
       status = e->task.status();
     }
     results.push_back(SubmitResult{ids[k], status, false});

@@ -1,10 +1,11 @@
 #pragma once
 // Submissions: what clients ask of a task's life. A submit is validated, checked against
 // its idempotency key (scoped to the owner and, for a child, the parent task), its
-// dependencies, its owner's and its parent's limits, and recorded PENDING; once that
-// record is durable the task is accepted: QUEUED and dispatched, or PENDING until its
-// dependencies end (workflows.h). Cancel ends an unfinished task at once and tells its
-// worker to stop the attempt.
+// dependencies, its owner's and its parent's limits, and recorded PENDING (or ASSIGNED,
+// when it was placed on a free worker with its submit: TaskDispatch::PlaceLocked); once
+// that record is durable the task is accepted: QUEUED and dispatched, sent to the worker
+// it was placed on, or PENDING until its dependencies end (workflows.h). Cancel ends an
+// unfinished task at once and tells its worker to stop the attempt.
 
 #include <cstddef>
 #include <functional>
@@ -92,6 +93,10 @@ class Submissions : protected WorkerSessions {
   // A refusal of the owner's limits for a payload of `bytes`, or OK.
   absl::Status OwnerLimitsLocked(const std::string& owner, int64_t bytes) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void AcceptLocked(TaskEntry* e, Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Its submit's record is not durable yet: pending, or placed on a worker with it.
+  static bool NotStoredYet(const TaskEntry& e) {
+    return !e.accepted && (e.task.status() == pb::TASK_STATUS_PENDING || e.placed != nullptr);
+  }
 };
 
 }  // namespace rc::coordinator

@@ -28,7 +28,9 @@ pb::Attempt* LastAttempt(pb::Task& t) {
 const std::vector<Transition>& TransitionTable() {
   static const std::vector<Transition> table = {
       {TaskEvent::kAccept, kPending, kPending | kQueued},
+      {TaskEvent::kAccept, kAssigned, kAssigned},  // placed with its submit
       {TaskEvent::kAssign, kQueued, kAssigned},
+      {TaskEvent::kPlace, kPending, kAssigned},
       {TaskEvent::kAdopt, kQueued, kAssigned},
       {TaskEvent::kStart, kAssigned, kRunning},
       {TaskEvent::kFinish, kOnWorker, kSuccess | kFailed | kCancelled | kTimeout},
@@ -45,6 +47,7 @@ absl::string_view EventName(TaskEvent event) {
   switch (event) {
     case TaskEvent::kAccept: return "accept";
     case TaskEvent::kAssign: return "assign";
+    case TaskEvent::kPlace: return "place";
     case TaskEvent::kAdopt: return "adopt";
     case TaskEvent::kStart: return "start";
     case TaskEvent::kFinish: return "finish";
@@ -115,11 +118,13 @@ absl::Status TaskLifecycle::AwaitDependencies(TaskEntry* e, std::vector<std::str
 }
 
 absl::Status TaskLifecycle::Accept(TaskEntry* e) {
-  const pb::TaskStatus to = e->task.waiting_for_size() > 0 ? pb::TASK_STATUS_PENDING : pb::TASK_STATUS_QUEUED;
+  const pb::TaskStatus to = e->task.status() == pb::TASK_STATUS_ASSIGNED ? pb::TASK_STATUS_ASSIGNED
+                            : e->task.waiting_for_size() > 0              ? pb::TASK_STATUS_PENDING
+                                                                          : pb::TASK_STATUS_QUEUED;
   if (absl::Status s = Check(*e, TaskEvent::kAccept, to); !s.ok()) return s;
   if (e->accepted) return Refuse(*e, TaskEvent::kAccept, " (accepted before)");
   e->accepted = true;
-  if (to != pb::TASK_STATUS_PENDING) Move(e, to);
+  if (to == pb::TASK_STATUS_QUEUED) Move(e, to);
   return absl::OkStatus();
 }
 
@@ -138,6 +143,19 @@ absl::StatusOr<pb::TaskStatus> TaskLifecycle::Resolve(TaskEntry* e, const std::s
 absl::Status TaskLifecycle::Assign(TaskEntry* e, const std::string& device, int64_t now_ms) {
   if (absl::Status s = Check(*e, TaskEvent::kAssign, pb::TASK_STATUS_ASSIGNED); !s.ok()) return s;
   if (e->task.next_attempt_at_ms() > 0) return Refuse(*e, TaskEvent::kAssign, " (waiting out a retry backoff)");
+  NewAttempt(e, device, now_ms);
+  return absl::OkStatus();
+}
+
+absl::Status TaskLifecycle::Place(TaskEntry* e, const std::string& device, int64_t now_ms) {
+  if (absl::Status s = Check(*e, TaskEvent::kPlace, pb::TASK_STATUS_ASSIGNED); !s.ok()) return s;
+  if (e->accepted) return Refuse(*e, TaskEvent::kPlace, " (accepted before: only a new submit is placed)");
+  if (e->task.waiting_for_size() > 0) return Refuse(*e, TaskEvent::kPlace, " (it waits for dependencies)");
+  NewAttempt(e, device, now_ms);
+  return absl::OkStatus();
+}
+
+void TaskLifecycle::NewAttempt(TaskEntry* e, const std::string& device, int64_t now_ms) {
   pb::Task& t = e->task;
   t.set_attempts(std::max(t.attempts(), e->highest_attempt_seen) + 1);
   t.set_worker_device_id(device);
@@ -150,7 +168,6 @@ absl::Status TaskLifecycle::Assign(TaskEntry* e, const std::string& device, int6
   a->set_assigned_at_ms(now_ms);
   a->set_status(pb::TASK_STATUS_ASSIGNED);
   Move(e, pb::TASK_STATUS_ASSIGNED);
-  return absl::OkStatus();
 }
 
 absl::Status TaskLifecycle::Adopt(TaskEntry* e, const std::string& device, int32_t attempt, int64_t now_ms) {

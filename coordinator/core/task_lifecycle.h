@@ -31,6 +31,7 @@ namespace rc::coordinator {
 enum class TaskEvent {
   kAccept,       // the submit is durable: PENDING -> QUEUED, or PENDING while it waits for dependencies
   kAssign,       // dispatch placed it on a worker as a new attempt: QUEUED -> ASSIGNED
+  kPlace,        // a new submit goes straight to a free worker, in the record that stores it: PENDING -> ASSIGNED
   kAdopt,        // a worker reports an attempt newer than the store knew: QUEUED -> ASSIGNED
   kStart,        // the worker started the attempt: ASSIGNED -> RUNNING
   kFinish,       // the worker reported a final outcome: ASSIGNED|RUNNING -> terminal
@@ -89,8 +90,13 @@ class TaskLifecycle {
   // submit is accepted (or, at recovery, before Accept); not a move of the table.
   absl::Status AwaitDependencies(TaskEntry* e, std::vector<std::string> unended);
   // The submit is durable (e->accepted): PENDING -> QUEUED, or stays PENDING while it
-  // waits for dependencies. Refused for a task accepted before.
+  // waits for dependencies; a task placed with its submit (Place) stays ASSIGNED.
+  // Refused for a task accepted before.
   absl::Status Accept(TaskEntry* e);
+  // PENDING, not accepted, waiting for nothing -> ASSIGNED to `device` as attempt 1: a
+  // new submit placed on a free worker, so that the record storing the submit stores the
+  // assignment too (one commit instead of two; Submissions). Accept follows the commit.
+  absl::Status Place(TaskEntry* e, const std::string& device, int64_t now_ms);
   // PENDING: dependency `dep` (one of waiting_for) ended as this task needed. QUEUED
   // when it was the last and the task is accepted, else still PENDING. Returns the status.
   absl::StatusOr<pb::TaskStatus> Resolve(TaskEntry* e, const std::string& dep);
@@ -132,6 +138,8 @@ class TaskLifecycle {
   // OK when the table allows the move; the refusal otherwise.
   absl::Status Check(const TaskEntry& e, TaskEvent event, pb::TaskStatus to) const;
   absl::Status Refuse(const TaskEntry& e, TaskEvent event, absl::string_view why) const;
+  // A new attempt on `device` (Assign, Place): the next number, a new attempt record.
+  void NewAttempt(TaskEntry* e, const std::string& device, int64_t now_ms);
 
   TaskTable* const tasks_;
   const RetryRule retry_;

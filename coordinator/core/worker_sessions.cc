@@ -70,8 +70,10 @@ void WorkerSessions::ReconcileLocked(WorkerEntry* w, const pb::Register& reg, Ef
   std::vector<std::pair<std::string, int32_t>> ours(w->running.begin(), w->running.end());
   for (const auto& [id, attempt] : ours) {
     if (reported.contains({id, attempt})) continue;
+    TaskEntry* e = CurrentLocked(*w, id, attempt);
+    if (e != nullptr && e->placed != nullptr) continue;  // not sent yet: this connection gets it once stored
     w->Forget({id, attempt});
-    if (TaskEntry* e = CurrentLocked(*w, id, attempt)) {
+    if (e != nullptr) {
       RetryOrFailLocked(e, absl::StrCat("worker ", device, " restarted without this attempt"), fx);
     }
   }
@@ -128,7 +130,7 @@ void WorkerSessions::HandleMessageLocked(const std::string& device_id, uint64_t 
       for (const auto& [a, op] : owed) {
         if (op == 0 || !WriteFailed(op)) *acks.add_finished_acks() = a;
       }
-      if (acks.finished_acks_size() > 0) link->Send(std::move(acks));
+      if (acks.finished_acks_size() > 0) link->SendLater(std::move(acks));  // rides along with the next message
     });
   }
   if (msg.draining() && w->status == pb::WORKER_STATUS_ONLINE) {

@@ -65,7 +65,11 @@ absl::Status Workflows::StopLocked(TaskEntry* e, const std::string& why, Effects
   const int32_t attempt = e->task.attempts();
   if (absl::Status s = lifecycle_.Cancel(e, why, clock_->NowMs()); !s.ok()) return s;
   if (from == pb::TASK_STATUS_QUEUED) queue_.Remove(e->cls, e->key);  // no-op while it waits out a retry backoff
-  if (from == pb::TASK_STATUS_ASSIGNED || from == pb::TASK_STATUS_RUNNING) {
+  if (e->placed != nullptr) {
+    // Placed with its submit, not sent yet: its worker never hears of it.
+    e->placed.reset();
+    if (WorkerEntry* w = workers_.Find(device)) w->Forget({e->task.task_id(), attempt});
+  } else if (from == pb::TASK_STATUS_ASSIGNED || from == pb::TASK_STATUS_RUNNING) {
     // Its slot stays reserved until the worker confirms the attempt ended.
     WorkerEntry* w = workers_.Find(device);
     if (w != nullptr && w->link != nullptr) {

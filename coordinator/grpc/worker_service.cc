@@ -18,6 +18,8 @@ using Stream = grpc::ServerBidiReactor<pb::WorkerMessage, pb::CoordinatorMessage
 // Messages to a worker stay under this size where they can (gRPC's default receive
 // limit is 4 MiB); one larger assignment still goes, alone.
 constexpr size_t kMaxMessageBytes = 4 << 20;
+// SendLater keeps at most about this much before it sends it anyway (~1,500 acknowledgements).
+constexpr size_t kMaxLaterBytes = 64 << 10;
 
 // Splits a message whose assignments pass kMaxMessageBytes into several; the first
 // keeps everything else.
@@ -55,6 +57,7 @@ class StreamLink final : public WorkerLink {
     std::vector<pb::CoordinatorMessage> parts = SplitBySize(std::move(msg), size);
     absl::MutexLock lock(&mu_);
     if (stream_ == nullptr || closing_.has_value()) return;
+    TakeLaterLocked(&parts.front());
     for (pb::CoordinatorMessage& part : parts) {
       const size_t n = parts.size() == 1 ? size : part.ByteSizeLong();
       // front() is being written; a later one waits and may take more.
@@ -69,9 +72,30 @@ class StreamLink final : public WorkerLink {
     PumpLocked();
   }
 
+  void SendLater(pb::CoordinatorMessage msg) override {
+    absl::MutexLock lock(&mu_);
+    if (stream_ == nullptr || closing_.has_value()) return;
+    const size_t n = msg.ByteSizeLong();
+    if (outbox_.size() > 1 && back_bytes_ + n <= kMaxMessageBytes) {  // a message waits anyway: join it
+      outbox_.back().MergeFrom(msg);
+      back_bytes_ += n;
+      return;
+    }
+    later_.MergeFrom(msg);
+    later_bytes_ += n;
+    if (later_bytes_ >= kMaxLaterBytes) FlushLocked();
+  }
+
+  void Flush() override {
+    absl::MutexLock lock(&mu_);
+    if (stream_ == nullptr || closing_.has_value()) return;
+    FlushLocked();
+  }
+
   void Close(absl::Status status) override {
     absl::MutexLock lock(&mu_);
     if (stream_ == nullptr || closing_.has_value()) return;
+    FlushLocked();  // what waited still goes before the end
     closing_ = status;
     PumpLocked();
   }
@@ -93,6 +117,23 @@ class StreamLink final : public WorkerLink {
   }
 
  private:
+  // Moves what SendLater kept into `msg`.
+  void TakeLaterLocked(pb::CoordinatorMessage* msg) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (later_bytes_ == 0) return;
+    msg->MergeFrom(later_);
+    later_.Clear();
+    later_bytes_ = 0;
+  }
+  void FlushLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (later_bytes_ == 0) return;
+    pb::CoordinatorMessage msg;
+    msg.Swap(&later_);
+    later_bytes_ = 0;
+    outbox_.push_back(std::move(msg));
+    back_bytes_ = outbox_.back().ByteSizeLong();
+    PumpLocked();
+  }
+
   void PumpLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (writing_ || finished_ || stream_ == nullptr) return;
     if (!outbox_.empty()) {
@@ -110,6 +151,9 @@ class StreamLink final : public WorkerLink {
   Stream* stream_ ABSL_GUARDED_BY(mu_);
   std::deque<pb::CoordinatorMessage> outbox_ ABSL_GUARDED_BY(mu_);
   size_t back_bytes_ ABSL_GUARDED_BY(mu_) = 0;  // of outbox_.back(), about
+  // What SendLater kept for the next message (later_bytes_ > 0 when there is any).
+  pb::CoordinatorMessage later_ ABSL_GUARDED_BY(mu_);
+  size_t later_bytes_ ABSL_GUARDED_BY(mu_) = 0;
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
   std::optional<absl::Status> closing_ ABSL_GUARDED_BY(mu_);

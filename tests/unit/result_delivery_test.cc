@@ -54,17 +54,26 @@ struct Held {
     reg.mutable_capabilities()->add_task_types("echo");
     epoch = *core.RegisterWorker(reg, link);
   }
-  // Submits an echo task; with `commit_attempt`, also commits its assignment.
+  // Submits an echo task and commits its submit. With `commit_attempt` it is placed on the
+  // free worker with its submit (one write: the attempt is committed with it); without, a
+  // task no worker runs waits in line first, so the echo takes the usual way: dispatched
+  // after its submit's commit, its assignment's write still pending.
   std::string Submit(bool commit_attempt) {
+    if (!commit_attempt) {
+      pb::TaskSpec waits;
+      waits.set_task_type("gpu");
+      core.Submit(waits, [](absl::StatusOr<SubmitResult>) {});
+      store.Commit();
+    }
     pb::TaskSpec spec;
     spec.set_task_type("echo");
     spec.set_payload(R"({"n":1})");
     std::string id;
     core.Submit(spec, [&](absl::StatusOr<SubmitResult> r) { id = r->task_id; });
-    store.Commit();  // the submit: answered, then dispatched (the assignment's write is pending)
+    store.Commit();  // the submit: answered, and the task is on its way to the worker
     REQUIRE(!id.empty());
     REQUIRE(link->assigned.size() == 1);
-    if (commit_attempt) store.Commit();
+    CHECK(store.pending.size() == (commit_attempt ? 0u : 1u));  // the assignment's own write
     return id;
   }
   void Finish(const std::string& id) {

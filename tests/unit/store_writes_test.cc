@@ -1,7 +1,8 @@
 // Which changes of a task are written (issue 18): its submit and its end always; its
-// acceptance and its start never (recovery derives both); its assignment at once when the
-// store has nothing in flight, else only once it has run kAssignmentWriteDelayMs, or when
-// the task acts with its token.
+// acceptance and its start never (recovery derives both); its assignment with its submit
+// when a worker is free and nothing waits in line (placed), else at once when the store
+// has nothing in flight, else only once it has run kAssignmentWriteDelayMs, or when the
+// task acts with its token.
 #include <catch2/catch.hpp>
 
 #include <map>
@@ -26,10 +27,17 @@ class RecordingStore final : public TaskStore {
     }
     inner.Write(std::move(tasks), std::move(done));
   }
-  void Release() {
+  // Commits what was held, or fails it with `error`.
+  void Release(const absl::Status& error = absl::OkStatus()) {
     hold = false;
     auto now = std::move(held);
-    for (auto& [tasks, done] : now) inner.Write(std::move(tasks), std::move(done));
+    for (auto& [tasks, done] : now) {
+      if (error.ok()) {
+        inner.Write(std::move(tasks), std::move(done));
+      } else {
+        done(error);
+      }
+    }
   }
   void Delete(std::vector<std::string> ids, std::function<void(absl::Status)> done) override {
     inner.Delete(std::move(ids), std::move(done));
@@ -47,12 +55,13 @@ struct Setup {
   RecordingStore store;
   Coordinator core{Fixture::Options(), &store, &clock};
   std::shared_ptr<FakeLink> link = std::make_shared<FakeLink>();
+  int slots = 4;
   uint64_t epoch = 0;
   std::string first;
   bool second_ok = false;
 
   // `id` is assigned while a write is in flight (the store busy): its assignment waits.
-  explicit Setup(bool busy_dispatch = true) {
+  explicit Setup(bool busy_dispatch = true, int slots = 4) : slots(slots) {
     if (!busy_dispatch) {
       Join();
       return;
@@ -69,13 +78,13 @@ struct Setup {
   void Join() {
     pb::Register reg;
     reg.mutable_capabilities()->set_device_id("w1");
-    reg.mutable_capabilities()->set_slots(4);
+    reg.mutable_capabilities()->set_slots(slots);
     reg.mutable_capabilities()->add_task_types("echo");
     epoch = *core.RegisterWorker(reg, link);
   }
-  std::string Submit(const Submitter& by = Submitter()) {
+  std::string Submit(const Submitter& by = Submitter(), const std::string& type = "echo") {
     pb::TaskSpec spec;
-    spec.set_task_type("echo");
+    spec.set_task_type(type);
     std::string id;
     core.Submit(spec, [&](absl::StatusOr<SubmitResult> r) {
       REQUIRE(r.ok());
@@ -201,12 +210,140 @@ TEST_CASE("A crash before the assignment is written: the task recovers queued an
 
 TEST_CASE("On a quiet store an assignment is written at once, so its outcome may reach waiters before its commit") {
   Setup s(/*busy_dispatch=*/false);
-  const std::string id = s.Submit();
+  const std::string waiting = s.Submit("", "gpu");  // no worker runs it: it waits in line
+  const std::string id = s.Submit();                // so this one is not placed with its submit
   REQUIRE(s.link->assigned.size() == 1);
   CHECK(s.store.written[id] == Statuses{pb::TASK_STATUS_PENDING, pb::TASK_STATUS_ASSIGNED});
   s.Started(s.link->assigned[0]);
   s.Finished(s.link->assigned[0]);
   CHECK(s.store.written[id] == Statuses{pb::TASK_STATUS_PENDING, pb::TASK_STATUS_ASSIGNED, pb::TASK_STATUS_SUCCESS});
+  CHECK(s.core.GetTask(waiting)->status() == pb::TASK_STATUS_QUEUED);
+  s.core.Shutdown();
+}
+
+// The outcomes a waiter saw.
+class Ends final : public TaskSink {
+ public:
+  void OnTask(pb::Task t) override { seen.push_back(std::move(t)); }
+  void Abort(absl::Status) override {}
+  bool TerminalOnly() const override { return true; }
+  std::vector<pb::Task> seen;
+};
+
+// What a submit answered, when it did.
+struct Answer {
+  bool answered = false;
+  absl::StatusOr<SubmitResult> result = absl::UnknownError("not answered");
+};
+
+std::string SubmitHeld(Setup& s, Answer* answer) {
+  pb::TaskSpec spec;
+  spec.set_task_type("echo");
+  s.store.hold = true;
+  s.core.Submit(spec, [answer](absl::StatusOr<SubmitResult> r) {
+    answer->answered = true;
+    answer->result = std::move(r);
+  });
+  REQUIRE(s.store.held.size() == 1);
+  REQUIRE(s.store.held[0].first.size() == 1);
+  return s.store.held[0].first[0].task_id();
+}
+
+TEST_CASE("A submit with a free worker is stored assigned in one write, and the worker gets it once that is durable") {
+  Setup s(/*busy_dispatch=*/false);
+  Answer answer;
+  const std::string id = SubmitHeld(s, &answer);
+  CHECK(s.store.written[id] == Statuses{pb::TASK_STATUS_ASSIGNED});
+  const pb::Task record = s.store.held[0].first[0];  // a copy: Release moves it on
+  CHECK(record.attempts() == 1);
+  CHECK(record.worker_device_id() == "w1");
+  CHECK_FALSE(record.attempt_token_sha256().empty());  // a restart can check its token
+  CHECK(s.link->assigned.empty());                     // nothing unacknowledged runs
+  CHECK_FALSE(answer.answered);
+  s.store.Release();
+  REQUIRE(answer.answered);
+  REQUIRE(answer.result.ok());
+  CHECK(answer.result->status == pb::TASK_STATUS_ASSIGNED);
+  REQUIRE(s.link->assigned.size() == 1);
+  const pb::Assignment a = s.link->assigned[0];
+  CHECK(a.task_id() == id);
+  CHECK(a.attempt() == 1);
+  CHECK(TaskTokenSha256(a.task_token()) == record.attempt_token_sha256());
+
+  // Its outcome reaches a waiter before its own commit: the attempt is durable already.
+  auto waiter = std::make_shared<Ends>();
+  REQUIRE(s.core.Watch(id, waiter).ok());
+  s.store.hold = true;
+  s.Finished(a);
+  REQUIRE(waiter->seen.size() == 1);
+  CHECK(waiter->seen[0].status() == pb::TASK_STATUS_SUCCESS);
+  s.store.Release();
+  CHECK(s.store.written[id] == Statuses{pb::TASK_STATUS_ASSIGNED, pb::TASK_STATUS_SUCCESS});
+  s.core.Shutdown();
+}
+
+TEST_CASE("A placed submit whose write fails is forgotten, never reaches its worker, and frees the slot") {
+  Setup s(/*busy_dispatch=*/false, /*slots=*/1);
+  Answer answer;
+  const std::string id = SubmitHeld(s, &answer);
+  s.store.Release(absl::UnavailableError("disk full"));
+  REQUIRE(answer.answered);
+  CHECK(answer.result.status().code() == absl::StatusCode::kUnavailable);
+  CHECK(s.link->assigned.empty());
+  CHECK_FALSE(s.core.GetTask(id).ok());
+  const std::string next = s.Submit();  // the one slot is free again
+  REQUIRE(s.link->assigned.size() == 1);
+  CHECK(s.link->assigned[0].task_id() == next);
+  s.core.Shutdown();
+}
+
+TEST_CASE("A placed submit cancelled before its commit never reaches its worker, and frees the slot") {
+  Setup s(/*busy_dispatch=*/false, /*slots=*/1);
+  Answer answer;
+  const std::string id = SubmitHeld(s, &answer);
+  bool cancelled = false;
+  s.core.Cancel(id, [&](absl::StatusOr<pb::CancelTaskResponse> r) { cancelled = r.ok() && r->cancelled(); });
+  s.store.Release();
+  CHECK(cancelled);
+  REQUIRE(answer.answered);
+  CHECK(answer.result->status == pb::TASK_STATUS_CANCELLED);
+  CHECK(s.link->assigned.empty());
+  CHECK(s.link->cancels.empty());  // the worker never heard of it
+  CHECK(s.core.GetTask(id)->status() == pb::TASK_STATUS_CANCELLED);
+  const std::string next = s.Submit();
+  REQUIRE(s.link->assigned.size() == 1);
+  CHECK(s.link->assigned[0].task_id() == next);
+  s.core.Shutdown();
+}
+
+TEST_CASE("A worker that reconnects before a placed submit's commit gets it on its new connection") {
+  Setup s(/*busy_dispatch=*/false);
+  Answer answer;
+  const std::string id = SubmitHeld(s, &answer);
+  auto old_link = s.link;
+  s.link = std::make_shared<FakeLink>();
+  s.Join();  // reports no running attempt: the placed one is not lost
+  s.store.Release();
+  CHECK(old_link->assigned.empty());
+  REQUIRE(s.link->assigned.size() == 1);
+  CHECK(s.link->assigned[0].task_id() == id);
+  CHECK(s.core.GetTask(id)->attempts() == 1);
+  s.core.Shutdown();
+}
+
+TEST_CASE("A worker that leaves before a placed submit's commit: the task goes back in line, no retry used") {
+  Setup s(/*busy_dispatch=*/false);
+  Answer answer;
+  const std::string id = SubmitHeld(s, &answer);
+  s.core.WorkerDisconnected("w1", s.epoch);
+  s.store.Release();
+  REQUIRE(answer.answered);
+  REQUIRE(answer.result.ok());
+  CHECK(s.link->assigned.empty());
+  const pb::Task t = *s.core.GetTask(id);
+  CHECK(t.status() == pb::TASK_STATUS_QUEUED);
+  CHECK(t.attempt_history_size() == 1);
+  CHECK(t.attempt_history(0).status() == pb::TASK_STATUS_CANCELLED);  // handed back, not failed
   s.core.Shutdown();
 }
 

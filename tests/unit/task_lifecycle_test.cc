@@ -21,10 +21,10 @@ constexpr int64_t kNow = 1'700'000'000'000;
 const std::vector<pb::TaskStatus> kAllStatuses = {
     pb::TASK_STATUS_PENDING, pb::TASK_STATUS_QUEUED,  pb::TASK_STATUS_ASSIGNED,  pb::TASK_STATUS_RUNNING,
     pb::TASK_STATUS_SUCCESS, pb::TASK_STATUS_FAILED, pb::TASK_STATUS_CANCELLED, pb::TASK_STATUS_TIMEOUT};
-const std::vector<TaskEvent> kAllEvents = {TaskEvent::kAccept,      TaskEvent::kAssign,   TaskEvent::kAdopt,
-                                           TaskEvent::kStart,       TaskEvent::kFinish,   TaskEvent::kRetryOrFail,
-                                           TaskEvent::kHandBack,    TaskEvent::kCancel,   TaskEvent::kRelease,
-                                           TaskEvent::kResolve};
+const std::vector<TaskEvent> kAllEvents = {TaskEvent::kAccept,      TaskEvent::kAssign,   TaskEvent::kPlace,
+                                           TaskEvent::kAdopt,       TaskEvent::kStart,    TaskEvent::kFinish,
+                                           TaskEvent::kRetryOrFail, TaskEvent::kHandBack, TaskEvent::kCancel,
+                                           TaskEvent::kRelease,     TaskEvent::kResolve};
 
 struct Table {
   TaskTable tasks;
@@ -71,6 +71,7 @@ struct Table {
         }
         return lifecycle.Resolve(e, "task-dep").status();
       case TaskEvent::kAssign: return lifecycle.Assign(e, "w2", kNow);
+      case TaskEvent::kPlace: return lifecycle.Place(e, "w2", kNow);
       case TaskEvent::kAdopt: return lifecycle.Adopt(e, "w2", e->task.attempts() + 1, kNow);
       case TaskEvent::kStart: return lifecycle.Start(e, kNow);
       case TaskEvent::kFinish: return lifecycle.Finish(e, to, "boom", kNow);
@@ -116,8 +117,9 @@ TEST_CASE("Lifecycle: every move in the transition table is made, and the counts
       }
     }
   }
-  // accept 2, assign 1, adopt 1, start 1, finish 2x4, retry 2x2, hand back 2, cancel 4, release 1, resolve 2
-  CHECK(moves == 26);
+  // accept 3, assign 1, place 1, adopt 1, start 1, finish 2x4, retry 2x2, hand back 2, cancel 4, release 1,
+  // resolve 2
+  CHECK(moves == 28);
 }
 
 TEST_CASE("Lifecycle: a move the table does not allow is refused and changes nothing") {
@@ -168,6 +170,42 @@ TEST_CASE("Lifecycle: guards beyond the status refuse too (backoff, adopted atte
   CHECK(s.code() == absl::StatusCode::kFailedPrecondition);
   CHECK(queued->task.attempts() == 2);
   CHECK(queued->task.status() == pb::TASK_STATUS_QUEUED);
+}
+
+TEST_CASE("Lifecycle: place puts a new submit on a worker as attempt 1, and accept keeps it there") {
+  Table t;
+  TaskEntry* e = t.Add(pb::TASK_STATUS_PENDING);
+  REQUIRE(t.lifecycle.Place(e, "w1", kNow).ok());
+  CHECK(e->task.status() == pb::TASK_STATUS_ASSIGNED);
+  CHECK(e->task.attempts() == 1);
+  CHECK(e->task.worker_device_id() == "w1");
+  REQUIRE(e->task.attempt_history_size() == 1);
+  CHECK(e->task.attempt_history(0).assigned_at_ms() == kNow);
+  CHECK_FALSE(e->accepted);  // not durable yet
+  REQUIRE(t.lifecycle.Accept(e).ok());  // its record (submit and assignment) is durable
+  CHECK(e->accepted);
+  CHECK(e->task.status() == pb::TASK_STATUS_ASSIGNED);
+  CHECK(t.tasks.count(pb::TASK_STATUS_ASSIGNED) == 1);
+  CHECK(t.lifecycle.Accept(e).code() == absl::StatusCode::kFailedPrecondition);  // once
+}
+
+TEST_CASE("Lifecycle: place is refused for a task accepted before or waiting for dependencies") {
+  Table t;
+  TaskEntry* accepted = t.Add(pb::TASK_STATUS_PENDING);
+  REQUIRE(t.lifecycle.AwaitDependencies(accepted, {"task-dep"}).ok());
+  REQUIRE(t.lifecycle.Accept(accepted).ok());
+  absl::Status s = t.lifecycle.Place(accepted, "w1", kNow);
+  CHECK(s.code() == absl::StatusCode::kFailedPrecondition);
+  CHECK_THAT(std::string(s.message()), Catch::Contains("accepted before"));
+  CHECK(accepted->task.status() == pb::TASK_STATUS_PENDING);
+
+  TaskEntry* waiting = t.Add(pb::TASK_STATUS_PENDING);
+  REQUIRE(t.lifecycle.AwaitDependencies(waiting, {"task-dep"}).ok());
+  s = t.lifecycle.Place(waiting, "w1", kNow);
+  CHECK(s.code() == absl::StatusCode::kFailedPrecondition);
+  CHECK_THAT(std::string(s.message()), Catch::Contains("waits for dependencies"));
+  CHECK(waiting->task.attempts() == 0);
+  CHECK(t.tasks.count(pb::TASK_STATUS_ASSIGNED) == 0);
 }
 
 TEST_CASE("Lifecycle: assign numbers attempts above any reported, start and finish fill the attempt record") {

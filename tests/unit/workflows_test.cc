@@ -349,7 +349,7 @@ TEST_CASE("Workflows: dependencies that ended and left memory are read from the 
   After(&ok, a);
   absl::StatusOr<SubmitResult> r = SubmitAs(f, ok, Submitter());
   REQUIRE(r.ok());
-  CHECK(r->status == pb::TASK_STATUS_QUEUED);  // nothing to wait for
+  CHECK(r->status == pb::TASK_STATUS_ASSIGNED);  // nothing to wait for: placed on the free worker with its submit
   CHECK(f.Get(r->task_id).status() == pb::TASK_STATUS_ASSIGNED);
   pb::TaskSpec notok = Echo();
   After(&notok, a, pb::DEPENDENCY_CONDITION_NOTOK);
