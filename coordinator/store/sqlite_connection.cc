@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "coordinator/store/sqlite_util.h"
+#include "coordinator/store/wal_write_buffer.h"
 #include "spdlog/spdlog.h"
 
 namespace rc::coordinator {
@@ -80,8 +81,10 @@ static_assert(std::size(kMigrations) == SqliteConnection::kSchemaVersion);
 
 absl::StatusOr<std::unique_ptr<SqliteConnection>> SqliteConnection::Open(const std::string& path) {
   sqlite3* db = nullptr;
-  if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr) !=
-      SQLITE_OK) {
+  // WAL frames go out with one write per commit (wal_write_buffer.h); the default VFS if
+  // that one could not be registered.
+  if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                      WalWriteBufferVfs()) != SQLITE_OK) {
     absl::Status s = absl::UnavailableError(absl::StrCat("cannot open ", path, ": ", sqlite3_errmsg(db)));
     sqlite3_close(db);
     return s;
