@@ -117,11 +117,6 @@ absl::StatusOr<std::unique_ptr<TaskGateway>> TaskGateway::Start(std::shared_ptr<
   std::unique_ptr<TaskGateway> g(new TaskGateway(std::move(channel), short_dir, std::move(on_waiting)));
   if (g->methods_.empty()) return absl::InternalError("the ClientService descriptor is missing");
   g->service_ = std::make_unique<Service>(g.get());
-  grpc::ServerBuilder builder;
-  builder.RegisterCallbackGenericService(g->service_.get());
-  builder.SetMaxReceiveMessageSize(64 << 20);  // as the worker's channel: payloads up to 32 MiB
-  g->server_ = builder.BuildAndStart();
-  if (g->server_ == nullptr) return absl::InternalError("cannot start the task gateway's gRPC server");
   g->epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
   g->wake_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (g->epoll_fd_ < 0 || g->wake_fd_ < 0) return absl::InternalError(absl::StrCat("epoll: ", std::strerror(errno)));
@@ -151,9 +146,14 @@ TaskGateway::~TaskGateway() {
     link->Close();
   }
   // Cancels whatever is still in flight (their upstream calls are cancelled by OnCancel).
-  if (server_ != nullptr) {
-    server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
-    server_->Wait();
+  std::unique_ptr<grpc::Server> server;
+  {
+    absl::MutexLock lock(&mu_);
+    server.swap(server_);
+  }
+  if (server != nullptr) {
+    server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
+    server->Wait();
   }
   if (epoll_fd_ >= 0) close(epoll_fd_);
   if (wake_fd_ >= 0) close(wake_fd_);
@@ -167,6 +167,7 @@ int TaskGateway::open_sockets() const {
 absl::StatusOr<std::unique_ptr<TaskSocket>> TaskGateway::Open(const pb::Assignment& a, const std::string& task_dir) {
   // Without a token the calls would go upstream as the worker itself: none at all.
   if (a.task_token().empty()) return nullptr;
+  if (absl::Status s = StartServer(); !s.ok()) return s;
   std::string path = SocketPathIn(task_dir);
   const bool outside = path.empty();
   if (outside) {
@@ -200,6 +201,17 @@ absl::StatusOr<std::unique_ptr<TaskSocket>> TaskGateway::Open(const pb::Assignme
                                       [this, listen_fd, path, link] { CloseSocket(listen_fd, path, link); });
 }
 
+absl::Status TaskGateway::StartServer() {
+  absl::MutexLock lock(&mu_);
+  if (server_ != nullptr) return absl::OkStatus();
+  grpc::ServerBuilder builder;
+  builder.RegisterCallbackGenericService(service_.get());
+  builder.SetMaxReceiveMessageSize(64 << 20);  // as the worker's channel: payloads up to 32 MiB
+  server_ = builder.BuildAndStart();
+  if (server_ == nullptr) return absl::InternalError("cannot start the task gateway's gRPC server");
+  return absl::OkStatus();
+}
+
 void TaskGateway::CloseSocket(int listen_fd, const std::string& path, const std::shared_ptr<AttemptLink>& link) {
   {
     // Under the lock, so the accept thread never accepts on a closed (or reused) fd.
@@ -231,8 +243,10 @@ void TaskGateway::AcceptLoop() {
 
 void TaskGateway::AcceptOn(int listen_fd) {
   std::vector<int> accepted;
+  grpc::Server* server = nullptr;
   {
     absl::MutexLock lock(&mu_);
+    server = server_.get();  // started before the first socket listened (Open)
     auto it = listeners_.find(listen_fd);
     if (it == listeners_.end()) return;  // closed meanwhile
     while (true) {
@@ -242,7 +256,7 @@ void TaskGateway::AcceptOn(int listen_fd) {
       accepted.push_back(conn);
     }
   }
-  for (int conn : accepted) grpc::AddInsecureChannelFromFd(server_.get(), conn);
+  for (int conn : accepted) grpc::AddInsecureChannelFromFd(server, conn);
 }
 
 grpc::ServerGenericBidiReactor* TaskGateway::Dispatch(grpc::GenericCallbackServerContext* context) {

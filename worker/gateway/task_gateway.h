@@ -65,6 +65,7 @@ class TaskGateway final : public TaskSockets {
  private:
   class Service;
   TaskGateway(std::shared_ptr<grpc::Channel> channel, std::string short_dir, AttemptLink::WaitingListener on_waiting);
+  absl::Status StartServer();  // once, from Open
   void AcceptLoop();
   void AcceptOn(int listen_fd);
   void CloseSocket(int listen_fd, const std::string& path, const std::shared_ptr<AttemptLink>& link);
@@ -76,7 +77,11 @@ class TaskGateway final : public TaskSockets {
   const AttemptLink::WaitingListener on_waiting_;
   const absl::flat_hash_set<std::string> methods_;  // "/retire_cluster.v1.ClientService/Submit", ...
   std::unique_ptr<Service> service_;
-  std::unique_ptr<grpc::Server> server_;
+  // Started by the first Open: a gRPC server with callback services adds threads that poll
+  // every connection of the process, the session's stream too, so each message the
+  // coordinator sends would reach the session through one more thread hand-off. A worker
+  // whose tasks start no process (instant built-ins) never pays that.
+  std::unique_ptr<grpc::Server> server_ ABSL_GUARDED_BY(mu_);
   int epoll_fd_ = -1;
   int wake_fd_ = -1;  // an eventfd: ends AcceptLoop
   std::thread accept_thread_;
