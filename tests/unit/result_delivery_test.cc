@@ -100,8 +100,11 @@ TEST_CASE("A waiter gets a result before its commit, the worker is acknowledged 
   const std::string id = h.Submit(/*commit_attempt=*/true);
   auto waiter = std::make_shared<Waiter>();
   REQUIRE(h.core.Watch(id, waiter).ok());
+  pb::TaskSpec busy;  // a write in flight: the result's write may wait to share a later commit
+  busy.set_task_type("gpu");
+  h.core.Submit(busy, [](absl::StatusOr<SubmitResult>) {});
   h.Finish(id);
-  REQUIRE(h.store.pending.size() == 1);  // the result's write, not committed
+  REQUIRE(h.store.pending.size() == 2);  // that submit and the result's write, not committed
   REQUIRE(waiter->seen.size() == 1);
   CHECK(waiter->seen[0].status() == pb::TASK_STATUS_SUCCESS);
   CHECK(waiter->seen[0].result() == R"({"n":1})");
@@ -117,6 +120,16 @@ TEST_CASE("A waiter gets a result before its commit, the worker is acknowledged 
   REQUIRE(h.link->acks.size() == 1);
   CHECK(h.link->acks[0].task_id() == id);
   CHECK(h.store.log.back().status() == pb::TASK_STATUS_SUCCESS);
+}
+
+TEST_CASE("On a store with nothing in flight a result's write is committed at once") {
+  Held h;
+  const std::string id = h.Submit(/*commit_attempt=*/true);
+  h.Finish(id);
+  REQUIRE(h.store.pending.size() == 1);
+  CHECK(h.store.unhurried == 0);  // its commit overlaps the client's next round trip
+  h.store.Commit();
+  CHECK(h.link->acks.size() == 1);
 }
 
 TEST_CASE("An outcome waits for the commit of the attempt it ends") {
