@@ -38,6 +38,12 @@ struct Db {
   sqlite3* db = nullptr;
 };
 
+// A database through the write buffer, in WAL mode with a sync per commit, with table t.
+void CreateThroughBuffer(Db& d) {
+  d.Exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;");
+  d.Exec("CREATE TABLE t (k INTEGER PRIMARY KEY, v BLOB NOT NULL);");
+}
+
 fs::path TempDir() {
   fs::path dir = fs::temp_directory_path() / absl::StrCat("rc-walbuf-", ::getpid(), "-", rand());
   fs::create_directories(dir);
@@ -89,11 +95,10 @@ TEST_CASE("WAL write buffer: one commit of several MiB is written whole") {
   const char* vfs = WalWriteBufferVfs();
   REQUIRE(vfs != nullptr);
   const fs::path dir = TempDir();
-  const std::string path = (dir / "t.db").string();
+  const std::string path = (dir / "big.db").string();
   {
     Db d(path, vfs);
-    d.Exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;");
-    d.Exec("CREATE TABLE t (k INTEGER PRIMARY KEY, v BLOB NOT NULL);");
+    CreateThroughBuffer(d);
     d.Exec("WITH RECURSIVE n(k) AS (SELECT 1 UNION ALL SELECT k + 1 FROM n WHERE k < 2000) "
            "INSERT INTO t SELECT k, randomblob(2500) FROM n;");  // about 5 MiB of frames
   }
@@ -110,8 +115,7 @@ TEST_CASE("WAL write buffer: a crash after a commit loses nothing it committed")
   const std::string path = (dir / "t.db").string();
   {
     Db d(path, vfs);
-    d.Exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;");
-    d.Exec("CREATE TABLE t (k INTEGER PRIMARY KEY, v BLOB NOT NULL);");
+    CreateThroughBuffer(d);
     for (int k = 0; k < 20; ++k) d.Exec(absl::StrCat("INSERT INTO t VALUES (", k, ", randomblob(5000));"));
     // As if the process died now: copy the files as they are on disk, before any close.
     fs::copy_file(path, (dir / "copy.db").string());
