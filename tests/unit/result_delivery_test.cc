@@ -237,3 +237,52 @@ TEST_CASE("SQLite: an unhurried write commits, in order with a hurried one after
 }
 
 }  // namespace rc::coordinator
+
+namespace rc::coordinator {
+namespace {
+
+// Records which messages may wait (SendLater) and when they are flushed.
+class LaterLink final : public WorkerLink {
+ public:
+  void Send(pb::CoordinatorMessage m) override {
+    for (const auto& a : m.assignments()) assigned.push_back(a);
+    sent_acks += m.finished_acks_size();
+  }
+  void SendLater(pb::CoordinatorMessage m) override { later_acks += m.finished_acks_size(); }
+  void Flush() override { ++flushes; }
+  void Close(absl::Status) override {}
+  std::vector<pb::Assignment> assigned;
+  int sent_acks = 0, later_acks = 0, flushes = 0;
+};
+
+}  // namespace
+
+TEST_CASE("A result's acknowledgement may wait for the next message to its worker, and every tick flushes it") {
+  FakeClock clock;
+  MemoryTaskStore store;
+  Coordinator core(Fixture::Options(), &store, &clock);
+  auto link = std::make_shared<LaterLink>();
+  pb::Register reg;
+  reg.mutable_capabilities()->set_device_id("w1");
+  reg.mutable_capabilities()->set_slots(1);
+  reg.mutable_capabilities()->add_task_types("echo");
+  const uint64_t epoch = *core.RegisterWorker(reg, link);
+  pb::TaskSpec spec;
+  spec.set_task_type("echo");
+  core.Submit(spec, [](absl::StatusOr<SubmitResult>) {});
+  REQUIRE(link->assigned.size() == 1);
+  pb::WorkerMessage m;
+  pb::TaskFinished* f = m.add_finished();
+  f->set_task_id(link->assigned[0].task_id());
+  f->set_attempt(1);
+  f->set_status(pb::TASK_STATUS_SUCCESS);
+  core.HandleWorkerMessage("w1", epoch, m);
+  CHECK(link->later_acks == 1);  // not a write of its own, which would hold up the next assignment
+  CHECK(link->sent_acks == 0);
+  const int before = link->flushes;
+  core.Tick();
+  CHECK(link->flushes == before + 1);
+  core.Shutdown();
+}
+
+}  // namespace rc::coordinator
