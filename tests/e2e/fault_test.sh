@@ -45,12 +45,18 @@ w2=$RC_LAST_WORKER_PID
 finished=()
 for i in 1 2 3; do finished+=("$(cli submit echo --payload "{\"n\":$i}" --wait --json | jq -r .task_id)"); done
 before=$(for id in "${finished[@]}"; do field "$id" '.result|tostring'; done)
-running=()
-for i in 1 2; do running+=("$(cli submit sleep --payload '{"duration":1.5}' --tag a)"); done
+# Queued first: the sleeps start with their submit, and five more CLI calls after them
+# could outlast a short sleep on a loaded machine before the check below sees it run.
 queued=()
 for i in 1 2 3 4; do queued+=("$(cli submit echo --payload "{\"q\":$i}" --tag later)"); done
 keyed=$(cli submit echo --idempotency-key job-7 --payload '{"k":7}' --tag later)
-check "sleeps are running before the crash" eventually 5 status_is "${running[1]}" running
+running=()
+for i in 1 2; do running+=("$(cli submit sleep --payload '{"duration":3}' --tag a)"); done
+if eventually 5 status_is "${running[1]}" running; then ok; else
+  bad "sleeps are running before the crash"
+  cli get "${running[1]}" --json >&2
+  tail -n 20 "$RC_TMP/w1.log" "$RC_TMP/w2.log" "$RC_TMP/main.log" >&2
+fi
 kill -KILL "$RC_MAIN_PID"
 wait "$RC_MAIN_PID" 2>/dev/null
 rc_start_main "$build" --config "$RC_TMP/main.yaml" || exit 1
@@ -73,7 +79,7 @@ done
 check "keyed task ran" eventually 10 status_is "$keyed" success
 
 # --- 2. kill -9 a worker mid-task --------------------------------------------------
-id=$(cli submit sleep --payload '{"duration":1}' --tag a)
+id=$(cli submit sleep --payload '{"duration":2}' --tag a)
 check "task starts" eventually 5 status_is "$id" running
 victim=$(field "$id" .worker_device_id)
 victim_pid=$w1; [ "$victim" = w2 ] && victim_pid=$w2
@@ -155,7 +161,8 @@ partition_test() {
     --data-dir "$RC_TMP/cut" --config "$RC_TMP/worker.yaml" --token-file "$RC_TMP/part-join" 2>"$RC_TMP/cut.log" &
   RC_PIDS+=($!)
   check "partition: worker in namespace B joins across the veth" eventually 10 online cut
-  local id; id=$(cli submit sleep --payload '{"duration":1.5}' --tag p --max-retries 1)
+  # Long enough that the cut lands before attempt 1 ends, on a loaded machine too.
+  local id; id=$(cli submit sleep --payload '{"duration":4}' --tag p --max-retries 1)
   check "partition: task runs on the worker in namespace B" eventually 5 status_is "$id" running
   "${b[@]}" nft -f - <<NFT || return 1
 table inet rcpart {
@@ -173,8 +180,8 @@ NFT
   "${b[@]}" nft delete table inet rcpart
   check "partition: the cut-off worker comes back (and sends its late result)" eventually 30 online cut
   sleep 1  # let the late result arrive; it must change nothing
-  check "partition: the task is recorded once, from attempt 2 on the other worker" \
-    [ "$(field "$id" '[.worker_device_id, .attempts, .attempt_history[0].status] | join(",")')" = "other,2,failed" ]
+  local recorded; recorded=$(field "$id" '[.worker_device_id, .attempts, .attempt_history[0].status] | join(",")')
+  check "partition: the task is recorded once, from attempt 2 on the other worker ($recorded)" [ "$recorded" = "other,2,failed" ]
   check "partition: the late result was fenced (task unchanged)" [ "$(cli get "$id" --json | jq -c .)" = "$before" ]
   RC_ADDR=$saved
   cli_prefix=()
