@@ -174,36 +174,40 @@ int CurrentTime(sqlite3_vfs* v, double* out) { return Default()->xCurrentTime(De
 int GetLastError(sqlite3_vfs* v, int n, char* out) { return Default()->xGetLastError(Default(), n, out); }
 int CurrentTimeInt64(sqlite3_vfs* v, sqlite3_int64* out) { return Default()->xCurrentTimeInt64(Default(), out); }
 
-sqlite3_vfs* Make() {
-  sqlite3_vfs* inner = Default();
+// A VFS over `inner`, named `name`; never freed (SQLite keeps registered VFSes).
+sqlite3_vfs* Make(sqlite3_vfs* inner, const char* name) {
   if (inner == nullptr || inner->iVersion < 2) return nullptr;
-  static sqlite3_vfs vfs{};
-  vfs.iVersion = 2;
-  vfs.szOsFile = static_cast<int>(sizeof(File)) + inner->szOsFile;
-  vfs.mxPathname = inner->mxPathname;
-  vfs.zName = "rc-wal-write-buffer";
-  vfs.pAppData = inner;
-  vfs.xOpen = Open;
-  vfs.xDelete = Delete;
-  vfs.xAccess = Access;
-  vfs.xFullPathname = FullPathname;
-  vfs.xDlOpen = DlOpen;
-  vfs.xDlError = DlError;
-  vfs.xDlSym = DlSym;
-  vfs.xDlClose = DlClose;
-  vfs.xRandomness = Randomness;
-  vfs.xSleep = Sleep;
-  vfs.xCurrentTime = CurrentTime;
-  vfs.xGetLastError = GetLastError;
-  vfs.xCurrentTimeInt64 = CurrentTimeInt64;
-  return sqlite3_vfs_register(&vfs, /*makeDflt=*/0) == SQLITE_OK ? &vfs : nullptr;
+  auto* vfs = new sqlite3_vfs{};
+  vfs->iVersion = 2;
+  vfs->szOsFile = static_cast<int>(sizeof(File)) + inner->szOsFile;
+  vfs->mxPathname = inner->mxPathname;
+  vfs->zName = name;
+  vfs->pAppData = inner;
+  vfs->xOpen = Open;
+  vfs->xDelete = Delete;
+  vfs->xAccess = Access;
+  vfs->xFullPathname = FullPathname;
+  vfs->xDlOpen = DlOpen;
+  vfs->xDlError = DlError;
+  vfs->xDlSym = DlSym;
+  vfs->xDlClose = DlClose;
+  vfs->xRandomness = Randomness;
+  vfs->xSleep = Sleep;
+  vfs->xCurrentTime = CurrentTime;
+  vfs->xGetLastError = GetLastError;
+  vfs->xCurrentTimeInt64 = CurrentTimeInt64;
+  if (sqlite3_vfs_register(vfs, /*makeDflt=*/0) == SQLITE_OK) return vfs;
+  delete vfs;
+  return nullptr;
 }
 
 }  // namespace
 
 const char* WalWriteBufferVfs() {
-  static sqlite3_vfs* const vfs = Make();
+  static sqlite3_vfs* const vfs = Make(Default(), "rc-wal-write-buffer");
   return vfs != nullptr ? vfs->zName : nullptr;
 }
+
+bool RegisterWalWriteBufferOver(sqlite3_vfs* inner, const char* name) { return Make(inner, name) != nullptr; }
 
 }  // namespace rc::coordinator

@@ -12,10 +12,17 @@
 // Design assumption: one connection uses the database (locking_mode=EXCLUSIVE), so no
 // other file handle reads the WAL while frames sit in the buffer.
 
+struct sqlite3_vfs;
+
 namespace rc::coordinator {
 
 // Registers the VFS once (thread-safe) and returns its name for sqlite3_open_v2, or
 // nullptr when it could not be registered (callers then use the default VFS).
 const char* WalWriteBufferVfs();
+
+// The same over `inner` instead of the default VFS, registered as `name` (tests count what
+// reaches the VFS below). Returns false when it could not be registered. Each call
+// registers one more VFS for the life of the process.
+bool RegisterWalWriteBufferOver(sqlite3_vfs* inner, const char* name);
 
 }  // namespace rc::coordinator

@@ -5,6 +5,7 @@
 #include <sqlite3.h>
 
 #include <filesystem>
+#include <map>
 #include <string>
 
 #include "absl/strings/str_cat.h"
@@ -42,6 +43,62 @@ struct Db {
 void CreateThroughBuffer(Db& d) {
   d.Exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;");
   d.Exec("CREATE TABLE t (k INTEGER PRIMARY KEY, v BLOB NOT NULL);");
+}
+
+// A VFS that is the default one, except that it counts the writes and syncs of WAL files:
+// what reaches the VFS below the write buffer. Each file it opens gets a copy of its real
+// method table with xWrite, xSync and xClose counting (or forgetting) first.
+struct Counted {
+  const sqlite3_io_methods* real;
+  bool wal;
+};
+std::map<sqlite3_file*, Counted>& Files() {
+  static std::map<sqlite3_file*, Counted> files;  // this test's files only, one thread
+  return files;
+}
+int wal_writes = 0, wal_syncs = 0;
+
+int CountedWrite(sqlite3_file* f, const void* in, int n, sqlite3_int64 at) {
+  const Counted& c = Files().at(f);
+  if (c.wal) ++wal_writes;
+  return c.real->xWrite(f, in, n, at);
+}
+int CountedSync(sqlite3_file* f, int flags) {
+  const Counted& c = Files().at(f);
+  if (c.wal) ++wal_syncs;
+  return c.real->xSync(f, flags);
+}
+int CountedClose(sqlite3_file* f) {
+  const sqlite3_io_methods* real = Files().at(f).real;
+  Files().erase(f);
+  return real->xClose(f);
+}
+int CountedOpen(sqlite3_vfs* vfs, const char* name, sqlite3_file* file, int flags, int* out_flags) {
+  sqlite3_vfs* inner = sqlite3_vfs_find(nullptr);
+  const int rc = inner->xOpen(inner, name, file, flags, out_flags);
+  if (rc != SQLITE_OK || file->pMethods == nullptr) return rc;
+  static std::map<const sqlite3_io_methods*, sqlite3_io_methods> tables;  // one copy per real table
+  auto [it, added] = tables.try_emplace(file->pMethods, *file->pMethods);
+  if (added) {
+    it->second.xWrite = CountedWrite;
+    it->second.xSync = CountedSync;
+    it->second.xClose = CountedClose;
+  }
+  Files()[file] = Counted{file->pMethods, (flags & SQLITE_OPEN_WAL) != 0};
+  file->pMethods = &it->second;
+  return SQLITE_OK;
+}
+// Registers "rc-test-counting" (the counter) and "rc-test-buffer-over-counting" once.
+void RegisterCounting() {
+  static const bool registered = [] {
+    static sqlite3_vfs counting = *sqlite3_vfs_find(nullptr);
+    counting.zName = "rc-test-counting";
+    counting.pNext = nullptr;
+    counting.xOpen = CountedOpen;
+    return sqlite3_vfs_register(&counting, 0) == SQLITE_OK &&
+           RegisterWalWriteBufferOver(&counting, "rc-test-buffer-over-counting");
+  }();
+  REQUIRE(registered);
 }
 
 fs::path TempDir() {
@@ -123,6 +180,35 @@ TEST_CASE("WAL write buffer: a crash after a commit loses nothing it committed")
   }
   Db copy((dir / "copy.db").string(), nullptr);
   CHECK(copy.Int("SELECT count(*) FROM t") == 20);
+  fs::remove_all(dir);
+}
+
+// What the buffer is for: SQLite writes each WAL frame as two writes (header, then page);
+// through the buffer a commit reaches the file as one write before its sync.
+TEST_CASE("WAL write buffer: each commit reaches the WAL file as one write before its sync") {
+  RegisterCounting();
+  const fs::path dir = TempDir();
+  auto commits = [&](const char* vfs, const std::string& name) {
+    Db d((dir / name).string(), vfs);
+    d.Exec("PRAGMA locking_mode=EXCLUSIVE;");
+    CreateThroughBuffer(d);
+    wal_writes = wal_syncs = 0;
+    for (int c = 0; c < 10; ++c) {  // 4 rows of 3 KiB: several frames per commit
+      d.Exec(absl::StrCat("BEGIN; INSERT INTO t VALUES (", 4 * c, ", randomblob(3000)), (", 4 * c + 1,
+                          ", randomblob(3000)), (", 4 * c + 2, ", randomblob(3000)), (", 4 * c + 3,
+                          ", randomblob(3000)); COMMIT;"));
+    }
+    CHECK(d.Int("SELECT count(*) FROM t") == 40);
+    return std::make_pair(wal_writes, wal_syncs);
+  };
+  const auto [direct_writes, direct_syncs] = commits("rc-test-counting", "direct.db");
+  const auto [buffered_writes, buffered_syncs] = commits("rc-test-buffer-over-counting", "buffered.db");
+  INFO("direct " << direct_writes << " writes, " << direct_syncs << " syncs; buffered " << buffered_writes
+                 << " writes, " << buffered_syncs << " syncs");
+  CHECK(direct_syncs == 10);
+  CHECK(buffered_syncs == 10);
+  CHECK(direct_writes >= 10 * 2 * 4);  // two writes per frame, at least 4 frames per commit
+  CHECK(buffered_writes == 10);        // one per commit
   fs::remove_all(dir);
 }
 
