@@ -84,9 +84,20 @@ void TaskDispatch::AssignLocked(TaskEntry* e, WorkerEntry* w, Effects& fx) {
   unwritten_assignments_.emplace_back(now, t.task_id(), t.attempts());
 }
 
+bool TaskDispatch::NothingInLineCouldGoLocked() {
+  if (queue_.size() == 0) return true;
+  if (queue_.non_empty().size() > kMaxClassesChecked) return false;
+  // Dispatch runs whenever a slot frees or a task joins the line, so a class in line with
+  // a free worker able to run it should not exist; if one does, it goes first.
+  for (ClassId cls : queue_.non_empty()) {
+    if (workers_.Choose(cls, queue_.spec(cls)) != nullptr) return false;
+  }
+  return true;
+}
+
 bool TaskDispatch::PlaceLocked(TaskEntry* e) {
-  // Only when nothing waits in line: a placed task never overtakes a queued one.
-  if (queue_.size() > 0 || !workers_.AnyFree()) return false;
+  // A placed task never takes a slot a task in line could have had.
+  if (!workers_.AnyFree() || !NothingInLineCouldGoLocked()) return false;
   WorkerEntry* w = workers_.Choose(e->cls, queue_.spec(e->cls));
   if (w == nullptr || !lifecycle_.Place(e, w->caps.device_id(), clock_->NowMs()).ok()) return false;
   e->placed = std::make_unique<pb::Assignment>(AttemptLocked(e, w));

@@ -36,11 +36,18 @@ class TaskDispatch : protected CoordinatorState {
   // task is about to act with its token, e.g. submit a child).
   void WriteAssignmentNowLocked(TaskEntry* e, Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // A new submit (PENDING, not stored yet, waiting for nothing) placed straight on a free
-  // worker when nothing waits in line: the record that stores the submit then stores the
-  // assignment too, so the task costs one commit before it runs instead of two, and its
-  // outcome goes to waiters as soon as the worker reports it. The assignment waits in
-  // e->placed until that record is durable (SendPlacedLocked). False: it takes the usual way.
+  // worker when no task in line could go to a free worker (NothingInLineCouldGoLocked):
+  // the record that stores the submit then stores the assignment too, so the task costs
+  // one commit before it runs instead of two, and its outcome goes to waiters as soon as
+  // the worker reports it. The assignment waits in e->placed until that record is durable
+  // (SendPlacedLocked). False: it takes the usual way.
   bool PlaceLocked(TaskEntry* e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // True when nothing waits in line, or when no free worker can run any class in line
+  // (tasks waiting for a worker that is busy, absent or offline, say a device asleep): a
+  // task placed now overtakes nobody who could have had that slot. With more than
+  // kMaxClassesChecked classes in line it answers false rather than check them all.
+  bool NothingInLineCouldGoLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  static constexpr size_t kMaxClassesChecked = 8;
   // The record storing `e`'s submit settled (`stored`: durable): sends a placed
   // assignment to its worker if the attempt is still current; frees its slot when the
   // write failed; hands it back to the queue when the worker left meanwhile.

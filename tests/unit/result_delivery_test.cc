@@ -47,7 +47,8 @@ class Waiter final : public TaskSink {
 };
 
 struct Held {
-  Held() {
+  // Worker w1, one slot for echo tasks.
+  void Join() {
     pb::Register reg;
     reg.mutable_capabilities()->set_device_id("w1");
     reg.mutable_capabilities()->set_slots(1);
@@ -55,22 +56,18 @@ struct Held {
     epoch = *core.RegisterWorker(reg, link);
   }
   // Submits an echo task and commits its submit. With `commit_attempt` it is placed on the
-  // free worker with its submit (one write: the attempt is committed with it); without, a
-  // task no worker runs waits in line first, so the echo takes the usual way: dispatched
-  // after its submit's commit, its assignment's write still pending.
+  // free worker with its submit (one write: the attempt is committed with it); without, it
+  // is submitted before the worker joins, so it takes the usual way: in line, dispatched
+  // when the worker joins, its assignment's write still pending.
   std::string Submit(bool commit_attempt) {
-    if (!commit_attempt) {
-      pb::TaskSpec waits;
-      waits.set_task_type("gpu");
-      core.Submit(waits, [](absl::StatusOr<SubmitResult>) {});
-      store.Commit();
-    }
+    if (commit_attempt) Join();
     pb::TaskSpec spec;
     spec.set_task_type("echo");
     spec.set_payload(R"({"n":1})");
     std::string id;
     core.Submit(spec, [&](absl::StatusOr<SubmitResult> r) { id = r->task_id; });
-    store.Commit();  // the submit: answered, and the task is on its way to the worker
+    store.Commit();  // the submit: answered (and, placed, on its way to the worker)
+    if (!commit_attempt) Join();
     REQUIRE(!id.empty());
     REQUIRE(link->assigned.size() == 1);
     CHECK(store.pending.size() == (commit_attempt ? 0u : 1u));  // the assignment's own write

@@ -209,14 +209,27 @@ TEST_CASE("A crash before the assignment is written: the task recovers queued an
 }
 
 TEST_CASE("On a quiet store an assignment is written at once, so its outcome may reach waiters before its commit") {
+  Setup s(/*busy_dispatch=*/false, /*slots=*/1);
+  const std::string busy = s.Submit();  // placed: the worker's one slot is taken
+  const std::string id = s.Submit();    // so this one waits in line, not placed
+  s.Finished(s.link->assigned.at(0));   // the slot frees: `id` is dispatched the usual way
+  REQUIRE(s.link->assigned.size() == 2);
+  CHECK(s.link->assigned[1].task_id() == id);
+  CHECK(s.store.written[id] == Statuses{pb::TASK_STATUS_PENDING, pb::TASK_STATUS_ASSIGNED});
+  s.Started(s.link->assigned[1]);
+  s.Finished(s.link->assigned[1]);
+  CHECK(s.store.written[id] == Statuses{pb::TASK_STATUS_PENDING, pb::TASK_STATUS_ASSIGNED, pb::TASK_STATUS_SUCCESS});
+  CHECK(s.store.written[busy] == Statuses{pb::TASK_STATUS_ASSIGNED, pb::TASK_STATUS_SUCCESS});
+  s.core.Shutdown();
+}
+
+TEST_CASE("A task in line that no free worker can run does not keep a new submit from being placed") {
   Setup s(/*busy_dispatch=*/false);
   const std::string waiting = s.Submit("", "gpu");  // no worker runs it: it waits in line
-  const std::string id = s.Submit();                // so this one is not placed with its submit
+  const std::string id = s.Submit();                // w1 is free and can run it: placed
   REQUIRE(s.link->assigned.size() == 1);
-  CHECK(s.store.written[id] == Statuses{pb::TASK_STATUS_PENDING, pb::TASK_STATUS_ASSIGNED});
-  s.Started(s.link->assigned[0]);
-  s.Finished(s.link->assigned[0]);
-  CHECK(s.store.written[id] == Statuses{pb::TASK_STATUS_PENDING, pb::TASK_STATUS_ASSIGNED, pb::TASK_STATUS_SUCCESS});
+  CHECK(s.link->assigned[0].task_id() == id);
+  CHECK(s.store.written[id] == Statuses{pb::TASK_STATUS_ASSIGNED});  // one write, the submit's
   CHECK(s.core.GetTask(waiting)->status() == pb::TASK_STATUS_QUEUED);
   s.core.Shutdown();
 }
