@@ -88,7 +88,8 @@ bool TaskDispatch::NothingInLineCouldGoLocked() {
   if (queue_.size() == 0) return true;
   if (queue_.non_empty().size() > kMaxClassesChecked) return false;
   // Dispatch runs whenever a slot frees or a task joins the line, so a class in line with
-  // a free worker able to run it should not exist; if one does, it goes first.
+  // a free worker able to run it should not exist; if one does, the new task takes the
+  // usual way, behind it.
   for (ClassId cls : queue_.non_empty()) {
     if (workers_.Choose(cls, queue_.spec(cls)) != nullptr) return false;
   }
