@@ -127,8 +127,13 @@ absl::Status SqliteConnection::Configure() {
       page_size_ = sqlite3_column_int64(page_size.get(), 0);
     }
   }
-  // 64 MiB of page cache (default 2 MiB): the writer then rarely reads a page back.
-  return Exec("PRAGMA cache_size=-65536");
+  // 2 MiB of page cache (SQLite's default), not more: a commit whose inserts split a
+  // B-tree page moves a page through a scratch page number (the lock-byte page, far past
+  // the end of the file), and the commit's end then walks the cache's whole hash table to
+  // drop pages past the end. That walk grows with the cache: with 64 MiB it cost the
+  // coordinator about 6-10 us of CPU per task at saturation (bench/README.md, issue 18).
+  // Time-ordered task ids keep the writer on the last pages of each B-tree, which fit.
+  return Exec("PRAGMA cache_size=-2048");
 }
 
 absl::Status SqliteConnection::Migrate() {
