@@ -1,7 +1,6 @@
 #include "coordinator/core/core_state.h"
 
 #include <algorithm>
-#include <optional>
 
 #include "common/task_names.h"
 #include "coordinator/core/coordinator_internal.h"
@@ -53,11 +52,19 @@ void CoordinatorState::ChangedLocked(TaskEntry* e, Effects& fx, bool write) {
   if (write) WriteLocked(e, fx);
   if (e->watchers.empty()) return;
   const bool terminal = IsTerminal(e->task.status());
-  std::optional<pb::Task> snapshot;
-  for (auto& [id, sink] : e->watchers) {
-    if (!terminal && sink->TerminalOnly()) continue;
-    if (!snapshot.has_value()) snapshot = SnapshotLocked(*e);
-    NotifyLocked(*e, sink, *snapshot, fx);
+  // One snapshot, copied to every sink that takes it but the last, which gets it moved (a
+  // task's record is a few hundred bytes in many small allocations; issue 18).
+  size_t last = e->watchers.size();
+  for (size_t i = 0; i < e->watchers.size(); ++i) {
+    if (terminal || !e->watchers[i].second->TerminalOnly()) last = i;
+  }
+  if (last < e->watchers.size()) {
+    pb::Task snapshot = SnapshotLocked(*e);
+    for (size_t i = 0; i < last; ++i) {
+      const std::shared_ptr<TaskSink>& sink = e->watchers[i].second;
+      if (terminal || !sink->TerminalOnly()) NotifyLocked(*e, sink, snapshot, fx);
+    }
+    NotifyLocked(*e, e->watchers[last].second, std::move(snapshot), fx);
   }
   if (terminal) e->watchers.clear();
 }
