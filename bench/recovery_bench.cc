@@ -52,7 +52,7 @@ int main(int argc, char** argv) {
         t.set_worker_device_id(absl::StrCat("w", i % 7));
       }
     }
-    (*store)->Write(std::move(batch), [&](absl::Status s) {
+    (*store)->Write(rc::coordinator::ToRecords(std::move(batch)), [&](absl::Status s) {
       if (!s.ok()) std::cerr << s << "\n";
       done.Notify();
     });

@@ -211,7 +211,7 @@ class RecordingLink final : public WorkerLink {
 // on disk, so what a queued task costs in memory is the coordinator's own state.
 class NullStore final : public TaskStore {
  public:
-  void Write(std::vector<pb::Task>, std::function<void(absl::Status)> done) override { done(absl::OkStatus()); }
+  void Write(std::vector<TaskRecord>, std::function<void(absl::Status)> done) override { done(absl::OkStatus()); }
   void Delete(std::vector<std::string>, std::function<void(absl::Status)> done) override { done(absl::OkStatus()); }
   absl::StatusOr<std::vector<pb::Task>> LoadAll() override { return std::vector<pb::Task>(); }
 };

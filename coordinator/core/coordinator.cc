@@ -112,18 +112,21 @@ void Coordinator::Release(std::vector<HeldSnapshot>& held) {
   }
 }
 
-pb::Task Coordinator::RecordLocked(TaskEntry& e) {
-  pb::Task record;
-  if (e.task.spec().payload().empty()) {
-    record = e.task;
-  } else {
-    std::string* payload = e.task.mutable_spec()->mutable_payload();
-    std::string held;
-    held.swap(*payload);
-    record = e.task;
-    held.swap(*payload);
+TaskRecord Coordinator::RecordLocked(TaskEntry& e) {
+  pb::Task& t = e.task;
+  // Serialized from the entry itself, not a copy: live usage samples are not written
+  // (core_state.h) and the payload was written with the task's first record, so both
+  // leave the task while it is serialized and come back after.
+  std::optional<pb::ResourceUsage> live;
+  if (t.has_resource_usage()) {
+    live = t.resource_usage();
+    StripLiveUsage(&t);
   }
-  StripLiveUsage(&record);  // samples are not written (core_state.h)
+  std::string payload;
+  if (t.has_spec()) t.mutable_spec()->mutable_payload()->swap(payload);
+  TaskRecord record = ToRecord(t);
+  if (t.has_spec()) t.mutable_spec()->mutable_payload()->swap(payload);
+  if (live.has_value()) *t.mutable_resource_usage() = *std::move(live);
   return record;
 }
 

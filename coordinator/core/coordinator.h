@@ -209,7 +209,7 @@ class Coordinator : private TaskReads {
   void PruneStored(int64_t now_ms);
   // The record to write for a change: without the payload, which the store keeps from
   // the task's first write (TaskStore::Write), so it is neither copied nor rewritten.
-  pb::Task RecordLocked(TaskEntry& e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  TaskRecord RecordLocked(TaskEntry& e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   // Destroyed (its thread stopped) before what its deliveries reach.
   PayloadLoader loader_;

@@ -27,7 +27,7 @@ struct Effects {
   // Every write handed to the store before this operation's was committed (set by Mutate).
   bool store_idle = false;
   std::vector<std::pair<std::shared_ptr<TaskSink>, absl::Status>> aborts;
-  std::vector<pb::Task> writes;
+  std::vector<TaskRecord> writes;
   // Ids of the tasks changed in this operation, in first-change order; each becomes one
   // write of its final state when the operation ends (see Mutate).
   std::vector<std::string> changed;

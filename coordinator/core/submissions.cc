@@ -249,7 +249,7 @@ Submissions::Recorded Submissions::SubmitLocked(std::vector<pb::TaskSpec>& specs
       LinkLocked(e, {});
       (void)StopLocked(e, never, fx);  // a dependency already ended against its condition
     }
-    fx.writes.push_back(e->task);
+    fx.writes.push_back(ToRecord(e->task));  // the first record carries the payload
   }
   return recorded;
 }

@@ -23,12 +23,12 @@ SqliteTaskStore::~SqliteTaskStore() { Close(); }
 
 void SqliteTaskStore::Close() { writer_->Close(); }
 
-void SqliteTaskStore::Write(std::vector<pb::Task> tasks, std::function<void(absl::Status)> done) {
-  writer_->Enqueue(std::move(tasks), {}, std::move(done));
+void SqliteTaskStore::Write(std::vector<TaskRecord> records, std::function<void(absl::Status)> done) {
+  writer_->Enqueue(std::move(records), {}, std::move(done));
 }
 
-void SqliteTaskStore::WriteUnhurried(std::vector<pb::Task> tasks, std::function<void(absl::Status)> done) {
-  writer_->Enqueue(std::move(tasks), {}, std::move(done), /*hurry=*/false);
+void SqliteTaskStore::WriteUnhurried(std::vector<TaskRecord> records, std::function<void(absl::Status)> done) {
+  writer_->Enqueue(std::move(records), {}, std::move(done), /*hurry=*/false);
 }
 
 void SqliteTaskStore::Delete(std::vector<std::string> task_ids, std::function<void(absl::Status)> done) {

@@ -29,8 +29,8 @@ class SqliteTaskStore final : public TaskStore {
   // Commits everything queued, then closes.
   ~SqliteTaskStore() override;
 
-  void Write(std::vector<pb::Task> tasks, std::function<void(absl::Status)> done) override;
-  void WriteUnhurried(std::vector<pb::Task> tasks, std::function<void(absl::Status)> done) override;
+  void Write(std::vector<TaskRecord> records, std::function<void(absl::Status)> done) override;
+  void WriteUnhurried(std::vector<TaskRecord> records, std::function<void(absl::Status)> done) override;
   void Delete(std::vector<std::string> task_ids, std::function<void(absl::Status)> done) override;
   absl::StatusOr<std::vector<pb::Task>> LoadAll() override;
   void Close() override;

@@ -26,7 +26,7 @@ void SqliteWriter::Close() {
   if (thread_.joinable()) thread_.join();
 }
 
-void SqliteWriter::Enqueue(std::vector<pb::Task> puts, std::vector<std::string> deletes,
+void SqliteWriter::Enqueue(std::vector<TaskRecord> puts, std::vector<std::string> deletes,
                            std::function<void(absl::Status)> done, bool hurry) {
   {
     absl::MutexLock lock(&mu_);
@@ -160,45 +160,35 @@ absl::Status SqliteWriter::Commit(std::deque<Op>& batch, int64_t* records, int64
   };
   // A task often changes several times within one batch (queued, assigned, running,
   // finished): write only its last version, with the payload of whichever carries one.
-  absl::flat_hash_map<absl::string_view, pb::Task*> last;
+  absl::flat_hash_map<absl::string_view, const TaskRecord*> last;
   absl::flat_hash_map<absl::string_view, const std::string*> payload_of;
-  for (Op& op : batch) {
-    for (pb::Task& t : op.puts) {
-      last[t.task_id()] = &t;
-      if (!t.spec().payload().empty()) payload_of[t.task_id()] = &t.spec().payload();
+  for (const Op& op : batch) {
+    for (const TaskRecord& r : op.puts) {
+      last[r.task_id] = &r;
+      if (!r.payload.empty()) payload_of[r.task_id] = &r.payload;
     }
   }
-  std::string record;
-  for (Op& op : batch) {
-    for (pb::Task& t : op.puts) {
-      if (last[t.task_id()] != &t) continue;
-      std::string payload;
-      {
-        // Out of the record while it is serialized, then back: a failed commit is tried
-        // again with the same batch.
-        std::string* held = t.mutable_spec()->mutable_payload();
-        held->swap(payload);
-        t.SerializeToString(&record);
-        held->swap(payload);
-      }
+  for (const Op& op : batch) {
+    for (const TaskRecord& r : op.puts) {
+      if (last[r.task_id] != &r) continue;
       ++*records;
-      sqlite3_stmt* const put = t.finished_at_ms() != 0 ? put_final : put_pending;
-      bind_text(put, 1, t.task_id());
-      bind_int(put, 2, t.status());
-      bind_int(put, 3, t.finished_at_ms());
-      bind_blob(put, 4, record);
-      bind_int(put, 5, static_cast<int64_t>(t.sequence()));
-      bind_text(put, 6, t.owner());
-      bind_text(put, 7, t.spec().task_type());
-      bind_text(put, 8, t.worker_device_id());
-      bind_text(put, 9, t.spec().idempotency_key());
-      auto p = payload_of.find(t.task_id());
+      sqlite3_stmt* const put = r.finished_at_ms != 0 ? put_final : put_pending;
+      bind_text(put, 1, r.task_id);
+      bind_int(put, 2, r.status);
+      bind_int(put, 3, r.finished_at_ms);
+      bind_blob(put, 4, r.record);
+      bind_int(put, 5, static_cast<int64_t>(r.sequence));
+      bind_text(put, 6, r.owner);
+      bind_text(put, 7, r.task_type);
+      bind_text(put, 8, r.worker_device_id);
+      bind_text(put, 9, r.idempotency_key);
+      auto p = payload_of.find(r.task_id);
       if (p != payload_of.end()) {
         bind_blob(put, 10, *p->second);
       } else {
         sqlite3_bind_null(put, 10);  // keeps the stored payload (none stored: empty)
       }
-      bind_text(put, 11, t.parent_task_id());  // set on insert only: a task's parent never changes
+      bind_text(put, 11, r.parent_task_id);  // set on insert only: a task's parent never changes
       const int rc = sqlite3_step(put);
       sqlite3_reset(put);
       if (rc != SQLITE_DONE) return fail("write");

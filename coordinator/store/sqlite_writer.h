@@ -39,7 +39,7 @@ class SqliteWriter {
   // Queues `puts` and `deletes` for the next commit; `done` is answered after it (an
   // error after several tries), or at once with UNAVAILABLE when closing. Unless
   // `hurry`, the commit may wait up to kUnhurriedDelay for a hurried write.
-  void Enqueue(std::vector<pb::Task> puts, std::vector<std::string> deletes, std::function<void(absl::Status)> done,
+  void Enqueue(std::vector<TaskRecord> puts, std::vector<std::string> deletes, std::function<void(absl::Status)> done,
                bool hurry = true);
   // Commits everything queued, then joins the thread. Later writes are refused.
   void Close();
@@ -50,7 +50,7 @@ class SqliteWriter {
 
  private:
   struct Op {
-    std::vector<pb::Task> puts;
+    std::vector<TaskRecord> puts;
     std::vector<std::string> deletes;
     std::function<void(absl::Status)> done;
   };
@@ -58,8 +58,8 @@ class SqliteWriter {
   void Loop();
   // One transaction for the whole batch.
   // Records are stored without their payload, which has a column of its own, written
-  // with a task's first record and kept when a later one leaves it out. Commit lends
-  // payloads out of `batch` while serializing and puts them back.
+  // with a task's first record and kept when a later one leaves it out. A failed commit is
+  // tried again with the same batch (Commit only reads it).
   // Adds the records written and the bytes bound to `*records` and `*bytes`.
   absl::Status Commit(std::deque<Op>& batch, int64_t* records, int64_t* bytes)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(conn_->mu());

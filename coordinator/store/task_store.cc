@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <map>
 
+#include "absl/strings/str_cat.h"
 #include "common/task_names.h"
 
 namespace rc::coordinator {
@@ -146,9 +147,62 @@ absl::StatusOr<absl::flat_hash_map<std::string, std::string>> TaskStore::ReadPay
 
 #undef RC_SCAN_ALL
 
+// ---- TaskRecord ----
+
+TaskRecord ToRecord(pb::Task& t) {
+  TaskRecord r;
+  r.task_id = t.task_id();
+  r.status = t.status();
+  r.finished_at_ms = t.finished_at_ms();
+  r.sequence = t.sequence();
+  r.owner = t.owner();
+  r.task_type = t.spec().task_type();
+  r.worker_device_id = t.worker_device_id();
+  r.idempotency_key = t.spec().idempotency_key();
+  r.parent_task_id = t.parent_task_id();
+  if (t.has_spec() && !t.spec().payload().empty()) {
+    r.payload = t.spec().payload();
+    // Out of the task while the rest is serialized, then back.
+    std::string held;
+    std::string* payload = t.mutable_spec()->mutable_payload();
+    payload->swap(held);
+    t.SerializeToString(&r.record);
+    payload->swap(held);
+  } else {
+    t.SerializeToString(&r.record);
+  }
+  return r;
+}
+
+std::vector<TaskRecord> ToRecords(std::vector<pb::Task> tasks) {
+  std::vector<TaskRecord> out;
+  out.reserve(tasks.size());
+  for (pb::Task& t : tasks) out.push_back(ToRecord(t));
+  return out;
+}
+
+absl::StatusOr<pb::Task> ParseRecord(const TaskRecord& r) {
+  pb::Task t;
+  if (!t.ParseFromString(r.record)) {
+    return absl::DataLossError(absl::StrCat("the record of task ", r.task_id, " does not parse"));
+  }
+  if (!r.payload.empty()) t.mutable_spec()->set_payload(r.payload);
+  return t;
+}
+
 // ---- MemoryTaskStore ----
 
-void MemoryTaskStore::Write(std::vector<pb::Task> tasks, std::function<void(absl::Status)> done) {
+void MemoryTaskStore::Write(std::vector<TaskRecord> records, std::function<void(absl::Status)> done) {
+  std::vector<pb::Task> tasks;
+  tasks.reserve(records.size());
+  for (const TaskRecord& r : records) {
+    absl::StatusOr<pb::Task> t = ParseRecord(r);
+    if (!t.ok()) {
+      if (done) done(t.status());
+      return;
+    }
+    tasks.push_back(*std::move(t));
+  }
   {
     absl::MutexLock lock(&mu_);
     for (pb::Task& t : tasks) {

@@ -66,6 +66,31 @@ struct FinishedRef {
   pb::TaskStatus status = pb::TASK_STATUS_UNSPECIFIED;
 };
 
+// One task's row as a store writes it: the record serialized once, without its payload,
+// next to the columns the store indexes and the payload (issue 18: the Coordinator used to
+// hand the writer a copy of the whole task, which it serialized and destroyed there).
+struct TaskRecord {
+  std::string task_id;
+  pb::TaskStatus status = pb::TASK_STATUS_UNSPECIFIED;
+  int64_t finished_at_ms = 0;
+  uint64_t sequence = 0;
+  std::string owner;
+  std::string task_type;
+  std::string worker_device_id;
+  std::string idempotency_key;
+  std::string parent_task_id;
+  std::string record;   // pb::Task with an empty spec.payload, serialized
+  std::string payload;  // spec.payload; "" keeps the payload stored before (TaskStore::Write)
+};
+
+// The row of `t` as it is: `record` is `t` without its payload, which goes to `payload`.
+// `t` is left as it was (its payload is lent out while it is serialized).
+TaskRecord ToRecord(pb::Task& t);
+std::vector<TaskRecord> ToRecords(std::vector<pb::Task> tasks);
+// The task a row holds, its payload back in spec.payload. DATA_LOSS when the record does
+// not parse.
+absl::StatusOr<pb::Task> ParseRecord(const TaskRecord& r);
+
 // What a store has written since it opened (bench, tests).
 struct StoreWriteStats {
   int64_t records = 0;  // task records written (versions of one task within one commit count once)
@@ -83,17 +108,17 @@ class TaskStore {
   // records are durable (OK) or could not be written (UNAVAILABLE / INTERNAL with the
   // reason): inline, on the store's own thread, or where PostCompletionsTo says. Never
   // blocks the caller on disk.
-  // A task's payload never changes: a record with an empty spec.payload keeps the payload
+  // A task's payload never changes: a record with an empty `payload` keeps the payload
   // stored with an earlier record of the same task (the Coordinator drops payloads from
   // memory and writes the rest of the record).
-  virtual void Write(std::vector<pb::Task> tasks, std::function<void(absl::Status)> done) = 0;
+  virtual void Write(std::vector<TaskRecord> records, std::function<void(absl::Status)> done) = 0;
   // Write for records nobody waits to see durable (a dispatch's attempt, a task started,
   // a result its worker keeps until acknowledged): the store may hold them a moment to
   // commit them together with the next Write, so that they do not stand between a
   // submit and its commit. Same contract as Write, and records still commit in call
   // order across both. The default writes at once.
-  virtual void WriteUnhurried(std::vector<pb::Task> tasks, std::function<void(absl::Status)> done) {
-    Write(std::move(tasks), std::move(done));
+  virtual void WriteUnhurried(std::vector<TaskRecord> records, std::function<void(absl::Status)> done) {
+    Write(std::move(records), std::move(done));
   }
   // Removes records (retention). Same contract for `done`; unknown ids are ignored.
   virtual void Delete(std::vector<std::string> task_ids, std::function<void(absl::Status)> done) = 0;
@@ -140,7 +165,8 @@ class TaskStore {
 
 class MemoryTaskStore final : public TaskStore {
  public:
-  void Write(std::vector<pb::Task> tasks, std::function<void(absl::Status)> done) override;
+  // Keeps each record parsed (tasks, and `store: memory`).
+  void Write(std::vector<TaskRecord> records, std::function<void(absl::Status)> done) override;
   void Delete(std::vector<std::string> task_ids, std::function<void(absl::Status)> done) override;
   absl::StatusOr<std::vector<pb::Task>> LoadAll() override;
   absl::StatusOr<RecoveryData> LoadForRecovery(int64_t payload_budget_bytes) override;

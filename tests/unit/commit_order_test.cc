@@ -9,8 +9,8 @@ namespace {
 
 class ManualStore final : public TaskStore {
  public:
-  void Write(std::vector<pb::Task> tasks, std::function<void(absl::Status)> done) override {
-    for (auto& t : tasks) log.push_back(t);
+  void Write(std::vector<TaskRecord> tasks, std::function<void(absl::Status)> done) override {
+    for (auto& t : tasks) log.push_back(*ParseRecord(t));
     pending.push_back(std::move(done));
   }
   void Delete(std::vector<std::string>, std::function<void(absl::Status)> done) override { done(absl::OkStatus()); }

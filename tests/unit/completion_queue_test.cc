@@ -95,9 +95,9 @@ class ThreadedStore final : public TaskStore {
  public:
   ThreadedStore() : writer_([this] { Loop(); }) {}
   ~ThreadedStore() override { Close(); }
-  void Write(std::vector<pb::Task> tasks, std::function<void(absl::Status)> done) override {
+  void Write(std::vector<TaskRecord> tasks, std::function<void(absl::Status)> done) override {
     absl::MutexLock lock(&mu_);
-    for (auto& t : tasks) records_.push_back(std::move(t));
+    for (auto& t : tasks) records_.push_back(*ParseRecord(t));
     pending_.push_back(std::move(done));
   }
   void Delete(std::vector<std::string>, std::function<void(absl::Status)> done) override {

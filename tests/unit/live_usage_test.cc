@@ -49,6 +49,16 @@ struct Running {
     REQUIRE(f.Get(id).status() == pb::TASK_STATUS_RUNNING);
   }
 
+  // A new main process of the current attempt (a progress report without a sample).
+  void NewProcess(int32_t pid) {
+    pb::WorkerMessage m;
+    pb::TaskProgress* p = m.add_progress();
+    p->set_task_id(id);
+    p->set_attempt(a.attempt());
+    p->set_pid(pid);
+    f.core.HandleWorkerMessage("w1", epoch, m);
+  }
+
   void Sample(int attempt, double cpu_percent, int64_t memory, int64_t at_ms, const std::string& device = "w1") {
     pb::WorkerMessage m;
     pb::TaskProgress* p = m.add_progress();
@@ -102,6 +112,24 @@ TEST_CASE("A running task shows its latest usage sample, kept in memory and not 
   CHECK(seen[1].resource_usage().cpu_percent() == 87.5);
   CHECK(seen[2].resource_usage().memory_bytes() == 60 << 20);
   CHECK(seen[2].revision() > seen[1].revision());
+}
+
+TEST_CASE("A write while a sample is live stores the new pid without the sample, and memory keeps the sample") {
+  Running r;
+  r.Sample(r.a.attempt(), 87.5, 50 << 20, 1'700'000'001'000);
+  // A new main process: its pid is written (the record is serialized from the task in
+  // memory, with the live fields left out for the write and put back after).
+  r.NewProcess(999);
+  const pb::Task stored = r.Stored();
+  CHECK(stored.resource_usage().pid() == 999);
+  CHECK(stored.resource_usage().cpu_percent() == 0);
+  CHECK(stored.resource_usage().memory_bytes() == 0);
+  CHECK(stored.resource_usage().sampled_at_ms() == 0);
+  CHECK(stored.spec().payload() == r.f.Get(r.id).spec().payload());  // kept from the first write
+  const pb::Task now = r.f.Get(r.id);
+  CHECK(now.resource_usage().pid() == 999);
+  CHECK(now.resource_usage().cpu_percent() == 87.5);
+  CHECK(now.resource_usage().memory_bytes() == 50 << 20);
 }
 
 TEST_CASE("The final report replaces the live sample, and a sample trailing the end is ignored") {

@@ -15,11 +15,11 @@ namespace {
 
 class HeldStore final : public TaskStore {
  public:
-  void Write(std::vector<pb::Task> tasks, std::function<void(absl::Status)> done) override {
-    for (auto& t : tasks) log.push_back(t);
+  void Write(std::vector<TaskRecord> tasks, std::function<void(absl::Status)> done) override {
+    for (auto& t : tasks) log.push_back(*ParseRecord(t));
     pending.push_back(std::move(done));
   }
-  void WriteUnhurried(std::vector<pb::Task> tasks, std::function<void(absl::Status)> done) override {
+  void WriteUnhurried(std::vector<TaskRecord> tasks, std::function<void(absl::Status)> done) override {
     ++unhurried;
     Write(std::move(tasks), std::move(done));
   }
@@ -208,7 +208,7 @@ TEST_CASE("SQLite: an unhurried write commits, in order with a hurried one after
       t.set_task_id(id);
       t.set_status(st);
       t.mutable_spec()->set_task_type("echo");
-      return std::vector<pb::Task>{t};
+      return ToRecords({t});
     };
     auto note = [&](const std::string& what) {
       return [&, what](absl::Status s) {

@@ -32,6 +32,47 @@ pb::Task MakeTask(const std::string& id, pb::TaskStatus status, int64_t finished
 
 }  // namespace
 
+TEST_CASE("A task becomes a row serialized once, its payload apart, and parses back whole") {
+  pb::Task t = MakeTask("a", pb::TASK_STATUS_SUCCESS, 7);
+  t.set_owner("alice");
+  t.set_worker_device_id("w1");
+  t.set_sequence(42);
+  t.set_parent_task_id("p");
+  t.mutable_spec()->set_idempotency_key("k");
+  t.set_result("out");
+  const pb::Task before = t;
+  const TaskRecord r = ToRecord(t);
+  CHECK(t.SerializeAsString() == before.SerializeAsString());  // the payload came back
+  CHECK(r.task_id == "a");
+  CHECK(r.status == pb::TASK_STATUS_SUCCESS);
+  CHECK(r.finished_at_ms == 7);
+  CHECK(r.sequence == 42);
+  CHECK(r.owner == "alice");
+  CHECK(r.task_type == "echo");
+  CHECK(r.worker_device_id == "w1");
+  CHECK(r.idempotency_key == "k");
+  CHECK(r.parent_task_id == "p");
+  CHECK(r.payload == before.spec().payload());
+  pb::Task without;
+  REQUIRE(without.ParseFromString(r.record));
+  CHECK(without.spec().payload().empty());  // stored once, in its own column
+  CHECK(without.result() == "out");
+  absl::StatusOr<pb::Task> back = ParseRecord(r);
+  REQUIRE(back.ok());
+  CHECK(back->SerializeAsString() == before.SerializeAsString());
+
+  TaskRecord bad = r;
+  bad.record = "\xff\xff\xff";
+  CHECK(ParseRecord(bad).status().code() == absl::StatusCode::kDataLoss);
+  MemoryTaskStore memory;
+  absl::Status answered = absl::UnknownError("not answered");
+  memory.Write({bad}, [&](absl::Status s) { answered = s; });
+  CHECK(answered.code() == absl::StatusCode::kDataLoss);
+  auto none = memory.Get("a");
+  REQUIRE(none.ok());
+  CHECK_FALSE(none->has_value());  // nothing of the batch was kept
+}
+
 TEST_CASE("Records survive closing and reopening the data dir, the last write of a task wins") {
   const std::string dir = TempDir();
   {
@@ -67,7 +108,7 @@ TEST_CASE("Concurrent writes are all committed (group commit) and each caller is
   absl::Notification all;
   const int n = 2000;
   for (int i = 0; i < n; ++i) {
-    (*store)->Write({MakeTask("t" + std::to_string(i), pb::TASK_STATUS_QUEUED)}, [&](absl::Status s) {
+    (*store)->Write(ToRecords({MakeTask("t" + std::to_string(i), pb::TASK_STATUS_QUEUED)}), [&](absl::Status s) {
       if (s.ok() && ++ok == n) all.Notify();
     });
   }
@@ -204,7 +245,7 @@ TEST_CASE("The store counts the records and bytes it hands to SQLite and the pag
   a_done.set_result(std::string(1000, 'r'));
   // a is written twice: once when both writes land in one commit (group commit).
   absl::Notification first;
-  (*store)->Write({a, b}, [&](absl::Status) { first.Notify(); });
+  (*store)->Write(ToRecords({a, b}), [&](absl::Status) { first.Notify(); });
   REQUIRE(WriteSync(**store, {a_done}).ok());
   REQUIRE(first.HasBeenNotified());
   const StoreWriteStats w = (*store)->write_stats();

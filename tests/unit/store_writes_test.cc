@@ -19,8 +19,8 @@ namespace {
 // while `hold` is set (until Release).
 class RecordingStore final : public TaskStore {
  public:
-  void Write(std::vector<pb::Task> tasks, std::function<void(absl::Status)> done) override {
-    for (const pb::Task& t : tasks) written[t.task_id()].push_back(t.status());
+  void Write(std::vector<TaskRecord> tasks, std::function<void(absl::Status)> done) override {
+    for (const TaskRecord& t : tasks) written[t.task_id].push_back(t.status);
     if (hold) {
       held.emplace_back(std::move(tasks), std::move(done));
       return;
@@ -47,7 +47,7 @@ class RecordingStore final : public TaskStore {
   MemoryTaskStore inner;
   std::map<std::string, std::vector<pb::TaskStatus>> written;
   bool hold = false;
-  std::vector<std::pair<std::vector<pb::Task>, std::function<void(absl::Status)>>> held;
+  std::vector<std::pair<std::vector<TaskRecord>, std::function<void(absl::Status)>>> held;
 };
 
 struct Setup {
@@ -259,7 +259,7 @@ std::string SubmitHeld(Setup& s, Answer* answer) {
   });
   REQUIRE(s.store.held.size() == 1);
   REQUIRE(s.store.held[0].first.size() == 1);
-  return s.store.held[0].first[0].task_id();
+  return s.store.held[0].first[0].task_id;
 }
 
 TEST_CASE("A submit with a free worker is stored assigned in one write, and the worker gets it once that is durable") {
@@ -267,7 +267,7 @@ TEST_CASE("A submit with a free worker is stored assigned in one write, and the 
   Answer answer;
   const std::string id = SubmitHeld(s, &answer);
   CHECK(s.store.written[id] == Statuses{pb::TASK_STATUS_ASSIGNED});
-  const pb::Task record = s.store.held[0].first[0];  // a copy: Release moves it on
+  const pb::Task record = *ParseRecord(s.store.held[0].first[0]);  // a copy: Release moves it on
   CHECK(record.attempts() == 1);
   CHECK(record.worker_device_id() == "w1");
   CHECK_FALSE(record.attempt_token_sha256().empty());  // a restart can check its token

@@ -16,7 +16,7 @@ namespace rc::coordinator {
 inline absl::Status WriteSync(TaskStore& store, std::vector<pb::Task> tasks) {
   absl::Notification done;
   absl::Status result;
-  store.Write(std::move(tasks), [&](absl::Status s) {
+  store.Write(ToRecords(std::move(tasks)), [&](absl::Status s) {
     result = s;
     done.Notify();
   });
