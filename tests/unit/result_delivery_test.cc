@@ -119,6 +119,24 @@ TEST_CASE("A waiter gets a result before its commit, the worker is acknowledged 
   CHECK(h.store.log.back().status() == pb::TASK_STATUS_SUCCESS);
 }
 
+TEST_CASE("Every watcher of a task gets the whole outcome, the last one too") {
+  Held h;
+  const std::string id = h.Submit(/*commit_attempt=*/true);
+  std::vector<std::shared_ptr<Waiter>> waiters;
+  for (int i = 0; i < 3; ++i) {
+    waiters.push_back(std::make_shared<Waiter>());
+    REQUIRE(h.core.Watch(id, waiters.back()).ok());
+  }
+  h.Finish(id);
+  for (const auto& w : waiters) {
+    REQUIRE(w->seen.size() == 1);  // one snapshot, copied to each but the last, moved to that one
+    CHECK(w->seen[0].task_id() == id);
+    CHECK(w->seen[0].status() == pb::TASK_STATUS_SUCCESS);
+    CHECK(w->seen[0].result() == R"({"n":1})");
+    CHECK(w->seen[0].spec().payload() == R"({"n":1})");
+  }
+}
+
 TEST_CASE("On a store with nothing in flight a result's write is committed at once") {
   Held h;
   const std::string id = h.Submit(/*commit_attempt=*/true);
