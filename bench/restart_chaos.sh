@@ -25,12 +25,17 @@ rc_start_worker "$build" w1 --slots 4 --config "$RC_TMP/worker.yaml" || exit 1
 rc_start_worker "$build" w2 --slots 4 --config "$RC_TMP/worker.yaml" || exit 1
 
 # Submitters record "id payload-n" only for acknowledged submits; a submit that fails
-# because the coordinator is down is retried with the same idempotency key.
+# because the coordinator is down is retried, with the same idempotency key by the first
+# two submitters and without one by the other two (an unkeyed submit placed on a free
+# worker runs while it commits: a retry may store a second task for the same n, which
+# must then succeed too; it is counted, not an error).
 submitter() {
-  local from=$1 to=$2 out=$3
+  local from=$1 to=$2 out=$3 keyed=$4
   for n in $(seq "$from" "$to"); do
+    local key=()
+    [ "$keyed" = 1 ] && key=(--idempotency-key "chaos-$n")
     for _ in $(seq 200); do
-      if id=$(cli submit echo --payload "{\"n\":$n}" --idempotency-key "chaos-$n" 2>/dev/null); then
+      if id=$(cli submit echo --payload "{\"n\":$n}" "${key[@]}" 2>/dev/null); then
         echo "$id $n" >>"$out"
         break
       fi
@@ -40,7 +45,7 @@ submitter() {
 }
 per=$((tasks / 4))
 for k in 0 1 2 3; do
-  submitter $((k * per + 1)) $(((k + 1) * per)) "$RC_TMP/acked.$k" &
+  submitter $((k * per + 1)) $(((k + 1) * per)) "$RC_TMP/acked.$k" $((k < 2)) &
   subs+=($!)
 done
 
@@ -96,9 +101,15 @@ wrong=$(awk 'NR == FNR { want[$1] = $2; next } ($1 in want) && ($2 != "success" 
 missing=$(awk 'NR == FNR { have[$1] = 1; next } !($1 in have) { miss++ } END { print miss + 0 }' \
   "$RC_TMP/final" "$RC_TMP/acked")
 retried=$(awk '$4 > 1' "$RC_TMP/final" | wc -l)
+# Stored tasks no submit was acknowledged for: an unkeyed submit whose answer the crash
+# cut off, then retried. Keyed ones (n up to 2 x per) must have none.
+extra=$(awk 'NR == FNR { acked[$1] = 1; next } !($1 in acked) { n++ } END { print n + 0 }' "$RC_TMP/acked" "$RC_TMP/final")
+extra_keyed=$(awk -v keyed=$((2 * per)) 'NR == FNR { acked[$1] = 1; next } !($1 in acked) && $3 <= keyed { n++ }
+                   END { print n + 0 }' "$RC_TMP/acked" "$RC_TMP/final")
 echo "cycles=$cycles seconds=$(( $(date +%s) - start )) submitted=$tasks acknowledged=$acked tasks=$total" \
      "success=$success missing=$missing wrong_or_unfinished=$wrong duplicate_ids=$dup_ids" \
-     "duplicate_acks=$dup_acks rerun_after_crash=$retried"
+     "duplicate_acks=$dup_acks rerun_after_crash=$retried unacknowledged_stored=$extra (keyed: $extra_keyed)"
 echo "waited=$waited seen_then_changed=$changed seen_before_a_kill_not_yet_stored=$reverted"
-[ "$acked" -eq "$tasks" ] && [ "$total" -eq "$tasks" ] && [ "$success" -eq "$tasks" ] && [ "$missing" -eq 0 ] &&
+[ "$acked" -eq "$tasks" ] && [ "$total" -eq $((tasks + extra)) ] && [ "$success" -eq "$total" ] &&
+  [ "$missing" -eq 0 ] && [ "$extra_keyed" -eq 0 ] &&
   [ "$wrong" -eq 0 ] && [ "$dup_ids" -eq 0 ] && [ "$waited" -eq "$acked" ] && [ "$changed" -eq 0 ]

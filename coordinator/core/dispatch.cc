@@ -96,16 +96,33 @@ bool TaskDispatch::NothingInLineCouldGoLocked() {
   return true;
 }
 
-bool TaskDispatch::PlaceLocked(TaskEntry* e) {
+bool TaskDispatch::PlaceLocked(TaskEntry* e, Effects& fx) {
   // A placed task never takes a slot a task in line could have had.
   if (!workers_.AnyFree() || !NothingInLineCouldGoLocked()) return false;
   WorkerEntry* w = workers_.Choose(e->cls, queue_.spec(e->cls));
   if (w == nullptr || !lifecycle_.Place(e, w->caps.device_id(), clock_->NowMs()).ok()) return false;
-  e->placed = std::make_unique<pb::Assignment>(AttemptLocked(e, w));
-  // Written with the submit, in this operation: its outcome may reach waiters at once.
+  // Written with the submit, in this operation: its outcome reaches waiters once that
+  // write is durable (HeldSnapshot).
   e->attempt_written = e->task.attempts();
   e->attempt_op = operation_;
+  if (e->task.spec().idempotency_key().empty() && w->link != nullptr) {
+    *fx.MessageFor(w->link).add_assignments() = AttemptLocked(e, w);
+    e->sent_unstored = true;
+  } else {
+    e->placed = std::make_unique<pb::Assignment>(AttemptLocked(e, w));
+  }
   return true;
+}
+
+void TaskDispatch::RecallUnstoredLocked(TaskEntry* e, Effects& fx) {
+  pb::Task& t = e->task;
+  if (t.status() == pb::TASK_STATUS_QUEUED) queue_.Remove(e->cls, e->key);  // its worker left meanwhile
+  if (t.status() != pb::TASK_STATUS_ASSIGNED && t.status() != pb::TASK_STATUS_RUNNING) return;
+  WorkerEntry* w = workers_.Find(t.worker_device_id());
+  if (w == nullptr || w->link == nullptr) return;
+  pb::CancelAttempt* c = fx.MessageFor(w->link).add_cancels();
+  c->set_task_id(t.task_id());
+  c->set_attempt(t.attempts());
 }
 
 void TaskDispatch::SendPlacedLocked(TaskEntry* e, bool stored, Effects& fx) {

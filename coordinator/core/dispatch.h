@@ -37,11 +37,17 @@ class TaskDispatch : protected CoordinatorState {
   void WriteAssignmentNowLocked(TaskEntry* e, Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // A new submit (PENDING, not stored yet, waiting for nothing) placed straight on a free
   // worker when no task in line could go to a free worker (NothingInLineCouldGoLocked):
-  // the record that stores the submit then stores the assignment too, so the task costs
-  // one commit before it runs instead of two, and its outcome goes to waiters as soon as
-  // the worker reports it. The assignment waits in e->placed until that record is durable
-  // (SendPlacedLocked). False: it takes the usual way.
-  bool PlaceLocked(TaskEntry* e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // the record that stores the submit stores the assignment too, so the task costs one
+  // commit, not two. Without an idempotency key the assignment goes to the worker in this
+  // operation (e->sent_unstored): the task runs while its submit commits, and its outcome
+  // reaches waiters once that commit is done (HeldSnapshot). With a key it waits in
+  // e->placed until the commit (SendPlacedLocked): a keyed submit retried after a crash
+  // must not run twice. False: it takes the usual way.
+  bool PlaceLocked(TaskEntry* e, Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The submit of a task sent before its commit (e->sent_unstored) was not stored: its
+  // attempt is stopped on the worker, which frees the slot when it reports the end; a
+  // task requeued meanwhile leaves the line. The caller forgets the task.
+  void RecallUnstoredLocked(TaskEntry* e, Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // True when nothing waits in line, or when no free worker can run any class in line
   // (tasks waiting for a worker that is busy, absent or offline, say a device asleep): a
   // task placed now overtakes nobody who could have had that slot. With more than

@@ -244,7 +244,7 @@ Submissions::Recorded Submissions::SubmitLocked(std::vector<pb::TaskSpec>& specs
       LinkLocked(e, unended);
       // A task that will be queued once stored goes straight to a free worker when it can
       // (TaskDispatch::PlaceLocked); a child takes the usual way (its parent's slots).
-      if (unended.empty() && parent == nullptr) (void)PlaceLocked(e);
+      if (unended.empty() && parent == nullptr) (void)PlaceLocked(e, fx);
     } else {
       LinkLocked(e, {});
       (void)StopLocked(e, never, fx);  // a dependency already ended against its condition
@@ -258,6 +258,10 @@ void Submissions::AcceptLocked(TaskEntry* e, Effects& fx) {
   AdmitPayloadLocked(e);
   // Only pending tasks, and tasks placed with their submit, are accepted.
   const bool accepted = lifecycle_.Accept(e).ok();
+  if (e->sent_unstored) {
+    e->sent_unstored = false;  // on its worker since its submit, or ended, or back in line
+    return;
+  }
   if (e->placed != nullptr) return SendPlacedLocked(e, /*stored=*/true, fx);
   if (!accepted || e->task.status() != pb::TASK_STATUS_QUEUED) return;  // else durable, waiting for dependencies
   EnqueueLocked(e);
@@ -277,11 +281,15 @@ std::vector<absl::StatusOr<SubmitResult>> Submissions::AcceptedLocked(
     TaskEntry* e = tasks_.Find(ids[k]);
     if (e != nullptr) (*waiting)[k] = std::move(e->waiting_submits);
     if (!stored.ok()) {
-      // Not durable: forget it entirely so that nothing unacknowledged runs.
+      // Not durable: forget it entirely, so that nothing unacknowledged runs on (a task
+      // sent before its commit is stopped on its worker). A later write of such a task (its
+      // outcome, reported meanwhile) may still commit: a row nobody was told about, never a
+      // lost one.
       if (e != nullptr) {
         for (auto& [wid, sink] : e->watchers) fx.aborts.emplace_back(sink, absl::UnavailableError("task was not stored"));
         e->watchers.clear();
         SendPlacedLocked(e, /*stored=*/false, fx);  // frees its worker's slot
+        if (e->sent_unstored) RecallUnstoredLocked(e, fx);  // sent before the commit: stopped there
         UnstoredLocked(e, fx);
         ForgetLocked(ids[k]);
       }

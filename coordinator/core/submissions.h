@@ -95,7 +95,7 @@ class Submissions : protected WorkerSessions {
   void AcceptLocked(TaskEntry* e, Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Its submit's record is not durable yet: pending, or placed on a worker with it.
   static bool NotStoredYet(const TaskEntry& e) {
-    return !e.accepted && (e.task.status() == pb::TASK_STATUS_PENDING || e.placed != nullptr);
+    return !e.accepted && (e.task.status() == pb::TASK_STATUS_PENDING || e.placed != nullptr || e.sent_unstored);
   }
 };
 

@@ -29,6 +29,14 @@ const std::vector<Transition>& TransitionTable() {
   static const std::vector<Transition> table = {
       {TaskEvent::kAccept, kPending, kPending | kQueued},
       {TaskEvent::kAccept, kAssigned, kAssigned},  // placed with its submit
+      // Placed with its submit and sent at once: its attempt may have moved on before the
+      // commit (started, ended, or lost with its worker); accepting changes nothing of it.
+      {TaskEvent::kAccept, kRunning, kRunning},
+      {TaskEvent::kAccept, kQueued, kQueued},
+      {TaskEvent::kAccept, kSuccess, kSuccess},
+      {TaskEvent::kAccept, kFailed, kFailed},
+      {TaskEvent::kAccept, kCancelled, kCancelled},
+      {TaskEvent::kAccept, kTimeout, kTimeout},
       {TaskEvent::kAssign, kQueued, kAssigned},
       {TaskEvent::kPlace, kPending, kAssigned},
       {TaskEvent::kAdopt, kQueued, kAssigned},
@@ -118,13 +126,14 @@ absl::Status TaskLifecycle::AwaitDependencies(TaskEntry* e, std::vector<std::str
 }
 
 absl::Status TaskLifecycle::Accept(TaskEntry* e) {
-  const pb::TaskStatus to = e->task.status() == pb::TASK_STATUS_ASSIGNED ? pb::TASK_STATUS_ASSIGNED
-                            : e->task.waiting_for_size() > 0              ? pb::TASK_STATUS_PENDING
-                                                                          : pb::TASK_STATUS_QUEUED;
+  // Only a pending task moves; any other was placed with its submit and stays as it is.
+  const pb::TaskStatus to = e->task.status() != pb::TASK_STATUS_PENDING ? e->task.status()
+                            : e->task.waiting_for_size() > 0            ? pb::TASK_STATUS_PENDING
+                                                                        : pb::TASK_STATUS_QUEUED;
   if (absl::Status s = Check(*e, TaskEvent::kAccept, to); !s.ok()) return s;
   if (e->accepted) return Refuse(*e, TaskEvent::kAccept, " (accepted before)");
   e->accepted = true;
-  if (to == pb::TASK_STATUS_QUEUED) Move(e, to);
+  if (to != e->task.status()) Move(e, to);
   return absl::OkStatus();
 }
 

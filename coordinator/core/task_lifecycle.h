@@ -30,6 +30,7 @@ namespace rc::coordinator {
 
 enum class TaskEvent {
   kAccept,       // the submit is durable: PENDING -> QUEUED, or PENDING while it waits for dependencies
+                 // (a task placed with its submit keeps its status)
   kAssign,       // dispatch placed it on a worker as a new attempt: QUEUED -> ASSIGNED
   kPlace,        // a new submit goes straight to a free worker, in the record that stores it: PENDING -> ASSIGNED
   kAdopt,        // a worker reports an attempt newer than the store knew: QUEUED -> ASSIGNED
@@ -90,8 +91,9 @@ class TaskLifecycle {
   // submit is accepted (or, at recovery, before Accept); not a move of the table.
   absl::Status AwaitDependencies(TaskEntry* e, std::vector<std::string> unended);
   // The submit is durable (e->accepted): PENDING -> QUEUED, or stays PENDING while it
-  // waits for dependencies; a task placed with its submit (Place) stays ASSIGNED.
-  // Refused for a task accepted before.
+  // waits for dependencies; a task placed with its submit (Place) keeps its status:
+  // ASSIGNED, or where its worker's reports took it before the commit (it was sent before
+  // it; Submissions). Refused for a task accepted before.
   absl::Status Accept(TaskEntry* e);
   // PENDING, not accepted, waiting for nothing -> ASSIGNED to `device` as attempt 1: a
   // new submit placed on a free worker, so that the record storing the submit stores the

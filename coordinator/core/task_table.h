@@ -55,9 +55,14 @@ struct TaskEntry {
   int32_t attempt_written = 0;
   uint64_t attempt_op = 0;
   static constexpr uint64_t kAttemptNotWritten = ~uint64_t{0};
-  // Placed on a worker with its submit (TaskLifecycle::Place): the assignment that goes to
-  // the worker once the record storing both is durable; null when there is none to send.
+  // Placed on a worker with its submit (TaskLifecycle::Place), with an idempotency key: the
+  // assignment that goes to the worker once the record storing both is durable; null when
+  // there is none to send.
   std::unique_ptr<pb::Assignment> placed;
+  // Placed on a worker with its submit, without an idempotency key: sent at once, so the
+  // task runs while its submit commits, and its worker may report on it (started, ended)
+  // before that commit settles (Submissions::AcceptedLocked clears it).
+  bool sent_unstored = false;
   // Submits with the same idempotency key that arrived before this one was stored.
   std::vector<std::function<void(absl::StatusOr<SubmitResult>)>> waiting_submits;
   // The size of spec.payload, set before the entry enters the table and fixed, and

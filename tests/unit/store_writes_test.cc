@@ -249,9 +249,20 @@ struct Answer {
   absl::StatusOr<SubmitResult> result = absl::UnknownError("not answered");
 };
 
-std::string SubmitHeld(Setup& s, Answer* answer) {
+// A new submit goes to the worker at once: a slot is free for it.
+void NextIsPlaced(Setup& s) {
+  const size_t before = s.link->assigned.size();
+  const std::string next = s.Submit();
+  REQUIRE(s.link->assigned.size() == before + 1);
+  CHECK(s.link->assigned.back().task_id() == next);
+}
+
+// A submit whose commit the store holds until Release. With an idempotency key a task
+// placed with its submit reaches its worker after that commit; without one, at once.
+std::string SubmitHeld(Setup& s, Answer* answer, const std::string& key = "key-1") {
   pb::TaskSpec spec;
   spec.set_task_type("echo");
+  spec.set_idempotency_key(key);
   s.store.hold = true;
   s.core.Submit(spec, [answer](absl::StatusOr<SubmitResult> r) {
     answer->answered = true;
@@ -262,7 +273,7 @@ std::string SubmitHeld(Setup& s, Answer* answer) {
   return s.store.held[0].first[0].task_id;
 }
 
-TEST_CASE("A submit with a free worker is stored assigned in one write, and the worker gets it once that is durable") {
+TEST_CASE("A keyed submit with a free worker is stored assigned in one write, and the worker gets it once that is durable") {
   Setup s(/*busy_dispatch=*/false);
   Answer answer;
   const std::string id = SubmitHeld(s, &answer);
@@ -271,7 +282,7 @@ TEST_CASE("A submit with a free worker is stored assigned in one write, and the 
   CHECK(record.attempts() == 1);
   CHECK(record.worker_device_id() == "w1");
   CHECK_FALSE(record.attempt_token_sha256().empty());  // a restart can check its token
-  CHECK(s.link->assigned.empty());                     // nothing unacknowledged runs
+  CHECK(s.link->assigned.empty());                     // keyed: nothing unacknowledged runs
   CHECK_FALSE(answer.answered);
   s.store.Release();
   REQUIRE(answer.answered);
@@ -295,7 +306,7 @@ TEST_CASE("A submit with a free worker is stored assigned in one write, and the 
   s.core.Shutdown();
 }
 
-TEST_CASE("A placed submit whose write fails is forgotten, never reaches its worker, and frees the slot") {
+TEST_CASE("A keyed placed submit whose write fails is forgotten, never reaches its worker, and frees the slot") {
   Setup s(/*busy_dispatch=*/false, /*slots=*/1);
   Answer answer;
   const std::string id = SubmitHeld(s, &answer);
@@ -304,13 +315,11 @@ TEST_CASE("A placed submit whose write fails is forgotten, never reaches its wor
   CHECK(answer.result.status().code() == absl::StatusCode::kUnavailable);
   CHECK(s.link->assigned.empty());
   CHECK_FALSE(s.core.GetTask(id).ok());
-  const std::string next = s.Submit();  // the one slot is free again
-  REQUIRE(s.link->assigned.size() == 1);
-  CHECK(s.link->assigned[0].task_id() == next);
+  NextIsPlaced(s);  // the one slot is free again
   s.core.Shutdown();
 }
 
-TEST_CASE("A placed submit cancelled before its commit never reaches its worker, and frees the slot") {
+TEST_CASE("A keyed placed submit cancelled before its commit never reaches its worker, and frees the slot") {
   Setup s(/*busy_dispatch=*/false, /*slots=*/1);
   Answer answer;
   const std::string id = SubmitHeld(s, &answer);
@@ -323,13 +332,11 @@ TEST_CASE("A placed submit cancelled before its commit never reaches its worker,
   CHECK(s.link->assigned.empty());
   CHECK(s.link->cancels.empty());  // the worker never heard of it
   CHECK(s.core.GetTask(id)->status() == pb::TASK_STATUS_CANCELLED);
-  const std::string next = s.Submit();
-  REQUIRE(s.link->assigned.size() == 1);
-  CHECK(s.link->assigned[0].task_id() == next);
+  NextIsPlaced(s);
   s.core.Shutdown();
 }
 
-TEST_CASE("A worker that reconnects before a placed submit's commit gets it on its new connection") {
+TEST_CASE("A worker that reconnects before a keyed placed submit's commit gets it on its new connection") {
   Setup s(/*busy_dispatch=*/false);
   Answer answer;
   const std::string id = SubmitHeld(s, &answer);
@@ -344,7 +351,7 @@ TEST_CASE("A worker that reconnects before a placed submit's commit gets it on i
   s.core.Shutdown();
 }
 
-TEST_CASE("A worker that leaves before a placed submit's commit: the task goes back in line, no retry used") {
+TEST_CASE("A worker that leaves before a keyed placed submit's commit: the task goes back in line, no retry used") {
   Setup s(/*busy_dispatch=*/false);
   Answer answer;
   const std::string id = SubmitHeld(s, &answer);
@@ -357,6 +364,104 @@ TEST_CASE("A worker that leaves before a placed submit's commit: the task goes b
   CHECK(t.status() == pb::TASK_STATUS_QUEUED);
   CHECK(t.attempt_history_size() == 1);
   CHECK(t.attempt_history(0).status() == pb::TASK_STATUS_CANCELLED);  // handed back, not failed
+  s.core.Shutdown();
+}
+
+// A worker's report on a task it was sent before the submit's commit.
+void Reports(Setup& s, const pb::Assignment& a, pb::TaskStatus status) {
+  pb::WorkerMessage m;
+  pb::TaskFinished* f = m.add_finished();
+  f->set_task_id(a.task_id());
+  f->set_attempt(a.attempt());
+  f->set_status(status);
+  f->set_result("{\"n\":1}");
+  s.core.HandleWorkerMessage("w1", s.epoch, m);
+}
+
+TEST_CASE("An unkeyed submit with a free worker runs while it commits, and its outcome waits for that commit") {
+  Setup s(/*busy_dispatch=*/false);
+  Answer answer;
+  const std::string id = SubmitHeld(s, &answer, /*key=*/"");
+  CHECK(s.store.written[id] == Statuses{pb::TASK_STATUS_ASSIGNED});  // submit and assignment, one write
+  REQUIRE(s.link->assigned.size() == 1);  // sent with the submit, before its commit
+  const pb::Assignment a = s.link->assigned[0];
+  CHECK(a.task_id() == id);
+  CHECK(a.attempt() == 1);
+  auto waiter = std::make_shared<Ends>();
+  REQUIRE(s.core.Watch(id, waiter).ok());
+  s.Started(a);
+  Reports(s, a, pb::TASK_STATUS_SUCCESS);
+  CHECK_FALSE(answer.answered);
+  CHECK(waiter->seen.empty());  // the task is not stored yet: nobody learns its outcome
+  s.store.Release();
+  REQUIRE(answer.answered);
+  REQUIRE(answer.result.ok());
+  CHECK(answer.result->status == pb::TASK_STATUS_SUCCESS);  // it ended before its submit was answered
+  REQUIRE(waiter->seen.size() == 1);
+  CHECK(waiter->seen[0].status() == pb::TASK_STATUS_SUCCESS);
+  CHECK(waiter->seen[0].result() == "{\"n\":1}");
+  CHECK(s.store.written[id] == Statuses{pb::TASK_STATUS_ASSIGNED, pb::TASK_STATUS_SUCCESS});
+  const pb::Task t = *s.core.GetTask(id);
+  CHECK(t.status() == pb::TASK_STATUS_SUCCESS);
+  CHECK(t.attempts() == 1);
+  REQUIRE(s.link->acks.size() == 1);  // acknowledged once its result is stored
+  CHECK(s.link->acks[0].task_id() == id);
+  // Accepted like any other: a second submit is placed on the freed slot.
+  NextIsPlaced(s);
+  s.core.Shutdown();
+}
+
+TEST_CASE("An unkeyed placed submit whose write fails is stopped on its worker and forgotten") {
+  Setup s(/*busy_dispatch=*/false, /*slots=*/1);
+  Answer answer;
+  const std::string id = SubmitHeld(s, &answer, /*key=*/"");
+  REQUIRE(s.link->assigned.size() == 1);
+  const pb::Assignment a = s.link->assigned[0];
+  SECTION("still running: its worker is told to stop, and the slot frees when it reports the end") {
+    s.Started(a);
+    s.store.Release(absl::UnavailableError("disk full"));
+    REQUIRE(answer.answered);
+    CHECK(answer.result.status().code() == absl::StatusCode::kUnavailable);
+    REQUIRE(s.link->cancels.size() == 1);
+    CHECK(s.link->cancels[0].task_id() == id);
+    CHECK(s.link->cancels[0].attempt() == 1);
+    CHECK_FALSE(s.core.GetTask(id).ok());
+    s.Submit();  // the slot is still held by the attempt being stopped
+    CHECK(s.link->assigned.size() == 1);
+    Reports(s, a, pb::TASK_STATUS_CANCELLED);
+    REQUIRE(s.link->assigned.size() == 2);  // the slot is free: the queued submit goes
+    CHECK_FALSE(s.core.GetTask(id).ok());   // the report does not bring it back
+  }
+  SECTION("already ended: nothing to stop, and its outcome is not kept") {
+    Reports(s, a, pb::TASK_STATUS_SUCCESS);
+    s.store.Release(absl::UnavailableError("disk full"));
+    REQUIRE(answer.answered);
+    CHECK(answer.result.status().code() == absl::StatusCode::kUnavailable);
+    CHECK(s.link->cancels.empty());
+    CHECK_FALSE(s.core.GetTask(id).ok());
+    NextIsPlaced(s);
+  }
+  s.core.Shutdown();
+}
+
+TEST_CASE("A worker that restarts before an unkeyed placed submit's commit: the task is stored and retried") {
+  Setup s(/*busy_dispatch=*/false);
+  Answer answer;
+  const std::string id = SubmitHeld(s, &answer, /*key=*/"");
+  REQUIRE(s.link->assigned.size() == 1);
+  s.link = std::make_shared<FakeLink>();
+  s.Join();  // reports no running attempt: the one it was sent is lost
+  s.store.Release();
+  REQUIRE(answer.answered);
+  REQUIRE(answer.result.ok());
+  const pb::Task t = *s.core.GetTask(id);
+  CHECK(t.attempt_history_size() >= 1);
+  CHECK(t.attempt_history(0).status() == pb::TASK_STATUS_FAILED);  // the lost attempt counts as a failure
+  CHECK((t.status() == pb::TASK_STATUS_QUEUED || t.status() == pb::TASK_STATUS_ASSIGNED));
+  s.Tick(absl::Seconds(2));  // past the retry backoff (0.5 s): it runs again
+  REQUIRE(s.link->assigned.size() == 1);
+  CHECK(s.link->assigned[0].task_id() == id);
+  CHECK(s.link->assigned[0].attempt() == 2);
   s.core.Shutdown();
 }
 
