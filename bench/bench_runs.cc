@@ -59,46 +59,81 @@ bool SameJson(const std::string& a, const std::string& b) {
   return !x.is_discarded() && x == nlohmann::json::parse(b, nullptr, false);
 }
 
-// Submits one task and reports its end to `tally` (checking an echo's result).
-void RunOne(client::Client& client, const RunOptions& options, int64_t i, const std::shared_ptr<Tally>& tally) {
+// Task i of a run, and what its result must be.
+struct OneTask {
   pb::TaskSpec spec;
-  spec.set_task_type(options.type);
-  std::string expected = options.fixed_payload.value_or(
+  std::string expected;
+  bool js = false;
+  bool check = false;  // compare the result with `expected`
+};
+
+OneTask MakeTask(const RunOptions& options, int64_t i) {
+  OneTask t;
+  t.spec.set_task_type(options.type);
+  t.expected = options.fixed_payload.value_or(
       absl::StrCat(R"({"i":)", i, R"(,"fill":")", std::string(static_cast<size_t>(options.payload_bytes), 'x'), R"("})"));
-  const bool js = options.type == "js" && !options.fixed_payload.has_value();
-  const bool check = (options.type == "echo" || js) && !options.fixed_payload.has_value();
-  spec.set_payload(js ? absl::StrCat(R"({"code":")", kJsEcho, R"(","input":)", expected, "}") : expected);
+  t.js = options.type == "js" && !options.fixed_payload.has_value();
+  t.check = (options.type == "echo" || t.js) && !options.fixed_payload.has_value();
+  t.spec.set_payload(t.js ? absl::StrCat(R"({"code":")", kJsEcho, R"(","input":)", t.expected, "}") : t.expected);
+  return t;
+}
+
+// Reports the end of a task submitted at `t0` to `tally` (checking an echo's result).
+void Report(const absl::StatusOr<pb::Task>& t, const OneTask& task, absl::Time t0, Tally& tally) {
+  const double ms = absl::ToDoubleMilliseconds(absl::Now() - t0);
+  if (!t.ok()) return tally.Finished(false, ms, t.status());
+  if (t->status() != pb::TASK_STATUS_SUCCESS) {
+    return tally.Finished(false, ms, absl::InternalError(absl::StrCat(t->task_id(), ": ", t->error_message())));
+  }
+  if (task.check && (task.js ? !SameJson(t->result(), task.expected) : t->result() != task.expected)) {
+    return tally.Finished(false, ms, absl::DataLossError(absl::StrCat(t->task_id(), ": result is not the payload")));
+  }
+  tally.Finished(true, ms, absl::OkStatus());
+}
+
+// Submits one task and reports its end to `tally`: SubmitAsync, then WaitAsync.
+void RunOne(client::Client& client, const RunOptions& options, int64_t i, const std::shared_ptr<Tally>& tally) {
+  OneTask task = MakeTask(options, i);
+  pb::TaskSpec spec = std::move(task.spec);
   const absl::Time t0 = absl::Now();
-  client.SubmitAsync(std::move(spec), [&client, tally, t0, check, js, expected = std::move(expected)](
+  client.SubmitAsync(std::move(spec), [&client, tally, t0, task = std::move(task)](
                                           absl::StatusOr<pb::SubmitResponse> r) mutable {
     if (!r.ok()) return tally->Finished(false, 0, r.status());
-    client.WaitAsync(r->task_id(), [tally, t0, check, js, expected = std::move(expected)](absl::StatusOr<pb::Task> t) {
-      const double ms = absl::ToDoubleMilliseconds(absl::Now() - t0);
-      if (!t.ok()) return tally->Finished(false, ms, t.status());
-      if (t->status() != pb::TASK_STATUS_SUCCESS) {
-        return tally->Finished(false, ms, absl::InternalError(absl::StrCat(t->task_id(), ": ", t->error_message())));
-      }
-      if (check && (js ? !SameJson(t->result(), expected) : t->result() != expected)) {
-        return tally->Finished(false, ms, absl::DataLossError(absl::StrCat(t->task_id(), ": result is not the payload")));
-      }
-      tally->Finished(true, ms, absl::OkStatus());
+    client.WaitAsync(r->task_id(), [tally, t0, task = std::move(task)](absl::StatusOr<pb::Task> t) {
+      Report(t, task, t0, *tally);
     });
   });
 }
 
+// Round trips i = from, from - 1, ... (count of them) one after another; each one call
+// (SubmitAndWait) or the async pair.
+void Sequential(client::Client& client, const RunOptions& options, int64_t from, int64_t count,
+                const std::shared_ptr<Tally>& tally) {
+  for (int64_t k = 0; k < count; ++k) {
+    const int64_t i = from < 0 ? from - k : from + k;
+    tally->Acquire(1);
+    if (!options.one_call) {
+      RunOne(client, options, i, tally);
+      continue;
+    }
+    const OneTask task = MakeTask(options, i);
+    const absl::Time t0 = absl::Now();
+    Report(client.SubmitAndWait(task.spec), task, t0, *tally);
+  }
+}
+
 void Warmup(client::Client& client, const RunOptions& options) {
   auto tally = std::make_shared<Tally>();
-  for (int64_t i = 0; i < options.warmup; ++i) {
-    tally->Acquire(1);
-    RunOne(client, options, -1 - i, tally);
-  }
+  Sequential(client, options, -1, options.warmup, tally);
   tally->Take();
 }
 
 }  // namespace
 
 RunResult Throughput(client::Client& client, const RunOptions& options) {
-  Warmup(client, options);
+  RunOptions pair = options;
+  pair.one_call = false;  // warms up the calls it measures
+  Warmup(client, pair);
   auto tally = std::make_shared<Tally>();
   const absl::Time start = absl::Now();
   for (int64_t i = 0; i < options.tasks; ++i) {
@@ -111,9 +146,13 @@ RunResult Throughput(client::Client& client, const RunOptions& options) {
 }
 
 RunResult Latency(client::Client& client, const RunOptions& options) {
-  RunOptions one = options;
-  one.in_flight = 1;
-  return Throughput(client, one);
+  Warmup(client, options);
+  auto tally = std::make_shared<Tally>();
+  const absl::Time start = absl::Now();
+  Sequential(client, options, 0, options.tasks, tally);
+  RunResult r = tally->Take();
+  r.seconds = absl::ToDoubleSeconds(absl::Now() - start);
+  return r;
 }
 
 double Percentile(std::vector<double>& v, double p) {

@@ -1,6 +1,7 @@
 #pragma once
-// The two measurements of retire-cluster-bench, both through the C++ SDK's async
-// calls (SubmitAsync batches under load; WaitAsync shares one result stream).
+// The two measurements of retire-cluster-bench through the C++ SDK: throughput with its
+// async calls (SubmitAsync batches under load; WaitAsync shares one result stream),
+// latency with SubmitAndWait (or the async pair, RunOptions::one_call).
 
 #include <cstdint>
 #include <optional>
@@ -18,6 +19,9 @@ struct RunOptions {
   std::string type = "echo";  // "js": each payload is the input of a module returning it
   int64_t payload_bytes = 16;
   std::optional<std::string> fixed_payload;  // then results are not compared
+  // Latency: each round trip is one SubmitAndWait call (true) or a SubmitAsync and then a
+  // WaitAsync on the shared stream (false), as the throughput run does.
+  bool one_call = true;
 };
 
 struct RunResult {
@@ -31,7 +35,7 @@ struct RunResult {
 // Submits `tasks` as fast as the SDK takes them, at most `in_flight` outstanding, and
 // waits for every result; each is checked (an echo must return its own payload).
 RunResult Throughput(client::Client& client, const RunOptions& options);
-// `tasks` sequential submit -> result round trips.
+// `tasks` sequential submit -> result round trips (after `warmup` uncounted ones).
 RunResult Latency(client::Client& client, const RunOptions& options);
 
 // The p-th quantile (0..1): the sample at index round(p * (n - 1)) in sorted order; 0 for

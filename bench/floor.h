@@ -46,9 +46,10 @@ absl::StatusOr<NetworkFloor> MeasureLoopback(int samples, int warmup);
 struct Floor {
   DiskFloor disk;
   NetworkFloor network;
-  // One fsync (the submit's commit) + two unary round trips: the SDK's submit and wait are
-  // separate calls (the wait goes on a stream, whose round trip is reported too). The
-  // coordinator -> worker -> coordinator hop is not in it.
+  // One fsync (the submit's commit) + two unary round trips: the client's call (one
+  // SubmitAndWait) and the coordinator -> worker -> coordinator hop (on a stream, whose
+  // round trip is reported too). A task placed with its submit runs while that commits,
+  // so a round trip could in principle go below this: call + max(fsync, hop + run).
   double ms() const { return disk.overwrite_ms.p50 + 2 * network.unary_ms.p50; }
 };
 

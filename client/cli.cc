@@ -218,9 +218,13 @@ int Run(const std::string& command, const ParsedFlags& f, Client& client, std::i
     if (pos.size() != 1) return Fail(err, absl::InvalidArgumentError("submit: expected one TYPE, e.g. submit echo"));
     absl::StatusOr<pb::TaskSpec> spec = BuildSpec(pos[0], f, in);
     if (!spec.ok()) return Fail(err, spec.status());
+    if (f.Has("wait")) {  // one call: the submit, then its task until it ends
+      absl::StatusOr<pb::Task> t = client.SubmitAndWait(*spec, absl::InfiniteDuration(), ShowProgress(json, err));
+      if (!t.ok()) return Fail(err, t.status());
+      return PrintFinal(*t, json, out);
+    }
     absl::StatusOr<pb::SubmitResponse> r = client.Submit(*spec);
     if (!r.ok()) return Fail(err, r.status());
-    if (f.Has("wait")) return WaitAndPrint(client, r->task_id(), absl::InfiniteDuration(), json, out, err);
     if (json) {
       out << Json{{"task_id", r->task_id()}, {"status", StatusName(r->status())}}.dump() << "\n";
     } else {
@@ -313,18 +317,22 @@ int Run(const std::string& command, const ParsedFlags& f, Client& client, std::i
 
 }  // namespace
 
-absl::StatusOr<pb::Task> WaitShowingProgress(Client& client, const std::string& id, absl::Duration timeout, bool quiet,
-                                             std::ostream& err) {
-  pb::TaskStatus shown = pb::TASK_STATUS_UNSPECIFIED;
-  auto progress = [&](const pb::Task& t) {
-    if (quiet || t.status() == shown || IsTerminal(t.status())) return;
-    shown = t.status();
-    err << id << ": " << StatusName(t.status());
+// Prints each new unfinished status of a task to `err` (nothing when `quiet`).
+std::function<void(const pb::Task&)> ShowProgress(bool quiet, std::ostream& err) {
+  auto shown = std::make_shared<pb::TaskStatus>(pb::TASK_STATUS_UNSPECIFIED);
+  return [quiet, &err, shown](const pb::Task& t) {
+    if (quiet || t.status() == *shown || IsTerminal(t.status())) return;
+    *shown = t.status();
+    err << t.task_id() << ": " << StatusName(t.status());
     if (!t.unschedulable_reason().empty()) err << " (" << t.unschedulable_reason() << ")";
     if (!t.worker_device_id().empty()) err << " on " << t.worker_device_id();
     err << "\n";
   };
-  return client.Wait(id, timeout, progress);
+}
+
+absl::StatusOr<pb::Task> WaitShowingProgress(Client& client, const std::string& id, absl::Duration timeout, bool quiet,
+                                             std::ostream& err) {
+  return client.Wait(id, timeout, ShowProgress(quiet, err));
 }
 
 int RunCli(const std::vector<std::string>& args, std::istream& in, std::ostream& out, std::ostream& err) {

@@ -45,6 +45,25 @@ std::string Env(const char* name) {
   return v != nullptr ? std::string(v) : std::string();
 }
 
+// Reads a task's snapshots (WatchTask, SubmitAndWatch) into `last` and `on_update` until
+// a terminal one, which it returns having ended the call; else how the stream ended.
+absl::StatusOr<pb::Task> ReadToTerminal(grpc::ClientReader<pb::Task>& reader, grpc::ClientContext& ctx,
+                                        const std::function<void(const pb::Task&)>& on_update, pb::Task* last,
+                                        grpc::Status* ended) {
+  pb::Task task;
+  while (reader.Read(&task)) {
+    *last = task;
+    if (on_update) on_update(task);
+    if (IsTerminal(task.status())) {
+      ctx.TryCancel();
+      reader.Finish();
+      return task;
+    }
+  }
+  *ended = reader.Finish();
+  return absl::UnavailableError("stream ended");
+}
+
 }  // namespace
 
 ClientOptions ClientOptionsFromEnvironment() {
@@ -189,17 +208,8 @@ absl::StatusOr<pb::Task> Client::Wait(const std::string& task_id, absl::Duration
     pb::GetTaskRequest req;
     req.set_task_id(task_id);
     auto reader = stub_->WatchTask(&ctx, req);
-    pb::Task task;
-    while (reader->Read(&task)) {
-      last = task;
-      if (on_update) on_update(task);
-      if (IsTerminal(task.status())) {
-        ctx.TryCancel();
-        reader->Finish();
-        return task;
-      }
-    }
-    grpc::Status s = reader->Finish();
+    grpc::Status s;
+    if (absl::StatusOr<pb::Task> t = ReadToTerminal(*reader, ctx, on_update, &last, &s); t.ok()) return t;
     if (s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED || absl::Now() >= deadline) {
       return absl::DeadlineExceededError(absl::StrCat("task ", task_id, " still ",
                                                       last.task_id().empty() ? absl::string_view("unfinished") : StatusName(last.status()),
@@ -214,6 +224,28 @@ absl::StatusOr<pb::Task> Client::Wait(const std::string& task_id, absl::Duration
     std::this_thread::sleep_for(absl::ToChronoMilliseconds(std::min(retry, deadline - absl::Now())));
     retry = std::min(retry * 2, absl::Seconds(2));
   }
+}
+
+absl::StatusOr<pb::Task> Client::SubmitAndWait(const pb::TaskSpec& spec, absl::Duration timeout,
+                                               const std::function<void(const pb::Task&)>& on_update) {
+  const absl::Time deadline = timeout == absl::InfiniteDuration() ? absl::InfiniteFuture() : absl::Now() + timeout;
+  grpc::ClientContext ctx;
+  if (deadline != absl::InfiniteFuture()) ctx.set_deadline(absl::ToChronoTime(deadline));
+  if (!options_.token.empty()) ctx.AddMetadata("authorization", Authorization());
+  pb::SubmitRequest req;
+  *req.mutable_spec() = spec;
+  auto reader = stub_->SubmitAndWatch(&ctx, req);
+  pb::Task last;
+  grpc::Status s;
+  if (absl::StatusOr<pb::Task> t = ReadToTerminal(*reader, ctx, on_update, &last, &s); t.ok()) return t;
+  if (last.task_id().empty()) return Convert(s);  // refused or unanswered, as Submit would be
+  if (s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED || absl::Now() >= deadline) {
+    return absl::DeadlineExceededError(absl::StrCat("task ", last.task_id(), " still ", StatusName(last.status()),
+                                                    " after ", absl::FormatDuration(timeout)));
+  }
+  // Accepted, then the stream broke (a coordinator restart): wait on, within the deadline.
+  const absl::Duration left = deadline == absl::InfiniteFuture() ? absl::InfiniteDuration() : deadline - absl::Now();
+  return Wait(last.task_id(), left, on_update);
 }
 
 absl::StatusOr<pb::CancelTaskResponse> Client::Cancel(const std::string& task_id) {

@@ -81,6 +81,12 @@ class Client {
   // a stream broken by a coordinator restart is resumed within the same deadline.
   absl::StatusOr<pb::Task> Wait(const std::string& task_id, absl::Duration timeout = absl::InfiniteDuration(),
                                 const std::function<void(const pb::Task&)>& on_update = nullptr);
+  // Submit and Wait in one call (SubmitAndWatch), a round trip less than the two: the
+  // submit's errors as Submit returns them, else the task once terminal. `on_update` sees
+  // the task as accepted first (it names the id), then its changes; `timeout` bounds the
+  // whole call, and a stream broken after the task was accepted is resumed as Wait does.
+  absl::StatusOr<pb::Task> SubmitAndWait(const pb::TaskSpec& spec, absl::Duration timeout = absl::InfiniteDuration(),
+                                         const std::function<void(const pb::Task&)>& on_update = nullptr);
   absl::StatusOr<pb::CancelTaskResponse> Cancel(const std::string& task_id);
   absl::StatusOr<std::vector<pb::Task>> List(const pb::ListTasksRequest& request);
   // All workers, or the one with `device_id` (NOT_FOUND if unknown).

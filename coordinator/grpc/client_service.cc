@@ -1,5 +1,5 @@
 // ClientService on the gRPC callback API: unary calls answer from the client API; WatchTask
-// streams snapshots through a TaskSink with one write in flight.
+// and SubmitAndWatch stream snapshots through a TaskSink with one write in flight.
 #include <deque>
 #include <optional>
 
@@ -38,24 +38,25 @@ grpc::ServerUnaryReactor* Answer(grpc::CallbackServerContext* ctx, absl::StatusO
 }
 
 // Streams snapshots of one task until its terminal state. Newer snapshots replace an
-// unsent older one (only the latest matters); the terminal one is always sent.
+// unsent older one (only the latest matters); the terminal one is always sent. The watch
+// starts at once (WatchTask) or once a submit is accepted (SubmitAndWatch).
 class WatchReactor final : public grpc::ServerWriteReactor<pb::Task> {
  public:
-  WatchReactor(ClientApi* api, std::string task_id, const Principal& who) : api_(api), task_id_(std::move(task_id)) {
-    sink_ = std::make_shared<Sink>(this);
-    absl::StatusOr<uint64_t> id = api_->Watch(who, task_id_, sink_);
-    if (id.ok()) {
-      watch_id_ = *id;
-    } else {
-      sink_->Abort(id.status());
-    }
+  explicit WatchReactor(ClientApi* api) : api_(api), sink_(std::make_shared<Sink>(this)) {}
+
+  void Watch(const Principal& who, const std::string& task_id) { Sink::Watch(sink_, api_, who, task_id); }
+  // A refused submit ends the call with its error; an accepted one is watched.
+  void SubmitThenWatch(const Principal& who, const pb::TaskSpec& spec) {
+    api_->Submit(who, spec, [api = api_, who, sink = sink_](absl::StatusOr<SubmitResult> r) {
+      if (!r.ok()) return sink->Abort(r.status());
+      Sink::Watch(sink, api, who, r->task_id);
+    });
   }
 
   void OnWriteDone(bool ok) override { sink_->WriteDone(ok); }
   void OnCancel() override { sink_->Abort(absl::CancelledError("watch cancelled by client")); }
   void OnDone() override {
     sink_->Detach();
-    if (watch_id_ != 0) api_->Unwatch(task_id_, watch_id_);
     delete this;
   }
 
@@ -64,6 +65,20 @@ class WatchReactor final : public grpc::ServerWriteReactor<pb::Task> {
    public:
     explicit Sink(WatchReactor* r) : reactor_(r) {}
 
+    // Registers `sink` as the watch of `task_id`; a call already over removes it again.
+    static void Watch(const std::shared_ptr<Sink>& sink, ClientApi* api, const Principal& who,
+                      const std::string& task_id) {
+      absl::StatusOr<uint64_t> id = api->Watch(who, task_id, sink);
+      if (!id.ok()) return sink->Abort(id.status());
+      {
+        absl::MutexLock lock(&sink->mu_);
+        if (sink->reactor_ != nullptr) {
+          sink->watch_ = Registered{api, task_id, *id};
+          return;
+        }
+      }
+      api->Unwatch(task_id, *id);
+    }
     void OnTask(pb::Task t) override {
       absl::MutexLock lock(&mu_);
       if (finishing_ || reactor_ == nullptr || t.revision() <= newest_) return;
@@ -84,12 +99,24 @@ class WatchReactor final : public grpc::ServerWriteReactor<pb::Task> {
       if (!ok && !final_status_.has_value()) final_status_ = absl::CancelledError("watch stream broken");
       PumpLocked();
     }
+    // The call is over: nothing more is written, and the watch (if any) is removed.
     void Detach() {
-      absl::MutexLock lock(&mu_);
-      reactor_ = nullptr;
+      std::optional<Registered> watch;
+      {
+        absl::MutexLock lock(&mu_);
+        reactor_ = nullptr;
+        watch.swap(watch_);
+      }
+      if (watch.has_value()) watch->api->Unwatch(watch->task_id, watch->id);
     }
 
    private:
+    struct Registered {
+      ClientApi* api;
+      std::string task_id;
+      uint64_t id;
+    };
+
     void PumpLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
       if (writing_ || finishing_ || reactor_ == nullptr) return;
       if (pending_.has_value() && !sent_terminal_) {
@@ -108,6 +135,7 @@ class WatchReactor final : public grpc::ServerWriteReactor<pb::Task> {
 
     absl::Mutex mu_;
     WatchReactor* reactor_ ABSL_GUARDED_BY(mu_);
+    std::optional<Registered> watch_ ABSL_GUARDED_BY(mu_);
     std::optional<pb::Task> pending_ ABSL_GUARDED_BY(mu_);
     pb::Task current_ ABSL_GUARDED_BY(mu_);
     uint64_t newest_ ABSL_GUARDED_BY(mu_) = 0;
@@ -118,9 +146,7 @@ class WatchReactor final : public grpc::ServerWriteReactor<pb::Task> {
   };
 
   ClientApi* const api_;
-  const std::string task_id_;
-  std::shared_ptr<Sink> sink_;
-  uint64_t watch_id_ = 0;
+  const std::shared_ptr<Sink> sink_;
 };
 
 }  // namespace
@@ -190,7 +216,18 @@ grpc::ServerWriteReactor<pb::Task>* ClientServiceImpl::WatchTask(grpc::CallbackS
                                                                  const pb::GetTaskRequest* req) {
   absl::StatusOr<Principal> who = Caller(ctx, ClientOp::kWatchTask);
   if (!who.ok()) return new RefusedWriter<pb::Task>(who.status());
-  return new WatchReactor(api_, req->task_id(), *who);
+  auto* reactor = new WatchReactor(api_);
+  reactor->Watch(*who, req->task_id());
+  return reactor;
+}
+
+grpc::ServerWriteReactor<pb::Task>* ClientServiceImpl::SubmitAndWatch(grpc::CallbackServerContext* ctx,
+                                                                      const pb::SubmitRequest* req) {
+  absl::StatusOr<Principal> who = Caller(ctx, ClientOp::kSubmit);
+  if (!who.ok()) return new RefusedWriter<pb::Task>(who.status());
+  auto* reactor = new WatchReactor(api_);
+  reactor->SubmitThenWatch(*who, req->spec());
+  return reactor;
 }
 
 grpc::ServerUnaryReactor* ClientServiceImpl::CancelTask(grpc::CallbackServerContext* ctx,

@@ -32,6 +32,8 @@ class ClientServiceImpl final : public pb::ClientService::CallbackService {
                                     pb::Task* resp) override;
   grpc::ServerWriteReactor<pb::Task>* WatchTask(grpc::CallbackServerContext* ctx,
                                                 const pb::GetTaskRequest* req) override;
+  grpc::ServerWriteReactor<pb::Task>* SubmitAndWatch(grpc::CallbackServerContext* ctx,
+                                                     const pb::SubmitRequest* req) override;
   grpc::ServerUnaryReactor* CancelTask(grpc::CallbackServerContext* ctx, const pb::CancelTaskRequest* req,
                                        pb::CancelTaskResponse* resp) override;
   grpc::ServerUnaryReactor* ListTasks(grpc::CallbackServerContext* ctx, const pb::ListTasksRequest* req,

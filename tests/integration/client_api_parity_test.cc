@@ -112,6 +112,20 @@ TEST_CASE("gRPC and HTTP refuse the same mistakes with the same status and the s
        [](Transports& t) { return t.Http("POST", "/tasks", kReader, R"({"task_type":"echo"})"); },
        absl::StatusCode::kPermissionDenied, "token 'auditor' (role read) may not submit tasks: the read role is read-only",
        ""},
+      {"the read role submits and watches",
+       [](Transports& t) {
+         pb::SubmitRequest r;
+         r.mutable_spec()->set_task_type("echo");
+         auto ctx = t.Context(kReader);
+         auto reader = t.stub->SubmitAndWatch(ctx.get(), r);
+         pb::Task out;
+         while (reader->Read(&out)) {
+         }
+         return reader->Finish();
+       },
+       [](Transports& t) { return t.Http("POST", "/tasks", kReader, R"({"task_type":"echo"})"); },
+       absl::StatusCode::kPermissionDenied, "token 'auditor' (role read) may not submit tasks: the read role is read-only",
+       ""},
       {"a submitter drains a worker",
        [](Transports& t) {
          pb::DrainWorkerRequest r;

@@ -259,6 +259,37 @@ TEST_CASE("Wait follows the server stream and reports progress, a wait that runs
   CHECK(c.Wait("task-unknown", absl::Seconds(1)).status().code() == absl::StatusCode::kNotFound);
 }
 
+TEST_CASE("SubmitAndWait submits and follows the task in one call, and fails as a submit or a wait would") {
+  Cluster cluster;
+  cluster.AddWorker(Cluster::Worker("w1", 1));
+  auto& c = cluster.client();
+  std::vector<pb::Task> seen;
+  auto t = c.SubmitAndWait(Spec("echo", R"({"n":7})"), absl::Seconds(10), [&](const pb::Task& t) { seen.push_back(t); });
+  REQUIRE(t.ok());
+  CHECK(t->status() == pb::TASK_STATUS_SUCCESS);
+  CHECK(t->result() == R"({"n":7})");
+  REQUIRE_FALSE(seen.empty());
+  CHECK(seen.front().task_id() == t->task_id());  // the first snapshot names the accepted task
+  CHECK(seen.back().status() == pb::TASK_STATUS_SUCCESS);
+  auto stored = c.Get(t->task_id());
+  REQUIRE(stored.ok());
+  CHECK(stored->status() == pb::TASK_STATUS_SUCCESS);
+
+  auto refused = c.SubmitAndWait(Spec("", "{}"), absl::Seconds(5));
+  CHECK(refused.status().code() == absl::StatusCode::kInvalidArgument);
+  CHECK_THAT(std::string(refused.status().message()), Catch::Contains("task_type"));
+
+  std::vector<pb::Task> slow_seen;
+  auto late = c.SubmitAndWait(Spec("sleep", R"({"duration":5})"), absl::Milliseconds(500),
+                              [&](const pb::Task& t) { slow_seen.push_back(t); });
+  CHECK(late.status().code() == absl::StatusCode::kDeadlineExceeded);
+  REQUIRE_FALSE(slow_seen.empty());
+  CHECK_THAT(std::string(late.status().message()), Catch::Contains(slow_seen.front().task_id()));
+  auto still = c.Get(slow_seen.front().task_id());  // accepted: it runs on after the call gave up
+  REQUIRE(still.ok());
+  CHECK_FALSE(IsTerminal(still->status()));
+}
+
 }  // namespace rc::testing
 
 namespace rc::testing {

@@ -8,7 +8,7 @@
 // would need a worker change). One relay serves unary and streaming calls alike: a
 // generic call is a bidi stream on both sides, which is what every gRPC method is on the
 // wire. The method name alone says what we need: whether it is a ClientService method at
-// all, and whether it waits (WatchTask, WaitTasks). Measured overhead: see
+// all, and whether it waits (WatchTask, WaitTasks, SubmitAndWatch). Measured overhead: see
 // bench/task_gateway_bench.cc and the README.
 //
 // Flow control: one read and one write in flight per side (STYLE.md rule 8). Requests

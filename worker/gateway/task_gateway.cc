@@ -41,7 +41,8 @@ absl::flat_hash_set<std::string> ClientServiceMethods() {
 }
 
 bool IsWaitingMethod(absl::string_view method) {
-  return absl::EndsWith(method, "/WatchTask") || absl::EndsWith(method, "/WaitTasks");
+  return absl::EndsWith(method, "/WatchTask") || absl::EndsWith(method, "/WaitTasks") ||
+         absl::EndsWith(method, "/SubmitAndWatch");
 }
 
 std::string Absolute(const std::string& path) {

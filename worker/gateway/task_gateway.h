@@ -22,7 +22,7 @@
 //   longer, the socket goes to `<data dir>/s/<random>.sock` instead (bwrap binds that
 //   file into the sandbox at the same path). A data dir too long even for that is refused
 //   at start.
-// - While a WatchTask or WaitTasks call of an attempt is in flight the attempt waits:
+// - While a WatchTask, WaitTasks or SubmitAndWatch call of an attempt is in flight the attempt waits:
 //   the listener hears each change (the Executor lends the slot, the session tells the
 //   coordinator).
 
