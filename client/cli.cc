@@ -191,7 +191,7 @@ int PrintFinal(const pb::Task& t, bool json, std::ostream& out) {
 
 int WaitAndPrint(Client& client, const std::string& id, absl::Duration timeout, bool json, std::ostream& out,
                  std::ostream& err) {
-  absl::StatusOr<pb::Task> t = WaitShowingProgress(client, id, timeout, json, err);
+  absl::StatusOr<pb::Task> t = client.Wait(id, timeout, ShowProgress(json, err));
   if (!t.ok()) return Fail(err, t.status());
   return PrintFinal(*t, json, out);
 }
@@ -330,10 +330,6 @@ std::function<void(const pb::Task&)> ShowProgress(bool quiet, std::ostream& err)
   };
 }
 
-absl::StatusOr<pb::Task> WaitShowingProgress(Client& client, const std::string& id, absl::Duration timeout, bool quiet,
-                                             std::ostream& err) {
-  return client.Wait(id, timeout, ShowProgress(quiet, err));
-}
 
 int RunCli(const std::vector<std::string>& args, std::istream& in, std::ostream& out, std::ostream& err) {
   size_t command_at = 0;

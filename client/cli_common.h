@@ -32,10 +32,6 @@ inline int Fail(std::ostream& err, const absl::Status& s) {
 // Tells a task's progress on `err` ("ID: queued (why)", "ID: running on w1"), each new
 // unfinished status once, unless `quiet`: the `on_update` of Client::Wait and SubmitAndWait.
 std::function<void(const ::retire_cluster::v1::Task&)> ShowProgress(bool quiet, std::ostream& err);
-// Waits for task `id` to end (up to `timeout`), telling its progress (ShowProgress); the
-// final task, or the wait's error.
-absl::StatusOr<::retire_cluster::v1::Task> WaitShowingProgress(Client& client, const std::string& id,
-                                                               absl::Duration timeout, bool quiet, std::ostream& err);
 
 Json WorkersJson(const std::vector<::retire_cluster::v1::Worker>& workers);
 

@@ -196,9 +196,9 @@ int RunPublishedTask(const ParsedFlags& f, pb::TaskSpec spec, Client& client, st
   if (!payload.ok()) return Fail(err, payload.status());
   spec.set_task_type("js");
   spec.set_payload(*std::move(payload));
-  absl::StatusOr<pb::SubmitResponse> r = client.Submit(spec);
-  if (!r.ok()) return Fail(err, r.status());
   if (!f.Has("wait")) {
+    absl::StatusOr<pb::SubmitResponse> r = client.Submit(spec);
+    if (!r.ok()) return Fail(err, r.status());
     if (json_out) {
       out << Json{{"task_id", r->task_id()}, {"status", StatusName(r->status())}}.dump() << "\n";
     } else {
@@ -206,7 +206,7 @@ int RunPublishedTask(const ParsedFlags& f, pb::TaskSpec spec, Client& client, st
     }
     return kExitOk;
   }
-  absl::StatusOr<pb::Task> t = WaitShowingProgress(client, r->task_id(), absl::InfiniteDuration(), json_out, err);
+  absl::StatusOr<pb::Task> t = client.SubmitAndWait(spec, absl::InfiniteDuration(), ShowProgress(json_out, err));
   if (!t.ok()) return Fail(err, t.status());
   const bool ok = t->status() == pb::TASK_STATUS_SUCCESS;
   if (json_out) {
