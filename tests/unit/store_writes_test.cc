@@ -465,5 +465,25 @@ TEST_CASE("A worker that restarts before an unkeyed placed submit's commit: the 
   s.core.Shutdown();
 }
 
+TEST_CASE("An unkeyed placed submit handed back to the line before its failed commit leaves the line") {
+  Setup s(/*busy_dispatch=*/false, /*slots=*/1);
+  Answer answer;
+  const std::string id = SubmitHeld(s, &answer, /*key=*/"");
+  REQUIRE(s.link->assigned.size() == 1);
+  pb::WorkerMessage bye;
+  bye.set_deregister(true);  // the worker leaves: its attempt goes back in line
+  s.core.HandleWorkerMessage("w1", s.epoch, bye);
+  REQUIRE(s.core.GetTask(id)->status() == pb::TASK_STATUS_QUEUED);
+  s.store.Release(absl::UnavailableError("disk full"));
+  REQUIRE(answer.answered);
+  CHECK(answer.result.status().code() == absl::StatusCode::kUnavailable);
+  CHECK_FALSE(s.core.GetTask(id).ok());
+  s.link = std::make_shared<FakeLink>();
+  s.Join();  // a free worker: nothing of the forgotten task is left in line for it
+  CHECK(s.link->assigned.empty());
+  NextIsPlaced(s);
+  s.core.Shutdown();
+}
+
 }  // namespace
 }  // namespace rc::coordinator
