@@ -170,7 +170,13 @@ void Workflows::LinkLocked(TaskEntry* e, const std::vector<TaskEntry*>& unended)
 void Workflows::UnstoredLocked(TaskEntry* e, Effects& fx) {
   graph_.Unlink(e);
   const std::string& id = e->task.task_id();
-  (void)graph_.TakeChildren(id);  // none: a task not stored never ran
+  // Only a task sent to its worker before its commit may have children (it ran meanwhile).
+  std::vector<TaskEntry*> children = graph_.TakeChildren(id);
+  InSubmissionOrder(children);
+  for (TaskEntry* child : children) {
+    if (IsTerminal(child->task.status())) continue;
+    (void)StopLocked(child, absl::StrCat("parent task ", id, " was not stored"), fx);  // unfinished: allowed
+  }
   std::vector<TaskEntry*> waiting = graph_.TakeDependents(id);
   InSubmissionOrder(waiting);
   for (TaskEntry* w : waiting) {

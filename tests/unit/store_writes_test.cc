@@ -485,5 +485,31 @@ TEST_CASE("An unkeyed placed submit handed back to the line before its failed co
   s.core.Shutdown();
 }
 
+TEST_CASE("A child of an unkeyed placed submit whose own commit fails is cancelled with it") {
+  Setup s(/*busy_dispatch=*/false);
+  Answer answer;
+  const std::string parent = SubmitHeld(s, &answer, /*key=*/"");
+  REQUIRE(s.link->assigned.size() == 1);
+  s.Started(s.link->assigned[0]);  // it runs before its commit, and submits a child
+  pb::TaskSpec spec;
+  spec.set_task_type("echo");
+  Submitter by;
+  by.parent_task_id = parent;
+  absl::StatusOr<SubmitResult> child = absl::UnknownError("not answered");
+  s.core.Submit(spec, [&](absl::StatusOr<SubmitResult> r) { child = std::move(r); }, by);
+  REQUIRE(s.store.held.size() == 2);  // the parent's submit, then the child's
+  auto held = std::move(s.store.held);
+  s.store.hold = false;
+  held[0].second(absl::UnavailableError("disk full"));  // the parent's commit fails ...
+  s.store.inner.Write(std::move(held[1].first), std::move(held[1].second));  // ... the child's does not
+  CHECK(answer.result.status().code() == absl::StatusCode::kUnavailable);
+  REQUIRE(child.ok());
+  CHECK_FALSE(s.core.GetTask(parent).ok());
+  const pb::Task t = *s.core.GetTask(child->task_id);
+  CHECK(t.status() == pb::TASK_STATUS_CANCELLED);
+  CHECK_THAT(t.error_message(), Catch::Contains("parent task " + parent + " was not stored"));
+  s.core.Shutdown();
+}
+
 }  // namespace
 }  // namespace rc::coordinator
