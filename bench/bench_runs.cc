@@ -105,12 +105,11 @@ void RunOne(client::Client& client, const RunOptions& options, int64_t i, const 
   });
 }
 
-// Round trips i = from, from - 1, ... (count of them) one after another; each one call
+// Round trips first, first + 1, ... (count of them) one after another; each one call
 // (SubmitAndWait) or the async pair.
-void Sequential(client::Client& client, const RunOptions& options, int64_t from, int64_t count,
+void Sequential(client::Client& client, const RunOptions& options, int64_t first, int64_t count,
                 const std::shared_ptr<Tally>& tally) {
-  for (int64_t k = 0; k < count; ++k) {
-    const int64_t i = from < 0 ? from - k : from + k;
+  for (int64_t i = first; i < first + count; ++i) {
     tally->Acquire(1);
     if (!options.one_call) {
       RunOne(client, options, i, tally);
@@ -124,7 +123,7 @@ void Sequential(client::Client& client, const RunOptions& options, int64_t from,
 
 void Warmup(client::Client& client, const RunOptions& options) {
   auto tally = std::make_shared<Tally>();
-  Sequential(client, options, -1, options.warmup, tally);
+  Sequential(client, options, -options.warmup, options.warmup, tally);  // ids below the measured ones
   tally->Take();
 }
 
