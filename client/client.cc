@@ -46,8 +46,10 @@ std::string Env(const char* name) {
 }
 
 // Reads a task's snapshots (WatchTask, SubmitAndWatch) into `last` and `on_update` until
-// a terminal one, which it returns having ended the call; else how the stream ended.
-absl::StatusOr<pb::Task> ReadToTerminal(grpc::ClientReader<pb::Task>& reader, grpc::ClientContext& ctx,
+// a terminal one, which it returns once the call is over; else how the stream ended. The
+// coordinator ends the call with the terminal snapshot (same flight): Finish costs no
+// round trip, where cancelling first cost the caller ~60 us (issue 18).
+absl::StatusOr<pb::Task> ReadToTerminal(grpc::ClientReader<pb::Task>& reader,
                                         const std::function<void(const pb::Task&)>& on_update, pb::Task* last,
                                         grpc::Status* ended) {
   pb::Task task;
@@ -55,7 +57,6 @@ absl::StatusOr<pb::Task> ReadToTerminal(grpc::ClientReader<pb::Task>& reader, gr
     *last = task;
     if (on_update) on_update(task);
     if (IsTerminal(task.status())) {
-      ctx.TryCancel();
       reader.Finish();
       return task;
     }
@@ -209,7 +210,7 @@ absl::StatusOr<pb::Task> Client::Wait(const std::string& task_id, absl::Duration
     req.set_task_id(task_id);
     auto reader = stub_->WatchTask(&ctx, req);
     grpc::Status s;
-    if (absl::StatusOr<pb::Task> t = ReadToTerminal(*reader, ctx, on_update, &last, &s); t.ok()) return t;
+    if (absl::StatusOr<pb::Task> t = ReadToTerminal(*reader, on_update, &last, &s); t.ok()) return t;
     if (s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED || absl::Now() >= deadline) {
       return absl::DeadlineExceededError(absl::StrCat("task ", task_id, " still ",
                                                       last.task_id().empty() ? absl::string_view("unfinished") : StatusName(last.status()),
@@ -237,7 +238,7 @@ absl::StatusOr<pb::Task> Client::SubmitAndWait(const pb::TaskSpec& spec, absl::D
   auto reader = stub_->SubmitAndWatch(&ctx, req);
   pb::Task last;
   grpc::Status s;
-  if (absl::StatusOr<pb::Task> t = ReadToTerminal(*reader, ctx, on_update, &last, &s); t.ok()) return t;
+  if (absl::StatusOr<pb::Task> t = ReadToTerminal(*reader, on_update, &last, &s); t.ok()) return t;
   if (last.task_id().empty()) return Convert(s);  // refused or unanswered, as Submit would be
   if (s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED || absl::Now() >= deadline) {
     return absl::DeadlineExceededError(absl::StrCat("task ", last.task_id(), " still ", StatusName(last.status()),

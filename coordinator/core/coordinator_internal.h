@@ -19,6 +19,8 @@ struct Effects {
   // Links to send what waited in them (WorkerLink::SendLater), after `sends`.
   std::vector<std::shared_ptr<WorkerLink>> flushes;
   std::vector<std::pair<std::shared_ptr<TaskSink>, pb::Task>> snapshots;
+  // Per sink and task: its index in `snapshots` (one snapshot, the newest, per operation).
+  absl::flat_hash_map<std::pair<const TaskSink*, std::string>, size_t> snapshot_index;
   // Snapshots of tasks whose payload is in the store only: the loader fills it in.
   std::vector<std::pair<std::shared_ptr<TaskSink>, pb::Task>> snapshots_to_load;
   // Per index into `sends`: ids of assignments whose payload the loader must read.

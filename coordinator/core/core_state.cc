@@ -94,8 +94,17 @@ void CoordinatorState::NotifyLocked(const TaskEntry& e, const std::shared_ptr<Ta
   }
   if (NeedsPayload(e)) {
     fx.snapshots_to_load.emplace_back(sink, std::move(snapshot));
-  } else {
+    return;
+  }
+  // A task that changes twice in one operation (a worker's message saying it started and
+  // finished) shows each watcher its last state only: a sink replaces an unsent snapshot
+  // anyway, and one sent just before would hold the newer one back for a whole stream
+  // write (about 50 us of a round trip, issue 18).
+  auto [at, added] = fx.snapshot_index.emplace(std::make_pair(sink.get(), e.task.task_id()), fx.snapshots.size());
+  if (added) {
     fx.snapshots.emplace_back(sink, std::move(snapshot));
+  } else {
+    fx.snapshots[at->second].second = std::move(snapshot);
   }
 }
 

@@ -123,6 +123,13 @@ class WatchReactor final : public grpc::ServerWriteReactor<pb::Task> {
         current_ = std::move(*pending_);
         pending_.reset();
         sent_terminal_ = IsTerminal(current_.status());
+        if (sent_terminal_) {
+          // The terminal snapshot and the call's end leave together: the client learns
+          // the outcome and the status in one flight, with nothing to cancel.
+          finishing_ = true;
+          reactor_->StartWriteAndFinish(&current_, grpc::WriteOptions(), grpc::Status::OK);
+          return;
+        }
         writing_ = true;
         reactor_->StartWrite(&current_);
         return;

@@ -301,3 +301,73 @@ TEST_CASE("A result's acknowledgement may wait for the next message to its worke
 }
 
 }  // namespace rc::coordinator
+
+namespace rc::coordinator {
+namespace {
+
+// What a WatchTask or SubmitAndWatch stream sees: every state.
+class Watcher final : public TaskSink {
+ public:
+  void OnTask(pb::Task t) override { seen.push_back(std::move(t)); }
+  void Abort(absl::Status) override {}
+  bool TerminalOnly() const override { return false; }
+  std::vector<pb::Task> seen;
+};
+
+}  // namespace
+
+TEST_CASE("A watcher gets one snapshot per task and operation: started and finished in one message send the outcome only") {
+  Held h;
+  const std::string id = h.Submit(/*commit_attempt=*/true);
+  auto watcher = std::make_shared<Watcher>();
+  REQUIRE(h.core.Watch(id, watcher).ok());
+  REQUIRE(watcher->seen.size() == 1);  // the state it had when the watch began
+  CHECK(watcher->seen[0].status() == pb::TASK_STATUS_ASSIGNED);
+
+  SECTION("one message: only the newest state goes out, not RUNNING before it") {
+    pb::WorkerMessage m;
+    pb::TaskStarted* s = m.add_started();
+    s->set_task_id(id);
+    s->set_attempt(1);
+    pb::TaskFinished* f = m.add_finished();
+    f->set_task_id(id);
+    f->set_attempt(1);
+    f->set_status(pb::TASK_STATUS_SUCCESS);
+    f->set_result(R"({"n":1})");
+    h.core.HandleWorkerMessage("w1", h.epoch, m);
+    REQUIRE(watcher->seen.size() == 2);
+    CHECK(watcher->seen[1].status() == pb::TASK_STATUS_SUCCESS);
+    CHECK(watcher->seen[1].result() == R"({"n":1})");
+  }
+  SECTION("two messages: each state goes out") {
+    pb::WorkerMessage m;
+    pb::TaskStarted* s = m.add_started();
+    s->set_task_id(id);
+    s->set_attempt(1);
+    h.core.HandleWorkerMessage("w1", h.epoch, m);
+    h.Finish(id);
+    REQUIRE(watcher->seen.size() == 3);
+    CHECK(watcher->seen[1].status() == pb::TASK_STATUS_RUNNING);
+    CHECK(watcher->seen[2].status() == pb::TASK_STATUS_SUCCESS);
+  }
+}
+
+TEST_CASE("One sink watching several tasks in one operation gets a snapshot of each") {
+  Held h;
+  const std::string first = h.Submit(/*commit_attempt=*/true);
+  pb::TaskSpec spec;
+  spec.set_task_type("echo");
+  std::string second;
+  h.core.Submit(spec, [&](absl::StatusOr<SubmitResult> r) { second = r->task_id; });
+  h.store.Commit();
+  REQUIRE(!second.empty());
+  auto watcher = std::make_shared<Watcher>();
+  std::vector<absl::StatusOr<uint64_t>> ids = h.core.WatchAll({first, second}, watcher);
+  REQUIRE(ids.size() == 2);
+  REQUIRE(watcher->seen.size() == 2);
+  CHECK(watcher->seen[0].task_id() == first);
+  CHECK(watcher->seen[1].task_id() == second);
+  CHECK(watcher->seen[1].status() == pb::TASK_STATUS_QUEUED);  // the one slot is taken
+}
+
+}  // namespace rc::coordinator
