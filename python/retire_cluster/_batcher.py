@@ -14,6 +14,14 @@ start (and end) a thread to poll the channel, a thread per lone submit.
 Specs are queued serialized and a request is the concatenation of its specs framed as
 field 1 of SubmitBatchRequest (the protobuf wire format), so a batch costs one join
 instead of a copy of every spec message into the request.
+
+A batch of one (a lone submit: nothing else was queued) goes as SubmitAndWatch instead,
+whose request is the same bytes (the spec is field 1 of SubmitRequest too). Its first
+snapshot answers the submit; when that one is terminal (a quick task: the coordinator
+sends the outcome of a task that ended while its submit was committing as the first
+snapshot) it also ends the future, and ``submit(...).result()`` costs one call instead
+of a submit and then a wait on the wait stream. Otherwise the call is cancelled (the
+watch, not the task) and the wait joins the wait stream like any other.
 """
 
 from __future__ import annotations
@@ -21,18 +29,21 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Callable, List, Optional, Sequence, Tuple
+from typing import Any, Callable, List, Optional, Sequence, Tuple
 
 import grpc
 
+from retire_cluster import _views
 from retire_cluster.errors import Error, from_code_number, from_grpc
 from retire_cluster.futures import TaskFuture
 from retire_cluster.v1 import client_service_pb2 as cs
+from retire_cluster.v1 import task_pb2
 
 MAX_IN_FLIGHT = 4
 MAX_BATCH = 2000
 MAX_BATCH_BYTES = 3 << 20  # under the coordinator's 4 MiB message limit; a larger spec goes alone
 _SUBMIT_BATCH = "/retire_cluster.v1.ClientService/SubmitBatch"
+_SUBMIT_AND_WATCH = "/retire_cluster.v1.ClientService/SubmitAndWatch"
 _IDLE_POLL = 1.0  # how often an idle sender re-checks for release() (stop() wakes it)
 _log = logging.getLogger("retire_cluster")
 
@@ -77,6 +88,8 @@ class SubmitBatcher:
                  max_batch_bytes: int = MAX_BATCH_BYTES) -> None:
         self._call = channel.unary_unary(_SUBMIT_BATCH, request_serializer=None,
                                          response_deserializer=cs.SubmitBatchResponse.FromString)
+        self._watch = channel.unary_stream(_SUBMIT_AND_WATCH, request_serializer=None,
+                                           response_deserializer=task_pb2.Task.FromString)
         self._metadata = metadata
         self._rpc_timeout = rpc_timeout
         self._target = target
@@ -266,23 +279,59 @@ class SubmitBatcher:
 
     def _send(self, specs: List[bytes], futures: List[TaskFuture]) -> None:
         """One blocking SubmitBatch call, then its answers handed out."""
-        response: Optional[cs.SubmitBatchResponse] = None
+        if len(futures) == 1:
+            self._send_lone(specs[0], futures[0])
+            return
+        response, error = self._guarded(
+            lambda: self._call(b"".join(specs), timeout=self._rpc_timeout, metadata=self._metadata))
+        self._answer(futures, response, error)
+
+    def _guarded(self, call: Callable[[], Any]) -> Tuple[Any, Optional[Exception]]:
+        """``call()`` (a blocking call on the wire) and None, or None and the error its
+        futures get; then the next call may leave, before this one's answers are handed
+        out: keeps the wire busy."""
+        value: Any = None
         error: Optional[Exception] = None
         try:
-            response = self._call(b"".join(specs), timeout=self._rpc_timeout, metadata=self._metadata)
+            value = call()
+        except StopIteration:  # a stream that ended without a message
+            error = Error("the coordinator ended the submit without answering it")
         except grpc.RpcError as e:
             error = from_grpc(e, self._target)
         except ValueError as e:  # the channel is closed
             error = Error(f"submit not sent: {e}")
         except Exception as e:
             error = Error(f"submit failed: {e!r}")
-        # The next call leaves before this one's answers are handed out: keeps the wire busy.
         with self._lock:
             self._in_flight -= 1
             start = self._kick_locked()
         if start:
             self._start_sender()
-        self._answer(futures, response, error)
+        return value, error
+
+    def _send_lone(self, request: bytes, future: TaskFuture) -> None:
+        """One SubmitAndWatch call, read up to its first snapshot (see the module docstring)."""
+        calls = []
+
+        def first_snapshot() -> task_pb2.Task:
+            calls.append(self._watch(request, timeout=self._rpc_timeout, metadata=self._metadata))
+            return next(calls[0])
+
+        first, error = self._guarded(first_snapshot)
+        try:
+            if first is None:
+                future._refused(error)
+                return
+            future._accepted(first.task_id)
+            if first.status in _views.TERMINAL:
+                future._finish_task(first)  # the coordinator ended the call with it
+                return
+            calls[0].cancel()  # ends the watch; the task runs on, and its wait joins the stream
+            self._on_accepted([future])
+        finally:
+            with self._lock:
+                self._answering -= 1
+                self._done.notify_all()
 
     def _answer(self, futures: List[TaskFuture], response: Optional[cs.SubmitBatchResponse],
                 error: Optional[Exception]) -> None:

@@ -76,7 +76,7 @@ class Client:
                                          rpc_timeout=rpc_timeout)
         self._rpc_timeout = self._conn.rpc_timeout
         self._metadata = self._conn.metadata
-        self._channel = self._conn.channel(_connection.RECONNECT_OPTIONS)
+        self._channel = self._conn.channel(_connection.MAIN_CHANNEL_OPTIONS)
         self._stub = cs_grpc.ClientServiceStub(self._channel)
         # The wait stream has its own connection with a small receive window: while this
         # process is busy, the coordinator's writes wait and the results finishing meanwhile

@@ -170,3 +170,13 @@ def test_sequential_submits_start_no_thread_per_call(cluster, monkeypatch):
     assert len(started) <= 10, f"{len(started)} threads started for 100 sequential round trips"
     senders = [t for t in started if t.name == "retire-cluster-submit"]
     assert not [t for t in senders if t.is_alive()], "sender threads outlive close()"
+
+
+def test_a_lone_submit_of_a_longer_task_waits_on_the_stream(cluster):
+    """A lone submit goes as SubmitAndWatch; a task still running when its submit is
+    answered is waited for on the wait stream (its watch call cancelled, not the task)."""
+    with rc.Client(cluster.target) as c:
+        f = c.submit("sleep", {"duration": 1})
+        f.result(timeout=30)  # raises unless it succeeded
+        assert f.task(timeout=5)["status"] == "success"
+        assert c._waiter._thread is not None  # the wait went on the stream
