@@ -53,27 +53,34 @@ void Outbox::Hold() {
   ++holds_;
 }
 
-void Outbox::Release() {
-  absl::MutexLock lock(&mu_);
-  --holds_;
-}
-
 void Outbox::Wait(absl::Time until) {
   absl::MutexLock lock(&mu_);
   auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    return woken_ || draining_due_ || deregister_ || (holds_ == 0 && waiting_due_) ||
-           (holds_ == 0 && (!started_.empty() || !finished_.empty() || !progress_.empty()));
+    const bool due = woken_ || draining_due_ || deregister_ || (holds_ == 0 && waiting_due_) ||
+                     (holds_ == 0 && (!started_.empty() || !finished_.empty() || !progress_.empty()));
+    if (due) ++wakeups_;
+    return due;
   };
   clock_->AwaitWithDeadline(&mu_, absl::Condition(&ready), until);
   woken_ = false;
 }
 
-bool Outbox::Take(pb::WorkerMessage* msg) {
+int64_t Outbox::wakeups() const {
+  absl::MutexLock lock(&mu_);
+  return wakeups_;
+}
+
+bool Outbox::Take(pb::WorkerMessage* msg) { return TakeDue(msg, /*release_hold=*/false); }
+
+bool Outbox::ReleaseAndTake(pb::WorkerMessage* msg) { return TakeDue(msg, /*release_hold=*/true); }
+
+bool Outbox::TakeDue(pb::WorkerMessage* msg, bool release_hold) {
   ResultSigner* signer = nullptr;
   std::vector<pb::TaskFinished*> batch;  // taken now, not yet signed
   bool any = false;
   {
     absl::MutexLock lock(&mu_);
+    if (release_hold) --holds_;
     signer = signer_;
     any = !started_.empty() || !finished_.empty() || !progress_.empty() || draining_due_ || deregister_ ||
           waiting_due_;

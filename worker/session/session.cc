@@ -182,9 +182,8 @@ Session::Outcome Session::ConnectOnce(pb::WorkerService::Stub* stub) {
       bool written = true;
       {
         absl::MutexLock lock(&write_mu_);
-        outbox_->Release();
         pb::WorkerMessage out;
-        if (outbox_->Take(&out)) written = stream->Write(out);
+        if (outbox_->ReleaseAndTake(&out)) written = stream->Write(out);
       }
       if (!written) break;  // the stream broke; what was taken is resent on reconnect
     } while (stream->Read(&in));
