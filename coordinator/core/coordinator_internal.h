@@ -26,8 +26,6 @@ struct Effects {
   // Per index into `sends`: ids of assignments whose payload the loader must read.
   absl::flat_hash_map<size_t, std::vector<std::string>> payloads_to_load;
   uint64_t operation = 0;  // the Mutate call these effects belong to
-  // Every write handed to the store before this operation's was committed (set by Mutate).
-  bool store_idle = false;
   std::vector<std::pair<std::shared_ptr<TaskSink>, absl::Status>> aborts;
   std::vector<TaskRecord> writes;
   // Ids of the tasks changed in this operation, in first-change order; each becomes one
@@ -70,7 +68,6 @@ auto Coordinator::Mutate(Fn&& fn) {
   for (const std::string& id : fx.changed) {
     if (TaskEntry* e = tasks_.Find(id)) fx.writes.push_back(RecordLocked(*e));  // erased since: nothing to write
   }
-  fx.store_idle = StoreIdleLocked();
   if (!fx.writes.empty()) last_write_op_ = fx.operation;
   delivery_mu_.Lock();
   mu_.Unlock();

@@ -137,12 +137,16 @@ TEST_CASE("Every watcher of a task gets the whole outcome, the last one too") {
   }
 }
 
-TEST_CASE("On a store with nothing in flight a result's write is committed at once") {
+TEST_CASE("On a store with nothing in flight a result's write still waits to share the next commit") {
   Held h;
   const std::string id = h.Submit(/*commit_attempt=*/true);
+  auto waiter = std::make_shared<Waiter>();
+  REQUIRE(h.core.Watch(id, waiter).ok());
   h.Finish(id);
   REQUIRE(h.store.pending.size() == 1);
-  CHECK(h.store.unhurried == 0);  // its commit overlaps the client's next round trip
+  CHECK(h.store.unhurried == 1);  // the client's next submit commits it along
+  REQUIRE(waiter->seen.size() == 1);  // the outcome did not wait for it
+  CHECK(h.link->acks.empty());
   h.store.Commit();
   CHECK(h.link->acks.size() == 1);
 }
