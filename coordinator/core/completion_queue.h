@@ -15,7 +15,7 @@
 // CompletionThread is the core's own thread the SQLite store posts its commits to
 // (TaskStore::PostCompletionsTo): the store's writer thread only writes, and the
 // scheduling that a commit triggers (Coordinator::Accepted dispatching a new task) runs
-// here.
+// here; only a small commit with nothing queued behind it completes on the writer.
 
 #include <cstdint>
 #include <deque>

@@ -12,6 +12,8 @@ namespace rc::coordinator {
 namespace {
 
 constexpr int kCommitTries = 5;
+// A commit of at most this many records whose callbacks this thread may run itself.
+constexpr size_t kSmallCommitRecords = 8;
 
 }  // namespace
 
@@ -62,6 +64,8 @@ void SqliteWriter::Loop() {
       hurried_ = false;
       batch.swap(pending_);
     }
+    size_t records_in_batch = 0;
+    for (const Op& op : batch) records_in_batch += op.puts.size() + op.deletes.size();
     // A failed commit (disk full, I/O error) is retried before anyone is told: callers
     // are only answered OK for what is on disk, and errors only after several tries.
     absl::Status status;
@@ -97,7 +101,11 @@ void SqliteWriter::Loop() {
     std::function<void(std::function<void()>)> post;
     {
       absl::MutexLock lock(&mu_);
-      post = post_;
+      // A small commit with nothing queued behind it (a quiet cluster's round trip) runs
+      // its callbacks here: the hand-off to the completion thread cost ~16 us of the
+      // round trip, and nobody waits for this thread meanwhile. Anything else is posted,
+      // so that the next commit never waits for the last one's callbacks.
+      if (!pending_.empty() || records_in_batch > kSmallCommitRecords) post = post_;
     }
     auto run = [dones = std::move(dones), status] {
       for (const auto& done : dones) done(status);

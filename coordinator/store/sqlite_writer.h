@@ -5,7 +5,9 @@
 // throughput. Unhurried writes (TaskStore::WriteUnhurried) wait up to kUnhurriedDelay
 // for a hurried one to ride with, so that an idle cluster spends one fsync per round
 // trip (the submit's) rather than three. The writer only writes: a commit's callbacks
-// go to the thread given to PostCompletionsTo (or run on the writer when none is given).
+// go to the thread given to PostCompletionsTo (or run on the writer when none is given),
+// except those of a small commit with nothing queued behind it, which the writer runs
+// itself (a quiet cluster's round trip then skips a thread hand-off).
 
 #include <atomic>
 #include <deque>

@@ -129,7 +129,9 @@ class TaskStore {
   virtual void Close() {}
   // A store that commits on a thread of its own hands each commit's `done` callbacks,
   // in commit order, to `post` (the Coordinator's completion thread) instead of running
-  // them there: its writer then only writes. Null (the default): it runs them itself.
+  // them there: its writer then only writes (it may still run those of a small commit
+  // with nothing queued behind it, where the hand-off would cost more than it saves).
+  // Null (the default): it runs them itself.
   // Returns true when the store will post there; stores that complete inline ignore it
   // and return false.
   virtual bool PostCompletionsTo(std::function<void(std::function<void()>)> post) {

@@ -117,6 +117,33 @@ TEST_CASE("Concurrent writes are all committed (group commit) and each caller is
   std::filesystem::remove_all(dir);
 }
 
+TEST_CASE("A small commit with nothing behind it completes on the writer, a large one where PostCompletionsTo says") {
+  const std::string dir = TempDir();
+  auto store = SqliteTaskStore::Open(dir);
+  REQUIRE(store.ok());
+  std::atomic<int> posted{0};
+  REQUIRE((*store)->PostCompletionsTo([&](std::function<void()> work) {
+    ++posted;
+    work();  // on the writer thread too, but counted
+  }));
+  auto write = [&](int n, const std::string& prefix) {
+    std::vector<pb::Task> tasks;
+    for (int i = 0; i < n; ++i) tasks.push_back(MakeTask(prefix + std::to_string(i), pb::TASK_STATUS_QUEUED));
+    absl::Notification done;
+    (*store)->Write(ToRecords(tasks), [&](absl::Status s) {
+      CHECK(s.ok());
+      done.Notify();
+    });
+    REQUIRE(done.WaitForNotificationWithTimeout(absl::Seconds(30)));
+  };
+  write(1, "small");
+  CHECK(posted == 0);  // one record, nothing queued: the writer answered itself
+  write(9, "large");
+  CHECK(posted == 1);  // more than 8 records: handed to the completion thread
+  (*store)->PostCompletionsTo(nullptr);
+  std::filesystem::remove_all(dir);
+}
+
 TEST_CASE("A data dir from a newer release is refused, naming the path and versions") {
   const std::string dir = TempDir();
   { REQUIRE(SqliteTaskStore::Open(dir).ok()); }
