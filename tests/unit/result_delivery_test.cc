@@ -36,14 +36,19 @@ class HeldStore final : public TaskStore {
   int unhurried = 0;  // writes that may wait for a later commit
 };
 
-// What a Wait sees.
+// What a Wait sees (the outcome only), or with `every_state` a WatchTask or SubmitAndWatch
+// stream (every state).
 class Waiter final : public TaskSink {
  public:
+  explicit Waiter(bool every_state = false) : every_state_(every_state) {}
   void OnTask(pb::Task t) override { seen.push_back(std::move(t)); }
   void Abort(absl::Status s) override { aborted = s; }
-  bool TerminalOnly() const override { return true; }
+  bool TerminalOnly() const override { return !every_state_; }
   std::vector<pb::Task> seen;
   std::optional<absl::Status> aborted;
+
+ private:
+  const bool every_state_;
 };
 
 struct Held {
@@ -304,26 +309,11 @@ TEST_CASE("A result's acknowledgement may wait for the next message to its worke
   core.Shutdown();
 }
 
-}  // namespace rc::coordinator
-
-namespace rc::coordinator {
-namespace {
-
-// What a WatchTask or SubmitAndWatch stream sees: every state.
-class Watcher final : public TaskSink {
- public:
-  void OnTask(pb::Task t) override { seen.push_back(std::move(t)); }
-  void Abort(absl::Status) override {}
-  bool TerminalOnly() const override { return false; }
-  std::vector<pb::Task> seen;
-};
-
-}  // namespace
 
 TEST_CASE("A watcher gets one snapshot per task and operation: started and finished in one message send the outcome only") {
   Held h;
   const std::string id = h.Submit(/*commit_attempt=*/true);
-  auto watcher = std::make_shared<Watcher>();
+  auto watcher = std::make_shared<Waiter>(/*every_state=*/true);
   REQUIRE(h.core.Watch(id, watcher).ok());
   REQUIRE(watcher->seen.size() == 1);  // the state it had when the watch began
   CHECK(watcher->seen[0].status() == pb::TASK_STATUS_ASSIGNED);
@@ -365,7 +355,7 @@ TEST_CASE("One sink watching several tasks in one operation gets a snapshot of e
   h.core.Submit(spec, [&](absl::StatusOr<SubmitResult> r) { second = r->task_id; });
   h.store.Commit();
   REQUIRE(!second.empty());
-  auto watcher = std::make_shared<Watcher>();
+  auto watcher = std::make_shared<Waiter>(/*every_state=*/true);
   std::vector<absl::StatusOr<uint64_t>> ids = h.core.WatchAll({first, second}, watcher);
   REQUIRE(ids.size() == 2);
   REQUIRE(watcher->seen.size() == 2);
