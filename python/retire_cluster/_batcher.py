@@ -34,6 +34,7 @@ from typing import Any, Callable, List, Optional, Sequence, Tuple
 import grpc
 
 from retire_cluster import _views
+from retire_cluster._waiter import forget_call
 from retire_cluster.errors import Error, from_code_number, from_grpc
 from retire_cluster.futures import TaskFuture
 from retire_cluster.v1 import client_service_pb2 as cs
@@ -298,6 +299,7 @@ class SubmitBatcher:
             error = Error("the coordinator ended the submit without answering it")
         except grpc.RpcError as e:
             error = from_grpc(e, self._target)
+            forget_call(e)
         except ValueError as e:  # the channel is closed
             error = Error(f"submit not sent: {e}")
         except Exception as e:

@@ -32,6 +32,20 @@ _MAX_IDS = 10000      # ids per request: well under the coordinator's 4 MiB mess
 READY_TIMEOUT = 5.0   # after a break: how long one reconnect attempt waits for a connection
 
 
+def forget_call(error: grpc.RpcError) -> None:
+    """Drops the traceback of a stream call that raised itself (grpcio's call objects are
+    their own RpcError).
+
+    Its traceback holds the frames that hold the call: a cycle, freed only by a cyclic
+    garbage collection, which runs on whichever thread allocates when it runs, or at
+    interpreter exit. grpcio's ``__del__`` of a call takes the call's lock, and at exit a
+    daemon thread (grpcio's channel thread finishing the cancelled call) can have been
+    stopped holding it: the process hung at exit. Without the cycle the call is freed
+    when the thread that made it lets go of it, before ``close()`` returns.
+    """
+    error.__traceback__ = None
+
+
 class Waiter:
     """The client's wait stream (started on the first wait, closed by ``close``)."""
 
@@ -147,6 +161,7 @@ class Waiter:
                 error: RpcError = Unavailable("the coordinator ended the wait stream", "UNAVAILABLE")
             except grpc.RpcError as e:
                 error = from_grpc(e, self._target)
+                forget_call(e)
             except Exception as e:  # a bug of ours must not leave every wait hanging: break, reopen
                 _log.exception("retire_cluster: wait stream failed")
                 error = Unavailable(f"wait stream failed: {e!r}", "UNAVAILABLE")

@@ -1,9 +1,11 @@
 """TaskFuture: a concurrent.futures.Future for one task (DESIGN.md "Python SDK")."""
 
 import concurrent.futures
+import gc
 import threading
 import time
 
+import grpc
 import pytest
 
 import retire_cluster as rc
@@ -144,6 +146,31 @@ def test_close_sends_every_queued_submit(cluster):
     with rc.Client(cluster.target) as other:
         assert [other.wait(i, timeout=30)["result"] for i in (ids[0], ids[-1])] == [{"i": 0}, {"i": 299}]
 
+
+
+def test_close_leaves_no_grpc_call_to_the_garbage_collector(cluster):
+    """grpcio's stream calls raise themselves; kept in a reference cycle (the error's traceback
+    holds the frames that hold the call) they were freed only by a cyclic collection, which at
+    interpreter exit deadlocked in the call's __del__ (a stopped daemon thread held its lock):
+    a python_script task that waited on a child hung at exit until its timeout. Every call the
+    client made is freed by the time close() returns: a wait on the stream (cancelled by
+    close) and a lone submit the coordinator refused (its SubmitAndWatch call raised)."""
+    gc.collect()
+    gc.disable()  # a collection during the test would hide a cycle
+    try:
+        with rc.Client(cluster.target) as c:
+            assert c.submit("sleep", {"duration": 0.2}).exception(timeout=30) is None
+            assert c._waiter._thread is not None  # the wait went on the stream
+            with pytest.raises(rc.InvalidArgument, match="may only hold letters"):
+                c.submit("bad type!", {}).result(timeout=30)
+        gc.set_debug(gc.DEBUG_SAVEALL)  # what the collection finds unreachable stays in gc.garbage
+        gc.collect()
+        left = [o for o in gc.garbage if isinstance(o, grpc.RpcError)]
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+        gc.enable()
+    assert not left, f"calls left for the garbage collector: {left}"
 
 
 def test_sequential_submits_start_no_thread_per_call(cluster, monkeypatch):
