@@ -51,11 +51,13 @@ q='has("p50") and has("p90") and has("p99") and has("max") and (.p50 > 0) and (.
 echo "--- floor"
 j=$(run floor --mode floor --floor-samples 50)
 check "floor fields" "$j" ".mode == \"floor\" and (.floor_ms > 0) and
-  (.floor.fsync_ms | $q) and (.floor.fsync_append_ms | $q) and
+  (.floor.fsync_ms | $q) and (.floor.fsync_append_ms | $q) and (.floor.fsync_after_idle_ms | $q) and
   (.floor.grpc_unary_ms | $q) and (.floor.grpc_stream_ms | $q) and
   (.floor.filesystem | type == \"string\" and length > 0) and (.floor.mount | length > 0) and
   (.floor.fsync_file | startswith(\"$D/\"))"
 check "floor_ms is fsync + 2 unary" "$j" '((.floor.fsync_ms.p50 + 2 * .floor.grpc_unary_ms.p50) - .floor_ms | fabs) < 1e-9'
+check "the idle gap is 2 unary, the after-idle floor uses it" "$j" '((.floor.idle_gap_ms - 2 * .floor.grpc_unary_ms.p50) | fabs) < 1e-6 and
+  ((.floor.fsync_after_idle_ms.p50 + 2 * .floor.grpc_unary_ms.p50) - .floor.floor_after_idle_ms | fabs) < 1e-9'
 [ -z "$(ls -A "$D" | grep -v '^err$')" ] && passed=$((passed + 1)) \
   || { failed=$((failed + 1)); echo "FAIL: floor left files in $D: $(ls -A "$D")" >&2; }
 out=$("$BENCH" --mode floor --local-workers 1 2>&1); rc=$?
@@ -77,7 +79,8 @@ echo "--- spawned cluster, latency with the floor"
 j=$(run spawn-latency --spawn-workers 1 --slots 2 --mode latency --tasks 100 --warmup 10 --floor-samples 50)
 check "latency run" "$j" '.succeeded == 100 and .failed == 0 and (.latency_ms.p50 > 0)'
 check "latency floor fields" "$j" "(.floor_ms > 0) and (.floor.fsync_ms | $q) and
-  ((.p50_over_floor - .latency_ms.p50 / .floor_ms) | fabs) < 1e-9 and (.cpu_us_per_task.workers | length == 1)"
+  ((.p50_over_floor - .latency_ms.p50 / .floor_ms) | fabs) < 1e-9 and
+  ((.p50_over_floor_after_idle - .latency_ms.p50 / .floor.floor_after_idle_ms) | fabs) < 1e-9 and (.cpu_us_per_task.workers | length == 1)"
 none_left "after a latency run"
 
 echo "--- errors stop what was started"

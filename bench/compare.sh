@@ -150,6 +150,9 @@ floor_rows = [
     ("floor = fsync p50 + 2 x unary p50 (ms)", vals("ours", "floor", "floor_ms")),
     ("the floor measured by each latency run (ms)", vals("ours", "latency", "floor_ms")),
     ("latency p50 / that floor (same invocation)", vals("ours", "latency", "p50_over_floor")),
+    ("4 KiB fdatasync p50 after an idle gap of 2 x unary (ms), latency runs",
+     vals("ours", "latency", "floor.fsync_after_idle_ms.p50")),
+    ("latency p50 / the floor with that fsync (same invocation)", vals("ours", "latency", "p50_over_floor_after_idle")),
     ("latency p99 (ms)", vals("ours", "latency", "latency_ms.p99")),
 ]
 cpu = [("client", vals("ours", "throughput", "cpu_us_per_task.client")),

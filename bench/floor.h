@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 
 namespace rc::bench {
 
@@ -23,14 +24,19 @@ struct DiskFloor {
   std::string mount;       // its filesystem's mount point, type and source (/proc/self/mountinfo)
   std::string fs_type;
   std::string device;
-  Quantiles overwrite_ms;  // pwrite 4 KiB over an already-synced block + fdatasync
+  Quantiles overwrite_ms;  // pwrite 4 KiB over an already-synced block + fdatasync, back to back
   Quantiles append_ms;     // pwrite 4 KiB at the end of the file + fdatasync (size changes too)
+  Quantiles after_idle_ms; // as overwrite_ms, each after sleeping `idle_gap` (not timed)
+  double idle_gap_ms = 0;
 };
 
 // Writes `samples` 4 KiB blocks (after `warmup` untimed ones) into a new file in `dir`.
 // The overwrite figure is the floor: a write-ahead log that is reused after a checkpoint
 // (SQLite's WAL) mostly rewrites blocks that exist; a growing file also syncs its size.
-absl::StatusOr<DiskFloor> MeasureDisk(const std::string& dir, int samples, int warmup);
+// The after-idle figure is what a commit pays when the process slept before it, as a
+// sequential round trip's commit does: on a virtual machine whose CPUs halt when idle,
+// waking for the disk's answer costs more than when the syncs come back to back.
+absl::StatusOr<DiskFloor> MeasureDisk(const std::string& dir, int samples, int warmup, absl::Duration idle_gap);
 
 struct NetworkFloor {
   Quantiles unary_ms;   // one unary call, blocking stub
@@ -51,6 +57,10 @@ struct Floor {
   // round trip is reported too). A task placed with its submit runs while that commits,
   // so a round trip could in principle go below this: call + max(fsync, hop + run).
   double ms() const { return disk.overwrite_ms.p50 + 2 * network.unary_ms.p50; }
+  // The same with the fsync that follows an idle gap as long as those two round trips (the
+  // time a sequential round trip's commit waits for, from one commit to the next): reported
+  // beside the floor to show what the disk allows a request that comes after a pause.
+  double after_idle_ms() const { return disk.after_idle_ms.p50 + 2 * network.unary_ms.p50; }
 };
 
 absl::StatusOr<Floor> MeasureFloor(const std::string& dir, int samples, int warmup);

@@ -93,7 +93,7 @@ Quantiles QuantilesOf(std::vector<double>& samples) {
                    Percentile(samples, 1.0)};
 }
 
-absl::StatusOr<DiskFloor> MeasureDisk(const std::string& dir, int samples, int warmup) {
+absl::StatusOr<DiskFloor> MeasureDisk(const std::string& dir, int samples, int warmup, absl::Duration idle_gap) {
   char real[PATH_MAX];
   if (realpath(dir.c_str(), real) == nullptr) {
     return absl::InvalidArgumentError(absl::StrCat("--data-dir ", dir, ": ", std::strerror(errno)));
@@ -117,18 +117,28 @@ absl::StatusOr<DiskFloor> MeasureDisk(const std::string& dir, int samples, int w
     }
   }
   if (fsync(file.fd) != 0) return absl::InternalError(absl::StrCat("fsync ", file.path, ": ", std::strerror(errno)));
-  std::vector<double> overwrite, append;
-  overwrite.reserve(static_cast<size_t>(samples));
-  append.reserve(static_cast<size_t>(samples));
-  for (int i = 0; i < warmup + samples; ++i) {
-    block[0] = static_cast<char>('a' + i % 26);  // new content every time
-    const absl::Time t0 = absl::Now();
-    if (absl::Status s = WriteSync(file.fd, block.data(), static_cast<off_t>((i % kOverwriteBlocks) * kBlock), file.path);
-        !s.ok()) {
-      return s;
+  // Overwrites, back to back, then each after an idle gap.
+  auto overwrites = [&](absl::Duration gap) -> absl::StatusOr<std::vector<double>> {
+    std::vector<double> ms;
+    ms.reserve(static_cast<size_t>(samples));
+    for (int i = 0; i < warmup + samples; ++i) {
+      block[0] = static_cast<char>('a' + i % 26);  // new content every time
+      if (gap > absl::ZeroDuration()) absl::SleepFor(gap);
+      const absl::Time t0 = absl::Now();
+      if (absl::Status s = WriteSync(file.fd, block.data(), static_cast<off_t>((i % kOverwriteBlocks) * kBlock), file.path);
+          !s.ok()) {
+        return s;
+      }
+      if (i >= warmup) ms.push_back(absl::ToDoubleMilliseconds(absl::Now() - t0));
     }
-    if (i >= warmup) overwrite.push_back(absl::ToDoubleMilliseconds(absl::Now() - t0));
-  }
+    return ms;
+  };
+  auto overwrite = overwrites(absl::ZeroDuration());
+  if (!overwrite.ok()) return overwrite.status();
+  auto after_idle = overwrites(idle_gap);
+  if (!after_idle.ok()) return after_idle.status();
+  std::vector<double> append;
+  append.reserve(static_cast<size_t>(samples));
   for (int i = 0; i < warmup + samples; ++i) {
     const absl::Time t0 = absl::Now();
     if (absl::Status s = WriteSync(file.fd, block.data(), static_cast<off_t>((kOverwriteBlocks + i) * kBlock), file.path);
@@ -137,7 +147,9 @@ absl::StatusOr<DiskFloor> MeasureDisk(const std::string& dir, int samples, int w
     }
     if (i >= warmup) append.push_back(absl::ToDoubleMilliseconds(absl::Now() - t0));
   }
-  d.overwrite_ms = QuantilesOf(overwrite);
+  d.overwrite_ms = QuantilesOf(*overwrite);
+  d.after_idle_ms = QuantilesOf(*after_idle);
+  d.idle_gap_ms = absl::ToDoubleMilliseconds(idle_gap);
   d.append_ms = QuantilesOf(append);
   return d;
 }
