@@ -34,8 +34,7 @@ from typing import Any, Callable, List, Optional, Sequence, Tuple
 import grpc
 
 from retire_cluster import _views
-from retire_cluster._waiter import forget_call
-from retire_cluster.errors import Error, from_code_number, from_grpc
+from retire_cluster.errors import Error, forget_call, from_code_number, from_grpc
 from retire_cluster.futures import TaskFuture
 from retire_cluster.v1 import client_service_pb2 as cs
 from retire_cluster.v1 import task_pb2

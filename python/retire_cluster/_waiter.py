@@ -17,7 +17,7 @@ from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 import grpc
 
-from retire_cluster.errors import Error, RpcError, Unavailable, from_code_number, from_grpc
+from retire_cluster.errors import Error, RpcError, Unavailable, forget_call, from_code_number, from_grpc
 from retire_cluster.futures import TaskFuture
 from retire_cluster.v1 import client_service_pb2 as cs
 from retire_cluster.v1 import client_service_pb2_grpc as cs_grpc
@@ -30,20 +30,6 @@ _SMALL_MESSAGE = 64   # results per message (and open waits) that make a stream 
 _PAUSE = 0.002        # seconds a busy stream waits between reads
 _MAX_IDS = 10000      # ids per request: well under the coordinator's 4 MiB message limit
 READY_TIMEOUT = 5.0   # after a break: how long one reconnect attempt waits for a connection
-
-
-def forget_call(error: grpc.RpcError) -> None:
-    """Drops the traceback of a stream call that raised itself (grpcio's call objects are
-    their own RpcError).
-
-    Its traceback holds the frames that hold the call: a cycle, freed only by a cyclic
-    garbage collection, which runs on whichever thread allocates when it runs, or at
-    interpreter exit. grpcio's ``__del__`` of a call takes the call's lock, and at exit a
-    daemon thread (grpcio's channel thread finishing the cancelled call) can have been
-    stopped holding it: the process hung at exit. Without the cycle the call is freed
-    when the thread that made it lets go of it, before ``close()`` returns.
-    """
-    error.__traceback__ = None
 
 
 class Waiter:

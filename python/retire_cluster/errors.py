@@ -100,6 +100,20 @@ def from_grpc(err: grpc.RpcError, target: str = "") -> RpcError:
     return from_status(code or grpc.StatusCode.UNKNOWN, details or "", target)
 
 
+def forget_call(error: grpc.RpcError) -> None:
+    """Drops the traceback of a stream call that raised itself (grpcio's call objects are
+    their own RpcError).
+
+    Its traceback holds the frames that hold the call: a cycle, freed only by a cyclic
+    garbage collection, which runs on whichever thread allocates when it runs, or at
+    interpreter exit. grpcio's ``__del__`` of a call takes the call's lock, and at exit a
+    daemon thread (grpcio's channel thread finishing the cancelled call) can have been
+    stopped holding it: the process hung at exit. Without the cycle the call is freed
+    when the thread that made it lets go of it, before ``close()`` returns.
+    """
+    error.__traceback__ = None
+
+
 class TaskError(Error):
     """A task ended without success; ``task`` is the final task (a dict)."""
 
