@@ -34,21 +34,29 @@ absl::StatusOr<RecoveryData> SqliteTaskStore::LoadForRecovery(int64_t payload_bu
   absl::MutexLock lock(&conn_->mu());
   RecoveryData out;
   {
+    // Sized first: growing the vector moved every task built so far (each move builds a
+    // new message in fresh memory), which took about a third of a restart on 100k tasks.
+    Statement count(conn_->db(), "SELECT count(*) FROM tasks WHERE finished_at_ms = 0");
+    if (!count.ok() || sqlite3_step(count.get()) != SQLITE_ROW) return conn_->Error("count unfinished tasks");
+    out.unfinished.reserve(static_cast<size_t>(sqlite3_column_int64(count.get(), 0)));
+  }
+  {
     Statement q(conn_->db(),
                 "SELECT record, length(payload), payload FROM tasks WHERE finished_at_ms = 0 ORDER BY sequence");
     if (!q.ok()) return conn_->Error("read unfinished tasks");
     int64_t loaded = 0;
     int rc;
     while ((rc = sqlite3_step(q.get())) == SQLITE_ROW) {
-      RecoveredTask r;
-      r.payload_bytes = sqlite3_column_int64(q.get(), 1);
+      const int64_t payload_bytes = sqlite3_column_int64(q.get(), 1);
       // Only payloads within the budget are read at all; the others stay on disk.
-      r.payload_loaded = loaded + r.payload_bytes <= payload_budget_bytes;
-      absl::StatusOr<pb::Task> t = conn_->Parse(q.get(), 0, r.payload_loaded ? 2 : -1);
+      const bool payload_loaded = loaded + payload_bytes <= payload_budget_bytes;
+      absl::StatusOr<pb::Task> t = conn_->Parse(q.get(), 0, payload_loaded ? 2 : -1);
       if (!t.ok()) return t.status();
-      if (r.payload_loaded) loaded += r.payload_bytes;
-      r.task = *std::move(t);
-      out.unfinished.push_back(std::move(r));
+      if (payload_loaded) loaded += payload_bytes;
+      RecoveredTask& r = out.unfinished.emplace_back();
+      r.task.Swap(&*t);
+      r.payload_bytes = payload_bytes;
+      r.payload_loaded = payload_loaded;
     }
     if (rc != SQLITE_DONE) return conn_->Error("read unfinished tasks");
   }
