@@ -6,7 +6,6 @@
 #include "coordinator/store/js_task_store.h"
 #include "coordinator/store/sqlite_task_store.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
-#include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/server_builder.h"
 #include "spdlog/spdlog.h"
 
@@ -73,8 +72,10 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(cons
   s->worker_service_ = std::make_unique<WorkerServiceImpl>(s->core_.get(), s->tokens_.get());
 
   const std::string address = absl::StrCat(config.host, ":", config.port);
-  // Standard gRPC health checking and server reflection (`grpcurl -plaintext HOST:PORT list`).
-  grpc::EnableDefaultHealthCheckService(true);
+  // Standard gRPC health checking (ours: health_service.h) and server reflection
+  // (`grpcurl -plaintext HOST:PORT list`).
+  s->health_ = std::make_unique<HealthService>(
+      std::vector<std::string>{pb::ClientService::service_full_name(), pb::WorkerService::service_full_name()});
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> creds = MakeServerCredentials(config.tls);
   if (!creds.ok()) return creds.status();
@@ -111,6 +112,7 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(cons
   builder.SetMaxReceiveMessageSize(64 << 20);
   builder.RegisterService(s->client_service_.get());
   builder.RegisterService(s->worker_service_.get());
+  builder.RegisterService(s->health_.get());
   // Reflection v1 beside the library's v1alpha: clients ask for v1 first.
   s->reflection_v1_ = std::make_unique<ReflectionV1Service>(std::vector<std::string>{
       pb::ClientService::service_full_name(), pb::WorkerService::service_full_name(), "grpc.health.v1.Health",
@@ -120,10 +122,18 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(cons
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, 20000);
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 5000);
+  std::unique_ptr<grpc::ServerCompletionQueue> cq = builder.AddCompletionQueue();
   s->server_ = builder.BuildAndStart();
   if (s->server_ == nullptr || s->port_ == 0) {
+    s->calls_ = std::make_unique<CallQueue>(std::move(cq));  // shut down after the server
     return absl::UnavailableError(absl::StrCat("cannot listen on ", address, " (address in use or not local?)"));
   }
+  // The client and worker services' calls run on one thread (async_call.h).
+  s->calls_ = std::make_unique<CallQueue>(std::move(cq));
+  s->client_service_->Listen(s->calls_.get());
+  s->worker_service_->Listen(s->calls_.get());
+  s->health_->Listen(s->calls_.get());
+  s->calls_->Run();
   // Liveness and retry backoff need a clock, not events: tick often enough for both.
   absl::Duration period = std::min(config.heartbeat_interval / 2, absl::Milliseconds(100));
   CoordinatorServer* raw = s.get();
@@ -139,11 +149,13 @@ void CoordinatorServer::Shutdown() {
   stop_.Notify();
   if (ticker_.joinable()) ticker_.join();
   if (http_ != nullptr) http_->Stop();
+  health_->ShuttingDown();
   core_->Shutdown();
   client_service_->EndStreams();
   server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   server_->Wait();
-  store_->Close();  // its last callbacks still reach core_, which outlives it
+  calls_->Shutdown();  // every call has ended: what is left on the queue is delivered
+  store_->Close();     // its last callbacks still reach core_, which outlives it
 }
 
 CoordinatorServer::~CoordinatorServer() { Shutdown(); }

@@ -12,6 +12,7 @@
 #include "coordinator/api/client_api.h"
 #include "coordinator/core/coordinator.h"
 #include "coordinator/grpc/grpc_services.h"
+#include "coordinator/grpc/health_service.h"
 #include "coordinator/http/http_bridge.h"
 #include "coordinator/grpc/reflection_v1.h"
 #include "grpcpp/server.h"
@@ -46,7 +47,10 @@ class CoordinatorServer {
   std::unique_ptr<ClientApi> api_;  // what both front-ends call
   std::unique_ptr<ClientServiceImpl> client_service_;
   std::unique_ptr<WorkerServiceImpl> worker_service_;
+  std::unique_ptr<HealthService> health_;
   std::unique_ptr<ReflectionV1Service> reflection_v1_;
+  // Declared before server_, so destroyed after it: a queue is shut down after its server.
+  std::unique_ptr<CallQueue> calls_;
   std::unique_ptr<grpc::Server> server_;
   std::unique_ptr<HttpBridge> http_;
   int port_ = 0;

@@ -1,6 +1,7 @@
-// ClientService on the gRPC callback API: unary calls answer from the client API; WatchTask
-// and SubmitAndWatch stream snapshots through a TaskSink with one write in flight.
-#include <deque>
+// ClientService on the gRPC async API (async_call.h): unary calls answer from the client
+// API; WatchTask and SubmitAndWatch stream snapshots through a TaskSink with one write in
+// flight. WaitTasks is in wait_call.cc.
+#include <functional>
 #include <optional>
 
 #include "absl/base/thread_annotations.h"
@@ -9,17 +10,11 @@
 #include "common/grpc_status.h"
 #include "common/task_names.h"
 #include "coordinator/grpc/grpc_services.h"
-#include "coordinator/grpc/refused_calls.h"
 
 namespace rc::coordinator {
 namespace {
 
-// Ends a unary call with `s` (OK once the response is filled).
-grpc::ServerUnaryReactor* End(grpc::CallbackServerContext* ctx, const absl::Status& s) {
-  auto* reactor = ctx->DefaultReactor();
-  reactor->Finish(ToGrpcStatus(s));
-  return reactor;
-}
+using Async = pb::ClientService::AsyncService;
 
 pb::SubmitResponse ToSubmitResponse(const SubmitResult& r) {
   pb::SubmitResponse out;
@@ -29,300 +24,357 @@ pb::SubmitResponse ToSubmitResponse(const SubmitResult& r) {
   return out;
 }
 
-template <typename T>
-grpc::ServerUnaryReactor* Answer(grpc::CallbackServerContext* ctx, absl::StatusOr<T> r, T* resp) {
-  auto* reactor = ctx->DefaultReactor();
-  if (r.ok()) *resp = std::move(*r);
-  reactor->Finish(ToGrpcStatus(r.status()));
-  return reactor;
-}
+// Where a snapshot stream's sink writes: the call, while it lasts (WatchSink::Detach).
+class SnapshotWriter {
+ public:
+  virtual void Write(const pb::Task* t) = 0;
+  virtual void WriteAndFinish(const pb::Task* t) = 0;  // the last one, with OK
+  virtual void End(const grpc::Status& s) = 0;
+
+ protected:
+  ~SnapshotWriter() = default;
+};
 
 // Streams snapshots of one task until its terminal state. Newer snapshots replace an
 // unsent older one (only the latest matters); the terminal one is always sent. The watch
 // starts at once (WatchTask) or once a submit is accepted (SubmitAndWatch).
-class WatchReactor final : public grpc::ServerWriteReactor<pb::Task> {
+class WatchSink final : public TaskSink {
  public:
-  explicit WatchReactor(ClientApi* api) : api_(api), sink_(std::make_shared<Sink>(this)) {}
+  explicit WatchSink(SnapshotWriter* w) : writer_(w) {}
 
-  void Watch(const Principal& who, const std::string& task_id) { Sink::Watch(sink_, api_, who, task_id); }
-  // A refused submit ends the call with its error; an accepted one is watched.
-  void SubmitThenWatch(const Principal& who, const pb::TaskSpec& spec) {
-    api_->Submit(who, spec, [api = api_, who, sink = sink_](absl::StatusOr<SubmitResult> r) {
-      if (!r.ok()) return sink->Abort(r.status());
-      Sink::Watch(sink, api, who, r->task_id);
-    });
+  // Registers `sink` as the watch of `task_id`; a call already over removes it again.
+  static void Watch(const std::shared_ptr<WatchSink>& sink, ClientApi* api, const Principal& who,
+                    const std::string& task_id) {
+    absl::StatusOr<uint64_t> id = api->Watch(who, task_id, sink);
+    if (!id.ok()) return sink->Abort(id.status());
+    {
+      absl::MutexLock lock(&sink->mu_);
+      if (sink->writer_ != nullptr) {
+        sink->watch_ = Registered{api, task_id, *id};
+        return;
+      }
+    }
+    api->Unwatch(task_id, *id);
   }
-
-  void OnWriteDone(bool ok) override { sink_->WriteDone(ok); }
-  void OnCancel() override { sink_->Abort(absl::CancelledError("watch cancelled by client")); }
-  void OnDone() override {
-    sink_->Detach();
-    delete this;
+  void OnTask(pb::Task t) override {
+    absl::MutexLock lock(&mu_);
+    if (finishing_ || writer_ == nullptr || t.revision() <= newest_) return;
+    newest_ = t.revision();
+    pending_ = std::move(t);
+    PumpLocked();
+  }
+  void Abort(absl::Status s) override {
+    absl::MutexLock lock(&mu_);
+    if (finishing_ || writer_ == nullptr || final_status_.has_value()) return;
+    final_status_ = s;
+    pending_.reset();
+    PumpLocked();
+  }
+  void WriteDone(bool ok) {
+    absl::MutexLock lock(&mu_);
+    writing_ = false;
+    if (!ok && !final_status_.has_value()) final_status_ = absl::CancelledError("watch stream broken");
+    PumpLocked();
+  }
+  // The call is over: nothing more is written, and the watch (if any) is removed.
+  void Detach() {
+    std::optional<Registered> watch;
+    {
+      absl::MutexLock lock(&mu_);
+      writer_ = nullptr;
+      watch.swap(watch_);
+    }
+    if (watch.has_value()) watch->api->Unwatch(watch->task_id, watch->id);
   }
 
  private:
-  class Sink final : public TaskSink {
-   public:
-    explicit Sink(WatchReactor* r) : reactor_(r) {}
-
-    // Registers `sink` as the watch of `task_id`; a call already over removes it again.
-    static void Watch(const std::shared_ptr<Sink>& sink, ClientApi* api, const Principal& who,
-                      const std::string& task_id) {
-      absl::StatusOr<uint64_t> id = api->Watch(who, task_id, sink);
-      if (!id.ok()) return sink->Abort(id.status());
-      {
-        absl::MutexLock lock(&sink->mu_);
-        if (sink->reactor_ != nullptr) {
-          sink->watch_ = Registered{api, task_id, *id};
-          return;
-        }
-      }
-      api->Unwatch(task_id, *id);
-    }
-    void OnTask(pb::Task t) override {
-      absl::MutexLock lock(&mu_);
-      if (finishing_ || reactor_ == nullptr || t.revision() <= newest_) return;
-      newest_ = t.revision();
-      pending_ = std::move(t);
-      PumpLocked();
-    }
-    void Abort(absl::Status s) override {
-      absl::MutexLock lock(&mu_);
-      if (finishing_ || reactor_ == nullptr || final_status_.has_value()) return;
-      final_status_ = s;
-      pending_.reset();
-      PumpLocked();
-    }
-    void WriteDone(bool ok) {
-      absl::MutexLock lock(&mu_);
-      writing_ = false;
-      if (!ok && !final_status_.has_value()) final_status_ = absl::CancelledError("watch stream broken");
-      PumpLocked();
-    }
-    // The call is over: nothing more is written, and the watch (if any) is removed.
-    void Detach() {
-      std::optional<Registered> watch;
-      {
-        absl::MutexLock lock(&mu_);
-        reactor_ = nullptr;
-        watch.swap(watch_);
-      }
-      if (watch.has_value()) watch->api->Unwatch(watch->task_id, watch->id);
-    }
-
-   private:
-    struct Registered {
-      ClientApi* api;
-      std::string task_id;
-      uint64_t id;
-    };
-
-    void PumpLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-      if (writing_ || finishing_ || reactor_ == nullptr) return;
-      if (pending_.has_value() && !sent_terminal_) {
-        current_ = std::move(*pending_);
-        pending_.reset();
-        sent_terminal_ = IsTerminal(current_.status());
-        if (sent_terminal_) {
-          // The terminal snapshot and the call's end leave together: the client learns
-          // the outcome and the status in one flight, with nothing to cancel.
-          finishing_ = true;
-          reactor_->StartWriteAndFinish(&current_, grpc::WriteOptions(), grpc::Status::OK);
-          return;
-        }
-        writing_ = true;
-        reactor_->StartWrite(&current_);
-        return;
-      }
-      if (sent_terminal_ || final_status_.has_value()) {
-        finishing_ = true;
-        reactor_->Finish(sent_terminal_ ? grpc::Status::OK : ToGrpcStatus(*final_status_));
-      }
-    }
-
-    absl::Mutex mu_;
-    WatchReactor* reactor_ ABSL_GUARDED_BY(mu_);
-    std::optional<Registered> watch_ ABSL_GUARDED_BY(mu_);
-    std::optional<pb::Task> pending_ ABSL_GUARDED_BY(mu_);
-    pb::Task current_ ABSL_GUARDED_BY(mu_);
-    uint64_t newest_ ABSL_GUARDED_BY(mu_) = 0;
-    bool writing_ ABSL_GUARDED_BY(mu_) = false;
-    bool sent_terminal_ ABSL_GUARDED_BY(mu_) = false;
-    bool finishing_ ABSL_GUARDED_BY(mu_) = false;
-    std::optional<absl::Status> final_status_ ABSL_GUARDED_BY(mu_);
+  struct Registered {
+    ClientApi* api;
+    std::string task_id;
+    uint64_t id;
   };
 
-  ClientApi* const api_;
-  const std::shared_ptr<Sink> sink_;
+  void PumpLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (writing_ || finishing_ || writer_ == nullptr) return;
+    if (pending_.has_value() && !sent_terminal_) {
+      current_ = std::move(*pending_);
+      pending_.reset();
+      sent_terminal_ = IsTerminal(current_.status());
+      if (sent_terminal_) {
+        // The terminal snapshot and the call's end leave together: the client learns
+        // the outcome and the status in one flight, with nothing to cancel.
+        finishing_ = true;
+        writer_->WriteAndFinish(&current_);
+        return;
+      }
+      writing_ = true;
+      writer_->Write(&current_);
+      return;
+    }
+    if (sent_terminal_ || final_status_.has_value()) {
+      finishing_ = true;
+      writer_->End(sent_terminal_ ? grpc::Status::OK : ToGrpcStatus(*final_status_));
+    }
+  }
+
+  absl::Mutex mu_;
+  SnapshotWriter* writer_ ABSL_GUARDED_BY(mu_);
+  std::optional<Registered> watch_ ABSL_GUARDED_BY(mu_);
+  std::optional<pb::Task> pending_ ABSL_GUARDED_BY(mu_);
+  pb::Task current_ ABSL_GUARDED_BY(mu_);
+  uint64_t newest_ ABSL_GUARDED_BY(mu_) = 0;
+  bool writing_ ABSL_GUARDED_BY(mu_) = false;
+  bool sent_terminal_ ABSL_GUARDED_BY(mu_) = false;
+  bool finishing_ ABSL_GUARDED_BY(mu_) = false;
+  std::optional<absl::Status> final_status_ ABSL_GUARDED_BY(mu_);
 };
+
+// A unary method: `handle` answers through `answer` (any thread, once).
+template <typename Req, typename Resp>
+class UnaryCall final : public AsyncUnary<Req, Resp> {
+ public:
+  using Answer = std::function<void(absl::StatusOr<Resp>)>;
+  struct Method {
+    ClientServiceImpl* service;
+    void (*request)(Async*, grpc::ServerContext*, Req*, grpc::ServerAsyncResponseWriter<Resp>*,
+                    grpc::ServerCompletionQueue*, void*);
+    ClientOp op;
+    void (*handle)(ClientApi*, const Principal&, const Req&, Answer);
+  };
+  UnaryCall(CallQueue* queue, const Method* m) : AsyncUnary<Req, Resp>(queue), m_(m) {}
+
+ private:
+  void Request(grpc::ServerCompletionQueue* cq, void* tag) override {
+    m_->request(m_->service, &this->ctx_, &this->request_, &this->responder_, cq, tag);
+  }
+  AsyncCall* Another() const override { return new UnaryCall(this->queue(), m_); }
+  void OnStart() override {
+    absl::StatusOr<Principal> who = m_->service->Caller(this->ctx_, m_->op);
+    if (!who.ok()) return this->Finish(ToGrpcStatus(who.status()));
+    this->Retain();
+    m_->handle(m_->service->api(), *who, this->request_, [this](absl::StatusOr<Resp> r) {
+      if (r.ok()) this->response_ = *std::move(r);
+      this->Finish(ToGrpcStatus(r.status()));
+      this->Release();
+    });
+  }
+
+  const Method* const m_;
+};
+
+// WatchTask (watched at once) and SubmitAndWatch (watched once the submit is accepted).
+template <typename Req>
+class WatchCall final : public AsyncWriter<Req, pb::Task>, private SnapshotWriter {
+ public:
+  struct Method {
+    ClientServiceImpl* service;
+    void (*request)(Async*, grpc::ServerContext*, Req*, grpc::ServerAsyncWriter<pb::Task>*,
+                    grpc::ServerCompletionQueue*, void*);
+    ClientOp op;
+    void (*start)(ClientApi*, const Principal&, const Req&, const std::shared_ptr<WatchSink>&);
+  };
+  WatchCall(CallQueue* queue, const Method* m)
+      : AsyncWriter<Req, pb::Task>(queue),
+        m_(m),
+        sink_(std::make_shared<WatchSink>(static_cast<SnapshotWriter*>(this))) {}
+
+ private:
+  void Request(grpc::ServerCompletionQueue* cq, void* tag) override {
+    m_->request(m_->service, &this->ctx_, &this->request_, &this->stream_, cq, tag);
+  }
+  AsyncCall* Another() const override { return new WatchCall(this->queue(), m_); }
+  void OnStart() override {
+    absl::StatusOr<Principal> who = m_->service->Caller(this->ctx_, m_->op);
+    if (!who.ok()) return sink_->Abort(who.status());
+    m_->start(m_->service->api(), *who, this->request_, sink_);
+  }
+  void OnWriteDone(bool ok) override { sink_->WriteDone(ok); }
+  void OnCancel() override { sink_->Abort(absl::CancelledError("watch cancelled by client")); }
+  void OnDone() override { sink_->Detach(); }
+
+  // SnapshotWriter
+  void Write(const pb::Task* t) override { this->StartWrite(t); }
+  void WriteAndFinish(const pb::Task* t) override { this->StartWriteAndFinish(t, grpc::Status::OK); }
+  void End(const grpc::Status& s) override { this->Finish(s); }
+
+  const Method* const m_;
+  const std::shared_ptr<WatchSink> sink_;
+};
+
+// Keeps `m` with the service and listens for its first call.
+template <typename Call>
+void Serve(CallQueue* queue, std::vector<std::shared_ptr<const void>>* methods, typename Call::Method m) {
+  auto kept = std::make_shared<const typename Call::Method>(m);
+  methods->push_back(kept);
+  (new Call(queue, kept.get()))->Listen();
+}
+
+// An answer that is ready at once.
+template <typename Resp>
+void Reply(const std::function<void(absl::StatusOr<Resp>)>& answer, absl::StatusOr<Resp> r) {
+  answer(std::move(r));
+}
 
 }  // namespace
 
-absl::string_view AuthorizationOf(const grpc::CallbackServerContext& ctx) {
+absl::string_view AuthorizationOf(const grpc::ServerContextBase& ctx) {
   const auto& md = ctx.client_metadata();
   auto it = md.find("authorization");
   if (it == md.end()) return "";
   return absl::string_view(it->second.data(), it->second.size());
 }
 
-bool PeerCertified(const grpc::CallbackServerContext& ctx) {
+bool PeerCertified(const grpc::ServerContextBase& ctx) {
   std::shared_ptr<const grpc::AuthContext> auth = ctx.auth_context();
   return auth != nullptr && auth->IsPeerAuthenticated();
 }
 
-absl::StatusOr<Principal> ClientServiceImpl::Caller(grpc::CallbackServerContext* ctx, ClientOp op) const {
-  return api_->Admit(op, AuthorizationOf(*ctx), [ctx] { return Peer{ctx->peer(), PeerCertified(*ctx)}; });
+absl::StatusOr<Principal> ClientServiceImpl::Caller(const grpc::ServerContextBase& ctx, ClientOp op) const {
+  return api_->Admit(op, AuthorizationOf(ctx), [&ctx] { return Peer{ctx.peer(), PeerCertified(ctx)}; });
 }
 
-// Admits the caller to `op` or ends the call with the refusal.
-#define RC_CALLER_OR_REFUSE(who, op)               \
-  absl::StatusOr<Principal> who = Caller(ctx, op); \
-  if (!who.ok()) return End(ctx, who.status())
+// gRPC's Request<Method> for `method`, as the call classes take it.
+#define RC_REQUEST(method)                                                                           \
+  [](Async* s, grpc::ServerContext* c, auto* r, auto* w, grpc::ServerCompletionQueue* cq, void* t) { \
+    s->Request##method(c, r, w, cq, cq, t);                                                          \
+  }
 
-grpc::ServerUnaryReactor* ClientServiceImpl::Submit(grpc::CallbackServerContext* ctx, const pb::SubmitRequest* req,
-                                                    pb::SubmitResponse* resp) {
-  RC_CALLER_OR_REFUSE(who, ClientOp::kSubmit);
-  auto* reactor = ctx->DefaultReactor();
-  api_->Submit(*who, req->spec(), [reactor, resp](absl::StatusOr<SubmitResult> r) {
-    if (r.ok()) *resp = ToSubmitResponse(*r);
-    reactor->Finish(ToGrpcStatus(r.status()));
-  });
-  return reactor;
+void ClientServiceImpl::Listen(CallQueue* q) {
+  using SubmitCall = UnaryCall<pb::SubmitRequest, pb::SubmitResponse>;
+  Serve<SubmitCall>(q, &methods_,
+                    {this, RC_REQUEST(Submit), ClientOp::kSubmit,
+                     [](ClientApi* api, const Principal& who, const pb::SubmitRequest& req, SubmitCall::Answer answer) {
+                       api->Submit(who, req.spec(), [answer = std::move(answer)](absl::StatusOr<SubmitResult> r) {
+                         if (!r.ok()) return answer(r.status());
+                         answer(ToSubmitResponse(*r));
+                       });
+                     }});
+  using BatchCall = UnaryCall<pb::SubmitBatchRequest, pb::SubmitBatchResponse>;
+  Serve<BatchCall>(
+      q, &methods_,
+      {this, RC_REQUEST(SubmitBatch), ClientOp::kSubmit,
+       [](ClientApi* api, const Principal& who, const pb::SubmitBatchRequest& req, BatchCall::Answer answer) {
+         std::vector<absl::StatusOr<pb::TaskSpec>> specs(req.specs().begin(), req.specs().end());
+         api->SubmitBatch(
+             who, "specs", std::move(specs),
+             [answer = std::move(answer)](absl::StatusOr<std::vector<absl::StatusOr<SubmitResult>>> results) {
+               if (!results.ok()) return answer(results.status());
+               pb::SubmitBatchResponse resp;
+               for (const absl::StatusOr<SubmitResult>& r : *results) {
+                 pb::SubmitOutcome* out = resp.add_results();
+                 if (r.ok()) {
+                   *out->mutable_accepted() = ToSubmitResponse(*r);
+                 } else {
+                   out->set_error_code(static_cast<int>(r.status().code()));
+                   out->set_error_message(std::string(r.status().message()));
+                 }
+               }
+               answer(std::move(resp));
+             });
+       }});
+  using GetCall = UnaryCall<pb::GetTaskRequest, pb::Task>;
+  Serve<GetCall>(q, &methods_,
+                 {this, RC_REQUEST(GetTask), ClientOp::kGetTask,
+                  [](ClientApi* api, const Principal& who, const pb::GetTaskRequest& req, GetCall::Answer answer) {
+                    Reply(answer, api->GetTask(who, req.task_id()));
+                  }});
+  using CancelCall = UnaryCall<pb::CancelTaskRequest, pb::CancelTaskResponse>;
+  Serve<CancelCall>(q, &methods_,
+                    {this, RC_REQUEST(CancelTask), ClientOp::kCancelTask,
+                     [](ClientApi* api, const Principal& who, const pb::CancelTaskRequest& req,
+                        CancelCall::Answer answer) { api->Cancel(who, req.task_id(), std::move(answer)); }});
+  using ListCall = UnaryCall<pb::ListTasksRequest, pb::ListTasksResponse>;
+  Serve<ListCall>(q, &methods_,
+                  {this, RC_REQUEST(ListTasks), ClientOp::kListTasks,
+                   [](ClientApi* api, const Principal& who, const pb::ListTasksRequest& req, ListCall::Answer answer) {
+                     TaskListQuery query;
+                     query.status = req.status();
+                     query.task_type = req.task_type();
+                     query.worker_device_id = req.worker_device_id();
+                     query.parent_task_id = req.parent_task_id();
+                     if (req.limit() != 0) query.limit = req.limit();  // proto3: 0 is "not given"
+                     absl::StatusOr<std::vector<pb::Task>> tasks = api->ListTasks(who, query);
+                     if (!tasks.ok()) return answer(tasks.status());
+                     pb::ListTasksResponse resp;
+                     for (pb::Task& t : *tasks) *resp.add_tasks() = std::move(t);
+                     answer(std::move(resp));
+                   }});
+  using WorkersCall = UnaryCall<pb::ListWorkersRequest, pb::ListWorkersResponse>;
+  Serve<WorkersCall>(
+      q, &methods_,
+      {this, RC_REQUEST(ListWorkers), ClientOp::kListWorkers,
+       [](ClientApi* api, const Principal& who, const pb::ListWorkersRequest& req, WorkersCall::Answer answer) {
+         absl::StatusOr<std::vector<pb::Worker>> workers = api->ListWorkers(who, req.device_id());
+         if (!workers.ok()) return answer(workers.status());
+         pb::ListWorkersResponse resp;
+         for (pb::Worker& w : *workers) *resp.add_workers() = std::move(w);
+         answer(std::move(resp));
+       }});
+  using StatsCall = UnaryCall<pb::GetStatsRequest, pb::Stats>;
+  Serve<StatsCall>(q, &methods_,
+                   {this, RC_REQUEST(GetStats), ClientOp::kGetStats,
+                    [](ClientApi* api, const Principal& who, const pb::GetStatsRequest&, StatsCall::Answer answer) {
+                      Reply(answer, api->Stats(who));
+                    }});
+  using DrainCall = UnaryCall<pb::DrainWorkerRequest, pb::Worker>;
+  Serve<DrainCall>(
+      q, &methods_,
+      {this, RC_REQUEST(DrainWorker), ClientOp::kDrainWorker,
+       [](ClientApi* api, const Principal& who, const pb::DrainWorkerRequest& req, DrainCall::Answer answer) {
+         Reply(answer, api->DrainWorker(who, req.device_id(), !req.undrain()));
+       }});
+  using PublishCall = UnaryCall<pb::PublishJsTaskRequest, pb::PublishJsTaskResponse>;
+  Serve<PublishCall>(q, &methods_,
+                     {this, RC_REQUEST(PublishJsTask), ClientOp::kPublishJsTask,
+                      [](ClientApi* api, const Principal& who, const pb::PublishJsTaskRequest& req,
+                         PublishCall::Answer answer) { Reply(answer, api->PublishJsTask(who, req)); }});
+  using JsListCall = UnaryCall<pb::ListJsTasksRequest, pb::ListJsTasksResponse>;
+  Serve<JsListCall>(
+      q, &methods_,
+      {this, RC_REQUEST(ListJsTasks), ClientOp::kReadJsTasks,
+       [](ClientApi* api, const Principal& who, const pb::ListJsTasksRequest&, JsListCall::Answer answer) {
+         absl::StatusOr<std::vector<pb::JsTask>> tasks = api->ListJsTasks(who);
+         if (!tasks.ok()) return answer(tasks.status());
+         pb::ListJsTasksResponse resp;
+         for (pb::JsTask& t : *tasks) *resp.add_tasks() = std::move(t);
+         answer(std::move(resp));
+       }});
+  using JsGetCall = UnaryCall<pb::GetJsTaskRequest, pb::JsTask>;
+  Serve<JsGetCall>(q, &methods_,
+                   {this, RC_REQUEST(GetJsTask), ClientOp::kReadJsTasks,
+                    [](ClientApi* api, const Principal& who, const pb::GetJsTaskRequest& req,
+                       JsGetCall::Answer answer) { Reply(answer, api->GetJsTask(who, req.name(), req.version())); }});
+  using JsRemoveCall = UnaryCall<pb::RemoveJsTaskRequest, pb::RemoveJsTaskResponse>;
+  Serve<JsRemoveCall>(
+      q, &methods_,
+      {this, RC_REQUEST(RemoveJsTask), ClientOp::kPublishJsTask,
+       [](ClientApi* api, const Principal& who, const pb::RemoveJsTaskRequest& req, JsRemoveCall::Answer answer) {
+         Reply(answer, api->RemoveJsTask(who, req.name(), req.version()));
+       }});
+  using CompleteCall = UnaryCall<pb::CompleteTaskRequest, pb::CompleteTaskResponse>;
+  Serve<CompleteCall>(q, &methods_,
+                      {this, RC_REQUEST(CompleteTask), ClientOp::kCompleteTask,
+                       [](ClientApi* api, const Principal& who, const pb::CompleteTaskRequest& req,
+                          CompleteCall::Answer answer) { Reply(answer, api->CompleteTask(who, req)); }});
+  Serve<WatchCall<pb::GetTaskRequest>>(
+      q, &methods_,
+      {this, RC_REQUEST(WatchTask), ClientOp::kWatchTask,
+       [](ClientApi* api, const Principal& who, const pb::GetTaskRequest& req, const std::shared_ptr<WatchSink>& sink) {
+         WatchSink::Watch(sink, api, who, req.task_id());
+       }});
+  Serve<WatchCall<pb::SubmitRequest>>(
+      q, &methods_,
+      {this, RC_REQUEST(SubmitAndWatch), ClientOp::kSubmit,
+       // A refused submit ends the call with its error; an accepted one is watched.
+       [](ClientApi* api, const Principal& who, const pb::SubmitRequest& req, const std::shared_ptr<WatchSink>& sink) {
+         api->Submit(who, req.spec(), [api, who, sink](absl::StatusOr<SubmitResult> r) {
+           if (!r.ok()) return sink->Abort(r.status());
+           WatchSink::Watch(sink, api, who, r->task_id);
+         });
+       }});
+  ListenWaitTasks(q);
 }
 
-grpc::ServerUnaryReactor* ClientServiceImpl::SubmitBatch(grpc::CallbackServerContext* ctx,
-                                                         const pb::SubmitBatchRequest* req,
-                                                         pb::SubmitBatchResponse* resp) {
-  RC_CALLER_OR_REFUSE(who, ClientOp::kSubmit);
-  auto* reactor = ctx->DefaultReactor();
-  std::vector<absl::StatusOr<pb::TaskSpec>> specs(req->specs().begin(), req->specs().end());
-  api_->SubmitBatch(*who, "specs", std::move(specs),
-                    [reactor, resp](absl::StatusOr<std::vector<absl::StatusOr<SubmitResult>>> results) {
-                      if (!results.ok()) return reactor->Finish(ToGrpcStatus(results.status()));
-                      for (const absl::StatusOr<SubmitResult>& r : *results) {
-                        pb::SubmitOutcome* out = resp->add_results();
-                        if (r.ok()) {
-                          *out->mutable_accepted() = ToSubmitResponse(*r);
-                        } else {
-                          out->set_error_code(static_cast<int>(r.status().code()));
-                          out->set_error_message(std::string(r.status().message()));
-                        }
-                      }
-                      reactor->Finish(grpc::Status::OK);
-                    });
-  return reactor;
-}
-
-grpc::ServerUnaryReactor* ClientServiceImpl::GetTask(grpc::CallbackServerContext* ctx, const pb::GetTaskRequest* req,
-                                                     pb::Task* resp) {
-  RC_CALLER_OR_REFUSE(who, ClientOp::kGetTask);
-  return Answer(ctx, api_->GetTask(*who, req->task_id()), resp);
-}
-
-grpc::ServerWriteReactor<pb::Task>* ClientServiceImpl::WatchTask(grpc::CallbackServerContext* ctx,
-                                                                 const pb::GetTaskRequest* req) {
-  absl::StatusOr<Principal> who = Caller(ctx, ClientOp::kWatchTask);
-  if (!who.ok()) return new RefusedWriter<pb::Task>(who.status());
-  auto* reactor = new WatchReactor(api_);
-  reactor->Watch(*who, req->task_id());
-  return reactor;
-}
-
-grpc::ServerWriteReactor<pb::Task>* ClientServiceImpl::SubmitAndWatch(grpc::CallbackServerContext* ctx,
-                                                                      const pb::SubmitRequest* req) {
-  absl::StatusOr<Principal> who = Caller(ctx, ClientOp::kSubmit);
-  if (!who.ok()) return new RefusedWriter<pb::Task>(who.status());
-  auto* reactor = new WatchReactor(api_);
-  reactor->SubmitThenWatch(*who, req->spec());
-  return reactor;
-}
-
-grpc::ServerUnaryReactor* ClientServiceImpl::CancelTask(grpc::CallbackServerContext* ctx,
-                                                        const pb::CancelTaskRequest* req,
-                                                        pb::CancelTaskResponse* resp) {
-  RC_CALLER_OR_REFUSE(who, ClientOp::kCancelTask);
-  auto* reactor = ctx->DefaultReactor();
-  api_->Cancel(*who, req->task_id(), [reactor, resp](absl::StatusOr<pb::CancelTaskResponse> r) {
-    if (r.ok()) *resp = std::move(*r);
-    reactor->Finish(ToGrpcStatus(r.status()));
-  });
-  return reactor;
-}
-
-grpc::ServerUnaryReactor* ClientServiceImpl::ListTasks(grpc::CallbackServerContext* ctx,
-                                                       const pb::ListTasksRequest* req, pb::ListTasksResponse* resp) {
-  RC_CALLER_OR_REFUSE(who, ClientOp::kListTasks);
-  TaskListQuery q;
-  q.status = req->status();
-  q.task_type = req->task_type();
-  q.worker_device_id = req->worker_device_id();
-  q.parent_task_id = req->parent_task_id();
-  if (req->limit() != 0) q.limit = req->limit();  // proto3: 0 is "not given"
-  absl::StatusOr<std::vector<pb::Task>> tasks = api_->ListTasks(*who, q);
-  if (!tasks.ok()) return End(ctx, tasks.status());
-  for (pb::Task& t : *tasks) *resp->add_tasks() = std::move(t);
-  return End(ctx, absl::OkStatus());
-}
-
-grpc::ServerUnaryReactor* ClientServiceImpl::ListWorkers(grpc::CallbackServerContext* ctx,
-                                                         const pb::ListWorkersRequest* req,
-                                                         pb::ListWorkersResponse* resp) {
-  RC_CALLER_OR_REFUSE(who, ClientOp::kListWorkers);
-  absl::StatusOr<std::vector<pb::Worker>> workers = api_->ListWorkers(*who, req->device_id());
-  if (!workers.ok()) return End(ctx, workers.status());
-  for (pb::Worker& w : *workers) *resp->add_workers() = std::move(w);
-  return End(ctx, absl::OkStatus());
-}
-
-grpc::ServerUnaryReactor* ClientServiceImpl::GetStats(grpc::CallbackServerContext* ctx, const pb::GetStatsRequest* req,
-                                                      pb::Stats* resp) {
-  RC_CALLER_OR_REFUSE(who, ClientOp::kGetStats);
-  return Answer(ctx, api_->Stats(*who), resp);
-}
-
-grpc::ServerUnaryReactor* ClientServiceImpl::DrainWorker(grpc::CallbackServerContext* ctx,
-                                                         const pb::DrainWorkerRequest* req, pb::Worker* resp) {
-  RC_CALLER_OR_REFUSE(who, ClientOp::kDrainWorker);
-  return Answer(ctx, api_->DrainWorker(*who, req->device_id(), !req->undrain()), resp);
-}
-
-grpc::ServerUnaryReactor* ClientServiceImpl::PublishJsTask(grpc::CallbackServerContext* ctx,
-                                                           const pb::PublishJsTaskRequest* req,
-                                                           pb::PublishJsTaskResponse* resp) {
-  RC_CALLER_OR_REFUSE(who, ClientOp::kPublishJsTask);
-  return Answer(ctx, api_->PublishJsTask(*who, *req), resp);
-}
-
-grpc::ServerUnaryReactor* ClientServiceImpl::ListJsTasks(grpc::CallbackServerContext* ctx,
-                                                         const pb::ListJsTasksRequest* req,
-                                                         pb::ListJsTasksResponse* resp) {
-  RC_CALLER_OR_REFUSE(who, ClientOp::kReadJsTasks);
-  absl::StatusOr<std::vector<pb::JsTask>> tasks = api_->ListJsTasks(*who);
-  if (!tasks.ok()) return End(ctx, tasks.status());
-  for (pb::JsTask& t : *tasks) *resp->add_tasks() = std::move(t);
-  return End(ctx, absl::OkStatus());
-}
-
-grpc::ServerUnaryReactor* ClientServiceImpl::GetJsTask(grpc::CallbackServerContext* ctx,
-                                                       const pb::GetJsTaskRequest* req, pb::JsTask* resp) {
-  RC_CALLER_OR_REFUSE(who, ClientOp::kReadJsTasks);
-  return Answer(ctx, api_->GetJsTask(*who, req->name(), req->version()), resp);
-}
-
-grpc::ServerUnaryReactor* ClientServiceImpl::RemoveJsTask(grpc::CallbackServerContext* ctx,
-                                                          const pb::RemoveJsTaskRequest* req,
-                                                          pb::RemoveJsTaskResponse* resp) {
-  RC_CALLER_OR_REFUSE(who, ClientOp::kPublishJsTask);
-  return Answer(ctx, api_->RemoveJsTask(*who, req->name(), req->version()), resp);
-}
-
-grpc::ServerUnaryReactor* ClientServiceImpl::CompleteTask(grpc::CallbackServerContext* ctx,
-                                                          const pb::CompleteTaskRequest* req,
-                                                          pb::CompleteTaskResponse* resp) {
-  RC_CALLER_OR_REFUSE(who, ClientOp::kCompleteTask);
-  return Answer(ctx, api_->CompleteTask(*who, *req), resp);
-}
-
-#undef RC_CALLER_OR_REFUSE
+#undef RC_REQUEST
 
 }  // namespace rc::coordinator

@@ -1,6 +1,7 @@
 #pragma once
-// gRPC glue for the coordinator (callback API). The reactions only hand work to the
-// Coordinator core (which never blocks on I/O) and start the next read or write.
+// gRPC glue for the coordinator (async API, one queue thread: async_call.h). The reactions
+// only hand work to the Coordinator core (which never blocks on I/O) and start the next
+// read or write.
 
 #include <memory>
 
@@ -9,6 +10,7 @@
 #include "common/auth.h"
 #include "coordinator/api/client_api.h"
 #include "coordinator/core/coordinator.h"
+#include "coordinator/grpc/async_call.h"
 #include "retire_cluster/v1/client_service.grpc.pb.h"
 #include "retire_cluster/v1/worker_service.grpc.pb.h"
 
@@ -17,46 +19,16 @@ namespace rc::coordinator {
 // ClientService over the client API (coordinator/api): each call is translated to one
 // ClientApi call (which authenticates, authorizes, limits and validates) and its Status
 // to a gRPC status; nothing else is decided here.
-class ClientServiceImpl final : public pb::ClientService::CallbackService {
+class ClientServiceImpl final : public pb::ClientService::AsyncService {
  public:
   // `api` outlives the service.
   explicit ClientServiceImpl(ClientApi* api) : api_(api) {}
 
-  grpc::ServerUnaryReactor* Submit(grpc::CallbackServerContext* ctx, const pb::SubmitRequest* req,
-                                   pb::SubmitResponse* resp) override;
-  grpc::ServerUnaryReactor* SubmitBatch(grpc::CallbackServerContext* ctx, const pb::SubmitBatchRequest* req,
-                                        pb::SubmitBatchResponse* resp) override;
-  grpc::ServerBidiReactor<pb::WaitTasksRequest, pb::WaitTasksResponse>* WaitTasks(
-      grpc::CallbackServerContext* ctx) override;
-  grpc::ServerUnaryReactor* GetTask(grpc::CallbackServerContext* ctx, const pb::GetTaskRequest* req,
-                                    pb::Task* resp) override;
-  grpc::ServerWriteReactor<pb::Task>* WatchTask(grpc::CallbackServerContext* ctx,
-                                                const pb::GetTaskRequest* req) override;
-  grpc::ServerWriteReactor<pb::Task>* SubmitAndWatch(grpc::CallbackServerContext* ctx,
-                                                     const pb::SubmitRequest* req) override;
-  grpc::ServerUnaryReactor* CancelTask(grpc::CallbackServerContext* ctx, const pb::CancelTaskRequest* req,
-                                       pb::CancelTaskResponse* resp) override;
-  grpc::ServerUnaryReactor* ListTasks(grpc::CallbackServerContext* ctx, const pb::ListTasksRequest* req,
-                                      pb::ListTasksResponse* resp) override;
-  grpc::ServerUnaryReactor* ListWorkers(grpc::CallbackServerContext* ctx, const pb::ListWorkersRequest* req,
-                                        pb::ListWorkersResponse* resp) override;
-  grpc::ServerUnaryReactor* GetStats(grpc::CallbackServerContext* ctx, const pb::GetStatsRequest* req,
-                                     pb::Stats* resp) override;
-  grpc::ServerUnaryReactor* DrainWorker(grpc::CallbackServerContext* ctx, const pb::DrainWorkerRequest* req,
-                                        pb::Worker* resp) override;
-  grpc::ServerUnaryReactor* PublishJsTask(grpc::CallbackServerContext* ctx, const pb::PublishJsTaskRequest* req,
-                                          pb::PublishJsTaskResponse* resp) override;
-  grpc::ServerUnaryReactor* ListJsTasks(grpc::CallbackServerContext* ctx, const pb::ListJsTasksRequest* req,
-                                        pb::ListJsTasksResponse* resp) override;
-  grpc::ServerUnaryReactor* GetJsTask(grpc::CallbackServerContext* ctx, const pb::GetJsTaskRequest* req,
-                                      pb::JsTask* resp) override;
-  grpc::ServerUnaryReactor* RemoveJsTask(grpc::CallbackServerContext* ctx, const pb::RemoveJsTaskRequest* req,
-                                         pb::RemoveJsTaskResponse* resp) override;
-  grpc::ServerUnaryReactor* CompleteTask(grpc::CallbackServerContext* ctx, const pb::CompleteTaskRequest* req,
-                                         pb::CompleteTaskResponse* resp) override;
-
+  // Serves every method on `queue` (after the server started).
+  void Listen(CallQueue* queue);
+  ClientApi* api() const { return api_; }
   // Who is calling, admitted to `op` by the API (UNAUTHENTICATED, PERMISSION_DENIED).
-  absl::StatusOr<Principal> Caller(grpc::CallbackServerContext* ctx, ClientOp op) const;
+  absl::StatusOr<Principal> Caller(const grpc::ServerContextBase& ctx, ClientOp op) const;
 
   // Ends every open WaitTasks stream with UNAVAILABLE. Called before the server shuts
   // down: a stream waiting for nothing would otherwise hold it up to its deadline.
@@ -66,7 +38,10 @@ class ClientServiceImpl final : public pb::ClientService::CallbackService {
   void RemoveStream(uint64_t id);
 
  private:
+  void ListenWaitTasks(CallQueue* queue);  // wait_call.cc
+
   ClientApi* const api_;
+  std::vector<std::shared_ptr<const void>> methods_;  // what each method's calls refer to
   absl::Mutex streams_mu_;
   absl::flat_hash_map<uint64_t, std::weak_ptr<TaskSink>> streams_ ABSL_GUARDED_BY(streams_mu_);
   uint64_t next_stream_ ABSL_GUARDED_BY(streams_mu_) = 1;
@@ -74,11 +49,11 @@ class ClientServiceImpl final : public pb::ClientService::CallbackService {
 
 // A worker's stream is refused with UNAUTHENTICATED unless it carries a join token
 // (or, without join tokens, comes from a loopback peer).
-class WorkerServiceImpl final : public pb::WorkerService::CallbackService {
+class WorkerServiceImpl final : public pb::WorkerService::AsyncService {
  public:
   WorkerServiceImpl(Coordinator* core, const TokenTable* tokens) : core_(core), tokens_(tokens) {}
-  grpc::ServerBidiReactor<pb::WorkerMessage, pb::CoordinatorMessage>* Connect(
-      grpc::CallbackServerContext* ctx) override;
+  // Serves Connect on `queue` (after the server started).
+  void Listen(CallQueue* queue);
 
  private:
   Coordinator* const core_;
@@ -86,8 +61,8 @@ class WorkerServiceImpl final : public pb::WorkerService::CallbackService {
 };
 
 // The value of the call's `authorization` metadata ("" when absent).
-absl::string_view AuthorizationOf(const grpc::CallbackServerContext& ctx);
+absl::string_view AuthorizationOf(const grpc::ServerContextBase& ctx);
 // Whether the peer presented a client certificate the server verified (mTLS).
-bool PeerCertified(const grpc::CallbackServerContext& ctx);
+bool PeerCertified(const grpc::ServerContextBase& ctx);
 
 }  // namespace rc::coordinator

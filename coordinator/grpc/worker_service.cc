@@ -1,18 +1,37 @@
-// WorkerService on the gRPC callback API: one bidirectional stream per worker process,
-// one read and one write in flight, an outbox (StreamLink) for everything the core sends.
+// WorkerService on the gRPC async API (async_call.h): one bidirectional stream per worker
+// process, one read and one write in flight, an outbox (StreamLink) for everything the
+// core sends.
 #include "coordinator/grpc/grpc_services.h"
-#include "coordinator/grpc/refused_calls.h"
 #include "coordinator/grpc/stream_link.h"
 #include "spdlog/spdlog.h"
 
 namespace rc::coordinator {
 namespace {
 
-using Stream = grpc::ServerBidiReactor<pb::WorkerMessage, pb::CoordinatorMessage>;
-
-class WorkerStream final : public Stream, private StreamWriter {
+class WorkerStream final : public AsyncBidi<pb::WorkerMessage, pb::CoordinatorMessage>, private StreamWriter {
  public:
-  explicit WorkerStream(Coordinator* core) : core_(core), link_(std::make_shared<StreamLink>(static_cast<StreamWriter*>(this))) {
+  WorkerStream(CallQueue* queue, pb::WorkerService::AsyncService* service, Coordinator* core, const TokenTable* tokens)
+      : AsyncBidi(queue),
+        service_(service),
+        core_(core),
+        tokens_(tokens),
+        link_(std::make_shared<StreamLink>(static_cast<StreamWriter*>(this))) {}
+
+ private:
+  void Request(grpc::ServerCompletionQueue* cq, void* tag) override {
+    service_->RequestConnect(&ctx_, &stream_, cq, cq, tag);
+  }
+  AsyncCall* Another() const override { return new WorkerStream(queue(), service_, core_, tokens_); }
+
+  // A stream is refused with UNAUTHENTICATED unless it carries a join token (or, without
+  // join tokens, comes from a loopback peer).
+  void OnStart() override {
+    if (absl::Status s = AuthenticateWorker(*tokens_, AuthorizationOf(ctx_), ctx_.peer(), PeerCertified(ctx_));
+        !s.ok()) {
+      spdlog::warn("worker connection from {} refused: {}", ctx_.peer(), std::string(s.message()));
+      link_->Close(s);
+      return;
+    }
     StartRead(&in_);
   }
 
@@ -41,8 +60,7 @@ class WorkerStream final : public Stream, private StreamWriter {
     }
     // Keep in step with WorkerMessage: any field but heartbeat needs the core.
     const bool heartbeat_only = in_.started_size() == 0 && in_.finished_size() == 0 && in_.progress_size() == 0 &&
-                                !in_.has_register_() && !in_.draining() && !in_.deregister() &&
-                                !in_.has_waiting();
+                                !in_.has_register_() && !in_.draining() && !in_.deregister() && !in_.has_waiting();
     if (!heartbeat_only || heard_ == nullptr) core_->HandleWorkerMessage(device_id_, epoch_, in_);
     StartRead(&in_);
   }
@@ -52,15 +70,15 @@ class WorkerStream final : public Stream, private StreamWriter {
   void OnDone() override {
     link_->Detach();
     if (epoch_ != 0) core_->WorkerDisconnected(device_id_, epoch_);
-    delete this;
   }
 
- private:
   // StreamWriter: what the link writes goes out on this reactor.
   void Write(const pb::CoordinatorMessage* message) override { StartWrite(message); }
   void End(const grpc::Status& status) override { Finish(status); }
 
+  pb::WorkerService::AsyncService* const service_;
   Coordinator* const core_;
+  const TokenTable* const tokens_;
   std::shared_ptr<StreamLink> link_;
   pb::WorkerMessage in_;
   uint64_t epoch_ = 0;  // set once registered; read/written only by reactions, one at a time
@@ -70,12 +88,6 @@ class WorkerStream final : public Stream, private StreamWriter {
 
 }  // namespace
 
-Stream* WorkerServiceImpl::Connect(grpc::CallbackServerContext* ctx) {
-  if (absl::Status s = AuthenticateWorker(*tokens_, AuthorizationOf(*ctx), ctx->peer(), PeerCertified(*ctx)); !s.ok()) {
-    spdlog::warn("worker connection from {} refused: {}", ctx->peer(), std::string(s.message()));
-    return new RefusedBidi<pb::WorkerMessage, pb::CoordinatorMessage>(s);
-  }
-  return new WorkerStream(core_);
-}
+void WorkerServiceImpl::Listen(CallQueue* queue) { (new WorkerStream(queue, this, core_, tokens_))->Listen(); }
 
 }  // namespace rc::coordinator

@@ -1,4 +1,4 @@
-// ClientService.WaitTasks: one bidi stream on which a client names tasks and gets each
+// ClientService.WaitTasks (async API, async_call.h): one bidi stream on which a client names tasks and gets each
 // back once, terminal. Results that finish while a write is in flight travel together
 // in the next message, so a busy stream sends few, large messages.
 #include <deque>
@@ -13,20 +13,26 @@
 #include "common/grpc_status.h"
 #include "common/task_names.h"
 #include "coordinator/grpc/grpc_services.h"
-#include "coordinator/grpc/refused_calls.h"
 
 namespace rc::coordinator {
 namespace {
 
-class WaitReactor final : public grpc::ServerBidiReactor<pb::WaitTasksRequest, pb::WaitTasksResponse> {
+class WaitCall final : public AsyncBidi<pb::WaitTasksRequest, pb::WaitTasksResponse> {
  public:
+  WaitCall(CallQueue* queue, ClientServiceImpl* service)
+      : AsyncBidi(queue), api_(service->api()), service_(service), sink_(std::make_shared<Sink>(this)) {}
+
+ private:
+  void Request(grpc::ServerCompletionQueue* cq, void* tag) override {
+    service_->RequestWaitTasks(&ctx_, &stream_, cq, cq, tag);
+  }
+  AsyncCall* Another() const override { return new WaitCall(queue(), service_); }
   // `who` may wait only for tasks it may read (the API answers PERMISSION_DENIED per id).
-  WaitReactor(ClientApi* api, ClientServiceImpl* service, Principal who)
-      : api_(api),
-        service_(service),
-        who_(std::move(who)),
-        sink_(std::make_shared<Sink>(this)),
-        stream_id_(service->AddStream(sink_)) {
+  void OnStart() override {
+    absl::StatusOr<Principal> who = service_->Caller(ctx_, ClientOp::kWatchTask);
+    if (!who.ok()) return sink_->Abort(who.status());
+    who_ = *std::move(who);
+    stream_id_ = service_->AddStream(sink_);
     StartRead(&request_);
   }
 
@@ -43,15 +49,13 @@ class WaitReactor final : public grpc::ServerBidiReactor<pb::WaitTasksRequest, p
   void OnWriteDone(bool ok) override { sink_->WriteDone(ok); }
   void OnCancel() override { sink_->Abort(absl::CancelledError("wait cancelled by client")); }
   void OnDone() override {
-    service_->RemoveStream(stream_id_);
+    if (stream_id_ != 0) service_->RemoveStream(stream_id_);
     for (auto& [task_id, watch_id] : sink_->Detach()) api_->Unwatch(task_id, watch_id);
-    delete this;
   }
 
- private:
   class Sink final : public TaskSink {
    public:
-    explicit Sink(WaitReactor* r) : reactor_(r) {}
+    explicit Sink(WaitCall* r) : reactor_(r) {}
 
     bool TerminalOnly() const override { return true; }
 
@@ -151,7 +155,7 @@ class WaitReactor final : public grpc::ServerBidiReactor<pb::WaitTasksRequest, p
     }
 
     absl::Mutex mu_;
-    WaitReactor* reactor_ ABSL_GUARDED_BY(mu_);
+    WaitCall* reactor_ ABSL_GUARDED_BY(mu_);
     static constexpr size_t kMaxMessage = (4 << 20) - (64 << 10);
     // Waited-for ids; the handle is 0 until the core returned it.
     absl::flat_hash_map<std::string, uint64_t> watching_ ABSL_GUARDED_BY(mu_);
@@ -166,20 +170,15 @@ class WaitReactor final : public grpc::ServerBidiReactor<pb::WaitTasksRequest, p
 
   ClientApi* const api_;
   ClientServiceImpl* const service_;
-  const Principal who_;
+  Principal who_;  // set by OnStart
   pb::WaitTasksRequest request_;
   std::shared_ptr<Sink> sink_;
-  const uint64_t stream_id_;
+  uint64_t stream_id_ = 0;  // registered with the service (OnStart); 0: not
 };
 
 }  // namespace
 
-grpc::ServerBidiReactor<pb::WaitTasksRequest, pb::WaitTasksResponse>* ClientServiceImpl::WaitTasks(
-    grpc::CallbackServerContext* ctx) {
-  absl::StatusOr<Principal> who = Caller(ctx, ClientOp::kWatchTask);
-  if (!who.ok()) return new RefusedBidi<pb::WaitTasksRequest, pb::WaitTasksResponse>(who.status());
-  return new WaitReactor(api_, this, *std::move(who));
-}
+void ClientServiceImpl::ListenWaitTasks(CallQueue* queue) { (new WaitCall(queue, this))->Listen(); }
 
 uint64_t ClientServiceImpl::AddStream(std::weak_ptr<TaskSink> sink) {
   absl::MutexLock lock(&streams_mu_);
