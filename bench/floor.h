@@ -43,7 +43,7 @@ struct NetworkFloor {
   Quantiles stream_ms;  // one message out and its reply back on an open bidi stream
 };
 
-// Starts a tiny gRPC server (callback API, like the coordinator's) on 127.0.0.1 with an
+// Starts a tiny gRPC server (the coordinator's async call queue, async_call.h) on 127.0.0.1 with an
 // ephemeral port inside this process and ping-pongs a few bytes with it, `warmup` untimed
 // round trips first. The client is a blocking stub: the least a client can do per call.
 absl::StatusOr<NetworkFloor> MeasureLoopback(int samples, int warmup);
