@@ -154,6 +154,7 @@ void CoordinatorServer::Shutdown() {
   client_service_->EndStreams();
   server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   server_->Wait();
+  client_service_->StopBlocking();
   calls_->Shutdown();  // every call has ended: what is left on the queue is delivered
   store_->Close();     // its last callbacks still reach core_, which outlives it
 }

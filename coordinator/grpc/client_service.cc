@@ -1,6 +1,7 @@
 // ClientService on the gRPC async API (async_call.h): unary calls answer from the client
 // API; WatchTask and SubmitAndWatch stream snapshots through a TaskSink with one write in
 // flight. WaitTasks is in wait_call.cc.
+#include <algorithm>
 #include <functional>
 #include <optional>
 
@@ -140,6 +141,8 @@ class UnaryCall final : public AsyncUnary<Req, Resp> {
                     grpc::ServerCompletionQueue*, void*);
     ClientOp op;
     void (*handle)(ClientApi*, const Principal&, const Req&, Answer);
+    // Whether `handle` may wait on the store (runs on BlockingCalls then); null: never.
+    bool (*blocks)(const Principal&, const Req&) = nullptr;
   };
   UnaryCall(CallQueue* queue, const Method* m) : AsyncUnary<Req, Resp>(queue), m_(m) {}
 
@@ -151,12 +154,20 @@ class UnaryCall final : public AsyncUnary<Req, Resp> {
   void OnStart() override {
     absl::StatusOr<Principal> who = m_->service->Caller(this->ctx_, m_->op);
     if (!who.ok()) return this->Finish(ToGrpcStatus(who.status()));
-    this->Retain();
-    m_->handle(m_->service->api(), *who, this->request_, [this](absl::StatusOr<Resp> r) {
-      if (r.ok()) this->response_ = *std::move(r);
-      this->Finish(ToGrpcStatus(r.status()));
-      this->Release();
-    });
+    this->Retain();  // released with the answer
+    const bool blocks = m_->blocks != nullptr && m_->blocks(*who, this->request_);
+    auto handle = [this, who = *std::move(who)] {
+      m_->handle(m_->service->api(), who, this->request_, [this](absl::StatusOr<Resp> r) {
+        if (r.ok()) this->response_ = *std::move(r);
+        this->Finish(ToGrpcStatus(r.status()));
+        this->Release();
+      });
+    };
+    if (blocks) {
+      m_->service->blocking()->Run(std::move(handle));
+    } else {
+      handle();
+    }
   }
 
   const Method* const m_;
@@ -172,6 +183,8 @@ class WatchCall final : public AsyncWriter<Req, pb::Task>, private SnapshotWrite
                     grpc::ServerCompletionQueue*, void*);
     ClientOp op;
     void (*start)(ClientApi*, const Principal&, const Req&, const std::shared_ptr<WatchSink>&);
+    // Whether `start` may wait on the store (runs on BlockingCalls then).
+    bool (*blocks)(const Principal&, const Req&);
   };
   WatchCall(CallQueue* queue, const Method* m)
       : AsyncWriter<Req, pb::Task>(queue),
@@ -186,7 +199,12 @@ class WatchCall final : public AsyncWriter<Req, pb::Task>, private SnapshotWrite
   void OnStart() override {
     absl::StatusOr<Principal> who = m_->service->Caller(this->ctx_, m_->op);
     if (!who.ok()) return sink_->Abort(who.status());
-    m_->start(m_->service->api(), *who, this->request_, sink_);
+    if (!m_->blocks(*who, this->request_)) return m_->start(m_->service->api(), *who, this->request_, sink_);
+    this->Retain();  // request_ is read on the other thread
+    m_->service->blocking()->Run([this, who = *std::move(who)] {
+      m_->start(m_->service->api(), who, this->request_, sink_);
+      this->Release();
+    });
   }
   void OnWriteDone(bool ok) override { sink_->WriteDone(ok); }
   void OnCancel() override { sink_->Abort(absl::CancelledError("watch cancelled by client")); }
@@ -200,6 +218,20 @@ class WatchCall final : public AsyncWriter<Req, pb::Task>, private SnapshotWrite
   const Method* const m_;
   const std::shared_ptr<WatchSink> sink_;
 };
+
+// Whether a submit of `spec` by `who` may read the store before it is recorded: an
+// idempotency key, dependencies or a parent (a task token) are looked up there when the
+// tasks they name are not in RAM.
+bool SubmitMayRead(const Principal& who, const pb::TaskSpec& spec) {
+  return who.task.has_value() || !spec.idempotency_key().empty() || spec.after_size() > 0;
+}
+
+// For the methods that read the store (listings, tasks no longer in RAM) or write it
+// (published JavaScript), and the rare ones beside them.
+template <typename Req>
+bool Always(const Principal&, const Req&) {
+  return true;
+}
 
 // Keeps `m` with the service and listens for its first call.
 template <typename Call>
@@ -248,7 +280,7 @@ void ClientServiceImpl::Listen(CallQueue* q) {
                          if (!r.ok()) return answer(r.status());
                          answer(ToSubmitResponse(*r));
                        });
-                     }});
+                     }, [](const Principal& who, const pb::SubmitRequest& req) { return SubmitMayRead(who, req.spec()); }});
   using BatchCall = UnaryCall<pb::SubmitBatchRequest, pb::SubmitBatchResponse>;
   Serve<BatchCall>(
       q, &methods_,
@@ -271,18 +303,21 @@ void ClientServiceImpl::Listen(CallQueue* q) {
                }
                answer(std::move(resp));
              });
+       }, [](const Principal& who, const pb::SubmitBatchRequest& req) {
+         return std::any_of(req.specs().begin(), req.specs().end(),
+                            [&](const pb::TaskSpec& spec) { return SubmitMayRead(who, spec); });
        }});
   using GetCall = UnaryCall<pb::GetTaskRequest, pb::Task>;
   Serve<GetCall>(q, &methods_,
                  {this, RC_REQUEST(GetTask), ClientOp::kGetTask,
                   [](ClientApi* api, const Principal& who, const pb::GetTaskRequest& req, GetCall::Answer answer) {
                     Reply(answer, api->GetTask(who, req.task_id()));
-                  }});
+                  }, Always<pb::GetTaskRequest>});
   using CancelCall = UnaryCall<pb::CancelTaskRequest, pb::CancelTaskResponse>;
   Serve<CancelCall>(q, &methods_,
                     {this, RC_REQUEST(CancelTask), ClientOp::kCancelTask,
                      [](ClientApi* api, const Principal& who, const pb::CancelTaskRequest& req,
-                        CancelCall::Answer answer) { api->Cancel(who, req.task_id(), std::move(answer)); }});
+                        CancelCall::Answer answer) { api->Cancel(who, req.task_id(), std::move(answer)); }, Always<pb::CancelTaskRequest>});
   using ListCall = UnaryCall<pb::ListTasksRequest, pb::ListTasksResponse>;
   Serve<ListCall>(q, &methods_,
                   {this, RC_REQUEST(ListTasks), ClientOp::kListTasks,
@@ -298,7 +333,7 @@ void ClientServiceImpl::Listen(CallQueue* q) {
                      pb::ListTasksResponse resp;
                      for (pb::Task& t : *tasks) *resp.add_tasks() = std::move(t);
                      answer(std::move(resp));
-                   }});
+                   }, Always<pb::ListTasksRequest>});
   using WorkersCall = UnaryCall<pb::ListWorkersRequest, pb::ListWorkersResponse>;
   Serve<WorkersCall>(
       q, &methods_,
@@ -309,25 +344,25 @@ void ClientServiceImpl::Listen(CallQueue* q) {
          pb::ListWorkersResponse resp;
          for (pb::Worker& w : *workers) *resp.add_workers() = std::move(w);
          answer(std::move(resp));
-       }});
+       }, Always<pb::ListWorkersRequest>});
   using StatsCall = UnaryCall<pb::GetStatsRequest, pb::Stats>;
   Serve<StatsCall>(q, &methods_,
                    {this, RC_REQUEST(GetStats), ClientOp::kGetStats,
                     [](ClientApi* api, const Principal& who, const pb::GetStatsRequest&, StatsCall::Answer answer) {
                       Reply(answer, api->Stats(who));
-                    }});
+                    }, Always<pb::GetStatsRequest>});
   using DrainCall = UnaryCall<pb::DrainWorkerRequest, pb::Worker>;
   Serve<DrainCall>(
       q, &methods_,
       {this, RC_REQUEST(DrainWorker), ClientOp::kDrainWorker,
        [](ClientApi* api, const Principal& who, const pb::DrainWorkerRequest& req, DrainCall::Answer answer) {
          Reply(answer, api->DrainWorker(who, req.device_id(), !req.undrain()));
-       }});
+       }, Always<pb::DrainWorkerRequest>});
   using PublishCall = UnaryCall<pb::PublishJsTaskRequest, pb::PublishJsTaskResponse>;
   Serve<PublishCall>(q, &methods_,
                      {this, RC_REQUEST(PublishJsTask), ClientOp::kPublishJsTask,
                       [](ClientApi* api, const Principal& who, const pb::PublishJsTaskRequest& req,
-                         PublishCall::Answer answer) { Reply(answer, api->PublishJsTask(who, req)); }});
+                         PublishCall::Answer answer) { Reply(answer, api->PublishJsTask(who, req)); }, Always<pb::PublishJsTaskRequest>});
   using JsListCall = UnaryCall<pb::ListJsTasksRequest, pb::ListJsTasksResponse>;
   Serve<JsListCall>(
       q, &methods_,
@@ -338,30 +373,30 @@ void ClientServiceImpl::Listen(CallQueue* q) {
          pb::ListJsTasksResponse resp;
          for (pb::JsTask& t : *tasks) *resp.add_tasks() = std::move(t);
          answer(std::move(resp));
-       }});
+       }, Always<pb::ListJsTasksRequest>});
   using JsGetCall = UnaryCall<pb::GetJsTaskRequest, pb::JsTask>;
   Serve<JsGetCall>(q, &methods_,
                    {this, RC_REQUEST(GetJsTask), ClientOp::kReadJsTasks,
                     [](ClientApi* api, const Principal& who, const pb::GetJsTaskRequest& req,
-                       JsGetCall::Answer answer) { Reply(answer, api->GetJsTask(who, req.name(), req.version())); }});
+                       JsGetCall::Answer answer) { Reply(answer, api->GetJsTask(who, req.name(), req.version())); }, Always<pb::GetJsTaskRequest>});
   using JsRemoveCall = UnaryCall<pb::RemoveJsTaskRequest, pb::RemoveJsTaskResponse>;
   Serve<JsRemoveCall>(
       q, &methods_,
       {this, RC_REQUEST(RemoveJsTask), ClientOp::kPublishJsTask,
        [](ClientApi* api, const Principal& who, const pb::RemoveJsTaskRequest& req, JsRemoveCall::Answer answer) {
          Reply(answer, api->RemoveJsTask(who, req.name(), req.version()));
-       }});
+       }, Always<pb::RemoveJsTaskRequest>});
   using CompleteCall = UnaryCall<pb::CompleteTaskRequest, pb::CompleteTaskResponse>;
   Serve<CompleteCall>(q, &methods_,
                       {this, RC_REQUEST(CompleteTask), ClientOp::kCompleteTask,
                        [](ClientApi* api, const Principal& who, const pb::CompleteTaskRequest& req,
-                          CompleteCall::Answer answer) { Reply(answer, api->CompleteTask(who, req)); }});
+                          CompleteCall::Answer answer) { Reply(answer, api->CompleteTask(who, req)); }, Always<pb::CompleteTaskRequest>});
   Serve<WatchCall<pb::GetTaskRequest>>(
       q, &methods_,
       {this, RC_REQUEST(WatchTask), ClientOp::kWatchTask,
        [](ClientApi* api, const Principal& who, const pb::GetTaskRequest& req, const std::shared_ptr<WatchSink>& sink) {
          WatchSink::Watch(sink, api, who, req.task_id());
-       }});
+       }, Always<pb::GetTaskRequest>});
   Serve<WatchCall<pb::SubmitRequest>>(
       q, &methods_,
       {this, RC_REQUEST(SubmitAndWatch), ClientOp::kSubmit,
@@ -371,7 +406,7 @@ void ClientServiceImpl::Listen(CallQueue* q) {
            if (!r.ok()) return sink->Abort(r.status());
            WatchSink::Watch(sink, api, who, r->task_id);
          });
-       }});
+       }, [](const Principal& who, const pb::SubmitRequest& req) { return SubmitMayRead(who, req.spec()); }});
   ListenWaitTasks(q);
 }
 

@@ -11,6 +11,7 @@
 #include "coordinator/api/client_api.h"
 #include "coordinator/core/coordinator.h"
 #include "coordinator/grpc/async_call.h"
+#include "coordinator/grpc/blocking_calls.h"
 #include "retire_cluster/v1/client_service.grpc.pb.h"
 #include "retire_cluster/v1/worker_service.grpc.pb.h"
 
@@ -27,6 +28,11 @@ class ClientServiceImpl final : public pb::ClientService::AsyncService {
   // Serves every method on `queue` (after the server started).
   void Listen(CallQueue* queue);
   ClientApi* api() const { return api_; }
+  // Where handlers that may wait on the store run (blocking_calls.h).
+  BlockingCalls* blocking() { return &blocking_; }
+  // Finishes what BlockingCalls holds; before the call queue shuts down (the server's
+  // Shutdown ends the calls first).
+  void StopBlocking() { blocking_.Stop(); }
   // Who is calling, admitted to `op` by the API (UNAUTHENTICATED, PERMISSION_DENIED).
   absl::StatusOr<Principal> Caller(const grpc::ServerContextBase& ctx, ClientOp op) const;
 
@@ -42,6 +48,8 @@ class ClientServiceImpl final : public pb::ClientService::AsyncService {
 
   ClientApi* const api_;
   std::vector<std::shared_ptr<const void>> methods_;  // what each method's calls refer to
+  // Two threads, as gRPC's callback API had for every call: one slow read leaves one free.
+  BlockingCalls blocking_{2};
   absl::Mutex streams_mu_;
   absl::flat_hash_map<uint64_t, std::weak_ptr<TaskSink>> streams_ ABSL_GUARDED_BY(streams_mu_);
   uint64_t next_stream_ ABSL_GUARDED_BY(streams_mu_) = 1;

@@ -41,10 +41,16 @@ class WaitCall final : public AsyncBidi<pb::WaitTasksRequest, pb::WaitTasksRespo
       sink_->ReadsDone();  // the client sends no more ids; finish once all are answered
       return;
     }
-    std::vector<std::string> ids = sink_->Expect(request_.task_ids());
-    std::vector<absl::StatusOr<uint64_t>> watches = api_->WatchAll(who_, ids, sink_);
-    sink_->Watching(ids, watches);
-    StartRead(&request_);
+    // Ids of tasks no longer in RAM are read from the store: off the queue's thread. The
+    // next read starts after, so ids are handled in the order they came.
+    Retain();
+    service_->blocking()->Run([this] {
+      std::vector<std::string> ids = sink_->Expect(request_.task_ids());
+      std::vector<absl::StatusOr<uint64_t>> watches = api_->WatchAll(who_, ids, sink_);
+      sink_->Watching(ids, watches);
+      StartRead(&request_);
+      Release();
+    });
   }
   void OnWriteDone(bool ok) override { sink_->WriteDone(ok); }
   void OnCancel() override { sink_->Abort(absl::CancelledError("wait cancelled by client")); }
