@@ -241,12 +241,6 @@ void Serve(CallQueue* queue, std::vector<std::shared_ptr<const void>>* methods, 
   (new Call(queue, kept.get()))->Listen();
 }
 
-// An answer that is ready at once.
-template <typename Resp>
-void Reply(const std::function<void(absl::StatusOr<Resp>)>& answer, absl::StatusOr<Resp> r) {
-  answer(std::move(r));
-}
-
 }  // namespace
 
 absl::string_view AuthorizationOf(const grpc::ServerContextBase& ctx) {
@@ -273,14 +267,16 @@ absl::StatusOr<Principal> ClientServiceImpl::Caller(const grpc::ServerContextBas
 
 void ClientServiceImpl::Listen(CallQueue* q) {
   using SubmitCall = UnaryCall<pb::SubmitRequest, pb::SubmitResponse>;
-  Serve<SubmitCall>(q, &methods_,
-                    {this, RC_REQUEST(Submit), ClientOp::kSubmit,
-                     [](ClientApi* api, const Principal& who, const pb::SubmitRequest& req, SubmitCall::Answer answer) {
-                       api->Submit(who, req.spec(), [answer = std::move(answer)](absl::StatusOr<SubmitResult> r) {
-                         if (!r.ok()) return answer(r.status());
-                         answer(ToSubmitResponse(*r));
-                       });
-                     }, [](const Principal& who, const pb::SubmitRequest& req) { return SubmitMayRead(who, req.spec()); }});
+  Serve<SubmitCall>(
+      q, &methods_,
+      {this, RC_REQUEST(Submit), ClientOp::kSubmit,
+       [](ClientApi* api, const Principal& who, const pb::SubmitRequest& req, SubmitCall::Answer answer) {
+         api->Submit(who, req.spec(), [answer = std::move(answer)](absl::StatusOr<SubmitResult> r) {
+           if (!r.ok()) return answer(r.status());
+           answer(ToSubmitResponse(*r));
+         });
+       },
+       [](const Principal& who, const pb::SubmitRequest& req) { return SubmitMayRead(who, req.spec()); }});
   using BatchCall = UnaryCall<pb::SubmitBatchRequest, pb::SubmitBatchResponse>;
   Serve<BatchCall>(
       q, &methods_,
@@ -303,7 +299,8 @@ void ClientServiceImpl::Listen(CallQueue* q) {
                }
                answer(std::move(resp));
              });
-       }, [](const Principal& who, const pb::SubmitBatchRequest& req) {
+       },
+       [](const Principal& who, const pb::SubmitBatchRequest& req) {
          return std::any_of(req.specs().begin(), req.specs().end(),
                             [&](const pb::TaskSpec& spec) { return SubmitMayRead(who, spec); });
        }});
@@ -311,13 +308,15 @@ void ClientServiceImpl::Listen(CallQueue* q) {
   Serve<GetCall>(q, &methods_,
                  {this, RC_REQUEST(GetTask), ClientOp::kGetTask,
                   [](ClientApi* api, const Principal& who, const pb::GetTaskRequest& req, GetCall::Answer answer) {
-                    Reply(answer, api->GetTask(who, req.task_id()));
-                  }, Always<pb::GetTaskRequest>});
+                    answer(api->GetTask(who, req.task_id()));
+                  },
+                  Always<pb::GetTaskRequest>});
   using CancelCall = UnaryCall<pb::CancelTaskRequest, pb::CancelTaskResponse>;
   Serve<CancelCall>(q, &methods_,
                     {this, RC_REQUEST(CancelTask), ClientOp::kCancelTask,
                      [](ClientApi* api, const Principal& who, const pb::CancelTaskRequest& req,
-                        CancelCall::Answer answer) { api->Cancel(who, req.task_id(), std::move(answer)); }, Always<pb::CancelTaskRequest>});
+                        CancelCall::Answer answer) { api->Cancel(who, req.task_id(), std::move(answer)); },
+                     Always<pb::CancelTaskRequest>});
   using ListCall = UnaryCall<pb::ListTasksRequest, pb::ListTasksResponse>;
   Serve<ListCall>(q, &methods_,
                   {this, RC_REQUEST(ListTasks), ClientOp::kListTasks,
@@ -333,7 +332,8 @@ void ClientServiceImpl::Listen(CallQueue* q) {
                      pb::ListTasksResponse resp;
                      for (pb::Task& t : *tasks) *resp.add_tasks() = std::move(t);
                      answer(std::move(resp));
-                   }, Always<pb::ListTasksRequest>});
+                   },
+                   Always<pb::ListTasksRequest>});
   using WorkersCall = UnaryCall<pb::ListWorkersRequest, pb::ListWorkersResponse>;
   Serve<WorkersCall>(
       q, &methods_,
@@ -344,25 +344,27 @@ void ClientServiceImpl::Listen(CallQueue* q) {
          pb::ListWorkersResponse resp;
          for (pb::Worker& w : *workers) *resp.add_workers() = std::move(w);
          answer(std::move(resp));
-       }, Always<pb::ListWorkersRequest>});
+       },
+       Always<pb::ListWorkersRequest>});
   using StatsCall = UnaryCall<pb::GetStatsRequest, pb::Stats>;
   Serve<StatsCall>(q, &methods_,
                    {this, RC_REQUEST(GetStats), ClientOp::kGetStats,
                     [](ClientApi* api, const Principal& who, const pb::GetStatsRequest&, StatsCall::Answer answer) {
-                      Reply(answer, api->Stats(who));
-                    }, Always<pb::GetStatsRequest>});
+                      answer(api->Stats(who));
+                    },
+                    Always<pb::GetStatsRequest>});
   using DrainCall = UnaryCall<pb::DrainWorkerRequest, pb::Worker>;
-  Serve<DrainCall>(
-      q, &methods_,
-      {this, RC_REQUEST(DrainWorker), ClientOp::kDrainWorker,
-       [](ClientApi* api, const Principal& who, const pb::DrainWorkerRequest& req, DrainCall::Answer answer) {
-         Reply(answer, api->DrainWorker(who, req.device_id(), !req.undrain()));
-       }, Always<pb::DrainWorkerRequest>});
+  Serve<DrainCall>(q, &methods_,
+                   {this, RC_REQUEST(DrainWorker), ClientOp::kDrainWorker,
+                    [](ClientApi* api, const Principal& who, const pb::DrainWorkerRequest& req,
+                       DrainCall::Answer answer) { answer(api->DrainWorker(who, req.device_id(), !req.undrain())); },
+                    Always<pb::DrainWorkerRequest>});
   using PublishCall = UnaryCall<pb::PublishJsTaskRequest, pb::PublishJsTaskResponse>;
   Serve<PublishCall>(q, &methods_,
                      {this, RC_REQUEST(PublishJsTask), ClientOp::kPublishJsTask,
                       [](ClientApi* api, const Principal& who, const pb::PublishJsTaskRequest& req,
-                         PublishCall::Answer answer) { Reply(answer, api->PublishJsTask(who, req)); }, Always<pb::PublishJsTaskRequest>});
+                         PublishCall::Answer answer) { answer(api->PublishJsTask(who, req)); },
+                      Always<pb::PublishJsTaskRequest>});
   using JsListCall = UnaryCall<pb::ListJsTasksRequest, pb::ListJsTasksResponse>;
   Serve<JsListCall>(
       q, &methods_,
@@ -373,30 +375,33 @@ void ClientServiceImpl::Listen(CallQueue* q) {
          pb::ListJsTasksResponse resp;
          for (pb::JsTask& t : *tasks) *resp.add_tasks() = std::move(t);
          answer(std::move(resp));
-       }, Always<pb::ListJsTasksRequest>});
+       },
+       Always<pb::ListJsTasksRequest>});
   using JsGetCall = UnaryCall<pb::GetJsTaskRequest, pb::JsTask>;
   Serve<JsGetCall>(q, &methods_,
                    {this, RC_REQUEST(GetJsTask), ClientOp::kReadJsTasks,
                     [](ClientApi* api, const Principal& who, const pb::GetJsTaskRequest& req,
-                       JsGetCall::Answer answer) { Reply(answer, api->GetJsTask(who, req.name(), req.version())); }, Always<pb::GetJsTaskRequest>});
+                       JsGetCall::Answer answer) { answer(api->GetJsTask(who, req.name(), req.version())); },
+                    Always<pb::GetJsTaskRequest>});
   using JsRemoveCall = UnaryCall<pb::RemoveJsTaskRequest, pb::RemoveJsTaskResponse>;
-  Serve<JsRemoveCall>(
-      q, &methods_,
-      {this, RC_REQUEST(RemoveJsTask), ClientOp::kPublishJsTask,
-       [](ClientApi* api, const Principal& who, const pb::RemoveJsTaskRequest& req, JsRemoveCall::Answer answer) {
-         Reply(answer, api->RemoveJsTask(who, req.name(), req.version()));
-       }, Always<pb::RemoveJsTaskRequest>});
+  Serve<JsRemoveCall>(q, &methods_,
+                      {this, RC_REQUEST(RemoveJsTask), ClientOp::kPublishJsTask,
+                       [](ClientApi* api, const Principal& who, const pb::RemoveJsTaskRequest& req,
+                          JsRemoveCall::Answer answer) { answer(api->RemoveJsTask(who, req.name(), req.version())); },
+                       Always<pb::RemoveJsTaskRequest>});
   using CompleteCall = UnaryCall<pb::CompleteTaskRequest, pb::CompleteTaskResponse>;
   Serve<CompleteCall>(q, &methods_,
                       {this, RC_REQUEST(CompleteTask), ClientOp::kCompleteTask,
                        [](ClientApi* api, const Principal& who, const pb::CompleteTaskRequest& req,
-                          CompleteCall::Answer answer) { Reply(answer, api->CompleteTask(who, req)); }, Always<pb::CompleteTaskRequest>});
+                          CompleteCall::Answer answer) { answer(api->CompleteTask(who, req)); },
+                       Always<pb::CompleteTaskRequest>});
   Serve<WatchCall<pb::GetTaskRequest>>(
       q, &methods_,
       {this, RC_REQUEST(WatchTask), ClientOp::kWatchTask,
        [](ClientApi* api, const Principal& who, const pb::GetTaskRequest& req, const std::shared_ptr<WatchSink>& sink) {
          WatchSink::Watch(sink, api, who, req.task_id());
-       }, Always<pb::GetTaskRequest>});
+       },
+       Always<pb::GetTaskRequest>});
   Serve<WatchCall<pb::SubmitRequest>>(
       q, &methods_,
       {this, RC_REQUEST(SubmitAndWatch), ClientOp::kSubmit,
@@ -406,7 +411,8 @@ void ClientServiceImpl::Listen(CallQueue* q) {
            if (!r.ok()) return sink->Abort(r.status());
            WatchSink::Watch(sink, api, who, r->task_id);
          });
-       }, [](const Principal& who, const pb::SubmitRequest& req) { return SubmitMayRead(who, req.spec()); }});
+       },
+       [](const Principal& who, const pb::SubmitRequest& req) { return SubmitMayRead(who, req.spec()); }});
   ListenWaitTasks(q);
 }
 
